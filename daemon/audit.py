@@ -1,0 +1,173 @@
+"""The hash-chained audit log: every change to evidence, on the record (invariant 3, art. 13).
+
+Each row's ``hash`` is SHA-256 over the previous row's hash and the row's own content (time,
+actor, event, subject, details), so editing a row breaks its own hash, deleting one breaks its
+successor's link, and swapping two breaks the links around them. ``verify`` walks the chain and
+names the first broken row and how it broke.
+
+A chain alone cannot show that its *last* rows were cut off, so every commit that appends also
+rewrites a small anchor file beside the catalog (``audit.head``: row count and last hash).
+The anchor may lag behind the table (two writers racing, a crash just after a commit) — that is
+reported as a note — but a table *shorter* than the anchor, or a different hash at the
+anchor's row, is a break. The anchor is a tripwire against quiet truncation, not a defence
+against someone who rewrites both files; periodic reports print the head hash for that.
+"""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import json
+import os
+import pwd
+import sqlite3
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from .catalog import Catalog, Migration, utcnow
+
+GENESIS = "0" * 64
+ANCHOR_NAME = "audit.head"
+
+
+def _m001_audit(db: sqlite_utils.Database) -> None:
+    db["audit"].create(
+        {
+            "id": int,
+            "at": str,
+            "actor": str,
+            "event": str,
+            "subject": str,
+            "details": str,  # canonical JSON
+            "prev_hash": str,
+            "hash": str,
+        },
+        pk="id",
+    )
+    db["audit"].create_index(["hash"])
+
+
+MIGRATIONS: list[Migration] = [("audit-001", _m001_audit)]
+
+
+def current_actor() -> str:
+    """The OS user this process runs as: who did it, for the record."""
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        return getpass.getuser() if os.environ.get("USER") else f"uid:{os.getuid()}"
+
+
+def canonical(details: dict[str, Any]) -> str:
+    return json.dumps(details, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+def row_hash(prev_hash: str, at: str, actor: str, event: str, subject: str, details: str) -> str:
+    body = json.dumps([prev_hash, at, actor, event, subject, details], ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(body.encode("utf-8")).hexdigest()
+
+
+def append(catalog: Catalog, event: str, subject: str, details: dict[str, Any], actor: str | None = None) -> str:
+    """Append one entry. Must run inside ``catalog.transaction()``, with the change it records."""
+    conn = catalog.conn
+    if not conn.in_transaction:
+        raise RuntimeError("audit.append must run inside the transaction of the change it records")
+    row = conn.execute("SELECT hash FROM audit ORDER BY id DESC LIMIT 1").fetchone()
+    prev = row[0] if row else GENESIS
+    at = utcnow()
+    actor = actor or current_actor()
+    det = canonical(details)
+    h = row_hash(prev, at, actor, event, subject, det)
+    conn.execute(
+        "INSERT INTO audit (at, actor, event, subject, details, prev_hash, hash) VALUES (?,?,?,?,?,?,?)",
+        (at, actor, event, subject, det, prev, h),
+    )
+    catalog.after_commit(lambda: write_anchor(catalog))
+    return h
+
+
+def write_anchor(catalog: Catalog) -> None:
+    """Record the chain's current length and head hash beside the catalog (atomic replace)."""
+    count, head = catalog.conn.execute(
+        "SELECT COUNT(*), (SELECT hash FROM audit ORDER BY id DESC LIMIT 1) FROM audit"
+    ).fetchone()
+    path = catalog.data_dir / ANCHOR_NAME
+    tmp = path.with_name(f".{ANCHOR_NAME}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
+    try:
+        os.write(fd, f"{count} {head or GENESIS}\n".encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+@dataclass
+class AuditReport:
+    rows: int = 0
+    ok: bool = True
+    first_broken: dict[str, Any] | None = None
+    notes: list[str] = field(default_factory=list)
+    head: str = GENESIS
+
+    def to_json(self) -> dict[str, Any]:
+        return {"rows": self.rows, "ok": self.ok, "first_broken": self.first_broken, "notes": self.notes, "head": self.head}
+
+
+def verify(catalog: Catalog) -> AuditReport:
+    """Walk the whole chain read-only; stop at the first broken row and say how it broke."""
+    rep = AuditReport()
+    rows = catalog.conn.execute(
+        "SELECT id, at, actor, event, subject, details, prev_hash, hash FROM audit ORDER BY id"
+    ).fetchall()
+    all_hashes = {r[7]: r[0] for r in rows}
+    prev = GENESIS
+    for i, (rid, at, actor, event, subject, details, prev_hash, h) in enumerate(rows):
+        rep.rows = i + 1
+        if row_hash(prev_hash, at, actor, event, subject, details) != h:
+            return _broken(rep, rid, "edited", f"audit row {rid} ({event} {subject}) was edited: its content no longer matches its hash")
+        if prev_hash != prev:
+            if prev_hash in all_hashes and all_hashes[prev_hash] > rid:
+                return _broken(
+                    rep, rid, "reordered",
+                    f"audit row {rid} ({event} {subject}) is out of order: it was written after row {all_hashes[prev_hash]}, which now stands after it",
+                )
+            before = rows[i - 1][0] if i else None
+            where = f"between row {before} and row {rid}" if before is not None else f"before row {rid}"
+            return _broken(rep, rid, "deleted", f"audit row(s) {where} were deleted: row {rid} does not follow the row before it")
+        prev = h
+    rep.head = prev
+    _check_anchor(catalog, rep, rows)
+    return rep
+
+
+def _broken(rep: AuditReport, rid: int, kind: str, message: str) -> AuditReport:
+    rep.ok = False
+    rep.first_broken = {"id": rid, "kind": kind, "message": message}
+    return rep
+
+
+def _check_anchor(catalog: Catalog, rep: AuditReport, rows: list[sqlite3.Row]) -> None:
+    path: Path = catalog.data_dir / ANCHOR_NAME
+    try:
+        count_s, head = path.read_text().split()
+        count = int(count_s)
+    except FileNotFoundError:
+        if rows:
+            rep.notes.append(f"no anchor file {path}: cannot tell whether rows were cut off the end")
+        return
+    except (OSError, ValueError):
+        rep.notes.append(f"anchor file {path} is unreadable; cannot tell whether rows were cut off the end")
+        return
+    if count > len(rows):
+        last = rows[-1][0] if rows else 0
+        _broken(rep, last + 1, "truncated",
+                f"the last {count - len(rows)} audit row(s) after row {last} were deleted (the anchor {path} recorded {count} rows)")
+    elif count and rows[count - 1][7] != head:
+        _broken(rep, rows[count - 1][0], "edited",
+                f"audit row {rows[count - 1][0]} differs from the one the anchor {path} recorded: the chain was rewritten")
+    elif count < len(rows):
+        rep.notes.append(f"anchor {path} lags by {len(rows) - count} row(s) (a crash or a concurrent write); not a break")

@@ -1,0 +1,93 @@
+"""The ``evidock`` command line: a thin layer over the library (sqlite-utils ``cli.py`` style).
+
+One command, one library call. Library errors (``EvidockError``) become a message on stderr and
+the error's exit code at this boundary, nowhere else. Every command's help carries an example
+(a test checks it). ``--json`` output is one JSON document on stdout; people-facing messages
+go to stderr; progress bars only on a terminal.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..config import Config, load_config, resolve_data_dir
+from ..errors import EXIT_ERROR, EvidockError
+
+
+@dataclass
+class Station:
+    """What every command gets: the loaded config and the resolved data dir."""
+
+    config: Config
+    config_path: Path | None
+    data_dir: Path
+
+
+pass_station = click.make_pass_decorator(Station)
+
+
+def emit_json(doc: Any) -> None:
+    click.echo(json.dumps(doc, ensure_ascii=False, indent=2, default=str))
+
+
+def say(msg: str) -> None:
+    """A message for people: stderr."""
+    click.echo(msg, err=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), envvar="EVIDOCK_CONFIG",
+              help="Config file (TOML). Env: EVIDOCK_CONFIG. Default: built-in defaults.")
+@click.option("--data-dir", type=click.Path(file_okay=False), envvar="EVIDOCK_DATA_DIR",
+              help="Data dir (objects, staging, catalog). Env: EVIDOCK_DATA_DIR. Default: $XDG_DATA_HOME/evidock.")
+@click.option("-v", "--verbose", count=True, help="More log output on stderr (-vv for debug).")
+@click.version_option(package_name="evidock")
+@click.pass_context
+def cli(ctx: click.Context, config_file: str | None, data_dir: str | None, verbose: int) -> None:
+    """evidock: the docking station for body-worn recorders.
+
+    Offloads recorders into a tamper-evident evidence store, verifies and catalogues every file.
+
+    \b
+    Example:
+      evidock --data-dir /var/lib/evidock ingest /media/recorder --officer 010203 --device ZFY-0001
+    """
+    logging.basicConfig(
+        level=logging.WARNING - 10 * min(verbose, 2),
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if ctx.resilient_parsing:
+        return
+    # Loading is lazy for --help; a bad config still fails every real command.
+    config, path = load_config(config_file)
+    ctx.obj = Station(config, path, resolve_data_dir(data_dir, config))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the CLI and turn evidock errors into messages and exit codes."""
+    try:
+        rv = cli.main(args=argv, prog_name="evidock", standalone_mode=False)
+    except EvidockError as e:
+        click.echo(f"evidock: error: {e}", err=True)
+        sys.exit(e.exit_code)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(EXIT_ERROR if e.exit_code == 2 else e.exit_code)
+    except click.exceptions.Abort:
+        click.echo("evidock: aborted", err=True)
+        sys.exit(EXIT_ERROR)
+    sys.exit(rv if isinstance(rv, int) else 0)
+
+
+# The command modules, assembled in one place. Each registers its commands on `cli`.
+from . import audit_cmd, config_cmd, demo_cmd, footage_cmd, ingest_cmd, staging_cmd, verify_cmd  # noqa: E402,F401

@@ -1,0 +1,68 @@
+"""``evidock audit …``: the hash-chained audit log."""
+
+from __future__ import annotations
+
+import click
+
+from .. import audit
+from ..catalog import Catalog
+from ..errors import EXIT_ERROR
+from . import Station, cli, emit_json, pass_station, say
+
+
+@cli.group("audit")
+def audit_group() -> None:
+    """The audit log of every change to evidence.
+
+    \b
+    Example:
+      evidock audit verify
+    """
+
+
+@audit_group.command("verify")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@pass_station
+def audit_verify(st: Station, as_json: bool) -> int:
+    """Check the whole hash chain; name the first edited, deleted or reordered row.
+
+    Exit 0: intact; 2: broken.
+
+    \b
+    Example:
+      evidock audit verify --json
+    """
+    with Catalog(st.data_dir) as catalog:
+        rep = audit.verify(catalog)
+    if as_json:
+        emit_json(rep.to_json())
+    else:
+        for n in rep.notes:
+            say(f"note: {n}")
+        if rep.ok:
+            click.echo(f"audit chain intact: {rep.rows} rows, head {rep.head}")
+        else:
+            click.echo(f"audit chain BROKEN: {rep.first_broken['message']}")
+    return 0 if rep.ok else EXIT_ERROR
+
+
+@audit_group.command("list")
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True, help="Newest rows to show.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON array.")
+@pass_station
+def audit_list(st: Station, limit: int, as_json: bool) -> int:
+    """Show the newest audit rows.
+
+    \b
+    Example:
+      evidock audit list --limit 20
+    """
+    with Catalog(st.data_dir) as catalog:
+        rows = list(catalog.db.query("SELECT * FROM audit ORDER BY id DESC LIMIT ?", [limit]))
+    rows.reverse()
+    if as_json:
+        emit_json(rows)
+    else:
+        for r in rows:
+            click.echo(f"{r['id']:>6} {r['at']} {r['actor']:10} {r['event']:16} {r['subject']} {r['details']}")
+    return 0

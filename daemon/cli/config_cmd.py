@@ -1,0 +1,49 @@
+"""``evidock config …``: print the example config, check a config file."""
+
+from __future__ import annotations
+
+import click
+
+from ..config import render_example
+from . import Station, cli, emit_json, pass_station
+
+
+@cli.group("config")
+def config_group() -> None:
+    """The configuration file.
+
+    \b
+    Example:
+      evidock config example > /etc/evidock/evidock.toml
+    """
+
+
+@config_group.command("example")
+def config_example() -> int:
+    """Print the commented example config (every key, its default and bounds).
+
+    \b
+    Example:
+      evidock config example
+    """
+    click.echo(render_example(), nl=False)
+    return 0
+
+
+@config_group.command("check")
+@click.option("--json", "as_json", is_flag=True, help="Print the effective config as JSON.")
+@pass_station
+def config_check(st: Station, as_json: bool) -> int:
+    """Validate the config (via --config / EVIDOCK_CONFIG) and show the effective values.
+
+    \b
+    Example:
+      evidock --config /etc/evidock/evidock.toml config check
+    """
+    doc = {"config_file": str(st.config_path) if st.config_path else None, "data_dir": str(st.data_dir),
+           **st.config.model_dump()}
+    if as_json:
+        emit_json(doc)
+    else:
+        click.echo(f"config {doc['config_file'] or '(built-in defaults)'} is valid; data dir {st.data_dir}")
+    return 0

@@ -1,0 +1,58 @@
+"""``evidock footage …``: list what the catalog holds."""
+
+from __future__ import annotations
+
+import base64
+
+import click
+
+from ..catalog import Catalog
+from . import Station, cli, emit_json, pass_station
+
+
+@cli.group("footage")
+def footage_group() -> None:
+    """Footage in the catalog.
+
+    \b
+    Example:
+      evidock footage list --json
+    """
+
+
+def footage_rows(catalog: Catalog) -> list[dict]:
+    rows = []
+    for r in catalog.db.query(
+        "SELECT id, sha256, size, device_serial AS device, officer_badge AS officer, source_path,"
+        " source_path_raw, recorded_at, important, case_no, session_id, ingested_at FROM footage ORDER BY id"
+    ):
+        raw = r.pop("source_path_raw")
+        r["important"] = bool(r["important"])
+        try:
+            bytes(raw).decode("utf-8")
+        except UnicodeDecodeError:
+            r["source_path_bytes_b64"] = base64.b64encode(raw).decode()  # the exact name, losslessly
+        rows.append(r)
+    return rows
+
+
+@footage_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON array of footage rows.")
+@pass_station
+def footage_list(st: Station, as_json: bool) -> int:
+    """List every footage row: id, hash, size, recorder, officer, source path, time, flags.
+
+    \b
+    Example:
+      evidock footage list --json | jq '.[] | select(.important)'
+    """
+    with Catalog(st.data_dir) as catalog:
+        rows = footage_rows(catalog)
+    if as_json:
+        emit_json(rows)
+        return 0
+    for r in rows:
+        flag = "!" if r["important"] else " "
+        click.echo(f"{r['id']:>6} {flag} {r['sha256'][:16]}  {r['size']:>12}  {r['device'] or '-':14} "
+                   f"{r['officer'] or '-':8} {r['recorded_at'] or '-':25} {r['source_path']}")
+    return 0

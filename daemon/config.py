@@ -1,0 +1,200 @@
+"""The station's configuration: a strict schema, its loader, and the example file it generates.
+
+Modelled on Frigate's ``config/``: every option has a type, a default, bounds and a one-line
+description; an unknown key is an error that names the key. ``config/evidock.toml`` is
+generated from this schema (``evidock config example``) and a test checks the two agree.
+
+Where the data dir comes from, first match wins: ``--data-dir``, ``$EVIDOCK_DATA_DIR``,
+``store.data_dir`` in the config file, then the embedded default ``$XDG_DATA_HOME/evidock``
+(``~/.local/share/evidock``). The service passes ``/var/lib/evidock``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .errors import ConfigError
+
+ENV_CONFIG = "EVIDOCK_CONFIG"
+ENV_DATA_DIR = "EVIDOCK_DATA_DIR"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True, frozen=True)
+
+
+class StoreConfig(_Section):
+    """[store]: where and how evidence is kept."""
+
+    data_dir: str | None = Field(
+        None,
+        description="Data dir holding objects/, staging/ and the catalog; unset: $XDG_DATA_HOME/evidock",
+    )
+    reserve_bytes: int = Field(
+        64 * 1024 * 1024,
+        ge=0,
+        le=1 << 40,
+        description="Free space always left on the store's filesystem; an offload stops before eating into it",
+    )
+
+
+class OffloadConfig(_Section):
+    """[offload]: how files leave a recorder."""
+
+    important_pattern: str = Field(
+        "_IMP",
+        min_length=1,
+        max_length=200,
+        description="Regular expression searched in a file's name that marks it important (offloaded first)",
+    )
+    chunk_bytes: int = Field(
+        1024 * 1024,
+        ge=64 * 1024,
+        le=64 * 1024 * 1024,
+        description="Size of one read from the recorder; hashing and writing overlap per chunk",
+    )
+    checkpoint_bytes: int = Field(
+        64 * 1024 * 1024,
+        ge=1024 * 1024,
+        le=1 << 40,
+        description="A partial transfer is fsync'd and checkpointed every this many bytes (resume point after a power cut)",
+    )
+    read_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        le=3600,
+        description="A read from the recorder that takes longer than this is treated as an unplugged recorder",
+    )
+
+    @field_validator("important_pattern")
+    @classmethod
+    def _compiles(cls, v: str) -> str:
+        try:
+            re.compile(v)
+        except re.error as e:
+            raise ValueError(f"not a valid regular expression: {e}") from None
+        return v
+
+
+class VerifyConfig(_Section):
+    """[verify]: the read-only scrub of stored objects."""
+
+    max_duration_s: float | None = Field(
+        None,
+        gt=0,
+        description="Default time budget of one `evidock verify` run; unset: check everything",
+    )
+
+
+class Config(_Section):
+    """The whole configuration file."""
+
+    store: StoreConfig = Field(default_factory=StoreConfig, description="Where and how evidence is kept")
+    offload: OffloadConfig = Field(default_factory=OffloadConfig, description="How files leave a recorder")
+    verify: VerifyConfig = Field(default_factory=VerifyConfig, description="The read-only scrub of stored objects")
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> tuple[Config, Path | None]:
+    """Load and validate the config file named by ``path`` or ``$EVIDOCK_CONFIG``.
+
+    With neither, the built-in defaults. Returns the config and the file it came from.
+    """
+    if path is None:
+        path = os.environ.get(ENV_CONFIG) or None
+    if path is None:
+        return Config(), None
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except OSError as e:
+        raise ConfigError(f"config {p}: cannot read it ({e.strerror}); check the path given by --config or ${ENV_CONFIG}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"config {p}: not UTF-8 text; save it as UTF-8") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"config {p}: not valid TOML: {e}") from None
+    return parse_config(data, source=str(p)), p
+
+
+def parse_config(data: dict[str, Any], source: str = "<config>") -> Config:
+    """Validate a parsed TOML document; every problem is reported, each naming its key."""
+    try:
+        return Config.model_validate(data)
+    except ValidationError as e:
+        lines = []
+        for err in e.errors():
+            key = ".".join(str(x) for x in err["loc"])
+            if err["type"] == "extra_forbidden":
+                lines.append(f"{key}: unknown key; {_known_keys_hint(err['loc'])}")
+            else:
+                lines.append(f"{key}: {err['msg']} (got {err.get('input')!r})")
+        raise ConfigError(f"config {source}: " + "; ".join(lines) + ". Fix the key(s) named; `evidock config example` prints every valid key") from None
+
+
+def _known_keys_hint(loc: tuple[Any, ...]) -> str:
+    model: type[BaseModel] = Config
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part))
+        if field is None or not isinstance(field.annotation, type) or not issubclass(field.annotation, BaseModel):
+            break
+        model = field.annotation
+    section = ".".join(str(x) for x in loc[:-1]) or "top level"
+    return f"valid keys in [{section}]: " + ", ".join(model.model_fields)
+
+
+def resolve_data_dir(cli_value: str | os.PathLike[str] | None, config: Config) -> Path:
+    """Pick the data dir: --data-dir, $EVIDOCK_DATA_DIR, store.data_dir, then the default."""
+    for candidate in (cli_value, os.environ.get(ENV_DATA_DIR) or None, config.store.data_dir):
+        if candidate:
+            return Path(candidate).expanduser().absolute()
+    xdg = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(xdg) / "evidock"
+
+
+def render_example() -> str:
+    """The commented example config file, generated from the schema (config/evidock.toml)."""
+    out = [
+        "# evidock configuration (TOML). Generated from the schema by `evidock config example`;",
+        "# every key is shown with its default. Unknown keys are an error.",
+        "# Pass it with --config FILE or $EVIDOCK_CONFIG; the service reads /etc/evidock/evidock.toml.",
+    ]
+    for name, field in Config.model_fields.items():
+        section: type[BaseModel] = field.annotation  # type: ignore[assignment]
+        out += ["", f"# {field.description}", f"[{name}]"]
+        for key, f in section.model_fields.items():
+            bounds = _bounds(f)
+            out.append(f"# {f.description}{bounds}")
+            if f.default is None:
+                out.append(f"# {key} =   (unset by default)")
+            else:
+                out.append(f"{key} = {_toml_value(f.default)}")
+    return "\n".join(out) + "\n"
+
+
+def _bounds(f: Any) -> str:
+    parts = []
+    for m in f.metadata:
+        for attr, sym in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<")):
+            v = getattr(m, attr, None)
+            if v is not None:
+                parts.append(f"{sym} {v}")
+    return f" ({', '.join(parts)})" if parts else ""
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        return "'" + v + "'" if "'" not in v else '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    raise TypeError(f"no TOML rendering for {v!r}")

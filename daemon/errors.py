@@ -1,0 +1,67 @@
+"""The station's error tree, with the exit code each error ends a command with.
+
+Modelled on borg's ``helpers/errors.py``: an error carries its own message and exit code, so
+the CLI boundary only has to print it. Exit codes (DESIGN.md): 0 all good, 1 finished with
+warnings (entries skipped), 2 error (something that should have been stored or checked was not).
+Per-entry trouble during an offload is *not* an exception: it is a `Problem` record collected
+and reported once at the end (bagit-python's validate style).
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_WARNING = 1
+EXIT_ERROR = 2
+
+
+class EvidockError(Exception):
+    """Base of every error evidock raises on purpose. The message says what to do."""
+
+    exit_code = EXIT_ERROR
+
+
+class ConfigError(EvidockError):
+    """The configuration file is missing, unreadable or does not match the schema."""
+
+
+class StoreError(EvidockError):
+    """The evidence store (data dir, objects, staging) cannot be used."""
+
+
+class StoreFullError(StoreError):
+    """The store's filesystem has no room for what must be stored next."""
+
+    def __init__(self, store: str, needed: int, free: int, what: str):
+        self.store, self.needed, self.free, self.what = store, needed, free, what
+        super().__init__(
+            f"store {store} is full: {format_bytes(needed)} needed for {what}, "
+            f"{format_bytes(free)} free. Nothing was half-stored; free space on that "
+            "filesystem (or move the data dir) and run the offload again: it resumes "
+            "from the staged bytes."
+        )
+
+
+class CatalogError(EvidockError):
+    """The SQLite catalog cannot be opened, migrated or written."""
+
+
+class SourceError(EvidockError):
+    """A file or folder on a recorder could not be read (gone, unreadable, I/O error)."""
+
+
+class SourceGone(SourceError):
+    """The recorder volume went away mid-read (undock, unplug, I/O error)."""
+
+
+class NotFound(EvidockError):
+    """A named thing (footage id, object, partial) does not exist."""
+
+
+def format_bytes(n: int) -> str:
+    """Human-readable size with binary units, e.g. ``12.0 MiB``."""
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(size) < 1024 or unit == "TiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")

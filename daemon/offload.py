@@ -1,0 +1,507 @@
+"""Offloading a recorder volume into the store: the stages over one file, and their runners.
+
+The shape follows beets' pipeline: a ``FileTask`` per regular file on the volume goes through
+``STAGES`` — copy (one read, hashed while written, into a resumable partial), verify (cold
+re-read of the partial against that hash), commit (rename into objects/, then the catalog row
+and its audit entry in one transaction). The stage list is assembled here, once; tests run it
+sequentially, ingests run it threaded so that file *n* is verified while file *n+1* is read.
+
+Invariant 2 is kept by construction: nothing is reported ``stored`` (and so nothing may be
+wiped) before its bytes were fsync'd, re-read and matched, and its catalog row committed.
+Per-file trouble becomes a ``Problem`` and the walk goes on (invariant 6); trouble that makes
+going on pointless (store full, recorder gone, catalog unwritable) stops the offload cleanly,
+every partial checkpointed so that the next dock resumes it (invariant 4).
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import logging
+import os
+import queue
+import re
+import threading
+import traceback
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from . import audit
+from .catalog import Catalog, utcnow
+from .config import Config
+from .crashpoints import crashpoint
+from .errors import (
+    EXIT_ERROR,
+    EXIT_OK,
+    EXIT_WARNING,
+    CatalogError,
+    EvidockError,
+    SourceError,
+    SourceGone,
+    StoreError,
+    StoreFullError,
+)
+from .staging import Partial, PartialBusy, Staging
+from .store import LocalObjectStore, free_bytes
+from .transfer import ReadFailed, ReadTimeout, WriteFailed, copy_and_hash, hash_fd, hash_prefix
+from .volume import Entry, NotTheSameFile, Problem, open_beneath, quoted, scan, volume_alive
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class FileTask:
+    """One regular file on the volume, on its way into the store."""
+
+    entry: Entry
+    partial: Partial | None = None
+    sha256: str | None = None
+    size: int = 0
+    resumed_from: int = 0
+    status: str = "pending"  # stored | duplicate | failed
+    problem: Problem | None = None
+
+    def fail(self, reason: str) -> None:
+        self.status = "failed"
+        self.problem = Problem(self.entry.rel, reason, "error")
+
+    @property
+    def finished(self) -> bool:
+        return self.status != "pending"
+
+
+@dataclass
+class OffloadContext:
+    """What every stage needs: where from, where to, who, and the offload-wide stop flag."""
+
+    root: Path
+    source_id: str
+    device: str | None
+    officer: str | None
+    store: LocalObjectStore
+    staging: Staging
+    catalog: Catalog
+    config: Config
+    session_id: int
+    progress: Callable[[int], None] | None = None
+    fatal: EvidockError | None = None
+    cancel: threading.Event = field(default_factory=threading.Event)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def stop_all(self, err: EvidockError) -> None:
+        with self._lock:
+            if self.fatal is None:
+                self.fatal = err
+
+
+# -- stages -------------------------------------------------------------------------------
+
+
+def copy_stage(ctx: OffloadContext, task: FileTask) -> None:
+    """Read the source once into its partial (resuming a checkpointed one), hashing as it goes."""
+    e = task.entry
+    if ctx.fatal is not None or ctx.cancel.is_set():
+        why = str(ctx.fatal) if ctx.fatal else "the offload was stopped"
+        task.fail(f"not offloaded: {why}")
+        return
+    try:
+        part = ctx.staging.open(ctx.source_id, e.rel, e.size, e.mtime_ns)
+    except PartialBusy as err:
+        task.fail(str(err))
+        return
+    task.partial = part
+    j = part.journal
+    if j.sha256 is not None:
+        if part.fd >= 0 or ctx.store.exists(j.sha256):
+            # Copied and verified by an earlier run that died before finishing: no re-read.
+            task.sha256, task.size, task.resumed_from = j.sha256, j.size, j.size
+            return
+        # The journal vouches for an object that is not there: start this file over.
+        part.finish()
+        part = task.partial = ctx.staging.open(ctx.source_id, e.rel, e.size, e.mtime_ns)
+    start = part.journal.checkpoint
+    needed = max(e.size - start, 0) + ctx.config.store.reserve_bytes
+    free = free_bytes(ctx.store.staging_dir)
+    if free < needed:
+        ctx.stop_all(StoreFullError(str(ctx.store.data_dir), needed, free, quoted(e.rel)))
+        part.close()
+        task.fail(f"not offloaded: {ctx.fatal}")
+        return
+    hasher = hashlib.sha256()
+    hash_prefix(part.fd, start, hasher)
+    task.resumed_from = start
+    if start:
+        log.info("resuming %s at byte %d of %d", quoted(e.rel), start, e.size)
+    oc = ctx.config.offload
+    try:
+        with open_beneath(ctx.root, e) as src:
+            total = copy_and_hash(
+                src, part.fd, start, hasher,
+                chunk=oc.chunk_bytes, timeout=oc.read_timeout_s,
+                checkpoint_every=oc.checkpoint_bytes, checkpoint=part.checkpoint,
+                progress=ctx.progress,
+            )
+    except (ReadFailed, ReadTimeout) as err:
+        _keep_partial(part, err.copied)
+        if isinstance(err, ReadTimeout) or not volume_alive(ctx.root):
+            ctx.stop_all(SourceGone(f"the recorder volume {ctx.root} stopped answering ({_why(err)}); "
+                                    "partials are kept and resume on the next dock"))
+            task.fail(f"recorder went away after {err.copied} of {e.size} bytes ({_why(err)}); "
+                      "the partial is kept and resumes on the next dock")
+        else:
+            task.fail(f"read error after {err.copied} of {e.size} bytes ({_why(err)}); the file stays on the "
+                      "recorder and the partial is kept — check the recorder's card, then offload again")
+        return
+    except WriteFailed as err:
+        _keep_partial(part, err.written, truncate=True)
+        if err.errno in (errno.ENOSPC, errno.EDQUOT):
+            ctx.stop_all(StoreFullError(str(ctx.store.data_dir), e.size - err.written + ctx.config.store.reserve_bytes,
+                                        free_bytes(ctx.store.staging_dir), quoted(e.rel)))
+        else:
+            ctx.stop_all(StoreError(f"store {ctx.store.data_dir}: writing the partial of {quoted(e.rel)} failed ({err.strerror})"))
+        task.fail(f"not stored: {ctx.fatal}")
+        return
+    except NotTheSameFile as err:
+        part.close()
+        task.fail(f"{err.strerror}: not read; scan the recorder again")
+        return
+    except FileNotFoundError:
+        part.close()
+        task.fail("vanished before it could be read; if the recorder is still docked, offload again")
+        return
+    except PermissionError as err:
+        part.close()
+        task.fail(f"cannot be opened ({err.strerror}); the file stays on the recorder — check the volume's permissions")
+        return
+    except OSError as err:
+        part.close()
+        if not volume_alive(ctx.root):
+            ctx.stop_all(SourceGone(f"the recorder volume {ctx.root} went away ({err.strerror})"))
+        task.fail(f"cannot be opened ({err.strerror}); the file stays on the recorder")
+        return
+    if total < e.size:
+        _keep_partial(part, total)
+        task.fail(f"shrank while being read: {total} of the {e.size} bytes listed; the partial is kept — "
+                  "if the recorder was undocked, dock it again")
+        return
+    try:
+        os.fsync(part.fd)
+    except OSError as err:
+        part.close()
+        ctx.stop_all(StoreError(f"store {ctx.store.data_dir}: fsync of the partial of {quoted(e.rel)} failed ({err.strerror})"))
+        task.fail(f"not stored: {ctx.fatal}")
+        return
+    crashpoint("after-fsync")
+    task.sha256, task.size = hasher.hexdigest(), total
+    if total > e.size:
+        task.problem = Problem(e.rel, f"grew while being read: {total} bytes stored, {e.size} listed by the recorder")
+
+
+def verify_stage(ctx: OffloadContext, task: FileTask) -> None:
+    """Re-read the fsync'd partial from the disk and match it against the hash of what was read."""
+    part = task.partial
+    if task.finished or part is None or part.journal.sha256 is not None:
+        return
+    try:
+        sha, size = hash_fd(part.fd)
+    except OSError as err:
+        part.close()
+        task.fail(f"the staged copy could not be re-read ({err.strerror}); the file stays on the recorder")
+        return
+    if (sha, size) != (task.sha256, task.size):
+        os.ftruncate(part.fd, 0)
+        part.finish()
+        task.fail(f"the staged copy does not match what was read from the recorder (read {task.sha256}, "
+                  f"disk has {sha}): discarded; the file stays on the recorder — check the station's disk and memory")
+        return
+    part.mark_verified(sha, size)
+    crashpoint("after-verify")
+
+
+def commit_stage(ctx: OffloadContext, task: FileTask) -> None:
+    """Move the verified copy into objects/, then record it (catalog row + audit) in one transaction."""
+    part = task.partial
+    if task.finished or part is None or task.sha256 is None:
+        return
+    sha, e = task.sha256, task.entry
+    try:
+        if part.fd >= 0:
+            ctx.store.put_staged(part.part_path, sha, task.size)
+            crashpoint("after-rename")
+        task.status = record_file(ctx, task)
+    except EvidockError as err:
+        ctx.stop_all(err)
+        part.close()
+        task.fail(f"not stored: {err}")
+        return
+    crashpoint("after-commit")
+    part.finish()
+
+
+STAGES: tuple[Callable[[OffloadContext, FileTask], None], ...] = (copy_stage, verify_stage, commit_stage)
+
+
+# -- the catalog side of a stored file ------------------------------------------------------
+
+
+def record_file(ctx: OffloadContext, task: FileTask) -> str:
+    """Catalog row, sighting and audit entry for a file now in the store; returns its status."""
+    sha, e = task.sha256, task.entry
+    assert sha is not None
+    key = task.partial.journal.key if task.partial else None
+    now = utcnow()
+    path = e.display
+    mtime = datetime.fromtimestamp(e.mtime_ns / 1e9, timezone.utc).isoformat(timespec="seconds")
+    with ctx.catalog.transaction() as conn:
+        if key and conn.execute("SELECT 1 FROM sightings WHERE transfer_key = ? AND sha256 = ?", (key, sha)).fetchone():
+            return "stored"  # committed by a run that died before it could clear its journal
+        conn.execute("INSERT OR IGNORE INTO objects (sha256, size, stored_at) VALUES (?,?,?)", (sha, task.size, now))
+        known = conn.execute("SELECT id FROM footage WHERE sha256 = ?", (sha,)).fetchone()
+        if known is None:
+            conn.execute(
+                "INSERT INTO footage (sha256, size, device_serial, officer_badge, source_path, source_path_raw,"
+                " recorded_at, important, case_no, session_id, ingested_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (sha, task.size, ctx.device, ctx.officer, path, e.rel, mtime, int(e.important), None, ctx.session_id, now),
+            )
+        conn.execute(
+            "INSERT INTO sightings (sha256, session_id, device_serial, officer_badge, source_path, source_path_raw,"
+            " size, mtime, transfer_key, seen_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (sha, ctx.session_id, ctx.device, ctx.officer, path, e.rel, task.size, mtime, key, now),
+        )
+        event = "object.ingest" if known is None else "object.sighting"
+        audit.append(ctx.catalog, event, sha, {
+            "session": ctx.session_id, "device": ctx.device, "officer": ctx.officer,
+            "path": path, "size": task.size, "important": e.important,
+        })
+    return "stored" if known is None else "duplicate"
+
+
+def _keep_partial(part: Partial, length: int, truncate: bool = False) -> None:
+    """Make the first ``length`` bytes of an interrupted partial durable and journal them."""
+    try:
+        if truncate:
+            os.ftruncate(part.fd, length)
+        part.checkpoint(length)
+    except OSError as err:
+        log.warning("could not checkpoint partial %s at %d bytes (%s); it resumes from its last checkpoint",
+                    part.journal.key, length, err.strerror)
+    finally:
+        part.close()
+
+
+def _why(err: BaseException) -> str:
+    if isinstance(err, ReadTimeout):
+        return f"no data for {err.seconds:g} s"
+    if isinstance(err, OSError) and err.strerror:
+        return err.strerror
+    return str(err)
+
+
+# -- runners ---------------------------------------------------------------------------------
+
+
+def _run_stage(stage: Callable[[OffloadContext, FileTask], None], ctx: OffloadContext, task: FileTask) -> None:
+    try:
+        stage(ctx, task)
+    except EvidockError as err:
+        ctx.stop_all(err)
+        if not task.finished:
+            task.fail(f"not stored: {err}")
+    except Exception as err:  # one bad file must not take the others down (invariant 6)
+        log.error("unexpected error in %s for %s:\n%s", stage.__name__, quoted(task.entry.rel), traceback.format_exc())
+        if task.partial is not None:
+            task.partial.close()
+        if not task.finished:
+            task.fail(f"not stored: unexpected error in {stage.__name__}: {err!r}")
+
+
+def run_sequential(ctx: OffloadContext, tasks: Iterable[FileTask], stages=STAGES) -> None:
+    for task in tasks:
+        for stage in stages:
+            _run_stage(stage, ctx, task)
+
+
+def run_threaded(ctx: OffloadContext, tasks: Iterable[FileTask], stages=STAGES) -> None:
+    """One thread per stage with one-slot queues between them: stages of different files overlap."""
+    end = object()
+    queues: list[queue.Queue[Any]] = [queue.Queue(maxsize=1) for _ in stages[1:]]
+
+    def worker(i: int) -> None:
+        inq, outq = queues[i - 1], (queues[i] if i < len(queues) else None)
+        while (task := inq.get()) is not end:
+            _run_stage(stages[i], ctx, task)
+            if outq is not None:
+                outq.put(task)
+        if outq is not None:
+            outq.put(end)
+
+    threads = [threading.Thread(target=worker, args=(i,), name=f"evidock-{s.__name__}") for i, s in enumerate(stages) if i]
+    for t in threads:
+        t.start()
+    try:
+        for task in tasks:
+            _run_stage(stages[0], ctx, task)
+            queues[0].put(task)
+    finally:
+        queues[0].put(end)
+        for t in threads:
+            t.join()
+
+
+# -- one whole offload -----------------------------------------------------------------------
+
+
+@dataclass
+class IngestResult:
+    session_id: int
+    status: str  # completed | interrupted | failed
+    tasks: list[FileTask]
+    problems: list[Problem]
+    message: str | None = None
+
+    @property
+    def exit_code(self) -> int:
+        if self.status != "completed" or any(p.severity == "error" for p in self.problems):
+            return EXIT_ERROR
+        return EXIT_WARNING if self.problems else EXIT_OK
+
+    def counts(self) -> dict[str, int]:
+        stored = [t for t in self.tasks if t.status == "stored"]
+        return {
+            "stored": len(stored),
+            "duplicates": sum(t.status == "duplicate" for t in self.tasks),
+            "failed": sum(t.status == "failed" for t in self.tasks),
+            "bytes_stored": sum(t.size for t in stored),
+            "problems": len(self.problems),
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        files = []
+        for t in self.tasks:
+            if t.status in ("stored", "duplicate"):
+                f: dict[str, Any] = {"path": t.entry.display, "sha256": t.sha256, "size": t.size, "status": t.status}
+                if t.resumed_from:
+                    f["resumed_from"] = t.resumed_from
+                files.append(f)
+        return {
+            "session": self.session_id,
+            "status": self.status,
+            "message": self.message,
+            **self.counts(),
+            "files": files,
+            "problems": [{"path": p.display, "reason": p.reason, "severity": p.severity} for p in self.problems],
+        }
+
+
+def source_id_for(source: Path, device: str | None) -> str:
+    """What a partial's resume is keyed on: the recorder's serial, else the folder's real path."""
+    return f"device:{device}" if device else f"path:{os.path.realpath(source)}"
+
+
+def ingest(
+    data_dir: Path,
+    config: Config,
+    source: Path,
+    *,
+    device: str | None = None,
+    officer: str | None = None,
+    threaded: bool = True,
+    progress: Callable[[int], None] | None = None,
+    on_scanned: Callable[[int, int], None] | None = None,
+    cancel: threading.Event | None = None,
+) -> IngestResult:
+    """Offload every regular file under ``source`` into the store of ``data_dir``."""
+    source = Path(source)
+    if not source.is_dir():
+        raise SourceError(f"source {source}: not a directory (give the recorder's mounted volume or a folder)")
+    store = LocalObjectStore(data_dir)
+    with Catalog(data_dir) as catalog:
+        session_id = start_session(catalog, device, officer, str(source))
+        ctx = OffloadContext(
+            root=source, source_id=source_id_for(source, device), device=device, officer=officer,
+            store=store, staging=Staging(store.staging_dir), catalog=catalog, config=config,
+            session_id=session_id, progress=progress,
+        )
+        if cancel is not None:
+            ctx.cancel = cancel
+        status, message = "completed", None
+        tasks: list[FileTask] = []
+        problems: list[Problem] = []
+        try:
+            entries, problems = scan(source, re.compile(config.offload.important_pattern))
+            if on_scanned:
+                on_scanned(len(entries), sum(e.size for e in entries))
+            tasks = [FileTask(e) for e in entries]
+            (run_threaded if threaded else run_sequential)(ctx, tasks)
+            for t in tasks:
+                if t.problem is not None:
+                    problems.append(t.problem)
+            if ctx.fatal is None and not ctx.cancel.is_set():
+                problems += stale_partials(ctx, tasks)
+        except OSError as err:
+            ctx.stop_all(SourceGone(f"source {source}: {err.strerror}"))
+        if ctx.fatal is not None:
+            status = "failed" if isinstance(ctx.fatal, CatalogError) else "interrupted"
+            message = str(ctx.fatal)
+        elif ctx.cancel.is_set():
+            status, message = "interrupted", "the offload was stopped; partials resume on the next dock"
+        result = IngestResult(session_id, status, tasks, problems, message)
+        end_session(catalog, result)
+        return result
+
+
+def stale_partials(ctx: OffloadContext, tasks: list[FileTask]) -> list[Problem]:
+    """Partials of this recorder whose source file is no longer on it: reported, never deleted."""
+    current = {t.partial.journal.key for t in tasks if t.partial is not None}
+    out = []
+    for p in ctx.staging.list():
+        if p["source_id"] == ctx.source_id and p["key"] not in current:
+            out.append(Problem(
+                os.fsencode(p["path"] or p["key"]),
+                f"a partial transfer ({p['staged_bytes']} of {p['size']} bytes, staging key {p['key']}) whose source is "
+                "no longer on the recorder; it is kept — see `evidock staging list`, and `evidock staging discard` "
+                "once you are sure the file is gone for good",
+            ))
+    return out
+
+
+def start_session(catalog: Catalog, device: str | None, officer: str | None, source: str) -> int:
+    now = utcnow()
+    actor = audit.current_actor()
+    with catalog.transaction() as conn:
+        if officer:
+            conn.execute("INSERT OR IGNORE INTO officers (badge, first_seen) VALUES (?, ?)", (officer, now))
+        if device:
+            conn.execute(
+                "INSERT INTO devices (serial, officer_badge, first_seen, last_seen) VALUES (?,?,?,?) "
+                "ON CONFLICT(serial) DO UPDATE SET last_seen = excluded.last_seen, "
+                "officer_badge = COALESCE(excluded.officer_badge, devices.officer_badge)",
+                (device, officer, now, now),
+            )
+        cur = conn.execute(
+            "INSERT INTO sessions (device_serial, officer_badge, source, actor, started_at, status) VALUES (?,?,?,?,?,?)",
+            (device, officer, source, actor, now, "running"),
+        )
+        sid = int(cur.lastrowid)
+        audit.append(catalog, "session.start", f"session:{sid}", {"device": device, "officer": officer, "source": source}, actor)
+    return sid
+
+
+def end_session(catalog: Catalog, result: IngestResult) -> None:
+    c = result.counts()
+    now = utcnow()
+    with catalog.transaction() as conn:
+        conn.execute(
+            "UPDATE sessions SET ended_at=?, status=?, files_stored=?, files_duplicate=?, bytes_stored=?, problems=?, message=? WHERE id=?",
+            (now, result.status, c["stored"], c["duplicates"], c["bytes_stored"], c["problems"], result.message, result.session_id),
+        )
+        conn.executemany(
+            "INSERT INTO problems (session_id, path, path_raw, reason, severity, at) VALUES (?,?,?,?,?,?)",
+            [(result.session_id, p.display, p.rel, p.reason, p.severity, now) for p in result.problems],
+        )
+        audit.append(catalog, "session.end", f"session:{result.session_id}",
+                     {"status": result.status, "message": result.message, **c})
+

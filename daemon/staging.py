@@ -1,0 +1,190 @@
+"""Partial transfers: the staging area where a file is written before it becomes an object.
+
+Each source file being offloaded has a *transfer key* (a hash of the recorder's identity, the
+file's path on the volume, its size and its mtime). Its bytes go to ``staging/<key>.part``
+and a small journal ``staging/<key>.json`` records how far the partial is known to be on disk
+(the *checkpoint*: a length that was fsync'd before it was written) and, once the copy has been
+verified, the SHA-256 it must be stored under.
+
+Why a journal and not just the partial's length: after a power cut a file's length can run
+ahead of the data that reached the disk; only the bytes below an fsync'd checkpoint are
+trusted on resume. After a SIGKILL the page cache survives, but we cannot tell the two apart.
+
+A partial is locked (``flock``) while an offload writes it, so two offloads of the same file
+cannot interleave. Partials are never deleted silently: only a completed store, or an explicit,
+audited ``evidock staging discard``, removes one.
+"""
+
+from __future__ import annotations
+
+import base64
+import fcntl
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from .crashpoints import crashpoint
+from .errors import StoreError
+from .store import fsync_dir
+
+
+def transfer_key(source_id: str, relpath: bytes, size: int, mtime_ns: int) -> str:
+    h = hashlib.sha256()
+    for part in (source_id.encode(), relpath, str(size).encode(), str(mtime_ns).encode()):
+        h.update(len(part).to_bytes(8, "big"))
+        h.update(part)
+    return h.hexdigest()[:40]
+
+
+@dataclass
+class Journal:
+    key: str
+    source_id: str
+    relpath_b64: str
+    size: int
+    mtime_ns: int
+    checkpoint: int = 0
+    sha256: str | None = None  # set once the staged copy was verified
+
+    @property
+    def relpath(self) -> bytes:
+        return base64.b64decode(self.relpath_b64)
+
+
+class Partial:
+    """One locked partial transfer: the open staged file and its journal."""
+
+    def __init__(self, staging: Staging, journal: Journal, fd: int):
+        self.staging, self.journal, self.fd = staging, journal, fd
+
+    @property
+    def part_path(self) -> Path:
+        return self.staging.dir / f"{self.journal.key}.part"
+
+    def checkpoint(self, length: int) -> None:
+        """fsync the partial, then journal ``length`` as safe to resume from."""
+        os.fsync(self.fd)
+        self.journal.checkpoint = length
+        self.staging.write_journal(self.journal)
+        crashpoint("after-checkpoint")
+
+    def mark_verified(self, sha256: str, size: int) -> None:
+        self.journal.sha256 = sha256
+        self.journal.checkpoint = size
+        self.staging.write_journal(self.journal)
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)  # also releases the flock
+            self.fd = -1
+
+    def finish(self) -> None:
+        """The object is in the store and catalogued: drop the journal (and any leftover partial)."""
+        self.close()
+        for p in (self.part_path, self.staging.dir / f"{self.journal.key}.json"):
+            try:
+                os.unlink(p)
+            except FileNotFoundError:
+                pass
+        fsync_dir(self.staging.dir)
+
+
+class PartialBusy(StoreError):
+    """Another offload holds this partial right now."""
+
+
+class Staging:
+    def __init__(self, staging_dir: Path):
+        self.dir = Path(staging_dir)
+
+    def journal_path(self, key: str) -> Path:
+        return self.dir / f"{key}.json"
+
+    def read_journal(self, key: str) -> Journal | None:
+        try:
+            data: dict[str, Any] = json.loads(self.journal_path(key).read_text())
+            return Journal(**data)
+        except FileNotFoundError:
+            return None
+        except (ValueError, TypeError, OSError):
+            return None  # a torn or foreign journal is ignored: resume starts from zero
+
+    def write_journal(self, j: Journal) -> None:
+        path = self.journal_path(j.key)
+        tmp = path.with_suffix(".json.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o640)
+        try:
+            os.write(fd, json.dumps(asdict(j)).encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+        fsync_dir(self.dir)
+
+    def open(self, source_id: str, relpath: bytes, size: int, mtime_ns: int) -> Partial:
+        """Open (creating or resuming) the partial for one source file, locked for this process."""
+        key = transfer_key(source_id, relpath, size, mtime_ns)
+        part = self.dir / f"{key}.part"
+        j = self.read_journal(key)
+        if j is None or (j.size, j.mtime_ns, j.relpath, j.source_id) != (size, mtime_ns, relpath, source_id):
+            j = Journal(key, source_id, base64.b64encode(relpath).decode(), size, mtime_ns)
+        if j.sha256 and not part.exists():
+            # Verified and already moved into objects/ before a crash: nothing left to open.
+            # The catalog commit that follows is idempotent (keyed by the transfer key).
+            return Partial(self, j, -1)
+        fd = os.open(part, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o640)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise PartialBusy(f"partial {key} is being offloaded by another process; try again when it is done") from None
+        have = os.fstat(fd).st_size
+        if j.sha256 is None:
+            # Trust only what a checkpoint vouched for.
+            j.checkpoint = min(j.checkpoint, have)
+            if have != j.checkpoint:
+                os.ftruncate(fd, j.checkpoint)
+        return Partial(self, j, fd)
+
+    def list(self) -> list[dict[str, Any]]:
+        """Every partial (journalled or not) in staging, for reports."""
+        out = []
+        keys = {p.name.split(".")[0] for p in self.dir.iterdir() if p.suffix in (".part", ".json")}
+        for key in sorted(keys):
+            j = self.read_journal(key)
+            part = self.dir / f"{key}.part"
+            staged = part.stat().st_size if part.exists() else 0
+            out.append(
+                {
+                    "key": key,
+                    "source_id": j.source_id if j else None,
+                    "path": j.relpath.decode("utf-8", "backslashreplace") if j else None,
+                    "size": j.size if j else None,
+                    "staged_bytes": staged,
+                    "checkpoint": j.checkpoint if j else 0,
+                    "verified_sha256": j.sha256 if j else None,
+                }
+            )
+        return out
+
+    def discard(self, key: str) -> dict[str, Any]:
+        """Delete one partial and its journal (the caller audits it). Refuses a locked partial."""
+        entry = next((e for e in self.list() if e["key"] == key), None)
+        if entry is None:
+            raise KeyError(key)
+        part = self.dir / f"{key}.part"
+        if part.exists():
+            fd = os.open(part, os.O_RDONLY)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise PartialBusy(f"partial {key} is being offloaded right now; not discarded") from None
+            finally:
+                os.close(fd)
+            part.unlink()
+        self.journal_path(key).unlink(missing_ok=True)
+        fsync_dir(self.dir)
+        return entry

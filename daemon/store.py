@@ -1,0 +1,142 @@
+"""The evidence object store: content-addressed, write-once, read-only objects.
+
+Invariant 1: a file from a recorder is stored once, under its SHA-256, read-only, and never
+rewritten. Everything outside this module asks the store by hash (put a verified staged file,
+open, exists, size, iterate) and never builds an object path itself, so a second backend
+(S3 with Object Lock, DESIGN.md "where this is going") can sit behind the same interface.
+
+The local backend keeps ``objects/ab/cd/abcd…`` (two fan-out levels) under the data dir and a
+``staging/`` directory beside it on the same filesystem, so that the final step is an atomic
+``rename``. Objects are mode 0444; directories are fsync'd after every entry they gain.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+from .errors import StoreError, StoreFullError
+
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+
+
+class ObjectStore(Protocol):
+    """What the rest of evidock may ask of an object store."""
+
+    def put_staged(self, staged: Path, sha256: str, size: int) -> bool:
+        """Move a verified, fsync'd staged file in as object ``sha256``; False if already present."""
+
+    def exists(self, sha256: str) -> bool: ...
+
+    def size(self, sha256: str) -> int | None: ...
+
+    def open(self, sha256: str) -> BinaryIO: ...
+
+    def iter_objects(self) -> Iterator[str]: ...
+
+    def describe(self, sha256: str) -> str:
+        """Where the object is, for messages."""
+
+
+def check_sha256(sha256: str) -> str:
+    if not _HEX64.match(sha256):
+        raise ValueError(f"not a SHA-256 hex digest: {sha256!r}")
+    return sha256
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def free_bytes(path: Path) -> int:
+    st = os.statvfs(path)
+    return st.f_bavail * st.f_frsize
+
+
+class LocalObjectStore:
+    """Objects as read-only files under ``<data-dir>/objects``."""
+
+    def __init__(self, data_dir: Path):
+        self.data_dir = Path(data_dir)
+        self.root = self.data_dir / "objects"
+        self.staging_dir = self.data_dir / "staging"
+        try:
+            for d in (self.data_dir, self.root, self.staging_dir):
+                d.mkdir(mode=0o750, parents=True, exist_ok=True)
+        except OSError as e:
+            raise StoreError(f"data dir {self.data_dir}: cannot create it ({e.strerror}); check the path and its permissions") from None
+        st_root, st_stage = os.stat(self.root), os.stat(self.staging_dir)
+        if st_root.st_dev != st_stage.st_dev:
+            raise StoreError(f"{self.staging_dir} and {self.root} are on different filesystems; the final rename would not be atomic")
+
+    def path_of(self, sha256: str) -> Path:
+        check_sha256(sha256)
+        return self.root / sha256[:2] / sha256[2:4] / sha256
+
+    def describe(self, sha256: str) -> str:
+        return str(self.path_of(sha256))
+
+    def exists(self, sha256: str) -> bool:
+        return self.path_of(sha256).is_file()
+
+    def size(self, sha256: str) -> int | None:
+        try:
+            return self.path_of(sha256).stat().st_size
+        except FileNotFoundError:
+            return None
+
+    def open(self, sha256: str) -> BinaryIO:
+        return open(self.path_of(sha256), "rb")
+
+    def open_fd(self, sha256: str) -> int:
+        return os.open(self.path_of(sha256), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+
+    def iter_objects(self) -> Iterator[str]:
+        """Every object file present, in hash order."""
+        for a in sorted(os.listdir(self.root)):
+            for b in sorted(os.listdir(self.root / a)) if (self.root / a).is_dir() else ():
+                for name in sorted(os.listdir(self.root / a / b)):
+                    if _HEX64.match(name) and name.startswith(a + b):
+                        yield name
+
+    def put_staged(self, staged: Path, sha256: str, size: int) -> bool:
+        dest = self.path_of(sha256)
+        if dest.exists():
+            return False
+        try:
+            os.chmod(staged, 0o444)
+            self._make_dirs(dest.parent)
+            # rename, never copy: the bytes verified in staging are the bytes in objects/.
+            # link+unlink instead of rename so that a racing writer of the same hash cannot
+            # be silently replaced: link fails with EEXIST.
+            try:
+                os.link(staged, dest)
+            except FileExistsError:
+                os.unlink(staged)
+                return False
+            os.unlink(staged)
+            fsync_dir(dest.parent)
+            fsync_dir(self.staging_dir)
+        except OSError as e:
+            if e.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise StoreFullError(str(self.root), 4096, free_bytes(self.root), f"the directory entry of {sha256}") from None
+            raise StoreError(f"store {self.root}: cannot move {staged.name} into place as {sha256} ({e.strerror})") from None
+        return True
+
+    def _make_dirs(self, d: Path) -> None:
+        if d.is_dir():
+            return
+        self._make_dirs(d.parent)
+        try:
+            d.mkdir(mode=0o750)
+        except FileExistsError:
+            return
+        fsync_dir(d.parent)

@@ -1,0 +1,188 @@
+"""Moving bytes: one pass over the source that writes and hashes at once, and a cold re-read.
+
+``copy_and_hash`` reads each source byte once. A reader thread pulls chunks from the recorder,
+the calling thread writes them to the partial, and a hasher thread feeds SHA-256; the three
+overlap because ``os.read``, ``os.write`` and ``hashlib`` all release the GIL on large buffers.
+Every read has a deadline: a recorder that stops answering becomes a ``ReadTimeout``, not a hang.
+
+``hash_fd`` re-reads a file after asking the kernel to drop its cached pages
+(``posix_fadvise(DONTNEED)`` after an fsync), so verification reads what is on the disk,
+not what is still in memory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import queue
+import threading
+from collections.abc import Callable
+
+from .crashpoints import crashpoint
+
+_DONE = object()
+
+
+class ReadFailed(OSError):
+    """Reading the source failed after ``copied`` bytes reached the partial."""
+
+    def __init__(self, err: OSError, copied: int):
+        super().__init__(err.errno, err.strerror)
+        self.copied = copied
+
+
+class ReadTimeout(Exception):
+    def __init__(self, seconds: float, copied: int):
+        super().__init__(f"no data for {seconds:g} s")
+        self.seconds, self.copied = seconds, copied
+
+
+class WriteFailed(OSError):
+    """Writing the partial failed (ENOSPC, EIO…) after ``written`` bytes."""
+
+    def __init__(self, err: OSError, written: int):
+        super().__init__(err.errno, err.strerror)
+        self.written = written
+
+
+def copy_and_hash(
+    src_fd: int,
+    dst_fd: int,
+    start: int,
+    hasher: "hashlib._Hash",
+    *,
+    chunk: int,
+    timeout: float,
+    checkpoint_every: int,
+    checkpoint: Callable[[int], None],
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Copy ``src_fd`` from ``start`` to EOF into ``dst_fd`` at ``start``; return the new length.
+
+    ``hasher`` must already hold the hash of the first ``start`` bytes. ``checkpoint(n)`` is
+    called every ``checkpoint_every`` bytes and must make the first ``n`` bytes durable.
+    """
+    os.lseek(dst_fd, start, os.SEEK_SET)
+    # The reader owns a duplicate of the source fd: if a read hangs for good, we walk away
+    # and the caller may close its own fd without the stuck thread ever reading a reused one.
+    rfd = os.dup(src_fd)
+    os.lseek(rfd, start, os.SEEK_SET)
+    try:
+        os.posix_fadvise(rfd, start, 0, os.POSIX_FADV_SEQUENTIAL)
+    except OSError:
+        pass
+    to_write: queue.Queue[object] = queue.Queue(maxsize=8)
+    to_hash: queue.Queue[object] = queue.Queue(maxsize=8)
+    stop = threading.Event()
+
+    def read_loop() -> None:
+        try:
+            while not stop.is_set():
+                try:
+                    data = os.read(rfd, chunk)
+                except OSError as e:
+                    _put(to_write, e, stop)
+                    return
+                _put(to_write, data if data else _DONE, stop)
+                if not data:
+                    return
+        finally:
+            os.close(rfd)
+
+    def hash_loop() -> None:
+        while True:
+            data = to_hash.get()
+            if data is _DONE:
+                return
+            hasher.update(data)  # type: ignore[arg-type]
+
+    reader = threading.Thread(target=read_loop, name="evidock-read", daemon=True)
+    hashing = threading.Thread(target=hash_loop, name="evidock-hash", daemon=True)
+    reader.start()
+    hashing.start()
+    written = start
+    since_ckpt = 0
+    first = True
+    try:
+        while True:
+            try:
+                item = to_write.get(timeout=timeout)
+            except queue.Empty:
+                raise ReadTimeout(timeout, written) from None
+            if item is _DONE:
+                break
+            if isinstance(item, OSError):
+                raise ReadFailed(item, written)
+            data = memoryview(item)  # type: ignore[arg-type]
+            to_hash.put(item)
+            while data:
+                try:
+                    n = os.write(dst_fd, data)
+                except OSError as e:
+                    raise WriteFailed(e, written) from None
+                written += n
+                since_ckpt += n
+                data = data[n:]
+            if first:
+                first = False
+                crashpoint("copy-mid")
+            if progress:
+                progress(len(item))  # type: ignore[arg-type]
+            if since_ckpt >= checkpoint_every:
+                checkpoint(written)
+                since_ckpt = 0
+    finally:
+        stop.set()
+        to_hash.put(_DONE)
+        hashing.join()
+    return written
+
+
+def _put(q: queue.Queue[object], item: object, stop: threading.Event) -> None:
+    while not stop.is_set():
+        try:
+            q.put(item, timeout=0.2)
+            return
+        except queue.Full:
+            continue
+
+
+def hash_prefix(fd: int, length: int, hasher: "hashlib._Hash", chunk: int = 4 << 20) -> None:
+    """Feed the first ``length`` bytes of ``fd`` (a local partial) into ``hasher``."""
+    pos = 0
+    while pos < length:
+        data = os.pread(fd, min(chunk, length - pos), pos)
+        if not data:
+            raise OSError(f"partial ends at {pos}, expected {length} bytes")
+        hasher.update(data)
+        pos += len(data)
+
+
+def hash_fd(fd: int, *, drop_cache: bool = True, chunk: int = 4 << 20,
+            should_stop: Callable[[], bool] | None = None) -> tuple[str, int]:
+    """SHA-256 and length of a whole file, read from the disk rather than the page cache."""
+    if drop_cache:
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        except OSError:
+            pass  # not every filesystem supports it; the hash is still right
+    h = hashlib.sha256()
+    size = 0
+    buf = bytearray(chunk)
+    view = memoryview(buf)
+    pos = 0
+    while True:
+        n = os.preadv(fd, [buf], pos)
+        if n == 0:
+            break
+        h.update(view[:n])
+        pos += n
+        size += n
+        if should_stop and should_stop():
+            raise InterruptedError("stopped")
+    if drop_cache:
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        except OSError:
+            pass
+    return h.hexdigest(), size
