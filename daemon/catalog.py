@@ -52,6 +52,8 @@ def _m001_core(db: sqlite_utils.Database) -> None:
             "officer_badge": str,
             "source": str,
             "actor": str,
+            # recorder clock minus station clock, seconds, measured at dock (None: not measured)
+            "clock_drift_s": float,
             "started_at": str,
             "ended_at": str,
             "status": str,  # running | completed | interrupted | failed
@@ -74,6 +76,8 @@ def _m001_core(db: sqlite_utils.Database) -> None:
             "source_path": str,  # display form: UTF-8, undecodable bytes as \xNN
             "source_path_raw": bytes,  # the name exactly as the volume gave it
             "recorded_at": str,  # as the recorder reported it (file mtime, UTC)
+            # recorded_at minus the clock drift measured at this dock (see offload.corrected_time)
+            "recorded_at_corrected": str,
             "important": int,
             "case_no": str,
             "session_id": int,

@@ -25,7 +25,7 @@ import threading
 import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +61,7 @@ class FileTask:
     sha256: str | None = None
     size: int = 0
     resumed_from: int = 0
+    from_journal: bool = False  # copied and verified by an earlier run that died before finishing
     status: str = "pending"  # stored | duplicate | failed
     problem: Problem | None = None
 
@@ -86,6 +87,7 @@ class OffloadContext:
     catalog: Catalog
     config: Config
     session_id: int
+    clock_drift_s: float | None = None
     progress: Callable[[int], None] | None = None
     fatal: EvidockError | None = None
     cancel: threading.Event = field(default_factory=threading.Event)
@@ -118,6 +120,7 @@ def copy_stage(ctx: OffloadContext, task: FileTask) -> None:
         if part.fd >= 0 or ctx.store.exists(j.sha256):
             # Copied and verified by an earlier run that died before finishing: no re-read.
             task.sha256, task.size, task.resumed_from = j.sha256, j.size, j.size
+            task.from_journal = True
             return
         # The journal vouches for an object that is not there: start this file over.
         part.finish()
@@ -254,17 +257,20 @@ def record_file(ctx: OffloadContext, task: FileTask) -> str:
     key = task.partial.journal.key if task.partial else None
     now = utcnow()
     path = e.display
-    mtime = datetime.fromtimestamp(e.mtime_ns / 1e9, timezone.utc).isoformat(timespec="seconds")
+    recorded = datetime.fromtimestamp(e.mtime_ns / 1e9, timezone.utc)
+    mtime = recorded.isoformat(timespec="seconds")
+    corrected = corrected_time(recorded, ctx.clock_drift_s).isoformat(timespec="seconds")
     with ctx.catalog.transaction() as conn:
-        if key and conn.execute("SELECT 1 FROM sightings WHERE transfer_key = ? AND sha256 = ?", (key, sha)).fetchone():
+        if task.from_journal and conn.execute("SELECT 1 FROM sightings WHERE transfer_key = ? AND sha256 = ?", (key, sha)).fetchone():
             return "stored"  # committed by a run that died before it could clear its journal
         conn.execute("INSERT OR IGNORE INTO objects (sha256, size, stored_at) VALUES (?,?,?)", (sha, task.size, now))
         known = conn.execute("SELECT id FROM footage WHERE sha256 = ?", (sha,)).fetchone()
         if known is None:
             conn.execute(
                 "INSERT INTO footage (sha256, size, device_serial, officer_badge, source_path, source_path_raw,"
-                " recorded_at, important, case_no, session_id, ingested_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                (sha, task.size, ctx.device, ctx.officer, path, e.rel, mtime, int(e.important), None, ctx.session_id, now),
+                " recorded_at, recorded_at_corrected, important, case_no, session_id, ingested_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                (sha, task.size, ctx.device, ctx.officer, path, e.rel, mtime, corrected, int(e.important), None,
+                 ctx.session_id, now),
             )
         conn.execute(
             "INSERT INTO sightings (sha256, session_id, device_serial, officer_badge, source_path, source_path_raw,"
@@ -277,6 +283,18 @@ def record_file(ctx: OffloadContext, task: FileTask) -> str:
             "path": path, "size": task.size, "important": e.important,
         })
     return "stored" if known is None else "duplicate"
+
+
+def corrected_time(recorded: datetime, clock_drift_s: float | None) -> datetime:
+    """The recording time on the station's clock.
+
+    Rule: corrected = reported − drift, where drift = recorder clock − station clock as measured
+    when the recorder was docked (before the station set its clock). Assumption: the drift was
+    the same when the file was recorded as at the dock — recorder clocks drift slowly and the
+    station resets them at every dock, so within one shift the error is small. Unknown drift
+    (no control channel): the reported time is kept as the corrected one.
+    """
+    return recorded if clock_drift_s is None else recorded - timedelta(seconds=clock_drift_s)
 
 
 def _keep_partial(part: Partial, length: int, truncate: bool = False) -> None:
@@ -408,6 +426,7 @@ def ingest(
     *,
     device: str | None = None,
     officer: str | None = None,
+    clock_drift_s: float | None = None,
     threaded: bool = True,
     progress: Callable[[int], None] | None = None,
     on_scanned: Callable[[int, int], None] | None = None,
@@ -419,11 +438,11 @@ def ingest(
         raise SourceError(f"source {source}: not a directory (give the recorder's mounted volume or a folder)")
     store = LocalObjectStore(data_dir)
     with Catalog(data_dir) as catalog:
-        session_id = start_session(catalog, device, officer, str(source))
+        session_id = start_session(catalog, device, officer, str(source), clock_drift_s)
         ctx = OffloadContext(
             root=source, source_id=source_id_for(source, device), device=device, officer=officer,
             store=store, staging=Staging(store.staging_dir), catalog=catalog, config=config,
-            session_id=session_id, progress=progress,
+            session_id=session_id, clock_drift_s=clock_drift_s, progress=progress,
         )
         if cancel is not None:
             ctx.cancel = cancel
@@ -468,7 +487,8 @@ def stale_partials(ctx: OffloadContext, tasks: list[FileTask]) -> list[Problem]:
     return out
 
 
-def start_session(catalog: Catalog, device: str | None, officer: str | None, source: str) -> int:
+def start_session(catalog: Catalog, device: str | None, officer: str | None, source: str,
+                  clock_drift_s: float | None = None) -> int:
     now = utcnow()
     actor = audit.current_actor()
     with catalog.transaction() as conn:
@@ -482,11 +502,13 @@ def start_session(catalog: Catalog, device: str | None, officer: str | None, sou
                 (device, officer, now, now),
             )
         cur = conn.execute(
-            "INSERT INTO sessions (device_serial, officer_badge, source, actor, started_at, status) VALUES (?,?,?,?,?,?)",
-            (device, officer, source, actor, now, "running"),
+            "INSERT INTO sessions (device_serial, officer_badge, source, actor, clock_drift_s, started_at, status)"
+            " VALUES (?,?,?,?,?,?,?)",
+            (device, officer, source, actor, clock_drift_s, now, "running"),
         )
         sid = int(cur.lastrowid)
-        audit.append(catalog, "session.start", f"session:{sid}", {"device": device, "officer": officer, "source": source}, actor)
+        audit.append(catalog, "session.start", f"session:{sid}",
+                     {"device": device, "officer": officer, "source": source, "clock_drift_s": clock_drift_s}, actor)
     return sid
 
 

@@ -63,6 +63,14 @@ UTF-8 are passed through byte for byte.  The mount uses ``direct_io`` and zero
 attribute/entry timeouts so that every read and every stat reaches the
 handlers, which is what makes ``lie_size``/``shrink_after`` visible at once.
 
+Caveat: the faults are exact for ``read(2)``/``pread(2)``, the path that a
+copy loop which hashes what it copies uses.  ``sendfile``/``splice`` (which is
+what ``shutil.copyfile`` uses on Linux) and ``mmap`` bypass ``direct_io`` on
+this kernel and go through the page cache.  That path clamps reads to the
+reported size and takes a short read as end of file.  So there an
+``eio_after``/``unplug_after_bytes`` cut looks like a silently truncated file,
+and ``lie_size`` smaller than the content truncates the copy.
+
 For tests, :func:`mounted_faultfs` runs the script in a subprocess, waits for
 the mount, yields the mountpoint and always unmounts and reaps the process
 afterwards; it calls ``pytest.skip`` when FUSE cannot be used on the machine.

@@ -96,7 +96,8 @@ def test_passthrough_tree(src: Path, mnt: Path):
     os.symlink("target.txt", src / "link")
     os.symlink("/nonexistent/elsewhere", src / "dangling")
     os.mkfifo(src / "pipe")
-    os.mknod(src / "sock", 0o644 | stat.S_IFSOCK) if os.geteuid() == 0 else None
+    if os.geteuid() == 0:
+        os.mknod(src / "sock", 0o644 | stat.S_IFSOCK)
     os.makedirs(os.path.join(os.fsencode(src), b"dir-\xe9"), exist_ok=True)
     with open(os.path.join(os.fsencode(src), NONUTF8), "wb") as fh:
         fh.write(b"raw name\n")

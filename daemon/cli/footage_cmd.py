@@ -24,7 +24,7 @@ def footage_rows(catalog: Catalog) -> list[dict]:
     rows = []
     for r in catalog.db.query(
         "SELECT id, sha256, size, device_serial AS device, officer_badge AS officer, source_path,"
-        " source_path_raw, recorded_at, important, case_no, session_id, ingested_at FROM footage ORDER BY id"
+        " source_path_raw, recorded_at, recorded_at_corrected, important, case_no, session_id, ingested_at FROM footage ORDER BY id"
     ):
         raw = r.pop("source_path_raw")
         r["important"] = bool(r["important"])

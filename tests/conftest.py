@@ -1,0 +1,56 @@
+"""Shared test helpers: run the real CLI in a subprocess, a fresh data dir per test."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Run:
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> Any:
+        return json.loads(self.out)
+
+
+def run_evidock(*args: str | os.PathLike[str], data_dir: Path | None = None, env: dict[str, str] | None = None,
+                timeout: float = 300, input: str | None = None) -> Run:
+    """Run ``evidock ARGS`` as a real subprocess (the CLI contract), never through a shell."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("EVIDOCK_")}
+    full_env.update(env or {})
+    cmd = [sys.executable, "-m", "daemon"]
+    if data_dir is not None:
+        cmd += ["--data-dir", str(data_dir)]
+    cmd += [str(a) for a in args]
+    p = subprocess.run(cmd, capture_output=True, text=True, env=full_env, timeout=timeout, cwd=REPO, input=input,
+                       stdin=None if input is not None else subprocess.DEVNULL)
+    return Run(p.returncode, p.stdout, p.stderr)
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    d = tmp_path / "data"
+    d.mkdir()
+    return d
+
+
+@pytest.fixture
+def evidock(data_dir: Path):
+    """``evidock(*args)`` against this test's data dir."""
+
+    def _run(*args: str | os.PathLike[str], **kw: Any) -> Run:
+        return run_evidock(*args, data_dir=data_dir, **kw)
+
+    return _run
