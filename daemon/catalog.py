@@ -57,6 +57,8 @@ def _m001_core(db: sqlite_utils.Database) -> None:
             "started_at": str,
             "ended_at": str,
             "status": str,  # running | completed | interrupted | failed
+            "pid": int,  # of the offloading process, with boot_id: finds sessions whose process died
+            "boot_id": str,
             "files_stored": int,
             "files_duplicate": int,
             "bytes_stored": int,

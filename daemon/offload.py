@@ -43,6 +43,7 @@ from .errors import (
     SourceGone,
     StoreError,
     StoreFullError,
+    format_bytes,
 )
 from .staging import Partial, PartialBusy, Staging
 from .store import LocalObjectStore, free_bytes
@@ -129,7 +130,7 @@ def copy_stage(ctx: OffloadContext, task: FileTask) -> None:
     needed = max(e.size - start, 0) + ctx.config.store.reserve_bytes
     free = free_bytes(ctx.store.staging_dir)
     if free < needed:
-        ctx.stop_all(StoreFullError(str(ctx.store.data_dir), needed, free, quoted(e.rel)))
+        ctx.stop_all(StoreFullError(str(ctx.store.data_dir), needed, free, _what(ctx, e)))
         part.close()
         task.fail(f"not offloaded: {ctx.fatal}")
         return
@@ -159,10 +160,14 @@ def copy_stage(ctx: OffloadContext, task: FileTask) -> None:
                       "recorder and the partial is kept — check the recorder's card, then offload again")
         return
     except WriteFailed as err:
-        _keep_partial(part, err.written, truncate=True)
+        if err.errno in (errno.ENOSPC, errno.EDQUOT):
+            # Back to the last checkpoint: frees the space the catalog needs to record the stop.
+            _keep_partial(part, part.journal.checkpoint, truncate=True)
+        else:
+            _keep_partial(part, err.written, truncate=True)
         if err.errno in (errno.ENOSPC, errno.EDQUOT):
             ctx.stop_all(StoreFullError(str(ctx.store.data_dir), e.size - err.written + ctx.config.store.reserve_bytes,
-                                        free_bytes(ctx.store.staging_dir), quoted(e.rel)))
+                                        free_bytes(ctx.store.staging_dir), _what(ctx, e)))
         else:
             ctx.stop_all(StoreError(f"store {ctx.store.data_dir}: writing the partial of {quoted(e.rel)} failed ({err.strerror})"))
         task.fail(f"not stored: {ctx.fatal}")
@@ -308,6 +313,11 @@ def _keep_partial(part: Partial, length: int, truncate: bool = False) -> None:
                     part.journal.key, length, err.strerror)
     finally:
         part.close()
+
+
+def _what(ctx: OffloadContext, e: Entry) -> str:
+    reserve = ctx.config.store.reserve_bytes
+    return quoted(e.rel) + (f" (including the {format_bytes(reserve)} kept free by store.reserve_bytes)" if reserve else "")
 
 
 def _why(err: BaseException) -> str:
@@ -468,7 +478,13 @@ def ingest(
         elif ctx.cancel.is_set():
             status, message = "interrupted", "the offload was stopped; partials resume on the next dock"
         result = IngestResult(session_id, status, tasks, problems, message)
-        end_session(catalog, result)
+        try:
+            end_session(catalog, result)
+        except CatalogError as err:
+            # The files stored so far are committed; only the session summary is missing.
+            log.error("%s", err)
+            result.status = "failed"
+            result.message = f"{message + '; ' if message else ''}the end of session {session_id} could not be recorded ({err})"
         return result
 
 
@@ -501,15 +517,44 @@ def start_session(catalog: Catalog, device: str | None, officer: str | None, sou
                 "officer_badge = COALESCE(excluded.officer_badge, devices.officer_badge)",
                 (device, officer, now, now),
             )
+        _close_dead_sessions(catalog, now)
         cur = conn.execute(
-            "INSERT INTO sessions (device_serial, officer_badge, source, actor, clock_drift_s, started_at, status)"
-            " VALUES (?,?,?,?,?,?,?)",
-            (device, officer, source, actor, clock_drift_s, now, "running"),
+            "INSERT INTO sessions (device_serial, officer_badge, source, actor, clock_drift_s, started_at, status, pid, boot_id)"
+            " VALUES (?,?,?,?,?,?,?,?,?)",
+            (device, officer, source, actor, clock_drift_s, now, "running", os.getpid(), _boot_id()),
         )
         sid = int(cur.lastrowid)
         audit.append(catalog, "session.start", f"session:{sid}",
                      {"device": device, "officer": officer, "source": source, "clock_drift_s": clock_drift_s}, actor)
     return sid
+
+
+def _boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
+
+
+def _close_dead_sessions(catalog: Catalog, now: str) -> None:
+    """Sessions still 'running' whose process is gone (crash, kill, power cut) become 'interrupted'."""
+    boot = _boot_id()
+    for sid, pid, sboot in catalog.conn.execute("SELECT id, pid, boot_id FROM sessions WHERE status = 'running'").fetchall():
+        if sboot == boot and pid and _alive(pid):
+            continue
+        msg = "the offloading process died (crash, kill or power cut); partials resume on the next offload"
+        catalog.conn.execute("UPDATE sessions SET status='interrupted', ended_at=?, message=? WHERE id=?", (now, msg, sid))
+        audit.append(catalog, "session.end", f"session:{sid}", {"status": "interrupted", "message": msg})
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True  # includes this very process: the daemon runs several sessions at once
 
 
 def end_session(catalog: Catalog, result: IngestResult) -> None:
