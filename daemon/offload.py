@@ -1,8 +1,8 @@
 """Offloading a recorder volume into the store: the stages over one file, and their runners.
 
 The shape follows beets' pipeline: a ``FileTask`` per regular file on the volume goes through
-``STAGES`` — copy (one read, hashed while written, into a resumable partial), verify (cold
-re-read of the partial against that hash), commit (rename into objects/, then the catalog row
+``STAGES`` — copy (one read, hashed while written, into a resumable partial), verify (fsync,
+then a cold re-read of the partial against that hash), commit (rename into objects/, then the catalog row
 and its audit entry in one transaction). The stage list is assembled here, once; tests run it
 sequentially, ingests run it threaded so that file *n* is verified while file *n+1* is read.
 
@@ -195,24 +195,28 @@ def copy_stage(ctx: OffloadContext, task: FileTask) -> None:
         task.fail(f"shrank while being read: {total} of the {e.size} bytes listed; the partial is kept — "
                   "if the recorder was undocked, dock it again")
         return
-    try:
-        os.fsync(part.fd)
-    except OSError as err:
-        part.close()
-        ctx.stop_all(StoreError(f"store {ctx.store.data_dir}: fsync of the partial of {quoted(e.rel)} failed ({err.strerror})"))
-        task.fail(f"not stored: {ctx.fatal}")
-        return
-    crashpoint("after-fsync")
     task.sha256, task.size = hasher.hexdigest(), total
     if total > e.size:
         task.problem = Problem(e.rel, f"grew while being read: {total} bytes stored, {e.size} listed by the recorder")
 
 
 def verify_stage(ctx: OffloadContext, task: FileTask) -> None:
-    """Re-read the fsync'd partial from the disk and match it against the hash of what was read."""
+    """fsync the partial, re-read it from the disk and match it against the hash of what was read.
+
+    The fsync is here rather than at the end of the copy so that, threaded, the disk flushes
+    file n while file n+1 is being read from the recorder.
+    """
     part = task.partial
     if task.finished or part is None or part.journal.sha256 is not None:
         return
+    try:
+        os.fsync(part.fd)
+    except OSError as err:
+        part.close()
+        ctx.stop_all(StoreError(f"store {ctx.store.data_dir}: fsync of the partial of {quoted(task.entry.rel)} failed ({err.strerror})"))
+        task.fail(f"not stored: {ctx.fatal}")
+        return
+    crashpoint("after-fsync")
     try:
         sha, size = hash_fd(part.fd)
     except OSError as err:

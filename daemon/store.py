@@ -123,8 +123,9 @@ class LocalObjectStore:
                 os.unlink(staged)
                 return False
             os.unlink(staged)
+            # The object's directory entry must be durable before the catalog names it. The
+            # staging unlink need not be: a resurrected partial of a stored object is dropped.
             fsync_dir(dest.parent)
-            fsync_dir(self.staging_dir)
         except OSError as e:
             if e.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise StoreFullError(str(self.root), 4096, free_bytes(self.root), f"the directory entry of {sha256}") from None

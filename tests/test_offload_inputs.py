@@ -215,3 +215,35 @@ def test_recorder_lying_about_size(tmp_path: Path, data_dir: Path) -> None:
     t = r.tasks[0]
     assert t.status == "stored" and t.size == 100_000 and t.sha256 == sha256_file(src / "liar.MP4")
     assert "grew while being read" in r.problems[0].reason and r.exit_code == 1
+
+
+def test_order_is_important_first_then_oldest(tmp_path: Path, data_dir: Path) -> None:
+    vol = tmp_path / "vol"
+    vol.mkdir()
+    stamps = {"new.MP4": 300, "old.MP4": 100, "mid_IMP.MP4": 200, "older_IMP.MP4": 50, "middle.LOG": 150}
+    for name, t in stamps.items():
+        (vol / name).write_bytes(name.encode())
+        os.utime(vol / name, (1_700_000_000 + t,) * 2)
+    r = ingest(data_dir, CFG, vol, device="ORD", threaded=False)
+    assert [t.entry.rel.decode() for t in r.tasks] == ["older_IMP.MP4", "mid_IMP.MP4", "old.MP4", "middle.LOG", "new.MP4"]
+    cfg = parse_config({"store": {"reserve_bytes": 0}, "offload": {"important_pattern": r"\.LOG$"}})
+    r2 = ingest(data_dir, cfg, vol, device="ORD2", threaded=False)
+    assert r2.tasks[0].entry.rel == b"middle.LOG" and r2.tasks[0].entry.important
+
+
+def test_walk_stays_on_the_volume(tmp_path: Path, data_dir: Path) -> None:
+    import subprocess
+
+    vol = tmp_path / "vol"
+    (vol / "other").mkdir(parents=True)
+    (vol / "a.MP4").write_bytes(b"a")
+    p = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(vol / "other")], capture_output=True, text=True)
+    if p.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs inside the volume (needs root): {p.stderr.strip()}")
+    try:
+        (vol / "other" / "secret.bin").write_bytes(b"not the recorder's")
+        r = ingest(data_dir, CFG, vol, device="MNT", threaded=False)
+    finally:
+        subprocess.run(["umount", "-l", str(vol / "other")], check=False)
+    assert [t.entry.rel for t in r.tasks] == [b"a.MP4"]
+    assert "another filesystem is mounted here" in _problems(r)[b"other"]
