@@ -92,12 +92,32 @@ class VerifyConfig(_Section):
     )
 
 
+class WatchConfig(_Section):
+    """[watch]: manual imports through a watch folder (card readers, recorders without a driver)."""
+
+    folder: str | None = Field(
+        None,
+        description="Folder watched for manual imports, one sub-folder per officer badge; unset: no watch folder",
+    )
+    done_folder: str | None = Field(
+        None,
+        description="Where imported files are moved once stored and verified; unset: <folder>/../evidock-done",
+    )
+    settle_s: float = Field(
+        5.0,
+        ge=0,
+        le=3600,
+        description="A file is imported once its size and mtime have not changed for this long",
+    )
+
+
 class Config(_Section):
     """The whole configuration file."""
 
     store: StoreConfig = Field(default_factory=StoreConfig, description="Where and how evidence is kept")
     offload: OffloadConfig = Field(default_factory=OffloadConfig, description="How files leave a recorder")
     verify: VerifyConfig = Field(default_factory=VerifyConfig, description="The read-only scrub of stored objects")
+    watch: WatchConfig = Field(default_factory=WatchConfig, description="Manual imports through a watch folder")
 
 
 def load_config(path: str | os.PathLike[str] | None = None) -> tuple[Config, Path | None]:

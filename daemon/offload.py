@@ -445,8 +445,13 @@ def ingest(
     progress: Callable[[int], None] | None = None,
     on_scanned: Callable[[int, int], None] | None = None,
     cancel: threading.Event | None = None,
+    only: set[bytes] | None = None,
 ) -> IngestResult:
-    """Offload every regular file under ``source`` into the store of ``data_dir``."""
+    """Offload every regular file under ``source`` into the store of ``data_dir``.
+
+    ``only``: offload just these paths (relative to ``source``, bytes), e.g. the files of a
+    watch folder that have settled; problems and stale partials elsewhere are not reported.
+    """
     source = Path(source)
     if not source.is_dir():
         raise SourceError(f"source {source}: not a directory (give the recorder's mounted volume or a folder)")
@@ -465,6 +470,9 @@ def ingest(
         problems: list[Problem] = []
         try:
             entries, problems = scan(source, re.compile(config.offload.important_pattern))
+            if only is not None:
+                entries = [e for e in entries if e.rel in only]
+                problems = [p for p in problems if p.rel in only]
             if on_scanned:
                 on_scanned(len(entries), sum(e.size for e in entries))
             tasks = [FileTask(e) for e in entries]
@@ -472,7 +480,7 @@ def ingest(
             for t in tasks:
                 if t.problem is not None:
                     problems.append(t.problem)
-            if ctx.fatal is None and not ctx.cancel.is_set():
+            if ctx.fatal is None and not ctx.cancel.is_set() and only is None:
                 problems += stale_partials(ctx, tasks)
         except OSError as err:
             ctx.stop_all(SourceGone(f"source {source}: {err.strerror}"))
