@@ -123,7 +123,8 @@ def parse_fault(spec: str) -> Fault:
 
 
 def faults_help() -> str:
-    return "\n".join(f"  {n}{'=' + k.arg.__name__.upper() if k.arg else ''}{'[@FUNCTION]' if k.reply else ''}: {k.help}"
+    meta = {float: "N", int: "N", str: "FUNCTION"}
+    return "\n".join(f"  {n}{'=' + meta[k.arg] if k.arg else ''}{'[@FUNCTION]' if k.reply else ''}: {k.help}"
                      for n, k in FAULTS.items())
 
 
