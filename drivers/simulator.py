@@ -36,6 +36,7 @@ from .simvolume import SampleSpec, make_volume
 from .zfy import (
     CMD,
     CMD_BY_CODE,
+    MANDATORY,
     MAX_PAYLOAD,
     PROTOCOL_VERSION,
     REPLY_BIT,
@@ -69,6 +70,7 @@ FAULTS: dict[str, FaultKind] = {
     "wrong-password": FaultKind(None, False, "the recorder's passwords are not the station's"),
     "unplug-after": FaultKind(int, False, "the volume fails and the pty closes after N bytes of offload"),
     "unplug-on": FaultKind(str, False, "the pty closes when FUNCTION is requested (mid-conversation)"),
+    "lacks": FaultKind(str, False, "a model without the optional FUNCTION (not announced, answered 'not supported')"),
     "garbage": FaultKind(None, True, "replies are random bytes"),
     "silence": FaultKind(None, True, "no reply at all"),
     "endless": FaultKind(None, True, "a reply that never ends (bytes without end)"),
@@ -115,8 +117,10 @@ def parse_fault(spec: str) -> Fault:
         parsed = kind.arg(value)
     except ValueError:
         raise FaultError(f"fault {name}: {value!r} is not a {kind.arg.__name__}") from None
-    if name == "unplug-on" and parsed not in CMD:
-        raise FaultError(f"fault unplug-on: {value!r} is not a function; one of {', '.join(CMD)}")
+    if name in ("unplug-on", "lacks") and parsed not in CMD:
+        raise FaultError(f"fault {name}: {value!r} is not a function; one of {', '.join(CMD)}")
+    if name == "lacks" and parsed in MANDATORY:
+        raise FaultError(f"fault lacks: {parsed} is mandatory for every recorder")
     if isinstance(parsed, (int, float)) and name != "clock-off" and parsed < 0:
         raise FaultError(f"fault {name}: the value must not be negative")
     return Fault(name, parsed, function or None)
@@ -169,6 +173,7 @@ class SimRecorder:
         self.state = state
         self.faults = faults
         self.storage = storage
+        self.lacks = {f.value for f in faults if f.name == "lacks"}
         for f in faults:
             if f.name == "low-battery":
                 state.battery_percent = 12
@@ -200,7 +205,7 @@ class SimRecorder:
             fields = decode_fields(frame.payload)
         except WireError:
             return self._shape(name, encode_frame(frame.seq, frame.cmd | REPLY_BIT, Status.BAD_ARGUMENT, b""))
-        status, out = self._answer(name, fields)
+        status, out = (Status.NOT_SUPPORTED, {}) if name in self.lacks else self._answer(name, fields)
         payload = encode_fields(out)
         if self.fault("oversized", name):
             # Exactly one byte over the maximum, with a right length field and CRC: only the
@@ -233,7 +238,7 @@ class SimRecorder:
             return Status.BAD_PASSWORD, {}
         if name == "Init_Device":
             return Status.OK, {"protocol": PROTOCOL_VERSION, "model": s.model, "firmware": s.firmware,
-                               "functions": bytes(c.code for c in CMD.values())}
+                               "functions": bytes(c.code for c in CMD.values() if c.name not in self.lacks)}
         if name == "GetIDCode":
             return Status.OK, {"id_code": s.serial}
         if name == "GetZFYInfo":
