@@ -14,6 +14,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from drivers.registry import by_model
 from drivers.simulator import FACTORY_PASSWORD, SimulatedRecorder
 from drivers.simvolume import SampleSpec, make_volume
 from drivers.zfy import ZfyDriver
@@ -46,7 +47,7 @@ def simulator(tmp: Path, *faults: str, volume: Path | None = None, **kw) -> Iter
 
 
 def driver(sim: SimulatedRecorder, **kw) -> ZfyDriver:
-    args = {"password": PASSWORD, "timeout": TIMEOUT, "retries": RETRIES, "backoff_s": BACKOFF, **kw}
+    args = {"model": by_model("SIM-ZFY-1"), "password": PASSWORD, "timeout": TIMEOUT, "retries": RETRIES, "backoff_s": BACKOFF, **kw}
     assert sim.channel is not None
     return ZfyDriver(sim.channel.path, **args)
 
