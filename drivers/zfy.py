@@ -20,6 +20,7 @@ import binascii
 import enum
 import logging
 import struct
+import termios
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -306,6 +307,9 @@ class FrameParser:
 # -- the driver ------------------------------------------------------------------------------
 
 POLL_S = 0.02  # one read waits at most this long, so a deadline is never overshot by more
+# Everything a vanished port can raise: pyserial's own, the OS's, and termios' (tcflush on a dead
+# tty raises termios.error, which is not an OSError).
+PORT_ERRORS = (serial.SerialException, OSError, termios.error)
 
 
 class ZfyDriver(Driver):
@@ -339,7 +343,7 @@ class ZfyDriver(Driver):
             try:
                 self._port: serial.Serial | None = serial.Serial(self.port_name, baudrate=baud, timeout=POLL_S,
                                                                  write_timeout=timeout, exclusive=True)
-            except (serial.SerialException, OSError, ValueError) as e:
+            except (*PORT_ERRORS, ValueError) as e:
                 raise RecorderGone(self.port_name, f"cannot open the control port ({_os_reason(e)}); "
                                    "is the recorder docked and is this its tty?") from None
         else:
@@ -360,7 +364,7 @@ class ZfyDriver(Driver):
         if port is not None:
             try:
                 port.close()
-            except (serial.SerialException, OSError):
+            except PORT_ERRORS:
                 pass
 
     # -- one request -----------------------------------------------------------------------
@@ -407,7 +411,7 @@ class ZfyDriver(Driver):
             port.flush()
         except serial.SerialTimeoutException:
             raise ReplyTimeout(self.recorder, cmd.name, f"the request could not be sent within {self.timeout:g} s") from None
-        except (serial.SerialException, OSError) as e:
+        except PORT_ERRORS as e:
             raise self._lost(e, cmd.name) from None
         reply = self._read_reply(port, cmd, seq)
         if reply.status != Status.OK:
@@ -448,7 +452,7 @@ class ZfyDriver(Driver):
                 break
             try:
                 chunk = port.read(max(1, min(port.in_waiting, MAX_FRAME)))
-            except (serial.SerialException, OSError) as e:
+            except PORT_ERRORS as e:
                 raise self._lost(e, cmd.name) from None
             parser.feed(chunk)
         if parser.partial:
@@ -571,6 +575,8 @@ class ZfyDriver(Driver):
 def _os_reason(err: BaseException) -> str:
     if isinstance(err, OSError) and err.strerror:
         return err.strerror
+    if isinstance(err, termios.error) and len(err.args) == 2:
+        return str(err.args[1])
     return str(err) or type(err).__name__
 
 
