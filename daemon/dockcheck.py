@@ -1,4 +1,4 @@
-"""The dock check of one recorder: identify → health record + alerts → clock sync → mass storage.
+"""The dock check of one recorder: identify → health (recorded, alerted) → clock sync → mass storage.
 
 This is what happens between "a recorder is docked" and "its volume is offloaded", as stages
 over one task (beets' pipeline shape): each stage reads or does one thing and notes what it
@@ -109,8 +109,8 @@ def mass_storage_stage(t: DockTask) -> None:
     t.mass_storage = True
 
 
-# The order is the dock's: the drift is measured before the clock is set, the health record
-# (with that drift and whether the set worked) is written before the recorder leaves for mass storage.
+# The order is the dock's: the health readings (the drift among them) are taken before the clock
+# is set, and recorded with whether the set worked, before the recorder leaves for mass storage.
 STAGES: tuple[Callable[[DockTask], None], ...] = (
     identify_stage, battery_stage, storage_stage, clock_stage, sync_stage, record_stage, mass_storage_stage,
 )

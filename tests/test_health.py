@@ -108,6 +108,20 @@ def test_dock_check_then_offload_with_corrected_times(tmp_path: Path, data_dir: 
         assert c.conn.execute("SELECT name FROM officers WHERE badge = ?", (SPEC.badge,)).fetchone()[0] == SPEC.officer
 
 
+def test_simulated_faults_raise_their_alerts(tmp_path: Path, data_dir: Path) -> None:
+    card = card_copy(tmp_path / "card")
+    for n in range(3):  # three healthy docks make the battery's history
+        with simulator(tmp_path / f"dock{n}", volume=card) as sim, driver(sim) as drv, Catalog(data_dir) as c:
+            assert dock_check(c, Config(), drv).alerts == []
+    with simulator(tmp_path / "dock3", "storage-full", "fs-errors", "faded=60", volume=card) as sim, driver(sim) as drv:
+        with Catalog(data_dir) as c:
+            check = dock_check(c, Config(), drv)
+            assert len(health.history(c, SPEC.serial)) == 4
+    assert kinds(check.alerts) == {"storage_full", "fs_errors", "capacity_fade"}
+    msg = {a["kind"]: a["message"] for a in check.alerts}
+    assert "97.0 % used" in msg["storage_full"] and "1800 mAh" in msg["capacity_fade"]
+
+
 def test_a_lying_recorder_is_alerted_and_still_offloaded(tmp_path: Path, data_dir: Path) -> None:
     with simulator(tmp_path, "lie") as sim, driver(sim) as drv:
         with Catalog(data_dir) as c:
