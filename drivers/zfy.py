@@ -407,8 +407,9 @@ class ZfyDriver(Driver):
             if stale:
                 port.reset_input_buffer()  # bytes nobody asked for (a late reply) must not pass as this one's
                 log.info("%s: discarded %d stale bytes before %s", self.recorder, stale, cmd.name)
+            # write() returns once the OS has every byte (bounded by write_timeout); no flush():
+            # its tcdrain has no timeout and would hang on a stalled USB endpoint.
             port.write(frame)
-            port.flush()
         except serial.SerialTimeoutException:
             raise ReplyTimeout(self.recorder, cmd.name, f"the request could not be sent within {self.timeout:g} s") from None
         except PORT_ERRORS as e:
