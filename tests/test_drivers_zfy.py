@@ -277,3 +277,12 @@ def test_error_tree_roots_at_evidock_error() -> None:
     for cls in (RecorderGone, GarbledReply, AuthError, InvalidReply, Unsupported):
         assert issubclass(cls, DriverError) and issubclass(cls, EvidockError)
     assert PASSWORD  # the simulator and the station share the factory default by default
+
+
+def test_a_refused_argument_is_not_retried(tmp_path: Path) -> None:
+    from drivers.errors import RejectedRequest
+
+    with simulator(tmp_path) as sim, driver(sim) as drv:
+        with pytest.raises(RejectedRequest, match="WriteZFYInfo: the recorder answered with status bad argument"):
+            drv.bind_officer(OfficerInfo("", "nobody"))
+        assert sim.state.log.count("WriteZFYInfo") == 1 and sim.state.badge == SPEC.badge
