@@ -15,14 +15,16 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from .errors import ConfigError
 
 ENV_CONFIG = "EVIDOCK_CONFIG"
 ENV_DATA_DIR = "EVIDOCK_DATA_DIR"
+# Keys whose values never appear in a message (a bad value is named, not shown).
+SECRET_KEYS = frozenset({"zfy.password"})
 
 
 class _Section(BaseModel):
@@ -111,6 +113,99 @@ class WatchConfig(_Section):
     )
 
 
+class ZfyConfig(_Section):
+    """[zfy]: the GA/T 947 control channel of recorders that have one (drivers/zfy.py)."""
+
+    role: Literal["admin", "user"] = Field(
+        "admin",
+        description="Which of the recorder's passwords the station uses (SetMSDC, SyncDevTime, WriteZFYInfo): admin or user",
+    )
+    password: SecretStr = Field(
+        SecretStr("000000"),
+        max_length=32,
+        description="That password (the factory default shown; set your fleet's). Never logged, masked by `config check`",
+    )
+    password_file: str | None = Field(
+        None,
+        description="File whose first line is the password (keep it mode 0600); overrides `password`",
+    )
+    timeout_s: float = Field(
+        2.0,
+        gt=0,
+        le=60,
+        description="One request's deadline: from sending it to the end of its reply",
+    )
+    retries: int = Field(
+        2,
+        ge=0,
+        le=10,
+        description="How often a request whose reply was lost or garbled is sent again (SetMSDC never is)",
+    )
+    backoff_s: float = Field(
+        0.2,
+        ge=0,
+        le=10,
+        description="Wait before the first retry; doubled before each further one",
+    )
+
+    def secret(self) -> str:
+        """The password to send: from password_file if set, else password. Never log it."""
+        if self.password_file is None:
+            return self.password.get_secret_value()
+        try:
+            lines = Path(self.password_file).read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as e:
+            raise ConfigError(f"zfy.password_file {self.password_file}: cannot read it ({e}); fix the path or its permissions") from None
+        if not lines or not lines[0].strip():
+            raise ConfigError(f"zfy.password_file {self.password_file}: the first line is empty; put the password there")
+        return lines[0].strip()
+
+
+class HealthConfig(_Section):
+    """[health]: thresholds of the alerts raised from each dock's health record (daemon/health.py)."""
+
+    battery_low_percent: int = Field(
+        20,
+        ge=0,
+        le=100,
+        description="Alert when the battery is below this level at dock",
+    )
+    storage_full_percent: float = Field(
+        90.0,
+        ge=0,
+        le=100,
+        description="Alert when more than this share of the card is used",
+    )
+    clock_drift_s: float = Field(
+        2.0,
+        gt=0,
+        le=86400,
+        description="Alert when the recorder's clock is off by more than this many seconds (either way)",
+    )
+    fs_errors: bool = Field(
+        True,
+        description="Alert when the card's filesystem check finds errors",
+    )
+    capacity_fade_percent: float = Field(
+        20.0,
+        gt=0,
+        lt=100,
+        description="Alert when the battery's full-charge capacity falls this far below the median of its own history",
+    )
+    capacity_fade_min_history: int = Field(
+        3,
+        ge=1,
+        le=1000,
+        description="Earlier full-charge readings a recorder needs before the capacity-fade rule applies",
+    )
+    capacity_fade_window: int = Field(
+        20,
+        ge=1,
+        le=10000,
+        description="How many of a recorder's latest earlier readings make its history for the capacity-fade rule",
+    )
+
+
 class Config(_Section):
     """The whole configuration file."""
 
@@ -118,6 +213,8 @@ class Config(_Section):
     offload: OffloadConfig = Field(default_factory=OffloadConfig, description="How files leave a recorder")
     verify: VerifyConfig = Field(default_factory=VerifyConfig, description="The read-only scrub of stored objects")
     watch: WatchConfig = Field(default_factory=WatchConfig, description="Manual imports through a watch folder")
+    zfy: ZfyConfig = Field(default_factory=ZfyConfig, description="The GA/T 947 control channel of recorders")
+    health: HealthConfig = Field(default_factory=HealthConfig, description="Device health alerts")
 
 
 def load_config(path: str | os.PathLike[str] | None = None) -> tuple[Config, Path | None]:
@@ -153,6 +250,8 @@ def parse_config(data: dict[str, Any], source: str = "<config>") -> Config:
             key = ".".join(str(x) for x in err["loc"])
             if err["type"] == "extra_forbidden":
                 lines.append(f"{key}: unknown key; {_known_keys_hint(err['loc'])}")
+            elif key in SECRET_KEYS:
+                lines.append(f"{key}: {err['msg']} (value not shown: it is a secret)")
             else:
                 lines.append(f"{key}: {err['msg']} (got {err.get('input')!r})")
         raise ConfigError(f"config {source}: " + "; ".join(lines) + ". Fix the key(s) named; `evidock config example` prints every valid key") from None
@@ -209,6 +308,8 @@ def _bounds(f: Any) -> str:
 
 
 def _toml_value(v: Any) -> str:
+    if isinstance(v, SecretStr):
+        return _toml_value(v.get_secret_value())  # only defaults are rendered, never a loaded config
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, (int, float)):

@@ -1,0 +1,294 @@
+"""Device health: one record per dock, kept as history, and the alerts its thresholds raise.
+
+Regulation art. 15: units maintain their recorders and check battery capacity and storage
+space. Each dock writes a ``health`` row (battery, storage, clock drift, filesystem state,
+firmware, with the time and, once the offload starts, its session) — rows are only ever added,
+never overwritten, so trends can be drawn. The alert rules are one table (``RULES``); each rule
+looks at the new record (and the recorder's own history) and says raise, clear or unknown.
+An alert stays open, one per recorder and kind, until a later dock clears it; "unknown" (the
+value was not reported this time) leaves it as it is.
+
+Capacity fade: a battery's full-charge capacity (what the fuel gauge says a full charge holds
+now) is compared with the median of the recorder's own earlier readings (the last
+``capacity_fade_window``, once there are ``capacity_fade_min_history``); below it by more than
+``capacity_fade_percent`` raises the alert. The median, not the best reading, so that one
+optimistic reading does not raise alerts for ever after.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlite_utils
+
+from drivers.base import Battery, Storage
+
+from .catalog import Catalog, Migration, utcnow
+from .config import HealthConfig
+
+
+def _m001_health(db: sqlite_utils.Database) -> None:
+    db["health"].create(
+        {
+            "id": int,
+            "device_serial": str,
+            "session_id": int,  # the offload session of this dock, once it started (NULL before)
+            "at": str,
+            "model": str,
+            "firmware": str,
+            "officer_badge": str,
+            "battery_percent": int,
+            "battery_voltage_mv": int,
+            "battery_charging": int,
+            "battery_cycles": int,
+            "full_charge_mah": int,
+            "design_mah": int,
+            "storage_total": int,
+            "storage_free": int,
+            "fs_state": str,  # clean | errors | NULL (not checked)
+            "fs_detail": str,
+            "clock_drift_s": float,  # recorder − station, before the station set the clock
+            "clock_set": int,  # 1: the station set the recorder's clock at this dock
+            "notes": str,  # JSON list of {"what", "status": not_reported|invalid|failed, "message"}
+        },
+        pk="id",
+        foreign_keys=[("session_id", "sessions", "id")],
+    )
+    db["health"].create_index(["device_serial", "id"])
+    db["health_alerts"].create(
+        {
+            "id": int,
+            "device_serial": str,
+            "kind": str,
+            "message": str,
+            "value": float,
+            "threshold": float,
+            "health_id": int,  # the record that raised it
+            "last_health_id": int,  # the latest record that still raised it
+            "raised_at": str,
+            "last_seen_at": str,
+            "cleared_at": str,  # NULL while open
+            "cleared_health_id": int,
+        },
+        pk="id",
+        foreign_keys=[("health_id", "health", "id")],
+    )
+    db["health_alerts"].create_index(["device_serial", "cleared_at"])
+
+
+MIGRATIONS: list[Migration] = [("health-001", _m001_health)]
+
+
+@dataclass
+class Note:
+    """Something a dock could not read: not reported by the model, invalid, or failed."""
+
+    what: str
+    status: str  # not_reported | invalid | failed
+    message: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"what": self.what, "status": self.status, "message": self.message}
+
+
+@dataclass
+class HealthReading:
+    """What one dock measured; ``None`` where it was not reported or could not be read."""
+
+    serial: str
+    model: str | None = None
+    firmware: str | None = None
+    badge: str | None = None
+    battery: Battery | None = None
+    storage: Storage | None = None
+    clock_drift_s: float | None = None
+    clock_set: bool = False
+    notes: list[Note] = field(default_factory=list)
+
+
+# -- the alert rules -------------------------------------------------------------------------
+
+UNKNOWN = None  # the rule cannot tell this time: leave its alert as it is
+CLEAR = ()  # the rule holds: clear its open alert
+
+
+@dataclass(frozen=True)
+class Raise:
+    value: float
+    threshold: float
+    message: str
+
+
+Verdict = Raise | tuple[()] | None
+History = list[dict[str, Any]]
+
+
+def _battery_low(r: HealthReading, h: History, c: HealthConfig) -> Verdict:
+    if r.battery is None:
+        return UNKNOWN
+    if r.battery.percent < c.battery_low_percent:
+        return Raise(r.battery.percent, c.battery_low_percent,
+                     f"battery at {r.battery.percent} % when docked (alert below {c.battery_low_percent} %)")
+    return CLEAR
+
+
+def _storage_full(r: HealthReading, h: History, c: HealthConfig) -> Verdict:
+    if r.storage is None:
+        return UNKNOWN
+    used = 100 * r.storage.used_fraction
+    if used > c.storage_full_percent:
+        return Raise(round(used, 1), c.storage_full_percent,
+                     f"card {used:.1f} % used (alert above {c.storage_full_percent:g} %): offload and wipe it")
+    return CLEAR
+
+
+def _clock_drift(r: HealthReading, h: History, c: HealthConfig) -> Verdict:
+    if r.clock_drift_s is None:
+        return UNKNOWN
+    if abs(r.clock_drift_s) > c.clock_drift_s:
+        way = "ahead of" if r.clock_drift_s > 0 else "behind"
+        return Raise(round(r.clock_drift_s, 3), c.clock_drift_s,
+                     f"clock {abs(r.clock_drift_s):.1f} s {way} the station's (alert beyond ±{c.clock_drift_s:g} s); "
+                     + ("it was set at this dock" if r.clock_set else "it could NOT be set at this dock"))
+    return CLEAR
+
+
+def _fs_errors(r: HealthReading, h: History, c: HealthConfig) -> Verdict:
+    if r.storage is None or r.storage.fs_state is None:
+        return UNKNOWN
+    if r.storage.fs_state == "errors" and c.fs_errors:
+        return Raise(1, 0, f"the card's filesystem has errors ({r.storage.fs_detail or 'reported by the recorder'}); "
+                     "offload it, then have the card checked or replaced")
+    return CLEAR
+
+
+def _capacity_fade(r: HealthReading, h: History, c: HealthConfig) -> Verdict:
+    if r.battery is None or r.battery.full_charge_mah is None:
+        return UNKNOWN
+    earlier = [row["full_charge_mah"] for row in h if row["full_charge_mah"] is not None][: c.capacity_fade_window]
+    if len(earlier) < c.capacity_fade_min_history:
+        return UNKNOWN
+    baseline = statistics.median(earlier)
+    floor = baseline * (1 - c.capacity_fade_percent / 100)
+    if r.battery.full_charge_mah < floor:
+        return Raise(r.battery.full_charge_mah, round(floor, 1),
+                     f"battery capacity faded: a full charge holds {r.battery.full_charge_mah} mAh, its own median over "
+                     f"{len(earlier)} earlier docks is {baseline:g} mAh (alert below {floor:.0f} mAh): replace the battery")
+    return CLEAR
+
+
+def _bad_reply(r: HealthReading, h: History, c: HealthConfig) -> Verdict:
+    bad = [n for n in r.notes if n.status in ("invalid", "failed")]
+    if bad:
+        return Raise(len(bad), 0, "the recorder answered wrongly: " + "; ".join(f"{n.what}: {n.message}" for n in bad))
+    return CLEAR
+
+
+RULES: tuple[tuple[str, Callable[[HealthReading, History, HealthConfig], Verdict]], ...] = (
+    ("battery_low", _battery_low),
+    ("storage_full", _storage_full),
+    ("clock_drift", _clock_drift),
+    ("fs_errors", _fs_errors),
+    ("capacity_fade", _capacity_fade),
+    ("bad_reply", _bad_reply),
+)
+
+
+# -- writing ---------------------------------------------------------------------------------
+
+
+def record(catalog: Catalog, config: HealthConfig, r: HealthReading, session_id: int | None = None) -> tuple[int, list[dict[str, Any]]]:
+    """Add one health record and update the alerts; returns its id and the recorder's open alerts."""
+    now = utcnow()
+    b, s = r.battery, r.storage
+    with catalog.transaction() as conn:
+        history = [{"full_charge_mah": row[0]} for row in conn.execute(
+            "SELECT full_charge_mah FROM health WHERE device_serial = ? ORDER BY id DESC", (r.serial,))]
+        cur = conn.execute(
+            "INSERT INTO health (device_serial, session_id, at, model, firmware, officer_badge, battery_percent,"
+            " battery_voltage_mv, battery_charging, battery_cycles, full_charge_mah, design_mah, storage_total,"
+            " storage_free, fs_state, fs_detail, clock_drift_s, clock_set, notes) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (r.serial, session_id, now, r.model, r.firmware, r.badge,
+             b.percent if b else None, b.voltage_mv if b else None,
+             None if b is None or b.charging is None else int(b.charging), b.cycles if b else None,
+             b.full_charge_mah if b else None, b.design_mah if b else None,
+             s.total_bytes if s else None, s.free_bytes if s else None, s.fs_state if s else None,
+             s.fs_detail if s else None, r.clock_drift_s, int(r.clock_set),
+             json.dumps([n.to_json() for n in r.notes], ensure_ascii=False)),
+        )
+        hid = int(cur.lastrowid)
+        for kind, rule in RULES:
+            verdict = rule(r, history, config)
+            if verdict is UNKNOWN:
+                continue
+            open_row = conn.execute("SELECT id FROM health_alerts WHERE device_serial = ? AND kind = ? AND cleared_at IS NULL",
+                                    (r.serial, kind)).fetchone()
+            if isinstance(verdict, Raise):
+                if open_row:
+                    conn.execute("UPDATE health_alerts SET message=?, value=?, threshold=?, last_health_id=?, last_seen_at=? WHERE id=?",
+                                 (verdict.message, verdict.value, verdict.threshold, hid, now, open_row[0]))
+                else:
+                    conn.execute(
+                        "INSERT INTO health_alerts (device_serial, kind, message, value, threshold, health_id, last_health_id,"
+                        " raised_at, last_seen_at) VALUES (?,?,?,?,?,?,?,?,?)",
+                        (r.serial, kind, verdict.message, verdict.value, verdict.threshold, hid, hid, now, now))
+            elif open_row:
+                conn.execute("UPDATE health_alerts SET cleared_at=?, cleared_health_id=? WHERE id=?", (now, hid, open_row[0]))
+    return hid, open_alerts(catalog, r.serial)
+
+
+def attach_session(catalog: Catalog, health_id: int, session_id: int) -> None:
+    """Link a dock's health record to the offload session that followed it."""
+    with catalog.transaction() as conn:
+        conn.execute("UPDATE health SET session_id = ? WHERE id = ?", (session_id, health_id))
+
+
+# -- reading ---------------------------------------------------------------------------------
+
+
+def _row(r: dict[str, Any]) -> dict[str, Any]:
+    r = dict(r)
+    if "notes" in r:
+        r["notes"] = json.loads(r["notes"] or "[]")
+    if r.get("battery_charging") is not None:
+        r["battery_charging"] = bool(r["battery_charging"])
+    if "clock_set" in r:
+        r["clock_set"] = bool(r["clock_set"])
+    if r.get("storage_total"):
+        r["storage_used_percent"] = round(100 * (1 - (r["storage_free"] or 0) / r["storage_total"]), 1)
+    return r
+
+
+def history(catalog: Catalog, serial: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+    """Health records, newest first, of one recorder or of all; at most ``limit`` per recorder."""
+    where, params = (" WHERE device_serial = ?", [serial]) if serial else ("", [])
+    sql = ("SELECT * FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY device_serial ORDER BY id DESC) AS nth "
+           f"FROM health{where})" + (" WHERE nth <= ?" if limit else "") + " ORDER BY id DESC")
+    rows = [_row(r) for r in catalog.db.query(sql, params + ([limit] if limit else []))]
+    for r in rows:
+        del r["nth"]
+    return rows
+
+
+def open_alerts(catalog: Catalog, serial: str | None = None) -> list[dict[str, Any]]:
+    sql = "SELECT * FROM health_alerts WHERE cleared_at IS NULL" + (" AND device_serial = ?" if serial else "") + " ORDER BY id"
+    return list(catalog.db.query(sql, [serial] if serial else []))
+
+
+def devices(catalog: Catalog) -> list[dict[str, Any]]:
+    """Each known recorder: its officer, when it was last docked, its last health, open alerts."""
+    out = []
+    for d in catalog.db.query(
+        "SELECT d.serial, d.model, d.officer_badge, o.name AS officer_name, o.unit AS officer_unit, d.first_seen, d.last_seen "
+        "FROM devices d LEFT JOIN officers o ON o.badge = d.officer_badge ORDER BY d.serial"
+    ):
+        last = history(catalog, d["serial"], limit=1)
+        d["last_health"] = last[0] if last else None
+        d["open_alerts"] = [{"kind": a["kind"], "message": a["message"], "raised_at": a["raised_at"]}
+                            for a in open_alerts(catalog, d["serial"])]
+        out.append(d)
+    return out

@@ -1,0 +1,111 @@
+"""The drivers' error tree: every way talking to a recorder can fail, as one typed error.
+
+Modelled on Solaar's ``exceptions.py``/``base.py``: failures are closed at the lowest layer.
+A pyserial or OS error on a recorder's port becomes one ``RecorderGone``, raised once, with the
+port closed where it happened; a reply that is not what the protocol allows becomes one
+``ProtocolError`` subclass naming the request and showing what came back (never the request's
+payload, which may hold a password). The root derives from ``daemon.errors.EvidockError``, so
+the CLI boundary prints these messages and exits 2 without knowing about drivers.
+
+    DriverError
+    ├── RecorderGone          the port vanished (unplug, pty closed, I/O error)
+    ├── ProtocolError         a reply that breaks the wire format
+    │   ├── GarbledReply      bytes that are not a frame, or a frame that does not decode
+    │   ├── TruncatedReply    a frame that stopped before its declared end
+    │   ├── OversizedReply    a frame longer than the maximum reply length, or bytes without end
+    │   ├── BadChecksum       the CRC does not match
+    │   ├── ReplyTimeout      no reply (or no complete one) within the request's deadline
+    │   └── RejectedRequest   the recorder answered with an error status
+    ├── AuthError             the recorder refused the password
+    ├── InvalidReply          a well-formed reply with impossible values (a recorder that lies)
+    ├── Unsupported           a capability this model does not have (not a made-up value)
+    └── NoIdentity            a mass-storage recorder whose identity cannot be read
+"""
+
+from __future__ import annotations
+
+from daemon.errors import EvidockError
+
+PREVIEW_BYTES = 32
+
+
+def preview(data: bytes, limit: int = PREVIEW_BYTES) -> str:
+    """Hex of the first ``limit`` bytes of what came back, for an error message."""
+    if not data:
+        return "nothing"
+    head = data[:limit].hex(" ")
+    more = f" … ({len(data)} bytes in all)" if len(data) > limit else f" ({len(data)} bytes)"
+    return head + more
+
+
+class DriverError(EvidockError):
+    """Something went wrong talking to a recorder. ``recorder`` names the port or serial."""
+
+    def __init__(self, recorder: str, message: str):
+        self.recorder = recorder
+        super().__init__(f"recorder {recorder}: {message}")
+
+
+class RecorderGone(DriverError):
+    """The recorder's control port went away: unplugged, switched off, or an I/O error."""
+
+
+class ProtocolError(DriverError):
+    """A reply that breaks the wire format (see drivers/README.md)."""
+
+    def __init__(self, recorder: str, request: str, problem: str, got: bytes = b"", hint: str | None = None):
+        self.request, self.problem, self.got = request, problem, bytes(got)
+        hint = hint or ("Check the cable and that this port belongs to a GA/T 947 recorder; "
+                        "`evidock probe PORT` shows what it answers")
+        super().__init__(recorder, f"{request}: {problem}; got {preview(self.got)}. {hint}")
+
+
+class GarbledReply(ProtocolError):
+    pass
+
+
+class TruncatedReply(ProtocolError):
+    pass
+
+
+class OversizedReply(ProtocolError):
+    pass
+
+
+class BadChecksum(ProtocolError):
+    pass
+
+
+class ReplyTimeout(ProtocolError):
+    pass
+
+
+class RejectedRequest(ProtocolError):
+    """The recorder understood the request and said no (bad argument, busy)."""
+
+    busy = False  # a busy recorder is asked again after the backoff; a bad argument is not
+
+
+class AuthError(DriverError):
+    """The recorder refused the password (the password itself is never in the message)."""
+
+
+class InvalidReply(DriverError):
+    """A well-formed reply whose values cannot be true (battery 250 %, free space > card size)."""
+
+    def __init__(self, recorder: str, request: str, problem: str):
+        self.request, self.problem = request, problem
+        super().__init__(recorder, f"{request}: {problem}; the value is rejected as invalid "
+                         "(the recorder's firmware reports nonsense — have it serviced)")
+
+
+class Unsupported(DriverError):
+    """A capability this recorder model does not have. Reported as "not reported", never guessed."""
+
+    def __init__(self, recorder: str, capability: str, model: str):
+        self.capability, self.model = capability, model
+        super().__init__(recorder, f"{capability} is not supported by model {model}")
+
+
+class NoIdentity(DriverError):
+    """A mass-storage recorder with neither a device-info file nor a USB serial."""

@@ -1,0 +1,115 @@
+"""The device table: which USB VID:PID (and, optionally, product string) is which recorder model,
+which driver speaks to it, and its quirks — one declarative entry per model (Solaar's
+``descriptors.py``), not a chain of ifs. Duplicate entries are refused at import time.
+
+Lookups are functions: ``lookup(vid, pid, product)`` prefers an entry naming the product string
+over one for the bare VID:PID (vendors reuse one chip's VID:PID across models), and
+``driver_for(model, ...)`` builds the driver. A USB mass-storage device that is in no entry is a
+``GENERIC_UMS`` recorder: read as a plain volume, with nothing guessed about it.
+
+Only the simulated recorders' entries are real here (VID 0x1209 is pid.codes' open-source
+vendor ID; PIDs 0x0001–0x0002 are its test range). Bureaus add their fleet's models as entries;
+a model's VID:PID can be read with ``lsusb`` when it is docked.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from .base import Driver
+
+
+@dataclass(frozen=True)
+class Quirks:
+    """How one model differs from its driver's defaults."""
+
+    important_pattern: str = "_IMP"  # regex on a file name marking the officer's important files
+    info_file: str | None = None  # device-info file on the volume (mass-storage models), e.g. DEVICE.INI
+    info_encoding: str = "utf-8"  # its text encoding (many firmwares write GBK)
+    baudrate: int = 115200  # CDC-ACM ignores it, but pyserial must be given one
+    composite: bool = False  # control port stays up in mass-storage mode (both USB interfaces)
+    filesystem: str = "vfat"  # what the card is formatted with: vfat | exfat
+
+
+@dataclass(frozen=True)
+class DeviceModel:
+    vid: int
+    pid: int
+    product: str | None  # USB product string to match exactly; None: any product with this VID:PID
+    driver: str  # key of DRIVERS
+    model: str  # the model's name, as shown to people
+    vendor: str
+    quirks: Quirks = field(default_factory=Quirks)
+
+    @property
+    def key(self) -> tuple[int, int, str | None]:
+        return (self.vid, self.pid, self.product)
+
+    @property
+    def usb_id(self) -> str:
+        return f"{self.vid:04x}:{self.pid:04x}"
+
+
+# driver key -> (module, class): imported on first use so the registry imports no driver code.
+DRIVERS: dict[str, tuple[str, str]] = {
+    "zfy": ("drivers.zfy", "ZfyDriver"),
+    "ums": ("drivers.ums", "UmsDriver"),
+}
+
+DEVICES: tuple[DeviceModel, ...] = (
+    DeviceModel(0x1209, 0x0001, "evidock simulated ZFY recorder", "zfy", "SIM-ZFY-1", "evidock",
+                Quirks(composite=True)),
+    DeviceModel(0x1209, 0x0002, "evidock simulated UMS recorder", "ums", "SIM-UMS-1", "evidock",
+                Quirks(info_file="DEVICE.INI")),
+)
+
+GENERIC_UMS = DeviceModel(0, 0, None, "ums", "generic mass-storage recorder", "unknown",
+                          Quirks(info_file="DEVICE.INI"))
+
+
+def _index(devices: tuple[DeviceModel, ...]) -> dict[tuple[int, int, str | None], DeviceModel]:
+    """The lookup index; refuses a duplicate entry or an entry naming an unknown driver."""
+    index: dict[tuple[int, int, str | None], DeviceModel] = {}
+    for d in devices:
+        if d.driver not in DRIVERS:
+            raise ValueError(f"device table: {d.model} ({d.usb_id}) names unknown driver {d.driver!r}; "
+                             f"known: {', '.join(DRIVERS)}")
+        if d.key in index:
+            raise ValueError(f"device table: duplicate entry for {d.usb_id} product {d.product!r}: "
+                             f"{index[d.key].model} and {d.model}")
+        index[d.key] = d
+    return index
+
+
+_INDEX = _index(DEVICES)
+
+
+def lookup(vid: int, pid: int, product: str | None = None) -> DeviceModel | None:
+    """The model for a USB device: the entry with its product string first, then the bare VID:PID."""
+    if product is not None and (hit := _INDEX.get((vid, pid, product))) is not None:
+        return hit
+    return _INDEX.get((vid, pid, None))
+
+
+def lookup_mass_storage(vid: int, pid: int, product: str | None = None) -> DeviceModel:
+    """Like ``lookup`` for a device that is USB mass storage: unknown ones are ``GENERIC_UMS``."""
+    return lookup(vid, pid, product) or GENERIC_UMS
+
+
+def by_model(name: str) -> DeviceModel:
+    for d in DEVICES:
+        if d.model == name:
+            return d
+    raise KeyError(f"no model {name!r} in the device table; known: {', '.join(d.model for d in DEVICES)}")
+
+
+def driver_class(model: DeviceModel) -> type[Driver]:
+    module, cls = DRIVERS[model.driver]
+    return getattr(importlib.import_module(module), cls)
+
+
+def driver_for(model: DeviceModel, *args: Any, **kwargs: Any) -> Driver:
+    """The driver for ``model`` over the given transport (a port for zfy, a volume for ums)."""
+    return driver_class(model)(*args, model=model, **kwargs)
