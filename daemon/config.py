@@ -206,6 +206,43 @@ class HealthConfig(_Section):
     )
 
 
+class DockConfig(_Section):
+    """[dock]: the dock daemon (`evidock run`): bays, parallel offloads, registration, wiping."""
+
+    bays: dict[str, str] = Field(
+        default_factory=dict,
+        description='USB port path (udev ID_PATH) -> bay name, e.g. { "pci-0000:00:14.0-usb-0:1" = "bay-01" }; unmapped ports are named from their path',
+    )
+    max_parallel_offloads: int = Field(
+        4, ge=1, le=64,
+        description="Recorders offloading at once; the rest queue in docking order (GA/T 947 stations run up to 25)",
+    )
+    unknown_serial: Literal["register", "refuse"] = Field(
+        "register",
+        description="A known model whose serial is not registered to this station: register it, or refuse to offload it",
+    )
+    wipe: Literal["after-verify", "never"] = Field(
+        "after-verify",
+        description="Delete files from the recorder once stored and verified (after-verify), or never",
+    )
+    ready_battery_percent: int = Field(
+        80, ge=0, le=100,
+        description="Battery level at which a docked, offloaded recorder is reported ready for duty",
+    )
+    node_wait_s: float = Field(
+        30.0, gt=0, le=600,
+        description="How long to wait for a recorder's control tty or its volume to appear after docking",
+    )
+    mount_root: str | None = Field(
+        None,
+        description="Where recorder volumes are mounted (one sub-folder per bay); unset: <data-dir>/mnt",
+    )
+    stop_timeout_s: float = Field(
+        45.0, gt=0, le=600,
+        description="On SIGTERM, how long running offloads get to reach a resumable stop (keep below TimeoutStopSec)",
+    )
+
+
 class Config(_Section):
     """The whole configuration file."""
 
@@ -215,6 +252,7 @@ class Config(_Section):
     watch: WatchConfig = Field(default_factory=WatchConfig, description="Manual imports through a watch folder")
     zfy: ZfyConfig = Field(default_factory=ZfyConfig, description="The GA/T 947 control channel of recorders")
     health: HealthConfig = Field(default_factory=HealthConfig, description="Device health alerts")
+    dock: DockConfig = Field(default_factory=DockConfig, description="The dock daemon")
 
 
 def load_config(path: str | os.PathLike[str] | None = None) -> tuple[Config, Path | None]:
@@ -290,10 +328,11 @@ def render_example() -> str:
         for key, f in section.model_fields.items():
             bounds = _bounds(f)
             out.append(f"# {f.description}{bounds}")
-            if f.default is None:
+            default = f.get_default(call_default_factory=True)
+            if default is None:
                 out.append(f"# {key} =   (unset by default)")
             else:
-                out.append(f"{key} = {_toml_value(f.default)}")
+                out.append(f"{key} = {_toml_value(default)}")
     return "\n".join(out) + "\n"
 
 
@@ -316,6 +355,8 @@ def _toml_value(v: Any) -> str:
         return repr(v)
     if isinstance(v, str):
         return "'" + v + "'" if "'" not in v else '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{_toml_value(str(k))} = {_toml_value(x)}" for k, x in v.items()) + " }" if v else "{}"
     if isinstance(v, (list, tuple)):
         return "[" + ", ".join(_toml_value(x) for x in v) + "]"
     raise TypeError(f"no TOML rendering for {v!r}")

@@ -39,6 +39,8 @@ class Docked:
     tty: str | None = None  # /dev/ttyACM…
     block: str | None = None  # the block node to mount (a partition if any, else the disk)
     known: bool = True  # VID:PID in the driver table
+    # A simulated recorder's card (directory or FAT image) in place of a block device: demo, tests.
+    volume: str | None = None
 
     @property
     def vidpid(self) -> str:

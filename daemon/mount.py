@@ -23,6 +23,7 @@ from .errors import EvidockError
 log = logging.getLogger(__name__)
 
 RO_OPTS = "ro,nosuid,nodev,noexec"
+RW_OPTS = "rw,nosuid,nodev,noexec"  # only for the wipe of verified files, then unmounted
 TOOL_TIMEOUT = 30.0
 
 
@@ -65,22 +66,27 @@ def detect_fstype(source: Path) -> str:
 
 # filesystem type -> (kernel type, FUSE helper argv builder)
 _FUSE = {
-    "vfat": lambda src, mp: ["fusefat", "-o", f"{RO_OPTS},fsname=evidock-fat", str(src), str(mp)],
-    "exfat": lambda src, mp: ["mount.exfat-fuse", "-o", RO_OPTS, str(src), str(mp)],
+    # fusefat writes only with "rw+" (its "rw" is still read-only)
+    "vfat": lambda src, mp, rw: ["fusefat", "-o", f"{'rw+' if rw else 'ro'},nosuid,nodev,noexec,fsname=evidock-fat",
+                                 str(src), str(mp)],
+    "exfat": lambda src, mp, rw: ["mount.exfat-fuse", "-o", RW_OPTS if rw else RO_OPTS, str(src), str(mp)],
 }
 
 
-def mount_volume(source: Path, mountpoint: Path) -> Mounted:
-    """Mount ``source`` (block device or image) read-only at ``mountpoint`` (created if needed)."""
+def mount_volume(source: Path, mountpoint: Path, writable: bool = False) -> Mounted:
+    """Mount ``source`` (block device or image) read-only at ``mountpoint`` (created if needed).
+
+    ``writable`` is for the wipe of verified files only; the offload always reads a read-only mount.
+    """
     fstype = detect_fstype(source)
     mountpoint.mkdir(parents=True, exist_ok=True)
     if os.path.ismount(mountpoint):
         raise MountError(f"{mountpoint} is already a mount point; unmount it first")
     if kernel_has(fstype):
-        argv = ["mount", "-t", fstype, "-o", RO_OPTS, "--", str(source), str(mountpoint)]
+        argv = ["mount", "-t", fstype, "-o", RW_OPTS if writable else RO_OPTS, "--", str(source), str(mountpoint)]
         via = "kernel"
     elif fstype in _FUSE:
-        argv = _FUSE[fstype](source, mountpoint)
+        argv = _FUSE[fstype](source, mountpoint, writable)
         via = argv[0]
         if shutil.which(via) is None:
             raise MountError(f"{source}: the kernel has no {fstype} driver and {via} is not installed; run scripts/setup")
@@ -99,7 +105,7 @@ def mount_volume(source: Path, mountpoint: Path) -> Mounted:
         if time.monotonic() > end:
             raise MountError(f"{source}: {via} reported success but {mountpoint} is not mounted")
         time.sleep(0.05)
-    log.info("mounted %s (%s via %s) read-only at %s", source, fstype, via, mountpoint)
+    log.info("mounted %s (%s via %s) %s at %s", source, fstype, via, "read-write" if writable else "read-only", mountpoint)
     return Mounted(source, mountpoint, fstype, via)
 
 

@@ -47,7 +47,7 @@ from .errors import (
 )
 from .staging import Partial, PartialBusy, Staging
 from .store import LocalObjectStore, free_bytes
-from .transfer import ReadFailed, ReadTimeout, WriteFailed, copy_and_hash, hash_fd, hash_prefix
+from .transfer import Cancelled, ReadFailed, ReadTimeout, WriteFailed, copy_and_hash, hash_fd, hash_prefix
 from .volume import Entry, NotTheSameFile, Problem, open_beneath, quoted, scan, volume_alive
 
 log = logging.getLogger(__name__)
@@ -146,8 +146,13 @@ def copy_stage(ctx: OffloadContext, task: FileTask) -> None:
                 src, part.fd, start, hasher,
                 chunk=oc.chunk_bytes, timeout=oc.read_timeout_s,
                 checkpoint_every=oc.checkpoint_bytes, checkpoint=part.checkpoint,
-                progress=ctx.progress,
+                progress=ctx.progress, cancel=ctx.cancel,
             )
+    except Cancelled as err:
+        _keep_partial(part, err.copied)
+        task.fail(f"stopped after {err.copied} of {e.size} bytes (undock or shutdown); the partial is kept and "
+                  "resumes on the next dock")
+        return
     except (ReadFailed, ReadTimeout) as err:
         _keep_partial(part, err.copied)
         if isinstance(err, ReadTimeout) or not volume_alive(ctx.root):
@@ -393,6 +398,7 @@ class IngestResult:
     tasks: list[FileTask]
     problems: list[Problem]
     message: str | None = None
+    error: EvidockError | None = None  # what stopped the offload early (store full, recorder gone…)
 
     @property
     def exit_code(self) -> int:
@@ -446,11 +452,13 @@ def ingest(
     on_scanned: Callable[[int, int], None] | None = None,
     cancel: threading.Event | None = None,
     only: set[bytes] | None = None,
+    important_pattern: str | None = None,
 ) -> IngestResult:
     """Offload every regular file under ``source`` into the store of ``data_dir``.
 
     ``only``: offload just these paths (relative to ``source``, bytes), e.g. the files of a
     watch folder that have settled; problems and stale partials elsewhere are not reported.
+    ``important_pattern``: the recorder model's rule (its driver's quirk) instead of the config's.
     """
     source = Path(source)
     if not source.is_dir():
@@ -469,7 +477,7 @@ def ingest(
         tasks: list[FileTask] = []
         problems: list[Problem] = []
         try:
-            entries, problems = scan(source, re.compile(config.offload.important_pattern))
+            entries, problems = scan(source, re.compile(important_pattern or config.offload.important_pattern))
             if only is not None:
                 entries = [e for e in entries if e.rel in only]
                 problems = [p for p in problems if p.rel in only]
@@ -489,7 +497,7 @@ def ingest(
             message = str(ctx.fatal)
         elif ctx.cancel.is_set():
             status, message = "interrupted", "the offload was stopped; partials resume on the next dock"
-        result = IngestResult(session_id, status, tasks, problems, message)
+        result = IngestResult(session_id, status, tasks, problems, message, ctx.fatal)
         try:
             end_session(catalog, result)
         except CatalogError as err:

@@ -38,6 +38,14 @@ class ReadTimeout(Exception):
         self.seconds, self.copied = seconds, copied
 
 
+class Cancelled(Exception):
+    """The offload was told to stop (undock, SIGTERM) after ``copied`` bytes reached the partial."""
+
+    def __init__(self, copied: int):
+        super().__init__("stopped on request")
+        self.copied = copied
+
+
 class WriteFailed(OSError):
     """Writing the partial failed (ENOSPC, EIO…) after ``written`` bytes."""
 
@@ -57,11 +65,14 @@ def copy_and_hash(
     checkpoint_every: int,
     checkpoint: Callable[[int], None],
     progress: Callable[[int], None] | None = None,
+    cancel: threading.Event | None = None,
 ) -> int:
     """Copy ``src_fd`` from ``start`` to EOF into ``dst_fd`` at ``start``; return the new length.
 
     ``hasher`` must already hold the hash of the first ``start`` bytes. ``checkpoint(n)`` is
     called every ``checkpoint_every`` bytes and must make the first ``n`` bytes durable.
+    ``cancel``: checked between chunks and while waiting for one, so an undock or a SIGTERM
+    stops a large file within a fraction of a second (``Cancelled``), not at its end.
     """
     os.lseek(dst_fd, start, os.SEEK_SET)
     # The reader owns a duplicate of the source fd: if a read hangs for good, we walk away
@@ -106,10 +117,17 @@ def copy_and_hash(
     first = True
     try:
         while True:
-            try:
-                item = to_write.get(timeout=timeout)
-            except queue.Empty:
-                raise ReadTimeout(timeout, written) from None
+            waited = 0.0
+            while True:
+                if cancel is not None and cancel.is_set():
+                    raise Cancelled(written)
+                try:
+                    item = to_write.get(timeout=min(0.2, timeout - waited))
+                    break
+                except queue.Empty:
+                    waited += 0.2
+                    if waited >= timeout:
+                        raise ReadTimeout(timeout, written) from None
             if item is _DONE:
                 break
             if isinstance(item, OSError):

@@ -10,16 +10,19 @@ from ..errors import NotFound
 from . import Station, cli, emit_json, pass_station
 
 
-@cli.command("devices")
+@cli.group("devices", invoke_without_command=True)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON array.")
-@pass_station
-def devices_command(st: Station, as_json: bool) -> int:
+@click.pass_context
+def devices_group(ctx: click.Context, as_json: bool) -> int | None:
     """List each known recorder: its officer, when it was last docked, its last health, open alerts.
 
     \b
     Example:
       evidock devices --json | jq '.[] | select(.open_alerts != [])'
     """
+    if ctx.invoked_subcommand is not None:
+        return None
+    st: Station = ctx.find_object(Station)
     with Catalog(st.data_dir) as catalog:
         rows = health.devices(catalog)
     if as_json:

@@ -1,0 +1,149 @@
+"""``evidock run``, ``evidock status``, ``evidock demo``, ``evidock devices register``: the dock daemon."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from .. import audit
+from ..catalog import Catalog, utcnow
+from ..demo import run_demo
+from ..dock import DockJob
+from ..errors import EXIT_ERROR, EXIT_OK, EXIT_WARNING, NotFound
+from ..station import Station as DockStation
+from . import Station, cli, emit_json, pass_station, say
+from .devices_cmd import devices_group
+
+
+@cli.command("run")
+@pass_station
+def run_command(st: Station) -> int:
+    """Run the docking station: wait for recorders and offload each one docked.
+
+    Detects recorders through udev, identifies and health-checks them, sets their clock,
+    mounts their card read-only, offloads and verifies every file, files it, wipes what was
+    verified, and reports them ready. SIGTERM stops at a resumable point; SIGHUP reloads
+    the config. Meant to run under systemd (systemd/evidock.service, Type=notify).
+
+    \b
+    Example:
+      evidock --config /etc/evidock/evidock.toml --data-dir /var/lib/evidock run
+    """
+    station = DockStation(st.data_dir, st.config, st.config_path)
+    station.install_signals()
+    return station.run()
+
+
+@cli.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@pass_station
+def status_command(st: Station, as_json: bool) -> int:
+    """Show the bays: what is docked, each recorder's state and progress.
+
+    \b
+    Example:
+      evidock status --json
+    """
+    path = st.data_dir / "status.json"
+    try:
+        doc = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise NotFound(f"no status in {st.data_dir}: the station (`evidock run`) has not run with this data dir") from None
+    alive = _alive(doc.get("pid"))
+    doc["running"] = alive
+    if as_json:
+        emit_json(doc)
+        return EXIT_OK
+    click.echo(f"station {'running' if alive else 'NOT running'} (pid {doc.get('pid')}), updated {doc.get('updated')}: "
+               f"{doc.get('offloading', 0)} offloading, {doc.get('queued', 0)} queued")
+    for b in doc.get("bays", []):
+        done, total = b["progress"]
+        pct = f" {100 * done // total}%" if total else ""
+        click.echo(f"  {b['bay']:10} {b['serial'] or '?':16} {b['officer'] or '-':8} {b['state']:14}{pct}  {b['detail']}")
+    return EXIT_OK
+
+
+def _alive(pid: object) -> bool:
+    if not isinstance(pid, int):
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@cli.command("demo")
+@click.option("--recorders", type=click.IntRange(1, 16), default=2, show_default=True, help="Simulated recorders docked at once.")
+@click.option("--clips", type=click.IntRange(1, 20), default=3, show_default=True, help="Video clips on each recorder.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON summary instead of the text report.")
+@pass_station
+def demo_command(st: Station, recorders: int, clips: int, as_json: bool) -> int:
+    """Dock simulated recorders (pty control channel + ffmpeg footage) and run the main job.
+
+    Each goes through the same dock manager as `evidock run`: identify, health check, clock
+    sync, offload with verification, filing, wipe of verified files, ready. Uses the data dir
+    (the embedded default unless --data-dir is given).
+
+    \b
+    Example:
+      evidock --data-dir /tmp/evidock-demo demo --recorders 3
+    """
+    tty = sys.stderr.isatty() and not as_json
+
+    def show(job: DockJob) -> None:
+        if tty or not as_json:
+            done, total = job.bytes_done, job.bytes_total
+            pct = f" {100 * done // total:3d}%" if total else ""
+            say(f"  {job.rec.bay}  {job.serial or job.rec.usb_serial or '?':14} {job.state.value:14}{pct}  {job.detail}")
+
+    say(f"demo: {recorders} simulated recorder(s), footage generated with ffmpeg; data dir {st.data_dir}")
+    bays = run_demo(st.data_dir, st.config, recorders, clips, on_change=show)
+    with Catalog(st.data_dir) as cat:
+        chain = audit.verify(cat)
+    ok = all(b["state"] == "READY" for b in bays)
+    if as_json:
+        emit_json({"data_dir": str(st.data_dir), "recorders": [
+            {"bay": b["bay"], "serial": b["serial"], "officer": b["officer"], "state": b["state"], "detail": b["detail"],
+             "files_stored": b["files_stored"], "files_duplicate": b["files_duplicate"], "bytes": b["bytes_stored"],
+             "battery_percent": b["battery_percent"], "alerts": b["alerts"]} for b in bays],
+            "audit": chain.to_json()})
+    else:
+        click.echo("")
+        for b in bays:
+            click.echo(f"{b['bay']}: {b['serial']} (officer {b['officer']}) {b['state']} — {b['files_stored']} stored "
+                       f"({b['bytes_stored']} bytes), {b['files_duplicate']} already stored; {b['detail']}")
+            for a in b["alerts"]:
+                click.echo(f"    alert: {a}")
+        click.echo(f"audit chain {'intact' if chain.ok else 'BROKEN'} ({chain.rows} rows). "
+                   f"See: evidock --data-dir {st.data_dir} footage list | devices | health")
+    if not chain.ok or any(b["state"] == "ERROR" for b in bays):
+        return EXIT_ERROR
+    return EXIT_OK if ok else EXIT_WARNING
+
+
+@devices_group.command("register")
+@click.argument("serial")
+@click.option("--reason", default="registered by staff", show_default=True, help="Why (goes into the audit log).")
+@pass_station
+def devices_register(st: Station, serial: str, reason: str) -> int:
+    """Register a recorder to this station (needed when dock.unknown_serial = 'refuse').
+
+    \b
+    Example:
+      evidock devices register ZFY-0001 --reason "issued to officer 010203"
+    """
+    now = utcnow()
+    with Catalog(st.data_dir) as cat, cat.transaction() as conn:
+        conn.execute("INSERT INTO devices (serial, first_seen, last_seen, registered_at) VALUES (?,?,?,?) "
+                     "ON CONFLICT(serial) DO UPDATE SET registered_at = COALESCE(devices.registered_at, excluded.registered_at)",
+                     (serial, now, now, now))
+        audit.append(cat, "device.register", f"device:{serial}", {"how": "by staff", "reason": reason})
+    say(f"recorder {serial} registered to this station")
+    return EXIT_OK

@@ -1,0 +1,52 @@
+"""The demo station: N simulated recorders docked through the real dock manager.
+
+What ``scripts/demo`` shows: each simulated recorder (a GA/T 947 control channel on a pty and a
+card folder of ffmpeg footage, ``drivers/simulator.py``) is handed to ``DockManager.on_hotplug``
+exactly as udev's hotplug layer would hand a real one, and goes through the same state machine
+as under ``evidock run``. One recorder has a low battery and a drifting clock, so the health
+alerts show too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from drivers.simulator import SimulatedRecorder
+from drivers.simvolume import SampleSpec
+
+from .config import Config
+from .dock import DockJob, DockManager
+from .hotplug import Docked
+
+SIM_VID, SIM_PID, SIM_PRODUCT = "1209", "0001", "evidock simulated ZFY recorder"
+OFFICERS = [("010203", "张伟"), ("010207", "李娜"), ("010311", "王芳"), ("010412", "刘洋")]
+
+
+def run_demo(data_dir: Path, config: Config, recorders: int = 2, clips: int = 3,
+             on_change: Callable[[DockJob], None] | None = None, timeout: float = 600) -> list[dict[str, Any]]:
+    """Dock ``recorders`` simulated recorders at once; return one summary per bay."""
+    with tempfile.TemporaryDirectory(prefix="evidock-demo-") as tmp, contextlib.ExitStack() as stack:
+        sims = []
+        for i in range(recorders):
+            badge, name = OFFICERS[i % len(OFFICERS)]
+            spec = replace(SampleSpec(), serial=f"ZFY-SIM-{i + 1:04d}", badge=badge, officer=name, clips=clips,
+                           start=SampleSpec().start + timedelta(minutes=41 * i))
+            faults = ["low-battery", "clock-off=-75"] if i == 1 else []
+            sim = SimulatedRecorder(Path(tmp) / f"rec{i + 1}", spec=spec, faults=faults)
+            sims.append(stack.enter_context(sim))
+        cfg = config.model_copy(update={"dock": config.dock.model_copy(update={"mount_root": str(Path(tmp) / "mnt")})})
+        manager = DockManager(data_dir, cfg, on_change=on_change)
+        for i, sim in enumerate(sims):
+            st = sim.status()
+            manager.on_hotplug("docked", Docked(
+                usb_path=f"/sys/devices/simulated/usb1/1-{i + 1}", vid=SIM_VID, pid=SIM_PID, product=SIM_PRODUCT,
+                usb_serial=st["serial"], port=f"simulated-usb-0:{i + 1}", bay=f"bay-{i + 1:02d}",
+                tty=st["pty"], volume=st["volume"]))
+        manager.wait_all(timeout)
+        return [j.summary() for j in manager.history]

@@ -1,0 +1,526 @@
+"""The dock manager: each docked recorder's state machine, many at once, losing nothing.
+
+A ``DockJob`` per docked recorder runs in its own thread through
+
+    DETECTED → IDENTIFIED → HEALTH_CHECKED → CLOCK_SYNCED → MOUNTED → OFFLOADING → VERIFIED
+             → FILED → WIPED → READY          (or ERROR with a reason, or INTERRUPTED)
+
+Every transition is written to the catalog (``dock_events``) and the audit log in one
+transaction. The work of each step is done by the library, not here: ``daemon.dockcheck``
+(identify, health, clock), ``daemon.mount`` (read-only mount), ``daemon.offload.ingest``
+(verified offload), ``daemon.dockcheck.wipe_stored`` (deletes only what the store holds).
+
+An undock at any state sets the job's cancel flag: a driver call fails with ``RecorderGone``,
+the offload stops at a resumable point (partials kept, session ``interrupted``), and the next
+dock of that recorder resumes. At most ``dock.max_parallel_offloads`` jobs offload at once; the
+others queue in docking order (``OffloadGate``). ``idle()`` tells the media queue when no offload
+runs (transcoding never competes with offloads). Hotplug events arrive through ``on_hotplug``;
+the demo feeds simulated recorders through the same call.
+"""
+
+from __future__ import annotations
+
+import enum
+import itertools
+import json
+import logging
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from drivers import registry
+from drivers.base import Driver
+from drivers.errors import DriverError, RecorderGone
+
+from . import audit, dockcheck, health
+from .catalog import Catalog, Migration, utcnow
+from .config import Config
+from .errors import EvidockError, SourceGone
+from .hotplug import Docked
+from .mount import Mounted, mount_volume, unmount
+from .offload import IngestResult, ingest
+from .store import LocalObjectStore
+
+log = logging.getLogger(__name__)
+
+
+class State(str, enum.Enum):
+    DETECTED = "DETECTED"
+    IDENTIFIED = "IDENTIFIED"
+    HEALTH_CHECKED = "HEALTH_CHECKED"
+    CLOCK_SYNCED = "CLOCK_SYNCED"
+    MOUNTED = "MOUNTED"
+    OFFLOADING = "OFFLOADING"
+    VERIFIED = "VERIFIED"
+    FILED = "FILED"
+    WIPED = "WIPED"
+    READY = "READY"
+    ERROR = "ERROR"
+    INTERRUPTED = "INTERRUPTED"
+
+
+FINAL = {State.READY, State.ERROR, State.INTERRUPTED}
+
+
+def _m001_dock(db: sqlite_utils.Database) -> None:
+    db["dock_events"].create(
+        {"id": int, "dock_id": str, "bay": str, "port": str, "usb_id": str, "serial": str, "state": str,
+         "detail": str, "session_id": int, "at": str},
+        pk="id",
+    )
+    db["dock_events"].create_index(["dock_id"])
+    db["devices"].add_column("registered_at", str)
+    db["alerts_usb"].create(
+        {"id": int, "at": str, "bay": str, "port": str, "usb_id": str, "product": str, "usb_serial": str, "message": str},
+        pk="id",
+    )
+
+
+MIGRATIONS: list[Migration] = [("dock-001", _m001_dock)]
+
+
+class Undocked(Exception):
+    """The recorder left the bay while its job was running."""
+
+
+class Refused(EvidockError):
+    """The station will not offload this recorder (not registered, per dock.unknown_serial)."""
+
+
+@dataclass
+class DockJob:
+    rec: Docked
+    seq: int
+    id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    state: State = State.DETECTED
+    detail: str = ""
+    serial: str | None = None
+    officer: str | None = None
+    session_id: int | None = None
+    files_stored: int = 0
+    files_duplicate: int = 0
+    files_failed: int = 0
+    bytes_stored: int = 0
+    bytes_total: int = 0
+    bytes_done: int = 0
+    alerts: list[str] = field(default_factory=list)
+    battery_percent: int | None = None
+    started: float = field(default_factory=time.time)
+    cancel: threading.Event = field(default_factory=threading.Event)
+    nodes: threading.Condition = field(default_factory=threading.Condition)
+    thread: threading.Thread | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.state in FINAL
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "dock_id": self.id, "bay": self.rec.bay, "port": self.rec.port, "usb_id": self.rec.vidpid,
+            "serial": self.serial or self.rec.usb_serial, "officer": self.officer, "state": self.state.value,
+            "detail": self.detail, "session": self.session_id, "files_stored": self.files_stored,
+            "files_duplicate": self.files_duplicate, "files_failed": self.files_failed,
+            "bytes_stored": self.bytes_stored, "progress": [self.bytes_done, self.bytes_total],
+            "battery_percent": self.battery_percent, "alerts": self.alerts,
+        }
+
+
+class _JobLog(logging.LoggerAdapter):
+    """Every line about a recorder names its bay and serial (journald-friendly, one line each)."""
+
+    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        job: DockJob = self.extra["job"]  # type: ignore[index]
+        return f"bay {job.rec.bay} serial {job.serial or job.rec.usb_serial or '?'}: {msg}", kwargs
+
+
+class OffloadGate:
+    """At most ``limit`` holders; waiters are served strictly in docking order (lowest seq first)."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.running = 0
+        self.waiting: list[int] = []
+        self.cv = threading.Condition()
+
+    def acquire(self, seq: int, cancel: threading.Event) -> bool:
+        with self.cv:
+            self.waiting.append(seq)
+            self.waiting.sort()
+            try:
+                while not (self.running < self.limit and self.waiting[0] == seq):
+                    if cancel.is_set():
+                        return False
+                    self.cv.wait(0.2)
+                self.running += 1
+                return True
+            finally:
+                self.waiting.remove(seq)
+                self.cv.notify_all()
+
+    def release(self) -> None:
+        with self.cv:
+            self.running -= 1
+            self.cv.notify_all()
+
+    def set_limit(self, limit: int) -> None:
+        with self.cv:
+            self.limit = limit
+            self.cv.notify_all()
+
+
+class DockManager:
+    """All bays of one station. Thread-safe; ``on_hotplug`` is its only input."""
+
+    def __init__(self, data_dir: Path, config: Config, *, status_file: Path | None = None,
+                 on_change: Callable[[DockJob], None] | None = None):
+        self.data_dir = Path(data_dir)
+        self.config = config
+        self.store = LocalObjectStore(self.data_dir)
+        with Catalog(self.data_dir):
+            pass  # create / migrate once, before any job thread opens its own connection
+        self.gate = OffloadGate(config.dock.max_parallel_offloads)
+        self.jobs: dict[str, DockJob] = {}  # usb_path -> current job
+        self.history: list[DockJob] = []
+        self.status_file = status_file or self.data_dir / "status.json"
+        self.on_change = on_change
+        self._seq = itertools.count(1)
+        self._lock = threading.Lock()
+        self._accepting = True
+        self._last_status = 0.0
+
+    # -- input ---------------------------------------------------------------------------
+
+    def on_hotplug(self, kind: str, rec: Docked) -> None:
+        handler = {"docked": self._docked, "changed": self._changed, "undocked": self._undocked,
+                   "refused": self._refused}.get(kind)
+        if handler is not None:
+            handler(rec)
+
+    def _docked(self, rec: Docked) -> None:
+        with self._lock:
+            if not self._accepting:
+                log.warning("bay %s: recorder docked while the station is stopping; it is picked up at the next start", rec.bay)
+                return
+            old = self.jobs.get(rec.usb_path)
+            if old is not None and not old.finished:
+                return
+            job = DockJob(rec, next(self._seq))
+            self.jobs[rec.usb_path] = job
+            self.history.append(job)
+        job.thread = threading.Thread(target=self._run, args=(job,), name=f"evidock-bay-{rec.bay}", daemon=True)
+        job.thread.start()
+
+    def _changed(self, rec: Docked) -> None:
+        job = self.jobs.get(rec.usb_path)
+        if job is None:
+            return self._docked(rec)
+        with job.nodes:
+            job.rec = rec
+            job.nodes.notify_all()
+
+    def _undocked(self, rec: Docked) -> None:
+        job = self.jobs.get(rec.usb_path)
+        if job is not None and not job.finished:
+            _JobLog(log, {"job": job}).warning("undocked in state %s", job.state.value)
+            job.cancel.set()
+            with job.nodes:
+                job.nodes.notify_all()
+
+    def _refused(self, rec: Docked) -> None:
+        msg = (f"unknown USB device {rec.vidpid} ({rec.product or 'no product string'}) on bay {rec.bay} refused: "
+               "not in the recorder table, never mounted or read (unauthorised USB storage)")
+        with Catalog(self.data_dir) as cat, cat.transaction() as conn:
+            conn.execute("INSERT INTO alerts_usb (at, bay, port, usb_id, product, usb_serial, message) VALUES (?,?,?,?,?,?,?)",
+                         (utcnow(), rec.bay, rec.port, rec.vidpid, rec.product, rec.usb_serial, msg))
+            audit.append(cat, "usb.refused", f"usb:{rec.vidpid}", {"bay": rec.bay, "port": rec.port,
+                                                                   "product": rec.product, "usb_serial": rec.usb_serial})
+
+    # -- the state machine -----------------------------------------------------------------
+
+    def _run(self, job: DockJob) -> None:
+        jl = _JobLog(log, {"job": job})
+        mounted: Mounted | None = None
+        driver: Driver | None = None
+        with Catalog(self.data_dir) as cat:
+            try:
+                self._transition(cat, job, State.DETECTED, f"{job.rec.vidpid} on port {job.rec.port}")
+                model = registry.lookup(int(job.rec.vid, 16), int(job.rec.pid, 16), job.rec.product)
+                if model is None:
+                    raise Refused(f"{job.rec.vidpid} is not in the recorder table")
+                volume: Path | None = None
+                if model.driver == "zfy":
+                    tty = self._wait_node(job, lambda r: r.tty, "control tty")
+                    zc = self.config.zfy
+                    driver = registry.driver_for(model, tty, password=zc.secret(), role=zc.role, timeout=zc.timeout_s,
+                                                 retries=zc.retries, backoff_s=zc.backoff_s)
+                else:
+                    mounted, volume = self._mount(cat, job)
+                    driver = registry.driver_for(model, volume, usb_serial=job.rec.usb_serial)
+                check = self._dock_check(cat, job, driver)
+                if volume is None:
+                    mounted, volume = self._mount(cat, job)
+                result = self._offload(cat, job, check, volume)
+                if result is None:
+                    return
+                self._file(cat, job, result)
+                if mounted is not None:
+                    unmount(mounted.mountpoint)
+                    mounted = None
+                self._wipe(cat, job, driver, check)
+                self._ready(cat, job, check)
+            except (Undocked, RecorderGone) as e:
+                detail = f"undocked in state {job.state.value}" if job.cancel.is_set() or isinstance(e, Undocked) else str(e)
+                self._transition(cat, job, State.INTERRUPTED, detail + "; the next dock resumes")
+            except (EvidockError, DriverError) as e:
+                self._transition(cat, job, State.ERROR, str(e))
+            except Exception as e:  # one bad recorder must not take the station down (invariant 6)
+                jl.exception("unexpected error")
+                self._transition(cat, job, State.ERROR, f"unexpected error: {e!r}")
+            finally:
+                if driver is not None:
+                    driver.close()
+                if mounted is not None:
+                    try:
+                        unmount(mounted.mountpoint)
+                    except EvidockError as e:
+                        jl.error("%s", e)
+                self._write_status(force=True)
+
+    def _check_cancel(self, job: DockJob) -> None:
+        if job.cancel.is_set():
+            raise Undocked()
+
+    def _wait_node(self, job: DockJob, get: Callable[[Docked], str | None], what: str) -> str:
+        end = time.monotonic() + self.config.dock.node_wait_s
+        with job.nodes:
+            while (value := get(job.rec)) is None:
+                self._check_cancel(job)
+                left = end - time.monotonic()
+                if left <= 0:
+                    raise EvidockError(f"no {what} appeared within {self.config.dock.node_wait_s:g} s of docking; "
+                                       "re-seat the recorder in its bay")
+                job.nodes.wait(min(left, 0.5))
+        self._check_cancel(job)
+        return value
+
+    def _dock_check(self, cat: Catalog, job: DockJob, driver: Driver) -> dockcheck.DockCheck:
+        task = dockcheck.DockTask(driver, cat, self.config)
+        # The drift is measured before the clock is set and recorded with the health reading, so
+        # HEALTH_CHECKED and CLOCK_SYNCED are both entered once the reading is recorded.
+        after = {dockcheck.identify_stage: (State.IDENTIFIED,),
+                 dockcheck.record_stage: (State.HEALTH_CHECKED, State.CLOCK_SYNCED)}
+        for stage in dockcheck.STAGES:
+            self._check_cancel(job)
+            stage(task)
+            if stage is dockcheck.identify_stage:
+                assert task.device is not None
+                job.serial, job.officer = task.device.serial, task.device.badge
+                self._registration(cat, job)
+            for state in after.get(stage, ()):
+                self._transition(cat, job, state, self._stage_detail(task, state))
+        assert task.device is not None and task.reading is not None and task.health_id is not None
+        job.alerts = [a["message"] for a in task.alerts]
+        if task.reading.battery is not None:
+            job.battery_percent = task.reading.battery.percent
+        return dockcheck.DockCheck(task.device, task.health_id, task.reading.clock_drift_s, task.reading.clock_set,
+                                   task.alerts, task.reading.notes, driver.important_pattern)
+
+    @staticmethod
+    def _stage_detail(task: dockcheck.DockTask, state: State) -> str:
+        r = task.reading
+        if state is State.IDENTIFIED and task.device:
+            return f"{task.device.model or '?'} serial {task.device.serial}, officer {task.device.badge or 'unbound'}"
+        if state is State.HEALTH_CHECKED and r:
+            b = f"{r.battery.percent}%" if r.battery else "not reported"
+            return f"battery {b}, {len(task.alerts)} alert(s)"
+        if state is State.CLOCK_SYNCED and r:
+            d = f"{r.clock_drift_s:+.1f} s" if r.clock_drift_s is not None else "not measured"
+            return f"drift {d}, clock {'set' if r.clock_set else 'NOT set'}"
+        return ""
+
+    def _registration(self, cat: Catalog, job: DockJob) -> None:
+        row = cat.conn.execute("SELECT registered_at FROM devices WHERE serial = ?", (job.serial,)).fetchone()
+        if row and row[0]:
+            return
+        if self.config.dock.unknown_serial == "refuse":
+            raise Refused(f"recorder {job.serial} is not registered to this station (dock.unknown_serial = 'refuse'); "
+                          f"register it with `evidock devices register {job.serial}` and dock it again")
+        with cat.transaction() as conn:
+            conn.execute("UPDATE devices SET registered_at = ? WHERE serial = ?", (utcnow(), job.serial))
+            audit.append(cat, "device.register", f"device:{job.serial}", {"how": "on first dock", "bay": job.rec.bay})
+
+    def _mount(self, cat: Catalog, job: DockJob) -> tuple[Mounted | None, Path]:
+        source = self._wait_node(job, lambda r: r.block or r.volume, "volume (block device)")
+        src = Path(source)
+        if src.is_dir():  # a simulated recorder's card folder: nothing to mount
+            self._transition(cat, job, State.MOUNTED, f"folder {src}")
+            return None, src
+        root = Path(self.config.dock.mount_root) if self.config.dock.mount_root else self.data_dir / "mnt"
+        mp = root / _safe(job.rec.bay)
+        unmount(mp)  # a leftover from a crash
+        m = mount_volume(src, mp)
+        self._transition(cat, job, State.MOUNTED, f"{src} ({m.fstype} via {m.via}) read-only at {mp}")
+        return m, mp
+
+    def _offload(self, cat: Catalog, job: DockJob, check: dockcheck.DockCheck, volume: Path) -> IngestResult | None:
+        jl = _JobLog(log, {"job": job})
+        if not self.gate.acquire(job.seq, job.cancel):
+            raise Undocked()
+        try:
+            self._transition(cat, job, State.OFFLOADING, f"from {volume}")
+
+            def scanned(n: int, total: int) -> None:
+                job.bytes_total = total
+
+            def progress(n: int) -> None:
+                job.bytes_done += n
+                self._write_status()
+
+            result = ingest(self.data_dir, self.config, volume, progress=progress, on_scanned=scanned,
+                            cancel=job.cancel, important_pattern=check.important_pattern, **check.ingest_kwargs())
+        finally:
+            self.gate.release()
+        job.session_id = result.session_id
+        c = result.counts()
+        job.files_stored, job.files_duplicate, job.files_failed, job.bytes_stored = (
+            c["stored"], c["duplicates"], c["failed"], c["bytes_stored"])
+        dockcheck.attach_session(cat, check, result.session_id)
+        for p in result.problems:
+            jl.warning("%s: %s", p.display, p.reason)
+        if job.cancel.is_set() or isinstance(result.error, SourceGone):
+            raise Undocked()
+        if result.status != "completed" or c["failed"]:
+            raise EvidockError(f"offload session {result.session_id} {result.status}: {c['failed']} file(s) not stored"
+                               + (f" ({result.message})" if result.message else "")
+                               + "; nothing was wiped — see `evidock footage list` and the session's problems")
+        self._transition(cat, job, State.VERIFIED,
+                         f"session {result.session_id}: {c['stored']} stored, {c['duplicates']} already stored, "
+                         f"{len(result.problems)} problem(s)")
+        return result
+
+    def _file(self, cat: Catalog, job: DockJob, result: IngestResult) -> None:
+        n = cat.conn.execute(
+            "SELECT COUNT(*) FROM footage WHERE session_id = ? AND case_no IS NOT NULL", (result.session_id,)).fetchone()[0]
+        self._transition(cat, job, State.FILED, f"{n} of {job.files_stored} new file(s) filed to a case")
+
+    def _wipe(self, cat: Catalog, job: DockJob, driver: Driver, check: dockcheck.DockCheck) -> None:
+        if self.config.dock.wipe == "never":
+            self._transition(cat, job, State.WIPED, "nothing deleted (dock.wipe = 'never')")
+            return
+        self._check_cancel(job)
+        source = job.rec.block or job.rec.volume
+        assert source is not None and job.serial is not None
+        src = Path(source)
+        m: Mounted | None = None
+        volume = src
+        if not src.is_dir():
+            root = Path(self.config.dock.mount_root) if self.config.dock.mount_root else self.data_dir / "mnt"
+            m = mount_volume(src, root / _safe(job.rec.bay), writable=True)
+            volume = m.mountpoint
+        try:
+            rep = dockcheck.wipe_stored(cat, self.store, driver, volume, job.serial)
+        finally:
+            if m is not None:
+                unmount(m.mountpoint)
+        kept = f", {len(rep.kept)} kept ({rep.kept[0][1]}…)" if rep.kept else ""
+        self._transition(cat, job, State.WIPED, f"{len(rep.deleted)} verified file(s) deleted from the recorder{kept}")
+
+    def _ready(self, cat: Catalog, job: DockJob, check: dockcheck.DockCheck) -> None:
+        want = self.config.dock.ready_battery_percent
+        b = job.battery_percent
+        if b is None:
+            detail = "charging; battery level not reported"
+        elif b >= want:
+            detail = f"ready for duty (battery {b}%)"
+        else:
+            detail = f"charging ({b}% < {want}% for duty)"
+        self._transition(cat, job, State.READY, detail)
+
+    # -- records -------------------------------------------------------------------------------
+
+    def _transition(self, cat: Catalog, job: DockJob, state: State, detail: str = "") -> None:
+        job.state, job.detail = state, detail
+        with cat.transaction() as conn:
+            conn.execute(
+                "INSERT INTO dock_events (dock_id, bay, port, usb_id, serial, state, detail, session_id, at) VALUES (?,?,?,?,?,?,?,?,?)",
+                (job.id, job.rec.bay, job.rec.port, job.rec.vidpid, job.serial, state.value, detail, job.session_id, utcnow()))
+            audit.append(cat, "dock.state", f"dock:{job.id}",
+                         {"bay": job.rec.bay, "serial": job.serial, "state": state.value, "detail": detail})
+        lvl = logging.WARNING if state in (State.ERROR, State.INTERRUPTED) else logging.INFO
+        _JobLog(log, {"job": job}).log(lvl, "%s%s", state.value, f": {detail}" if detail else "")
+        if self.on_change:
+            self.on_change(job)
+        self._write_status(force=True)
+
+    def status(self) -> dict[str, Any]:
+        with self._lock:
+            jobs = list(self.jobs.values())
+        running = sum(1 for j in jobs if j.state is State.OFFLOADING)
+        return {"pid": os.getpid(), "updated": utcnow(), "offloading": running, "queued": len(self.gate.waiting),
+                "max_parallel_offloads": self.gate.limit, "bays": [j.summary() for j in sorted(jobs, key=lambda j: j.rec.bay)]}
+
+    def summary_line(self) -> str:
+        s = self.status()
+        states: dict[str, int] = {}
+        for b in s["bays"]:
+            states[b["state"]] = states.get(b["state"], 0) + 1
+        parts = ", ".join(f"{n} {k.lower()}" for k, n in sorted(states.items()))
+        return f"{len(s['bays'])} docked" + (f": {parts}" if parts else "")
+
+    def _write_status(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last_status < 1.0:
+            return
+        self._last_status = now
+        tmp = self.status_file.with_name(f".{self.status_file.name}.{threading.get_ident()}.tmp")
+        try:
+            tmp.write_text(json.dumps(self.status(), ensure_ascii=False, indent=1))
+            os.replace(tmp, self.status_file)
+        except OSError as e:
+            log.warning("status file %s not written: %s", self.status_file, e)
+
+    def idle(self) -> bool:
+        """No offload running or queued: the media queue may transcode."""
+        return self.gate.running == 0 and not self.gate.waiting
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def reload(self, config: Config) -> None:
+        self.config = config
+        self.gate.set_limit(config.dock.max_parallel_offloads)
+
+    def shutdown(self, timeout: float | None = None) -> bool:
+        """Take no new work; bring running jobs to a resumable stop. True if all ended in time."""
+        timeout = self.config.dock.stop_timeout_s if timeout is None else timeout
+        with self._lock:
+            self._accepting = False
+            jobs = [j for j in self.jobs.values() if not j.finished]
+        for j in jobs:
+            j.cancel.set()
+            with j.nodes:
+                j.nodes.notify_all()
+        end = time.monotonic() + timeout
+        for j in jobs:
+            if j.thread is not None:
+                j.thread.join(max(0.0, end - time.monotonic()))
+        self._write_status(force=True)
+        return all(j.thread is None or not j.thread.is_alive() for j in jobs)
+
+    def wait_all(self, timeout: float) -> bool:
+        """Wait until every job so far has reached a final state (demo, tests)."""
+        end = time.monotonic() + timeout
+        for j in list(self.history):
+            if j.thread is not None:
+                j.thread.join(max(0.0, end - time.monotonic()))
+        return all(j.finished for j in self.history)
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:64] or "bay"
