@@ -21,6 +21,7 @@ import json
 import os
 import pwd
 import sqlite3
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -95,7 +96,7 @@ def write_anchor(catalog: Catalog) -> None:
         "SELECT COUNT(*), (SELECT hash FROM audit ORDER BY id DESC LIMIT 1) FROM audit"
     ).fetchone()
     path = catalog.data_dir / ANCHOR_NAME
-    tmp = path.with_name(f".{ANCHOR_NAME}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{ANCHOR_NAME}.{os.getpid()}.{threading.get_ident()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
     try:
         # No fsync: an anchor that lags after a power cut is reported as a note, not a break.

@@ -220,7 +220,9 @@ class DockManager:
     def _changed(self, rec: Docked) -> None:
         job = self.jobs.get(rec.usb_path)
         if job is None:
-            return self._docked(rec)
+            if rec.known:
+                self._docked(rec)
+            return
         with job.nodes:
             job.rec = rec
             job.nodes.notify_all()
@@ -426,6 +428,9 @@ class DockManager:
             volume = m.mountpoint
         try:
             rep = dockcheck.wipe_stored(cat, self.store, driver, volume, job.serial)
+        except OSError as e:
+            raise EvidockError(f"the wipe could not reach the card at {volume} ({e.strerror}); whatever was not yet "
+                               "deleted stays on the recorder, safe in the store too") from None
         finally:
             if m is not None:
                 unmount(m.mountpoint)

@@ -102,16 +102,19 @@ class Hotplug:
             if dev.subsystem == "tty" and dev.device_node:
                 new = replace(new, tty=dev.device_node)
             elif dev.subsystem == "block" and dev.device_node:
-                # Prefer a partition over the whole disk once it shows up.
-                if new.block is None or dev.device_type == "partition":
+                # A disk with a partition table is not the volume: its partition (next event) is.
+                # A "superfloppy" card (filesystem on the bare disk) has no table and is used whole.
+                whole_with_table = dev.device_type == "disk" and dev.properties.get("ID_PART_TABLE_TYPE")
+                if not whole_with_table and (new.block is None or dev.device_type == "partition"):
                     new = replace(new, block=dev.device_node)
             if new == old:
                 return
             self.docked[usb.sys_path] = new
         if old is None:
             self._announce(new)
-        else:
+        elif new.known:
             self.listener("changed", new)
+        # an unknown device filling in (its block device appearing) stays refused: not passed on
 
     def _announce(self, rec: Docked) -> None:
         if rec.known:

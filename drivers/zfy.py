@@ -19,6 +19,8 @@ from __future__ import annotations
 import binascii
 import enum
 import logging
+import os
+import select
 import struct
 import termios
 import time
@@ -403,9 +405,8 @@ class ZfyDriver(Driver):
         frame = encode_frame(seq, cmd.code, 0, payload)
         log.debug("%s: -> %s seq=%d %s", self.recorder, cmd.name, seq, redacted(fields))
         try:
-            stale = port.in_waiting
+            stale = _drain(port)  # bytes nobody asked for (a late reply) must not pass as this one's
             if stale:
-                port.reset_input_buffer()  # bytes nobody asked for (a late reply) must not pass as this one's
                 log.info("%s: discarded %d stale bytes before %s", self.recorder, stale, cmd.name)
             # write() returns once the OS has every byte (bounded by write_timeout); no flush():
             # its tcdrain has no timeout and would hang on a stalled USB endpoint.
@@ -452,7 +453,7 @@ class ZfyDriver(Driver):
             if left <= 0:
                 break
             try:
-                chunk = port.read(max(1, min(port.in_waiting, MAX_FRAME)))
+                chunk = _read_available(port, MAX_FRAME)
             except PORT_ERRORS as e:
                 raise self._lost(e, cmd.name) from None
             parser.feed(chunk)
@@ -583,3 +584,37 @@ def _os_reason(err: BaseException) -> str:
 
 __all__ = ["ZfyDriver", "FrameParser", "Frame", "Status", "COMMANDS", "CMD", "TAGS", "encode_frame",
            "encode_fields", "decode_fields", "crc16", "MAX_PAYLOAD", "DriverError"]
+
+
+# Reading what a port has without TIOCINQ (pyserial's in_waiting) or TCFLSH: select + read work on
+# any tty-like transport — a CDC-ACM tty, a pty, and a pty under umockdev's preload in the tests,
+# which refuses those two ioctls.
+
+def _read_available(port: serial.Serial, limit: int) -> bytes:
+    """Up to ``limit`` bytes: waits for the first one at most the port's timeout, then takes what is there."""
+    first = port.read(1)
+    if not first:
+        return b""
+    fd = port.fileno()
+    if limit > 1 and select.select([fd], [], [], 0)[0]:
+        try:
+            return first + os.read(fd, limit - 1)
+        except BlockingIOError:
+            pass
+    return first
+
+
+def _drain(port: serial.Serial, limit: int = 64 * 1024) -> int:
+    """Discard whatever is waiting on the port now; returns how many bytes (bounded: a babbling
+    recorder cannot keep us here)."""
+    fd = port.fileno()
+    n = 0
+    while n < limit and select.select([fd], [], [], 0)[0]:
+        try:
+            data = os.read(fd, 4096)
+        except BlockingIOError:
+            break
+        if not data:
+            break
+        n += len(data)
+    return n

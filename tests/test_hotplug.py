@@ -43,7 +43,9 @@ def _known(vid, pid, product):
 
 @pytest.fixture
 def dock():
-    return fake_dock()
+    d = fake_dock()
+    yield d
+    d.close()
 
 
 def test_recorder_nodes_are_grouped_by_usb_parent(dock) -> None:
@@ -56,7 +58,7 @@ def test_recorder_nodes_are_grouped_by_usb_parent(dock) -> None:
         assert rec.bay == "bay-3" and rec.vidpid == "1d6b:e947" and rec.usb_serial == "ZFY0001"
         ev.wait_for(lambda e: e[1].tty == "/dev/ttyACM0")
         dock.add_block(usb, "sdb")
-        kind, rec = ev.wait_for(lambda e: e[1].block == "/dev/sdb1")
+        kind, rec = ev.wait_for(lambda e: e[1].block == f"/dev/sdb{dock.bus}1")
         assert kind == "changed" and rec.tty == "/dev/ttyACM0"
         assert len(hp.docked) == 1
         dock.unplug(usb)
@@ -74,7 +76,7 @@ def test_unknown_usb_storage_is_refused(dock) -> None:
         usb = dock.plug(5, vid="0781", pid="5567", product="Cruzer Blade", serial="STICK")
         dock.add_block(usb, "sdc")
         kind, rec = ev.wait_for(lambda e: e[0] == "refused")
-        assert rec.vidpid == "0781:5567" and not rec.known and rec.bay == "port-1-5"
+        assert rec.vidpid == "0781:5567" and not rec.known and rec.bay == f"port-{dock.bus}-5"
         assert not any(k == "docked" for k, _ in ev.items)
     finally:
         hp.stop()

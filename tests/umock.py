@@ -22,31 +22,85 @@ def fake_dock():
         from gi.repository import UMockdev
     except (ImportError, ValueError) as e:
         pytest.skip(f"umockdev's GObject bindings are not importable: {e}")
-    return FakeDock(UMockdev.Testbed.new())
+    global _TESTBED
+    if _TESTBED is None:
+        # One test bed per process: a second one's teardown would pull the environment that
+        # umockdev's preload reads from under the first.
+        _TESTBED = UMockdev.Testbed.new()
+    return FakeDock(_TESTBED)  # the caller closes it (removes its devices and /dev links)
+
+
+_TESTBED = None
 
 
 class FakeDock:
+    _buses = iter(range(1, 10_000))
+
     def __init__(self, tb):
+        # Names are never reused within the process: umockdev does not forget a removed block
+        # device's class entry, and adding one of the same name again aborts.
+        self.bus = next(FakeDock._buses)
         self.tb = tb
-        self.n = 0
+        self.links: list[str] = []
+        self.devices: list[str] = []
+
+    def _add(self, *args) -> str:
+        path = self.tb.add_device(*args)
+        self.devices.append(path)
+        return path
 
     def plug(self, port: int, vid: str = "1d6b", pid: str = "e947", serial: str = "ZFY0001",
-             product: str = "ZFY Recorder", tty: str | None = None) -> str:
-        """A recorder on USB port ``port``: its usb_device (with ID_PATH) and control tty."""
-        name = f"1-{port}"
-        usb = self.tb.add_device("usb", name, None,
+             product: str = "ZFY Recorder", tty: str | None = None, tty_node: str | None = None) -> str:
+        """A recorder on USB port ``port``: its usb_device (with ID_PATH) and control tty.
+
+        ``tty_node``: what the tty's node really is (a simulated recorder's pty), linked from a
+        uniquely named node in /dev as for ``add_block``.
+        """
+        name = f"{self.bus}-{port}"
+        usb = self._add("usb", name, None,
                                  ["idVendor", vid, "idProduct", pid, "serial", serial, "product", product],
                                  ["ID_PATH", f"pci-0000:00:14.0-usb-0:{port}", "DEVTYPE", "usb_device"])
-        if tty:
-            self.tb.add_device("tty", tty, usb, [], ["DEVNAME", f"/dev/{tty}"])
+        if tty or tty_node:
+            name = tty or f"ttyEVD{os.getpid() % 10000}x{port}"
+            if tty_node:
+                self._link(f"/dev/{name}", tty_node)  # before the device: as udev makes the node first
+            self._add("tty", name, usb, [], ["DEVNAME", f"/dev/{name}"])
         return usb
 
-    def add_block(self, usb: str, disk: str, partition: bool = True) -> str:
-        d = self.tb.add_device("block", disk, usb, ["size", "1024"], ["DEVNAME", f"/dev/{disk}", "DEVTYPE", "disk"])
-        if partition:
-            return self.tb.add_device("block", f"{disk}1", d, ["size", "1000"], ["DEVNAME", f"/dev/{disk}1", "DEVTYPE", "partition"])
-        return d
+    def add_block(self, usb: str, disk: str, partition: bool = True, node: str | None = None) -> str:
+        """The recorder's mass storage: a disk (and partition) at ``/dev/<disk>1``.
+
+        ``node``: what that device node really is — a simulated recorder's FAT image or card
+        folder. libudev insists that device nodes live under /dev, and umockdev's preload
+        takes over (and breaks ioctls on) nodes inside its own test bed, so the node is a
+        uniquely named symbolic link in the real /dev, removed by ``close``.
+        """
+        disk = f"{disk}{self.bus}"
+        props = ["DEVNAME", f"/dev/{disk}", "DEVTYPE", "disk"] + (["ID_PART_TABLE_TYPE", "dos"] if partition else [])
+        d = self._add("block", disk, usb, ["size", "1024"], props)
+        if not partition:
+            return d
+        devname = f"/dev/{disk}1" if not node else f"/dev/evd{os.getpid() % 10000}{disk}1"
+        if node:
+            self._link(devname, node)
+        return self._add("block", f"{disk}1", d, ["size", "1000"], ["DEVNAME", devname, "DEVTYPE", "partition"])
 
     def unplug(self, syspath: str) -> None:
         self.tb.uevent(syspath, "remove")
         self.tb.remove_device(syspath)
+
+    def _link(self, devname: str, target: str) -> None:
+        if os.path.islink(devname):
+            os.unlink(devname)
+        os.symlink(target, devname)
+        self.links.append(devname)
+
+    def close(self) -> None:
+        for path in reversed(self.devices):
+            if os.path.exists(path):
+                self.tb.remove_device(path)
+        self.devices.clear()
+        for link in self.links:
+            if os.path.islink(link):
+                os.unlink(link)
+        self.links.clear()
