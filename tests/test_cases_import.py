@@ -83,6 +83,10 @@ def test_missing_columns_import_nothing_and_say_which(tmp_path: Path, evidock) -
     assert r.code == 2
     assert str(f) in r.err and "missing column(s) handlers (承办人警号), opened_at (立案时间)" in r.err
     assert "Nothing was imported" in r.err
+    both = write(tmp_path / "both.csv", [["案号", "case_no", "当事人", "承办人警号", "立案时间"], ["X-1", "X-1", "某公司", BADGE, "2026-11-01"]],
+                 "utf-8")
+    r = evidock("case", "import", both)
+    assert r.code == 2 and "columns '案号' and 'case_no' both give case_no" in r.err
     assert by_no(evidock) == {}
 
 

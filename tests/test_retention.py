@@ -215,6 +215,8 @@ def test_legal_hold_command(tmp_path: Path, data_dir: Path, evidock) -> None:
     r = evidock("footage", "hold", str(x), "--release", "--reason", "review closed")
     assert r.code == 0 and f"footage {x}: released" in r.out
     assert [d["footage"] for d in evidock("retention", "plan", "--json").json()["delete"]] == [x]
+    text = evidock("retention", "plan", "--as-of", "2025-07-13 07:59")  # Beijing time: one minute before it is due
+    assert text.code == 0 and "0 to delete" in text.out and "kept: 1 by unfiled" in text.err
     r = evidock("footage", "hold", "4242", "--reason", "typo")
     assert r.code == 2 and "no footage with id 4242" in r.err
     r = evidock("footage", "hold", str(x), "--reason", " ")
