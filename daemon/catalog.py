@@ -31,7 +31,8 @@ CATALOG_NAME = "catalog.sqlite"
 Migration = tuple[str, Callable[[sqlite_utils.Database], None]]
 
 # Modules whose MIGRATIONS list is applied, in this order. New table owners add themselves here.
-MIGRATION_MODULES = ("daemon.catalog", "daemon.audit", "daemon.health", "daemon.dock")
+MIGRATION_MODULES = ("daemon.catalog", "daemon.audit", "daemon.health", "daemon.dock", "daemon.cases", "daemon.retention",
+                     "daemon.review")
 
 
 def utcnow() -> str:

@@ -16,6 +16,7 @@ import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
@@ -243,6 +244,51 @@ class DockConfig(_Section):
     )
 
 
+class FilingConfig(_Section):
+    """[filing]: labelling footage with its case (regulation art. 11)."""
+
+    deadline_days: int = Field(
+        2,
+        ge=1,
+        le=30,
+        description="Art. 11: footage must be filed to its case within this many days of recording; later is overdue",
+    )
+    local_timezone: str = Field(
+        "Asia/Shanghai",
+        min_length=1,
+        max_length=64,
+        description="Time zone of case times written without an offset (case CSV, --opened-at, --as-of)",
+    )
+
+    @field_validator("local_timezone")
+    @classmethod
+    def _known_zone(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("not a known IANA time zone (e.g. 'Asia/Shanghai', 'UTC')") from None
+        return v
+
+
+class RetentionConfig(_Section):
+    """[retention]: when stored footage may be deleted (MPS 2016 rule on enforcement recordings)."""
+
+    unfiled_keep_days: int = Field(
+        184,
+        ge=184,
+        le=36500,
+        description="Unfiled footage is kept this many days after it was recorded (or ingested, if later); "
+        "at least 6 months, which 184 days always cover",
+    )
+    filed_keep_years: int | None = Field(
+        None,
+        ge=1,
+        le=100,
+        description="Footage filed to a case is kept while the case is open and this many years after it closed; "
+        "unset: kept for ever (the MPS rule keeps evidence permanently)",
+    )
+
+
 class Config(_Section):
     """The whole configuration file."""
 
@@ -253,6 +299,8 @@ class Config(_Section):
     zfy: ZfyConfig = Field(default_factory=ZfyConfig, description="The GA/T 947 control channel of recorders")
     health: HealthConfig = Field(default_factory=HealthConfig, description="Device health alerts")
     dock: DockConfig = Field(default_factory=DockConfig, description="The dock daemon")
+    filing: FilingConfig = Field(default_factory=FilingConfig, description="Labelling footage with its case (art. 11)")
+    retention: RetentionConfig = Field(default_factory=RetentionConfig, description="When stored footage may be deleted")
 
 
 def load_config(path: str | os.PathLike[str] | None = None) -> tuple[Config, Path | None]:

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from . import audit
+from .cases import file_new_footage
 from .catalog import Catalog, utcnow
 from .config import Config
 from .crashpoints import crashpoint
@@ -286,6 +287,7 @@ def record_file(ctx: OffloadContext, task: FileTask) -> str:
                 (sha, task.size, ctx.device, ctx.officer, path, e.rel, mtime, corrected, int(e.important), None,
                  ctx.session_id, now),
             )
+            file_new_footage(ctx.catalog, sha)  # art. 11: filed in the transaction that records it
         conn.execute(
             "INSERT INTO sightings (sha256, session_id, device_serial, officer_badge, source_path, source_path_raw,"
             " size, mtime, transfer_key, seen_at) VALUES (?,?,?,?,?,?,?,?,?,?)",

@@ -15,6 +15,7 @@ from __future__ import annotations
 import errno
 import os
 import re
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO, Protocol
@@ -40,6 +41,9 @@ class ObjectStore(Protocol):
 
     def describe(self, sha256: str) -> str:
         """Where the object is, for messages."""
+
+    def delete(self, sha256: str) -> bool:
+        """Remove an object (retention only; the caller audits it); False if it was not there."""
 
 
 def check_sha256(sha256: str) -> str:
@@ -130,6 +134,39 @@ class LocalObjectStore:
             if e.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise StoreFullError(str(self.root), 4096, free_bytes(self.root), f"the directory entry of {sha256}") from None
             raise StoreError(f"store {self.root}: cannot move {staged.name} into place as {sha256} ({e.strerror})") from None
+        return True
+
+    def delete(self, sha256: str) -> bool:
+        """Remove object ``sha256``; False if it is not there. Only retention calls this.
+
+        The object is 0444, but unlinking needs write permission on its *directory*, not on the
+        file, so the file's mode is left alone (making evidence writable would only open a
+        window). If the fan-out directory was hardened read-only, it gets owner-write for this
+        one unlink and its mode back right after.
+        """
+        path = self.path_of(sha256)
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            return False
+        if not stat.S_ISREG(st.st_mode):
+            raise StoreError(f"store {self.root}: {path} is not a regular file; not deleted — inspect it by hand")
+        parent = path.parent
+        try:
+            try:
+                os.unlink(path)
+            except PermissionError:
+                mode = stat.S_IMODE(os.stat(parent).st_mode)
+                if mode & stat.S_IWUSR:
+                    raise
+                os.chmod(parent, mode | stat.S_IWUSR)
+                try:
+                    os.unlink(path)
+                finally:
+                    os.chmod(parent, mode)
+            fsync_dir(parent)
+        except OSError as e:
+            raise StoreError(f"store {self.root}: cannot delete object {sha256} ({e.strerror}); it is kept") from None
         return True
 
     def _make_dirs(self, d: Path) -> None:

@@ -6,6 +6,7 @@ import base64
 
 import click
 
+from ..cases import annotate_filing
 from ..catalog import Catalog
 from . import Station, cli, emit_json, pass_station
 
@@ -38,16 +39,22 @@ def footage_rows(catalog: Catalog) -> list[dict]:
 
 @footage_group.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON array of footage rows.")
+@click.option("--case", "case_no", metavar="CASE_NO", help="Only footage filed to this case.")
+@click.option("--unfiled", is_flag=True, help="Only footage filed to no case.")
 @pass_station
-def footage_list(st: Station, as_json: bool) -> int:
+def footage_list(st: Station, as_json: bool, case_no: str | None, unfiled: bool) -> int:
     """List every footage row: id, hash, size, recorder, officer, source path, time, flags.
+
+    With --json each row also has its cases, filed_at and overdue (art. 11 deadline).
 
     \b
     Example:
       evidock footage list --json | jq '.[] | select(.important)'
+      evidock footage list --unfiled
     """
     with Catalog(st.data_dir) as catalog:
         rows = footage_rows(catalog)
+        rows = annotate_filing(catalog, rows, st.config.filing.deadline_days, case_no=case_no, unfiled=unfiled)
     if as_json:
         emit_json(rows)
         return 0

@@ -1,0 +1,214 @@
+"""``evidock case …``: cases that footage is filed to (art. 11), by hand or from the case system."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .. import cases
+from ..catalog import Catalog
+from . import Station, cli, emit_json, pass_station, say
+
+
+@cli.group("case")
+def case_group() -> None:
+    """Cases (案件): case number, party, handling officers, window; footage is filed to them.
+
+    \b
+    Example:
+      evidock case open 人社监察〔2026〕12号 --party 某某建筑公司 --handler 010203
+    """
+
+
+def _report(result: cases.CaseResult, as_json: bool) -> int:
+    if as_json:
+        emit_json(result.to_json())
+        return 0
+    click.echo(f"case {result.case_no} {result.action}")
+    for k, (old, new) in (result.changed.items() if result.action != "opened" else ()):
+        say(f"  {k}: {old if old is not None else '-'} -> {new if new is not None else '-'}")
+    for line in result.filing.lines():
+        say(line)
+    return 0
+
+
+@case_group.command("open")
+@click.argument("case_no")
+@click.option("--party", required=True, help="Party (当事人): the person or organisation.")
+@click.option("--handler", "handlers", multiple=True, required=True, metavar="BADGE",
+              help="Badge number (警号) of a handling officer; repeat for each.")
+@click.option("--opened-at", metavar="TIME", help="When the case was opened (立案时间); default: now. "
+              "Without an offset: filing.local_timezone.")
+@click.option("--unit", help="Unit (单位) handling the case.")
+@click.option("--sensitivity", type=click.Choice(["normal", "secret"]), default="normal", show_default=True,
+              help="secret: a state-secret case (art. 10).")
+@click.option("--notes", help="Free text kept with the case.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document: the change and the filing it caused.")
+@pass_station
+def case_open(st: Station, case_no: str, party: str, handlers: tuple[str, ...], opened_at: str | None,
+              unit: str | None, sensitivity: str, notes: str | None, as_json: bool) -> int:
+    """Open a case; footage its handlers recorded inside its window is filed to it.
+
+    A backdated --opened-at picks up footage already in the store.
+
+    \b
+    Example:
+      evidock case open 2026-0042 --party 张三 --handler 010203 --handler 010204 --opened-at "2026-11-20 09:00"
+    """
+    with Catalog(st.data_dir) as catalog:
+        result = cases.open_case(catalog, {"case_no": case_no, "party": party, "handlers": list(handlers),
+                                           "opened_at": opened_at, "unit": unit, "sensitivity": sensitivity,
+                                           "notes": notes}, st.config.filing.local_timezone)
+    return _report(result, as_json)
+
+
+@case_group.command("edit")
+@click.argument("case_no")
+@click.option("--party", help="New party.")
+@click.option("--handler", "handlers", multiple=True, metavar="BADGE", help="New set of handling officers (repeat).")
+@click.option("--opened-at", metavar="TIME", help="Corrected opening time.")
+@click.option("--unit", help="New unit.")
+@click.option("--sensitivity", type=click.Choice(["normal", "secret"]), help="New sensitivity.")
+@click.option("--notes", help="New notes.")
+@click.option("--reopen", is_flag=True, help="Reopen a closed case (clears its closing time).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document: the change and the filing it caused.")
+@pass_station
+def case_edit(st: Station, case_no: str, party: str | None, handlers: tuple[str, ...], opened_at: str | None,
+              unit: str | None, sensitivity: str | None, notes: str | None, reopen: bool, as_json: bool) -> int:
+    """Change a case; its officers' footage is filed again under the new facts (audited).
+
+    \b
+    Example:
+      evidock case edit 2026-0042 --handler 010203 --handler 010299 --opened-at "2026-11-19 14:00"
+    """
+    given = {"party": party, "handlers": list(handlers) or None, "opened_at": opened_at, "unit": unit,
+             "sensitivity": sensitivity, "notes": notes, "closed_at": "" if reopen else None}
+    with Catalog(st.data_dir) as catalog:
+        result = cases.edit_case(catalog, case_no, given, st.config.filing.local_timezone)
+    return _report(result, as_json)
+
+
+@case_group.command("close")
+@click.argument("case_no")
+@click.option("--closed-at", metavar="TIME", help="When the case was closed (结案时间); default: now.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document: the change and the filing it caused.")
+@pass_station
+def case_close(st: Station, case_no: str, closed_at: str | None, as_json: bool) -> int:
+    """Close a case: its window ends; footage recorded later is no longer filed to it.
+
+    Footage recorded inside the window and docked after the close is still filed to it.
+
+    \b
+    Example:
+      evidock case close 2026-0042 --closed-at "2026-11-30 17:00"
+    """
+    with Catalog(st.data_dir) as catalog:
+        result = cases.close_case(catalog, case_no, closed_at, st.config.filing.local_timezone)
+    return _report(result, as_json)
+
+
+@case_group.command("show")
+@click.argument("case_no")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@pass_station
+def case_show(st: Station, case_no: str, as_json: bool) -> int:
+    """Show one case: labels, window, handlers, the footage filed to it and footage it may own.
+
+    \b
+    Example:
+      evidock case show 2026-0042 --json
+    """
+    with Catalog(st.data_dir) as catalog:
+        case = cases.get_case(catalog, case_no)
+    if as_json:
+        emit_json(case)
+        return 0
+    click.echo(f"case {case['case_no']} [{case['status']}, {case['sensitivity']}]  party: {case['party']}  "
+               f"unit: {case['unit'] or '-'}")
+    click.echo(f"  window: {case['opened_at']} .. {case['closed_at'] or '(open)'}")
+    click.echo("  handlers: " + ", ".join(f"{h['badge']}{' ' + h['name'] if h['name'] else ''}" for h in case["handlers"]))
+    for f in case["footage"]:
+        click.echo(f"  {f['id']:>6} {f['sha256'][:16]}  {f['officer'] or '-':8} {f['recorded_at']}  filed {f['filed_at']} "
+                   f"({f['how']}, {f['filed_by']})")
+    for a in case["ambiguous_footage"]:
+        click.echo(f"  {a['id']:>6} ambiguous: matches {', '.join(a['candidates'])} — file it with `evidock footage file`")
+    return 0
+
+
+@case_group.command("list")
+@click.option("--status", type=click.Choice(["open", "closed"]), help="Only open or only closed cases.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON array.")
+@pass_station
+def case_list(st: Station, status: str | None, as_json: bool) -> int:
+    """List cases: number, status, window, handlers, party, footage filed.
+
+    \b
+    Example:
+      evidock case list --status open --json
+    """
+    with Catalog(st.data_dir) as catalog:
+        rows = cases.list_cases(catalog, status)
+    if as_json:
+        emit_json(rows)
+        return 0
+    for r in rows:
+        click.echo(f"{r['case_no']:24} {r['status']:6} {r['opened_at']} .. {r['closed_at'] or '(open)':25} "
+                   f"{';'.join(r['handlers']):16} {r['footage']:>5}  {r['party']}")
+    return 0
+
+
+@case_group.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document: created, updated, bad rows, filing.")
+@pass_station
+def case_import(st: Station, file: Path, as_json: bool) -> int:
+    """Import the case system's CSV export; re-importing updates cases, never duplicates them.
+
+    Columns: case_no, party, handlers (badges separated by ';'), opened_at, and optionally
+    closed_at, unit, sensitivity — or the Chinese headers 案号, 当事人, 承办人警号, 立案时间,
+    结案时间, 单位, 密级. UTF-8 (with or without BOM) and GBK/GB18030 are read; the encoding
+    used is reported. Bad rows are reported by line and skipped; the good ones are imported.
+
+    Exit 0: every row imported; 1: some rows skipped; 2: the file could not be imported.
+
+    \b
+    Example:
+      evidock case import 案件导出.csv
+    """
+    with Catalog(st.data_dir) as catalog:
+        rep = cases.import_cases(catalog, file, st.config.filing.local_timezone)
+    if as_json:
+        emit_json(rep.to_json())
+        return rep.exit_code
+    say(f"read {file} as {rep.encoding}")
+    if rep.ignored_columns:
+        say(f"note: columns ignored: {', '.join(rep.ignored_columns)}")
+    for p in rep.problems:
+        say(f"{file}: line {p.line}{' (' + p.case_no + ')' if p.case_no else ''}: {p.reason}")
+    for line in rep.filing.lines():
+        say(line)
+    click.echo(rep.summary())
+    return rep.exit_code
+
+
+@case_group.command("refile")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document of the filing changes.")
+@pass_station
+def case_refile(st: Station, as_json: bool) -> int:
+    """Run auto-filing over all footage (e.g. after an ingest whose filing failed). Audited.
+
+    \b
+    Example:
+      evidock case refile
+    """
+    with Catalog(st.data_dir) as catalog:
+        changes = cases.refile_all(catalog)
+    if as_json:
+        emit_json(changes.to_json())
+        return 0
+    for line in changes.lines():
+        say(line)
+    click.echo(f"{len(changes.filed)} filed, {len(changes.unfiled)} unfiled, "
+               f"{sum(1 for a in changes.ambiguous if a['candidates'])} newly ambiguous")
+    return 0

@@ -1,0 +1,120 @@
+"""``evidock footage file | unfile | overdue | hold``: filing footage to cases, the 2-day rule, legal hold."""
+
+from __future__ import annotations
+
+import click
+
+from .. import cases, retention
+from ..catalog import Catalog
+from . import Station, emit_json, pass_station, say
+from .footage_cmd import footage_group
+
+
+@footage_group.command("file")
+@click.argument("footage_ids", metavar="ID…", nargs=-1, required=True, type=click.IntRange(min=1))
+@click.option("--case", "case_no", required=True, metavar="CASE_NO", help="The case to file the footage to.")
+@click.option("--reason", required=True, help="Why (goes into the audit log with your user name).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document of the changes.")
+@pass_station
+def footage_file(st: Station, footage_ids: tuple[int, ...], case_no: str, reason: str, as_json: bool) -> int:
+    """File footage to a case by hand (footage may belong to several cases).
+
+    All the IDs are filed or, if one is unknown, none. Filing resolves an ambiguous match and
+    confirms an automatic one; auto-filing never undoes it.
+
+    \b
+    Example:
+      evidock footage file 12 13 --case 2026-0042 --reason "recorded at the site inspection"
+    """
+    with Catalog(st.data_dir) as catalog:
+        changes = cases.file_footage(catalog, footage_ids, case_no, reason)
+    if as_json:
+        emit_json(changes.to_json())
+        return 0
+    for line in changes.lines():
+        click.echo(line)
+    for u in changes.unchanged:
+        say(f"footage {u['footage']} was already filed to case {u['case']} by hand")
+    return 0
+
+
+@footage_group.command("unfile")
+@click.argument("footage_id", metavar="ID", type=click.IntRange(min=1))
+@click.option("--case", "case_no", required=True, metavar="CASE_NO", help="The case to take the footage out of.")
+@click.option("--reason", required=True, help="Why (goes into the audit log with your user name).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document of the changes.")
+@pass_station
+def footage_unfile(st: Station, footage_id: int, case_no: str, reason: str, as_json: bool) -> int:
+    """Take footage out of a case by hand; auto-filing will not file it there again.
+
+    \b
+    Example:
+      evidock footage unfile 12 --case 2026-0042 --reason "wrong case: recorded at another site"
+    """
+    with Catalog(st.data_dir) as catalog:
+        changes = cases.unfile_footage(catalog, footage_id, case_no, reason)
+    if as_json:
+        emit_json(changes.to_json())
+        return 0
+    for line in changes.lines():
+        click.echo(line)
+    return 0
+
+
+@footage_group.command("overdue")
+@click.option("--as-of", metavar="TIME", help="Judge the deadline at this time instead of now.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document, grouped by officer.")
+@pass_station
+def footage_overdue(st: Station, as_of: str | None, as_json: bool) -> int:
+    """Footage still unfiled more than filing.deadline_days (art. 11: 2 days) after recording.
+
+    Grouped by officer, each with how late it is. Exit 0: nothing overdue; 1: something is.
+
+    \b
+    Example:
+      evidock footage overdue --as-of "2026-12-01 08:00" --json
+    """
+    tz = st.config.filing.local_timezone
+    when = None
+    if as_of:
+        try:
+            when = cases.parse_time(as_of, tz)
+        except ValueError as e:
+            raise click.BadParameter(str(e), param_hint="--as-of") from None
+    with Catalog(st.data_dir) as catalog:
+        rep = cases.overdue(catalog, st.config.filing.deadline_days, when)
+    if as_json:
+        emit_json(rep.to_json())
+        return rep.exit_code
+    for o in rep.officers:
+        who = f"{o['officer'] or '(no officer)'}{' ' + o['name'] if o['name'] else ''}"
+        click.echo(f"officer {who}: {o['count']} unfiled, the latest {cases.format_duration(o['most_late_s'])} overdue")
+        for f in o["footage"]:
+            extra = f"  ambiguous: {', '.join(f['ambiguous'])}" if f["ambiguous"] else ""
+            click.echo(f"  {f['id']:>6} recorded {f['recorded_at']}  {f['late_by']} late  {f['source_path']}{extra}")
+    say(f"{rep.count} footage overdue as of {rep.as_of} (deadline {rep.deadline_days} days)")
+    return rep.exit_code
+
+
+@footage_group.command("hold")
+@click.argument("footage_ids", metavar="ID…", nargs=-1, required=True, type=click.IntRange(min=1))
+@click.option("--reason", required=True, help="Why (goes into the audit log with your user name).")
+@click.option("--release", is_flag=True, help="Lift the hold instead of setting it.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON array of the results.")
+@pass_station
+def footage_hold(st: Station, footage_ids: tuple[int, ...], reason: str, release: bool, as_json: bool) -> int:
+    """Put footage on legal hold: retention never deletes it until the hold is lifted.
+
+    \b
+    Example:
+      evidock footage hold 12 --reason "administrative review 2026-07 requested"
+    """
+    with Catalog(st.data_dir) as catalog:
+        fn = retention.release_hold if release else retention.set_hold
+        rows = fn(catalog, footage_ids, reason)
+    if as_json:
+        emit_json(rows)
+        return 0
+    for r in rows:
+        click.echo(f"footage {r['footage']}: {r['state']}")
+    return 0
