@@ -86,7 +86,7 @@ def append(catalog: Catalog, event: str, subject: str, details: dict[str, Any], 
         "INSERT INTO audit (at, actor, event, subject, details, prev_hash, hash) VALUES (?,?,?,?,?,?,?)",
         (at, actor, event, subject, det, prev, h),
     )
-    catalog.after_commit(lambda: write_anchor(catalog))
+    catalog.after_commit(lambda: write_anchor(catalog), key="audit-anchor")
     return h
 
 

@@ -127,6 +127,10 @@ class Catalog:
     def __init__(self, data_dir: Path):
         self.path = Path(data_dir) / CATALOG_NAME
         try:
+            Path(data_dir).mkdir(mode=0o750, parents=True, exist_ok=True)
+        except OSError as e:
+            raise CatalogError(f"data dir {data_dir}: cannot create it ({e.strerror}); check the path and its permissions") from None
+        try:
             # isolation_level=None: we issue BEGIN/COMMIT ourselves (see module docstring).
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
             conn.execute("PRAGMA journal_mode=WAL")
@@ -140,6 +144,7 @@ class Catalog:
         self.data_dir = Path(data_dir)
         # Callbacks run once after the current transaction commits (e.g. the audit anchor).
         self._after_commit: list[Callable[[], None]] = []
+        self._after_commit_keys: set[str] = set()
         self._migrate()
 
     def close(self) -> None:
@@ -158,7 +163,7 @@ class Catalog:
             self.conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as e:
             raise CatalogError(f"catalog {self.path}: cannot start a write ({e})") from None
-        self._after_commit = []
+        self._after_commit, self._after_commit_keys = [], set()
         try:
             yield self.conn
         except BaseException:
@@ -171,14 +176,21 @@ class Catalog:
             self.conn.execute("ROLLBACK")
             self._after_commit = []
             raise CatalogError(f"catalog {self.path}: commit failed ({e}); nothing of this step was recorded") from None
-        callbacks, self._after_commit = self._after_commit, []
+        callbacks, self._after_commit, self._after_commit_keys = self._after_commit, [], set()
         for cb in callbacks:
             cb()
 
-    def after_commit(self, callback: Callable[[], None]) -> None:
-        """Run ``callback`` once the current transaction has committed (not if it rolls back)."""
-        if callback not in self._after_commit:
-            self._after_commit.append(callback)
+    def after_commit(self, callback: Callable[[], None], key: str | None = None) -> None:
+        """Run ``callback`` once the current transaction has committed (not if it rolls back).
+
+        With ``key``, at most one callback per key runs per transaction (e.g. one audit anchor
+        write however many entries the transaction appended).
+        """
+        if key is not None:
+            if key in self._after_commit_keys:
+                return
+            self._after_commit_keys.add(key)
+        self._after_commit.append(callback)
 
     def _migrate(self) -> None:
         with self.transaction() as conn:

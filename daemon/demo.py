@@ -3,8 +3,8 @@
 What ``scripts/demo`` shows: each simulated recorder (a GA/T 947 control channel on a pty and a
 card folder of ffmpeg footage, ``drivers/simulator.py``) is handed to ``DockManager.on_hotplug``
 exactly as udev's hotplug layer would hand a real one, and goes through the same state machine
-as under ``evidock run``. One recorder has a low battery and a drifting clock, so the health
-alerts show too.
+as under ``evidock run``. Each officer's case is opened first, so the footage is filed against
+it at ingest. One recorder has a low battery and a drifting clock, so the health alerts show too.
 """
 
 from __future__ import annotations
@@ -20,12 +20,27 @@ from typing import Any
 from drivers.simulator import SimulatedRecorder
 from drivers.simvolume import SampleSpec
 
+from . import cases
+from .catalog import Catalog
 from .config import Config
 from .dock import DockJob, DockManager
 from .hotplug import Docked
 
 SIM_VID, SIM_PID, SIM_PRODUCT = "1209", "0001", "evidock simulated ZFY recorder"
 OFFICERS = [("010203", "张伟"), ("010207", "李娜"), ("010311", "王芳"), ("010412", "刘洋")]
+PARTIES = ["某某建筑劳务有限公司", "某某餐饮管理有限公司", "某某物流有限公司", "某某电子厂"]
+
+
+def open_demo_case(catalog: Catalog, config: Config, spec: SampleSpec, n: int) -> str:
+    """The officer's open case (a labour inspection), so the footage is filed against it (art. 11)."""
+    case_no = f"人社监察〔{spec.start:%Y}〕{spec.start:%m%d}{n:02d}号"
+    try:
+        cases.open_case(catalog, {"case_no": case_no, "party": PARTIES[(n - 1) % len(PARTIES)], "handlers": [spec.badge],
+                                  "opened_at": (spec.start - timedelta(hours=1)).isoformat(), "unit": "劳动保障监察支队"},
+                        config.filing.local_timezone)
+    except cases.CaseError:
+        pass  # opened by an earlier demo run in this data dir
+    return case_no
 
 
 def run_demo(data_dir: Path, config: Config, recorders: int = 2, clips: int = 3,
@@ -40,6 +55,9 @@ def run_demo(data_dir: Path, config: Config, recorders: int = 2, clips: int = 3,
             faults = ["low-battery", "clock-off=-75"] if i == 1 else []
             sim = SimulatedRecorder(Path(tmp) / f"rec{i + 1}", spec=spec, faults=faults)
             sims.append(stack.enter_context(sim))
+        with Catalog(data_dir) as catalog:
+            for i, sim in enumerate(sims):
+                open_demo_case(catalog, config, sim.spec, i + 1)
         cfg = config.model_copy(update={"dock": config.dock.model_copy(update={"mount_root": str(Path(tmp) / "mnt")})})
         manager = DockManager(data_dir, cfg, on_change=on_change)
         for i, sim in enumerate(sims):

@@ -408,9 +408,14 @@ class DockManager:
         return result
 
     def _file(self, cat: Catalog, job: DockJob, result: IngestResult) -> None:
-        n = cat.conn.execute(
-            "SELECT COUNT(*) FROM footage WHERE session_id = ? AND case_no IS NOT NULL", (result.session_id,)).fetchone()[0]
-        self._transition(cat, job, State.FILED, f"{n} of {job.files_stored} new file(s) filed to a case")
+        # Filing itself happened in each file's ingest transaction (daemon.cases.file_new_footage).
+        filed, cases_ = cat.conn.execute(
+            "SELECT COUNT(DISTINCT f.id), GROUP_CONCAT(DISTINCT fc.case_no) FROM footage f "
+            "JOIN footage_cases fc ON fc.footage_id = f.id WHERE f.session_id = ?", (result.session_id,)).fetchone()
+        detail = f"{filed} of {job.files_stored} new file(s) filed" + (f" to {cases_}" if cases_ else "")
+        if filed < job.files_stored:
+            detail += "; the rest wait in the unfiled queue (`evidock footage overdue`)"
+        self._transition(cat, job, State.FILED, detail)
 
     def _wipe(self, cat: Catalog, job: DockJob, driver: Driver, check: dockcheck.DockCheck) -> None:
         if self.config.dock.wipe == "never":
