@@ -53,6 +53,10 @@ object with any of:
     then fails with EIO) or the process is killed.  A read crossing N first
     returns only the bytes before N.
 
+``"slow_read_ms": N``
+    Every read of this file takes N milliseconds longer (a slow card or USB link): the
+    reader always gets its data, just late.
+
 ``"unplug_after_bytes": N``
     After N bytes in total have been served from all files, every operation
     (getattr, readdir, open, read, readlink, statfs, ...) fails with EIO, as
@@ -130,7 +134,7 @@ EXIT_ERROR = 1  # unexpected failure (a bug): tests should fail, not skip
 EXIT_USAGE = 2  # bad arguments or rules
 EXIT_NO_FUSE = 3  # FUSE unusable here / the mount itself failed
 
-_INT_RULES = ("eio_after", "lie_size", "shrink_after", "hang_after")
+_INT_RULES = ("eio_after", "lie_size", "shrink_after", "hang_after", "slow_read_ms")
 _BOOL_RULES = ("eacces", "vanish_on_open")
 
 # mfusepy's default path codec; os.fsdecode/os.fsencode use the same one on Linux.
@@ -469,6 +473,9 @@ class FaultFS(Operations):
             if offset >= hang_at:
                 self._hang()
             limit = min(limit, hang_at - offset)
+        slow = rule.get("slow_read_ms")
+        if slow:
+            time.sleep(slow / 1000)
 
         try:
             data = os.pread(fh, limit, offset)

@@ -27,6 +27,8 @@ def assert_store_consistent(data_dir: Path) -> None:
     for name, p in objs.items():
         assert sha256_file(p) == name, f"half or damaged object {p}"
         assert (p.stat().st_mode & 0o222) == 0, f"object {p} is writable"
+    if not (data_dir / "catalog.sqlite").exists():
+        return  # died before the catalog existed: nothing can be half-catalogued
     db = sqlite3.connect(data_dir / "catalog.sqlite")
     try:
         for (sha,) in db.execute("SELECT sha256 FROM objects UNION SELECT sha256 FROM footage UNION SELECT sha256 FROM sightings"):

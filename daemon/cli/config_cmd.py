@@ -47,3 +47,17 @@ def config_check(st: Station, as_json: bool) -> int:
     else:
         click.echo(f"config {doc['config_file'] or '(built-in defaults)'} is valid; data dir {st.data_dir}")
     return 0
+
+
+@config_group.command("udev-rules")
+def config_udev_rules() -> int:
+    """Print the udev rules for the recorder models in the driver table (systemd/70-evidock.rules).
+
+    \b
+    Example:
+      evidock config udev-rules > /etc/udev/rules.d/70-evidock.rules
+    """
+    from ..udevrules import render
+
+    click.echo(render(), nl=False)
+    return 0
