@@ -562,14 +562,15 @@ def _close_dead_sessions(catalog: Catalog, now: str) -> None:
     """Sessions still 'running' whose process is gone (crash, kill, power cut) become 'interrupted'."""
     boot = _boot_id()
     for sid, pid, sboot in catalog.conn.execute("SELECT id, pid, boot_id FROM sessions WHERE status = 'running'").fetchall():
-        if sboot == boot and pid and _alive(pid):
+        if sboot == boot and pid and pid_alive(pid):
             continue
         msg = "the offloading process died (crash, kill or power cut); partials resume on the next offload"
         catalog.conn.execute("UPDATE sessions SET status='interrupted', ended_at=?, message=? WHERE id=?", (now, msg, sid))
         audit.append(catalog, "session.end", f"session:{sid}", {"status": "interrupted", "message": msg})
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Is a process with this pid running (on this boot)? Our own pid counts as running."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, run_evidock
 from daemon.udevrules import render as udev_rules
 from docktools import SIM_PID, SIM_PRODUCT, SIM_VID, recorder, template_volume, wait_until
 from umock import fake_dock
@@ -121,6 +121,8 @@ def test_sd_notify_reload_and_stop(tmp_path: Path) -> None:
         notify.wait_for("READY=1")
         notify.wait_for("STATUS=")
         notify.wait_for("WATCHDOG=1")
+        st = run_evidock("--data-dir", data, "status", "--json")
+        assert st.code == 0 and st.json()["running"] is True and st.json()["bays"] == []
         notify.clear()
         cfg.write_text("[dock]\nmax_parallel_offloads = 3\n")
         proc.send_signal(signal.SIGHUP)
@@ -133,6 +135,7 @@ def test_sd_notify_reload_and_stop(tmp_path: Path) -> None:
     finally:
         if proc.poll() is None:
             proc.kill()
+    assert "NOT running" in run_evidock("--data-dir", data, "status").out
     db = sqlite3.connect(data / "catalog.sqlite")
     events = [r[0] for r in db.execute("SELECT event FROM audit ORDER BY id")]
     assert events == ["station.start", "config.reload", "station.stop"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from ..catalog import Catalog, utcnow
 from ..demo import run_demo
 from ..dock import DockJob
 from ..errors import EXIT_ERROR, EXIT_OK, EXIT_WARNING, NotFound
+from ..offload import pid_alive
 from ..station import Station as DockStation
 from . import Station, cli, emit_json, pass_station, say
 from .devices_cmd import devices_group
@@ -53,7 +53,8 @@ def status_command(st: Station, as_json: bool) -> int:
         doc = json.loads(path.read_text())
     except FileNotFoundError:
         raise NotFound(f"no status in {st.data_dir}: the station (`evidock run`) has not run with this data dir") from None
-    alive = _alive(doc.get("pid"))
+    pid = doc.get("pid")
+    alive = isinstance(pid, int) and pid_alive(pid)
     doc["running"] = alive
     if as_json:
         emit_json(doc)
@@ -65,18 +66,6 @@ def status_command(st: Station, as_json: bool) -> int:
         pct = f" {100 * done // total}%" if total else ""
         click.echo(f"  {b['bay']:10} {b['serial'] or '?':16} {b['officer'] or '-':8} {b['state']:14}{pct}  {b['detail']}")
     return EXIT_OK
-
-
-def _alive(pid: object) -> bool:
-    if not isinstance(pid, int):
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @cli.command("demo")
