@@ -293,7 +293,7 @@ class DockManager:
                         unmount(mounted.mountpoint)
                     except EvidockError as e:
                         jl.error("%s", e)
-                self._write_status(force=True)
+                self.write_status(force=True)
 
     def _check_cancel(self, job: DockJob) -> None:
         if job.cancel.is_set():
@@ -383,7 +383,7 @@ class DockManager:
 
             def progress(n: int) -> None:
                 job.bytes_done += n
-                self._write_status()
+                self.write_status()
 
             result = ingest(self.data_dir, self.config, volume, progress=progress, on_scanned=scanned,
                             cancel=job.cancel, important_pattern=check.important_pattern, **check.ingest_kwargs())
@@ -467,7 +467,7 @@ class DockManager:
         _JobLog(log, {"job": job}).log(lvl, "%s%s", state.value, f": {detail}" if detail else "")
         if self.on_change:
             self.on_change(job)
-        self._write_status(force=True)
+        self.write_status(force=True)
 
     def status(self) -> dict[str, Any]:
         with self._lock:
@@ -484,7 +484,8 @@ class DockManager:
         parts = ", ".join(f"{n} {k.lower()}" for k, n in sorted(states.items()))
         return f"{len(s['bays'])} docked" + (f": {parts}" if parts else "")
 
-    def _write_status(self, force: bool = False) -> None:
+    def write_status(self, force: bool = False) -> None:
+        """Write ``status.json`` for `evidock status` (throttled to once a second unless forced)."""
         now = time.monotonic()
         if not force and now - self._last_status < 1.0:
             return
@@ -520,7 +521,7 @@ class DockManager:
         for j in jobs:
             if j.thread is not None:
                 j.thread.join(max(0.0, end - time.monotonic()))
-        self._write_status(force=True)
+        self.write_status(force=True)
         return all(j.thread is None or not j.thread.is_alive() for j in jobs)
 
     def wait_all(self, timeout: float) -> bool:

@@ -58,6 +58,7 @@ class Station:
         if self.config.watch.folder:
             self.watch = WatchFolder(self.data_dir, self.config, should_pause=lambda: not self.manager.idle())
             self.watch.start()
+        self.manager.write_status(force=True)
         notify("READY=1", f"STATUS={self.manager.summary_line()}")
         log.info("station ready: data dir %s", self.data_dir)
         tick = watchdog_interval() or 5.0
@@ -65,6 +66,7 @@ class Station:
             if self.reload_requested.is_set():
                 self.reload_requested.clear()
                 self._reload()
+            self.manager.write_status()
             notify("WATCHDOG=1", f"STATUS={self.manager.summary_line()}")
         notify("STOPPING=1", "STATUS=stopping: bringing offloads to a resumable stop")
         log.info("stopping: no new work; running offloads stop at a resumable point")
