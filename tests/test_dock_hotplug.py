@@ -99,3 +99,41 @@ def test_two_at_once_one_docked_before_start(tmp_path, data_dir, template, dock)
             hp.stop()
         assert sorted((j.serial, j.state) for j in m.history) == [("ZFY-A", State.READY), ("ZFY-B", State.READY)]
         assert sum(1 for j in m.history if j.serial == "ZFY-A") == 1
+
+
+def test_remove_event_mid_offload_interrupts_then_redock_resumes(tmp_path, data_dir, template, dock) -> None:
+    from faultfs import mounted_faultfs
+
+    big = "DCIM/100MEDIA/BIG_0001.MP4"
+    with recorder(tmp_path, template) as sim:
+        card = Path(sim.status()["volume"])
+        (card / big).write_bytes(os.urandom(4_000_000))
+        os.utime(card / big, (1_600_000_000,) * 2)
+        m = DockManager(data_dir, _cfg(tmp_path))
+        hp = Hotplug(is_known, m.on_hotplug)
+        hp.start()
+        try:
+            with mounted_faultfs(card, tmp_path / "slow", {"files": {big: {"slow_read_ms": 40}}}) as mnt:
+                usb = dock.plug(4, vid=SIM_VID, pid=SIM_PID, product=SIM_PRODUCT, serial="ZFY-T-0001",
+                                tty_node=sim.status()["pty"])
+                dock.add_block(usb, "sdr", node=str(mnt))
+                wait_until(lambda: m.history and m.history[0].bytes_done >= 600_000, 60, "the offload under way")
+                dock.unplug(usb)  # a real remove uevent through the monitor
+                assert m.wait_all(30)
+            job = m.history[0]
+            assert job.state is State.INTERRUPTED and "undocked in state OFFLOADING" in job.detail
+            staged = max(p.stat().st_size for p in (data_dir / "staging").glob("*.part"))
+            assert staged >= 600_000
+            # docked again (in the next bay: umockdev cannot re-add a removed device's name)
+            usb = dock.plug(6, vid=SIM_VID, pid=SIM_PID, product=SIM_PRODUCT, serial="ZFY-T-0001",
+                            tty_node=sim.status()["pty"])
+            dock.add_block(usb, "sds", node=str(card))
+            wait_until(lambda: len(m.history) == 2, 30, "the re-dock")
+            assert m.wait_all(120)
+        finally:
+            hp.stop()
+        assert m.history[1].state is State.READY, m.history[1].detail
+    db = sqlite3.connect(data_dir / "catalog.sqlite")
+    assert [r[0] for r in db.execute("SELECT status FROM sessions ORDER BY id")] == ["interrupted", "completed"]
+    assert list((data_dir / "staging").iterdir()) == []
+    assert_store_consistent(data_dir)

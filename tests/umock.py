@@ -86,8 +86,10 @@ class FakeDock:
         return self._add("block", f"{disk}1", d, ["size", "1000"], ["DEVNAME", devname, "DEVTYPE", "partition"])
 
     def unplug(self, syspath: str) -> None:
+        """A real remove uevent, then the device leaves the test bed (its name cannot be reused)."""
         self.tb.uevent(syspath, "remove")
         self.tb.remove_device(syspath)
+        self.devices = [d for d in self.devices if not (d == syspath or d.startswith(syspath + "/"))]
 
     def _link(self, devname: str, target: str) -> None:
         if os.path.islink(devname):
