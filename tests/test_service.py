@@ -67,7 +67,7 @@ def test_install_into_a_root(tmp_path: Path) -> None:
                        timeout=600, cwd=REPO)
     assert p.returncode == 0, p.stderr[-2000:]
     for f in ("etc/systemd/system/evidock.service", "etc/udev/rules.d/70-evidock.rules", "etc/sysusers.d/evidock.conf",
-              "etc/tmpfiles.d/evidock.conf", "etc/evidock/evidock.toml"):
+              "etc/tmpfiles.d/evidock.conf", "etc/modules-load.d/evidock.conf", "etc/evidock/evidock.toml"):
         assert (root / f).is_file(), f
     assert os.readlink(root / "usr/local/bin/evidock") == "/opt/evidock/bin/evidock"
     r = subprocess.run([str(root / "opt/evidock/bin/evidock"), "--help"], capture_output=True, text=True, timeout=60)
