@@ -31,7 +31,7 @@ CATALOG_NAME = "catalog.sqlite"
 Migration = tuple[str, Callable[[sqlite_utils.Database], None]]
 
 # Modules whose MIGRATIONS list is applied, in this order. New table owners add themselves here.
-MIGRATION_MODULES = ("daemon.catalog", "daemon.audit")
+MIGRATION_MODULES = ("daemon.catalog", "daemon.audit", "daemon.mediaqueue")
 
 
 def utcnow() -> str:

@@ -90,4 +90,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 # The command modules, assembled in one place. Each registers its commands on `cli`.
-from . import audit_cmd, config_cmd, demo_cmd, footage_cmd, ingest_cmd, staging_cmd, verify_cmd  # noqa: E402,F401
+from . import audit_cmd, config_cmd, demo_cmd, footage_cmd, ingest_cmd, media_cmd, staging_cmd, verify_cmd  # noqa: E402,F401
