@@ -52,7 +52,6 @@ from typing import Any
 import ffmpeg
 
 from .config import MediaConfig
-from .crashpoints import crashpoint
 from .errors import EXIT_WARNING, EvidockError
 from .store import LocalObjectStore, fsync_dir
 from .transfer import hash_fd
@@ -62,6 +61,7 @@ log = logging.getLogger(__name__)
 THUMB_WIDTH = 320  # thumbnails and each tile of the contact sheet
 SHEET_POINTS = (0.10, 0.35, 0.60, 0.85)  # the contact sheet's frames; the first is the thumbnail (10 % in)
 TAIL_LINES = 20  # ffmpeg's last stderr lines kept with a failure
+KILL_WAIT_S = 2.0  # how long a killed ffmpeg is waited for before the job moves on without it
 MAX_PROBE_JSON = 16 << 20  # ffprobe output beyond this is not media we want to trust
 
 # Demuxers ffmpeg may pick for a stored file (by its content: objects have no extension). Anything
@@ -196,7 +196,7 @@ def _clean(line: bytes) -> str:
 
 
 def run_tool(args: list[str], timeout: float, *, what: str, cancel: threading.Event | None = None,
-             capture_stdout: bool = False, started: Callable[[], None] | None = None) -> Ran:
+             capture_stdout: bool = False, started: Callable[[int], None] | None = None) -> Ran:
     """Run one ffmpeg/ffprobe argument list (never a shell) with a time limit.
 
     Keeps the last ``TAIL_LINES`` lines of stderr (a damaged file can make ffmpeg complain for
@@ -228,7 +228,7 @@ def run_tool(args: list[str], timeout: float, *, what: str, cancel: threading.Ev
     for t in readers:
         t.start()
     if started is not None:
-        started()
+        started(proc.pid)
     deadline = time.monotonic() + timeout
     stopped: str | None = None
     while True:
@@ -244,13 +244,15 @@ def run_tool(args: list[str], timeout: float, *, what: str, cancel: threading.Ev
                 continue
             proc.kill()
             try:
-                rc = proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:  # stuck in the kernel (a dead disk); do not wait forever
-                log.error("%s (pid %d) does not die after SIGKILL", what, proc.pid)
+                rc = proc.wait(timeout=KILL_WAIT_S)
+            except subprocess.TimeoutExpired:
+                # Stuck in the kernel on a read that never returns (a dead disk, a hung network or
+                # FUSE mount): it dies when the read does. The job must not wait for that.
+                log.error("%s (pid %d) is stuck in the kernel and does not die yet after SIGKILL", what, proc.pid)
                 rc = -9
             break
     for t in readers:
-        t.join(timeout=5)
+        t.join(timeout=KILL_WAIT_S)
     if stopped == "cancel":
         raise Cancelled(what)
     if stopped == "timeout":
@@ -683,8 +685,7 @@ def proxy_stage(ctx: MediaContext, task: MediaTask) -> None:
     task.final["proxy"], task.tmp["proxy"] = final, tmp
     try:
         args = PROXY_BUILDERS[task.kind](ctx, task, ctx.store.path_of(sha), tmp)  # type: ignore[index]
-        ran = run_tool(args, _time_limit(ctx.cfg, task.probe), what=f"proxy ({task.plan})", cancel=ctx.cancel,
-                       started=lambda: crashpoint("media-proxy-running"))
+        ran = run_tool(args, _time_limit(ctx.cfg, task.probe), what=f"proxy ({task.plan})", cancel=ctx.cancel)
     except MediaFailure as f:
         task.failure = f
         return

@@ -18,9 +18,8 @@ Claims and results are written by the runner's own thread; workers only run ffmp
 daemon hold new jobs back while an offload runs; jobs already running go on, niced.
 
 Crash points for tests (``daemon.crashpoints``, inert unless ``EVIDOCK_CRASH_AT`` names them):
-``media-after-claim`` (job running, nothing made yet), ``media-proxy-running`` (ffmpeg making the
-proxy: it must die with the runner), ``media-before-record`` (derived files in
-place, result not committed).
+``media-after-claim`` (job running, nothing made yet) and ``media-before-record`` (derived files
+in place, result not committed).
 """
 
 from __future__ import annotations
