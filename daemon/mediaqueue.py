@@ -160,18 +160,21 @@ def backoff_s(cfg: MediaConfig, attempts: int) -> float:
     return min(cfg.retry_backoff_s * 2 ** max(attempts - 1, 0), 7 * 86400)
 
 
-def recover_stale(catalog: Catalog, cfg: MediaConfig, derived: DerivedFiles) -> list[int]:
-    """Queue again the jobs whose runner died while working on them; returns their ids."""
+def recover_stale(catalog: Catalog, cfg: MediaConfig, derived: DerivedFiles) -> dict[int, str]:
+    """Queue again the jobs whose runner died while working on them (or fail them, on their last
+    attempt); returns their ids and new states."""
     rows = catalog.conn.execute(
         "SELECT footage_id, sha256, attempts, claimed_by FROM media_jobs WHERE state = 'running'").fetchall()
     dead = [r for r in rows if not _alive(r[3] or "")]
     if not dead:
-        return []
+        return {}
     now = utcnow()
+    out = {}
     with catalog.transaction() as conn:
         for fid, sha, attempts, token in dead:
             why = f"the media runner (process {token}) stopped while working on it"
-            if attempts >= cfg.max_attempts:
+            out[fid] = "failed" if attempts >= cfg.max_attempts else "queued"
+            if out[fid] == "failed":
                 conn.execute("UPDATE media_jobs SET state='failed', claimed_by=NULL, finished_at=?, error=? "
                              "WHERE footage_id=? AND state='running' AND claimed_by IS ?",
                              (now, f"{why}, on every one of {attempts} attempts: the file may crash ffmpeg or "
@@ -182,8 +185,8 @@ def recover_stale(catalog: Catalog, cfg: MediaConfig, derived: DerivedFiles) -> 
                              (now, f"{why}; queued again", fid, token))
     for _, sha, _, _ in dead:
         derived.clean_tmp(sha)
-    log.warning("media: %d job(s) left running by a runner that died were queued again", len(dead))
-    return [r[0] for r in dead]
+    log.warning("media: %d job(s) left running by a runner that died were recovered", len(dead))
+    return out
 
 
 _CLAIM_COLS = ("j.footage_id, j.sha256, f.size, f.source_path, f.recorded_at, f.recorded_at_corrected, "
@@ -284,7 +287,8 @@ def record(catalog: Catalog, ctx: MediaContext, task: MediaTask, ffmpeg_version:
             elif f.permanent:
                 reason = f.reason
             else:
-                reason = f"{f.reason} (gave up after {job.attempt} attempts; `evidock media retry {job.footage_id}` tries again)"
+                tries = f"{job.attempt} attempt{'s' if job.attempt != 1 else ''}"
+                reason = f"{f.reason} (gave up after {tries}; `evidock media retry {job.footage_id}` tries again)"
             error = reason
             conn.execute(
                 "UPDATE media_jobs SET state=?, claimed_by=NULL, finished_at=?, not_before=?, kind=?, plan=?,"
@@ -308,7 +312,7 @@ class RunReport:
     """What one ``run_queue`` did: each job's last outcome in this run, and notes."""
 
     outcomes: dict[int, Outcome] = field(default_factory=dict)
-    recovered: list[int] = field(default_factory=list)
+    recovered: list[int] = field(default_factory=list)  # left running by a runner that died
     enqueued: int = 0
     notes: list[str] = field(default_factory=list)
     stopped: bool = False
@@ -368,7 +372,17 @@ def run_queue(
     report = RunReport()
     with Catalog(data_dir) as catalog:
         token = process_token()
-        report.recovered = recover_stale(catalog, cfg, derived)
+
+        def recover() -> bool:
+            found = recover_stale(catalog, cfg, derived)
+            report.recovered += found
+            for fid in (i for i, state in found.items() if state == "failed"):
+                report.outcomes[fid] = _failed_outcome(catalog, fid)
+                if on_outcome:
+                    on_outcome(report.outcomes[fid])
+            return bool(found)
+
+        recover()
         report.enqueued = enqueue_missing(catalog)
         encoder, note = media.choose_encoder(tools, cfg)
         if note:
@@ -418,9 +432,7 @@ def run_queue(
                 if should_pause():
                     stop.wait(poll_s)
                     continue
-                recovered = recover_stale(catalog, cfg, derived)  # another runner may have died meanwhile
-                if recovered:
-                    report.recovered += recovered
+                if recover():  # another runner may have died meanwhile
                     continue
                 due = _next_due(catalog)
                 if due is None or (due > 0 and not wait_for_retries):
@@ -439,6 +451,13 @@ def run_queue(
         finally:
             pool.shutdown(wait=True)
     return report
+
+
+def _failed_outcome(catalog: Catalog, fid: int) -> Outcome:
+    sha, name, attempts, kind, error = catalog.conn.execute(
+        "SELECT j.sha256, f.source_path, j.attempts, j.kind, j.error FROM media_jobs j JOIN footage f ON f.id = j.footage_id"
+        " WHERE j.footage_id = ?", (fid,)).fetchone()
+    return Outcome(fid, sha, name, "failed", attempts, kind, None, "failed", None, error, None)
 
 
 def _next_due(catalog: Catalog) -> float | None:
