@@ -204,7 +204,9 @@ def run_tool(args: list[str], timeout: float, *, what: str, cancel: threading.Ev
     is set it is killed and ``Cancelled`` raised.
     """
     try:
-        proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        # Its own process group: a ^C at the terminal reaches the runner, which stops ffmpeg itself
+        # and hands the job back, instead of ffmpeg quitting on its own and the job counting as failed.
+        proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, process_group=0,
                                 stdout=subprocess.PIPE if capture_stdout else subprocess.DEVNULL, close_fds=True)
     except OSError as e:
         raise MediaFailure(f"{what}: cannot start {args[0]} ({e.strerror})", permanent=False) from None

@@ -328,8 +328,10 @@ class RunReport:
 
     @property
     def exit_code(self) -> int:
-        """0: every job worked on ended done; 1: some stayed failed (bad media is a warning: the original is safe)."""
-        return EXIT_WARNING if any(o.state == "failed" for o in self.outcomes.values()) else EXIT_OK
+        """0: every job worked on ended done; 1: some stayed failed (bad media is a warning: the original
+        is safe), or the run was stopped before the queue was empty."""
+        failed = any(o.state == "failed" for o in self.outcomes.values())
+        return EXIT_WARNING if failed or self.stopped else EXIT_OK
 
     def summary(self) -> str:
         c = self.counts()

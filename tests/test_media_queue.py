@@ -306,3 +306,28 @@ def test_a_job_exists_for_every_footage_row(tmp_path: Path) -> None:
     assert r.code == 0 and r.json()["enqueued"] == 1 and r.json()["done"] == 2
     with contextlib.closing(_db(data)) as db:
         assert db.execute("SELECT COUNT(*) FROM footage").fetchone() == db.execute("SELECT COUNT(*) FROM media_jobs").fetchone()
+
+
+def test_sigterm_hands_running_jobs_back(tmp_path: Path) -> None:
+    """cron or systemd stopping `media run`: ffmpeg is stopped, the job goes back untouched."""
+    vol, data = tmp_path / "vol", tmp_path / "data"
+    _volume(vol, 1)
+    sha = run_evidock("ingest", vol, "--json", data_dir=data).json()["files"][0]["sha256"]
+    with faulty_object(data, sha, {"hang_after": 0}):
+        runner = subprocess.Popen([sys.executable, "-m", "daemon", "--data-dir", str(data), "media", "run"],
+                                  cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True)
+        try:
+            def running() -> bool:
+                with contextlib.closing(_db(data)) as db:
+                    return db.execute("SELECT state FROM media_jobs").fetchone() == ("running",)
+            _wait_for(running, what="the job to start")
+            runner.send_signal(signal.SIGTERM)
+            out, err = runner.communicate(timeout=60)
+        finally:
+            runner.kill()
+            runner.wait(timeout=30)
+    assert runner.returncode == 1, err
+    assert "stopped early; the rest stays queued" in err
+    with contextlib.closing(_db(data)) as db:
+        assert db.execute("SELECT state, attempts, claimed_by, error FROM media_jobs").fetchall() == [("queued", 0, None, None)]

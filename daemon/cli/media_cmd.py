@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import signal
+import threading
+
 import click
 
 from ..catalog import Catalog
@@ -42,7 +45,8 @@ def media_run(st: Station, no_wait: bool, as_json: bool) -> int:
     retried with back-off, up to media.max_attempts times; bad media fails at once with a reason.
 
     Exit 0: every job worked on is done; 1: some ended failed (the originals are safe; see
-    `evidock media status`); 2: error (ffmpeg missing, catalog unwritable).
+    `evidock media status`), or it was stopped (SIGINT/SIGTERM) and running jobs were handed
+    back to the queue; 2: error (ffmpeg missing, catalog unwritable).
 
     \b
     Example:
@@ -59,7 +63,15 @@ def media_run(st: Station, no_wait: bool, as_json: bool) -> int:
         if o.note:
             say(f"note: footage {o.footage_id}: {o.note}")
 
-    report = run_queue(st.data_dir, st.config, wait_for_retries=not no_wait, on_outcome=shown)
+    # SIGINT/SIGTERM (^C, cron or systemd stopping it): stop ffmpeg and hand running jobs back to
+    # the queue, so that they neither count as an attempt nor wait for a dead runner to be noticed.
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        report = run_queue(st.data_dir, st.config, stop=stop, wait_for_retries=not no_wait, on_outcome=shown)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     if as_json:
         emit_json(report.to_json())
     else:
