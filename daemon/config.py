@@ -132,10 +132,10 @@ class MediaConfig(_Section):
         description="Thread cap of each ffmpeg/ffprobe run (decoder, filters and encoder each)",
     )
     niceness: int = Field(
-        10,
+        19,
         ge=0,
         le=19,
-        description="nice level of ffmpeg/ffprobe, so that offloads keep the CPU",
+        description="nice level of ffmpeg/ffprobe (19: the lowest priority), so that offloads keep the CPU",
     )
     proxy_height: int = Field(
         720,

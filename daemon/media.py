@@ -39,6 +39,7 @@ import logging
 import os
 import re
 import shutil
+import signal
 import subprocess
 import threading
 import time
@@ -196,13 +197,21 @@ def _clean(line: bytes) -> str:
 
 
 def run_tool(args: list[str], timeout: float, *, what: str, cancel: threading.Event | None = None,
-             capture_stdout: bool = False, started: Callable[[int], None] | None = None) -> Ran:
+             paused: Callable[[], bool] | None = None, capture_stdout: bool = False,
+             started: Callable[[int], None] | None = None) -> Ran:
     """Run one ffmpeg/ffprobe argument list (never a shell) with a time limit.
 
     Keeps the last ``TAIL_LINES`` lines of stderr (a damaged file can make ffmpeg complain for
     megabytes). On time-out the process is killed and the run fails (retryable); when ``cancel``
-    is set it is killed and ``Cancelled`` raised.
+    is set it is killed and ``Cancelled`` raised. While ``paused()`` is true (the daemon: an
+    offload runs) the process is not started, or is stopped (SIGSTOP) and continued afterwards;
+    time spent stopped does not count against the limit. Niceness alone leaves an offload on a 2-core station about
+    70-85 % of its speed (README "Performance"); stopped, ffmpeg costs it nothing.
     """
+    while paused is not None and paused():  # no new ffmpeg while an offload runs
+        if cancel is not None and cancel.is_set():
+            raise Cancelled(what)
+        time.sleep(0.25)
     try:
         # Its own process group: a ^C at the terminal reaches the runner, which stops ffmpeg itself
         # and hands the job back, instead of ffmpeg quitting on its own and the job counting as failed.
@@ -233,18 +242,30 @@ def run_tool(args: list[str], timeout: float, *, what: str, cancel: threading.Ev
         started(proc.pid)
     deadline = time.monotonic() + timeout
     stopped: str | None = None
+    suspended_at: float | None = None
     while True:
         try:
-            rc = proc.wait(timeout=max(0.0, min(0.25, deadline - time.monotonic())))
+            left = 0.25 if suspended_at is not None else max(0.0, min(0.25, deadline - time.monotonic()))
+            rc = proc.wait(timeout=left)
             break
         except subprocess.TimeoutExpired:
             if cancel is not None and cancel.is_set():
                 stopped = "cancel"
+            elif paused is not None and paused():
+                if suspended_at is None:
+                    _signal_group(proc.pid, signal.SIGSTOP)
+                    suspended_at = time.monotonic()
+                continue
+            elif suspended_at is not None:
+                _signal_group(proc.pid, signal.SIGCONT)
+                deadline += time.monotonic() - suspended_at
+                suspended_at = None
+                continue
             elif time.monotonic() >= deadline:
                 stopped = "timeout"
             else:
                 continue
-            proc.kill()
+            proc.kill()  # SIGKILL ends a stopped process too
             try:
                 rc = proc.wait(timeout=KILL_WAIT_S)
             except subprocess.TimeoutExpired:
@@ -262,6 +283,11 @@ def run_tool(args: list[str], timeout: float, *, what: str, cancel: threading.Ev
                            "(a stuck disk, or a recording too long for media.ffmpeg_timeout_s / "
                            "media.timeout_per_media_second)", permanent=False, detail="\n".join(tail))
     return Ran(rc, bytes(out), list(tail))
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError):  # it may have just exited
+        os.killpg(pid, sig)
 
 
 def _file(path: Path) -> str:
@@ -314,8 +340,9 @@ def probe_args(tools: Tools, path: Path, cfg: MediaConfig) -> list[str]:
 
 
 def probe_file(tools: Tools, path: Path, cfg: MediaConfig, *, what: str = "ffprobe",
-               cancel: threading.Event | None = None) -> Probe:
-    ran = run_tool(probe_args(tools, path, cfg), cfg.ffmpeg_timeout_s, what=what, cancel=cancel, capture_stdout=True)
+               cancel: threading.Event | None = None, paused: Callable[[], bool] | None = None) -> Probe:
+    ran = run_tool(probe_args(tools, path, cfg), cfg.ffmpeg_timeout_s, what=what, cancel=cancel, paused=paused,
+                   capture_stdout=True)
     if ran.returncode != 0:
         raise classify(what, ran.returncode, ran.tail)
     try:
@@ -536,6 +563,7 @@ class MediaContext:
     claim: str  # the runner's claim on the job (see mediaqueue.process_token)
     tmp_tag: str  # unique per claim and attempt: part of temporary file names
     cancel: threading.Event = field(default_factory=threading.Event)
+    paused: Callable[[], bool] | None = None  # the daemon's "an offload runs": ffmpeg is stopped meanwhile
 
 
 @dataclass
@@ -590,7 +618,8 @@ def probe_stage(ctx: MediaContext, task: MediaTask) -> None:
                                     "and restore it from a backup, then `evidock media retry`", permanent=True)
         return
     try:
-        task.probe = probe_file(ctx.tools, ctx.store.path_of(job.sha256), ctx.cfg, cancel=ctx.cancel)
+        task.probe = probe_file(ctx.tools, ctx.store.path_of(job.sha256), ctx.cfg,
+                                cancel=ctx.cancel, paused=ctx.paused)
     except MediaFailure as f:
         if claimed is None and f.permanent:
             task.kind = "other"  # a log, GPS track or settings file: not media, nothing to do
@@ -687,7 +716,8 @@ def proxy_stage(ctx: MediaContext, task: MediaTask) -> None:
     task.final["proxy"], task.tmp["proxy"] = final, tmp
     try:
         args = PROXY_BUILDERS[task.kind](ctx, task, ctx.store.path_of(sha), tmp)  # type: ignore[index]
-        ran = run_tool(args, _time_limit(ctx.cfg, task.probe), what=f"proxy ({task.plan})", cancel=ctx.cancel)
+        ran = run_tool(args, _time_limit(ctx.cfg, task.probe), what=f"proxy ({task.plan})",
+                       cancel=ctx.cancel, paused=ctx.paused)
     except MediaFailure as f:
         task.failure = f
         return
@@ -703,7 +733,8 @@ def check_stage(ctx: MediaContext, task: MediaTask) -> None:
         return
     kind, cfg = task.kind, ctx.cfg
     try:
-        got = probe_file(ctx.tools, task.tmp["proxy"], cfg, what="checking the proxy", cancel=ctx.cancel)
+        got = probe_file(ctx.tools, task.tmp["proxy"], cfg, what="checking the proxy",
+                         cancel=ctx.cancel, paused=ctx.paused)
     except MediaFailure as f:
         task.failure = MediaFailure(f"ffmpeg finished but its proxy is unreadable ({f.reason}); nothing in the "
                                     "original could be decoded", permanent=f.permanent, detail="\n".join(task.proxy_tail))
@@ -748,7 +779,8 @@ def thumbnail_stage(ctx: MediaContext, task: MediaTask) -> None:
     out = ffmpeg.merge_outputs(ffmpeg.output(first[0], _file(task.tmp["thumb"]), **jpeg),
                                ffmpeg.output(sheet, _file(task.tmp["sheet"]), **jpeg))
     try:
-        ran = run_tool(_compile(ctx.tools, out, cfg), cfg.ffmpeg_timeout_s, what="thumbnails", cancel=ctx.cancel)
+        ran = run_tool(_compile(ctx.tools, out, cfg), cfg.ffmpeg_timeout_s, what="thumbnails",
+                       cancel=ctx.cancel, paused=ctx.paused)
     except MediaFailure as f:
         task.failure = f
         return

@@ -15,7 +15,9 @@ A claim records the runner's process (pid and its start time in /proc), so a job
 queued again — the attempt it used counts, so a file that kills ffmpeg every time ends ``failed``.
 Claims and results are written by the runner's own thread; workers only run ffmpeg
 (``daemon.media``), at most ``media.max_parallel_transcodes`` at once. ``should_pause`` lets the
-daemon hold new jobs back while an offload runs; jobs already running go on, niced.
+daemon hold the queue while an offload runs: no new job starts, and running ffmpeg processes are
+stopped (SIGSTOP) until the offload is over. Without it (``evidock media run`` from cron) ffmpeg
+only runs niced.
 
 Crash points for tests (``daemon.crashpoints``, inert unless ``EVIDOCK_CRASH_AT`` names them):
 ``media-after-claim`` (job running, nothing made yet) and ``media-before-record`` (derived files
@@ -362,7 +364,9 @@ def run_queue(
     """Work the media queue until nothing is left to do (or ``stop`` is set).
 
     At most ``media.max_parallel_transcodes`` jobs run at once. While ``should_pause()`` is true
-    no new job starts (running ones go on, niced). With ``wait_for_retries`` the runner also
+    no new job starts and the ffmpeg of running ones is stopped (SIGSTOP) until it turns false;
+    it is called from worker threads too, so it must be cheap and thread-safe (e.g. an Event's
+    ``is_set``). With ``wait_for_retries`` the runner also
     waits out the backoff of jobs that failed and may pass, so that at the end every job it
     touched is done or failed (``evidock media run``); without, it returns when nothing is due.
     """
@@ -418,7 +422,8 @@ def run_queue(
                         break
                     crashpoint("media-after-claim")
                     ctx = MediaContext(tools, cfg, store, derived, encoder, token,
-                                       f"{token.replace(':', '-')}-{job.attempt}", cancel)
+                                       f"{token.replace(':', '-')}-{job.attempt}", cancel,
+                                       None if should_pause is _never else should_pause)
                     task = MediaTask(job)
                     running[pool.submit(media.work, ctx, task)] = (task, ctx)
                 if running:

@@ -331,3 +331,52 @@ def test_sigterm_hands_running_jobs_back(tmp_path: Path) -> None:
     assert "stopped early; the rest stays queued" in err
     with contextlib.closing(_db(data)) as db:
         assert db.execute("SELECT state, attempts, claimed_by, error FROM media_jobs").fetchall() == [("queued", 0, None, None)]
+
+
+def test_pause_stops_ffmpeg_and_its_clock() -> None:
+    """An offload starting while ffmpeg runs: ffmpeg is stopped (SIGSTOP) and continued after; the
+    time it spent stopped does not count against its limit."""
+    cfg = parse_config({}).media
+    tools = media.Tools.find(cfg)
+    proc: list[tuple[int, float]] = []
+    states: list[str] = []
+
+    def paused() -> bool:  # an offload runs during the first 3 s of the process
+        if not proc:
+            return False  # asked before the start: no offload yet
+        pid, t0 = proc[0]
+        if time.monotonic() - t0 < 3:
+            states.append(Path(f"/proc/{pid}/status").read_text().split("State:\t", 1)[1][0])
+            return True
+        return False
+
+    t0 = time.monotonic()
+    with pytest.raises(media.MediaFailure, match="limit of 2 s"):
+        media.run_tool(tools.ffmpeg_cmd() + ["-nostats", "-loglevel", "error", "-f", "lavfi", "-i",
+                                             "testsrc2=size=64x64", "-f", "null", "-"], 2.0, what="endless",
+                       paused=paused, started=lambda pid: proc.append((pid, time.monotonic())))
+    assert time.monotonic() - t0 >= 3 + 2 - 0.5  # 3 s stopped + its 2 s limit (less the first look's 0.25 s)
+    assert states[0] in "RS" and set(states[1:]) == {"T"}
+
+
+def test_pause_holds_a_claimed_job_before_its_ffmpeg_starts(tmp_path: Path) -> None:
+    vol, data = tmp_path / "vol", tmp_path / "data"
+    _volume(vol, 1)
+    config = parse_config({})
+    sha = ingest(data, config, vol, threaded=False).tasks[0].sha256
+    offload, released = threading.Event(), threading.Event()
+    looks_from_worker: list[list[int]] = []
+
+    def should_pause() -> bool:  # an offload starts just after the job was claimed
+        with contextlib.closing(_db(data)) as db:
+            if db.execute("SELECT state FROM media_jobs").fetchone() == ("running",):
+                offload.set()
+        if threading.current_thread().name.startswith("media") and not released.is_set():
+            looks_from_worker.append(_processes_mentioning(sha))
+            if len(looks_from_worker) >= 5:
+                released.set()  # the offload is over
+        return offload.is_set() and not released.is_set()
+
+    rep = mediaqueue.run_queue(data, config, should_pause=should_pause, poll_s=0.05)
+    assert len(looks_from_worker) >= 5 and all(pids == [] for pids in looks_from_worker)  # held, not started
+    assert rep.counts()["done"] == 1 and rep.exit_code == 0
