@@ -493,7 +493,7 @@ def choose_encoder(tools: Tools, cfg: MediaConfig) -> tuple[Encoder, str | None]
     args = _compile(tools, out.global_args(*enc.global_args), cfg)
     try:
         ran = run_tool(args, min(cfg.ffmpeg_timeout_s, 60), what=f"{enc.name} test encode")
-        why = None if ran.returncode == 0 else (ran.tail[-1] if ran.tail else f"exit code {ran.returncode}")
+        why = None if ran.returncode == 0 else (" / ".join(ran.tail[-3:]) or f"exit code {ran.returncode}")
     except MediaFailure as e:
         why = e.reason
     if why is None:

@@ -28,8 +28,8 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
 import threading
-import time
 import traceback
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -38,7 +38,6 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-import sqlite3
 import sqlite_utils
 
 from . import audit, media
@@ -64,7 +63,7 @@ def _m001_media(db: sqlite_utils.Database) -> None:
             state TEXT NOT NULL CHECK (state IN ('queued', 'running', 'done', 'failed')),
             attempts INTEGER NOT NULL DEFAULT 0,
             not_before TEXT NOT NULL,        -- queued jobs wait until then (retry backoff)
-            claimed_by TEXT,                 -- 'pid:starttime' of the runner working on it
+            claimed_by TEXT,                 -- 'pid:starttime:boot' of the runner working on it
             claimed_at TEXT,
             created_at TEXT NOT NULL,
             finished_at TEXT,
@@ -143,14 +142,23 @@ def _proc_start(pid: int) -> str | None:
     return stat.rsplit(")", 1)[1].split()[19]  # field 22; the name before ')' may contain spaces
 
 
+def _boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()[:8]
+    except OSError:
+        return "noboot"
+
+
 def process_token(pid: int | None = None) -> str:
+    """Who holds a claim: pid, its start time and the boot, so that neither a reused pid nor a
+    process of a later boot (after a power cut) passes for the runner that died."""
     pid = os.getpid() if pid is None else pid
-    return f"{pid}:{_proc_start(pid)}"
+    return f"{pid}:{_proc_start(pid)}:{_boot_id()}"
 
 
 def _alive(token: str) -> bool:
-    pid, _, start = token.partition(":")
-    return pid.isdigit() and _proc_start(int(pid)) == start
+    pid, _, rest = token.partition(":")
+    return pid.isdigit() and f"{_proc_start(int(pid))}:{_boot_id()}" == rest
 
 
 def _later(seconds: float) -> str:
@@ -381,7 +389,7 @@ def run_queue(
 
         def recover() -> bool:
             found = recover_stale(catalog, cfg, derived)
-            report.recovered += found
+            report.recovered += list(found)
             for fid in (i for i, state in found.items() if state == "failed"):
                 report.outcomes[fid] = _failed_outcome(catalog, fid)
                 if on_outcome:

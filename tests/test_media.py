@@ -281,6 +281,11 @@ def test_unusable_hardware_encoder_falls_back_to_software(tmp_path: Path) -> Non
     assert (v["codec_name"], v["width"], v["height"]) == ("h264", 960, 720)
 
 
+def test_missing_ffmpeg_is_a_clear_error(tmp_path: Path) -> None:
+    r = run_evidock("media", "run", data_dir=tmp_path / "data", env={"PATH": str(tmp_path)})
+    assert r.code == 2 and "ffmpeg, ffprobe" in r.err and "not found" in r.err and "scripts/setup" in r.err
+
+
 def test_media_commands_are_documented() -> None:
     for cmd in ("run", "status", "retry"):
         r = run_evidock("media", cmd, "--help")
