@@ -402,7 +402,7 @@ def parse_probe(doc: dict[str, Any]) -> Probe:
     p = Probe(container=container, kind=kind, duration_s=None if kind == "photo" else duration, raw=doc)
     if video is not None:
         p.video_codec = video.get("codec_name") if isinstance(video.get("codec_name"), str) else None
-        p.width, p.height = _num(video.get("width"), int), _num(video.get("height"), int)
+        p.width, p.height = (x if x and x > 0 else None for x in (_num(video.get(k), int) for k in ("width", "height")))
         p.fps = _rate(video.get("avg_frame_rate")) or _rate(video.get("r_frame_rate"))
         p.pix_fmt = video.get("pix_fmt") if isinstance(video.get("pix_fmt"), str) else None
         for sd in video.get("side_data_list") or []:
@@ -659,6 +659,7 @@ def video_proxy(ctx: MediaContext, task: MediaTask, src: Path, dst: Path) -> lis
     p, cfg = task.probe, ctx.cfg
     assert p is not None
     inp = _input(src, cfg)
+    # No recorder metadata (device strings, GPS tags) travels with a proxy: the catalog keeps what matters.
     opts: dict[str, Any] = {"format": "mp4", "movflags": "+faststart", "threads": cfg.threads,
                             "map_metadata": -1, "map_chapters": -1}
     if can_remux(p, cfg):
