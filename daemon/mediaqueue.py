@@ -275,13 +275,15 @@ def record(catalog: Catalog, ctx: MediaContext, task: MediaTask, ffmpeg_version:
                  audit.canonical(p.raw), now))
         if task.failure is None:
             state, error = "done", None
-            conn.execute(
+            cur = conn.execute(
                 "UPDATE media_jobs SET state='done', claimed_by=NULL, finished_at=?, kind=?, plan=?, encoder=?,"
                 " proxy_path=?, proxy_sha256=?, thumb_path=?, sheet_path=?, note=?, error=NULL, error_detail=NULL"
                 " WHERE footage_id=? AND claimed_by=?",
                 (now, task.kind, task.plan, task.encoder, rel.get("proxy"), task.proxy_sha256, rel.get("thumb"),
                  rel.get("sheet"), note, job.footage_id, ctx.claim))
-            if "proxy" in rel:
+            if cur.rowcount == 0:  # the claim is no longer ours: whoever holds it records the result
+                log.warning("media job %d: claim %s lost before its result was recorded", job.footage_id, ctx.claim)
+            elif "proxy" in rel:
                 audit.append(catalog, "media.derive", job.sha256, {
                     "footage": job.footage_id, "kind": task.kind, "plan": task.plan, "encoder": task.encoder,
                     "proxy": rel["proxy"], "proxy_sha256": task.proxy_sha256, "thumbnail": rel.get("thumb"),
@@ -290,10 +292,10 @@ def record(catalog: Catalog, ctx: MediaContext, task: MediaTask, ffmpeg_version:
         else:
             f = task.failure
             final = f.permanent or job.attempt >= cfg.max_attempts
-            state = "failed" if final else "queued"
+            state, not_before = ("failed", now) if final else ("queued", _later(backoff_s(cfg, job.attempt)))
             if not final:
-                wait_s = backoff_s(cfg, job.attempt)
-                reason = f"{f.reason} (attempt {job.attempt} of {cfg.max_attempts}; retried in {wait_s:g} s)"
+                reason = (f"{f.reason} (attempt {job.attempt} of {cfg.max_attempts}; "
+                          f"retried in {backoff_s(cfg, job.attempt):g} s)")
             elif f.permanent:
                 reason = f.reason
             else:
@@ -304,7 +306,7 @@ def record(catalog: Catalog, ctx: MediaContext, task: MediaTask, ffmpeg_version:
                 "UPDATE media_jobs SET state=?, claimed_by=NULL, finished_at=?, not_before=?, kind=?, plan=?,"
                 " encoder=?, proxy_path=NULL, proxy_sha256=NULL, thumb_path=NULL, sheet_path=NULL, note=?,"
                 " error=?, error_detail=? WHERE footage_id=? AND claimed_by=?",
-                (state, now if final else None, now if final else _later(backoff_s(cfg, job.attempt)),
+                (state, now if final else None, not_before,
                  task.kind, task.plan, task.encoder, note, reason, f.detail or None, job.footage_id, ctx.claim))
     if task.failure is None:
         proxy = "done" if "proxy" in rel else "n/a"
