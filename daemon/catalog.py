@@ -32,7 +32,7 @@ Migration = tuple[str, Callable[[sqlite_utils.Database], None]]
 
 # Modules whose MIGRATIONS list is applied, in this order. New table owners add themselves here.
 MIGRATION_MODULES = ("daemon.catalog", "daemon.audit", "daemon.health", "daemon.dock", "daemon.cases", "daemon.retention",
-                     "daemon.review")
+                     "daemon.review", "daemon.mediaqueue")
 
 
 def utcnow() -> str:

@@ -289,6 +289,91 @@ class RetentionConfig(_Section):
     )
 
 
+class MediaConfig(_Section):
+    """[media]: probing, viewing proxies and thumbnails (ffmpeg), and their work queue."""
+
+    max_parallel_transcodes: int = Field(
+        1,
+        ge=1,
+        le=16,
+        description="Media jobs (probe, proxy, thumbnails) run at once; each is one ffmpeg at a time",
+    )
+    max_attempts: int = Field(
+        3,
+        ge=1,
+        le=20,
+        description="Tries of a job that failed for a reason that may pass (timeout, crash, disk full) before it stays failed",
+    )
+    retry_backoff_s: float = Field(
+        60.0,
+        ge=0,
+        le=86400,
+        description="Wait before the first retry of a failed job; it doubles with every further attempt",
+    )
+    ffmpeg_timeout_s: float = Field(
+        600.0,
+        ge=1,
+        le=86400,
+        description="Time limit of each ffprobe run, and the fixed part of each ffmpeg run's limit",
+    )
+    timeout_per_media_second: float = Field(
+        4.0,
+        ge=0,
+        le=1000,
+        description="Added to an ffmpeg run's time limit for every second the recording lasts",
+    )
+    threads: int = Field(
+        2,
+        ge=1,
+        le=64,
+        description="Thread cap of each ffmpeg/ffprobe run (decoder, filters and encoder each)",
+    )
+    niceness: int = Field(
+        19,
+        ge=0,
+        le=19,
+        description="nice level of ffmpeg/ffprobe (19: the lowest priority), so that offloads keep the CPU",
+    )
+    proxy_height: int = Field(
+        720,
+        ge=144,
+        le=2160,
+        description="Proxies and photos are scaled down so that their short side is at most this many pixels",
+    )
+    crf: int = Field(
+        23,
+        ge=0,
+        le=51,
+        description="Constant quality of H.264 proxies (lower: better and bigger); the qp/cq of hardware encoders",
+    )
+    preset: Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium"] = Field(
+        "veryfast",
+        description="libx264 preset of software proxies: ultrafast, superfast, veryfast, faster, fast or medium",
+    )
+    audio_bitrate_k: int = Field(
+        96,
+        ge=16,
+        le=320,
+        description="AAC bit rate of proxies, kbit/s",
+    )
+    hwaccel: Literal["none", "vaapi", "nvenc"] = Field(
+        "none",
+        description="H.264 encoder of proxies: none (libx264), vaapi or nvenc; unusable hardware falls back to libx264",
+    )
+    vaapi_device: str = Field(
+        "/dev/dri/renderD128",
+        min_length=1,
+        max_length=200,
+        description="DRM render node used when hwaccel = 'vaapi'",
+    )
+    filename_utc_offset_min: int = Field(
+        0,
+        ge=-720,
+        le=840,
+        description="UTC offset (minutes) of the clock recorders name files by (480: China Standard Time), for files without creation_time",
+    )
+
+
 class Config(_Section):
     """The whole configuration file."""
 
@@ -301,6 +386,7 @@ class Config(_Section):
     dock: DockConfig = Field(default_factory=DockConfig, description="The dock daemon")
     filing: FilingConfig = Field(default_factory=FilingConfig, description="Labelling footage with its case (art. 11)")
     retention: RetentionConfig = Field(default_factory=RetentionConfig, description="When stored footage may be deleted")
+    media: MediaConfig = Field(default_factory=MediaConfig, description="Probing, viewing proxies and thumbnails, and their work queue")
 
 
 def load_config(path: str | os.PathLike[str] | None = None) -> tuple[Config, Path | None]:

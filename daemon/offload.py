@@ -29,7 +29,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from . import audit
+from . import audit, mediaqueue
 from .cases import file_new_footage
 from .catalog import Catalog, utcnow
 from .config import Config
@@ -281,13 +281,14 @@ def record_file(ctx: OffloadContext, task: FileTask) -> str:
         conn.execute("INSERT OR IGNORE INTO objects (sha256, size, stored_at) VALUES (?,?,?)", (sha, task.size, now))
         known = conn.execute("SELECT id FROM footage WHERE sha256 = ?", (sha,)).fetchone()
         if known is None:
-            conn.execute(
+            cur = conn.execute(
                 "INSERT INTO footage (sha256, size, device_serial, officer_badge, source_path, source_path_raw,"
                 " recorded_at, recorded_at_corrected, important, case_no, session_id, ingested_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                 (sha, task.size, ctx.device, ctx.officer, path, e.rel, mtime, corrected, int(e.important), None,
                  ctx.session_id, now),
             )
             file_new_footage(ctx.catalog, sha)  # art. 11: filed in the transaction that records it
+            mediaqueue.enqueue_in_tx(conn, int(cur.lastrowid), sha)  # probe + proxy, later (daemon/mediaqueue.py)
         conn.execute(
             "INSERT INTO sightings (sha256, session_id, device_serial, officer_badge, source_path, source_path_raw,"
             " size, mtime, transfer_key, seen_at) VALUES (?,?,?,?,?,?,?,?,?,?)",

@@ -44,6 +44,8 @@ import sqlite_utils
 
 from . import audit
 from .cases import FOOTAGE_TABLES, from_iso, iso, now_utc
+from .media import DerivedFiles
+from .mediaqueue import MEDIA_TABLES
 from .catalog import Catalog, Migration, utcnow
 from .config import RetentionConfig
 from .crashpoints import crashpoint
@@ -329,7 +331,7 @@ def _delete_rows(catalog: Catalog, cfg: RetentionConfig, item: PlanItem, plan_id
             (f.sha256, f.footage_id, f.size, f.officer, f.device, f.source_path, f.recorded_at, f.ingested_at,
              json.dumps(cases, ensure_ascii=False), rule.name, reason, plan_id, utcnow(), actor),
         )
-        for table in (*FOOTAGE_TABLES, "legal_holds"):
+        for table in (*FOOTAGE_TABLES, *MEDIA_TABLES, "legal_holds"):
             conn.execute(f"DELETE FROM {table} WHERE footage_id = ?", (f.footage_id,))
         conn.execute("DELETE FROM sightings WHERE sha256 = ?", (f.sha256,))
         conn.execute("DELETE FROM footage WHERE id = ?", (f.footage_id,))
@@ -350,6 +352,7 @@ def _finish(catalog: Catalog, store: LocalObjectStore, tomb_id: int, sha: str, d
                 state = "reingested"  # the same bytes came back from a recorder: they are evidence again
             else:
                 store.delete(sha)
+                DerivedFiles(store.data_dir).remove_all(sha)  # proxies and thumbnails go with it
                 state = "removed"
             conn.execute("UPDATE retention_deleted SET object_state = ?, object_done_at = ? WHERE id = ?",
                          (state, utcnow(), tomb_id))

@@ -1,4 +1,4 @@
-"""``evidock run``: the station's main loop — hotplug, dock manager, watch folder, systemd.
+"""``evidock run``: the station's main loop — hotplug, dock manager, watch folder, media queue, systemd.
 
 Signals: SIGTERM/SIGINT take no new work and bring running offloads to a resumable stop within
 ``dock.stop_timeout_s`` (below the unit's TimeoutStopSec), then the process exits 0. SIGHUP
@@ -17,7 +17,7 @@ from pathlib import Path
 
 from drivers import registry
 
-from . import audit
+from . import audit, mediaqueue
 from .catalog import Catalog
 from .config import Config, load_config
 from .dock import DockManager
@@ -58,6 +58,8 @@ class Station:
         if self.config.watch.folder:
             self.watch = WatchFolder(self.data_dir, self.config, should_pause=lambda: not self.manager.idle())
             self.watch.start()
+        media = threading.Thread(target=self._media_loop, name="evidock-media", daemon=True)
+        media.start()
         self.manager.write_status(force=True)
         notify("READY=1", f"STATUS={self.manager.summary_line()}")
         log.info("station ready: data dir %s", self.data_dir)
@@ -74,11 +76,24 @@ class Station:
         if self.watch is not None:
             self.watch.stop()
         clean = self.manager.shutdown()
+        media.join(30)
         if not clean:
             log.warning("some offloads did not stop within %.0f s; their partials resume on the next dock",
                         self.config.dock.stop_timeout_s)
         self._audit("station.stop", {"clean": clean})
         return 0
+
+    def _media_loop(self) -> None:
+        """Probes and proxies in the background; paused (ffmpeg stopped) while any offload runs."""
+        while not self.stop.is_set():
+            try:
+                mediaqueue.run_queue(self.data_dir, self.config, should_pause=lambda: not self.manager.idle(),
+                                     stop=self.stop, wait_for_retries=False)
+            except Exception:  # ffmpeg missing, catalog busy…: media waits, offloads go on
+                log.exception("media queue run failed; trying again in a minute")
+                self.stop.wait(60)
+                continue
+            self.stop.wait(10)
 
     def _reload(self) -> None:
         notify("RELOADING=1")

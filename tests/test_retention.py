@@ -190,10 +190,11 @@ def test_bytes_ingested_again_before_the_removal_are_kept(tmp_path: Path, data_d
 def test_rows_of_other_modules_block_a_deletion_without_losing_anything(tmp_path: Path, data_dir: Path, evidock) -> None:
     ids = build(tmp_path, data_dir)
     victim = sha_of(data_dir, ids["unfiled.mp4"])
-    # another module's table that refers to footage (like a media job): a real foreign-key refusal
+    # a table of some future module that refers to footage and that retention does not know: a real
+    # foreign-key refusal (media rows, which it knows, go with the footage)
     with sqlite3.connect(data_dir / CATALOG_NAME) as db:
-        db.execute("CREATE TABLE media_jobs (id INTEGER PRIMARY KEY, footage_id INTEGER NOT NULL REFERENCES footage(id))")
-        db.execute("INSERT INTO media_jobs (footage_id) VALUES (?)", (ids["unfiled.mp4"],))
+        db.execute("CREATE TABLE future_jobs (id INTEGER PRIMARY KEY, footage_id INTEGER NOT NULL REFERENCES footage(id))")
+        db.execute("INSERT INTO future_jobs (footage_id) VALUES (?)", (ids["unfiled.mp4"],))
     r = evidock("retention", "apply", "--json")
     assert r.code == 2
     err = r.json()["errors"][0]
@@ -262,3 +263,28 @@ def test_store_delete_gets_write_on_a_readonly_fanout_dir_only_for_the_unlink() 
         for d, _, _ in os.walk(base):
             os.chmod(d, 0o755)
         shutil.rmtree(base)
+
+
+def test_a_deletion_takes_the_proxy_and_media_rows_with_it(tmp_path: Path, data_dir: Path, evidock) -> None:
+    from daemon.media import DerivedFiles
+    from drivers.simvolume import make_clip
+
+    folder = tmp_path / "clip"
+    when = t("2025-01-10 00:00:00")
+    make_clip(folder / "old.MP4", 1.0, "320x240", when)
+    os.utime(folder / "old.MP4", (when.timestamp(),) * 2)
+    r = evidock("ingest", folder, "--officer", BADGE, "--json")
+    assert r.code == 0, r.err
+    sha = r.json()["files"][0]["sha256"]
+    assert evidock("media", "run", "--json").code == 0
+    derived = DerivedFiles(data_dir)
+    assert derived.path("proxy", sha, "mp4").exists()
+    with sqlite3.connect(data_dir / CATALOG_NAME) as db:
+        db.execute("UPDATE footage SET ingested_at = recorded_at")
+    r = evidock("retention", "apply", "--json")
+    assert r.code == 0, r.out
+    assert [d["sha256"] for d in r.json()["deleted"]] == [sha]
+    assert not derived.path("proxy", sha, "mp4").exists() and not derived.path("thumb", sha, "jpg").exists()
+    with sqlite3.connect(data_dir / CATALOG_NAME) as db:
+        assert db.execute("SELECT COUNT(*) FROM media_jobs").fetchone()[0] == 0
+        assert db.execute("SELECT COUNT(*) FROM media_info").fetchone()[0] == 0

@@ -91,6 +91,6 @@ def main(argv: list[str] | None = None) -> None:
 
 # The command modules, assembled in one place. Each registers its commands on `cli`.
 from . import (  # noqa: E402,F401
-    audit_cmd, case_cmd, config_cmd, devices_cmd, dock_cmd, filing_cmd, footage_cmd, ingest_cmd, probe_cmd,
+    audit_cmd, case_cmd, config_cmd, devices_cmd, dock_cmd, filing_cmd, footage_cmd, ingest_cmd, media_cmd, probe_cmd,
     retention_cmd, review_cmd, simulate_cmd, staging_cmd, verify_cmd,
 )

@@ -6,6 +6,7 @@ import base64
 
 import click
 
+from .. import mediaqueue
 from ..cases import annotate_filing
 from ..catalog import Catalog
 from . import Station, cli, emit_json, pass_station
@@ -34,6 +35,9 @@ def footage_rows(catalog: Catalog) -> list[dict]:
         except UnicodeDecodeError:
             r["source_path_bytes_b64"] = base64.b64encode(raw).decode()  # the exact name, losslessly
         rows.append(r)
+    media = mediaqueue.footage_columns(catalog)  # duration_s, codec, proxy, proxy_path
+    for r in rows:
+        r.update(media[r["id"]])
     return rows
 
 

@@ -1,0 +1,136 @@
+"""``evidock media …``: the media queue — probe, viewing proxies, thumbnails (daemon/mediaqueue.py)."""
+
+from __future__ import annotations
+
+import signal
+import threading
+
+import click
+
+from ..catalog import Catalog
+from ..errors import EXIT_OK, EXIT_WARNING
+from ..mediaqueue import Outcome, retry, run_queue, status
+from . import Station, cli, emit_json, pass_station, say
+
+
+def _q(text: str | None) -> str:
+    """A recorder's name on one line: newlines and other control characters escaped."""
+    text = text or ""
+    return "'" + "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text) + "'"
+
+
+@cli.group("media")
+def media_group() -> None:
+    """Probing, viewing proxies and thumbnails of stored footage, and their work queue.
+
+    Every stored file gets a media job. Originals are never touched: proxies (H.264/AAC MP4,
+    AAC M4A, JPEG) and thumbnails are separate files under the data dir's proxies/ and thumbs/.
+
+    \b
+    Example:
+      evidock media run && evidock media status
+    """
+
+
+@media_group.command("run")
+@click.option("--no-wait", is_flag=True, help="Return once nothing is due now, instead of waiting out retry back-offs.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document: every job worked on, counts, notes.")
+@pass_station
+def media_run(st: Station, no_wait: bool, as_json: bool) -> int:
+    """Work the media queue until it is empty (for cron and tests).
+
+    Each job probes the stored file (codecs, duration, size, frame rate, recording start),
+    makes its proxy (a video already H.264 at <= 720p is remuxed, not re-encoded) and, for a
+    video, a thumbnail and a contact sheet. A job that fails for a reason that may pass is
+    retried with back-off, up to media.max_attempts times; bad media fails at once with a reason.
+
+    Exit 0: every job worked on is done; 1: some ended failed (the originals are safe; see
+    `evidock media status`), or it was stopped (SIGINT/SIGTERM) and running jobs were handed
+    back to the queue; 2: error (ffmpeg missing, catalog unwritable).
+
+    \b
+    Example:
+      evidock media run --json | jq '.jobs[] | select(.state == "failed")'
+    """
+
+    def shown(o: Outcome) -> None:
+        if as_json:
+            return
+        if o.state == "done":
+            click.echo(f"{o.proxy:6} {o.footage_id:>6} {o.kind or '-':6} {o.plan or '-':12} {o.sha256[:16]}  {_q(o.source_path)}")
+        else:
+            say(f"{'failed' if o.state == 'failed' else 'retry'}: footage {o.footage_id} {_q(o.source_path)}: {o.error}")
+        if o.note:
+            say(f"note: footage {o.footage_id}: {o.note}")
+
+    # SIGINT/SIGTERM (^C, cron or systemd stopping it): stop ffmpeg and hand running jobs back to
+    # the queue, so that they neither count as an attempt nor wait for a dead runner to be noticed.
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        report = run_queue(st.data_dir, st.config, stop=stop, wait_for_retries=not no_wait, on_outcome=shown)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if as_json:
+        emit_json(report.to_json())
+    else:
+        for n in report.notes:
+            say(f"note: {n}")
+        if report.recovered:
+            say(f"note: job(s) {', '.join(map(str, report.recovered))} were left running by a runner that died; queued again")
+        say(report.summary())
+    return report.exit_code
+
+
+@media_group.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document: counts and every job with its probe facts.")
+@pass_station
+def media_status(st: Station, as_json: bool) -> int:
+    """Show the media queue: jobs by state, proxies by status, and jobs that failed or wait.
+
+    \b
+    Example:
+      evidock media status --json | jq '.jobs[] | select(.proxy == "failed") | {id, error}'
+    """
+    with Catalog(st.data_dir) as catalog:
+        doc = status(catalog)
+    if as_json:
+        emit_json(doc)
+        return EXIT_OK
+    for j in doc["jobs"]:
+        if j["state"] == "failed":
+            click.echo(f"failed  {j['id']:>6}  {_q(j['source_path'])}: {j['error']}")
+        elif j["state"] == "running":
+            click.echo(f"running {j['id']:>6}  {_q(j['source_path'])} (attempt {j['attempts']}, runner {j['claimed_by']})")
+        elif j["state"] == "queued" and j["error"]:
+            click.echo(f"retry   {j['id']:>6}  {_q(j['source_path'])} after {j['not_before']}: {j['error']}")
+    c, p = doc["jobs_by_state"], doc["proxies"]
+    click.echo(f"jobs: {c['queued']} queued, {c['running']} running, {c['done']} done, {c['failed']} failed; "
+               f"proxies: {p['done']} done, {p['pending']} pending, {p['failed']} failed, {p['n/a']} n/a")
+    return EXIT_OK
+
+
+@media_group.command("retry")
+@click.argument("ids", nargs=-1, type=int, metavar="[ID]...")
+@pass_station
+def media_retry(st: Station, ids: tuple[int, ...]) -> int:
+    """Queue media jobs again from their first attempt (audited); then run `evidock media run`.
+
+    Without IDs: every failed job. With footage IDs: those jobs, also done ones (their proxy
+    and thumbnails are made again). Exit 1 if some job was running and left alone.
+
+    \b
+    Example:
+      evidock media retry 17 18 && evidock media run
+    """
+    with Catalog(st.data_dir) as catalog:
+        queued, busy = retry(catalog, ids)
+    if queued:
+        say(f"queued again: {', '.join(map(str, queued))}; run `evidock media run`")
+    elif not busy:
+        say("no failed media jobs to retry")
+    if busy:
+        say(f"warning: job(s) {', '.join(map(str, busy))} are running right now and were left alone")
+        return EXIT_WARNING
+    return EXIT_OK
