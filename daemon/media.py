@@ -526,21 +526,17 @@ class DerivedFiles:
 
     def remove_all(self, sha256: str) -> list[Path]:
         """Every derived file of one original (its retention deletion: no copy may outlive it)."""
-        gone = []
-        for top in {t for t, _ in self.ROLES.values()}:
-            d = self.data_dir / top / sha256[:2]
-            for p in d.glob(f"{sha256}*") if d.is_dir() else ():
-                with contextlib.suppress(FileNotFoundError):
-                    p.unlink()
-                    gone.append(p)
-        return gone + self.clean_tmp(sha256)
+        return self._unlink(f"{sha256}*") + self._unlink(f".{sha256}*.tmp")
 
     def clean_tmp(self, sha256: str) -> list[Path]:
         """Remove temporary files a stopped or dead run left for this hash (only its claimant calls this)."""
+        return self._unlink(f".{sha256}*.tmp")
+
+    def _unlink(self, pattern: str) -> list[Path]:
         gone = []
         for top in {t for t, _ in self.ROLES.values()}:
-            d = self.data_dir / top / sha256[:2]
-            for p in d.glob(f".{sha256}*.tmp") if d.is_dir() else ():
+            d = self.data_dir / top / pattern.lstrip(".")[:2]
+            for p in d.glob(pattern) if d.is_dir() else ():
                 with contextlib.suppress(FileNotFoundError):
                     p.unlink()
                     gone.append(p)
