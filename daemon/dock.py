@@ -212,13 +212,15 @@ class DockManager:
             if old is not None and not old.finished:
                 return
             job = DockJob(rec, next(self._seq))
+            # Started before it is listed: wait_all/shutdown may join any listed job's thread.
+            job.thread = threading.Thread(target=self._run, args=(job,), name=f"evidock-bay-{rec.bay}", daemon=True)
+            job.thread.start()
             self.jobs[rec.usb_path] = job
             self.history.append(job)
-        job.thread = threading.Thread(target=self._run, args=(job,), name=f"evidock-bay-{rec.bay}", daemon=True)
-        job.thread.start()
 
     def _changed(self, rec: Docked) -> None:
-        job = self.jobs.get(rec.usb_path)
+        with self._lock:
+            job = self.jobs.get(rec.usb_path)
         if job is None:
             if rec.known:
                 self._docked(rec)
@@ -228,7 +230,8 @@ class DockManager:
             job.nodes.notify_all()
 
     def _undocked(self, rec: Docked) -> None:
-        job = self.jobs.get(rec.usb_path)
+        with self._lock:
+            job = self.jobs.get(rec.usb_path)
         if job is not None and not job.finished:
             _JobLog(log, {"job": job}).warning("undocked in state %s", job.state.value)
             job.cancel.set()
