@@ -29,7 +29,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,7 @@ from drivers import registry
 from drivers.base import Driver
 from drivers.errors import DriverError, RecorderGone
 
-from . import audit, dockcheck, health
+from . import audit, dockcheck
 from .catalog import Catalog, Migration, utcnow
 from .config import Config
 from .errors import EvidockError, SourceGone

@@ -244,7 +244,7 @@ def commit_stage(ctx: OffloadContext, task: FileTask) -> None:
     part = task.partial
     if task.finished or part is None or task.sha256 is None:
         return
-    sha, e = task.sha256, task.entry
+    sha = task.sha256
     try:
         if part.fd >= 0:
             ctx.store.put_staged(part.part_path, sha, task.size)
