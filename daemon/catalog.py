@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import logging
 import sqlite3
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
@@ -25,6 +26,8 @@ from pathlib import Path
 import sqlite_utils
 
 from .errors import CatalogError
+
+log = logging.getLogger(__name__)
 
 CATALOG_NAME = "catalog.sqlite"
 
@@ -166,19 +169,31 @@ class Catalog:
         self._after_commit, self._after_commit_keys = [], set()
         try:
             yield self.conn
+        except sqlite3.Error as e:
+            self._rollback()
+            # SQLite errors (disk full, I/O error, locked) are the catalog's: typed, so that an
+            # offload stops cleanly instead of storing objects it can no longer catalogue.
+            raise CatalogError(f"catalog {self.path}: {e}; nothing of this step was recorded — check the disk "
+                               "of the data dir") from e
         except BaseException:
-            self.conn.execute("ROLLBACK")
-            self._after_commit = []
+            self._rollback()
             raise
         try:
             self.conn.execute("COMMIT")
         except sqlite3.Error as e:
-            self.conn.execute("ROLLBACK")
-            self._after_commit = []
+            self._rollback()
             raise CatalogError(f"catalog {self.path}: commit failed ({e}); nothing of this step was recorded") from None
         callbacks, self._after_commit, self._after_commit_keys = self._after_commit, [], set()
         for cb in callbacks:
-            cb()
+            try:
+                cb()
+            except Exception:  # the transaction is committed: a failed side note must not undo that
+                log.exception("after-commit step failed (the commit itself stands)")
+
+    def _rollback(self) -> None:
+        self._after_commit = []
+        if self.conn.in_transaction:  # SQLite may already have rolled back by itself (disk full)
+            self.conn.execute("ROLLBACK")
 
     def after_commit(self, callback: Callable[[], None], key: str | None = None) -> None:
         """Run ``callback`` once the current transaction has committed (not if it rolls back).

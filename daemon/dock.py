@@ -194,6 +194,7 @@ class DockManager:
         self._lock = threading.Lock()
         self._accepting = True
         self._last_status = 0.0
+        self._pending: dict[str, Docked] = {}  # re-docked while the previous job was winding down
 
     # -- input ---------------------------------------------------------------------------
 
@@ -210,6 +211,9 @@ class DockManager:
                 return
             old = self.jobs.get(rec.usb_path)
             if old is not None and not old.finished:
+                if old.cancel.is_set():
+                    # re-seated while the old job still winds down: start it when that one ends
+                    self._pending[rec.usb_path] = rec
                 return
             job = DockJob(rec, next(self._seq))
             # Started before it is listed: wait_all/shutdown may join any listed job's thread.
@@ -231,6 +235,7 @@ class DockManager:
 
     def _undocked(self, rec: Docked) -> None:
         with self._lock:
+            self._pending.pop(rec.usb_path, None)
             job = self.jobs.get(rec.usb_path)
         if job is not None and not job.finished:
             _JobLog(log, {"job": job}).warning("undocked in state %s", job.state.value)
@@ -250,53 +255,66 @@ class DockManager:
     # -- the state machine -----------------------------------------------------------------
 
     def _run(self, job: DockJob) -> None:
+        try:
+            with Catalog(self.data_dir) as cat:
+                self._walk(job, cat)
+        except EvidockError as e:  # the catalog itself could not be opened: nothing recorded
+            job.state, job.detail = State.ERROR, f"{e}"
+            _JobLog(log, {"job": job}).error("ERROR: %s", e)
+            self.write_status(force=True)
+        finally:
+            with self._lock:
+                again = self._pending.pop(job.rec.usb_path, None)
+            if again is not None:
+                self._docked(again)
+
+    def _walk(self, job: DockJob, cat: Catalog) -> None:
         jl = _JobLog(log, {"job": job})
         mounted: Mounted | None = None
         driver: Driver | None = None
-        with Catalog(self.data_dir) as cat:
-            try:
-                self._transition(cat, job, State.DETECTED, f"{job.rec.vidpid} on port {job.rec.port}")
-                model = registry.lookup(int(job.rec.vid, 16), int(job.rec.pid, 16), job.rec.product)
-                if model is None:
-                    raise Refused(f"{job.rec.vidpid} is not in the recorder table")
-                volume: Path | None = None
-                if model.driver == "zfy":
-                    tty = self._wait_node(job, lambda r: r.tty, "control tty")
-                    zc = self.config.zfy
-                    driver = registry.driver_for(model, tty, password=zc.secret(), role=zc.role, timeout=zc.timeout_s,
-                                                 retries=zc.retries, backoff_s=zc.backoff_s)
-                else:
-                    mounted, volume = self._mount(cat, job)
-                    driver = registry.driver_for(model, volume, usb_serial=job.rec.usb_serial)
-                check = self._dock_check(cat, job, driver)
-                if volume is None:
-                    mounted, volume = self._mount(cat, job)
-                result = self._offload(cat, job, check, volume)
-                if result is None:
-                    return
-                self._file(cat, job, result)
-                if mounted is not None:
+        try:
+            self._transition(cat, job, State.DETECTED, f"{job.rec.vidpid} on port {job.rec.port}")
+            model = registry.lookup(int(job.rec.vid, 16), int(job.rec.pid, 16), job.rec.product)
+            if model is None:
+                raise Refused(f"{job.rec.vidpid} is not in the recorder table")
+            volume: Path | None = None
+            if model.driver == "zfy":
+                tty = self._wait_node(job, lambda r: r.tty, "control tty")
+                zc = self.config.zfy
+                driver = registry.driver_for(model, tty, password=zc.secret(), role=zc.role, timeout=zc.timeout_s,
+                                             retries=zc.retries, backoff_s=zc.backoff_s)
+            else:
+                mounted, volume = self._mount(cat, job)
+                driver = registry.driver_for(model, volume, usb_serial=job.rec.usb_serial)
+            check = self._dock_check(cat, job, driver)
+            if volume is None:
+                mounted, volume = self._mount(cat, job)
+            result = self._offload(cat, job, check, volume)
+            if result is None:
+                return
+            self._file(cat, job, result)
+            if mounted is not None:
+                unmount(mounted.mountpoint)
+                mounted = None
+            self._wipe(cat, job, driver, check)
+            self._ready(cat, job, check)
+        except (Undocked, RecorderGone) as e:
+            detail = f"undocked in state {job.state.value}" if job.cancel.is_set() or isinstance(e, Undocked) else str(e)
+            self._transition(cat, job, State.INTERRUPTED, detail + "; the next dock resumes")
+        except (EvidockError, DriverError) as e:
+            self._transition(cat, job, State.ERROR, str(e))
+        except Exception as e:  # one bad recorder must not take the station down (invariant 6)
+            jl.exception("unexpected error")
+            self._transition(cat, job, State.ERROR, f"unexpected error: {e!r}")
+        finally:
+            if driver is not None:
+                driver.close()
+            if mounted is not None:
+                try:
                     unmount(mounted.mountpoint)
-                    mounted = None
-                self._wipe(cat, job, driver, check)
-                self._ready(cat, job, check)
-            except (Undocked, RecorderGone) as e:
-                detail = f"undocked in state {job.state.value}" if job.cancel.is_set() or isinstance(e, Undocked) else str(e)
-                self._transition(cat, job, State.INTERRUPTED, detail + "; the next dock resumes")
-            except (EvidockError, DriverError) as e:
-                self._transition(cat, job, State.ERROR, str(e))
-            except Exception as e:  # one bad recorder must not take the station down (invariant 6)
-                jl.exception("unexpected error")
-                self._transition(cat, job, State.ERROR, f"unexpected error: {e!r}")
-            finally:
-                if driver is not None:
-                    driver.close()
-                if mounted is not None:
-                    try:
-                        unmount(mounted.mountpoint)
-                    except EvidockError as e:
-                        jl.error("%s", e)
-                self.write_status(force=True)
+                except EvidockError as e:
+                    jl.error("%s", e)
+            self.write_status(force=True)
 
     def _check_cancel(self, job: DockJob) -> None:
         if job.cancel.is_set():
@@ -435,13 +453,14 @@ class DockManager:
             m = mount_volume(src, root / _safe(job.rec.bay), writable=True)
             volume = m.mountpoint
         try:
-            rep = dockcheck.wipe_stored(cat, self.store, driver, volume, job.serial)
+            rep = dockcheck.wipe_stored(cat, self.store, driver, volume, job.serial, should_stop=job.cancel.is_set)
         except OSError as e:
             raise EvidockError(f"the wipe could not reach the card at {volume} ({e.strerror}); whatever was not yet "
                                "deleted stays on the recorder, safe in the store too") from None
         finally:
             if m is not None:
                 unmount(m.mountpoint)
+        self._check_cancel(job)  # undocked mid-wipe: what was deleted is audited, the rest stays
         kept = f", {len(rep.kept)} kept ({rep.kept[0][1]}…)" if rep.kept else ""
         self._transition(cat, job, State.WIPED, f"{len(rep.deleted)} verified file(s) deleted from the recorder{kept}")
 

@@ -187,7 +187,8 @@ def bind_officer(catalog: Catalog, driver: Driver, officer: OfficerInfo) -> Devi
     return after
 
 
-def wipe_stored(catalog: Catalog, store: LocalObjectStore, driver: Driver, volume: Path, serial: str) -> WipeReport:
+def wipe_stored(catalog: Catalog, store: LocalObjectStore, driver: Driver, volume: Path, serial: str,
+                should_stop: Callable[[], bool] | None = None) -> WipeReport:
     """Delete from the recorder only what the store holds, verified, for this recorder (invariant 2).
 
     The candidates are this recorder's sightings whose object is in the store; the driver then
@@ -201,6 +202,8 @@ def wipe_stored(catalog: Catalog, store: LocalObjectStore, driver: Driver, volum
     files = [VerifiedFile(bytes(raw), sha, size) for raw, sha, size in rows if store.size(sha) == size]
     report = WipeReport()
     for f in files:
+        if should_stop is not None and should_stop():  # undock or shutdown: stop between files
+            break
         one = driver.wipe(volume, [f])
         report.kept += one.kept
         if one.deleted:

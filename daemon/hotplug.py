@@ -94,8 +94,8 @@ class Hotplug:
 
     def _on_add(self, dev: pyudev.Device) -> None:
         usb = _usb_parent(dev)
-        if usb is None:
-            return
+        if usb is None or _is_hub(usb):
+            return  # hubs (root hubs included) are the dock's wiring, never a recorder
         with self._lock:
             old = self.docked.get(usb.sys_path)
             new = old or self._describe(usb)
@@ -128,18 +128,19 @@ class Hotplug:
         path, node = dev.sys_path, dev.device_node
         event: tuple[str, Docked] | None = None
         with self._lock:
-            for key, rec in list(self.docked.items()):
-                if path == key:
-                    del self.docked[key]
-                    event = ("undocked", rec)
-                    break
-                if path.startswith(key + "/"):  # a child (tty or block) went away; the group stays
+            if path in self.docked:
+                event = ("undocked", self.docked.pop(path))
+            else:
+                # a child (tty or block) went away: its recorder is the deepest group above it
+                owners = [k for k in self.docked if path.startswith(k + "/")]
+                if owners:
+                    key = max(owners, key=len)
+                    rec = self.docked[key]
                     upd = replace(rec, tty=None if rec.tty == node else rec.tty,
                                   block=None if rec.block == node else rec.block)
                     if upd != rec:
                         self.docked[key] = upd
                         event = ("changed", upd)
-                    break
         if event is not None:
             if event[0] == "undocked":
                 log.info("bay %s: recorder %s undocked", event[1].bay, event[1].vidpid)
@@ -170,6 +171,11 @@ def _usb_parent(dev: pyudev.Device) -> pyudev.Device | None:
     if dev.subsystem == "usb":
         return None  # interfaces: their usb_device gets its own event
     return dev.find_parent("usb", "usb_device")
+
+
+def _is_hub(usb: pyudev.Device) -> bool:
+    """USB class 09 is a hub; root hubs also have no parent USB device."""
+    return _attr(usb.attributes, "bDeviceClass") == "09"
 
 
 def _attr(attrs: pyudev.Attributes, name: str) -> str | None:

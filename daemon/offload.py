@@ -121,7 +121,8 @@ def copy_stage(ctx: OffloadContext, task: FileTask) -> None:
     if j.sha256 is not None:
         if part.fd >= 0 or ctx.store.exists(j.sha256):
             # Copied and verified by an earlier run that died before finishing: no re-read.
-            task.sha256, task.size, task.resumed_from = j.sha256, j.size, j.size
+            # the verified length (mark_verified keeps it in checkpoint), not the length listed at scan
+            task.sha256, task.size, task.resumed_from = j.sha256, j.checkpoint, j.checkpoint
             task.from_journal = True
             return
         # The journal vouches for an object that is not there: start this file over.
@@ -130,6 +131,12 @@ def copy_stage(ctx: OffloadContext, task: FileTask) -> None:
     start = part.journal.checkpoint
     needed = max(e.size - start, 0) + ctx.config.store.reserve_bytes
     free = free_bytes(ctx.store.staging_dir)
+    vfs = os.statvfs(ctx.store.staging_dir)
+    if e.size > vfs.f_blocks * vfs.f_frsize:
+        part.close()
+        task.fail(f"listed as {e.size} bytes, more than the whole store's filesystem holds: the recorder's "
+                  "directory entry is damaged or lying; not offloaded, the file stays on the recorder")
+        return
     if free < needed:
         ctx.stop_all(StoreFullError(str(ctx.store.data_dir), needed, free, _what(ctx, e)))
         part.close()
@@ -247,7 +254,10 @@ def commit_stage(ctx: OffloadContext, task: FileTask) -> None:
     sha = task.sha256
     try:
         if part.fd >= 0:
-            ctx.store.put_staged(part.part_path, sha, task.size)
+            if ctx.store.put_staged(part.part_path, sha, task.size) == "repaired":
+                with ctx.catalog.transaction():
+                    audit.append(ctx.catalog, "object.repair", sha, {"size": task.size, "session": ctx.session_id,
+                                                                     "from": task.entry.display})
             crashpoint("after-rename")
         task.status = record_file(ctx, task)
     except EvidockError as err:

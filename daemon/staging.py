@@ -140,7 +140,10 @@ class Staging:
             # Verified and already moved into objects/ before a crash: nothing left to open.
             # The catalog commit that follows is idempotent (keyed by the transfer key).
             return Partial(self, j, -1)
-        fd = os.open(part, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o640)
+        # A verified partial is only linked into objects/ from here on, never written, and may
+        # already be read-only (0444) if a run died inside the store's put: open it read-only.
+        mode = os.O_RDONLY if j.sha256 else os.O_RDWR | os.O_CREAT
+        fd = os.open(part, mode | os.O_CLOEXEC | os.O_NOFOLLOW, 0o640)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

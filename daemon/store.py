@@ -12,7 +12,9 @@ The local backend keeps ``objects/ab/cd/abcd…`` (two fan-out levels) under the
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import logging
 import os
 import re
 import stat
@@ -22,14 +24,16 @@ from typing import BinaryIO, Protocol
 
 from .errors import StoreError, StoreFullError
 
+log = logging.getLogger(__name__)
+
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
 class ObjectStore(Protocol):
     """What the rest of evidock may ask of an object store."""
 
-    def put_staged(self, staged: Path, sha256: str, size: int) -> bool:
-        """Move a verified, fsync'd staged file in as object ``sha256``; False if already present."""
+    def put_staged(self, staged: Path, sha256: str, size: int) -> str:
+        """Bring a verified, fsync'd staged file in as object ``sha256``: "new", "present" or "repaired"."""
 
     def exists(self, sha256: str) -> bool: ...
 
@@ -77,6 +81,7 @@ class LocalObjectStore:
                 d.mkdir(mode=0o750, parents=True, exist_ok=True)
         except OSError as e:
             raise StoreError(f"data dir {self.data_dir}: cannot create it ({e.strerror}); check the path and its permissions") from None
+        self._durable: set[Path] = set()
         st_root, st_stage = os.stat(self.root), os.stat(self.staging_dir)
         if st_root.st_dev != st_stage.st_dev:
             raise StoreError(f"{self.staging_dir} and {self.root} are on different filesystems; the final rename would not be atomic")
@@ -111,70 +116,55 @@ class LocalObjectStore:
                     if _HEX64.match(name) and name.startswith(a + b):
                         yield name
 
-    def put_staged(self, staged: Path, sha256: str, size: int) -> bool:
+    def put_staged(self, staged: Path, sha256: str, size: int) -> str:
+        """Bring a verified staged copy in as object ``sha256``.
+
+        Returns "new", "present" (the store already held these bytes — checked by hash, not
+        trusted by name) or "repaired" (the stored object was damaged and is replaced by the
+        verified copy, so the recorder's file is not wiped against a rotten object).
+        """
         dest = self.path_of(sha256)
-        if dest.exists():
-            return False
+        outcome = "new"
         try:
-            os.chmod(staged, 0o444)
             self._make_dirs(dest.parent)
-            # rename, never copy: the bytes verified in staging are the bytes in objects/.
-            # link+unlink instead of rename so that a racing writer of the same hash cannot
-            # be silently replaced: link fails with EEXIST.
+            # link+unlink rather than rename: a racing writer of the same hash is never replaced
+            # silently (link fails with EEXIST); the verified bytes are the bytes in objects/.
             try:
                 os.link(staged, dest)
             except FileExistsError:
+                outcome = "present" if self._intact(dest, sha256, size) else "repaired"
+                if outcome == "repaired":
+                    log.error("object %s was damaged; replaced by a freshly verified copy", sha256)
+                    os.chmod(staged, 0o444)
+                    os.replace(staged, dest)
+            os.chmod(dest, 0o444)
+            with contextlib.suppress(FileNotFoundError):
                 os.unlink(staged)
-                return False
-            os.unlink(staged)
-            # The object's directory entry must be durable before the catalog names it. The
-            # staging unlink need not be: a resurrected partial of a stored object is dropped.
+            # On every path: the object's directory entry must be durable before the catalog
+            # names it (and before a recorder may be wiped against it), whoever linked it.
             fsync_dir(dest.parent)
         except OSError as e:
             if e.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise StoreFullError(str(self.root), 4096, free_bytes(self.root), f"the directory entry of {sha256}") from None
             raise StoreError(f"store {self.root}: cannot move {staged.name} into place as {sha256} ({e.strerror})") from None
-        return True
+        return outcome
 
-    def delete(self, sha256: str) -> bool:
-        """Remove object ``sha256``; False if it is not there. Only retention calls this.
+    def _intact(self, path: Path, sha256: str, size: int) -> bool:
+        from .transfer import hash_fd
 
-        The object is 0444, but unlinking needs write permission on its *directory*, not on the
-        file, so the file's mode is left alone (making evidence writable would only open a
-        window). If the fan-out directory was hardened read-only, it gets owner-write for this
-        one unlink and its mode back right after.
-        """
-        path = self.path_of(sha256)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         try:
-            st = os.lstat(path)
-        except FileNotFoundError:
-            return False
-        if not stat.S_ISREG(st.st_mode):
-            raise StoreError(f"store {self.root}: {path} is not a regular file; not deleted — inspect it by hand")
-        parent = path.parent
-        try:
-            try:
-                os.unlink(path)
-            except PermissionError:
-                mode = stat.S_IMODE(os.stat(parent).st_mode)
-                if mode & stat.S_IWUSR:
-                    raise
-                os.chmod(parent, mode | stat.S_IWUSR)
-                try:
-                    os.unlink(path)
-                finally:
-                    os.chmod(parent, mode)
-            fsync_dir(parent)
-        except OSError as e:
-            raise StoreError(f"store {self.root}: cannot delete object {sha256} ({e.strerror}); it is kept") from None
-        return True
+            return hash_fd(fd) == (sha256, size)
+        finally:
+            os.close(fd)
 
     def _make_dirs(self, d: Path) -> None:
-        if d.is_dir():
+        """Create the fan-out directories, each one's entry made durable in its parent once per
+        process — also when another thread or an earlier crashed run created it."""
+        if d in self._durable or d == self.root:
             return
         self._make_dirs(d.parent)
-        try:
+        with contextlib.suppress(FileExistsError):
             d.mkdir(mode=0o750)
-        except FileExistsError:
-            return
         fsync_dir(d.parent)
+        self._durable.add(d)

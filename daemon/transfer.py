@@ -157,7 +157,10 @@ def copy_and_hash(
             if progress:
                 progress(len(item))  # type: ignore[arg-type]
             if since_ckpt >= checkpoint_every:
-                checkpoint(written)
+                try:
+                    checkpoint(written)
+                except OSError as e:  # the store's trouble (ENOSPC, EIO), not the recorder's
+                    raise WriteFailed(e, written) from None
                 since_ckpt = 0
     finally:
         stop.set()

@@ -134,6 +134,25 @@ def test_undock_mid_offload_interrupts_and_the_next_dock_resumes(tmp_path, data_
     assert_store_consistent(data_dir)
 
 
+def test_reseated_while_winding_down_gets_a_new_job(tmp_path, data_dir, template) -> None:
+    from faultfs import mounted_faultfs
+
+    big = "DCIM/100MEDIA/BIG_0001.MP4"
+    with recorder(tmp_path, template) as sim:
+        card = Path(sim.status()["volume"])
+        (card / big).write_bytes(os.urandom(3_000_000))
+        os.utime(card / big, (1_600_000_000,) * 2)
+        m = DockManager(data_dir, _cfg())
+        with mounted_faultfs(card, tmp_path / "slow", {"files": {big: {"slow_read_ms": 300}}}) as mnt:
+            rec = _dock(m, sim, volume=str(mnt))
+            wait_until(lambda: m.history[0].bytes_done > 0, 60, "the offload under way")
+            m.on_hotplug("undocked", rec)
+            _dock(m, sim, volume=str(card))  # re-seated at once, the first job still in a slow read
+            wait_until(lambda: len(m.history) == 2, 30, "a job for the re-seated recorder")
+            assert m.wait_all(120)
+        assert [j.state for j in m.history] == [State.INTERRUPTED, State.READY], [j.detail for j in m.history]
+
+
 def test_parallel_limit_is_kept(tmp_path, data_dir, template) -> None:
     sims = [recorder(tmp_path, template, serial=f"ZFY-Q-{i}", badge=f"0{i}0000").start() for i in range(3)]
     try:

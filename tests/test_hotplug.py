@@ -97,3 +97,20 @@ def test_two_at_once_and_one_docked_before_start(dock) -> None:
         assert sum(1 for k, r in ev.items if k == "docked" and r.usb_serial == "EARLY") == 1
     finally:
         hp.stop()
+
+
+def test_undock_under_a_hub_is_seen_and_the_port_takes_the_next_recorder(dock) -> None:
+    ev = Events()
+    hp = Hotplug(_known, ev)
+    hp.start()
+    try:
+        first = dock.plug(2, serial="FIRST", tty="ttyACM7")
+        ev.wait_for(lambda e: e[0] == "docked" and e[1].usb_serial == "FIRST")
+        dock.unplug(first)
+        kind, rec = ev.wait_for(lambda e: e[0] == "undocked")
+        assert rec.usb_serial == "FIRST" and hp.docked == {}
+        dock.plug(3, serial="SECOND", tty="ttyACM8")
+        ev.wait_for(lambda e: e[0] == "docked" and e[1].usb_serial == "SECOND")
+        assert not any(k == "refused" for k, _ in ev.items), "the root hub was taken for a device"
+    finally:
+        hp.stop()

@@ -247,3 +247,16 @@ def test_walk_stays_on_the_volume(tmp_path: Path, data_dir: Path) -> None:
         subprocess.run(["umount", "-l", str(vol / "other")], check=False)
     assert [t.entry.rel for t in r.tasks] == [b"a.MP4"]
     assert "another filesystem is mounted here" in _problems(r)[b"other"]
+
+
+def test_a_size_larger_than_the_store_fails_that_file_only(tmp_path: Path, data_dir: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "huge.MP4").write_bytes(b"x" * 1000)
+    (src / "ok.MP4").write_bytes(b"y" * 1000)
+    with mounted_faultfs(src, tmp_path / "mnt", {"files": {"huge.MP4": {"lie_size": 1 << 60}}}) as mnt:
+        r = ingest(data_dir, CFG, mnt, device="SER-HUGE")
+    t = _by_path(r)
+    assert t[b"ok.MP4"].status == "stored" and t[b"huge.MP4"].status == "failed"
+    assert "more than the whole store's filesystem holds" in _problems(r)[b"huge.MP4"]
+    assert r.status == "completed" and r.error is None  # not mistaken for a full store

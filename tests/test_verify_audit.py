@@ -101,3 +101,21 @@ def test_audit_finds_cut_off_tail(stored, evidock, data_dir: Path) -> None:
     _audit_rows(data_dir).execute("DELETE FROM audit WHERE id >= 6")
     fb = evidock("audit", "verify", "--json").json()["first_broken"]
     assert fb["kind"] == "truncated" and "last 2 audit row(s) after row 5 were deleted" in fb["message"]
+
+
+def test_a_damaged_object_is_repaired_by_the_next_sighting_not_trusted(tmp_path: Path, evidock, data_dir: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.MP4").write_bytes(os.urandom(80_000))
+    assert evidock("ingest", src, "--device", "R-1").code == 0
+    (sha, p), = object_files(data_dir).items()
+    os.chmod(p, 0o644)
+    with open(p, "r+b") as f:
+        f.write(b"\0\0\0")
+    assert evidock("verify").code == 2
+    again = evidock("ingest", src, "--device", "R-1", "--json")
+    assert again.code == 0 and again.json()["files"][0]["status"] == "duplicate"
+    assert evidock("verify").code == 0  # the verified copy replaced the rotten object
+    db = sqlite3.connect(data_dir / "catalog.sqlite")
+    assert db.execute("SELECT subject FROM audit WHERE event = 'object.repair'").fetchall() == [(sha,)]
+    assert (p.stat().st_mode & 0o222) == 0

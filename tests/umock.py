@@ -43,6 +43,10 @@ class FakeDock:
         self.tb = tb
         self.links: list[str] = []
         self.devices: list[str] = []
+        # Every port hangs off a root hub, as on real hardware (the hub itself is never a recorder).
+        self.hub = self._add("usb", f"usb{self.bus}", None,
+                             ["idVendor", "1d6b", "idProduct", "0002", "bDeviceClass", "09", "product", "xHCI Host Controller"],
+                             ["DEVTYPE", "usb_device", "ID_PATH", "pci-0000:00:14.0"])
 
     def _add(self, *args) -> str:
         path = self.tb.add_device(*args)
@@ -57,7 +61,7 @@ class FakeDock:
         uniquely named node in /dev as for ``add_block``.
         """
         name = f"{self.bus}-{port}"
-        usb = self._add("usb", name, None,
+        usb = self._add("usb", name, self.hub,
                                  ["idVendor", vid, "idProduct", pid, "serial", serial, "product", product],
                                  ["ID_PATH", f"pci-0000:00:14.0-usb-0:{port}", "DEVTYPE", "usb_device"])
         if tty or tty_node:
