@@ -169,6 +169,9 @@ class Catalog:
         self._after_commit, self._after_commit_keys = [], set()
         try:
             yield self.conn
+        except sqlite3.IntegrityError:
+            self._rollback()
+            raise  # a constraint the caller may expect and explain (e.g. rows still referring to footage)
         except sqlite3.Error as e:
             self._rollback()
             # SQLite errors (disk full, I/O error, locked) are the catalog's: typed, so that an

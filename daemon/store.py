@@ -158,6 +158,39 @@ class LocalObjectStore:
         finally:
             os.close(fd)
 
+    def delete(self, sha256: str) -> bool:
+        """Remove object ``sha256``; False if it is not there. Only retention calls this.
+
+        The object is 0444, but unlinking needs write permission on its *directory*, not on the
+        file, so the file's mode is left alone (making evidence writable would only open a
+        window). If the fan-out directory was hardened read-only, it gets owner-write for this
+        one unlink and its mode back right after.
+        """
+        path = self.path_of(sha256)
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            return False
+        if not stat.S_ISREG(st.st_mode):
+            raise StoreError(f"store {self.root}: {path} is not a regular file; not deleted — inspect it by hand")
+        parent = path.parent
+        try:
+            try:
+                os.unlink(path)
+            except PermissionError:
+                mode = stat.S_IMODE(os.stat(parent).st_mode)
+                if mode & stat.S_IWUSR:
+                    raise
+                os.chmod(parent, mode | stat.S_IWUSR)
+                try:
+                    os.unlink(path)
+                finally:
+                    os.chmod(parent, mode)
+            fsync_dir(parent)
+        except OSError as e:
+            raise StoreError(f"store {self.root}: cannot delete object {sha256} ({e.strerror}); it is kept") from None
+        return True
+
     def _make_dirs(self, d: Path) -> None:
         """Create the fan-out directories, each one's entry made durable in its parent once per
         process — also when another thread or an earlier crashed run created it."""
