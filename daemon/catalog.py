@@ -3,9 +3,10 @@
 The catalog is the station's index of what the object store holds and where each object came
 from (devices, officers, offload sessions, footage, sightings) plus the hash-chained audit log.
 It is opened through sqlite-utils (schema creation, queries); writes on the ingest path are plain
-SQL inside explicit ``BEGIN IMMEDIATE`` transactions, because sqlite-utils' insert helpers wrap
-themselves in ``with conn:``, which would commit an enclosing transaction half-way and break
-"a catalog row and its audit entry commit together".
+SQL inside explicit ``BEGIN IMMEDIATE`` transactions that we own, so "a catalog row and its audit
+entry commit together" does not depend on how a library helper handles transactions (sqlite-utils
+3.x wrapped its helpers in ``with conn:``, which commits an enclosing transaction; 4.x, required
+here, uses savepoints).
 
 Migrations are *named* (table ``_migrations``), not numbered, so each module that owns tables
 (catalog, health, media, cases, …) registers its own list without colliding with the others;

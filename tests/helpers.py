@@ -31,6 +31,8 @@ def assert_store_consistent(data_dir: Path) -> None:
         return  # died before the catalog existed: nothing can be half-catalogued
     db = sqlite3.connect(data_dir / "catalog.sqlite")
     try:
+        if not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'sightings'").fetchone():
+            return  # died inside the first migration (rolled back): no rows can exist yet
         for (sha,) in db.execute("SELECT sha256 FROM objects UNION SELECT sha256 FROM footage UNION SELECT sha256 FROM sightings"):
             assert sha in objs, f"catalog row for {sha} without its object"
     finally:
