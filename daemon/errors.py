@@ -32,6 +32,10 @@ class StoreFullError(StoreError):
     """The store's filesystem has no room for what must be stored next."""
 
     def __init__(self, store: str, needed: int, free: int, what: str):
+        # "needed" is worked out from sizes a recorder reported, which can be wrong: a file that
+        # grew while read once made it "-276.4 MiB needed". Callers must pass a lower bound of
+        # what is really missing; a figure below one byte is still never shown as such.
+        needed, free = max(needed, 1), max(free, 0)
         self.store, self.needed, self.free, self.what = store, needed, free, what
         super().__init__(
             f"store {store} is full: {format_bytes(needed)} needed for {what}, "
@@ -58,7 +62,13 @@ class NotFound(EvidockError):
 
 
 def format_bytes(n: int) -> str:
-    """Human-readable size with binary units, e.g. ``12.0 MiB``."""
+    """Human-readable size with binary units, e.g. ``12.0 MiB``.
+
+    Sizes only: a negative count is a bug in the caller's arithmetic and raises ``ValueError``
+    rather than reaching a person as "-276.4 MiB".
+    """
+    if n < 0:
+        raise ValueError(f"format_bytes: a size cannot be negative ({n})")
     size = float(n)
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if abs(size) < 1024 or unit == "TiB":

@@ -11,16 +11,29 @@ wiped) before its bytes were fsync'd, re-read and matched, and its catalog row c
 Per-file trouble becomes a ``Problem`` and the walk goes on (invariant 6); trouble that makes
 going on pointless (store full, recorder gone, catalog unwritable) stops the offload cleanly,
 every partial checkpointed so that the next dock resumes it (invariant 4).
+
+Limits, because nothing from a recorder is trusted (invariant 5):
+- a file is read up to the size listed at the scan plus a bounded margin (``read_limit``), never
+  further: a file still being written, or a volume serving data without end, is reported as
+  changing and left on the recorder instead of filling the store;
+- a source that is, holds or lies inside the station's own data dir is refused
+  (``refuse_own_data_dir``): the catalog, objects and partials are not footage;
+- a file matching a sighting of an object already stored (same recorder, path, size and mtime,
+  i.e. the same transfer key) is hashed straight from the recorder and compared with that
+  object; it is staged only if the bytes differ (``_confirm_unstaged``). A full store can thus
+  still confirm what it holds, and re-docking unwiped files costs one read instead of a copy.
 """
 
 from __future__ import annotations
 
+import base64
 import errno
 import hashlib
 import logging
 import os
 import queue
 import re
+import sqlite3
 import threading
 import traceback
 from collections.abc import Callable, Iterable
@@ -46,12 +59,41 @@ from .errors import (
     StoreFullError,
     format_bytes,
 )
-from .staging import Partial, PartialBusy, Staging
+from .staging import Journal, Partial, PartialBusy, Staging, transfer_key
 from .store import LocalObjectStore, free_bytes
-from .transfer import Cancelled, ReadFailed, ReadTimeout, WriteFailed, copy_and_hash, hash_fd, hash_prefix
+from .transfer import (
+    Cancelled,
+    GrewPastLimit,
+    ReadFailed,
+    ReadTimeout,
+    WriteFailed,
+    copy_and_hash,
+    hash_fd,
+    hash_prefix,
+)
 from .volume import Entry, NotTheSameFile, Problem, open_beneath, quoted, scan, volume_alive
 
 log = logging.getLogger(__name__)
+
+# How far past its listed size a file may be read. A file can legitimately be a little longer
+# than the directory listing said: a recorder finishing a segment (MP4 index written at close),
+# a log it appends a line to, a FAT entry whose size is updated only when the file is closed.
+# Those differences are small and scale with the file, hence 1 % of the listed size, with 1 MiB
+# as a floor for small files (logs, stills). Anything more is a file still being recorded or a
+# broken/hostile volume; reading on would let one file eat the store (a 113 MB file was read as
+# 474 MB). The store's reserve (store.reserve_bytes, 64 MiB by default) absorbs the margin.
+GROWTH_MARGIN_MIN = 1 << 20
+GROWTH_MARGIN_PERCENT = 1
+
+
+def growth_margin(listed: int) -> int:
+    """Bytes a file may hold beyond the size listed at the scan: max(1 MiB, 1 %)."""
+    return max(GROWTH_MARGIN_MIN, listed * GROWTH_MARGIN_PERCENT // 100)
+
+
+def read_limit(listed: int) -> int:
+    """The most bytes read from a file listed at ``listed`` bytes; past it, it is "changing"."""
+    return max(listed, 0) + growth_margin(max(listed, 0))
 
 
 @dataclass
@@ -64,6 +106,7 @@ class FileTask:
     size: int = 0
     resumed_from: int = 0
     from_journal: bool = False  # copied and verified by an earlier run that died before finishing
+    known_sha256: str | None = None  # a sighting with this file's transfer key names this stored object
     status: str = "pending"  # stored | duplicate | failed
     problem: Problem | None = None
 
@@ -107,9 +150,17 @@ class OffloadContext:
 def copy_stage(ctx: OffloadContext, task: FileTask) -> None:
     """Read the source once into its partial (resuming a checkpointed one), hashing as it goes."""
     e = task.entry
-    if ctx.fatal is not None or ctx.cancel.is_set():
+    # A full store stops staging, not confirming: a file already stored needs no room (only
+    # its catalog rows), and that is exactly when a station most needs to know what is safe.
+    may_confirm = task.known_sha256 is not None and (ctx.fatal is None or isinstance(ctx.fatal, StoreFullError))
+    if ctx.cancel.is_set() or (ctx.fatal is not None and not may_confirm):
         why = str(ctx.fatal) if ctx.fatal else "the offload was stopped"
         task.fail(f"not offloaded: {why}")
+        return
+    if may_confirm and _confirm_unstaged(ctx, task):
+        return
+    if ctx.fatal is not None:
+        task.fail(f"not offloaded: {ctx.fatal}")
         return
     try:
         part = ctx.staging.open(ctx.source_id, e.rel, e.size, e.mtime_ns)
@@ -129,6 +180,12 @@ def copy_stage(ctx: OffloadContext, task: FileTask) -> None:
         part.finish()
         part = task.partial = ctx.staging.open(ctx.source_id, e.rel, e.size, e.mtime_ns)
     start = part.journal.checkpoint
+    limit = read_limit(e.size)
+    if start > limit:
+        # Staged by a version without the limit, from a file that grew far past its listing.
+        _discard_changing(part, e)
+        task.fail(_changing(e, limit))
+        return
     needed = max(e.size - start, 0) + ctx.config.store.reserve_bytes
     free = free_bytes(ctx.store.staging_dir)
     vfs = os.statvfs(ctx.store.staging_dir)
@@ -154,8 +211,12 @@ def copy_stage(ctx: OffloadContext, task: FileTask) -> None:
                 src, part.fd, start, hasher,
                 chunk=oc.chunk_bytes, timeout=oc.read_timeout_s,
                 checkpoint_every=oc.checkpoint_bytes, checkpoint=part.checkpoint,
-                progress=ctx.progress, cancel=ctx.cancel,
+                progress=ctx.progress, cancel=ctx.cancel, limit=limit,
             )
+    except GrewPastLimit as err:
+        _discard_changing(part, e)
+        task.fail(_changing(e, err.limit))
+        return
     except Cancelled as err:
         _keep_partial(part, err.copied)
         task.fail(f"stopped after {err.copied} of {e.size} bytes (undock or shutdown); the partial is kept and "
@@ -179,8 +240,11 @@ def copy_stage(ctx: OffloadContext, task: FileTask) -> None:
         else:
             _keep_partial(part, err.written, truncate=True)
         if err.errno in (errno.ENOSPC, errno.EDQUOT):
-            ctx.stop_all(StoreFullError(str(ctx.store.data_dir), e.size - err.written + ctx.config.store.reserve_bytes,
-                                        free_bytes(ctx.store.staging_dir), _what(ctx, e)))
+            # From the checkpoint it resumes at: the rest of the listed size, and at least what
+            # was read and did not fit (a file longer than listed made "listed − written" < 0).
+            ckpt = part.journal.checkpoint
+            needed = max(e.size, err.written + err.pending) - ckpt + ctx.config.store.reserve_bytes
+            ctx.stop_all(StoreFullError(str(ctx.store.data_dir), needed, free_bytes(ctx.store.staging_dir), _what(ctx, e)))
         else:
             ctx.stop_all(StoreError(f"store {ctx.store.data_dir}: writing the partial of {quoted(e.rel)} failed ({err.strerror})"))
         task.fail(f"not stored: {ctx.fatal}")
@@ -337,6 +401,111 @@ def _keep_partial(part: Partial, length: int, truncate: bool = False) -> None:
         part.close()
 
 
+def _discard_changing(part: Partial, e: Entry) -> None:
+    """Drop the partial of a file that grew past its limit.
+
+    Kept, it would help nobody: a file still being written is listed with another size and
+    mtime next time, so under another transfer key, and this partial would linger as "stale"
+    with a false "no longer on the recorder"; a volume that lies about a size would only hit the
+    limit again. Not silent: the file's problem says so, and the session records the problem.
+    """
+    log.warning("%s grew past its read limit; its partial %s is discarded", quoted(e.rel), part.journal.key)
+    try:
+        part.finish()
+    except OSError as err:
+        log.warning("could not remove partial %s (%s); `evidock staging discard %s` removes it",
+                    part.journal.key, err.strerror, part.journal.key)
+
+
+def _changing(e: Entry, limit: int) -> str:
+    return (f"is still changing: it holds more than {limit} bytes, while {e.size} were listed when the recorder was "
+            f"scanned (at most {format_bytes(growth_margin(e.size))} more are accepted). Not stored: the file stays on "
+            "the recorder and its partial was discarded. Let the recorder finish writing it, then offload again; "
+            "if it keeps growing, the recorder's volume is faulty")
+
+
+class _Unstaged(Partial):
+    """The stand-in partial of a file confirmed against the store without staging.
+
+    Its journal carries the transfer key and the verified hash, so the verify stage skips it
+    (already verified), the commit stage finds nothing to link (``fd`` is -1) and ``record_file``
+    writes the sighting under this key, as for any duplicate. It owns no file in staging:
+    ``finish`` must not remove a partial that another offload may have opened under the key.
+    """
+
+    def __init__(self, staging: Staging, journal: Journal):
+        super().__init__(staging, journal, -1)
+
+    def checkpoint(self, length: int) -> None:
+        raise AssertionError("an unstaged confirmation has no partial to checkpoint")
+
+    def mark_verified(self, sha256: str, size: int) -> None:
+        raise AssertionError("an unstaged confirmation is verified when it is made")
+
+    def finish(self) -> None:
+        pass
+
+
+def _confirm_unstaged(ctx: OffloadContext, task: FileTask) -> bool:
+    """Confirm a file seen before against its stored object, reading it once and staging nothing.
+
+    True: settled — confirmed (``task.partial`` is an ``_Unstaged``, the commit stage records
+    a duplicate) or failed for good. False: the file must be staged (its bytes differ, the
+    object is gone or damaged, an earlier partial exists, or the read went wrong in a way the
+    staged path reads again and reports in its own words).
+    """
+    e, sha = task.entry, task.known_sha256
+    assert sha is not None
+    key = transfer_key(ctx.source_id, e.rel, e.size, e.mtime_ns)
+    if ctx.staging.journal_path(key).exists() or (ctx.staging.dir / f"{key}.part").exists():
+        return False  # an earlier run's partial of this very file: resumed or finished as usual
+    try:
+        if ctx.store.size(sha) != e.size:
+            return False  # deleted by retention since, or not the size listed now
+    except (ValueError, OSError):
+        return False  # not a usable hash in the catalog, or the object's directory unreadable
+    # A recorder may be wiped against this object (invariant 2), so it is re-read and hashed
+    # here as on the staged path (store.put_staged); a damaged one is repaired by staging.
+    try:
+        fd = ctx.store.open_fd(sha)
+        try:
+            stored = hash_fd(fd)
+        finally:
+            os.close(fd)
+    except OSError as err:
+        log.warning("stored object %s could not be re-read (%s); %s is staged instead", sha, err.strerror, quoted(e.rel))
+        return False
+    if stored != (sha, e.size):
+        log.error("stored object %s is damaged; %s is staged to repair it", sha, quoted(e.rel))
+        return False
+    hasher = hashlib.sha256()
+    oc = ctx.config.offload
+    try:
+        with open_beneath(ctx.root, e) as src:
+            total = copy_and_hash(src, None, 0, hasher, chunk=oc.chunk_bytes, timeout=oc.read_timeout_s,
+                                  progress=ctx.progress, cancel=ctx.cancel, limit=e.size)
+    except Cancelled:
+        task.fail("stopped (undock or shutdown) while being compared with its stored copy; the file stays on the "
+                  "recorder and is compared again on the next dock")
+        return True
+    except ReadTimeout as err:
+        ctx.stop_all(SourceGone(f"the recorder volume {ctx.root} stopped answering ({_why(err)}); "
+                                "partials are kept and resume on the next dock"))
+        task.fail(f"recorder stopped answering while the file was compared with its stored copy ({_why(err)}); "
+                  "the file stays on the recorder — dock it again")
+        return True
+    except (GrewPastLimit, OSError):
+        return False  # changed or unreadable: the staged path reads it again and says what it found
+    if (hasher.hexdigest(), total) != (sha, e.size):
+        log.warning("%s has the name, size and mtime of stored object %s but other bytes; it is staged as a new file",
+                    quoted(e.rel), sha)
+        return False
+    task.sha256, task.size = sha, total
+    journal = Journal(key, ctx.source_id, base64.b64encode(e.rel).decode(), e.size, e.mtime_ns, total, sha)
+    task.partial = _Unstaged(ctx.staging, journal)
+    return True
+
+
 def _what(ctx: OffloadContext, e: Entry) -> str:
     reserve = ctx.config.store.reserve_bytes
     return quoted(e.rel) + (f" (including the {format_bytes(reserve)} kept free by store.reserve_bytes)" if reserve else "")
@@ -476,6 +645,7 @@ def ingest(
     source = Path(source)
     if not source.is_dir():
         raise SourceError(f"source {source}: not a directory (give the recorder's mounted volume or a folder)")
+    refuse_own_data_dir(source, Path(data_dir))
     store = LocalObjectStore(data_dir)
     with Catalog(data_dir) as catalog:
         session_id = start_session(catalog, device, officer, str(source), clock_drift_s)
@@ -496,7 +666,8 @@ def ingest(
                 problems = [p for p in problems if p.rel in only]
             if on_scanned:
                 on_scanned(len(entries), sum(e.size for e in entries))
-            tasks = [FileTask(e) for e in entries]
+            known = known_objects(catalog, ctx.source_id, device, entries)
+            tasks = [FileTask(e, known_sha256=known.get(e.rel)) for e in entries]
             (run_threaded if threaded else run_sequential)(ctx, tasks)
             for t in tasks:
                 if t.problem is not None:
@@ -519,6 +690,72 @@ def ingest(
             result.status = "failed"
             result.message = f"{message + '; ' if message else ''}the end of session {session_id} could not be recorded ({err})"
         return result
+
+
+def refuse_own_data_dir(source: Path, data_dir: Path) -> None:
+    """Refuse (``SourceError``, exit 2) a source that is the data dir, lies inside it or holds it.
+
+    Ingesting the station's own data dir stored its ``catalog.sqlite-wal`` as footage. The test
+    is by identity (st_dev, st_ino) along real paths, not by comparing strings, so a symlink, a
+    ``..``, a second name or a bind mount of the data dir is caught too. One exception: another
+    filesystem mounted inside the data dir is not the store — the dock mounts recorders at
+    ``<data-dir>/mnt/<bay>`` — and the walk never leaves the source's filesystem.
+    """
+    src, dd = Path(os.path.realpath(source)), Path(os.path.realpath(data_dir))
+    try:
+        s = os.stat(src)
+    except OSError:
+        return  # the walk reports an unreadable source in its own words
+    what = ("Ingesting it would store the station's own catalog, objects and partials as footage. Give the "
+            "recorder's mounted volume, or a folder outside the data dir")
+    for anc in (dd, *dd.parents):  # where the data dir is, or will be created
+        try:
+            a = os.stat(anc)
+        except OSError:
+            continue
+        if (a.st_dev, a.st_ino) == (s.st_dev, s.st_ino):
+            how = "is the station's data dir" if anc == dd else f"contains the station's data dir {data_dir}"
+            raise SourceError(f"source {source} {how}: refused. {what}.")
+    try:
+        d = os.stat(dd)
+    except OSError:
+        return  # no data dir yet: nothing can be inside it
+    if s.st_dev != d.st_dev:
+        return  # another filesystem mounted inside the data dir (a recorder the dock mounted)
+    for anc in src.parents:
+        try:
+            a = os.stat(anc)
+        except OSError:
+            continue
+        if (a.st_dev, a.st_ino) == (d.st_dev, d.st_ino):
+            raise SourceError(f"source {source} is inside the station's data dir {data_dir}: refused. {what}.")
+
+
+def known_objects(catalog: Catalog, source_id: str, device: str | None, entries: list[Entry]) -> dict[bytes, str]:
+    """For each entry seen before, the stored object its latest sighting names (path -> SHA-256).
+
+    "Seen before" is the transfer key: the same recorder (or folder), path, size and mtime to the
+    nanosecond; the sighting's own device, path and size are checked again against the entry.
+    A catalog that cannot be read here only costs the shortcut: everything is staged as before.
+    """
+    by_key = {transfer_key(source_id, e.rel, e.size, e.mtime_ns): e for e in entries}
+    keys = list(by_key)
+    out: dict[bytes, str] = {}
+    try:
+        for i in range(0, len(keys), 500):
+            batch = keys[i:i + 500]
+            rows = catalog.conn.execute(
+                "SELECT transfer_key, sha256, device_serial, source_path_raw, size FROM sightings"
+                f" WHERE transfer_key IN ({','.join('?' * len(batch))}) ORDER BY id", batch)
+            for key, sha, dev, raw, size in rows:
+                e = by_key[key]
+                raw = os.fsencode(raw) if isinstance(raw, str) else bytes(raw or b"")
+                if dev == device and raw == e.rel and size == e.size and sha:
+                    out[e.rel] = sha  # ORDER BY id: the latest sighting wins
+    except sqlite3.Error as err:
+        log.warning("catalog %s: sightings could not be read (%s); every file is staged", catalog.path, err)
+        return {}
+    return out
 
 
 def stale_partials(ctx: OffloadContext, tasks: list[FileTask]) -> list[Problem]:

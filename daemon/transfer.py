@@ -4,6 +4,13 @@
 the calling thread writes them to the partial, and a hasher thread feeds SHA-256; the three
 overlap because ``os.read``, ``os.write`` and ``hashlib`` all release the GIL on large buffers.
 Every read has a deadline: a recorder that stops answering becomes a ``ReadTimeout``, not a hang.
+Every read has a bound too: given ``limit``, no more than that many bytes are taken from the
+source, and a source that still has data there raises ``GrewPastLimit``. A file the recorder
+is still writing, or a broken or hostile volume that serves data without end, cannot fill the
+store (a 113 MB file was once read as 474 MB).
+
+With no destination (``dst_fd=None``) the same loop only hashes: that is how a file already in
+the store is confirmed without being staged, with the same deadline, bound and cancel checks.
 
 ``hash_fd`` re-reads a file after asking the kernel to drop its cached pages
 (``posix_fadvise(DONTNEED)`` after an fsync), so verification reads what is on the disk,
@@ -21,6 +28,7 @@ from collections.abc import Callable
 from .crashpoints import crashpoint
 
 _DONE = object()
+_GREW = object()  # the reader found data at the limit
 _WRITEBACK_BYTES = 8 << 20
 
 
@@ -47,25 +55,41 @@ class Cancelled(Exception):
 
 
 class WriteFailed(OSError):
-    """Writing the partial failed (ENOSPC, EIO…) after ``written`` bytes."""
+    """Writing the partial failed (ENOSPC, EIO…) after ``written`` bytes.
 
-    def __init__(self, err: OSError, written: int):
+    ``pending``: bytes already read from the source that did not reach the partial (the rest of
+    the chunk being written), so the caller knows how much more room it needed at least.
+    """
+
+    def __init__(self, err: OSError, written: int, pending: int = 0):
         super().__init__(err.errno, err.strerror)
-        self.written = written
+        self.written, self.pending = written, pending
+
+
+class GrewPastLimit(Exception):
+    """The source still had data at ``limit`` bytes: it is being written to (or lies about its size).
+
+    ``copied``: bytes that reached the partial (or the hasher), never more than ``limit``.
+    """
+
+    def __init__(self, limit: int, copied: int):
+        super().__init__(f"still has data after {limit} bytes")
+        self.limit, self.copied = limit, copied
 
 
 def copy_and_hash(
     src_fd: int,
-    dst_fd: int,
+    dst_fd: int | None,
     start: int,
     hasher: "hashlib._Hash",
     *,
     chunk: int,
     timeout: float,
-    checkpoint_every: int,
-    checkpoint: Callable[[int], None],
+    checkpoint_every: int = 0,
+    checkpoint: Callable[[int], None] | None = None,
     progress: Callable[[int], None] | None = None,
     cancel: threading.Event | None = None,
+    limit: int | None = None,
 ) -> int:
     """Copy ``src_fd`` from ``start`` to EOF into ``dst_fd`` at ``start``; return the new length.
 
@@ -73,8 +97,14 @@ def copy_and_hash(
     called every ``checkpoint_every`` bytes and must make the first ``n`` bytes durable.
     ``cancel``: checked between chunks and while waiting for one, so an undock or a SIGTERM
     stops a large file within a fraction of a second (``Cancelled``), not at its end.
+    ``limit``: the most bytes the source may hold. Reading stops there; a one-byte probe past it
+    that returns data raises ``GrewPastLimit`` (the probed byte is neither written nor hashed).
+    ``dst_fd=None``: hash only — nothing is written and nothing checkpointed.
     """
-    os.lseek(dst_fd, start, os.SEEK_SET)
+    if limit is not None and limit < start:
+        raise ValueError(f"limit {limit} is below the resume point {start}")
+    if dst_fd is not None:
+        os.lseek(dst_fd, start, os.SEEK_SET)
     # The reader owns a duplicate of the source fd: if a read hangs for good, we walk away
     # and the caller may close its own fd without the stuck thread ever reading a reused one.
     rfd = os.dup(src_fd)
@@ -88,16 +118,23 @@ def copy_and_hash(
     stop = threading.Event()
 
     def read_loop() -> None:
+        pos = start
         try:
             while not stop.is_set():
+                want = chunk if limit is None else min(chunk, limit - pos)
                 try:
-                    data = os.read(rfd, chunk)
+                    # At the limit, one byte more tells "ends here" from "still growing".
+                    data = os.read(rfd, want if want > 0 else 1)
                 except OSError as e:
                     _put(to_write, e, stop)
+                    return
+                if want <= 0:
+                    _put(to_write, _GREW if data else _DONE, stop)
                     return
                 _put(to_write, data if data else _DONE, stop)
                 if not data:
                     return
+                pos += len(data)
         finally:
             os.close(rfd)
 
@@ -130,19 +167,24 @@ def copy_and_hash(
                         raise ReadTimeout(timeout, written) from None
             if item is _DONE:
                 break
+            if item is _GREW:
+                assert limit is not None
+                raise GrewPastLimit(limit, written)
             if isinstance(item, OSError):
                 raise ReadFailed(item, written)
             data = memoryview(item)  # type: ignore[arg-type]
             to_hash.put(item)
-            while data:
+            if dst_fd is None:
+                written += len(data)
+            while dst_fd is not None and data:
                 try:
                     n = os.write(dst_fd, data)
                 except OSError as e:
-                    raise WriteFailed(e, written) from None
+                    raise WriteFailed(e, written, len(data)) from None
                 written += n
                 since_ckpt += n
                 data = data[n:]
-            if written - flushed >= _WRITEBACK_BYTES:
+            if dst_fd is not None and written - flushed >= _WRITEBACK_BYTES:
                 # On Linux, DONTNEED on dirty pages starts their writeback now (and drops them
                 # once clean): the disk stays busy while we read on, so the fsync at the end
                 # finds little left to write, and the station's page cache is not flooded.
@@ -151,12 +193,12 @@ def copy_and_hash(
                 except OSError:
                     pass
                 flushed = written
-            if first:
+            if first and dst_fd is not None:
                 first = False
                 crashpoint("copy-mid")
             if progress:
                 progress(len(item))  # type: ignore[arg-type]
-            if since_ckpt >= checkpoint_every:
+            if checkpoint is not None and since_ckpt >= checkpoint_every:
                 try:
                     checkpoint(written)
                 except OSError as e:  # the store's trouble (ENOSPC, EIO), not the recorder's

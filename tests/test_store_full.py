@@ -13,9 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from daemon.catalog import Catalog
 from daemon.config import parse_config
 from daemon.offload import ingest
 from daemon.staging import Staging
+from daemon.store import free_bytes
 from conftest import run_evidock
 from faultfs import mounted_faultfs
 from helpers import assert_store_consistent, sha256_file
@@ -68,10 +70,17 @@ def test_real_enospc_mid_write(tmp_path: Path, small_store: Path) -> None:
     src.mkdir()
     (src / "ok.MP4").write_bytes(os.urandom(1 * MiB))
     os.utime(src / "ok.MP4", (1_700_000_000,) * 2)
-    (src / "huge.MP4").write_bytes(os.urandom(12 * MiB))
+    # The recorder lists huge.MP4 a little below the room left after ok.MP4, so the free-space
+    # check passes, and serves 768 KiB more: write(2) meets ENOSPC. (Within the growth margin a
+    # file may exceed its listing by — daemon/offload.py read_limit — so it is not "changing".)
+    with Catalog(small_store):
+        pass
+    room = free_bytes(small_store) - 1 * MiB
+    listed = room - 256 * 1024
+    (src / "huge.MP4").write_bytes(os.urandom(listed + 768 * 1024))
     os.utime(src / "huge.MP4", (1_700_000_100,) * 2)
-    # The recorder claims 1000 bytes, so the free-space check passes and write(2) meets ENOSPC.
-    with mounted_faultfs(src, tmp_path / "mnt", {"files": {"huge.MP4": {"lie_size": 1000}}}) as mnt:
+    lie = {"files": {"huge.MP4": {"lie_size": listed}}}
+    with mounted_faultfs(src, tmp_path / "mnt", lie) as mnt:
         r = ingest(small_store, CFG, mnt, device="FULL-2")
     assert r.status == "interrupted" and r.exit_code == 2
     assert f"store {small_store} is full" in r.message and "needed for 'huge.MP4'" in r.message
@@ -87,7 +96,7 @@ def test_real_enospc_mid_write(tmp_path: Path, small_store: Path) -> None:
     status, msg = db.execute("SELECT status, message FROM sessions ORDER BY id DESC LIMIT 1").fetchone()
     assert status == "interrupted" and "is full" in msg
     _grow(small_store, "64m")
-    with mounted_faultfs(src, tmp_path / "mnt", {"files": {"huge.MP4": {"lie_size": 1000}}}) as mnt:
+    with mounted_faultfs(src, tmp_path / "mnt", lie) as mnt:
         r2 = ingest(small_store, CFG, mnt, device="FULL-2")
     huge = next(t for t in r2.tasks if t.entry.rel == b"huge.MP4")
     assert huge.status == "stored" and huge.sha256 == sha256_file(src / "huge.MP4")
