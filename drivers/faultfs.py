@@ -53,6 +53,12 @@ object with any of:
     then fails with EIO) or the process is killed.  A read crossing N first
     returns only the bytes before N.
 
+``"grow_forever": true``
+    The file never ends, like one a writer appends to as fast as it is read (or a broken
+    volume serving garbage): reads past the real content return zero bytes instead of EOF,
+    without limit, and stat reports the real size or, once more was served, the farthest
+    byte served so far.
+
 ``"slow_read_ms": N``
     Every read of this file takes N milliseconds longer (a slow card or USB link): the
     reader always gets its data, just late.
@@ -135,7 +141,7 @@ EXIT_USAGE = 2  # bad arguments or rules
 EXIT_NO_FUSE = 3  # FUSE unusable here / the mount itself failed
 
 _INT_RULES = ("eio_after", "lie_size", "shrink_after", "hang_after", "slow_read_ms")
-_BOOL_RULES = ("eacces", "vanish_on_open")
+_BOOL_RULES = ("eacces", "vanish_on_open", "grow_forever")
 
 # mfusepy's default path codec; os.fsdecode/os.fsencode use the same one on Linux.
 _ENC = "utf-8"
@@ -267,11 +273,12 @@ else:
 
 
 class _FileState:
-    __slots__ = ("served", "shrunk")
+    __slots__ = ("served", "shrunk", "farthest")
 
     def __init__(self) -> None:
         self.served = 0
         self.shrunk = False
+        self.farthest = 0  # grow_forever: the end of the farthest read served
 
 
 class FaultFS(Operations):
@@ -367,6 +374,9 @@ class FaultFS(Operations):
                     shrunk = self._file_state(rel).shrunk
                 if shrunk:
                     attrs["st_size"] = min(st.st_size, rule["shrink_after"])
+            if rule.get("grow_forever"):
+                with self._lock:
+                    attrs["st_size"] = max(attrs["st_size"], self._file_state(rel).farthest)
         return attrs
 
     def readlink(self, path: str) -> str:
@@ -481,6 +491,11 @@ class FaultFS(Operations):
             data = os.pread(fh, limit, offset)
         except OSError as exc:
             raise FuseOSError(exc.errno or errno.EIO) from None
+        if rule.get("grow_forever") and len(data) < limit:
+            data += bytes(limit - len(data))  # never EOF: the "appended" bytes are zeros
+            with self._lock:
+                fstate = self._file_state(rel)
+                fstate.farthest = max(fstate.farthest, offset + len(data))
 
         with self._lock:
             if shrink_at is not None:

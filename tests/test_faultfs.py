@@ -331,3 +331,18 @@ def test_script_rejects_bad_rules(src: Path, mnt: Path):
     assert proc.returncode == faultfs.EXIT_USAGE
     assert b"bogus" in proc.stderr
     assert not is_mounted(mnt)
+
+
+def test_grow_forever(src: Path, mnt: Path):
+    data = _payload(5_000, seed=4)
+    (src / "endless.mp4").write_bytes(data)
+    with mounted_faultfs(src, mnt, {"files": {"endless.mp4": {"grow_forever": True}}}) as m:
+        assert os.stat(m / "endless.mp4").st_size == 5_000
+        with open(m / "endless.mp4", "rb", buffering=0) as fh:
+            got = b""
+            while len(got) < 300_000:
+                chunk = fh.read(65_536)
+                assert chunk, "grow_forever must never reach EOF"
+                got += chunk
+        assert got[:5_000] == data and set(got[5_000:]) == {0}
+        assert os.stat(m / "endless.mp4").st_size >= 300_000  # stat follows what was served
