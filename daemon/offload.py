@@ -81,7 +81,8 @@ log = logging.getLogger(__name__)
 # Those differences are small and scale with the file, hence 1 % of the listed size, with 1 MiB
 # as a floor for small files (logs, stills). Anything more is a file still being recorded or a
 # broken/hostile volume; reading on would let one file eat the store (a 113 MB file was read as
-# 474 MB). The store's reserve (store.reserve_bytes, 64 MiB by default) absorbs the margin.
+# 474 MB). The free-space check counts the listed size only: the margin comes out of the
+# store's reserve (store.reserve_bytes), and a disk that still fills meets the clean ENOSPC path.
 GROWTH_MARGIN_MIN = 1 << 20
 GROWTH_MARGIN_PERCENT = 1
 
@@ -148,7 +149,12 @@ class OffloadContext:
 
 
 def copy_stage(ctx: OffloadContext, task: FileTask) -> None:
-    """Read the source once into its partial (resuming a checkpointed one), hashing as it goes."""
+    """Read the source once into its partial (resuming a checkpointed one), hashing as it goes.
+
+    At most ``read_limit(listed size)`` bytes are read. A file seen before (``known_sha256``)
+    is first compared with its stored object without staging (``_confirm_unstaged``); only if
+    that does not settle it is it staged.
+    """
     e = task.entry
     # A full store stops staging, not confirming: a file already stored needs no room (only
     # its catalog rows), and that is exactly when a station most needs to know what is safe.
@@ -274,7 +280,9 @@ def copy_stage(ctx: OffloadContext, task: FileTask) -> None:
         return
     task.sha256, task.size = hasher.hexdigest(), total
     if total > e.size:
-        task.problem = Problem(e.rel, f"grew while being read: {total} bytes stored, {e.size} listed by the recorder")
+        task.problem = Problem(e.rel, f"grew while being read: {total} bytes stored, {e.size} listed by the recorder "
+                                      "(within the margin accepted); if the recorder was still recording it, check "
+                                      "that the stored copy plays to its end")
 
 
 def verify_stage(ctx: OffloadContext, task: FileTask) -> None:
