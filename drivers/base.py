@@ -32,6 +32,19 @@ if TYPE_CHECKING:
 # Clocks outside this window are not a drifted clock but a reset or broken one (RTC battery).
 CLOCK_MIN = datetime(2000, 1, 1, tzinfo=timezone.utc)
 CLOCK_MAX = datetime(2100, 1, 1, tzinfo=timezone.utc)
+# A clock inside that window but more than this far from the station's (a year) is not drifted
+# either: it was set wrong (a wrong year typed in, a firmware default). Its drift is still
+# measured and recorded, but the times it gave the recorder's files are not trusted for filing
+# (``daemon.offload.corrected_time``) and the dock raises a ``clock_invalid`` alert.
+CLOCK_TRUST_LIMIT_S = 365 * 86400
+
+
+def clock_trusted(drift_s: float | None) -> bool:
+    """Whether file times of a recorder whose clock was ``drift_s`` off can be corrected and used.
+
+    ``None`` (no control channel, drift not measured) is trusted: the file times are all there is.
+    """
+    return drift_s is None or abs(drift_s) <= CLOCK_TRUST_LIMIT_S
 
 
 def _json(obj: Any) -> dict[str, Any]:
