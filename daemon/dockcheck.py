@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from drivers.base import DeviceInfo, Driver, OfficerInfo, VerifiedFile, WipeReport
-from drivers.errors import AuthError, DriverError, InvalidReply, ProtocolError, Unsupported
+from drivers.errors import AuthError, ClockOutOfRange, DriverError, InvalidReply, ProtocolError, Unsupported
 
 from . import audit, health
 from .catalog import Catalog, utcnow
@@ -89,8 +89,19 @@ def storage_stage(t: DockTask) -> None:
 
 def clock_stage(t: DockTask) -> None:
     assert t.reading is not None
-    reading = _soft(t, "clock", t.driver.clock)
-    t.reading.clock_drift_s = round(reading.drift_s, 3) if reading is not None else None
+    try:
+        reading = t.driver.clock()
+    except ClockOutOfRange as e:
+        # A reset clock: noted as invalid (alerted), but its drift is kept, so that the file
+        # times of this dock are not trusted for filing (``drivers.base.clock_trusted``).
+        t.note("clock", e)
+        t.reading.clock_drift_s = round(e.drift_s, 3) if e.drift_s is not None else None
+        return
+    except (Unsupported, InvalidReply, ProtocolError) as e:
+        t.note("clock", e)
+        t.reading.clock_drift_s = None
+        return
+    t.reading.clock_drift_s = round(reading.drift_s, 3)
 
 
 def sync_stage(t: DockTask) -> None:

@@ -24,7 +24,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from .errors import InvalidReply, Unsupported
+from .errors import ClockOutOfRange, InvalidReply, Unsupported
 
 if TYPE_CHECKING:
     from .registry import DeviceModel
@@ -195,10 +195,12 @@ def check_identifiers(recorder: str, request: str, values: dict[str, str | None]
             raise InvalidReply(recorder, request, f"{k} {v!r} is not an identifier (ASCII letters, digits, - _ . only, ≤ 64)")
 
 
-def check_clock(recorder: str, request: str, when: datetime) -> datetime:
+def check_clock(recorder: str, request: str, when: datetime, station: datetime | None = None) -> datetime:
+    """``when`` if a working clock could show it; else ClockOutOfRange (with the drift, given ``station``)."""
     if not CLOCK_MIN <= when < CLOCK_MAX:
-        raise InvalidReply(recorder, request, f"clock reads {when.isoformat()}, outside 2000–2099 "
-                           "(a reset real-time clock); the station will set it")
+        raise ClockOutOfRange(recorder, request, f"clock reads {when.isoformat()}, outside 2000–2099 "
+                              "(a reset real-time clock); the station will set it",
+                              (when - station).total_seconds() if station is not None else None)
     return when
 
 

@@ -206,13 +206,15 @@ def test_config_numbers_still_accept_numbers(tmp_path: Path) -> None:
 # -- a recorder clock 31 years ahead -------------------------------------------------------------
 
 
-def test_recorder_clock_31_years_ahead_is_invalid_and_not_used_for_filing(tmp_path: Path, data_dir: Path, evidock) -> None:
+@pytest.mark.parametrize("years", [31, -31])  # 2057: a wrong year; 1995: a reset clock (outside 2000–2099)
+def test_recorder_clock_31_years_off_is_invalid_and_not_used_for_filing(tmp_path: Path, data_dir: Path, evidock,
+                                                                          years: int) -> None:
     from daemon.config import parse_config
     from daemon.dock import DockManager, State
     from daemon.hotplug import Docked
     from docktools import SIM_PID, SIM_PRODUCT, SIM_VID, recorder, template_volume
 
-    ahead = 31 * 365.25 * 86400
+    ahead = years * 365.25 * 86400
     now = datetime.now(timezone.utc)
     # A case of the officer open since yesterday: with the clock believed, the footage would be
     # filed to it automatically (its corrected time would be "now").
@@ -221,7 +223,7 @@ def test_recorder_clock_31_years_ahead_is_invalid_and_not_used_for_filing(tmp_pa
     template = template_volume(tmp_path / "tpl", serial="ZFY-T-0031", badge=BADGE)
     card = tmp_path / "card-ZFY-T-0031"
     shutil.copytree(template, card)
-    for f in card.rglob("*"):  # the recorder named its files by its own clock: 31 years ahead
+    for f in card.rglob("*"):  # the recorder dated its files by its own clock: 31 years off
         if f.is_file():
             t = f.stat().st_mtime + ahead
             os.utime(f, (t, t))
@@ -255,7 +257,7 @@ def test_recorder_clock_31_years_ahead_is_invalid_and_not_used_for_filing(tmp_pa
     rows = evidock("footage", "list", "--json").json()
     assert len(rows) == stored
     assert all(r["cases"] == [] and r["recorded_at_corrected"] is None for r in rows), rows
-    assert all(r["recorded_at"] > "2050" for r in rows)  # what the recorder said is kept
+    assert all((r["recorded_at"] > "2050") if years > 0 else (r["recorded_at"] < "2000") for r in rows)  # as it said
     assert len(evidock("footage", "list", "--unfiled", "--json").json()) == stored
     # ... and the 2-day rule still counts it, from when it arrived
     soon = evidock("footage", "overdue", "--as-of", (now + timedelta(days=1)).isoformat(timespec="seconds"), "--json")
