@@ -21,6 +21,10 @@ recording belongs to the case; the dock was just late). Exactly one match: the f
 to it. Several: it is filed to none and marked ambiguous (``footage_ambiguous``) until a person
 files it. None: it stays unfiled and shows up in the 2-day report.
 
+A recorder whose clock was more than a year from the station's at the dock (``drivers.base.
+clock_trusted``) gives no corrected time (NULL): its footage matches no case and waits for a
+person, and its 2-day deadline runs from the ingest instead (``_T_DUE``).
+
 Auto links are derived from the cases, so they follow the cases: filing runs for the new row at
 ingest (inside ``offload.record_file``'s transaction) and again, for the footage of the officers
 concerned, whenever a case is opened, changed, closed or imported. A backdated case therefore
@@ -387,7 +391,7 @@ def get_case(catalog: Catalog, case_no: str) -> dict[str, Any]:
         {"id": r[0], "sha256": r[1], "officer": r[2], "recorded_at": r[3], "size": r[4],
          "filed_at": r[5], "filed_by": r[6], "how": r[7], "reason": r[8]}
         for r in conn.execute(
-            "SELECT f.id, f.sha256, f.officer_badge, COALESCE(f.recorded_at_corrected, f.recorded_at), f.size,"
+            "SELECT f.id, f.sha256, f.officer_badge, f.recorded_at_corrected, f.size,"
             " fc.filed_at, fc.filed_by, fc.how, fc.reason FROM footage_cases fc JOIN footage f ON f.id = fc.footage_id"
             " WHERE fc.case_no = ? ORDER BY 4, f.id", (case_no,))
     ]

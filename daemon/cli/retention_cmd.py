@@ -47,7 +47,7 @@ def retention_plan(st: Station, as_of: datetime | None, as_json: bool) -> int:
         emit_json(p.to_json())
         return 0
     for i in p.delete:
-        click.echo(f"delete {i.footage_id:>6} {i.sha256[:16]}  {i.size:>12}  {cell(i.officer, 8)} recorded {i.recorded_at}  "
+        click.echo(f"delete {i.footage_id:>6} {i.sha256[:16]}  {i.size:>12}  {cell(i.officer, 8)} recorded {i.recorded_at or '(time unknown)'}  "
                    f"rule {i.rule} (kept until {i.kept_until}){'  cases ' + ','.join(map(shown, i.cases)) if i.cases else ''}")
     kept = ", ".join(f"{n} by {rule}" for rule, n in p.kept.items()) or "nothing"
     say(f"kept: {kept}")
