@@ -66,7 +66,7 @@ def footage_unfile(st: Station, footage_id: int, case_no: str, reason: str, as_j
 
 
 @footage_group.command("overdue")
-@click.option("--as-of", type=AS_OF, metavar="TIME", help="Judge the deadline at this time instead of now.")
+@click.option("--as-of", type=AS_OF, metavar="TIME", help="Judge the deadline at this time instead of now (1970-01-01 … 9000-12-31 UTC).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document, grouped by officer.")
 @pass_station
 def footage_overdue(st: Station, as_of: datetime | None, as_json: bool) -> int:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
-from ..offload import ingest
 from ..display import shown
+from ..offload import ingest
 from ..volume import quoted
 from . import Station, cli, emit_json, pass_station, say
 

@@ -28,7 +28,7 @@ def retention_group() -> None:
 
 
 @retention_group.command("plan")
-@click.option("--as-of", type=AS_OF, metavar="TIME", help="Plan as of this time instead of now (to look ahead).")
+@click.option("--as-of", type=AS_OF, metavar="TIME", help="Plan as of this time instead of now, to look ahead (1970-01-01 … 9000-12-31 UTC).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document: what would go, by which rule, and the plan id.")
 @pass_station
 def retention_plan(st: Station, as_of: datetime | None, as_json: bool) -> int:
