@@ -21,6 +21,10 @@ recording belongs to the case; the dock was just late). Exactly one match: the f
 to it. Several: it is filed to none and marked ambiguous (``footage_ambiguous``) until a person
 files it. None: it stays unfiled and shows up in the 2-day report.
 
+A recorder whose clock was more than a year from the station's at the dock (``drivers.base.
+clock_trusted``) gives no corrected time (NULL): its footage matches no case and waits for a
+person, and its 2-day deadline runs from the ingest instead (``_T_DUE``).
+
 Auto links are derived from the cases, so they follow the cases: filing runs for the new row at
 ingest (inside ``offload.record_file``'s transaction) and again, for the footage of the officers
 concerned, whenever a case is opened, changed, closed or imported. A backdated case therefore
@@ -44,7 +48,9 @@ import csv
 import io
 import json
 import logging
+import os
 import re
+import stat
 import unicodedata
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
@@ -58,6 +64,7 @@ import sqlite_utils
 
 from . import audit
 from .catalog import Catalog, Migration, utcnow
+from .display import shown
 from .errors import EXIT_OK, EXIT_WARNING, EvidockError, NotFound
 
 log = logging.getLogger(__name__)
@@ -158,13 +165,23 @@ _TIME_FORMATS: tuple[tuple[str, bool], ...] = (
 )
 
 
+# The times evidock accepts from people and files (case times, --as-of, …): one range, said in
+# every message. Outside it a time is a placeholder or a typo (``0001-01-01`` is what case
+# systems write for "no date"), and near datetime's own ends (years 1 and 9999) a time-zone
+# shift or a deadline added to it overflows — the OverflowError tracebacks this range prevents.
+TIME_MIN = datetime(1970, 1, 1, tzinfo=timezone.utc)
+TIME_MAX = datetime(9000, 12, 31, 23, 59, 59, tzinfo=timezone.utc)
+TIME_RANGE_TEXT = "1970-01-01 00:00:00 UTC … 9000-12-31 23:59:59 UTC"
+
+
 def parse_time(text: str, tz: str, *, end_of_day: bool = False) -> datetime:
     """Read a time as people and case systems write it; UTC-aware result.
 
     Accepts ISO 8601 (with or without an offset), ``2026-11-27 08:30``, ``2026/11/27 8:30``,
     ``2026年11月27日`` and the like. Without an offset the time is in ``tz``. A bare date is
     the start of that day, or its last second with ``end_of_day`` (a case closed "on the 30th"
-    covers the whole 30th). Raises ValueError with a message for people.
+    covers the whole 30th). A time outside ``TIME_MIN`` … ``TIME_MAX`` is refused. Raises
+    ValueError with a message for people.
     """
     s = " ".join(text.strip().split())
     if not s:
@@ -188,7 +205,14 @@ def parse_time(text: str, tz: str, *, end_of_day: bool = False) -> datetime:
         parsed = parsed.replace(hour=23, minute=59, second=59)
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=ZoneInfo(tz))
-    return parsed.astimezone(timezone.utc)
+    try:
+        utc = parsed.astimezone(timezone.utc)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+14:00: before year 1 in UTC
+        utc = None
+    if utc is None or not TIME_MIN <= utc <= TIME_MAX:
+        raise ValueError(f"{text.strip()!r} is outside the times evidock accepts ({TIME_RANGE_TEXT}); "
+                         "write a real date inside that range")
+    return utc
 
 
 def iso(dt: datetime) -> str:
@@ -270,13 +294,19 @@ def _p_handlers(v: Any, tz: str) -> tuple[str, ...]:
 def _p_opened(v: Any, tz: str) -> str | None:
     if v is None or not str(v).strip():
         raise ValueError("opened-at time is empty")
-    return iso(parse_time(str(v), tz))
+    try:
+        return iso(parse_time(str(v), tz))
+    except ValueError as e:
+        raise ValueError(f"opened-at time (立案时间): {e}") from None
 
 
 def _p_closed(v: Any, tz: str) -> str | None:
     if v is None or not str(v).strip():
         return None
-    return iso(parse_time(str(v), tz, end_of_day=True))
+    try:
+        return iso(parse_time(str(v), tz, end_of_day=True))
+    except ValueError as e:
+        raise ValueError(f"closed-at time (结案时间): {e}") from None
 
 
 def _p_unit(v: Any, tz: str) -> str | None:
@@ -361,7 +391,7 @@ def get_case(catalog: Catalog, case_no: str) -> dict[str, Any]:
         {"id": r[0], "sha256": r[1], "officer": r[2], "recorded_at": r[3], "size": r[4],
          "filed_at": r[5], "filed_by": r[6], "how": r[7], "reason": r[8]}
         for r in conn.execute(
-            "SELECT f.id, f.sha256, f.officer_badge, COALESCE(f.recorded_at_corrected, f.recorded_at), f.size,"
+            "SELECT f.id, f.sha256, f.officer_badge, f.recorded_at_corrected, f.size,"
             " fc.filed_at, fc.filed_by, fc.how, fc.reason FROM footage_cases fc JOIN footage f ON f.id = fc.footage_id"
             " WHERE fc.case_no = ? ORDER BY 4, f.id", (case_no,))
     ]
@@ -405,9 +435,9 @@ class FilingChanges:
         return {"filed": self.filed, "unfiled": self.unfiled, "ambiguous": self.ambiguous, "unchanged": self.unchanged}
 
     def lines(self) -> list[str]:
-        out = [f"filed footage {c['footage']} to case {c['case']} ({c['how']})" for c in self.filed]
-        out += [f"unfiled footage {c['footage']} from case {c['case']} ({c['how']})" for c in self.unfiled]
-        out += [f"footage {c['footage']} matches several cases ({', '.join(c['candidates'])}): filed to none, "
+        out = [f"filed footage {c['footage']} to case {shown(c['case'])} ({c['how']})" for c in self.filed]
+        out += [f"unfiled footage {c['footage']} from case {shown(c['case'])} ({c['how']})" for c in self.unfiled]
+        out += [f"footage {c['footage']} matches several cases ({', '.join(map(shown, c['candidates']))}): filed to none, "
                 "file it by hand with `evidock footage file`" for c in self.ambiguous if c["candidates"]]
         return out
 
@@ -420,7 +450,13 @@ def _sel(ids: Iterable[int] | None, officers: Iterable[str] | None) -> tuple[str
     return "f.officer_badge IN (SELECT value FROM json_each(?))", json.dumps(sorted(set(officers)))
 
 
-_T = "COALESCE(f.recorded_at_corrected, f.recorded_at)"
+# The recording time filing goes by: the corrected one only. It is NULL when the recorder's
+# clock was not trusted at that dock (more than a year from the station's, see
+# ``offload.corrected_time``): such footage matches no case and waits for a person.
+_T = "f.recorded_at_corrected"
+# The time the 2-day deadline runs from: the recording time, else (not trusted) the ingest —
+# footage whose recording time is unknown still becomes overdue, counted from when it arrived.
+_T_DUE = "COALESCE(f.recorded_at_corrected, f.ingested_at)"
 
 
 def _refile(catalog: Catalog, *, ids: Iterable[int] | None = None, officers: Iterable[str] | None = None,
@@ -836,13 +872,56 @@ def _header(cells: list[str], path: str) -> tuple[dict[int, str], list[str]]:
     return columns, ignored
 
 
+# A case export of a whole bureau is a few MiB; a bigger "CSV" is the wrong file, read into memory.
+MAX_CSV_BYTES = 64 * 1024 * 1024
+
+
+def read_csv_bytes(path: Path) -> bytes:
+    """The bytes of a case CSV: a regular file of at most ``MAX_CSV_BYTES``, else CaseImportError.
+
+    A FIFO, a device (``/dev/zero`` never ends) or a directory is refused before anything is read:
+    the file is opened non-blocking (a FIFO without a writer would block the open itself) and its
+    type checked on the open descriptor, so it cannot be swapped between the check and the read.
+    """
+    name = str(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
+    except IsADirectoryError:
+        raise CaseImportError(f"{name}: is a directory, not a CSV file; give the exported .csv file") from None
+    except OSError as e:
+        raise CaseImportError(f"{name}: cannot read it ({e.strerror}); check the path") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            kind = ("a FIFO (named pipe)" if stat.S_ISFIFO(st.st_mode) else "a device" if stat.S_ISCHR(st.st_mode)
+                    or stat.S_ISBLK(st.st_mode) else "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file")
+            raise CaseImportError(f"{name}: is {kind}, not a regular file; only a saved CSV file is imported — "
+                                  "save the export to a file and import that. Nothing was imported")
+        if st.st_size > MAX_CSV_BYTES:
+            raise CaseImportError(f"{name}: is {st.st_size} bytes, more than the {MAX_CSV_BYTES // (1024 * 1024)} MiB a "
+                                  "case CSV may have; is it the right file? Split the export. Nothing was imported")
+        os.set_blocking(fd, True)
+        chunks, size = [], 0
+        while size <= MAX_CSV_BYTES:  # a file that grows while it is read is still bounded
+            chunk = os.read(fd, min(1 << 20, MAX_CSV_BYTES + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > MAX_CSV_BYTES:
+            raise CaseImportError(f"{name}: grew past {MAX_CSV_BYTES // (1024 * 1024)} MiB while it was read; "
+                                  "import a finished export. Nothing was imported")
+        return b"".join(chunks)
+    except OSError as e:
+        raise CaseImportError(f"{name}: cannot read it ({e.strerror}); check the path") from None
+    finally:
+        os.close(fd)
+
+
 def read_case_csv(path: Path, tz: str) -> tuple[ImportReport, list[tuple[int, dict[str, Any]]]]:
     """Parse a case export: the good rows (line, fields) and a report of the bad ones. Writes nothing."""
     name = str(path)
-    try:
-        raw = Path(path).read_bytes()
-    except OSError as e:
-        raise CaseImportError(f"{name}: cannot read it ({e.strerror}); check the path") from None
+    raw = read_csv_bytes(Path(path))
     text, encoding = decode_csv(raw, name)
     first = text.split("\n", 1)[0]
     delimiter = "\t" if "\t" in first and "," not in first else ","
@@ -962,12 +1041,13 @@ def overdue(catalog: Catalog, deadline_days: int, as_of: datetime | None = None)
     deadline = timedelta(days=deadline_days)
     cutoff = iso(as_of - deadline)
     groups: dict[str | None, dict[str, Any]] = {}
-    for fid, sha, officer, name, t, device, path, cands in catalog.conn.execute(
-        f"SELECT f.id, f.sha256, f.officer_badge, o.name, {_T}, f.device_serial, f.source_path, a.candidates"
+    for fid, sha, officer, name, t, device, path, cands, recorded, ingested in catalog.conn.execute(
+        f"SELECT f.id, f.sha256, f.officer_badge, o.name, {_T_DUE}, f.device_serial, f.source_path, a.candidates,"
+        " f.recorded_at_corrected, f.ingested_at"
         " FROM footage f LEFT JOIN officers o ON o.badge = f.officer_badge"
         " LEFT JOIN footage_ambiguous a ON a.footage_id = f.id"
-        f" WHERE NOT EXISTS (SELECT 1 FROM footage_cases fc WHERE fc.footage_id = f.id) AND {_T} < ?"
-        f" ORDER BY f.officer_badge, {_T}, f.id", (cutoff,)
+        f" WHERE NOT EXISTS (SELECT 1 FROM footage_cases fc WHERE fc.footage_id = f.id) AND {_T_DUE} < ?"
+        f" ORDER BY f.officer_badge, {_T_DUE}, f.id", (cutoff,)
     ):
         due = from_iso(t) + deadline
         late = (as_of - due).total_seconds()
@@ -975,7 +1055,8 @@ def overdue(catalog: Catalog, deadline_days: int, as_of: datetime | None = None)
         g["count"] += 1
         g["most_late_s"] = max(g["most_late_s"], int(late))
         g["footage"].append({
-            "id": fid, "sha256": sha, "device": device, "source_path": path, "recorded_at": t, "due_at": iso(due),
+            "id": fid, "sha256": sha, "device": device, "source_path": path, "recorded_at": recorded,
+            "ingested_at": ingested, "due_at": iso(due),
             "late_by_s": int(late), "late_by": format_duration(late),
             "ambiguous": json.loads(cands) if cands else [],
         })
@@ -999,7 +1080,7 @@ def annotate_filing(catalog: Catalog, rows: list[dict[str, Any]], deadline_days:
         mine = links.get(r["id"], [])
         r["cases"] = [c for c, _ in mine]
         r["filed_at"] = min((f for _, f in mine), default=None)
-        t = r.get("recorded_at_corrected") or r.get("recorded_at")
+        t = r.get("recorded_at_corrected") or r.get("ingested_at")  # as _T_DUE
         r["overdue"] = not mine and t is not None and t < cutoff
         r["ambiguous"] = marked.get(r["id"], [])
         if (case_no is None or case_no in r["cases"]) and (not unfiled or not mine):

@@ -29,7 +29,9 @@ SECRET_KEYS = frozenset({"zfy.password"})
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_default=True, frozen=True)
+    # strict: TOML has real types, so a value of the wrong type is a mistake to name, not to
+    # coerce — lax mode would read ``reserve_bytes = true`` as 1 and ``timeout_s = "5"`` as 5.
+    model_config = ConfigDict(extra="forbid", validate_default=True, frozen=True, strict=True)
 
 
 class StoreConfig(_Section):
@@ -424,6 +426,8 @@ def parse_config(data: dict[str, Any], source: str = "<config>") -> Config:
                 lines.append(f"{key}: unknown key; {_known_keys_hint(err['loc'])}")
             elif key in SECRET_KEYS:
                 lines.append(f"{key}: {err['msg']} (value not shown: it is a secret)")
+            elif isinstance(err.get("input"), bool) and err["type"] in ("int_type", "float_type"):
+                lines.append(f"{key}: {err['msg']} (got {str(err['input']).lower()}: write a number, not true/false)")
             else:
                 lines.append(f"{key}: {err['msg']} (got {err.get('input')!r})")
         raise ConfigError(f"config {source}: " + "; ".join(lines) + ". Fix the key(s) named; `evidock config example` prints every valid key") from None

@@ -16,6 +16,9 @@ firmware talks nonsense as long as its mass storage is readable. A recorder that
 
 The clock: the drift (recorder − station) is measured before the station sets the clock; the
 offload stores it with the session and corrects footage times with it (``offload.corrected_time``).
+A clock more than a year from the station's (``drivers.base.CLOCK_TRUST_LIMIT_S``) was set wrong,
+not drifting: the drift is still recorded, the ``clock_invalid`` health alert names the recorder,
+and the files of that dock get no corrected time, so auto-filing leaves them for a person.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from drivers.base import DeviceInfo, Driver, OfficerInfo, VerifiedFile, WipeReport
-from drivers.errors import AuthError, DriverError, InvalidReply, ProtocolError, Unsupported
+from drivers.errors import AuthError, ClockOutOfRange, DriverError, InvalidReply, ProtocolError, Unsupported
 
 from . import audit, health
 from .catalog import Catalog, utcnow
@@ -86,8 +89,19 @@ def storage_stage(t: DockTask) -> None:
 
 def clock_stage(t: DockTask) -> None:
     assert t.reading is not None
-    reading = _soft(t, "clock", t.driver.clock)
-    t.reading.clock_drift_s = round(reading.drift_s, 3) if reading is not None else None
+    try:
+        reading = t.driver.clock()
+    except ClockOutOfRange as e:
+        # A reset clock: noted as invalid (alerted), but its drift is kept, so that the file
+        # times of this dock are not trusted for filing (``drivers.base.clock_trusted``).
+        t.note("clock", e)
+        t.reading.clock_drift_s = round(e.drift_s, 3) if e.drift_s is not None else None
+        return
+    except (Unsupported, InvalidReply, ProtocolError) as e:
+        t.note("clock", e)
+        t.reading.clock_drift_s = None
+        return
+    t.reading.clock_drift_s = round(reading.drift_s, 3)
 
 
 def sync_stage(t: DockTask) -> None:

@@ -25,10 +25,11 @@ from typing import Any
 
 import sqlite_utils
 
-from drivers.base import Battery, Storage
+from drivers.base import CLOCK_TRUST_LIMIT_S, Battery, Storage, clock_trusted
 
 from .catalog import Catalog, Migration, utcnow
 from .config import HealthConfig
+from .display import shown
 
 
 def _m001_health(db: sqlite_utils.Database) -> None:
@@ -157,6 +158,21 @@ def _clock_drift(r: HealthReading, h: History, c: HealthConfig) -> Verdict:
     return CLEAR
 
 
+def _clock_invalid(r: HealthReading, h: History, c: HealthConfig) -> Verdict:
+    """A clock a year or more off was set wrong: its file times are not used for filing."""
+    if r.clock_drift_s is None:
+        return UNKNOWN
+    if not clock_trusted(r.clock_drift_s):
+        way = "ahead of" if r.clock_drift_s > 0 else "behind"
+        return Raise(round(r.clock_drift_s, 3), CLOCK_TRUST_LIMIT_S,
+                     f"recorder {shown(r.serial)}: clock {abs(r.clock_drift_s) / 86400 / 365.25:.1f} years {way} the "
+                     f"station's (more than {CLOCK_TRUST_LIMIT_S // 86400} days: set wrong, not drifting), so the "
+                     "recording times of the files offloaded at this dock are not trusted and they are not filed "
+                     "automatically: file them by hand (`evidock footage list --unfiled`, `evidock footage file`)"
+                     + ("" if r.clock_set else "; its clock could NOT be set at this dock — set it before it records again"))
+    return CLEAR
+
+
 def _fs_errors(r: HealthReading, h: History, c: HealthConfig) -> Verdict:
     if r.storage is None or r.storage.fs_state is None:
         return UNKNOWN
@@ -192,6 +208,7 @@ RULES: tuple[tuple[str, Callable[[HealthReading, History, HealthConfig], Verdict
     ("battery_low", _battery_low),
     ("storage_full", _storage_full),
     ("clock_drift", _clock_drift),
+    ("clock_invalid", _clock_invalid),
     ("fs_errors", _fs_errors),
     ("capacity_fade", _capacity_fade),
     ("bad_reply", _bad_reply),

@@ -42,6 +42,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from drivers.base import clock_trusted
+
 from . import audit, mediaqueue
 from .cases import file_new_footage
 from .catalog import Catalog, utcnow
@@ -356,7 +358,8 @@ def record_file(ctx: OffloadContext, task: FileTask) -> str:
     path = e.display
     recorded = datetime.fromtimestamp(e.mtime_ns / 1e9, timezone.utc)
     mtime = recorded.isoformat(timespec="seconds")
-    corrected = corrected_time(recorded, ctx.clock_drift_s).isoformat(timespec="seconds")
+    fixed = corrected_time(recorded, ctx.clock_drift_s)
+    corrected = fixed.isoformat(timespec="seconds") if fixed is not None else None  # None: clock not trusted
     with ctx.catalog.transaction() as conn:
         if task.from_journal and conn.execute("SELECT 1 FROM sightings WHERE transfer_key = ? AND sha256 = ?", (key, sha)).fetchone():
             return "stored"  # committed by a run that died before it could clear its journal
@@ -384,7 +387,7 @@ def record_file(ctx: OffloadContext, task: FileTask) -> str:
     return "stored" if known is None else "duplicate"
 
 
-def corrected_time(recorded: datetime, clock_drift_s: float | None) -> datetime:
+def corrected_time(recorded: datetime, clock_drift_s: float | None) -> datetime | None:
     """The recording time on the station's clock.
 
     Rule: corrected = reported − drift, where drift = recorder clock − station clock as measured
@@ -392,8 +395,21 @@ def corrected_time(recorded: datetime, clock_drift_s: float | None) -> datetime:
     the same when the file was recorded as at the dock — recorder clocks drift slowly and the
     station resets them at every dock, so within one shift the error is small. Unknown drift
     (no control channel): the reported time is kept as the corrected one.
+
+    A clock more than ``drivers.base.CLOCK_TRUST_LIMIT_S`` (a year) from the station's was not
+    drifting but set wrong, so nothing says the files were recorded under the same error: the
+    time is unknown (None; the footage row keeps the reported time in ``recorded_at``). Filing
+    then matches no case — the footage waits in the unfiled queue for a person — and its 2-day
+    deadline runs from the ingest (``cases._T_DUE``).
     """
-    return recorded if clock_drift_s is None else recorded - timedelta(seconds=clock_drift_s)
+    if clock_drift_s is None:
+        return recorded
+    if not clock_trusted(clock_drift_s):
+        return None
+    try:
+        return recorded - timedelta(seconds=clock_drift_s)
+    except OverflowError:  # a reported time near datetime's ends
+        return None
 
 
 def _keep_partial(part: Partial, length: int, truncate: bool = False) -> None:
@@ -613,6 +629,10 @@ class IngestResult:
                 f: dict[str, Any] = {"path": t.entry.display, "sha256": t.sha256, "size": t.size, "status": t.status}
                 if t.resumed_from:
                     f["resumed_from"] = t.resumed_from
+                try:
+                    t.entry.rel.decode("utf-8")
+                except UnicodeDecodeError:  # "path" is lossy then; the exact name, as `footage list --json` gives it
+                    f["path_bytes_b64"] = base64.b64encode(t.entry.rel).decode()
                 files.append(f)
         return {
             "session": self.session_id,
@@ -803,7 +823,8 @@ def start_session(catalog: Catalog, device: str | None, officer: str | None, sou
         )
         sid = int(cur.lastrowid)
         audit.append(catalog, "session.start", f"session:{sid}",
-                     {"device": device, "officer": officer, "source": source, "clock_drift_s": clock_drift_s}, actor)
+                     {"device": device, "officer": officer, "source": source, "clock_drift_s": clock_drift_s,
+                      "clock_trusted": clock_trusted(clock_drift_s)}, actor)
     return sid
 
 

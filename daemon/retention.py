@@ -168,7 +168,9 @@ def _facts(conn: sqlite3.Connection, footage_id: int | None = None) -> list[Fact
     where, args = ("WHERE f.id = ?", (footage_id,)) if footage_id is not None else ("", ())
     out = {r[0]: Facts(*r) for r in conn.execute(
         "SELECT f.id, f.sha256, f.size, f.officer_badge, f.device_serial, f.source_path,"
-        f" COALESCE(f.recorded_at_corrected, f.recorded_at), f.ingested_at FROM footage f {where} ORDER BY f.id", args)}
+        # The corrected time only: NULL when the recorder's clock was not trusted (a year or more
+        # off, offload.corrected_time), so retention counts from the ingest, not a bogus 2057.
+        f" f.recorded_at_corrected, f.ingested_at FROM footage f {where} ORDER BY f.id", args)}
     for (fid,) in conn.execute(f"SELECT h.footage_id FROM legal_holds h JOIN footage f ON f.id = h.footage_id {where}", args):
         out[fid].held = True
     for fid, case_no, status, closed in conn.execute(

@@ -20,6 +20,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from .display import shown
+
 MAX_DEPTH = 128  # deeper than any recorder writes; bounds the directory fds held open
 
 _O_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -62,9 +64,8 @@ def display_path(rel: bytes) -> str:
 
 
 def quoted(rel: bytes) -> str:
-    """A one-line, quoted form for messages: control characters (newlines…) escaped."""
-    text = display_path(rel)
-    return "'" + "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text) + "'"
+    """A one-line, quoted form for messages: escaped unambiguously (``daemon.display.shown``)."""
+    return "'" + shown(rel) + "'"
 
 
 _KIND = {

@@ -24,7 +24,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from .errors import InvalidReply, Unsupported
+from .errors import ClockOutOfRange, InvalidReply, Unsupported
 
 if TYPE_CHECKING:
     from .registry import DeviceModel
@@ -32,6 +32,19 @@ if TYPE_CHECKING:
 # Clocks outside this window are not a drifted clock but a reset or broken one (RTC battery).
 CLOCK_MIN = datetime(2000, 1, 1, tzinfo=timezone.utc)
 CLOCK_MAX = datetime(2100, 1, 1, tzinfo=timezone.utc)
+# A clock inside that window but more than this far from the station's (a year) is not drifted
+# either: it was set wrong (a wrong year typed in, a firmware default). Its drift is still
+# measured and recorded, but the times it gave the recorder's files are not trusted for filing
+# (``daemon.offload.corrected_time``) and the dock raises a ``clock_invalid`` alert.
+CLOCK_TRUST_LIMIT_S = 365 * 86400
+
+
+def clock_trusted(drift_s: float | None) -> bool:
+    """Whether file times of a recorder whose clock was ``drift_s`` off can be corrected and used.
+
+    ``None`` (no control channel, drift not measured) is trusted: the file times are all there is.
+    """
+    return drift_s is None or abs(drift_s) <= CLOCK_TRUST_LIMIT_S
 
 
 def _json(obj: Any) -> dict[str, Any]:
@@ -182,10 +195,12 @@ def check_identifiers(recorder: str, request: str, values: dict[str, str | None]
             raise InvalidReply(recorder, request, f"{k} {v!r} is not an identifier (ASCII letters, digits, - _ . only, ≤ 64)")
 
 
-def check_clock(recorder: str, request: str, when: datetime) -> datetime:
+def check_clock(recorder: str, request: str, when: datetime, station: datetime | None = None) -> datetime:
+    """``when`` if a working clock could show it; else ClockOutOfRange (with the drift, given ``station``)."""
     if not CLOCK_MIN <= when < CLOCK_MAX:
-        raise InvalidReply(recorder, request, f"clock reads {when.isoformat()}, outside 2000–2099 "
-                           "(a reset real-time clock); the station will set it")
+        raise ClockOutOfRange(recorder, request, f"clock reads {when.isoformat()}, outside 2000–2099 "
+                              "(a reset real-time clock); the station will set it",
+                              (when - station).total_seconds() if station is not None else None)
     return when
 
 

@@ -99,6 +99,18 @@ class InvalidReply(DriverError):
                          "(the recorder's firmware reports nonsense — have it serviced)")
 
 
+class ClockOutOfRange(InvalidReply):
+    """The recorder's clock reads a time no working clock shows (a reset RTC): invalid, yet read.
+
+    ``drift_s`` (recorder − station) is kept, so the station knows how far off the file times of
+    this dock are and does not trust them (``drivers.base.clock_trusted``).
+    """
+
+    def __init__(self, recorder: str, request: str, problem: str, drift_s: float | None):
+        self.drift_s = drift_s
+        super().__init__(recorder, request, problem)
+
+
 class Unsupported(DriverError):
     """A capability this recorder model does not have. Reported as "not reported", never guessed."""
 

@@ -549,7 +549,7 @@ class ZfyDriver(Driver):
             recorder = datetime.fromtimestamp(r["time_ms"] / 1000, timezone.utc)
         except (OverflowError, OSError, ValueError):
             raise InvalidReply(self.recorder, "GetDevTime", f"clock value {r['time_ms']} ms is not a time") from None
-        check_clock(self.recorder, "GetDevTime", recorder)
+        check_clock(self.recorder, "GetDevTime", recorder, station)
         return ClockReading(recorder_time=recorder, station_time=station, round_trip_s=rtt)
 
     def sync_clock(self, now: datetime | None = None) -> ClockSync:

@@ -8,6 +8,7 @@ import click
 
 from .. import cases
 from ..catalog import Catalog
+from ..display import cell, shown
 from . import Station, cli, emit_json, pass_station, say
 
 
@@ -21,13 +22,17 @@ def case_group() -> None:
     """
 
 
+def _text(v: object) -> str | None:
+    return ";".join(map(str, v)) if isinstance(v, (list, tuple)) else None if v is None else str(v)
+
+
 def _report(result: cases.CaseResult, as_json: bool) -> int:
     if as_json:
         emit_json(result.to_json())
         return 0
-    click.echo(f"case {result.case_no} {result.action}")
+    click.echo(f"case {shown(result.case_no)} {result.action}")
     for k, (old, new) in (result.changed.items() if result.action != "opened" else ()):
-        say(f"  {k}: {old if old is not None else '-'} -> {new if new is not None else '-'}")
+        say(f"  {k}: {shown(_text(old))} -> {shown(_text(new))}")
     for line in result.filing.lines():
         say(line)
     return 0
@@ -124,15 +129,17 @@ def case_show(st: Station, case_no: str, as_json: bool) -> int:
     if as_json:
         emit_json(case)
         return 0
-    click.echo(f"case {case['case_no']} [{case['status']}, {case['sensitivity']}]  party: {case['party']}  "
-               f"unit: {case['unit'] or '-'}")
+    # Case fields came from people or a CSV, officer and file data from recorders: all escaped.
+    click.echo(f"case {shown(case['case_no'])} [{case['status']}, {case['sensitivity']}]  party: {shown(case['party'])}  "
+               f"unit: {shown(case['unit'])}")
     click.echo(f"  window: {case['opened_at']} .. {case['closed_at'] or '(open)'}")
-    click.echo("  handlers: " + ", ".join(f"{h['badge']}{' ' + h['name'] if h['name'] else ''}" for h in case["handlers"]))
+    click.echo("  handlers: " + ", ".join(f"{shown(h['badge'])}{' ' + shown(h['name']) if h['name'] else ''}"
+                                          for h in case["handlers"]))
     for f in case["footage"]:
-        click.echo(f"  {f['id']:>6} {f['sha256'][:16]}  {f['officer'] or '-':8} {f['recorded_at']}  filed {f['filed_at']} "
+        click.echo(f"  {f['id']:>6} {f['sha256'][:16]}  {cell(f['officer'], 8)} {f['recorded_at'] or '(time unknown)'}  filed {f['filed_at']} "
                    f"({f['how']}, {f['filed_by']})")
     for a in case["ambiguous_footage"]:
-        click.echo(f"  {a['id']:>6} ambiguous: matches {', '.join(a['candidates'])} — file it with `evidock footage file`")
+        click.echo(f"  {a['id']:>6} ambiguous: matches {', '.join(map(shown, a['candidates']))} — file it with `evidock footage file`")
     return 0
 
 
@@ -153,8 +160,8 @@ def case_list(st: Station, status: str | None, as_json: bool) -> int:
         emit_json(rows)
         return 0
     for r in rows:
-        click.echo(f"{r['case_no']:24} {r['status']:6} {r['opened_at']} .. {r['closed_at'] or '(open)':25} "
-                   f"{';'.join(r['handlers']):16} {r['footage']:>5}  {r['party']}")
+        click.echo(f"{cell(r['case_no'], 24)} {r['status']:6} {r['opened_at']} .. {r['closed_at'] or '(open)':25} "
+                   f"{cell(';'.join(r['handlers']), 16)} {r['footage']:>5}  {shown(r['party'])}")
     return 0
 
 
@@ -185,7 +192,7 @@ def case_import(st: Station, file: Path, as_json: bool) -> int:
     if rep.ignored_columns:
         say(f"note: columns ignored: {', '.join(rep.ignored_columns)}")
     for p in rep.problems:
-        say(f"{file}: line {p.line}{' (' + p.case_no + ')' if p.case_no else ''}: {p.reason}")
+        say(f"{file}: line {p.line}{' (' + shown(p.case_no) + ')' if p.case_no else ''}: {shown(p.reason)}")
     for line in rep.filing.lines():
         say(line)
     click.echo(rep.summary())

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import click
 
 from .. import cases, retention
 from ..catalog import Catalog
+from ..display import shown
 from . import Station, emit_json, pass_station, say
 from .footage_cmd import footage_group
+from .timeopt import AS_OF
 
 
 @footage_group.command("file")
@@ -62,10 +66,10 @@ def footage_unfile(st: Station, footage_id: int, case_no: str, reason: str, as_j
 
 
 @footage_group.command("overdue")
-@click.option("--as-of", metavar="TIME", help="Judge the deadline at this time instead of now.")
+@click.option("--as-of", type=AS_OF, metavar="TIME", help="Judge the deadline at this time instead of now (1970-01-01 … 9000-12-31 UTC).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document, grouped by officer.")
 @pass_station
-def footage_overdue(st: Station, as_of: str | None, as_json: bool) -> int:
+def footage_overdue(st: Station, as_of: datetime | None, as_json: bool) -> int:
     """Footage still unfiled more than filing.deadline_days (art. 11: 2 days) after recording.
 
     Grouped by officer, each with how late it is. Exit 0: nothing overdue; 1: something is.
@@ -74,24 +78,18 @@ def footage_overdue(st: Station, as_of: str | None, as_json: bool) -> int:
     Example:
       evidock footage overdue --as-of "2026-12-01 08:00" --json
     """
-    tz = st.config.filing.local_timezone
-    when = None
-    if as_of:
-        try:
-            when = cases.parse_time(as_of, tz)
-        except ValueError as e:
-            raise click.BadParameter(str(e), param_hint="--as-of") from None
     with Catalog(st.data_dir) as catalog:
-        rep = cases.overdue(catalog, st.config.filing.deadline_days, when)
+        rep = cases.overdue(catalog, st.config.filing.deadline_days, as_of)
     if as_json:
         emit_json(rep.to_json())
         return rep.exit_code
     for o in rep.officers:
-        who = f"{o['officer'] or '(no officer)'}{' ' + o['name'] if o['name'] else ''}"
+        who = f"{shown(o['officer'], '(no officer)')}{' ' + shown(o['name']) if o['name'] else ''}"
         click.echo(f"officer {who}: {o['count']} unfiled, the latest {cases.format_duration(o['most_late_s'])} overdue")
         for f in o["footage"]:
-            extra = f"  ambiguous: {', '.join(f['ambiguous'])}" if f["ambiguous"] else ""
-            click.echo(f"  {f['id']:>6} recorded {f['recorded_at']}  {f['late_by']} late  {f['source_path']}{extra}")
+            extra = f"  ambiguous: {', '.join(map(shown, f['ambiguous']))}" if f["ambiguous"] else ""
+            when = f"recorded {f['recorded_at']}" if f["recorded_at"] else f"ingested {f['ingested_at']} (recording time unknown)"
+            click.echo(f"  {f['id']:>6} {when}  {f['late_by']} late  {shown(f['source_path'])}{extra}")
     say(f"{rep.count} footage overdue as of {rep.as_of} (deadline {rep.deadline_days} days)")
     return rep.exit_code
 

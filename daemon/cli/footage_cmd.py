@@ -9,6 +9,7 @@ import click
 from .. import mediaqueue
 from ..cases import annotate_filing
 from ..catalog import Catalog
+from ..display import cell, shown
 from . import Station, cli, emit_json, pass_station
 
 
@@ -64,6 +65,10 @@ def footage_list(st: Station, as_json: bool, case_no: str | None, unfiled: bool)
         return 0
     for r in rows:
         flag = "!" if r["important"] else " "
-        click.echo(f"{r['id']:>6} {flag} {r['sha256'][:16]}  {r['size']:>12}  {r['device'] or '-':14} "
-                   f"{r['officer'] or '-':8} {r['recorded_at'] or '-':25} {r['source_path']}")
+        # Names from a recorder are escaped (daemon/display.py): a newline or an ESC in a file name
+        # must neither split a row nor reach the terminal. The exact bytes when they are not UTF-8.
+        b64 = r.get("source_path_bytes_b64")
+        name = shown(base64.b64decode(b64) if b64 else r["source_path"])
+        click.echo(f"{r['id']:>6} {flag} {r['sha256'][:16]}  {r['size']:>12}  {cell(r['device'], 14)} "
+                   f"{cell(r['officer'], 8)} {r['recorded_at'] or '-':25} {name}")
     return 0

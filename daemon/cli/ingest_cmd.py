@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from ..display import shown
 from ..offload import ingest
 from ..volume import quoted
 from . import Station, cli, emit_json, pass_station, say
@@ -55,7 +56,7 @@ def ingest_command(st: Station, src: Path, officer: str | None, device: str | No
     else:
         for t in result.tasks:
             if t.status in ("stored", "duplicate"):
-                click.echo(f"{t.status:9} {t.sha256}  {t.size:>12}  {t.entry.display}")
+                click.echo(f"{t.status:9} {t.sha256}  {t.size:>12}  {shown(t.entry.rel)}")
         for p in result.problems:
             say(f"{p.severity}: {quoted(p.rel)}: {p.reason}")
         c = result.counts()

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import click
 
 from .. import retention
-from ..cases import parse_time
 from ..catalog import Catalog
+from ..display import cell, shown
 from ..errors import format_bytes
 from ..store import LocalObjectStore
 from . import Station, cli, emit_json, pass_station, say
+from .timeopt import AS_OF
 
 
 @cli.group("retention")
@@ -25,10 +28,10 @@ def retention_group() -> None:
 
 
 @retention_group.command("plan")
-@click.option("--as-of", metavar="TIME", help="Plan as of this time instead of now (to look ahead).")
+@click.option("--as-of", type=AS_OF, metavar="TIME", help="Plan as of this time instead of now, to look ahead (1970-01-01 … 9000-12-31 UTC).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document: what would go, by which rule, and the plan id.")
 @pass_station
-def retention_plan(st: Station, as_of: str | None, as_json: bool) -> int:
+def retention_plan(st: Station, as_of: datetime | None, as_json: bool) -> int:
     """Show what retention would delete and by which rule (read-only).
 
     The plan id names exactly that list; give it to `retention apply --plan-id` to delete
@@ -38,20 +41,14 @@ def retention_plan(st: Station, as_of: str | None, as_json: bool) -> int:
     Example:
       evidock retention plan --as-of 2027-06-01 --json
     """
-    when = None
-    if as_of:
-        try:
-            when = parse_time(as_of, st.config.filing.local_timezone)
-        except ValueError as e:
-            raise click.BadParameter(str(e), param_hint="--as-of") from None
     with Catalog(st.data_dir) as catalog:
-        p = retention.plan(catalog, st.config.retention, when)
+        p = retention.plan(catalog, st.config.retention, as_of)
     if as_json:
         emit_json(p.to_json())
         return 0
     for i in p.delete:
-        click.echo(f"delete {i.footage_id:>6} {i.sha256[:16]}  {i.size:>12}  {i.officer or '-':8} recorded {i.recorded_at}  "
-                   f"rule {i.rule} (kept until {i.kept_until}){'  cases ' + ','.join(i.cases) if i.cases else ''}")
+        click.echo(f"delete {i.footage_id:>6} {i.sha256[:16]}  {i.size:>12}  {cell(i.officer, 8)} recorded {i.recorded_at or '(time unknown)'}  "
+                   f"rule {i.rule} (kept until {i.kept_until}){'  cases ' + ','.join(map(shown, i.cases)) if i.cases else ''}")
     kept = ", ".join(f"{n} by {rule}" for rule, n in p.kept.items()) or "nothing"
     say(f"kept: {kept}")
     if p.pending:
@@ -105,6 +102,6 @@ def retention_deleted(st: Station, as_json: bool) -> int:
         emit_json(rows)
         return 0
     for r in rows:
-        click.echo(f"{r['deleted_at']} {r['deleted_by']:10} {r['sha256']}  footage {r['footage_id']}  rule {r['rule']}  "
+        click.echo(f"{r['deleted_at']} {cell(r['deleted_by'], 10)} {r['sha256']}  footage {r['footage_id']}  rule {r['rule']}  "
                    f"object {r['object_state']}")
     return 0
