@@ -102,11 +102,10 @@ class LocalObjectStore:
                 d.mkdir(mode=0o750, parents=True, exist_ok=True)
         except OSError as e:
             raise StoreError(f"data dir {self.data_dir}: cannot create it ({e.strerror}); check the path and its permissions") from None
-        self.locks_dir = self.data_dir / "locks"
-        try:
-            self.locks_dir.mkdir(mode=0o750, exist_ok=True)
-        except OSError as e:
-            raise StoreError(f"data dir {self.data_dir}: cannot create {self.locks_dir} ({e.strerror}); check its permissions") from None
+        # Real path: the per-thread re-entrancy below is keyed by it, and two spellings of one
+        # data dir must not look like two locks (the thread would wait for itself). Created on
+        # first use, so that read-only commands on an older data dir need no write access.
+        self.locks_dir = Path(os.path.realpath(self.data_dir)) / "locks"
         self._durable: set[Path] = set()
         st_root, st_stage = os.stat(self.root), os.stat(self.staging_dir)
         if st_root.st_dev != st_stage.st_dev:
@@ -172,7 +171,11 @@ class LocalObjectStore:
     def _acquire(self, path: Path) -> int:
         while True:
             try:
-                fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o640)
+                try:
+                    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o640)
+                except FileNotFoundError:
+                    self.locks_dir.mkdir(mode=0o750, exist_ok=True)
+                    continue
             except OSError as e:
                 raise StoreError(f"store {self.root}: cannot open the object lock {path} ({e.strerror}); "
                                  f"check the permissions of {self.locks_dir}") from None

@@ -103,6 +103,8 @@ def _check_store(data_dir: Path, where: str) -> None:
         assert hashlib.sha256(Path(store.describe(sha)).read_bytes()).hexdigest() == sha, f"{where}: object {sha}"
     left = sorted(p.name for p in store.staging_dir.iterdir())
     assert left == [], f"{where}: staging not cleaned up: {left}"
+    locks = sorted(p.name for p in store.locks_dir.iterdir()) if store.locks_dir.exists() else []
+    assert locks == [], f"{where}: object locks left behind by finished processes: {locks}"
 
 
 def _cli_verify(data_dir: Path, where: str) -> None:
@@ -196,3 +198,64 @@ def test_concurrent_ingests_of_one_volume_store_each_file_once(tmp_path: Path, d
         if rnd % 10 == 9:
             _cli_verify(data_dir, where)
     assert contended, "no round had two runs contend for one file: the test did not exercise the race"
+
+
+# -- the pieces, one at a time ------------------------------------------------------------------
+
+
+def _hold_partial(staging_dir: Path, source_id: str, rel: bytes, size: int, mtime_ns: int, ready: Any) -> None:
+    from daemon.staging import Staging
+
+    Staging(staging_dir).open(source_id, rel, size, mtime_ns)  # owned until this process dies
+    ready.send(os.getpid())
+    time.sleep(120)
+
+
+def test_a_partial_held_by_a_live_run_is_skipped_by_name_and_freed_when_that_run_dies(tmp_path: Path, data_dir: Path) -> None:
+    from daemon.offload import source_id_for
+
+    vol = tmp_path / "vol"
+    _make_volume(vol, random.Random(1), "busy")
+    clip = vol / "DCIM/003.MP4"
+    st = clip.stat()
+    store = LocalObjectStore(data_dir)
+    parent_end, child_end = _fork.Pipe()
+    holder = _fork.Process(target=_hold_partial, args=(store.staging_dir, source_id_for(vol, None), b"DCIM/003.MP4",
+                                                        st.st_size, st.st_mtime_ns, child_end))
+    holder.start()
+    try:
+        pid = parent_end.recv()
+        r = run_evidock("ingest", vol, "--json", data_dir=data_dir)
+        res = r.json()
+        assert res["stored"] == FILES - 1 and res["failed"] == 1, res
+        [problem] = res["problems"]  # and no "source no longer on the recorder" for the held partial
+        assert problem["path"] == "DCIM/003.MP4" and f"pid {pid}" in problem["reason"], problem
+        assert "DCIM/003.MP4" in problem["reason"] and "offload again" in problem["reason"]
+    finally:
+        holder.kill()  # SIGKILL: the lock dies with its process
+        holder.join()
+    again = run_evidock("ingest", vol, "--json", data_dir=data_dir)
+    assert again.code == 0, again.err
+    assert [f["path"] for f in again.json()["files"] if f["status"] == "stored"] == ["DCIM/003.MP4"]
+    # The killed holder's lock file stays behind; it is taken over, and removed by its new owner.
+    _check_store(data_dir, "after the holder died")
+
+
+def test_an_object_removed_before_the_commit_comes_back_from_the_staged_copy(tmp_path: Path, data_dir: Path) -> None:
+    """Killed between linking into objects/ and the catalog commit, then the orphan object removed
+    (what retention's finish does to bytes no catalog row names): the next run re-creates the object
+    from the staged copy it kept, without reading the recorder again."""
+    vol = tmp_path / "vol"
+    vol.mkdir()
+    data = os.urandom(40_000)
+    (vol / "a.MP4").write_bytes(data)
+    sha = hashlib.sha256(data).hexdigest()
+    first = run_evidock("ingest", vol, "--json", data_dir=data_dir, env={"EVIDOCK_CRASH_AT": "after-rename"})
+    assert first.code < 0, first.err
+    store = LocalObjectStore(data_dir)
+    assert store.delete(sha)
+    second = run_evidock("ingest", vol, "--json", data_dir=data_dir)
+    assert second.code == 0, second.err
+    [f] = second.json()["files"]
+    assert (f["status"], f.get("resumed_from")) == ("stored", len(data)), f
+    _check_store(data_dir, "after the resume")
