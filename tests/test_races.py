@@ -8,7 +8,8 @@ start per side would make 50 rounds take minutes) on real files and a real SQLit
   (a re-dock, or another recorder). The ingest must never commit a catalog row for an object
   that retention unlinks a moment later (invariant 4: no catalog row without its object).
 - Two or three ingests of the same volume at once (two CLI runs, a watch folder and a dock, a
-  re-dock while the old job winds down). A partial belongs to one run at a time, nothing
+  re-dock while the old job winds down), some rounds with a third run from another recorder
+  holding copies of the same files. A partial belongs to one run at a time, nothing
   unverified becomes an object, and each file is counted "stored" by exactly one session.
 
 After every round: the library scrub that ``evidock verify`` runs is clean, every footage row's
@@ -172,9 +173,15 @@ def test_concurrent_ingests_of_one_volume_store_each_file_once(tmp_path: Path, d
         where = f"round {rnd}"
         vol = tmp_path / f"v{rnd}"
         shas = _make_volume(vol, rng, f"dbl{rnd}")
-        runs = 3 if rnd % 3 == 2 else 2
-        outs = [tmp_path / f"v{rnd}-{i}.json" for i in range(runs)]
-        results = _run_children([(_child_ingest, (data_dir, vol, rng.uniform(0, 0.03))) for _ in range(runs)], outs)
+        sources = [vol, vol]
+        if rnd % 3 == 2:  # a third run: the same volume again, or another recorder with copies of it
+            other = vol
+            if rnd % 2:
+                other = tmp_path / f"v{rnd}-copy"
+                shutil.copytree(vol, other)
+            sources.append(other)
+        outs = [tmp_path / f"v{rnd}-{i}.json" for i in range(len(sources))]
+        results = _run_children([(_child_ingest, (data_dir, src, rng.uniform(0, 0.03))) for src in sources], outs)
         stored: dict[str, int] = {}
         for res in results:
             assert res["status"] == "completed", f"{where}: a run did not complete: {res}"
