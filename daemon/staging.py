@@ -114,7 +114,6 @@ class PartialBusy(StoreError):
     """Another offload holds this partial right now."""
 
 
-
 class Staging:
     def __init__(self, staging_dir: Path):
         self.dir = Path(staging_dir)
@@ -151,13 +150,20 @@ class Staging:
         """Take ownership of partial ``key`` (its lock fd) or raise ``PartialBusy(busy(who))`` at once."""
         path = self.dir / f"{key}.lock"
         while True:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o640)
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o640)
+            except OSError as e:
+                raise StoreError(f"staging {self.dir}: cannot create the lock of partial {key} ({e.strerror}); "
+                                 "check the data dir's disk and permissions") from None
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
                 os.close(fd)
-                who = f"another evidock run (pid {holder})" if holder.isdigit() else "another evidock run"
+                if holder == str(os.getpid()):
+                    who = f"another offload in this evidock process (pid {holder})"
+                else:
+                    who = f"another evidock run (pid {holder})" if holder.isdigit() else "another evidock run"
                 raise PartialBusy(busy(who)) from None
             except BaseException:
                 os.close(fd)
@@ -273,6 +279,7 @@ class Staging:
         entry = next((e for e in self.list() if e["key"] == key), None)
         if entry is None:
             raise KeyError(key)
+        entry.pop("busy_pid")  # refused below if owned; not a fact about the discarded partial
         part = self.dir / f"{key}.part"
         lock = self._lock(key, lambda who: f"partial {key} ({entry['path'] or 'unknown file'}) is being offloaded right now "
                                            f"by {who}; not discarded — wait for that run to end")

@@ -238,6 +238,10 @@ def test_a_partial_held_by_a_live_run_is_skipped_by_name_and_freed_when_that_run
         [problem] = res["problems"]  # and no "source no longer on the recorder" for the held partial
         assert problem["path"] == "DCIM/003.MP4" and f"pid {pid}" in problem["reason"], problem
         assert "DCIM/003.MP4" in problem["reason"] and "offload again" in problem["reason"]
+        [listed] = run_evidock("staging", "list", "--json", data_dir=data_dir).json()
+        assert listed["busy_pid"] == pid
+        refused = run_evidock("staging", "discard", listed["key"], "--reason", "test", data_dir=data_dir)
+        assert refused.code != 0 and f"pid {pid}" in refused.err and "not discarded" in refused.err, refused
     finally:
         holder.kill()  # SIGKILL: the lock dies with its process
         holder.join()
