@@ -327,13 +327,22 @@ def commit_stage(ctx: OffloadContext, task: FileTask) -> None:
         return
     sha = task.sha256
     try:
-        if part.fd >= 0:
-            if ctx.store.put_staged(part.part_path, sha, task.size) == "repaired":
-                with ctx.catalog.transaction():
-                    audit.append(ctx.catalog, "object.repair", sha, {"size": task.size, "session": ctx.session_id,
-                                                                     "from": task.entry.display})
-            crashpoint("after-rename")
-        task.status = record_file(ctx, task)
+        # Held from the put (or the finding that an earlier run put it) until the catalog row has
+        # committed: retention cannot unlink the object in between, and the staged copy stays
+        # until then (Partial.finish) so that a put after a deletion brings the object back.
+        with ctx.store.object_lock(sha):
+            if part.fd >= 0:
+                if ctx.store.put_staged(part.part_path, sha, task.size) == "repaired":
+                    with ctx.catalog.transaction():
+                        audit.append(ctx.catalog, "object.repair", sha, {"size": task.size, "session": ctx.session_id,
+                                                                         "from": task.entry.display})
+                crashpoint("after-rename")
+            elif not ctx.store.exists(sha):
+                part.finish()  # the journal vouches for an object that is gone: the next offload starts over
+                task.fail("verified by an earlier run, but its object has since been removed from the store (retention); "
+                          "not stored — the file stays on the recorder, offload it again")
+                return
+            task.status = record_file(ctx, task)
     except EvidockError as err:
         ctx.stop_all(err)
         part.close()
@@ -360,7 +369,12 @@ def record_file(ctx: OffloadContext, task: FileTask) -> str:
     mtime = recorded.isoformat(timespec="seconds")
     fixed = corrected_time(recorded, ctx.clock_drift_s)
     corrected = fixed.isoformat(timespec="seconds") if fixed is not None else None  # None: clock not trusted
-    with ctx.catalog.transaction() as conn:
+    # The object's lock (re-entrant; commit_stage already holds it) spans the check that the
+    # object is there and the commit of the rows naming it: retention cannot delete it between.
+    with ctx.store.object_lock(sha), ctx.catalog.transaction() as conn:
+        if not ctx.store.exists(sha):
+            raise StoreError(f"object {sha} of {path} is not in the store (removed meanwhile); not catalogued — "
+                             "the file stays on the recorder, offload it again")
         if task.from_journal and conn.execute("SELECT 1 FROM sightings WHERE transfer_key = ? AND sha256 = ?", (key, sha)).fetchone():
             return "stored"  # committed by a run that died before it could clear its journal
         conn.execute("INSERT OR IGNORE INTO objects (sha256, size, stored_at) VALUES (?,?,?)", (sha, task.size, now))
@@ -788,10 +802,12 @@ def known_objects(catalog: Catalog, source_id: str, device: str | None, entries:
 
 def stale_partials(ctx: OffloadContext, tasks: list[FileTask]) -> list[Problem]:
     """Partials of this recorder whose source file is no longer on it: reported, never deleted."""
-    current = {t.partial.journal.key for t in tasks if t.partial is not None}
+    # Keyed by what is on the recorder now, not by the partials this run opened: a file another
+    # run held (skipped here as busy) is still on the recorder.
+    current = {transfer_key(ctx.source_id, t.entry.rel, t.entry.size, t.entry.mtime_ns) for t in tasks}
     out = []
     for p in ctx.staging.list():
-        if p["source_id"] == ctx.source_id and p["key"] not in current:
+        if p["source_id"] == ctx.source_id and p["key"] not in current and not p.get("busy_pid"):  # busy: another run's
             out.append(Problem(
                 os.fsencode(p["path"] or p["key"]),
                 f"a partial transfer ({p['staged_bytes']} of {p['size']} bytes, staging key {p['key']}) whose source is "

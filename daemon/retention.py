@@ -26,7 +26,9 @@ Deleting one item: one transaction removes its catalog rows, writes a tombstone
 then the object is unlinked and the tombstone marked done. A crash between the two leaves an
 object no catalog row points to (``verify`` notes it; never a catalog row without its object,
 invariant 4), which the next ``apply`` removes — unless the same bytes were ingested again in
-the meantime, in which case the object is kept.
+the meantime, in which case the object is kept. The removal holds the object's lock (see
+``store``) so that an ingest of the same bytes running right now cannot commit a catalog row for
+an object being unlinked.
 """
 
 from __future__ import annotations
@@ -347,9 +349,16 @@ def _delete_rows(catalog: Catalog, cfg: RetentionConfig, item: PlanItem, plan_id
 
 def _finish(catalog: Catalog, store: LocalObjectStore, tomb_id: int, sha: str, done: list[dict[str, Any]],
             errors: list[dict[str, Any]]) -> None:
-    """Remove the object of a committed deletion (holding the catalog's write lock meanwhile)."""
+    """Remove the object of a committed deletion, unless the same bytes were catalogued again.
+
+    The object's lock is held from the "no catalog row names it" check until the unlink: an
+    ingest that has decided these bytes are already stored (or just linked them in) holds it
+    until its own catalog row commits, so it either commits first (and the object is kept) or
+    finds the object gone and brings it back from its staged copy. The catalog's write lock
+    alone cannot do that: the ingest's decision is made outside any transaction.
+    """
     try:
-        with catalog.transaction() as conn:
+        with store.object_lock(sha), catalog.transaction() as conn:
             if conn.execute("SELECT 1 FROM objects WHERE sha256 = ?", (sha,)).fetchone():
                 state = "reingested"  # the same bytes came back from a recorder: they are evidence again
             else:

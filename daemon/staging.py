@@ -10,9 +10,17 @@ Why a journal and not just the partial's length: after a power cut a file's leng
 ahead of the data that reached the disk; only the bytes below an fsync'd checkpoint are
 trusted on resume. After a SIGKILL the page cache survives, but we cannot tell the two apart.
 
-A partial is locked (``flock``) while an offload writes it, so two offloads of the same file
-cannot interleave. Partials are never deleted silently: only a completed store, or an explicit,
-audited ``evidock staging discard``, removes one.
+A partial belongs to one offload at a time: its owner holds an ``flock`` on
+``staging/<key>.lock`` from before it reads the journal until after it has removed the partial
+(or closed it to resume later), and a second offload of the same file — two CLI runs, the watch
+folder and a dock, a re-dock while the old job winds down — is refused at once (``PartialBusy``)
+and skips the file. The lock is on its own file, not on the ``.part``: the ``.part`` is created,
+replaced and unlinked over a partial's life, and a lock on an inode someone else has just
+unlinked protects nothing (flock belongs to an open file description, not to a path). The lock
+file is unlinked by its holder before release; a run that opened it just before sees that the
+path no longer names what it locked, and tries again. The lock dies with its process, so a
+killed run never blocks the next one. Partials are never deleted silently: only a completed
+store, or an explicit, audited ``evidock staging discard``, removes one.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ import fcntl
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -55,10 +64,10 @@ class Journal:
 
 
 class Partial:
-    """One locked partial transfer: the open staged file and its journal."""
+    """One partial transfer owned by this process: its lock, the open staged file and its journal."""
 
-    def __init__(self, staging: Staging, journal: Journal, fd: int):
-        self.staging, self.journal, self.fd = staging, journal, fd
+    def __init__(self, staging: Staging, journal: Journal, fd: int, lock_fd: int = -1):
+        self.staging, self.journal, self.fd, self.lock_fd = staging, journal, fd, lock_fd
 
     @property
     def part_path(self) -> Path:
@@ -77,13 +86,20 @@ class Partial:
         self.staging.write_journal(self.journal)
 
     def close(self) -> None:
+        """Stop working on the partial (kept as it is, to resume) and give up its ownership."""
         if self.fd >= 0:
-            os.close(self.fd)  # also releases the flock
+            os.close(self.fd)
             self.fd = -1
+        if self.lock_fd >= 0:
+            self.staging._unlock(self.journal.key, self.lock_fd)
+            self.lock_fd = -1
 
     def finish(self) -> None:
         """The object is in the store and catalogued: drop the journal (and any leftover partial)."""
-        self.close()
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+        # Still owned while unlinking: nobody else can have re-created or opened these paths.
         # No fsync: a journal that reappears after a power cut points at an object that is
         # already catalogued under this transfer key, which the commit stage recognises.
         for p in (self.part_path, self.staging.dir / f"{self.journal.key}.json"):
@@ -91,6 +107,7 @@ class Partial:
                 os.unlink(p)
             except FileNotFoundError:
                 pass
+        self.close()
 
 
 class PartialBusy(StoreError):
@@ -129,45 +146,124 @@ class Staging:
             os.close(fd)
         os.replace(tmp, path)
 
+    def _lock(self, key: str, busy: Callable[[str], str]) -> int:
+        """Take ownership of partial ``key`` (its lock fd) or raise ``PartialBusy(busy(who))`` at once."""
+        path = self.dir / f"{key}.lock"
+        while True:
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o640)
+            except OSError as e:
+                raise StoreError(f"staging {self.dir}: cannot create the lock of partial {key} ({e.strerror}); "
+                                 "check the data dir's disk and permissions") from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+                os.close(fd)
+                if holder == str(os.getpid()):
+                    who = f"another offload in this evidock process (pid {holder})"
+                else:
+                    who = f"another evidock run (pid {holder})" if holder.isdigit() else "another evidock run"
+                raise PartialBusy(busy(who)) from None
+            except BaseException:
+                os.close(fd)
+                raise
+            try:
+                current: os.stat_result | None = os.stat(path)
+            except FileNotFoundError:
+                current = None
+            if current is not None and os.path.samestat(current, os.fstat(fd)):
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)  # names the owner in a second run's message
+                return fd
+            os.close(fd)  # its owner unlinked it between our open and our lock: take the new one
+
+    def _unlock(self, key: str, fd: int) -> None:
+        try:
+            os.unlink(self.dir / f"{key}.lock")
+        except FileNotFoundError:
+            pass
+        finally:
+            os.close(fd)
+
     def open(self, source_id: str, relpath: bytes, size: int, mtime_ns: int) -> Partial:
-        """Open (creating or resuming) the partial for one source file, locked for this process."""
+        """Open (creating or resuming) the partial for one source file, owned by this process.
+
+        Raises ``PartialBusy`` if another offload owns it right now.
+        """
         key = transfer_key(source_id, relpath, size, mtime_ns)
         part = self.dir / f"{key}.part"
-        j = self.read_journal(key)
-        if j is None or (j.size, j.mtime_ns, j.relpath, j.source_id) != (size, mtime_ns, relpath, source_id):
-            j = Journal(key, source_id, base64.b64encode(relpath).decode(), size, mtime_ns)
-        if j.sha256 and not part.exists():
-            # Verified and already moved into objects/ before a crash: nothing left to open.
-            # The catalog commit that follows is idempotent (keyed by the transfer key).
-            return Partial(self, j, -1)
-        # A verified partial is only linked into objects/ from here on, never written, and may
-        # already be read-only (0444) if a run died inside the store's put: open it read-only.
-        mode = os.O_RDONLY if j.sha256 else os.O_RDWR | os.O_CREAT
-        fd = os.open(part, mode | os.O_CLOEXEC | os.O_NOFOLLOW, 0o640)
+        # Before anything is read or created: the journal and the .part are the owner's alone.
+        lock = self._lock(key, lambda who: (
+            f"{relpath.decode('utf-8', 'backslashreplace')} is being offloaded right now by {who}; this run skipped "
+            "it and that run stores it — the file stays on the recorder until then; if that run has ended, offload again"))
+        fd = -1
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise PartialBusy(f"partial {key} is being offloaded by another process; try again when it is done") from None
-        have = os.fstat(fd).st_size
-        if j.sha256 is None:
-            # Trust only what a checkpoint vouched for.
-            j.checkpoint = min(j.checkpoint, have)
-            if have != j.checkpoint:
-                os.ftruncate(fd, j.checkpoint)
-        return Partial(self, j, fd)
+            j = self.read_journal(key)
+            if j is None or (j.size, j.mtime_ns, j.relpath, j.source_id) != (size, mtime_ns, relpath, source_id):
+                j = Journal(key, source_id, base64.b64encode(relpath).decode(), size, mtime_ns)
+            if j.sha256 and not part.exists():
+                # Verified and already moved into objects/ before a crash: nothing left to open.
+                # The catalog commit that follows is idempotent (keyed by the transfer key).
+                return Partial(self, j, -1, lock)
+            # A verified partial is only linked into objects/ from here on, never written, and is
+            # read-only (0444) once linked (it shares the object's inode): open it read-only.
+            mode = os.O_RDONLY if j.sha256 else os.O_RDWR | os.O_CREAT
+            fd = os.open(part, mode | os.O_CLOEXEC | os.O_NOFOLLOW, 0o640)
+            have = os.fstat(fd).st_size
+            if j.sha256 is None:
+                # Trust only what a checkpoint vouched for.
+                j.checkpoint = min(j.checkpoint, have)
+                if have != j.checkpoint:
+                    os.ftruncate(fd, j.checkpoint)
+            return Partial(self, j, fd, lock)
+        except BaseException:
+            if fd >= 0:
+                os.close(fd)
+            self._unlock(key, lock)
+            raise
+
+    def owner(self, key: str) -> int | None:
+        """The pid of the live process that owns partial ``key`` right now, if any.
+
+        Read from the lock file, not by trying the lock: a probe holding it for an instant would
+        make a real offload opening it at that moment skip the file. A lock file left by a
+        killed run names a dead pid.
+        """
+        try:
+            text = (self.dir / f"{key}.lock").read_text("ascii", "replace").strip()
+        except OSError:
+            return None
+        if not text.isdigit():
+            return None
+        try:
+            os.kill(int(text), 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            pass
+        return int(text)
 
     def list(self) -> list[dict[str, Any]]:
-        """Every partial (journalled or not) in staging, for reports."""
+        """Every partial (journalled or not) in staging, for reports; ``busy_pid``: its owner right now."""
         out = []
         keys = {p.name.split(".")[0] for p in self.dir.iterdir() if p.suffix in (".part", ".json")}
         for key in sorted(keys):
+            # The owner first: a partial whose owner finishes meanwhile then has vanished below
+            # (and is left out) rather than looking unowned and empty.
+            owner = self.owner(key)
             j = self.read_journal(key)
             part = self.dir / f"{key}.part"
-            staged = part.stat().st_size if part.exists() else 0
+            try:
+                staged = part.stat().st_size
+            except FileNotFoundError:
+                if not self.journal_path(key).exists():
+                    continue  # finished (or discarded) while we looked
+                staged = 0
             out.append(
                 {
                     "key": key,
+                    "busy_pid": owner,
                     "source_id": j.source_id if j else None,
                     "path": j.relpath.decode("utf-8", "backslashreplace") if j else None,
                     "size": j.size if j else None,
@@ -183,16 +279,14 @@ class Staging:
         entry = next((e for e in self.list() if e["key"] == key), None)
         if entry is None:
             raise KeyError(key)
+        entry.pop("busy_pid")  # refused below if owned; not a fact about the discarded partial
         part = self.dir / f"{key}.part"
-        if part.exists():
-            fd = os.open(part, os.O_RDONLY)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise PartialBusy(f"partial {key} is being offloaded right now; not discarded") from None
-            finally:
-                os.close(fd)
-            part.unlink()
-        self.journal_path(key).unlink(missing_ok=True)
-        fsync_dir(self.dir)
+        lock = self._lock(key, lambda who: f"partial {key} ({entry['path'] or 'unknown file'}) is being offloaded right now "
+                                           f"by {who}; not discarded — wait for that run to end")
+        try:
+            part.unlink(missing_ok=True)
+            self.journal_path(key).unlink(missing_ok=True)
+            fsync_dir(self.dir)
+        finally:
+            self._unlock(key, lock)
         return entry

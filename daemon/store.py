@@ -8,16 +8,27 @@ open, exists, size, iterate) and never builds an object path itself, so a second
 The local backend keeps ``objects/ab/cd/abcd…`` (two fan-out levels) under the data dir and a
 ``staging/`` directory beside it on the same filesystem, so that the final step is an atomic
 ``rename``. Objects are mode 0444; directories are fsync'd after every entry they gain.
+
+Deciding an object is there and relying on it are two steps, and retention may delete in
+between: an ingest that finds the bytes already stored (or links them in) commits its catalog
+row a moment later, while retention removes an object once no catalog row names it. So both
+sides hold the object's *lock* (``object_lock``: an ``flock`` on ``locks/<sha>.lock``, which dies
+with its process) across the whole of it — the ingest from its link/"present" decision until
+its catalog row has committed, retention from its "no row names it" check until the unlink. The
+lock is always taken *before* a catalog transaction, never inside one, so the two locks cannot
+deadlock. ``put_staged`` and ``delete`` take it themselves too (it is re-entrant per thread).
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import logging
 import os
 import re
 import stat
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO, Protocol
@@ -34,6 +45,9 @@ class ObjectStore(Protocol):
 
     def put_staged(self, staged: Path, sha256: str, size: int) -> str:
         """Bring a verified, fsync'd staged file in as object ``sha256``: "new", "present" or "repaired"."""
+
+    def object_lock(self, sha256: str) -> contextlib.AbstractContextManager[None]:
+        """Hold ``sha256`` against deletion and concurrent puts (across processes) while in the block."""
 
     def exists(self, sha256: str) -> bool: ...
 
@@ -64,6 +78,13 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+# Object locks this thread holds, by lock path -> depth: the lock is re-entrant per thread (the
+# commit stage holds it across put_staged and record_file, which take it again). A second open
+# of the same lock file in the same thread would be a new open file description, and flock
+# would make the thread wait for itself.
+_held = threading.local()
+
+
 def free_bytes(path: Path) -> int:
     st = os.statvfs(path)
     return st.f_bavail * st.f_frsize
@@ -81,6 +102,10 @@ class LocalObjectStore:
                 d.mkdir(mode=0o750, parents=True, exist_ok=True)
         except OSError as e:
             raise StoreError(f"data dir {self.data_dir}: cannot create it ({e.strerror}); check the path and its permissions") from None
+        # Real path: the per-thread re-entrancy below is keyed by it, and two spellings of one
+        # data dir must not look like two locks (the thread would wait for itself). Created on
+        # first use, so that read-only commands on an older data dir need no write access.
+        self.locks_dir = Path(os.path.realpath(self.data_dir)) / "locks"
         self._durable: set[Path] = set()
         st_root, st_stage = os.stat(self.root), os.stat(self.staging_dir)
         if st_root.st_dev != st_stage.st_dev:
@@ -116,13 +141,75 @@ class LocalObjectStore:
                     if _HEX64.match(name) and name.startswith(a + b):
                         yield name
 
+    @contextlib.contextmanager
+    def object_lock(self, sha256: str) -> Iterator[None]:
+        """Hold object ``sha256``'s lock for the block: no other holder (thread or process) meanwhile.
+
+        Take it before a catalog transaction, never inside one (see the module docstring). The
+        lock file is unlinked by its holder before release; whoever opened the old file and then
+        gets its lock sees the path is no longer that file and tries again, so no lock files pile up.
+        """
+        path = self.locks_dir / f"{check_sha256(sha256)}.lock"
+        held: dict[Path, int] = _held.__dict__.setdefault("paths", {})
+        if held.get(path):
+            held[path] += 1
+            try:
+                yield
+            finally:
+                held[path] -= 1
+            return
+        fd = self._acquire(path)
+        held[path] = 1
+        try:
+            yield
+        finally:
+            del held[path]
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+            os.close(fd)
+
+    def _acquire(self, path: Path) -> int:
+        while True:
+            try:
+                try:
+                    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o640)
+                except FileNotFoundError:
+                    self.locks_dir.mkdir(mode=0o750, exist_ok=True)
+                    continue
+            except OSError as e:
+                raise StoreError(f"store {self.root}: cannot open the object lock {path} ({e.strerror}); "
+                                 f"check the permissions of {self.locks_dir}") from None
+            try:
+                # Blocking: every holder does bounded work (a hash, one catalog commit) and a
+                # dead holder's lock is released by the kernel.
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                try:
+                    current = os.stat(path)
+                except FileNotFoundError:
+                    current = None
+            except BaseException:
+                os.close(fd)
+                raise
+            if current is not None and os.path.samestat(current, os.fstat(fd)):
+                return fd
+            os.close(fd)  # locked a file its last holder had already unlinked: take the new one
+
     def put_staged(self, staged: Path, sha256: str, size: int) -> str:
         """Bring a verified staged copy in as object ``sha256``.
 
         Returns "new", "present" (the store already held these bytes — checked by hash, not
         trusted by name) or "repaired" (the stored object was damaged and is replaced by the
         verified copy, so the recorder's file is not wiped against a rotten object).
+
+        The staged file is left where it is (after a link it is the object's inode): the caller
+        drops it only once the catalog row that relies on the object has committed, holding
+        ``object_lock`` from before this call until then — if the object vanished in between,
+        the staged copy is what brings it back.
         """
+        with self.object_lock(sha256):
+            return self._put_locked(staged, sha256, size)
+
+    def _put_locked(self, staged: Path, sha256: str, size: int) -> str:
         dest = self.path_of(sha256)
         outcome = "new"
         try:
@@ -132,14 +219,15 @@ class LocalObjectStore:
             try:
                 os.link(staged, dest)
             except FileExistsError:
-                outcome = "present" if self._intact(dest, sha256, size) else "repaired"
+                # The same inode: our own verified copy, linked by a run of this partial that
+                # died before its catalog commit; no need to hash it again.
+                same = os.path.samestat(os.stat(staged), os.stat(dest))
+                outcome = "present" if same or self._intact(dest, sha256, size) else "repaired"
                 if outcome == "repaired":
                     log.error("object %s was damaged; replaced by a freshly verified copy", sha256)
                     os.chmod(staged, 0o444)
                     os.replace(staged, dest)
             os.chmod(dest, 0o444)
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(staged)
             # On every path: the object's directory entry must be durable before the catalog
             # names it (and before a recorder may be wiped against it), whoever linked it.
             fsync_dir(dest.parent)
@@ -159,13 +247,18 @@ class LocalObjectStore:
             os.close(fd)
 
     def delete(self, sha256: str) -> bool:
-        """Remove object ``sha256``; False if it is not there. Only retention calls this.
+        """Remove object ``sha256``; False if it is not there. Only retention calls this, holding
+        ``object_lock`` across its check that no catalog row names the object and this call.
 
         The object is 0444, but unlinking needs write permission on its *directory*, not on the
         file, so the file's mode is left alone (making evidence writable would only open a
         window). If the fan-out directory was hardened read-only, it gets owner-write for this
         one unlink and its mode back right after.
         """
+        with self.object_lock(sha256):
+            return self._delete_locked(sha256)
+
+    def _delete_locked(self, sha256: str) -> bool:
         path = self.path_of(sha256)
         try:
             st = os.lstat(path)
