@@ -260,9 +260,8 @@ def cross_check(catalog: Catalog, store: LocalObjectStore, rep: VerifyReport) ->
     # objects rows, and for each ingested object: in the catalog and the store, or audited deletion
     for sha, e in live.items():
         if sha not in objects:
-            where = "in the store" if store.exists(sha) else "nor in the store"
-            bad(f"object {sha} is not in the catalog's objects table {'but is' if where == 'in the store' else ''} "
-                f"{where}; audit row {e['_row']} recorded its ingest and no object.delete its deletion: evidence was "
+            where = "but its file is still in the store" if store.exists(sha) else "nor in the store"
+            bad(f"object {sha} is not in the catalog's objects table {where}; audit row {e['_row']} recorded its ingest and no object.delete its deletion: evidence was "
                 "removed outside retention — restore it from a backup", sha, e.get("footage"), e["_row"])
         elif objects[sha] != e.get("size", objects[sha]):
             bad(f"object {sha}: catalog size {objects[sha]}, audit row {e['_row']} recorded {e['size']}", sha,
