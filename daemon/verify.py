@@ -35,9 +35,8 @@ import json
 import os
 import stat
 import time
-from collections import Counter, defaultdict
+from collections import defaultdict
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from .catalog import Catalog
@@ -177,7 +176,9 @@ def cross_check(catalog: Catalog, store: LocalObjectStore, rep: VerifyReport) ->
     Reads in one snapshot, so an offload committing meanwhile cannot look like a mismatch.
     """
     conn = catalog.conn
-    conn.execute("BEGIN")
+    own = not conn.in_transaction
+    if own:
+        conn.execute("BEGIN")  # deferred: a read snapshot, no write lock
     try:
         audit_rows = conn.execute(
             "SELECT id, event, subject, details FROM audit WHERE event IN (%s) ORDER BY id" % ",".join("?" * len(_REPLAYED)),
@@ -191,7 +192,8 @@ def cross_check(catalog: Catalog, store: LocalObjectStore, rep: VerifyReport) ->
         filings = conn.execute("SELECT footage_id, case_no FROM footage_cases").fetchall()
         holds = [r[0] for r in conn.execute("SELECT footage_id FROM legal_holds")]
     finally:
-        conn.execute("ROLLBACK")
+        if own:
+            conn.execute("ROLLBACK")
 
     def bad(message: str, sha256: str | None = None, footage_id: int | None = None, row: int | None = None) -> None:
         rep.mismatches.append({"footage": footage_id, "sha256": sha256, "audit_row": row, "problem": message})
