@@ -57,7 +57,8 @@ class VerifyReport:
     mismatches: list[dict[str, Any]] = field(default_factory=list)
     # entries under objects/ that are not objects at all (never opened)
     strays: list[dict[str, str]] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
+    # unreferenced objects whose deletion is audited (sha256 -> the object.delete audit row)
+    pending_removal: dict[str, int] = field(default_factory=dict)
     resumed_after: str | None = None
     complete: bool = False
     next_after: str | None = None
@@ -81,7 +82,7 @@ class VerifyReport:
         return {
             "checked": self.checked, "damaged": self.damaged, "missing": self.missing,
             "unreferenced": self.unreferenced, "mismatches": self.mismatches, "strays": self.strays,
-            "notes": self.notes, "complete": self.complete,
+            "pending_removal": self.pending_removal, "complete": self.complete,
             "resumed_after": self.resumed_after, "next_after": self.next_after, "summary": self.summary(),
         }
 
@@ -124,8 +125,7 @@ def verify_store(catalog: Catalog, store: LocalObjectStore, max_duration: float 
             continue
         rep.unreferenced.append(sha)
         if sha in deleted:
-            rep.notes.append(f"object {sha} was deleted by retention (audit row {deleted[sha]}); its file is still "
-                             "there — the next `evidock retention apply` removes it")
+            rep.pending_removal[sha] = deleted[sha]
     return rep
 
 

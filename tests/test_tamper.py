@@ -294,3 +294,41 @@ def test_a_full_disk_at_the_anchor_write_is_a_warning_and_leaves_no_tmp(tmp_path
     assert run("ingest", empty).code == 0
     a = run("audit", "verify")
     assert a.code == 0 and "lags" not in a.err
+
+
+# -- a whole life on the record checks clean; a filing changed by hand does not -----------------
+
+
+def test_filing_holds_retention_and_reingest_replay_clean(tmp_path: Path, data_dir: Path, evidock) -> None:
+    from daemon import cases, retention
+    from daemon.catalog import Catalog
+    from daemon.config import RetentionConfig
+    from daemon.store import LocalObjectStore
+    from filing_helpers import BADGE, footage_ids, ingest_clips, t
+
+    tz = "Asia/Shanghai"
+    with Catalog(data_dir) as c:
+        cases.open_case(c, {"case_no": "OPEN-1", "party": "甲", "handlers": [BADGE], "opened_at": "2025-01-01T00:00:00Z"}, tz)
+        cases.open_case(c, {"case_no": "OPEN-2", "party": "乙", "handlers": ["010777"], "opened_at": "2025-01-01T00:00:00Z"}, tz)
+    ingest_clips(data_dir, tmp_path / "a", {"filed.mp4": t("2025-01-10 00:00:00")})  # auto-filed to OPEN-1
+    ingest_clips(data_dir, tmp_path / "b", {"old.mp4": t("2020-01-10 00:00:00"), "held.mp4": t("2020-01-11 00:00:00")},
+                 officer="010888", device="ZFY-2")
+    ids = footage_ids(data_dir)
+    with sqlite3.connect(data_dir / "catalog.sqlite") as db:
+        db.execute("UPDATE footage SET ingested_at = recorded_at")  # "long ago", as test_retention does
+    with Catalog(data_dir) as c:
+        cases.file_footage(c, [ids["held.mp4"]], "OPEN-2", "belongs to OPEN-2 as well")
+        cases.unfile_footage(c, ids["held.mp4"], "OPEN-2", "filed by mistake")
+        retention.set_hold(c, [ids["held.mp4"]], "court asked")
+        retention.set_hold(c, [ids["held.mp4"]], "court asked")
+        rep = retention.apply(c, LocalObjectStore(data_dir), RetentionConfig())
+        assert [d["footage"] for d in rep.deleted] == [ids["old.mp4"]]
+    # the deleted content comes back from a recorder: evidence again, under a new footage row
+    ingest_clips(data_dir, tmp_path / "c", {"old.mp4": t("2020-01-10 00:00:00")}, officer="010888", device="ZFY-2")
+    r = evidock("verify", "--json")
+    assert r.code == 0 and r.json()["mismatches"] == [], r.out
+    assert evidock("audit", "verify").code == 0
+    fid = ids["filed.mp4"]
+    _db(data_dir).execute("DELETE FROM footage_cases WHERE footage_id = ?", (fid,))
+    r = evidock("verify")
+    assert r.code == 2 and f"footage {fid} (" in r.err and "filed to no case in the catalog" in r.err

@@ -56,8 +56,11 @@ def verify_command(st: Station, max_duration: float | None, restart: bool, as_js
         for s in rep.strays:
             say(f"stray: {s['path']}: {s['why']}; not evidence — move it out of objects/ after a look")
         for u in rep.unreferenced:
-            say(f"note: object {u} is in the store but not in the catalog (left by an interrupted offload)")
-        for n in rep.notes:
-            say(f"note: {n}")
+            if u in rep.pending_removal:
+                why = (f"deleted by retention at audit row {rep.pending_removal[u]}; the next `evidock retention apply` "
+                       "removes the file")
+            else:
+                why = "left by an interrupted offload; harmless, its content is right"
+            say(f"note: object {u} is in the store but not in the catalog ({why})")
         click.echo(rep.summary())
     return rep.exit_code
