@@ -209,6 +209,18 @@ def test_datadir_v1_with_new_entries_checks_clean_and_old_rows_are_still_checked
     assert r.code == 2 and "footage 2 (ff661a64ca2d7ba5a349664c073c13767fb2cdbe173b1b4e0823df5bc08e56b5): officer_badge" in r.err
 
 
+def test_datadir_v1_swapped_hashes_are_caught_without_footage_ids(tmp_path: Path) -> None:
+    d = _copy_fixture(tmp_path)
+    db = _db(d)
+    s3, s4 = (db.execute("SELECT sha256 FROM footage WHERE id = ?", (i,)).fetchone()[0] for i in (3, 4))
+    db.execute("UPDATE footage SET sha256 = 'x' WHERE id = 3")
+    db.execute("UPDATE footage SET sha256 = ? WHERE id = 4", (s3,))
+    db.execute("UPDATE footage SET sha256 = ? WHERE id = 3", (s4,))
+    r = run_evidock("verify", data_dir=d)
+    assert r.code == 2
+    assert f"footage 4 ({s3}): source_path is" in r.err and f"footage 3 ({s4}): source_path is" in r.err
+
+
 # -- inputs that crashed verify ----------------------------------------------------------------
 
 
