@@ -206,28 +206,10 @@ def cross_check(catalog: Catalog, store: LocalObjectStore, rep: VerifyReport) ->
     for rid, event, subject, details in audit_rows:
         try:
             d = json.loads(details)
-        except ValueError:
-            bad(f"audit row {rid} ({event} {subject}) has unreadable details; `evidock audit verify` says more", row=rid)
-            continue
-        if event in ("object.ingest", "object.sighting"):
-            if event == "object.ingest":
-                live[subject] = {**d, "_row": rid}
-                deleted.pop(subject, None)
-            seen[(subject, d.get("session"), d.get("device"), d.get("officer"), d.get("path"), d.get("size"))].append(rid)
-        elif event == "object.delete":
-            gone = live.pop(subject, None)
-            deleted[subject] = rid
-            for k in [k for k in seen if k[0] == subject]:
-                del seen[k]
-            for fid in {d.get("footage"), gone.get("footage") if gone else None} - {None}:
-                filed.pop(fid, None)
-                held.discard(fid)
-        elif event in ("footage.file", "footage.unfile"):
-            (filed[d["footage"]].add if event == "footage.file" else filed[d["footage"]].discard)(d["case"])
-        elif event == "footage.hold":
-            held.add(d["footage"])
-        else:
-            held.discard(d["footage"])
+            _replay(event, subject, d, rid, live, deleted, seen, filed, held)
+        except (ValueError, KeyError, TypeError, AttributeError):
+            bad(f"audit row {rid} ({event} {subject}) does not have the details its event needs; it cannot be "
+                "held against the catalog — `evidock audit verify` tells whether it was edited", row=rid)
 
     # footage rows: each one the row its object.ingest entry created, field by field
     by_sha = {r[1]: r for r in footage.values()}
@@ -305,3 +287,30 @@ def cross_check(catalog: Catalog, store: LocalObjectStore, rep: VerifyReport) ->
         state = "on legal hold in the catalog but" if fid in holds else "not on legal hold in the catalog but"
         bad(f"footage {fid} ({sha}) is {state} the audit log's footage.hold/release entries say otherwise", sha, fid)
     return deleted
+
+
+def _replay(event: str, subject: str, d: dict[str, Any], rid: int, live: dict[str, dict[str, Any]],
+            deleted: dict[str, int], seen: dict[tuple[Any, ...], list[int]], filed: dict[int, set[str]],
+            held: set[int]) -> None:
+    """Apply one audit entry to the expected state of the catalog."""
+    if event in ("object.ingest", "object.sighting"):
+        if event == "object.ingest":
+            live[subject] = {**d, "_row": rid}
+            deleted.pop(subject, None)
+        seen[(subject, d.get("session"), d.get("device"), d.get("officer"), d.get("path"), d.get("size"))].append(rid)
+    elif event == "object.delete":
+        # retention removes the object, its footage row, sightings, filings and hold at once
+        gone = live.pop(subject, None)
+        deleted[subject] = rid
+        for k in [k for k in seen if k[0] == subject]:
+            del seen[k]
+        for fid in {d.get("footage"), gone.get("footage") if gone else None} - {None}:
+            filed.pop(fid, None)
+            held.discard(fid)
+    elif event in ("footage.file", "footage.unfile"):
+        cases = filed[int(d["footage"])]
+        (cases.add if event == "footage.file" else cases.discard)(d["case"])
+    elif event == "footage.hold":
+        held.add(int(d["footage"]))
+    else:
+        held.discard(int(d["footage"]))
