@@ -9,17 +9,25 @@ A chain alone cannot show that its *last* rows were cut off, so every commit tha
 rewrites a small anchor file beside the catalog (``audit.head``: row count and last hash).
 The anchor may lag behind the table (two writers racing, a crash just after a commit) — that is
 reported as a note — but a table *shorter* than the anchor, or a different hash at the
-anchor's row, is a break. The anchor is a tripwire against quiet truncation, not a defence
-against someone who rewrites both files; periodic reports print the head hash for that.
+anchor's row, is a break. So is a chain with rows and no (or an unreadable) anchor: the anchor
+is written after the very first commit, and removing it is exactly how a cut tail would be
+hidden. If the anchor cannot be written (full disk), the commit stands, the tmp file is removed
+and the caller hears of it (``Catalog.after_commit_failures``): the old anchor then lags, which
+is a note, and the next commit rewrites it. The anchor is a tripwire against quiet truncation,
+not a defence against someone who rewrites both files (see README, "What the checks cannot
+catch"); periodic reports print the head hash for that.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import getpass
 import hashlib
 import json
 import os
 import pwd
+import re
 import sqlite3
 import threading
 from dataclasses import dataclass, field
@@ -29,9 +37,15 @@ from typing import Any
 import sqlite_utils
 
 from .catalog import Catalog, Migration, utcnow
+from .errors import EvidockError
 
 GENESIS = "0" * 64
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
 ANCHOR_NAME = "audit.head"
+
+
+class AnchorError(EvidockError):
+    """The anchor file could not be rewritten after a commit (the commit itself stands)."""
 
 
 def _m001_audit(db: sqlite_utils.Database) -> None:
@@ -97,13 +111,24 @@ def write_anchor(catalog: Catalog) -> None:
     ).fetchone()
     path = catalog.data_dir / ANCHOR_NAME
     tmp = path.with_name(f".{ANCHOR_NAME}.{os.getpid()}.{threading.get_ident()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
     try:
-        # No fsync: an anchor that lags after a power cut is reported as a note, not a break.
-        os.write(fd, f"{count} {head or GENESIS}\n".encode())
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
+        try:
+            # No fsync: an anchor that lags after a power cut is reported as a note, not a break.
+            data = f"{count} {head or GENESIS}\n".encode()
+            if os.write(fd, data) != len(data):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except OSError as e:
+        # A full disk (or a read-only data dir) must not leave .tmp litter for every commit.
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise AnchorError(
+            f"the audit anchor {path} could not be updated ({e.strerror}); it still records an older head, "
+            "which `evidock audit verify` reports as a lag, and the next commit rewrites it — free space in the data dir"
+        ) from None
 
 
 @dataclass
@@ -158,10 +183,23 @@ def _check_anchor(catalog: Catalog, rep: AuditReport, rows: list[sqlite3.Row]) -
         count = int(count_s)
     except FileNotFoundError:
         if rows:
-            rep.notes.append(f"no anchor file {path}: cannot tell whether rows were cut off the end")
+            # The anchor is written after the very first commit, so a chain with rows and no
+            # anchor means someone removed it — the one thing that hides a cut-off tail.
+            _broken(rep, rows[-1][0], "anchor",
+                    f"the anchor file {path} is missing although the chain has {len(rows)} rows (it is written at every "
+                    f"commit): rows may have been cut off after row {rows[-1][0]}. Compare the head {rows[-1][7]} with "
+                    "the last printed report or an off-station copy before trusting this log")
         return
-    except (OSError, ValueError):
-        rep.notes.append(f"anchor file {path} is unreadable; cannot tell whether rows were cut off the end")
+    except (OSError, ValueError, UnicodeDecodeError):
+        if rows:
+            _broken(rep, rows[-1][0], "anchor",
+                    f"the anchor file {path} is unreadable or not an anchor (\"<rows> <hash>\"): rows may have been "
+                    f"cut off after row {rows[-1][0]}. Compare the head {rows[-1][7]} with the last printed report or "
+                    "an off-station copy before trusting this log")
+        return
+    if count < 0 or not _HEX64.match(head):
+        _broken(rep, rows[-1][0] if rows else 0, "anchor", f"the anchor file {path} is not an anchor (\"<rows> <hash>\"): "
+                "rows may have been cut off the end; compare the head with the last printed report")
         return
     if count > len(rows):
         last = rows[-1][0] if rows else 0

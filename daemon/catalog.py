@@ -26,7 +26,7 @@ from pathlib import Path
 
 import sqlite_utils
 
-from .errors import CatalogError
+from .errors import CatalogError, EvidockError
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +149,9 @@ class Catalog:
         # Callbacks run once after the current transaction commits (e.g. the audit anchor).
         self._after_commit: list[Callable[[], None]] = []
         self._after_commit_keys: set[str] = set()
+        # Messages of after-commit steps that failed, for the caller's summary (e.g. the ingest
+        # reports "anchor not updated" as a warning instead of exiting 0 on a full disk).
+        self.after_commit_failures: list[str] = []
         self._migrate()
 
     def close(self) -> None:
@@ -191,8 +194,12 @@ class Catalog:
         for cb in callbacks:
             try:
                 cb()
-            except Exception:  # the transaction is committed: a failed side note must not undo that
+            except EvidockError as e:  # the transaction is committed: a failed side note must not undo that
+                log.warning("%s (the commit itself stands)", e)
+                self.after_commit_failures.append(str(e))
+            except Exception as e:  # a bug, not a condition: keep the traceback
                 log.exception("after-commit step failed (the commit itself stands)")
+                self.after_commit_failures.append(f"an after-commit step failed ({e!r}); the commit itself stands")
 
     def _rollback(self) -> None:
         self._after_commit = []

@@ -397,6 +397,10 @@ def record_file(ctx: OffloadContext, task: FileTask) -> str:
         audit.append(ctx.catalog, event, sha, {
             "session": ctx.session_id, "device": ctx.device, "officer": ctx.officer,
             "path": path, "size": task.size, "important": e.important,
+            # Since issue 9: the row this entry is about and its recording time, so that `verify`
+            # can hold each footage row to the entry that created it (older entries lack them).
+            "footage": conn.execute("SELECT id FROM footage WHERE sha256 = ?", (sha,)).fetchone()[0],
+            "recorded_at": mtime,
         })
     return "stored" if known is None else "duplicate"
 
@@ -731,6 +735,10 @@ def ingest(
             log.error("%s", err)
             result.status = "failed"
             result.message = f"{message + '; ' if message else ''}the end of session {session_id} could not be recorded ({err})"
+        # E.g. the audit anchor on a full disk: everything is committed, so a warning (exit 1), not
+        # an error — the anchor only lags (a note in `audit verify`) until the next commit rewrites it.
+        for msg in dict.fromkeys(catalog.after_commit_failures):
+            result.problems.append(Problem(os.fsencode(data_dir), msg, "warning"))
         return result
 
 

@@ -29,7 +29,7 @@ import os
 import re
 import stat
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
@@ -38,6 +38,7 @@ from .errors import StoreError, StoreFullError
 log = logging.getLogger(__name__)
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_HEX2 = re.compile(r"^[0-9a-f]{2}$")
 
 
 class ObjectStore(Protocol):
@@ -55,7 +56,7 @@ class ObjectStore(Protocol):
 
     def open(self, sha256: str) -> BinaryIO: ...
 
-    def iter_objects(self) -> Iterator[str]: ...
+    def iter_objects(self, on_stray: Callable[[Path, str], None] | None = None) -> Iterator[str]: ...
 
     def describe(self, sha256: str) -> str:
         """Where the object is, for messages."""
@@ -133,13 +134,44 @@ class LocalObjectStore:
     def open_fd(self, sha256: str) -> int:
         return os.open(self.path_of(sha256), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
 
-    def iter_objects(self) -> Iterator[str]:
-        """Every object file present, in hash order."""
-        for a in sorted(os.listdir(self.root)):
-            for b in sorted(os.listdir(self.root / a)) if (self.root / a).is_dir() else ():
-                for name in sorted(os.listdir(self.root / a / b)):
-                    if _HEX64.match(name) and name.startswith(a + b):
-                        yield name
+    def iter_objects(self, on_stray: Callable[[Path, str], None] | None = None) -> Iterator[str]:
+        """Every object file present, in hash order; anything else under ``objects/`` goes to ``on_stray``.
+
+        Only ``objects/ab/cd/abcd…`` regular files are objects. A stray entry (a file where a
+        fan-out directory belongs, a name that is not its own hash prefix, a symlink, a FIFO)
+        is never an object and never followed: it is handed to ``on_stray(path, why)`` and the
+        walk goes on, so one junk file cannot stop a nightly scrub. Without ``on_stray`` strays
+        are logged as warnings.
+        """
+        def stray(path: Path, why: str) -> None:
+            if on_stray is None:
+                log.warning("stray entry in the object store: %s (%s)", path, why)
+            else:
+                on_stray(path, why)
+
+        def entries(d: Path) -> list[os.DirEntry[str]]:
+            try:
+                with os.scandir(d) as it:
+                    return sorted(it, key=lambda e: e.name)
+            except OSError as e:
+                stray(d, f"cannot be listed ({e.strerror})")
+                return []
+
+        for a in entries(self.root):
+            if not (_HEX2.match(a.name) and a.is_dir(follow_symlinks=False)):
+                stray(Path(a.path), "not a fan-out directory (objects/ab/cd/<sha256>)")
+                continue
+            for b in entries(Path(a.path)):
+                if not (_HEX2.match(b.name) and b.is_dir(follow_symlinks=False)):
+                    stray(Path(b.path), "not a fan-out directory (objects/ab/cd/<sha256>)")
+                    continue
+                for obj in entries(Path(b.path)):
+                    if not (_HEX64.match(obj.name) and obj.name.startswith(a.name + b.name)):
+                        stray(Path(obj.path), "not named after its own SHA-256 in this directory")
+                    elif not obj.is_file(follow_symlinks=False):
+                        stray(Path(obj.path), "not a regular file")
+                    else:
+                        yield obj.name
 
     @contextlib.contextmanager
     def object_lock(self, sha256: str) -> Iterator[None]:

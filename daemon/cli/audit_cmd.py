@@ -26,6 +26,10 @@ def audit_group() -> None:
 def audit_verify(st: Station, as_json: bool) -> int:
     """Check the whole hash chain; name the first edited, deleted or reordered row.
 
+    Also holds the chain to its anchor (audit.head): rows cut off the end, or the anchor removed
+    or garbled while the chain has rows, are breaks; an anchor that only lags is a note. Whether
+    the catalog matches the chain is `evidock verify`'s check.
+
     Exit 0: intact; 2: broken.
 
     \b

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import click
 
 from ..catalog import Catalog
@@ -10,17 +12,30 @@ from ..verify import verify_store
 from . import Station, cli, emit_json, pass_station, say
 
 
+def _finite_seconds(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
+    # FloatRange lets nan through (every comparison with nan is false) and inf means "no limit"
+    # in disguise; both would silently turn a nightly slice into an unbounded scrub.
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter(f"{value} is not a number of seconds; give a finite time such as 3600")
+    return value
+
+
 @cli.command("verify")
-@click.option("--max-duration", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+@click.option("--max-duration", type=click.FloatRange(min=0, min_open=True), callback=_finite_seconds, metavar="SECONDS",
               help="Stop after this long; the next run continues where this one stopped.")
 @click.option("--restart", is_flag=True, help="Ignore the checkpoint and start from the first object.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document with the findings.")
 @pass_station
 def verify_command(st: Station, max_duration: float | None, restart: bool, as_json: bool) -> int:
-    """Re-hash stored objects from the disk and report damaged and missing ones (read-only).
+    """Check the catalog against the audit log, re-hash stored objects from the disk (read-only).
 
-    Exit 0: clean; 2: damage or missing objects found. The last line reads
-    "checked N objects, M damaged, K missing".
+    Every footage row, object, sighting, filing and hold must match the audit entries that
+    created and changed it; every ingested object must be in the store or have an audited
+    deletion; every object must hash to its name and be read-only. Strays in objects/ are
+    reported and skipped. `evidock audit verify` checks the chain itself.
+
+    Exit 0: clean; 1: only stray files found; 2: damage, missing objects or catalog rows that do
+    not match the audit log. The last line reads "checked N objects, M damaged, K missing".
 
     \b
     Example:
@@ -36,7 +51,16 @@ def verify_command(st: Station, max_duration: float | None, restart: bool, as_js
             say(f"damaged: {d['sha256']}: {d['reason']}")
         for m in rep.missing:
             say(f"missing: {m}")
+        for m in rep.mismatches:
+            say(f"mismatch: {m['problem']}")
+        for s in rep.strays:
+            say(f"stray: {s['path']}: {s['why']}; not evidence — move it out of objects/ after a look")
         for u in rep.unreferenced:
-            say(f"note: object {u} is in the store but not in the catalog (left by an interrupted offload)")
+            if u in rep.pending_removal:
+                why = (f"deleted by retention at audit row {rep.pending_removal[u]}; the next `evidock retention apply` "
+                       "removes the file")
+            else:
+                why = "left by an interrupted offload; harmless, its content is right"
+            say(f"note: object {u} is in the store but not in the catalog ({why})")
         click.echo(rep.summary())
     return rep.exit_code
