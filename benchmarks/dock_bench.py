@@ -26,10 +26,11 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from daemon.config import parse_config  # noqa: E402
-from daemon.dock import DockManager, State  # noqa: E402
-from daemon.hotplug import Docked  # noqa: E402
-from drivers.simulator import SimulatedRecorder  # noqa: E402
-from drivers.simvolume import SampleSpec  # noqa: E402
+from daemon.dock.hotplug import Docked  # noqa: E402
+from daemon.dock.jobs import State  # noqa: E402
+from daemon.dock.manager import DockManager  # noqa: E402
+from drivers.sim.simulator import SimulatedRecorder  # noqa: E402
+from drivers.sim.volume import SampleSpec  # noqa: E402
 
 MiB = 1 << 20
 

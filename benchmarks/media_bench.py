@@ -37,12 +37,17 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from daemon import media  # noqa: E402
-from daemon.catalog import utcnow  # noqa: E402
+from daemon.clock import utcnow  # noqa: E402
 from daemon.config import Config  # noqa: E402
-from daemon.mediaqueue import run_queue  # noqa: E402
-from daemon.offload import ingest  # noqa: E402
-from daemon.store import LocalObjectStore  # noqa: E402
+from daemon.evidence.store import LocalObjectStore  # noqa: E402
+from daemon.ingest.offload import ingest  # noqa: E402
+from daemon.media import (
+    derived,  # noqa: E402
+    encoders,  # noqa: E402
+    ffmpeg,  # noqa: E402
+    stages,  # noqa: E402
+)
+from daemon.media.queue import run_queue  # noqa: E402
 
 MiB = 1 << 20
 
@@ -139,7 +144,7 @@ def main() -> int:
     work.mkdir(parents=True)
     config = Config()
     cfg = config.media
-    tools = media.Tools.find(cfg)
+    tools = ffmpeg.Tools.find(cfg)
 
     log(f"media bench: making a {args.seconds} s 1080p H.264 clip…")
     clip_dir = work / "recorder"
@@ -152,14 +157,14 @@ def main() -> int:
     store = LocalObjectStore(mdata)
 
     # The command evidock builds for this clip, from the library itself.
-    encoder, _ = media.choose_encoder(tools, cfg)
-    ctx = media.MediaContext(tools, cfg, store, media.DerivedFiles(mdata), encoder, claim="bench", tmp_tag="bench")
-    job = media.MediaJob(1, sha, store.size(sha) or 0, "20261127_080000_0001.MP4", None, None, utcnow(), 1)
-    task = media.MediaTask(job)
-    media.probe_stage(ctx, task)
+    encoder, _ = encoders.choose_encoder(tools, cfg)
+    ctx = stages.MediaContext(tools, cfg, store, derived.DerivedFiles(mdata), encoder, claim="bench", tmp_tag="bench")
+    job = stages.MediaJob(1, sha, store.size(sha) or 0, "20261127_080000_0001.MP4", None, None, utcnow(), 1)
+    task = stages.MediaTask(job)
+    stages.probe_stage(ctx, task)
     assert task.kind == "video", task.failure
     direct_out = work / "direct.mp4"
-    argv = media.video_proxy(ctx, media.MediaTask(job, probe=task.probe), store.path_of(sha), direct_out)
+    argv = stages.video_proxy(ctx, stages.MediaTask(job, probe=task.probe), store.path_of(sha), direct_out)
     direct_argv = argv[len(tools.prefix):]  # the same ffmpeg command, minus setpriv/nice/ionice
     assert direct_argv[0] == tools.ffmpeg
 
@@ -167,8 +172,8 @@ def main() -> int:
         subprocess.run(direct_argv, check=True, stdin=subprocess.DEVNULL, timeout=3600)
 
     def run_step() -> None:
-        t = media.MediaTask(job, probe=task.probe, kind="video")
-        media.proxy_stage(ctx, t)
+        t = stages.MediaTask(job, probe=task.probe, kind="video")
+        stages.proxy_stage(ctx, t)
         assert t.failure is None, t.failure
         t.tmp["proxy"].unlink()
 

@@ -1,5 +1,5 @@
 """``python -m daemon`` runs the evidock CLI (what the tests' subprocesses use)."""
 
-from .cli import main
+from daemon.cli import main
 
 main()

@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
-from .errors import ConfigError
+from daemon.errors import ConfigError
 
 ENV_CONFIG = "EVIDOCK_CONFIG"
 ENV_DATA_DIR = "EVIDOCK_DATA_DIR"

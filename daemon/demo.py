@@ -17,14 +17,15 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from drivers.simulator import SimulatedRecorder
-from drivers.simvolume import SampleSpec
-
-from . import cases
-from .catalog import Catalog
-from .config import Config
-from .dock import DockJob, DockManager
-from .hotplug import Docked
+from daemon import errors
+from daemon.cases import register
+from daemon.catalog.db import Catalog
+from daemon.config import Config
+from daemon.dock.hotplug import Docked
+from daemon.dock.jobs import DockJob
+from daemon.dock.manager import DockManager
+from drivers.sim.simulator import SimulatedRecorder
+from drivers.sim.volume import SampleSpec
 
 SIM_VID, SIM_PID, SIM_PRODUCT = "1209", "0001", "evidock simulated ZFY recorder"
 OFFICERS = [("010203", "张伟"), ("010207", "李娜"), ("010311", "王芳"), ("010412", "刘洋")]
@@ -35,10 +36,10 @@ def open_demo_case(catalog: Catalog, config: Config, spec: SampleSpec, n: int) -
     """The officer's open case (a labour inspection), so the footage is filed against it (art. 11)."""
     case_no = f"人社监察〔{spec.start:%Y}〕{spec.start:%m%d}{n:02d}号"
     try:
-        cases.open_case(catalog, {"case_no": case_no, "party": PARTIES[(n - 1) % len(PARTIES)], "handlers": [spec.badge],
+        register.open_case(catalog, {"case_no": case_no, "party": PARTIES[(n - 1) % len(PARTIES)], "handlers": [spec.badge],
                                   "opened_at": (spec.start - timedelta(hours=1)).isoformat(), "unit": "劳动保障监察支队"},
                         config.filing.local_timezone)
-    except cases.CaseError:
+    except errors.CaseError:
         pass  # opened by an earlier demo run in this data dir
     return case_no
 

@@ -75,3 +75,111 @@ def format_bytes(n: int) -> str:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1024
     raise AssertionError("unreachable")
+
+
+
+
+class PartialBusy(StoreError):
+    """Another offload holds this partial right now."""
+
+
+class ReadFailed(OSError):
+    """Reading the source failed after ``copied`` bytes reached the partial."""
+
+    def __init__(self, err: OSError, copied: int):
+        super().__init__(err.errno, err.strerror)
+        self.copied = copied
+
+
+class ReadTimeout(Exception):
+    def __init__(self, seconds: float, copied: int):
+        super().__init__(f"no data for {seconds:g} s")
+        self.seconds, self.copied = seconds, copied
+
+
+class Cancelled(Exception):
+    """Work was told to stop (undock, SIGTERM, a media runner stopping): a signal, not an error.
+
+    An offload carries how many bytes reached the partial (``copied``) so that it can checkpoint
+    them; a media job is handed back to its queue untouched, not counted as an attempt.
+    """
+
+    def __init__(self, what: str = "stopped on request", copied: int = 0):
+        super().__init__(what)
+        self.copied = copied
+
+class WriteFailed(OSError):
+    """Writing the partial failed (ENOSPC, EIO…) after ``written`` bytes.
+
+    ``pending``: bytes already read from the source that did not reach the partial (the rest of
+    the chunk being written), so the caller knows how much more room it needed at least.
+    """
+
+    def __init__(self, err: OSError, written: int, pending: int = 0):
+        super().__init__(err.errno, err.strerror)
+        self.written, self.pending = written, pending
+
+
+class GrewPastLimit(Exception):
+    """The source still had data at ``limit`` bytes: it is being written to (or lies about its size).
+
+    ``copied``: bytes that reached the partial (or the hasher), never more than ``limit``.
+    """
+
+    def __init__(self, limit: int, copied: int):
+        super().__init__(f"still has data after {limit} bytes")
+        self.limit, self.copied = limit, copied
+
+
+class AnchorError(EvidockError):
+    """The anchor file could not be rewritten after a commit (the commit itself stands)."""
+
+
+class NotTheSameFile(OSError):
+    """The path now names something else than the file that was scanned."""
+
+
+class Undocked(Exception):
+    """The recorder left the bay while its job was running."""
+
+
+class Refused(EvidockError):
+    """The station will not offload this recorder (not registered, per dock.unknown_serial)."""
+
+
+class MountError(EvidockError):
+    """The volume could not be mounted (or unmounted); says which device and why."""
+
+
+class MediaError(EvidockError):
+    """The media tools cannot be used at all (ffmpeg missing, no way to start processes)."""
+
+
+class MediaFailure(EvidockError):
+    """One job failed: why (for people), ffmpeg's last lines, and whether trying again can help."""
+
+    exit_code = EXIT_WARNING
+
+    def __init__(self, reason: str, *, permanent: bool, detail: str = ""):
+        super().__init__(reason)
+        self.reason, self.permanent, self.detail = reason, permanent, detail
+
+
+class CaseError(EvidockError):
+    """A case as given (command line or file) is not valid, or cannot be changed as asked."""
+
+
+class CaseImportError(CaseError):
+    """A case CSV cannot be imported at all (unreadable, unknown encoding, missing columns)."""
+
+
+class FilingError(EvidockError):
+    """A filing change cannot be made as asked."""
+
+
+class RetentionError(EvidockError):
+    """Retention cannot run as asked (e.g. the plan changed since it was reviewed)."""
+
+
+class ReviewError(EvidockError):
+    """A review cannot be drawn or recorded as asked."""

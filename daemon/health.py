@@ -23,65 +23,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import sqlite_utils
-
+from daemon.catalog.db import Catalog
+from daemon.clock import utcnow
+from daemon.config import HealthConfig
+from daemon.display import shown
 from drivers.base import CLOCK_TRUST_LIMIT_S, Battery, Storage, clock_trusted
-
-from .catalog import Catalog, Migration, utcnow
-from .config import HealthConfig
-from .display import shown
-
-
-def _m001_health(db: sqlite_utils.Database) -> None:
-    db["health"].create(
-        {
-            "id": int,
-            "device_serial": str,
-            "session_id": int,  # the offload session of this dock, once it started (NULL before)
-            "at": str,
-            "model": str,
-            "firmware": str,
-            "officer_badge": str,
-            "battery_percent": int,
-            "battery_voltage_mv": int,
-            "battery_charging": int,
-            "battery_cycles": int,
-            "full_charge_mah": int,
-            "design_mah": int,
-            "storage_total": int,
-            "storage_free": int,
-            "fs_state": str,  # clean | errors | NULL (not checked)
-            "fs_detail": str,
-            "clock_drift_s": float,  # recorder − station, before the station set the clock
-            "clock_set": int,  # 1: the station set the recorder's clock at this dock
-            "notes": str,  # JSON list of {"what", "status": not_reported|invalid|failed, "message"}
-        },
-        pk="id",
-        foreign_keys=[("session_id", "sessions", "id")],
-    )
-    db["health"].create_index(["device_serial", "id"])
-    db["health_alerts"].create(
-        {
-            "id": int,
-            "device_serial": str,
-            "kind": str,
-            "message": str,
-            "value": float,
-            "threshold": float,
-            "health_id": int,  # the record that raised it
-            "last_health_id": int,  # the latest record that still raised it
-            "raised_at": str,
-            "last_seen_at": str,
-            "cleared_at": str,  # NULL while open
-            "cleared_health_id": int,
-        },
-        pk="id",
-        foreign_keys=[("health_id", "health", "id")],
-    )
-    db["health_alerts"].create_index(["device_serial", "cleared_at"])
-
-
-MIGRATIONS: list[Migration] = [("health-001", _m001_health)]
 
 
 @dataclass

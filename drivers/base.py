@@ -24,10 +24,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from .errors import ClockOutOfRange, InvalidReply, Unsupported
+from drivers import beneath
+from drivers.errors import ClockOutOfRange, InvalidReply, Unsupported
 
 if TYPE_CHECKING:
-    from .registry import DeviceModel
+    from drivers.registry import DeviceModel
 
 # Clocks outside this window are not a drifted clock but a reset or broken one (RTC battery).
 CLOCK_MIN = datetime(2000, 1, 1, tzinfo=timezone.utc)
@@ -270,8 +271,6 @@ class Driver(ABC):
         self.close()
 
 
-_O_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-_O_FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY
 
 
 def wipe_verified(volume: Path, files: list[VerifiedFile], chunk: int = 1 << 20) -> WipeReport:
@@ -298,16 +297,14 @@ def _wipe_one(root: int, f: VerifiedFile, chunk: int) -> str | None:
     parts = f.rel.split(b"/")
     if not f.rel or f.rel.startswith(b"/") or any(p in (b"", b".", b"..") for p in parts):
         return "not a plain path on the volume: refused"
-    fds = [os.dup(root)]
     try:
-        try:
-            for d in parts[:-1]:
-                fds.append(os.open(d, _O_DIR, dir_fd=fds[-1]))
-            fd = os.open(parts[-1], _O_FILE, dir_fd=fds[-1])
-        except OSError as e:
-            if e.errno == errno.ELOOP:
-                return "a symbolic link on the way: not followed, kept"
-            return f"cannot be opened ({e.strerror}): kept"
+        opened = beneath.open_beneath(root, f.rel)
+        parent, name, fd = opened.__enter__()
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return "a symbolic link on the way: not followed, kept"
+        return f"cannot be opened ({e.strerror}): kept"
+    try:
         try:
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):
@@ -320,18 +317,15 @@ def _wipe_one(root: int, f: VerifiedFile, chunk: int) -> str | None:
                 h.update(block)
         except OSError as e:
             return f"could not be re-read ({e.strerror}): kept"
-        finally:
-            os.close(fd)
         if h.hexdigest() != f.sha256:
             return "its bytes no longer match the stored copy: kept"
         try:
-            now = os.stat(parts[-1], dir_fd=fds[-1], follow_symlinks=False)
+            now = os.stat(name, dir_fd=parent, follow_symlinks=False)
             if (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino):
                 return "was replaced while being checked: kept"
-            os.unlink(parts[-1], dir_fd=fds[-1])
+            os.unlink(name, dir_fd=parent)
         except OSError as e:
             return f"could not be deleted ({e.strerror}): kept"
         return None
     finally:
-        for d in fds:
-            os.close(d)
+        opened.__exit__(None, None, None)

@@ -4,8 +4,9 @@ Modelled on Solaar's ``exceptions.py``/``base.py``: failures are closed at the l
 A pyserial or OS error on a recorder's port becomes one ``RecorderGone``, raised once, with the
 port closed where it happened; a reply that is not what the protocol allows becomes one
 ``ProtocolError`` subclass naming the request and showing what came back (never the request's
-payload, which may hold a password). The root derives from ``daemon.errors.EvidockError``, so
-the CLI boundary prints these messages and exits 2 without knowing about drivers.
+payload, which may hold a password). The root is the drivers' own (drivers sit below the daemon
+and import nothing from it); it carries an exit code like the daemon's errors, and the CLI
+boundary maps both trees to a message and that code.
 
     DriverError
     ├── RecorderGone          the port vanished (unplug, pty closed, I/O error)
@@ -19,12 +20,17 @@ the CLI boundary prints these messages and exits 2 without knowing about drivers
     ├── AuthError             the recorder refused the password
     ├── InvalidReply          a well-formed reply with impossible values (a recorder that lies)
     ├── Unsupported           a capability this model does not have (not a made-up value)
-    └── NoIdentity            a mass-storage recorder whose identity cannot be read
+    ├── NoIdentity            a mass-storage recorder whose identity cannot be read
+    ├── ToolError             a helper program (mtools, fsck; ffmpeg for simulated cards) missing or failed
+    │   └── FatToolError      a FAT tool
+    ├── WireError             inside the zfy codec only: a frame that breaks the format, turned into
+    │                         the ProtocolError subclass it names before it leaves the driver
+    └── SimError              the simulated fleet (drivers/sim): a bad fault specification
 """
 
 from __future__ import annotations
 
-from daemon.errors import EvidockError
+EXIT_ERROR = 2  # the same code as daemon.errors.EXIT_ERROR: something that should have been read was not
 
 PREVIEW_BYTES = 32
 
@@ -38,12 +44,14 @@ def preview(data: bytes, limit: int = PREVIEW_BYTES) -> str:
     return head + more
 
 
-class DriverError(EvidockError):
+class DriverError(Exception):
     """Something went wrong talking to a recorder. ``recorder`` names the port or serial."""
 
-    def __init__(self, recorder: str, message: str):
+    exit_code = EXIT_ERROR
+
+    def __init__(self, recorder: str | None, message: str):
         self.recorder = recorder
-        super().__init__(f"recorder {recorder}: {message}")
+        super().__init__(f"recorder {recorder}: {message}" if recorder else message)
 
 
 class RecorderGone(DriverError):
@@ -121,3 +129,31 @@ class Unsupported(DriverError):
 
 class NoIdentity(DriverError):
     """A mass-storage recorder with neither a device-info file nor a USB serial."""
+
+
+
+
+class WireError(DriverError, ValueError):
+    """A frame or payload that breaks the format; ``kind`` picks the driver's error class."""
+
+    def __init__(self, kind: type[ProtocolError], problem: str, got: bytes = b""):
+        self.kind, self.problem, self.got = kind, problem, bytes(got)
+        super().__init__(None, problem)
+
+
+class ToolError(DriverError):
+    """A helper program is missing or failed; the message names it and what it said."""
+
+    def __init__(self, message: str):
+        super().__init__(None, message)
+
+
+class FatToolError(ToolError, RuntimeError):
+    """A FAT tool (mtools, dosfstools) is missing or failed on an image or a card."""
+
+
+class SimError(DriverError, ValueError):
+    """The simulated fleet was asked for something it cannot do (a bad fault specification)."""
+
+    def __init__(self, message: str):
+        super().__init__(None, message)

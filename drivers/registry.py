@@ -18,7 +18,7 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from .base import Driver
+from drivers.base import Driver
 
 
 @dataclass(frozen=True)

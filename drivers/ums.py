@@ -23,11 +23,11 @@ import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .base import DeviceInfo, Driver, Storage, check_identifiers, check_storage
-from .errors import InvalidReply, NoIdentity, RecorderGone
+from drivers.base import DeviceInfo, Driver, Storage, check_identifiers, check_storage
+from drivers.errors import FatToolError, InvalidReply, NoIdentity, RecorderGone
 
 if TYPE_CHECKING:
-    from .registry import DeviceModel
+    from drivers.registry import DeviceModel
 
 INFO_MAX_BYTES = 64 * 1024
 
@@ -155,7 +155,7 @@ class UmsDriver(Driver):
         total, free = sv.f_blocks * sv.f_frsize, sv.f_bavail * sv.f_frsize
         fs = self.model.quirks.filesystem if self.model else "vfat"
         if total == 0 and self.device is not None and fs == "vfat":
-            from .fatimage import FatToolError, fat_usage  # the mount reports no sizes (fusefat)
+            from drivers.fat import fat_usage  # the mount reports no sizes (fusefat)
 
             try:
                 total, free = fat_usage(self.device)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 import pytest
-
 from conftest import REPO, run_evidock
+
 from daemon.cli import cli
 from daemon.config import Config, parse_config, render_example
 from daemon.errors import ConfigError

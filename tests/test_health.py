@@ -8,21 +8,21 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+from conftest import REPO
+from support.simhelpers import SPEC, card_copy, driver, simulator
 
+from daemon import health
+from daemon.catalog.db import Catalog
+from daemon.config import Config, HealthConfig, parse_config, render_example
+from daemon.dock.check import attach_session, bind_officer, dock_check, wipe_stored
+from daemon.errors import ConfigError
+from daemon.evidence import audit
+from daemon.evidence.store import LocalObjectStore
+from daemon.ingest.offload import ingest
 from drivers.base import Battery, OfficerInfo, Storage
 from drivers.errors import AuthError
-from drivers.ums import UmsDriver
 from drivers.registry import by_model
-from simhelpers import SPEC, card_copy, driver, simulator
-
-from daemon import audit, health
-from daemon.catalog import Catalog
-from daemon.config import Config, HealthConfig, parse_config, render_example
-from daemon.dockcheck import attach_session, bind_officer, dock_check, wipe_stored
-from daemon.errors import ConfigError
-from daemon.offload import ingest
-from daemon.store import LocalObjectStore
-from conftest import REPO
+from drivers.ums import UmsDriver
 
 CFG = HealthConfig()
 GOOD = Battery(80, full_charge_mah=2800, design_mah=3000)

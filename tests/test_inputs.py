@@ -20,7 +20,6 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO, run_evidock
 
 BADGE = "010203"
@@ -209,10 +208,12 @@ def test_config_numbers_still_accept_numbers(tmp_path: Path) -> None:
 @pytest.mark.parametrize("years", [31, -31])  # 2057: a wrong year; 1995: a reset clock (outside 2000–2099)
 def test_recorder_clock_31_years_off_is_invalid_and_not_used_for_filing(tmp_path: Path, data_dir: Path, evidock,
                                                                           years: int) -> None:
+    from support.docktools import SIM_PID, SIM_PRODUCT, SIM_VID, recorder, template_volume
+
     from daemon.config import parse_config
-    from daemon.dock import DockManager, State
-    from daemon.hotplug import Docked
-    from docktools import SIM_PID, SIM_PRODUCT, SIM_VID, recorder, template_volume
+    from daemon.dock.hotplug import Docked
+    from daemon.dock.jobs import State
+    from daemon.dock.manager import DockManager
 
     ahead = years * 365.25 * 86400
     now = datetime.now(timezone.utc)

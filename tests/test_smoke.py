@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from drivers.simvolume import SampleSpec, make_volume
+from drivers.sim.volume import SampleSpec, make_volume
 
 
 def test_ingest_list_verify_roundtrip(tmp_path: Path, evidock) -> None:

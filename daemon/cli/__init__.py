@@ -17,8 +17,8 @@ from typing import Any
 
 import click
 
-from ..config import Config, load_config, resolve_data_dir
-from ..errors import EXIT_ERROR, EvidockError
+from daemon.config import Config, load_config, resolve_data_dir
+from daemon.errors import EXIT_ERROR, EvidockError
 
 
 @dataclass
@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI and turn evidock errors into messages and exit codes."""
     try:
         rv = cli.main(args=argv, prog_name="evidock", standalone_mode=False)
-    except EvidockError as e:
+    except (EvidockError, DriverError) as e:
         click.echo(f"evidock: error: {e}", err=True)
         sys.exit(e.exit_code)
     except click.exceptions.Exit as e:
@@ -90,7 +90,21 @@ def main(argv: list[str] | None = None) -> None:
 
 
 # The command modules, assembled in one place. Each registers its commands on `cli`.
-from . import (  # noqa: E402,F401
-    audit_cmd, case_cmd, config_cmd, devices_cmd, dock_cmd, filing_cmd, footage_cmd, ingest_cmd, media_cmd, probe_cmd,
-    retention_cmd, review_cmd, simulate_cmd, staging_cmd, verify_cmd,
+from daemon.cli import (  # noqa: E402,F401
+    audit_cmd,
+    case_cmd,
+    config_cmd,
+    devices_cmd,
+    dock_cmd,
+    filing_cmd,
+    footage_cmd,
+    ingest_cmd,
+    media_cmd,
+    probe_cmd,
+    retention_cmd,
+    review_cmd,
+    simulate_cmd,
+    staging_cmd,
+    verify_cmd,
 )
+from drivers.errors import DriverError

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import click
 
-from .. import audit
-from ..catalog import Catalog
-from ..errors import EXIT_ERROR
-from . import Station, cli, emit_json, pass_station, say
+from daemon.catalog.db import Catalog
+from daemon.cli import Station, cli, emit_json, pass_station, say
+from daemon.errors import EXIT_ERROR
+from daemon.evidence import audit
 
 
 @cli.group("audit")

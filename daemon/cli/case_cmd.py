@@ -6,10 +6,10 @@ from pathlib import Path
 
 import click
 
-from .. import cases
-from ..catalog import Catalog
-from ..display import cell, shown
-from . import Station, cli, emit_json, pass_station, say
+from daemon.cases import csvimport, filing, records, register
+from daemon.catalog.db import Catalog
+from daemon.cli import Station, cli, emit_json, pass_station, say
+from daemon.display import cell, shown
 
 
 @cli.group("case")
@@ -26,7 +26,7 @@ def _text(v: object) -> str | None:
     return ";".join(map(str, v)) if isinstance(v, (list, tuple)) else None if v is None else str(v)
 
 
-def _report(result: cases.CaseResult, as_json: bool) -> int:
+def _report(result: register.CaseResult, as_json: bool) -> int:
     if as_json:
         emit_json(result.to_json())
         return 0
@@ -62,7 +62,7 @@ def case_open(st: Station, case_no: str, party: str, handlers: tuple[str, ...], 
       evidock case open 2026-0042 --party 张三 --handler 010203 --handler 010204 --opened-at "2026-11-20 09:00"
     """
     with Catalog(st.data_dir) as catalog:
-        result = cases.open_case(catalog, {"case_no": case_no, "party": party, "handlers": list(handlers),
+        result = register.open_case(catalog, {"case_no": case_no, "party": party, "handlers": list(handlers),
                                            "opened_at": opened_at, "unit": unit, "sensitivity": sensitivity,
                                            "notes": notes}, st.config.filing.local_timezone)
     return _report(result, as_json)
@@ -90,7 +90,7 @@ def case_edit(st: Station, case_no: str, party: str | None, handlers: tuple[str,
     given = {"party": party, "handlers": list(handlers) or None, "opened_at": opened_at, "unit": unit,
              "sensitivity": sensitivity, "notes": notes, "closed_at": "" if reopen else None}
     with Catalog(st.data_dir) as catalog:
-        result = cases.edit_case(catalog, case_no, given, st.config.filing.local_timezone)
+        result = register.edit_case(catalog, case_no, given, st.config.filing.local_timezone)
     return _report(result, as_json)
 
 
@@ -109,7 +109,7 @@ def case_close(st: Station, case_no: str, closed_at: str | None, as_json: bool) 
       evidock case close 2026-0042 --closed-at "2026-11-30 17:00"
     """
     with Catalog(st.data_dir) as catalog:
-        result = cases.close_case(catalog, case_no, closed_at, st.config.filing.local_timezone)
+        result = register.close_case(catalog, case_no, closed_at, st.config.filing.local_timezone)
     return _report(result, as_json)
 
 
@@ -125,7 +125,7 @@ def case_show(st: Station, case_no: str, as_json: bool) -> int:
       evidock case show 2026-0042 --json
     """
     with Catalog(st.data_dir) as catalog:
-        case = cases.get_case(catalog, case_no)
+        case = records.get_case(catalog, case_no)
     if as_json:
         emit_json(case)
         return 0
@@ -155,7 +155,7 @@ def case_list(st: Station, status: str | None, as_json: bool) -> int:
       evidock case list --status open --json
     """
     with Catalog(st.data_dir) as catalog:
-        rows = cases.list_cases(catalog, status)
+        rows = records.list_cases(catalog, status)
     if as_json:
         emit_json(rows)
         return 0
@@ -184,7 +184,7 @@ def case_import(st: Station, file: Path, as_json: bool) -> int:
       evidock case import 案件导出.csv
     """
     with Catalog(st.data_dir) as catalog:
-        rep = cases.import_cases(catalog, file, st.config.filing.local_timezone)
+        rep = csvimport.import_cases(catalog, file, st.config.filing.local_timezone)
     if as_json:
         emit_json(rep.to_json())
         return rep.exit_code
@@ -210,7 +210,7 @@ def case_refile(st: Station, as_json: bool) -> int:
       evidock case refile
     """
     with Catalog(st.data_dir) as catalog:
-        changes = cases.refile_all(catalog)
+        changes = filing.refile_all(catalog)
     if as_json:
         emit_json(changes.to_json())
         return 0

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from ..config import render_example
-from . import Station, cli, emit_json, pass_station
+from daemon.cli import Station, cli, emit_json, pass_station
+from daemon.config import render_example
 
 
 @cli.group("config")
@@ -57,7 +57,7 @@ def config_udev_rules() -> int:
     Example:
       evidock config udev-rules > /etc/udev/rules.d/70-evidock.rules
     """
-    from ..udevrules import render
+    from daemon.dock.udevrules import render
 
     click.echo(render(), nl=False)
     return 0

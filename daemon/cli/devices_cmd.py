@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import click
 
-from .. import health
-from ..catalog import Catalog
-from ..errors import NotFound
-from . import Station, cli, emit_json, pass_station
+from daemon import health
+from daemon.catalog.db import Catalog
+from daemon.cli import Station, cli, emit_json, pass_station
+from daemon.errors import NotFound
 
 
 @cli.group("devices", invoke_without_command=True)

@@ -7,15 +7,16 @@ import sys
 
 import click
 
-from .. import audit
-from ..catalog import Catalog, utcnow
-from ..demo import run_demo
-from ..dock import DockJob
-from ..errors import EXIT_ERROR, EXIT_OK, EXIT_WARNING, NotFound
-from ..offload import pid_alive
-from ..station import Station as DockStation
-from . import Station, cli, emit_json, pass_station, say
-from .devices_cmd import devices_group
+from daemon.catalog.db import Catalog
+from daemon.cli import Station, cli, emit_json, pass_station, say
+from daemon.cli.devices_cmd import devices_group
+from daemon.clock import utcnow
+from daemon.demo import run_demo
+from daemon.dock.jobs import DockJob
+from daemon.dock.station import Station as DockStation
+from daemon.errors import EXIT_ERROR, EXIT_OK, EXIT_WARNING, NotFound
+from daemon.evidence import audit
+from daemon.proc import alive as process_alive
 
 
 @cli.command("run")
@@ -53,7 +54,7 @@ def status_command(st: Station, as_json: bool) -> int:
     except FileNotFoundError:
         raise NotFound(f"no status in {st.data_dir}: the station (`evidock run`) has not run with this data dir") from None
     pid = doc.get("pid")
-    alive = isinstance(pid, int) and pid_alive(pid)
+    alive = isinstance(pid, int) and process_alive(pid)
     doc["running"] = alive
     if as_json:
         emit_json(doc)

@@ -6,12 +6,13 @@ from datetime import datetime
 
 import click
 
-from .. import cases, retention
-from ..catalog import Catalog
-from ..display import shown
-from . import Station, emit_json, pass_station, say
-from .footage_cmd import footage_group
-from .timeopt import AS_OF
+from daemon import clock
+from daemon.cases import filing, reports, retention
+from daemon.catalog.db import Catalog
+from daemon.cli import Station, emit_json, pass_station, say
+from daemon.cli.footage_cmd import footage_group
+from daemon.cli.timeopt import AS_OF
+from daemon.display import shown
 
 
 @footage_group.command("file")
@@ -31,7 +32,7 @@ def footage_file(st: Station, footage_ids: tuple[int, ...], case_no: str, reason
       evidock footage file 12 13 --case 2026-0042 --reason "recorded at the site inspection"
     """
     with Catalog(st.data_dir) as catalog:
-        changes = cases.file_footage(catalog, footage_ids, case_no, reason)
+        changes = filing.file_footage(catalog, footage_ids, case_no, reason)
     if as_json:
         emit_json(changes.to_json())
         return 0
@@ -56,7 +57,7 @@ def footage_unfile(st: Station, footage_id: int, case_no: str, reason: str, as_j
       evidock footage unfile 12 --case 2026-0042 --reason "wrong case: recorded at another site"
     """
     with Catalog(st.data_dir) as catalog:
-        changes = cases.unfile_footage(catalog, footage_id, case_no, reason)
+        changes = filing.unfile_footage(catalog, footage_id, case_no, reason)
     if as_json:
         emit_json(changes.to_json())
         return 0
@@ -79,13 +80,13 @@ def footage_overdue(st: Station, as_of: datetime | None, as_json: bool) -> int:
       evidock footage overdue --as-of "2026-12-01 08:00" --json
     """
     with Catalog(st.data_dir) as catalog:
-        rep = cases.overdue(catalog, st.config.filing.deadline_days, as_of)
+        rep = reports.overdue(catalog, st.config.filing.deadline_days, as_of)
     if as_json:
         emit_json(rep.to_json())
         return rep.exit_code
     for o in rep.officers:
         who = f"{shown(o['officer'], '(no officer)')}{' ' + shown(o['name']) if o['name'] else ''}"
-        click.echo(f"officer {who}: {o['count']} unfiled, the latest {cases.format_duration(o['most_late_s'])} overdue")
+        click.echo(f"officer {who}: {o['count']} unfiled, the latest {clock.format_duration(o['most_late_s'])} overdue")
         for f in o["footage"]:
             extra = f"  ambiguous: {', '.join(map(shown, f['ambiguous']))}" if f["ambiguous"] else ""
             when = f"recorded {f['recorded_at']}" if f["recorded_at"] else f"ingested {f['ingested_at']} (recording time unknown)"

@@ -6,11 +6,11 @@ import base64
 
 import click
 
-from .. import mediaqueue
-from ..cases import annotate_filing
-from ..catalog import Catalog
-from ..display import cell, shown
-from . import Station, cli, emit_json, pass_station
+from daemon.cases.reports import annotate_filing
+from daemon.catalog.db import Catalog
+from daemon.cli import Station, cli, emit_json, pass_station
+from daemon.display import cell, shown
+from daemon.media import listing as mediaqueue
 
 
 @cli.group("footage")

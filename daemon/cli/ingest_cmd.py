@@ -7,10 +7,10 @@ from pathlib import Path
 
 import click
 
-from ..display import shown
-from ..offload import ingest
-from ..volume import quoted
-from . import Station, cli, emit_json, pass_station, say
+from daemon.cli import Station, cli, emit_json, pass_station, say
+from daemon.display import shown
+from daemon.ingest.offload import ingest
+from daemon.ingest.volume import quoted
 
 
 @cli.command("ingest")

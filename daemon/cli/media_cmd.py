@@ -7,10 +7,11 @@ import threading
 
 import click
 
-from ..catalog import Catalog
-from ..errors import EXIT_OK, EXIT_WARNING
-from ..mediaqueue import Outcome, retry, run_queue, status
-from . import Station, cli, emit_json, pass_station, say
+from daemon.catalog.db import Catalog
+from daemon.cli import Station, cli, emit_json, pass_station, say
+from daemon.errors import EXIT_OK, EXIT_WARNING
+from daemon.media.listing import retry, status
+from daemon.media.queue import Outcome, run_queue
 
 
 def _q(text: str | None) -> str:

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import click
 
+from daemon.cli import Station, cli, emit_json, pass_station, say
+from daemon.dock.check import probe
+from daemon.errors import EXIT_ERROR
 from drivers.zfy import ZfyDriver
-
-from ..dockcheck import probe
-from ..errors import EXIT_ERROR
-from . import Station, cli, emit_json, pass_station, say
 
 
 @cli.command("probe")

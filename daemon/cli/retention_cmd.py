@@ -6,13 +6,13 @@ from datetime import datetime
 
 import click
 
-from .. import retention
-from ..catalog import Catalog
-from ..display import cell, shown
-from ..errors import format_bytes
-from ..store import LocalObjectStore
-from . import Station, cli, emit_json, pass_station, say
-from .timeopt import AS_OF
+from daemon.cases import retention
+from daemon.catalog.db import Catalog
+from daemon.cli import Station, cli, emit_json, pass_station, say
+from daemon.cli.timeopt import AS_OF
+from daemon.display import cell, shown
+from daemon.errors import format_bytes
+from daemon.evidence.store import LocalObjectStore
 
 
 @cli.group("retention")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import click
 
-from .. import review
-from ..cases import format_duration
-from ..catalog import Catalog
-from . import Station, cli, emit_json, pass_station, say
+from daemon.cases import review
+from daemon.catalog.db import Catalog
+from daemon.cli import Station, cli, emit_json, pass_station, say
+from daemon.clock import format_duration
 
 
 @cli.group("review")

@@ -11,11 +11,10 @@ from pathlib import Path
 
 import click
 
-from drivers.simulator import FaultError, SimulatedRecorder, faults_help
-from drivers.simvolume import SampleSpec
-
-from ..errors import ConfigError
-from . import Station, cli, pass_station, say
+from daemon.cli import Station, cli, pass_station, say
+from daemon.errors import ConfigError
+from drivers.sim.simulator import FaultError, SimulatedRecorder, faults_help
+from drivers.sim.volume import SampleSpec
 
 
 @cli.command("simulate", epilog="\b\nFaults (--fault, repeatable):\n" + faults_help())

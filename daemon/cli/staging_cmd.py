@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import click
 
-from .. import audit
-from ..catalog import Catalog
-from ..errors import NotFound
-from ..staging import Staging
-from ..store import LocalObjectStore
-from . import Station, cli, emit_json, pass_station, say
+from daemon.catalog.db import Catalog
+from daemon.cli import Station, cli, emit_json, pass_station, say
+from daemon.errors import NotFound
+from daemon.evidence import audit
+from daemon.evidence.staging import Staging
+from daemon.evidence.store import LocalObjectStore
 
 
 @cli.group("staging")

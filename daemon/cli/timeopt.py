@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from .. import cases
+from daemon import clock as cases
 
 
 class TimeParam(click.ParamType):
@@ -39,7 +39,7 @@ class TimeParam(click.ParamType):
 
 
 def _station_type() -> type:
-    from . import Station  # the CLI package imports this module while it is being built
+    from daemon.cli import Station  # the CLI package imports this module while it is being built
 
     return Station
 

@@ -6,10 +6,10 @@ import math
 
 import click
 
-from ..catalog import Catalog
-from ..store import LocalObjectStore
-from ..verify import verify_store
-from . import Station, cli, emit_json, pass_station, say
+from daemon.catalog.db import Catalog
+from daemon.cli import Station, cli, emit_json, pass_station, say
+from daemon.evidence.store import LocalObjectStore
+from daemon.evidence.verify import verify_store
 
 
 def _finite_seconds(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:

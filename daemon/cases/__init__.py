@@ -1,0 +1,8 @@
+"""Cases and what article 11 and 16 ask of them: case fields (``fields``), reading cases
+(``records``), opening and changing them (``register``), filing footage to them (``filing``), the
+case CSV import (``csvimport``), the 2-day report and filing columns (``reports``), retention
+with legal hold (``retention``) and the review ledger (``review``).
+
+May import ``daemon.evidence``, ``daemon.catalog``, ``daemon.media.derived`` and the lower modules;
+never dock or the CLI.
+"""

@@ -1,0 +1,266 @@
+"""Importing the case system's CSV export (UTF-8 or GBK, English or Chinese headers): bad rows
+are reported by line and skipped, a case number twice with different data imports neither.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import os
+import stat
+import unicodedata
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from daemon.cases.fields import _window_problem, parse_fields
+from daemon.cases.filing import FilingChanges, _refile
+from daemon.cases.records import _case
+from daemon.cases.register import _store_case
+from daemon.catalog.db import Catalog
+from daemon.errors import EXIT_OK, EXIT_WARNING, CaseImportError
+from daemon.evidence import audit
+
+# -- case CSV import --------------------------------------------------------------------------
+
+# Header as the bureau's case system exports it (English or Chinese) -> field.
+COLUMNS: dict[str, str] = {
+    "case_no": "case_no", "案号": "case_no",
+    "party": "party", "当事人": "party",
+    "handlers": "handlers", "承办人警号": "handlers",
+    "opened_at": "opened_at", "立案时间": "opened_at",
+    "closed_at": "closed_at", "结案时间": "closed_at",
+    "unit": "unit", "单位": "unit",
+    "sensitivity": "sensitivity", "密级": "sensitivity",
+}
+REQUIRED_COLUMNS = ("case_no", "party", "handlers", "opened_at")
+
+# Tried in order. GB18030 is a superset of GBK (what Chinese office software calls "ANSI").
+ENCODINGS: tuple[tuple[str, str], ...] = (("utf-8", "UTF-8"), ("gb18030", "GB18030 (GBK)"))
+
+
+def decode_csv(raw: bytes, path: str) -> tuple[str, str]:
+    """The text of a case CSV and the name of the encoding it was in."""
+    if raw.startswith(codecs.BOM_UTF8):
+        try:
+            return raw[len(codecs.BOM_UTF8):].decode("utf-8"), "UTF-8 with BOM"
+        except UnicodeDecodeError as e:
+            raise CaseImportError(f"{path}: starts with a UTF-8 BOM but byte {e.start} is not UTF-8; "
+                                  "save it again as CSV UTF-8") from None
+    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise CaseImportError(f"{path}: is UTF-16 (\"Unicode text\"); save it as CSV (UTF-8 or GBK) and import again")
+    for codec, name in ENCODINGS:
+        try:
+            return raw.decode(codec), name
+        except UnicodeDecodeError:
+            continue
+    raise CaseImportError(f"{path}: is neither UTF-8 nor GBK/GB18030 text; save it as CSV UTF-8 and import again")
+
+
+@dataclass
+class RowProblem:
+    line: int
+    case_no: str | None
+    reason: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"line": self.line, "case_no": self.case_no, "reason": self.reason}
+
+
+@dataclass
+class ImportReport:
+    path: str
+    encoding: str
+    rows: int = 0
+    created: list[str] = field(default_factory=list)
+    updated: list[dict[str, Any]] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    problems: list[RowProblem] = field(default_factory=list)
+    ignored_columns: list[str] = field(default_factory=list)
+    filing: FilingChanges = field(default_factory=FilingChanges)
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_WARNING if self.problems else EXIT_OK
+
+    def summary(self) -> str:
+        return (f"{self.path} ({self.encoding}): {self.rows} rows; {len(self.created)} cases created, "
+                f"{len(self.updated)} updated, {len(self.unchanged)} unchanged, {len(self.problems)} rows not imported; "
+                f"{len(self.filing.filed)} footage filed, {len(self.filing.unfiled)} unfiled, "
+                f"{sum(1 for a in self.filing.ambiguous if a['candidates'])} ambiguous")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "file": self.path, "encoding": self.encoding, "rows": self.rows, "created": self.created,
+            "updated": self.updated, "unchanged": self.unchanged,
+            "problems": [p.to_json() for p in self.problems], "ignored_columns": self.ignored_columns,
+            "filing": self.filing.to_json(), "summary": self.summary(),
+        }
+
+
+def _header(cells: list[str], path: str) -> tuple[dict[int, str], list[str]]:
+    """Map column positions to fields; unknown headers are ignored (the export has more columns)."""
+    columns: dict[int, str] = {}
+    ignored: list[str] = []
+    seen: dict[str, str] = {}
+    for i, cell in enumerate(cells):
+        name = unicodedata.normalize("NFC", cell).strip().lstrip("\ufeff")
+        fld = COLUMNS.get(name) or COLUMNS.get(name.lower())
+        if fld is None:
+            if name:
+                ignored.append(name)
+            continue
+        if fld in seen:
+            raise CaseImportError(f"{path}: columns {seen[fld]!r} and {name!r} both give {fld}; keep one and import again")
+        seen[fld] = name
+        columns[i] = fld
+    missing = [f for f in REQUIRED_COLUMNS if f not in seen]
+    if missing:
+        want = ", ".join(f"{f} ({next(k for k, v in COLUMNS.items() if v == f and not k.isascii())})" for f in missing)
+        raise CaseImportError(f"{path}: missing column(s) {want}; the header has: "
+                              f"{', '.join(repr(c.strip()) for c in cells) or 'nothing'}. Nothing was imported")
+    return columns, ignored
+
+
+# A case export of a whole bureau is a few MiB; a bigger "CSV" is the wrong file, read into memory.
+MAX_CSV_BYTES = 64 * 1024 * 1024
+
+
+def read_csv_bytes(path: Path) -> bytes:
+    """The bytes of a case CSV: a regular file of at most ``MAX_CSV_BYTES``, else CaseImportError.
+
+    A FIFO, a device (``/dev/zero`` never ends) or a directory is refused before anything is read:
+    the file is opened non-blocking (a FIFO without a writer would block the open itself) and its
+    type checked on the open descriptor, so it cannot be swapped between the check and the read.
+    """
+    name = str(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
+    except IsADirectoryError:
+        raise CaseImportError(f"{name}: is a directory, not a CSV file; give the exported .csv file") from None
+    except OSError as e:
+        raise CaseImportError(f"{name}: cannot read it ({e.strerror}); check the path") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            kind = ("a FIFO (named pipe)" if stat.S_ISFIFO(st.st_mode) else "a device" if stat.S_ISCHR(st.st_mode)
+                    or stat.S_ISBLK(st.st_mode) else "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file")
+            raise CaseImportError(f"{name}: is {kind}, not a regular file; only a saved CSV file is imported — "
+                                  "save the export to a file and import that. Nothing was imported")
+        if st.st_size > MAX_CSV_BYTES:
+            raise CaseImportError(f"{name}: is {st.st_size} bytes, more than the {MAX_CSV_BYTES // (1024 * 1024)} MiB a "
+                                  "case CSV may have; is it the right file? Split the export. Nothing was imported")
+        os.set_blocking(fd, True)
+        chunks, size = [], 0
+        while size <= MAX_CSV_BYTES:  # a file that grows while it is read is still bounded
+            chunk = os.read(fd, min(1 << 20, MAX_CSV_BYTES + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > MAX_CSV_BYTES:
+            raise CaseImportError(f"{name}: grew past {MAX_CSV_BYTES // (1024 * 1024)} MiB while it was read; "
+                                  "import a finished export. Nothing was imported")
+        return b"".join(chunks)
+    except OSError as e:
+        raise CaseImportError(f"{name}: cannot read it ({e.strerror}); check the path") from None
+    finally:
+        os.close(fd)
+
+
+def read_case_csv(path: Path, tz: str) -> tuple[ImportReport, list[tuple[int, dict[str, Any]]]]:
+    """Parse a case export: the good rows (line, fields) and a report of the bad ones. Writes nothing."""
+    name = str(path)
+    raw = read_csv_bytes(Path(path))
+    text, encoding = decode_csv(raw, name)
+    first = text.split("\n", 1)[0]
+    delimiter = "\t" if "\t" in first and "," not in first else ","
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise CaseImportError(f"{name}: is empty; export the cases with a header row and import again") from None
+    except csv.Error as e:
+        raise CaseImportError(f"{name}: line 1: {e}") from None
+    columns, ignored = _header(header, name)
+    report = ImportReport(name, encoding, ignored_columns=ignored)
+    parsed: list[tuple[int, dict[str, Any]]] = []
+    line = reader.line_num + 1
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as e:
+            report.problems.append(RowProblem(line, None, f"not valid CSV ({e})"))
+            break
+        start, line = line, reader.line_num + 1
+        if not any(c.strip() for c in cells):
+            continue  # blank line
+        report.rows += 1
+        given = {fld: (cells[i] if i < len(cells) else "") for i, fld in columns.items()}
+        case_no = given["case_no"].strip() or None
+        if len(cells) > len(header) and any(c.strip() for c in cells[len(header):]):
+            report.problems.append(RowProblem(start, case_no, f"{len(cells)} cells but the header has {len(header)} "
+                                                                "(an unquoted comma?)"))
+            continue
+        fields, problems = parse_fields(given, tz)
+        if not problems and (p := _window_problem(fields)):
+            problems.append(p)
+        if problems:
+            report.problems.append(RowProblem(start, case_no, "; ".join(problems)))
+            continue
+        parsed.append((start, fields))
+    # A case number twice in one file: identical rows are one case; differing rows cannot be
+    # told apart, so none of them is imported.
+    by_no: dict[str, list[tuple[int, dict[str, Any]]]] = defaultdict(list)
+    for ln, f in parsed:
+        by_no[f["case_no"]].append((ln, f))
+    good: list[tuple[int, dict[str, Any]]] = []
+    for case_no, rows in by_no.items():
+        first_line, first_fields = rows[0]
+        if all(f == first_fields for _, f in rows[1:]):
+            good.append(rows[0])
+            for ln, _ in rows[1:]:
+                report.problems.append(RowProblem(ln, case_no, f"repeats line {first_line} (same case number, same data); "
+                                                                "imported once"))
+        else:
+            lines = ", ".join(str(ln) for ln, _ in rows)
+            for ln, _ in rows:
+                report.problems.append(RowProblem(ln, case_no, f"case number {case_no} is on lines {lines} with different "
+                                                                "data; none of them was imported — fix the export"))
+    report.problems.sort(key=lambda p: p.line)
+    good.sort(key=lambda r: r[0])
+    return report, good
+
+
+def import_cases(catalog: Catalog, path: Path, tz: str, actor: str | None = None) -> ImportReport:
+    """Import the bureau's case export: good rows create or update cases (keyed by case number),
+    bad rows are reported by line, then the footage of every officer concerned is re-filed.
+    One transaction: the cases, the filing and their audit entries commit together."""
+    actor = actor or audit.current_actor()
+    report, good = read_case_csv(Path(path), tz)
+    source = f"import {Path(path).name}"
+    with catalog.transaction():
+        officers: set[str] = set()
+        for line, fields in good:
+            old = _case(catalog.conn, fields["case_no"])
+            changed = _store_case(catalog, fields, old, f"{source} line {line}", actor)
+            if old is None:
+                report.created.append(fields["case_no"])
+            elif changed:
+                report.updated.append({"case": fields["case_no"], "changed": changed})
+            else:
+                report.unchanged.append(fields["case_no"])
+            if old is None or changed:
+                officers |= set(fields["handlers"]) | set(old["handlers"] if old else ())
+        if officers:
+            _refile(catalog, officers=officers, actor=actor, trigger=source, changes=report.filing)
+        audit.append(catalog, "case.import", f"file:{Path(path).name}", {
+            "file": str(path), "encoding": report.encoding, "rows": report.rows, "created": len(report.created),
+            "updated": len(report.updated), "unchanged": len(report.unchanged),
+            "problems": [p.to_json() for p in report.problems],
+        }, actor)
+    return report

@@ -1,0 +1,126 @@
+"""Case fields as people and case systems give them: one parser per field, every problem collected."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable
+from typing import Any
+
+from daemon.clock import iso, parse_time
+
+# -- case fields ------------------------------------------------------------------------------
+
+FIELDS = ("case_no", "party", "handlers", "opened_at", "closed_at", "unit", "sensitivity", "notes")
+
+# What the bureau's exports write under 密级 (and evidock's own words); anything else is refused.
+SENSITIVITY_WORDS = {
+    "": "normal", "normal": "normal", "普通": "normal", "一般": "normal", "公开": "normal",
+    "内部": "normal", "非密": "normal", "无": "normal",
+    "secret": "secret", "秘密": "secret", "机密": "secret", "绝密": "secret", "涉密": "secret",
+}
+
+_BADGE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z_-]{0,31}$")
+# Badges in one cell: ';' as the export writes, and the separators people type in Chinese text.
+_BADGE_SEP = re.compile(r"[;；,，、\s]+")
+
+
+def _clean_text(v: Any, what: str, max_len: int, required: bool) -> str | None:
+    s = "" if v is None else unicodedata.normalize("NFC", str(v)).strip()
+    if not s:
+        if required:
+            raise ValueError(f"{what} is empty")
+        return None
+    if len(s) > max_len:
+        raise ValueError(f"{what} is longer than {max_len} characters")
+    if any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") for ch in s):
+        raise ValueError(f"{what} {s!r} contains control characters")
+    return s
+
+
+def _p_case_no(v: Any, tz: str) -> str | None:
+    return _clean_text(v, "case number", 100, True)
+
+
+def _p_party(v: Any, tz: str) -> str | None:
+    return _clean_text(v, "party", 200, True)
+
+
+def _p_handlers(v: Any, tz: str) -> tuple[str, ...]:
+    items = [str(x) for x in v] if isinstance(v, (list, tuple)) else _BADGE_SEP.split(str(v or ""))
+    badges: list[str] = []
+    for b in (x.strip() for x in items):
+        if not b:
+            continue
+        if not _BADGE.match(b):
+            raise ValueError(f"handler badge {b!r} is not a badge number (letters, digits, '-', '_'; at most 32)")
+        if b not in badges:
+            badges.append(b)
+    if not badges:
+        raise ValueError("no handling officer (badge numbers separated by ';')")
+    return tuple(sorted(badges))
+
+
+def _p_opened(v: Any, tz: str) -> str | None:
+    if v is None or not str(v).strip():
+        raise ValueError("opened-at time is empty")
+    try:
+        return iso(parse_time(str(v), tz))
+    except ValueError as e:
+        raise ValueError(f"opened-at time (立案时间): {e}") from None
+
+
+def _p_closed(v: Any, tz: str) -> str | None:
+    if v is None or not str(v).strip():
+        return None
+    try:
+        return iso(parse_time(str(v), tz, end_of_day=True))
+    except ValueError as e:
+        raise ValueError(f"closed-at time (结案时间): {e}") from None
+
+
+def _p_unit(v: Any, tz: str) -> str | None:
+    return _clean_text(v, "unit", 200, False)
+
+
+def _p_sensitivity(v: Any, tz: str) -> str:
+    word = (str(v) if v is not None else "").strip()
+    try:
+        return SENSITIVITY_WORDS[word.lower()]
+    except KeyError:
+        raise ValueError(f"sensitivity {word!r} is not one of: normal, secret (or 普通, 秘密, 机密, 绝密)") from None
+
+
+def _p_notes(v: Any, tz: str) -> str | None:
+    return _clean_text(v, "notes", 2000, False)
+
+
+# One parser per field: value as given -> stored value, or ValueError saying what is wrong.
+FIELD_PARSERS: dict[str, Callable[[Any, str], Any]] = {
+    "case_no": _p_case_no,
+    "party": _p_party,
+    "handlers": _p_handlers,
+    "opened_at": _p_opened,
+    "closed_at": _p_closed,
+    "unit": _p_unit,
+    "sensitivity": _p_sensitivity,
+    "notes": _p_notes,
+}
+
+
+def parse_fields(given: dict[str, Any], tz: str) -> tuple[dict[str, Any], list[str]]:
+    """Parse the fields present in ``given``; every problem is collected, none raised."""
+    out: dict[str, Any] = {}
+    problems: list[str] = []
+    for name, value in given.items():
+        try:
+            out[name] = FIELD_PARSERS[name](value, tz)
+        except ValueError as e:
+            problems.append(str(e))
+    return out, problems
+
+
+def _window_problem(case: dict[str, Any]) -> str | None:
+    if case.get("closed_at") and case.get("opened_at") and case["closed_at"] < case["opened_at"]:
+        return f"closed ({case['closed_at']}) before it was opened ({case['opened_at']})"
+    return None

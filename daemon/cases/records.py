@@ -1,0 +1,71 @@
+"""Reading cases from the catalog: one case with its handlers, all cases, or a clear "not found"."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from daemon.catalog.db import Catalog
+from daemon.errors import NotFound
+
+# -- reading cases ----------------------------------------------------------------------------
+
+
+def _case(conn: Any, case_no: str) -> dict[str, Any] | None:
+    row = conn.execute(
+        "SELECT case_no, party, unit, opened_at, closed_at, status, sensitivity, notes, source, created_at, updated_at"
+        " FROM cases WHERE case_no = ?", (case_no,)
+    ).fetchone()
+    if row is None:
+        return None
+    keys = ("case_no", "party", "unit", "opened_at", "closed_at", "status", "sensitivity", "notes", "source",
+            "created_at", "updated_at")
+    case = dict(zip(keys, row))
+    case["handlers"] = tuple(r[0] for r in conn.execute(
+        "SELECT badge FROM case_handlers WHERE case_no = ? ORDER BY badge", (case_no,)))
+    return case
+
+
+def need_case(conn: Any, case_no: str) -> dict[str, Any]:
+    case = _case(conn, case_no)
+    if case is None:
+        raise NotFound(f"no case {case_no!r}; see `evidock case list` (open it with `evidock case open` or import it)")
+    return case
+
+
+def get_case(catalog: Catalog, case_no: str) -> dict[str, Any]:
+    """One case with its handlers, its footage (and how each was filed) and footage it might own."""
+    conn = catalog.conn
+    case = need_case(conn, case_no)
+    names = dict(conn.execute("SELECT badge, name FROM officers WHERE name IS NOT NULL"))
+    case["handlers"] = [{"badge": b, "name": names.get(b)} for b in case["handlers"]]
+    case["footage"] = [
+        {"id": r[0], "sha256": r[1], "officer": r[2], "recorded_at": r[3], "size": r[4],
+         "filed_at": r[5], "filed_by": r[6], "how": r[7], "reason": r[8]}
+        for r in conn.execute(
+            "SELECT f.id, f.sha256, f.officer_badge, f.recorded_at_corrected, f.size,"
+            " fc.filed_at, fc.filed_by, fc.how, fc.reason FROM footage_cases fc JOIN footage f ON f.id = fc.footage_id"
+            " WHERE fc.case_no = ? ORDER BY 4, f.id", (case_no,))
+    ]
+    case["ambiguous_footage"] = [
+        {"id": fid, "candidates": json.loads(cands)}
+        for fid, cands in conn.execute(
+            "SELECT a.footage_id, a.candidates FROM footage_ambiguous a, json_each(a.candidates) j"
+            " WHERE j.value = ? ORDER BY a.footage_id", (case_no,))
+    ]
+    return case
+
+
+def list_cases(catalog: Catalog, status: str | None = None) -> list[dict[str, Any]]:
+    """Every case (or those with ``status``), with its handlers and how much footage is filed to it."""
+    rows = []
+    for r in catalog.db.query(
+        "SELECT c.case_no, c.party, c.unit, c.opened_at, c.closed_at, c.status, c.sensitivity,"
+        " (SELECT group_concat(badge, ';') FROM (SELECT badge FROM case_handlers h WHERE h.case_no = c.case_no ORDER BY badge)) AS handlers,"
+        " (SELECT COUNT(*) FROM footage_cases fc WHERE fc.case_no = c.case_no) AS footage"
+        " FROM cases c WHERE (:status IS NULL OR c.status = :status) ORDER BY c.opened_at, c.case_no",
+        {"status": status},
+    ):
+        r["handlers"] = r["handlers"].split(";") if r["handlers"] else []
+        rows.append(r)
+    return rows

@@ -1,0 +1,90 @@
+"""The 2-day report (footage not filed within ``filing.deadline_days``) and the filing columns of
+the footage listing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from daemon.cases.filing import _T_DUE
+from daemon.cases.records import need_case
+from daemon.catalog.db import Catalog
+from daemon.clock import format_duration, from_iso, iso, now_utc
+from daemon.errors import EXIT_OK, EXIT_WARNING
+
+# -- the 2-day report and the footage listing -------------------------------------------------
+
+
+@dataclass
+class OverdueReport:
+    as_of: str
+    deadline_days: int
+    officers: list[dict[str, Any]]
+
+    @property
+    def count(self) -> int:
+        return sum(o["count"] for o in self.officers)
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_WARNING if self.count else EXIT_OK
+
+    def to_json(self) -> dict[str, Any]:
+        return {"as_of": self.as_of, "deadline_days": self.deadline_days, "count": self.count, "officers": self.officers}
+
+
+def overdue(catalog: Catalog, deadline_days: int, as_of: datetime | None = None) -> OverdueReport:
+    """Footage recorded more than ``deadline_days`` before ``as_of`` and still filed to no case."""
+    as_of = as_of or now_utc()
+    deadline = timedelta(days=deadline_days)
+    cutoff = iso(as_of - deadline)
+    groups: dict[str | None, dict[str, Any]] = {}
+    for fid, sha, officer, name, t, device, path, cands, recorded, ingested in catalog.conn.execute(
+        f"SELECT f.id, f.sha256, f.officer_badge, o.name, {_T_DUE}, f.device_serial, f.source_path, a.candidates,"
+        " f.recorded_at_corrected, f.ingested_at"
+        " FROM footage f LEFT JOIN officers o ON o.badge = f.officer_badge"
+        " LEFT JOIN footage_ambiguous a ON a.footage_id = f.id"
+        f" WHERE NOT EXISTS (SELECT 1 FROM footage_cases fc WHERE fc.footage_id = f.id) AND {_T_DUE} < ?"
+        f" ORDER BY f.officer_badge, {_T_DUE}, f.id", (cutoff,)
+    ):
+        due = from_iso(t) + deadline
+        late = (as_of - due).total_seconds()
+        g = groups.setdefault(officer, {"officer": officer, "name": name, "count": 0, "most_late_s": 0, "footage": []})
+        g["count"] += 1
+        g["most_late_s"] = max(g["most_late_s"], int(late))
+        g["footage"].append({
+            "id": fid, "sha256": sha, "device": device, "source_path": path, "recorded_at": recorded,
+            "ingested_at": ingested, "due_at": iso(due),
+            "late_by_s": int(late), "late_by": format_duration(late),
+            "ambiguous": json.loads(cands) if cands else [],
+        })
+    officers = sorted(groups.values(), key=lambda g: (-g["most_late_s"], g["officer"] or ""))
+    return OverdueReport(iso(as_of), deadline_days, officers)
+
+
+def annotate_filing(catalog: Catalog, rows: list[dict[str, Any]], deadline_days: int, *,
+                    case_no: str | None = None, unfiled: bool = False, now: datetime | None = None) -> list[dict[str, Any]]:
+    """Add ``cases``, ``filed_at``, ``overdue`` and ``ambiguous`` to footage rows; keep those asked for."""
+    conn = catalog.conn
+    if case_no is not None:
+        need_case(conn, case_no)
+    links: dict[int, list[tuple[str, str]]] = defaultdict(list)
+    for fid, cno, filed_at in conn.execute("SELECT footage_id, case_no, filed_at FROM footage_cases ORDER BY case_no"):
+        links[fid].append((cno, filed_at))
+    marked = {fid: json.loads(c) for fid, c in conn.execute("SELECT footage_id, candidates FROM footage_ambiguous")}
+    cutoff = iso((now or now_utc()) - timedelta(days=deadline_days))
+    out = []
+    for r in rows:
+        mine = links.get(r["id"], [])
+        r["cases"] = [c for c, _ in mine]
+        r["filed_at"] = min((f for _, f in mine), default=None)
+        t = r.get("recorded_at_corrected") or r.get("ingested_at")  # as _T_DUE
+        r["overdue"] = not mine and t is not None and t < cutoff
+        r["ambiguous"] = marked.get(r["id"], [])
+        if (case_no is None or case_no in r["cases"]) and (not unfiled or not mine):
+            out.append(r)
+    return out

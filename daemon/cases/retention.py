@@ -1,0 +1,380 @@
+"""Retention: when stored footage may go, and the only code that ever deletes evidence.
+
+The defaults follow the Ministry of Public Security's 2016 rule on on-site enforcement
+recordings (公安机关现场执法视音频记录工作规定, art. 13): footage is kept at least six months;
+footage used as evidence in a case is kept permanently. evidock reads "used as evidence" as
+"filed to a case" and lets a bureau configure a number of years after the case closed instead
+of for ever (``retention.filed_keep_years``). Regulation art. 17: deletion only by a retention
+rule, and on the record.
+
+Each footage row gets the first rule of ``RULES`` that applies to it; the rule says until when
+it is kept (``None``: for ever). In order:
+
+- ``legal-hold``: a person put it on hold (``footage hold``) — kept until the hold is lifted;
+- ``open-case``: filed to a case that is still open — kept while it is open;
+- ``closed-case``: filed only to closed cases — kept ``filed_keep_years`` after the last closed;
+- ``ambiguous-open`` / ``ambiguous-closed``: filed to none because it matches several cases —
+  treated as if filed to all of them (it belongs to one), so the same two rules apply;
+- ``unfiled``: kept ``unfiled_keep_days`` after it was recorded, or after it was ingested if
+  that is later (a recorder clock set years back must not make fresh footage deletable).
+
+``plan`` lists what is due as of a time, read-only. ``apply`` deletes what the plan lists as
+of now — and, given the id of a plan someone reviewed, only if the plan is still exactly that.
+Each item is re-checked inside its own transaction (a hold or a filing made a second ago wins).
+Deleting one item: one transaction removes its catalog rows, writes a tombstone
+(``retention_deleted``: what it was, which rule, who) and the ``object.delete`` audit entry;
+then the object is unlinked and the tombstone marked done. A crash between the two leaves an
+object no catalog row points to (``verify`` notes it; never a catalog row without its object,
+invariant 4), which the next ``apply`` removes — unless the same bytes were ingested again in
+the meantime, in which case the object is kept. The removal holds the object's lock (see
+``store``) so that an ingest of the same bytes running right now cannot commit a catalog row for
+an object being unlinked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from daemon.cases.filing import FOOTAGE_TABLES
+from daemon.catalog.db import Catalog
+from daemon.clock import from_iso, iso, now_utc, utcnow
+from daemon.config import RetentionConfig
+from daemon.crashpoints import crashpoint
+from daemon.errors import EXIT_ERROR, EXIT_OK, EXIT_WARNING, EvidockError, NotFound, RetentionError
+from daemon.evidence import audit
+from daemon.evidence.store import LocalObjectStore
+from daemon.media.derived import DerivedFiles
+from daemon.media.queue import MEDIA_TABLES
+
+# -- the facts about one footage row and the rules --------------------------------------------
+
+
+@dataclass
+class Facts:
+    footage_id: int
+    sha256: str
+    size: int
+    officer: str | None
+    device: str | None
+    source_path: str | None
+    recorded_at: str | None
+    ingested_at: str | None
+    held: bool = False
+    cases: list[tuple[str, str, str | None]] = field(default_factory=list)  # (case_no, status, closed_at)
+    candidates: list[tuple[str, str, str | None]] = field(default_factory=list)  # ambiguous: same shape
+
+
+def _add_years(dt: datetime, years: int) -> datetime:
+    try:
+        return dt.replace(year=dt.year + years)
+    except ValueError:  # 29 February: the day after 28 February keeps "at least N years"
+        return dt.replace(year=dt.year + years, month=3, day=1)
+
+
+def _any_open(cases: list[tuple[str, str, str | None]]) -> bool:
+    return any(status == "open" for _, status, _ in cases)
+
+
+def _after_last_close(cases: list[tuple[str, str, str | None]], cfg: RetentionConfig) -> datetime | None:
+    if cfg.filed_keep_years is None:
+        return None
+    return _add_years(max(from_iso(closed) for _, _, closed in cases if closed), cfg.filed_keep_years)
+
+
+def _unfiled_until(f: Facts, cfg: RetentionConfig) -> datetime | None:
+    starts = [from_iso(t) for t in (f.recorded_at, f.ingested_at) if t]
+    if not starts:
+        return None  # no time at all: nothing to count from, so nothing is deleted
+    return max(starts) + timedelta(days=cfg.unfiled_keep_days)
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    applies: Callable[[Facts], bool]
+    keep_until: Callable[[Facts, RetentionConfig], datetime | None]  # None: kept for ever
+    meaning: str
+
+
+# First match wins; the order is the order of precedence (a hold beats everything).
+RULES: tuple[Rule, ...] = (
+    Rule("legal-hold", lambda f: f.held, lambda f, c: None, "on legal hold: kept until the hold is lifted"),
+    Rule("open-case", lambda f: _any_open(f.cases), lambda f, c: None, "filed to an open case: kept while it is open"),
+    Rule("closed-case", lambda f: bool(f.cases), lambda f, c: _after_last_close(f.cases, c),
+         "filed to closed cases only: kept retention.filed_keep_years after the last one closed"),
+    Rule("ambiguous-open", lambda f: _any_open(f.candidates), lambda f, c: None,
+         "matches several cases, one of them open: kept while it is open"),
+    Rule("ambiguous-closed", lambda f: bool(f.candidates), lambda f, c: _after_last_close(f.candidates, c),
+         "matches several closed cases: kept as if filed to them"),
+    Rule("unfiled", lambda f: True, _unfiled_until,
+         "filed to no case: kept retention.unfiled_keep_days after recording (or ingest, if later)"),
+)
+
+
+def decide(f: Facts, cfg: RetentionConfig) -> tuple[Rule, datetime | None]:
+    """The rule that governs this footage and until when it is kept (None: for ever)."""
+    rule = next(r for r in RULES if r.applies(f))
+    return rule, rule.keep_until(f, cfg)
+
+
+def _facts(conn: sqlite3.Connection, footage_id: int | None = None) -> list[Facts]:
+    where, args = ("WHERE f.id = ?", (footage_id,)) if footage_id is not None else ("", ())
+    out = {r[0]: Facts(*r) for r in conn.execute(
+        "SELECT f.id, f.sha256, f.size, f.officer_badge, f.device_serial, f.source_path,"
+        # The corrected time only: NULL when the recorder's clock was not trusted (a year or more
+        # off, offload.corrected_time), so retention counts from the ingest, not a bogus 2057.
+        f" f.recorded_at_corrected, f.ingested_at FROM footage f {where} ORDER BY f.id", args)}
+    for (fid,) in conn.execute(f"SELECT h.footage_id FROM legal_holds h JOIN footage f ON f.id = h.footage_id {where}", args):
+        out[fid].held = True
+    for fid, case_no, status, closed in conn.execute(
+        "SELECT fc.footage_id, c.case_no, c.status, c.closed_at FROM footage_cases fc JOIN cases c ON c.case_no = fc.case_no"
+        f" JOIN footage f ON f.id = fc.footage_id {where} ORDER BY c.case_no", args
+    ):
+        out[fid].cases.append((case_no, status, closed))
+    for fid, case_no, status, closed in conn.execute(
+        "SELECT a.footage_id, c.case_no, c.status, c.closed_at FROM footage_ambiguous a, json_each(a.candidates) j"
+        f" JOIN cases c ON c.case_no = j.value JOIN footage f ON f.id = a.footage_id {where} ORDER BY c.case_no", args
+    ):
+        out[fid].candidates.append((case_no, status, closed))
+    return list(out.values())
+
+
+# -- the plan ---------------------------------------------------------------------------------
+
+
+@dataclass
+class PlanItem:
+    footage_id: int
+    sha256: str
+    size: int
+    officer: str | None
+    recorded_at: str | None
+    ingested_at: str | None
+    rule: str
+    kept_until: str
+    cases: list[str]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"footage": self.footage_id, "sha256": self.sha256, "size": self.size, "officer": self.officer,
+                "recorded_at": self.recorded_at, "ingested_at": self.ingested_at, "rule": self.rule,
+                "kept_until": self.kept_until, "cases": self.cases}
+
+
+@dataclass
+class RetentionPlan:
+    as_of: str
+    delete: list[PlanItem]
+    kept: dict[str, int]  # rule -> footage kept under it
+    pending: list[str]  # deletions recorded whose object is still to be removed
+
+    @property
+    def plan_id(self) -> str:
+        """Names exactly what this plan deletes and why (not when it was made)."""
+        body = json.dumps(sorted((i.sha256, i.rule) for i in self.delete), separators=(",", ":"))
+        return hashlib.sha256(body.encode()).hexdigest()[:16]
+
+    @property
+    def bytes(self) -> int:
+        return sum(i.size for i in self.delete)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"as_of": self.as_of, "plan_id": self.plan_id, "count": len(self.delete), "bytes": self.bytes,
+                "delete": [i.to_json() for i in self.delete], "kept": self.kept, "pending_removal": self.pending,
+                "rules": {r.name: r.meaning for r in RULES}}
+
+
+def plan(catalog: Catalog, cfg: RetentionConfig, as_of: datetime | None = None) -> RetentionPlan:
+    """What retention would delete as of ``as_of`` (default now), and by which rule. Read-only."""
+    as_of = as_of or now_utc()
+    delete: list[PlanItem] = []
+    kept: Counter[str] = Counter()
+    for f in _facts(catalog.conn):
+        rule, until = decide(f, cfg)
+        if until is not None and as_of >= until:
+            delete.append(PlanItem(f.footage_id, f.sha256, f.size, f.officer, f.recorded_at, f.ingested_at,
+                                   rule.name, iso(until), [c for c, _, _ in f.cases or f.candidates]))
+        else:
+            kept[rule.name] += 1
+    pending = [r[0] for r in catalog.conn.execute(
+        "SELECT sha256 FROM retention_deleted WHERE object_state = 'pending' ORDER BY id")]
+    return RetentionPlan(iso(as_of), delete, dict(sorted(kept.items())), pending)
+
+
+# -- applying it ------------------------------------------------------------------------------
+
+
+@dataclass
+class ApplyReport:
+    plan_id: str
+    deleted: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    finished: list[dict[str, Any]] = field(default_factory=list)  # pending removals from an earlier run
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_ERROR if self.errors else EXIT_WARNING if self.skipped else EXIT_OK
+
+    def summary(self) -> str:
+        freed = sum(d["size"] or 0 for d in self.deleted)
+        return (f"plan {self.plan_id}: {len(self.deleted)} objects deleted ({freed} bytes), {len(self.skipped)} skipped, "
+                f"{len(self.errors)} not deleted because of errors, {len(self.finished)} earlier deletions finished")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"plan_id": self.plan_id, "deleted": self.deleted, "skipped": self.skipped, "errors": self.errors,
+                "finished": self.finished, "summary": self.summary()}
+
+
+def apply(catalog: Catalog, store: LocalObjectStore, cfg: RetentionConfig, the_plan: RetentionPlan | None = None, *,
+          expect_plan_id: str | None = None, now: datetime | None = None, actor: str | None = None) -> ApplyReport:
+    """Delete exactly what ``the_plan`` lists (default: the plan as of now), each item re-checked as of
+    ``now`` when it is deleted; with ``expect_plan_id``, only if the plan is still that one.
+
+    ``now`` is for tests and for a scheduler that must use one clock reading; never a future date.
+    """
+    actor = actor or audit.current_actor()
+    now = now or now_utc()
+    the_plan = the_plan or plan(catalog, cfg, now)
+    if expect_plan_id is not None and expect_plan_id != the_plan.plan_id:
+        raise RetentionError(f"the retention plan is now {the_plan.plan_id}, not {expect_plan_id}: something changed "
+                             "since it was reviewed; nothing was deleted — review `evidock retention plan` again")
+    rep = ApplyReport(the_plan.plan_id)
+    for tomb_id, sha in catalog.conn.execute(
+            "SELECT id, sha256 FROM retention_deleted WHERE object_state = 'pending' ORDER BY id").fetchall():
+        _finish(catalog, store, tomb_id, sha, rep.finished, rep.errors)
+    for item in the_plan.delete:
+        try:
+            tomb_id = _delete_rows(catalog, cfg, item, the_plan.plan_id, now, actor, rep)
+        except sqlite3.IntegrityError as e:
+            rep.errors.append({"footage": item.footage_id, "sha256": item.sha256,
+                               "error": f"other catalog records still refer to footage {item.footage_id} ({e}); "
+                                        "nothing of it was deleted"})
+            continue
+        except EvidockError as e:
+            rep.errors.append({"footage": item.footage_id, "sha256": item.sha256, "error": str(e)})
+            continue
+        if tomb_id is None:
+            continue
+        crashpoint("retention-after-commit")
+        done: list[dict[str, Any]] = []
+        _finish(catalog, store, tomb_id, item.sha256, done, rep.errors)
+        if done:
+            rep.deleted.append({**item.to_json(), "object": done[0]["object"]})
+    return rep
+
+
+def _delete_rows(catalog: Catalog, cfg: RetentionConfig, item: PlanItem, plan_id: str, now: datetime, actor: str,
+                 rep: ApplyReport) -> int | None:
+    """One transaction: re-check, tombstone, catalog rows out, audit entry. None if no longer due."""
+    with catalog.transaction() as conn:
+        fresh = _facts(conn, item.footage_id)
+        if not fresh or fresh[0].sha256 != item.sha256:
+            rep.skipped.append({"footage": item.footage_id, "sha256": item.sha256, "why": "no longer in the catalog"})
+            return None
+        f = fresh[0]
+        rule, until = decide(f, cfg)
+        if until is None or now < until or rule.name != item.rule:
+            rep.skipped.append({"footage": item.footage_id, "sha256": item.sha256,
+                                "why": f"no longer due: now under rule {rule.name} ({rule.meaning})"})
+            return None
+        cases = [c for c, _, _ in f.cases or f.candidates]
+        reason = f"{rule.meaning}; kept until {iso(until)}"
+        cur = conn.execute(
+            "INSERT INTO retention_deleted (sha256, footage_id, size, officer, device, source_path, recorded_at,"
+            " ingested_at, cases, rule, reason, plan_id, deleted_at, deleted_by, object_state)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,'pending')",
+            (f.sha256, f.footage_id, f.size, f.officer, f.device, f.source_path, f.recorded_at, f.ingested_at,
+             json.dumps(cases, ensure_ascii=False), rule.name, reason, plan_id, utcnow(), actor),
+        )
+        for table in (*FOOTAGE_TABLES, *MEDIA_TABLES, "legal_holds"):
+            conn.execute(f"DELETE FROM {table} WHERE footage_id = ?", (f.footage_id,))
+        conn.execute("DELETE FROM sightings WHERE sha256 = ?", (f.sha256,))
+        conn.execute("DELETE FROM footage WHERE id = ?", (f.footage_id,))
+        conn.execute("DELETE FROM objects WHERE sha256 = ?", (f.sha256,))
+        audit.append(catalog, "object.delete", f.sha256, {
+            "footage": f.footage_id, "size": f.size, "officer": f.officer, "recorded_at": f.recorded_at,
+            "rule": rule.name, "reason": reason, "cases": cases, "plan": plan_id,
+        }, actor)
+        return int(cur.lastrowid)
+
+
+def _finish(catalog: Catalog, store: LocalObjectStore, tomb_id: int, sha: str, done: list[dict[str, Any]],
+            errors: list[dict[str, Any]]) -> None:
+    """Remove the object of a committed deletion, unless the same bytes were catalogued again.
+
+    The object's lock is held from the "no catalog row names it" check until the unlink: an
+    ingest that has decided these bytes are already stored (or just linked them in) holds it
+    until its own catalog row commits, so it either commits first (and the object is kept) or
+    finds the object gone and brings it back from its staged copy. The catalog's write lock
+    alone cannot do that: the ingest's decision is made outside any transaction.
+    """
+    try:
+        with store.object_lock(sha), catalog.transaction() as conn:
+            if conn.execute("SELECT 1 FROM objects WHERE sha256 = ?", (sha,)).fetchone():
+                state = "reingested"  # the same bytes came back from a recorder: they are evidence again
+            else:
+                store.delete(sha)
+                DerivedFiles(store.data_dir).remove_all(sha)  # proxies and thumbnails go with it
+                state = "removed"
+            conn.execute("UPDATE retention_deleted SET object_state = ?, object_done_at = ? WHERE id = ?",
+                         (state, utcnow(), tomb_id))
+        done.append({"sha256": sha, "object": state})
+    except EvidockError as e:
+        errors.append({"sha256": sha, "error": f"{e}; the deletion is recorded and the next `evidock retention apply` "
+                                              "retries removing the object"})
+
+
+# -- legal hold -------------------------------------------------------------------------------
+
+
+def set_hold(catalog: Catalog, footage_ids: Sequence[int], reason: str, actor: str | None = None) -> list[dict[str, Any]]:
+    """Put footage on legal hold: retention never deletes it until the hold is lifted. Audited."""
+    return _hold(catalog, footage_ids, reason, actor, on=True)
+
+
+def release_hold(catalog: Catalog, footage_ids: Sequence[int], reason: str, actor: str | None = None) -> list[dict[str, Any]]:
+    """Lift a legal hold (audited); the footage's other rules apply again."""
+    return _hold(catalog, footage_ids, reason, actor, on=False)
+
+
+def _hold(catalog: Catalog, footage_ids: Sequence[int], reason: str, actor: str | None, on: bool) -> list[dict[str, Any]]:
+    actor = actor or audit.current_actor()
+    reason = (reason or "").strip()
+    if not reason:
+        raise RetentionError("a legal hold needs a reason (--reason TEXT): it goes into the audit log")
+    out = []
+    with catalog.transaction() as conn:
+        shas = dict(conn.execute("SELECT id, sha256 FROM footage WHERE id IN (SELECT value FROM json_each(?))",
+                                 (json.dumps(list(footage_ids)),)))
+        missing = [i for i in footage_ids if i not in shas]
+        if missing:
+            raise NotFound(f"no footage with id {', '.join(map(str, missing))}; nothing was changed — see `evidock footage list`")
+        for fid in dict.fromkeys(footage_ids):
+            held = conn.execute("SELECT held_at FROM legal_holds WHERE footage_id = ?", (fid,)).fetchone()
+            if on == bool(held):
+                out.append({"footage": fid, "sha256": shas[fid], "state": "already held" if on else "not held"})
+                continue
+            if on:
+                conn.execute("INSERT INTO legal_holds (footage_id, held_at, held_by, reason) VALUES (?,?,?,?)",
+                             (fid, utcnow(), actor, reason))
+            else:
+                conn.execute("DELETE FROM legal_holds WHERE footage_id = ?", (fid,))
+            audit.append(catalog, "footage.hold" if on else "footage.release", f"footage:{fid}",
+                         {"footage": fid, "sha256": shas[fid], "reason": reason}, actor)
+            out.append({"footage": fid, "sha256": shas[fid], "state": "held" if on else "released"})
+    return out
+
+
+def deleted(catalog: Catalog) -> list[dict[str, Any]]:
+    """Tombstones of everything retention deleted."""
+    rows = list(catalog.db.query("SELECT * FROM retention_deleted ORDER BY id"))
+    for r in rows:
+        r["cases"] = json.loads(r["cases"])
+    return rows

@@ -1,0 +1,189 @@
+"""The SQLite catalog: schema, named migrations, connections and transactions.
+
+The catalog is the station's index of what the object store holds and where each object came
+from (devices, officers, offload sessions, footage, sightings) plus the hash-chained audit log.
+It is opened through sqlite-utils (schema creation, queries); writes on the ingest path are plain
+SQL inside explicit ``BEGIN IMMEDIATE`` transactions that we own, so "a catalog row and its audit
+entry commit together" does not depend on how a library helper handles transactions (sqlite-utils
+3.x wrapped its helpers in ``with conn:``, which commits an enclosing transaction; 4.x, required
+here, uses savepoints).
+
+Migrations are *named* (table ``_migrations``), not numbered, so each module that owns tables
+(catalog, health, media, cases, …) registers its own list without colliding with the others;
+the modules are listed in one place, ``MIGRATION_MODULES``. They run in that order, each in its
+own transaction, once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sqlite3
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import sqlite_utils
+
+from daemon.catalog.schema import MIGRATIONS
+from daemon.clock import utcnow
+from daemon.errors import CatalogError, EvidockError
+
+log = logging.getLogger(__name__)
+
+CATALOG_NAME = "catalog.sqlite"
+
+
+class Catalog:
+    """One connection to the catalog of a data dir. Not shared between threads at once."""
+
+    def __init__(self, data_dir: Path):
+        self.path = Path(data_dir) / CATALOG_NAME
+        try:
+            Path(data_dir).mkdir(mode=0o750, parents=True, exist_ok=True)
+        except OSError as e:
+            raise CatalogError(f"data dir {data_dir}: cannot create it ({e.strerror}); check the path and its permissions") from None
+        try:
+            # isolation_level=None: we issue BEGIN/COMMIT ourselves (see module docstring).
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+            conn.execute("PRAGMA journal_mode=WAL")
+            # FULL: a committed catalog row must survive a power cut before a recorder is wiped.
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA foreign_keys=ON")
+        except sqlite3.Error as e:
+            raise CatalogError(f"catalog {self.path}: cannot open it ({e}); check the data dir's permissions and disk") from None
+        self.db = sqlite_utils.Database(conn)
+        self.conn = conn
+        self.data_dir = Path(data_dir)
+        # Callbacks run once after the current transaction commits (e.g. the audit anchor).
+        self._after_commit: list[Callable[[], None]] = []
+        self._after_commit_keys: set[str] = set()
+        # Messages of after-commit steps that failed, for the caller's summary (e.g. the ingest
+        # reports "anchor not updated" as a warning instead of exiting 0 on a full disk).
+        self.after_commit_failures: list[str] = []
+        self._migrate()
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> Catalog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE … COMMIT; rolls back on any exception. Not re-entrant."""
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as e:
+            raise CatalogError(f"catalog {self.path}: cannot start a write ({e})") from None
+        self._after_commit, self._after_commit_keys = [], set()
+        try:
+            yield self.conn
+        except sqlite3.IntegrityError:
+            self._rollback()
+            raise  # a constraint the caller may expect and explain (e.g. rows still referring to footage)
+        except sqlite3.Error as e:
+            self._rollback()
+            # SQLite errors (disk full, I/O error, locked) are the catalog's: typed, so that an
+            # offload stops cleanly instead of storing objects it can no longer catalogue.
+            raise CatalogError(f"catalog {self.path}: {e}; nothing of this step was recorded — check the disk "
+                               "of the data dir") from e
+        except BaseException:
+            self._rollback()
+            raise
+        try:
+            self.conn.execute("COMMIT")
+        except sqlite3.Error as e:
+            self._rollback()
+            raise CatalogError(f"catalog {self.path}: commit failed ({e}); nothing of this step was recorded") from None
+        callbacks, self._after_commit, self._after_commit_keys = self._after_commit, [], set()
+        for cb in callbacks:
+            try:
+                cb()
+            except EvidockError as e:  # the transaction is committed: a failed side note must not undo that
+                log.warning("%s (the commit itself stands)", e)
+                self.after_commit_failures.append(str(e))
+            except Exception as e:  # a bug, not a condition: keep the traceback
+                log.exception("after-commit step failed (the commit itself stands)")
+                self.after_commit_failures.append(f"an after-commit step failed ({e!r}); the commit itself stands")
+
+    def _rollback(self) -> None:
+        self._after_commit = []
+        if self.conn.in_transaction:  # SQLite may already have rolled back by itself (disk full)
+            self.conn.execute("ROLLBACK")
+
+    def after_commit(self, callback: Callable[[], None], key: str | None = None) -> None:
+        """Run ``callback`` once the current transaction has committed (not if it rolls back).
+
+        With ``key``, at most one callback per key runs per transaction (e.g. one audit anchor
+        write however many entries the transaction appended).
+        """
+        if key is not None:
+            if key in self._after_commit_keys:
+                return
+            self._after_commit_keys.add(key)
+        self._after_commit.append(callback)
+
+    def _migrate(self) -> None:
+        """Apply the pending migrations of ``schema.MIGRATIONS`` in one transaction.
+
+        Before a catalog that already holds tables is changed, it is copied beside itself with
+        SQLite's online backup API (``catalog.sqlite.before-<migration>``), so an upgrade never
+        strands a data dir: a failed migration rolls back and leaves the old catalog as it was,
+        and the copy stays for a person to inspect.
+        """
+        with self.transaction() as conn:
+            conn.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT)")
+        done = {r["name"] for r in self.db.query("SELECT name FROM _migrations")}
+        pending = [(name, fn) for name, fn in MIGRATIONS if name not in done]
+        if not pending:
+            return
+        if done:
+            self._snapshot(pending[0][0])
+        name = pending[0][0]
+        try:
+            with self.transaction() as conn:
+                for name, fn in pending:
+                    fn(self.db)
+                    conn.execute("INSERT INTO _migrations VALUES (?, ?)", (name, utcnow()))
+        except (sqlite3.Error, CatalogError) as e:
+            raise CatalogError(f"catalog {self.path}: migration {name} failed ({e}); the catalog is left as it was "
+                               "before the upgrade — keep this data dir and report the message") from None
+
+    def _snapshot(self, first_pending: str) -> Path:
+        """Copy the catalog (consistently, WAL included) to ``catalog.sqlite.before-<migration>``."""
+        dest = self.path.with_name(f"{self.path.name}.before-{first_pending}")
+        tmp = dest.with_name(dest.name + ".tmp")
+        try:
+            target = sqlite3.connect(tmp)
+            try:
+                self.conn.backup(target)
+            finally:
+                target.close()
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, dest)
+        except (sqlite3.Error, OSError) as e:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise CatalogError(f"catalog {self.path}: cannot save a copy before upgrading it to {first_pending} ({e}); "
+                               "nothing was changed — free space in the data dir and try again") from None
+        log.warning("catalog %s: upgrading (%s…); the catalog as it was is kept at %s", self.path, first_pending, dest)
+        return dest
+
+    def get_meta(self, key: str) -> str | None:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: str | None) -> None:
+        with self.transaction() as conn:
+            if value is None:
+                conn.execute("DELETE FROM meta WHERE key = ?", (key,))
+            else:
+                conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))

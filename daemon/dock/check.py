@@ -1,0 +1,260 @@
+"""The dock check of one recorder: identify → health (recorded, alerted) → clock sync → mass storage.
+
+This is what happens between "a recorder is docked" and "its volume is offloaded", as stages
+over one task (beets' pipeline shape): each stage reads or does one thing and notes what it
+could not do. The dock daemon calls ``dock_check`` with the recorder's driver and then
+``daemon.offload.ingest(volume, **check.ingest_kwargs())``, then ``attach_session``; it does
+not re-implement any of it.
+
+What stops a dock check, and what does not: the recorder must say who it is (identify) and
+must switch to mass storage — without those there is nothing to offload against. Everything
+else is health information: a model that does not report it ("not reported"), a value that
+cannot be true (a recorder that lies: rejected as invalid, alerted), or a garbled reply is
+noted and alerted, and the dock goes on, so the footage still leaves a recorder whose
+firmware talks nonsense as long as its mass storage is readable. A recorder that goes away
+(``RecorderGone``) stops the check at once.
+
+The clock: the drift (recorder − station) is measured before the station sets the clock; the
+offload stores it with the session and corrects footage times with it (``offload.corrected_time``).
+A clock more than a year from the station's (``drivers.base.CLOCK_TRUST_LIMIT_S``) was set wrong,
+not drifting: the drift is still recorded, the ``clock_invalid`` health alert names the recorder,
+and the files of that dock get no corrected time, so auto-filing leaves them for a person.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from daemon import health
+from daemon.catalog.db import Catalog
+from daemon.clock import utcnow
+from daemon.config import Config
+from daemon.evidence import audit
+from daemon.evidence.store import LocalObjectStore
+from drivers.base import DeviceInfo, Driver, OfficerInfo, VerifiedFile, WipeReport
+from drivers.errors import AuthError, ClockOutOfRange, DriverError, InvalidReply, ProtocolError, Unsupported
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DockTask:
+    driver: Driver
+    catalog: Catalog
+    config: Config
+    device: DeviceInfo | None = None
+    reading: health.HealthReading | None = None
+    health_id: int | None = None
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+    mass_storage: bool = False
+
+    def note(self, what: str, err: DriverError) -> None:
+        status = "not_reported" if isinstance(err, Unsupported) else "invalid" if isinstance(err, InvalidReply) else "failed"
+        assert self.reading is not None
+        self.reading.notes.append(health.Note(what, status, str(err)))
+        if status != "not_reported":
+            log.warning("%s", err)
+
+
+def _soft(task: DockTask, what: str, fn: Callable[[], Any], also: tuple[type[DriverError], ...] = ()) -> Any:
+    """Run one health read; a model that lacks it, a lie or a garbled reply is noted, not fatal."""
+    try:
+        return fn()
+    except (Unsupported, InvalidReply, ProtocolError, *also) as e:
+        task.note(what, e)
+        return None
+
+
+def identify_stage(t: DockTask) -> None:
+    t.device = t.driver.identify()  # no identity, no dock: errors propagate
+    d = t.device
+    t.reading = health.HealthReading(serial=d.serial, model=d.model, firmware=d.firmware, badge=d.badge)
+    if d.firmware is None:
+        t.reading.notes.append(health.Note("firmware", "not_reported", "the recorder does not report its firmware"))
+    _remember_device(t.catalog, d)
+
+
+def battery_stage(t: DockTask) -> None:
+    assert t.reading is not None
+    t.reading.battery = _soft(t, "battery", t.driver.battery)
+
+
+def storage_stage(t: DockTask) -> None:
+    assert t.reading is not None
+    t.reading.storage = _soft(t, "storage", t.driver.storage)
+
+
+def clock_stage(t: DockTask) -> None:
+    assert t.reading is not None
+    try:
+        reading = t.driver.clock()
+    except ClockOutOfRange as e:
+        # A reset clock: noted as invalid (alerted), but its drift is kept, so that the file
+        # times of this dock are not trusted for filing (``drivers.base.clock_trusted``).
+        t.note("clock", e)
+        t.reading.clock_drift_s = round(e.drift_s, 3) if e.drift_s is not None else None
+        return
+    except (Unsupported, InvalidReply, ProtocolError) as e:
+        t.note("clock", e)
+        t.reading.clock_drift_s = None
+        return
+    t.reading.clock_drift_s = round(reading.drift_s, 3)
+
+
+def sync_stage(t: DockTask) -> None:
+    """Set the recorder's clock (SyncDevTime) at every dock; a refusal is noted, not fatal."""
+    assert t.reading is not None
+    # A refused password is noted here (the health record still gets written); SetMSDC, which
+    # needs the same password, is what stops the dock.
+    if _soft(t, "clock setting", t.driver.sync_clock, also=(AuthError,)) is not None:
+        t.reading.clock_set = True
+
+
+def record_stage(t: DockTask) -> None:
+    assert t.reading is not None
+    t.health_id, t.alerts = health.record(t.catalog, t.config.health, t.reading)
+
+
+def mass_storage_stage(t: DockTask) -> None:
+    t.driver.enter_mass_storage()  # a refused password or a dead channel stops the dock: propagate
+    t.mass_storage = True
+
+
+# The order is the dock's: the health readings (the drift among them) are taken before the clock
+# is set, and recorded with whether the set worked, before the recorder leaves for mass storage.
+STAGES: tuple[Callable[[DockTask], None], ...] = (
+    identify_stage, battery_stage, storage_stage, clock_stage, sync_stage, record_stage, mass_storage_stage,
+)
+
+
+@dataclass
+class DockCheck:
+    """What the offload needs from a dock check, and what the check found."""
+
+    device: DeviceInfo
+    health_id: int
+    clock_drift_s: float | None
+    clock_set: bool
+    alerts: list[dict[str, Any]]
+    notes: list[health.Note]
+    important_pattern: str | None
+
+    def ingest_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``daemon.offload.ingest``."""
+        return {"device": self.device.serial, "officer": self.device.badge, "clock_drift_s": self.clock_drift_s}
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "device": self.device.to_json(), "health_id": self.health_id, "clock_drift_s": self.clock_drift_s,
+            "clock_set": self.clock_set, "alerts": [{"kind": a["kind"], "message": a["message"]} for a in self.alerts],
+            "notes": [n.to_json() for n in self.notes], "important_pattern": self.important_pattern,
+        }
+
+
+def dock_check(catalog: Catalog, config: Config, driver: Driver) -> DockCheck:
+    """Identify, health-check (recorded, alerted), clock-sync and switch one recorder to mass storage."""
+    task = DockTask(driver, catalog, config)
+    for stage in STAGES:
+        stage(task)
+    assert task.device is not None and task.reading is not None and task.health_id is not None
+    return DockCheck(task.device, task.health_id, task.reading.clock_drift_s, task.reading.clock_set,
+                     task.alerts, task.reading.notes, driver.important_pattern)
+
+
+def attach_session(catalog: Catalog, check: DockCheck, session_id: int) -> None:
+    """After the offload: link the dock's health record to its session."""
+    health.attach_session(catalog, check.health_id, session_id)
+
+
+def _remember_device(catalog: Catalog, d: DeviceInfo) -> None:
+    now = utcnow()
+    with catalog.transaction() as conn:
+        if d.badge:
+            conn.execute(
+                "INSERT INTO officers (badge, name, unit, first_seen) VALUES (?,?,?,?) ON CONFLICT(badge) DO UPDATE SET "
+                "name = COALESCE(excluded.name, officers.name), unit = COALESCE(excluded.unit, officers.unit)",
+                (d.badge, d.officer_name, d.unit_name, now))
+        conn.execute(
+            "INSERT INTO devices (serial, model, officer_badge, first_seen, last_seen) VALUES (?,?,?,?,?) "
+            "ON CONFLICT(serial) DO UPDATE SET model = excluded.model, last_seen = excluded.last_seen, "
+            "officer_badge = COALESCE(excluded.officer_badge, devices.officer_badge)",
+            (d.serial, d.model, d.badge, now, now))
+
+
+def bind_officer(catalog: Catalog, driver: Driver, officer: OfficerInfo) -> DeviceInfo:
+    """Write the officer into the recorder (WriteZFYInfo), read it back, record and audit the binding."""
+    before = driver.identify()
+    driver.bind_officer(officer)
+    after = driver.identify()
+    if after.badge != officer.badge:
+        raise InvalidReply(driver.recorder, "WriteZFYInfo", f"the recorder accepted badge {officer.badge} but now reports "
+                           f"{after.badge!r}; the binding did not take")
+    _remember_device(catalog, after)
+    with catalog.transaction() as conn:
+        conn.execute("UPDATE devices SET officer_badge = ? WHERE serial = ?", (officer.badge, after.serial))
+        audit.append(catalog, "device.bind", f"device:{after.serial}",
+                     {"officer": officer.badge, "name": officer.name, "unit_no": officer.unit_no,
+                      "previous_officer": before.badge})
+    return after
+
+
+def wipe_stored(catalog: Catalog, store: LocalObjectStore, driver: Driver, volume: Path, serial: str,
+                should_stop: Callable[[], bool] | None = None) -> WipeReport:
+    """Delete from the recorder only what the store holds, verified, for this recorder (invariant 2).
+
+    The candidates are this recorder's sightings whose object is in the store; the driver then
+    deletes each only if the bytes on the volume still hash to it. Every deletion is audited,
+    one file at a time right after its unlink (an unlink cannot join a SQLite transaction: a
+    crash in between loses the audit row of that one file, never the file's stored copy).
+    """
+    rows = catalog.conn.execute(
+        "SELECT s.source_path_raw, s.sha256, s.size FROM sightings s JOIN objects o ON o.sha256 = s.sha256 "
+        "WHERE s.device_serial = ? GROUP BY s.source_path_raw, s.sha256", (serial,)).fetchall()
+    files = [VerifiedFile(bytes(raw), sha, size) for raw, sha, size in rows if store.size(sha) == size]
+    report = WipeReport()
+    for f in files:
+        if should_stop is not None and should_stop():  # undock or shutdown: stop between files
+            break
+        one = driver.wipe(volume, [f])
+        report.kept += one.kept
+        if one.deleted:
+            report.deleted += one.deleted
+            with catalog.transaction():
+                audit.append(catalog, "recorder.wipe", f.sha256,
+                             {"device": serial, "path": f.rel.decode("utf-8", "backslashreplace"), "size": f.size})
+    return report
+
+
+@dataclass
+class ProbeReport:
+    """``evidock probe``: what one recorder says about itself, read-only (nothing is set)."""
+
+    port: str
+    device: DeviceInfo
+    items: dict[str, Any] = field(default_factory=dict)  # battery / storage / clock -> JSON or None
+    notes: list[health.Note] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not any(n.status != "not_reported" for n in self.notes)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"port": self.port, "ok": self.ok, "device": self.device.to_json(), **self.items,
+                "notes": [n.to_json() for n in self.notes]}
+
+
+def probe(driver: Driver, port: str) -> ProbeReport:
+    """Identify (a failure propagates), then read battery, storage and clock, collecting problems."""
+    rep = ProbeReport(port, driver.identify())
+    for what, fn in (("battery", driver.battery), ("storage", driver.storage), ("clock", driver.clock)):
+        try:
+            rep.items[what] = fn().to_json()
+        except (Unsupported, InvalidReply, ProtocolError) as e:
+            rep.items[what] = None
+            status = "not_reported" if isinstance(e, Unsupported) else "invalid" if isinstance(e, InvalidReply) else "failed"
+            rep.notes.append(health.Note(what, status, str(e)))
+    return rep

@@ -1,0 +1,77 @@
+"""One docked recorder's job: its states, the record of each change, and its summary."""
+
+from __future__ import annotations
+
+import enum
+import logging
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from daemon.dock.hotplug import Docked
+
+
+class State(str, enum.Enum):
+    DETECTED = "DETECTED"
+    IDENTIFIED = "IDENTIFIED"
+    HEALTH_CHECKED = "HEALTH_CHECKED"
+    CLOCK_SYNCED = "CLOCK_SYNCED"
+    MOUNTED = "MOUNTED"
+    OFFLOADING = "OFFLOADING"
+    VERIFIED = "VERIFIED"
+    FILED = "FILED"
+    WIPED = "WIPED"
+    READY = "READY"
+    ERROR = "ERROR"
+    INTERRUPTED = "INTERRUPTED"
+
+
+FINAL = {State.READY, State.ERROR, State.INTERRUPTED}
+
+
+@dataclass
+class DockJob:
+    rec: Docked
+    seq: int
+    id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    state: State = State.DETECTED
+    detail: str = ""
+    serial: str | None = None
+    officer: str | None = None
+    session_id: int | None = None
+    files_stored: int = 0
+    files_duplicate: int = 0
+    files_failed: int = 0
+    bytes_stored: int = 0
+    bytes_total: int = 0
+    bytes_done: int = 0
+    alerts: list[str] = field(default_factory=list)
+    battery_percent: int | None = None
+    started: float = field(default_factory=time.time)
+    cancel: threading.Event = field(default_factory=threading.Event)
+    nodes: threading.Condition = field(default_factory=threading.Condition)
+    thread: threading.Thread | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.state in FINAL
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "dock_id": self.id, "bay": self.rec.bay, "port": self.rec.port, "usb_id": self.rec.vidpid,
+            "serial": self.serial or self.rec.usb_serial, "officer": self.officer, "state": self.state.value,
+            "detail": self.detail, "session": self.session_id, "files_stored": self.files_stored,
+            "files_duplicate": self.files_duplicate, "files_failed": self.files_failed,
+            "bytes_stored": self.bytes_stored, "progress": [self.bytes_done, self.bytes_total],
+            "battery_percent": self.battery_percent, "alerts": self.alerts,
+        }
+
+
+class _JobLog(logging.LoggerAdapter):
+    """Every line about a recorder names its bay and serial (journald-friendly, one line each)."""
+
+    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        job: DockJob = self.extra["job"]  # type: ignore[index]
+        return f"bay {job.rec.bay} serial {job.serial or job.rec.usb_serial or '?'}: {msg}", kwargs

@@ -1,0 +1,433 @@
+"""The dock manager: each docked recorder's state machine, many at once, losing nothing.
+
+A ``DockJob`` per docked recorder runs in its own thread through
+
+    DETECTED → IDENTIFIED → HEALTH_CHECKED → CLOCK_SYNCED → MOUNTED → OFFLOADING → VERIFIED
+             → FILED → WIPED → READY          (or ERROR with a reason, or INTERRUPTED)
+
+Every transition is written to the catalog (``dock_events``) and the audit log in one
+transaction. The work of each step is done by the library, not here: ``daemon.dock.check``
+(identify, health, clock), ``daemon.dock.mount`` (read-only mount), ``daemon.offload.ingest``
+(verified offload), ``daemon.dockcheck.wipe_stored`` (deletes only what the store holds).
+
+An undock at any state sets the job's cancel flag: a driver call fails with ``RecorderGone``,
+the offload stops at a resumable point (partials kept, session ``interrupted``), and the next
+dock of that recorder resumes. At most ``dock.max_parallel_offloads`` jobs offload at once; the
+others queue in docking order (``OffloadGate``). ``idle()`` tells the media queue when no offload
+runs (transcoding never competes with offloads). Hotplug events arrive through ``on_hotplug``;
+the demo feeds simulated recorders through the same call.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from daemon.catalog.db import Catalog
+from daemon.clock import utcnow
+from daemon.config import Config
+from daemon.dock import check as dockcheck
+from daemon.dock.gate import OffloadGate
+from daemon.dock.hotplug import Docked
+from daemon.dock.jobs import DockJob, State, _JobLog
+from daemon.dock.mount import Mounted, mount_volume, unmount
+from daemon.errors import EvidockError, Refused, SourceGone, Undocked
+from daemon.evidence import audit
+from daemon.evidence.store import LocalObjectStore
+from daemon.ingest.offload import IngestResult, ingest
+from drivers import registry
+from drivers.base import Driver
+from drivers.errors import DriverError, RecorderGone
+
+log = logging.getLogger(__name__)
+
+
+class DockManager:
+    """All bays of one station. Thread-safe; ``on_hotplug`` is its only input."""
+
+    def __init__(self, data_dir: Path, config: Config, *, status_file: Path | None = None,
+                 on_change: Callable[[DockJob], None] | None = None):
+        self.data_dir = Path(data_dir)
+        self.config = config
+        self.store = LocalObjectStore(self.data_dir)
+        with Catalog(self.data_dir):
+            pass  # create / migrate once, before any job thread opens its own connection
+        self.gate = OffloadGate(config.dock.max_parallel_offloads)
+        self.jobs: dict[str, DockJob] = {}  # usb_path -> current job
+        self.history: list[DockJob] = []
+        self.status_file = status_file or self.data_dir / "status.json"
+        self.on_change = on_change
+        self._seq = itertools.count(1)
+        self._lock = threading.Lock()
+        self._accepting = True
+        self._last_status = 0.0
+        self._pending: dict[str, Docked] = {}  # re-docked while the previous job was winding down
+
+    # -- input ---------------------------------------------------------------------------
+
+    def on_hotplug(self, kind: str, rec: Docked) -> None:
+        handler = {"docked": self._docked, "changed": self._changed, "undocked": self._undocked,
+                   "refused": self._refused}.get(kind)
+        if handler is not None:
+            handler(rec)
+
+    def _docked(self, rec: Docked) -> None:
+        with self._lock:
+            if not self._accepting:
+                log.warning("bay %s: recorder docked while the station is stopping; it is picked up at the next start", rec.bay)
+                return
+            old = self.jobs.get(rec.usb_path)
+            if old is not None and not old.finished:
+                if old.cancel.is_set():
+                    # re-seated while the old job still winds down: start it when that one ends
+                    self._pending[rec.usb_path] = rec
+                return
+            job = DockJob(rec, next(self._seq))
+            # Started before it is listed: wait_all/shutdown may join any listed job's thread.
+            job.thread = threading.Thread(target=self._run, args=(job,), name=f"evidock-bay-{rec.bay}", daemon=True)
+            job.thread.start()
+            self.jobs[rec.usb_path] = job
+            self.history.append(job)
+
+    def _changed(self, rec: Docked) -> None:
+        with self._lock:
+            job = self.jobs.get(rec.usb_path)
+        if job is None:
+            if rec.known:
+                self._docked(rec)
+            return
+        with job.nodes:
+            job.rec = rec
+            job.nodes.notify_all()
+
+    def _undocked(self, rec: Docked) -> None:
+        with self._lock:
+            self._pending.pop(rec.usb_path, None)
+            job = self.jobs.get(rec.usb_path)
+        if job is not None and not job.finished:
+            _JobLog(log, {"job": job}).warning("undocked in state %s", job.state.value)
+            job.cancel.set()
+            with job.nodes:
+                job.nodes.notify_all()
+
+    def _refused(self, rec: Docked) -> None:
+        msg = (f"unknown USB device {rec.vidpid} ({rec.product or 'no product string'}) on bay {rec.bay} refused: "
+               "not in the recorder table, never mounted or read (unauthorised USB storage)")
+        with Catalog(self.data_dir) as cat, cat.transaction() as conn:
+            conn.execute("INSERT INTO alerts_usb (at, bay, port, usb_id, product, usb_serial, message) VALUES (?,?,?,?,?,?,?)",
+                         (utcnow(), rec.bay, rec.port, rec.vidpid, rec.product, rec.usb_serial, msg))
+            audit.append(cat, "usb.refused", f"usb:{rec.vidpid}", {"bay": rec.bay, "port": rec.port,
+                                                                   "product": rec.product, "usb_serial": rec.usb_serial})
+
+    # -- the state machine -----------------------------------------------------------------
+
+    def _run(self, job: DockJob) -> None:
+        try:
+            with Catalog(self.data_dir) as cat:
+                self._walk(job, cat)
+        except EvidockError as e:  # the catalog itself could not be opened: nothing recorded
+            job.state, job.detail = State.ERROR, f"{e}"
+            _JobLog(log, {"job": job}).error("ERROR: %s", e)
+            self.write_status(force=True)
+        finally:
+            with self._lock:
+                again = self._pending.pop(job.rec.usb_path, None)
+            if again is not None:
+                self._docked(again)
+
+    def _walk(self, job: DockJob, cat: Catalog) -> None:
+        jl = _JobLog(log, {"job": job})
+        mounted: Mounted | None = None
+        driver: Driver | None = None
+        try:
+            self._transition(cat, job, State.DETECTED, f"{job.rec.vidpid} on port {job.rec.port}")
+            model = registry.lookup(int(job.rec.vid, 16), int(job.rec.pid, 16), job.rec.product)
+            if model is None:
+                raise Refused(f"{job.rec.vidpid} is not in the recorder table")
+            volume: Path | None = None
+            if model.driver == "zfy":
+                tty = self._wait_node(job, lambda r: r.tty, "control tty")
+                zc = self.config.zfy
+                driver = registry.driver_for(model, tty, password=zc.secret(), role=zc.role, timeout=zc.timeout_s,
+                                             retries=zc.retries, backoff_s=zc.backoff_s)
+            else:
+                mounted, volume = self._mount(cat, job)
+                driver = registry.driver_for(model, volume, usb_serial=job.rec.usb_serial)
+            check = self._dock_check(cat, job, driver)
+            if volume is None:
+                mounted, volume = self._mount(cat, job)
+            result = self._offload(cat, job, check, volume)
+            if result is None:
+                return
+            self._file(cat, job, result)
+            if mounted is not None:
+                unmount(mounted.mountpoint)
+                mounted = None
+            self._wipe(cat, job, driver, check)
+            self._ready(cat, job, check)
+        except (Undocked, RecorderGone) as e:
+            detail = f"undocked in state {job.state.value}" if job.cancel.is_set() or isinstance(e, Undocked) else str(e)
+            self._transition(cat, job, State.INTERRUPTED, detail + "; the next dock resumes")
+        except (EvidockError, DriverError) as e:
+            self._transition(cat, job, State.ERROR, str(e))
+        except Exception as e:  # one bad recorder must not take the station down (invariant 6)
+            jl.exception("unexpected error")
+            self._transition(cat, job, State.ERROR, f"unexpected error: {e!r}")
+        finally:
+            if driver is not None:
+                driver.close()
+            if mounted is not None:
+                try:
+                    unmount(mounted.mountpoint)
+                except EvidockError as e:
+                    jl.error("%s", e)
+            self.write_status(force=True)
+
+    def _check_cancel(self, job: DockJob) -> None:
+        if job.cancel.is_set():
+            raise Undocked()
+
+    def _wait_node(self, job: DockJob, get: Callable[[Docked], str | None], what: str) -> str:
+        end = time.monotonic() + self.config.dock.node_wait_s
+        with job.nodes:
+            while (value := get(job.rec)) is None:
+                self._check_cancel(job)
+                left = end - time.monotonic()
+                if left <= 0:
+                    raise EvidockError(f"no {what} appeared within {self.config.dock.node_wait_s:g} s of docking; "
+                                       "re-seat the recorder in its bay")
+                job.nodes.wait(min(left, 0.5))
+        self._check_cancel(job)
+        return value
+
+    def _dock_check(self, cat: Catalog, job: DockJob, driver: Driver) -> dockcheck.DockCheck:
+        task = dockcheck.DockTask(driver, cat, self.config)
+        # The drift is measured before the clock is set and recorded with the health reading, so
+        # HEALTH_CHECKED and CLOCK_SYNCED are both entered once the reading is recorded.
+        after = {dockcheck.identify_stage: (State.IDENTIFIED,),
+                 dockcheck.record_stage: (State.HEALTH_CHECKED, State.CLOCK_SYNCED)}
+        for stage in dockcheck.STAGES:
+            self._check_cancel(job)
+            stage(task)
+            if stage is dockcheck.identify_stage:
+                assert task.device is not None
+                job.serial, job.officer = task.device.serial, task.device.badge
+                self._registration(cat, job)
+            for state in after.get(stage, ()):
+                self._transition(cat, job, state, self._stage_detail(task, state))
+        assert task.device is not None and task.reading is not None and task.health_id is not None
+        job.alerts = [a["message"] for a in task.alerts]
+        if task.reading.battery is not None:
+            job.battery_percent = task.reading.battery.percent
+        return dockcheck.DockCheck(task.device, task.health_id, task.reading.clock_drift_s, task.reading.clock_set,
+                                   task.alerts, task.reading.notes, driver.important_pattern)
+
+    @staticmethod
+    def _stage_detail(task: dockcheck.DockTask, state: State) -> str:
+        r = task.reading
+        if state is State.IDENTIFIED and task.device:
+            return f"{task.device.model or '?'} serial {task.device.serial}, officer {task.device.badge or 'unbound'}"
+        if state is State.HEALTH_CHECKED and r:
+            b = f"{r.battery.percent}%" if r.battery else "not reported"
+            return f"battery {b}, {len(task.alerts)} alert(s)"
+        if state is State.CLOCK_SYNCED and r:
+            d = f"{r.clock_drift_s:+.1f} s" if r.clock_drift_s is not None else "not measured"
+            return f"drift {d}, clock {'set' if r.clock_set else 'NOT set'}"
+        return ""
+
+    def _registration(self, cat: Catalog, job: DockJob) -> None:
+        row = cat.conn.execute("SELECT registered_at FROM devices WHERE serial = ?", (job.serial,)).fetchone()
+        if row and row[0]:
+            return
+        if self.config.dock.unknown_serial == "refuse":
+            raise Refused(f"recorder {job.serial} is not registered to this station (dock.unknown_serial = 'refuse'); "
+                          f"register it with `evidock devices register {job.serial}` and dock it again")
+        with cat.transaction() as conn:
+            conn.execute("UPDATE devices SET registered_at = ? WHERE serial = ?", (utcnow(), job.serial))
+            audit.append(cat, "device.register", f"device:{job.serial}", {"how": "on first dock", "bay": job.rec.bay})
+
+    def _mount(self, cat: Catalog, job: DockJob) -> tuple[Mounted | None, Path]:
+        source = self._wait_node(job, lambda r: r.block or r.volume, "volume (block device)")
+        src = Path(source)
+        if src.is_dir():  # a simulated recorder's card folder: nothing to mount
+            self._transition(cat, job, State.MOUNTED, f"folder {src}")
+            return None, src
+        root = Path(self.config.dock.mount_root) if self.config.dock.mount_root else self.data_dir / "mnt"
+        mp = root / _safe(job.rec.bay)
+        unmount(mp)  # a leftover from a crash
+        m = mount_volume(src, mp)
+        self._transition(cat, job, State.MOUNTED, f"{src} ({m.fstype} via {m.via}) read-only at {mp}")
+        return m, mp
+
+    def _offload(self, cat: Catalog, job: DockJob, check: dockcheck.DockCheck, volume: Path) -> IngestResult | None:
+        jl = _JobLog(log, {"job": job})
+        if not self.gate.acquire(job.seq, job.cancel):
+            raise Undocked()
+        try:
+            self._transition(cat, job, State.OFFLOADING, f"from {volume}")
+
+            def scanned(n: int, total: int) -> None:
+                job.bytes_total = total
+
+            def progress(n: int) -> None:
+                job.bytes_done += n
+                self.write_status()
+
+            result = ingest(self.data_dir, self.config, volume, progress=progress, on_scanned=scanned,
+                            cancel=job.cancel, important_pattern=check.important_pattern, **check.ingest_kwargs())
+        finally:
+            self.gate.release()
+        job.session_id = result.session_id
+        c = result.counts()
+        job.files_stored, job.files_duplicate, job.files_failed, job.bytes_stored = (
+            c["stored"], c["duplicates"], c["failed"], c["bytes_stored"])
+        dockcheck.attach_session(cat, check, result.session_id)
+        for p in result.problems:
+            jl.warning("%s: %s", p.display, p.reason)
+        if job.cancel.is_set() or isinstance(result.error, SourceGone):
+            raise Undocked()
+        if result.status != "completed" or c["failed"]:
+            raise EvidockError(f"offload session {result.session_id} {result.status}: {c['failed']} file(s) not stored"
+                               + (f" ({result.message})" if result.message else "")
+                               + "; nothing was wiped — see `evidock footage list` and the session's problems")
+        self._transition(cat, job, State.VERIFIED,
+                         f"session {result.session_id}: {c['stored']} stored, {c['duplicates']} already stored, "
+                         f"{len(result.problems)} problem(s)")
+        return result
+
+    def _file(self, cat: Catalog, job: DockJob, result: IngestResult) -> None:
+        # Filing itself happened in each file's ingest transaction (daemon.cases.file_new_footage).
+        filed, cases_ = cat.conn.execute(
+            "SELECT COUNT(DISTINCT f.id), GROUP_CONCAT(DISTINCT fc.case_no) FROM footage f "
+            "JOIN footage_cases fc ON fc.footage_id = f.id WHERE f.session_id = ?", (result.session_id,)).fetchone()
+        detail = f"{filed} of {job.files_stored} new file(s) filed" + (f" to {cases_}" if cases_ else "")
+        if filed < job.files_stored:
+            detail += "; the rest wait in the unfiled queue (`evidock footage overdue`)"
+        self._transition(cat, job, State.FILED, detail)
+
+    def _wipe(self, cat: Catalog, job: DockJob, driver: Driver, check: dockcheck.DockCheck) -> None:
+        if self.config.dock.wipe == "never":
+            self._transition(cat, job, State.WIPED, "nothing deleted (dock.wipe = 'never')")
+            return
+        self._check_cancel(job)
+        source = job.rec.block or job.rec.volume
+        assert source is not None and job.serial is not None
+        src = Path(source)
+        m: Mounted | None = None
+        volume = src
+        if not src.is_dir():
+            root = Path(self.config.dock.mount_root) if self.config.dock.mount_root else self.data_dir / "mnt"
+            m = mount_volume(src, root / _safe(job.rec.bay), writable=True)
+            volume = m.mountpoint
+        try:
+            rep = dockcheck.wipe_stored(cat, self.store, driver, volume, job.serial, should_stop=job.cancel.is_set)
+        except OSError as e:
+            raise EvidockError(f"the wipe could not reach the card at {volume} ({e.strerror}); whatever was not yet "
+                               "deleted stays on the recorder, safe in the store too") from None
+        finally:
+            if m is not None:
+                unmount(m.mountpoint)
+        self._check_cancel(job)  # undocked mid-wipe: what was deleted is audited, the rest stays
+        kept = f", {len(rep.kept)} kept ({rep.kept[0][1]}…)" if rep.kept else ""
+        self._transition(cat, job, State.WIPED, f"{len(rep.deleted)} verified file(s) deleted from the recorder{kept}")
+
+    def _ready(self, cat: Catalog, job: DockJob, check: dockcheck.DockCheck) -> None:
+        want = self.config.dock.ready_battery_percent
+        b = job.battery_percent
+        if b is None:
+            detail = "charging; battery level not reported"
+        elif b >= want:
+            detail = f"ready for duty (battery {b}%)"
+        else:
+            detail = f"charging ({b}% < {want}% for duty)"
+        self._transition(cat, job, State.READY, detail)
+
+    # -- records -------------------------------------------------------------------------------
+
+    def _transition(self, cat: Catalog, job: DockJob, state: State, detail: str = "") -> None:
+        job.state, job.detail = state, detail
+        with cat.transaction() as conn:
+            conn.execute(
+                "INSERT INTO dock_events (dock_id, bay, port, usb_id, serial, state, detail, session_id, at) VALUES (?,?,?,?,?,?,?,?,?)",
+                (job.id, job.rec.bay, job.rec.port, job.rec.vidpid, job.serial, state.value, detail, job.session_id, utcnow()))
+            audit.append(cat, "dock.state", f"dock:{job.id}",
+                         {"bay": job.rec.bay, "serial": job.serial, "state": state.value, "detail": detail})
+        lvl = logging.WARNING if state in (State.ERROR, State.INTERRUPTED) else logging.INFO
+        _JobLog(log, {"job": job}).log(lvl, "%s%s", state.value, f": {detail}" if detail else "")
+        if self.on_change:
+            self.on_change(job)
+        self.write_status(force=True)
+
+    def status(self) -> dict[str, Any]:
+        with self._lock:
+            jobs = list(self.jobs.values())
+        running = sum(1 for j in jobs if j.state is State.OFFLOADING)
+        return {"pid": os.getpid(), "updated": utcnow(), "offloading": running, "queued": len(self.gate.waiting),
+                "max_parallel_offloads": self.gate.limit, "bays": [j.summary() for j in sorted(jobs, key=lambda j: j.rec.bay)]}
+
+    def summary_line(self) -> str:
+        s = self.status()
+        states: dict[str, int] = {}
+        for b in s["bays"]:
+            states[b["state"]] = states.get(b["state"], 0) + 1
+        parts = ", ".join(f"{n} {k.lower()}" for k, n in sorted(states.items()))
+        return f"{len(s['bays'])} docked" + (f": {parts}" if parts else "")
+
+    def write_status(self, force: bool = False) -> None:
+        """Write ``status.json`` for `evidock status` (throttled to once a second unless forced)."""
+        now = time.monotonic()
+        if not force and now - self._last_status < 1.0:
+            return
+        self._last_status = now
+        tmp = self.status_file.with_name(f".{self.status_file.name}.{threading.get_ident()}.tmp")
+        try:
+            tmp.write_text(json.dumps(self.status(), ensure_ascii=False, indent=1))
+            os.replace(tmp, self.status_file)
+        except OSError as e:
+            log.warning("status file %s not written: %s", self.status_file, e)
+
+    def idle(self) -> bool:
+        """No offload running or queued: the media queue may transcode."""
+        return self.gate.running == 0 and not self.gate.waiting
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def reload(self, config: Config) -> None:
+        self.config = config
+        self.gate.set_limit(config.dock.max_parallel_offloads)
+
+    def shutdown(self, timeout: float | None = None) -> bool:
+        """Take no new work; bring running jobs to a resumable stop. True if all ended in time."""
+        timeout = self.config.dock.stop_timeout_s if timeout is None else timeout
+        with self._lock:
+            self._accepting = False
+            jobs = [j for j in self.jobs.values() if not j.finished]
+        for j in jobs:
+            j.cancel.set()
+            with j.nodes:
+                j.nodes.notify_all()
+        end = time.monotonic() + timeout
+        for j in jobs:
+            if j.thread is not None:
+                j.thread.join(max(0.0, end - time.monotonic()))
+        self.write_status(force=True)
+        return all(j.thread is None or not j.thread.is_alive() for j in jobs)
+
+    def wait_all(self, timeout: float) -> bool:
+        """Wait until every job so far has reached a final state (demo, tests)."""
+        end = time.monotonic() + timeout
+        for j in list(self.history):
+            if j.thread is not None:
+                j.thread.join(max(0.0, end - time.monotonic()))
+        return all(j.finished for j in self.history)
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:64] or "bay"

@@ -1,0 +1,124 @@
+"""``evidock run``: the station's main loop — hotplug, dock manager, watch folder, media queue, systemd.
+
+Signals: SIGTERM/SIGINT take no new work and bring running offloads to a resumable stop within
+``dock.stop_timeout_s`` (below the unit's TimeoutStopSec), then the process exits 0. SIGHUP
+reloads the config file (bays, limits, thresholds, passwords) and audits the change with the
+file's SHA-256. systemd hears READY=1 once the udev monitor listens, STATUS= with a bay summary,
+WATCHDOG=1 every half watchdog period, RELOADING=1 and STOPPING=1.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import signal
+import threading
+from pathlib import Path
+
+from daemon.catalog.db import Catalog
+from daemon.config import Config, load_config
+from daemon.dock.hotplug import Hotplug
+from daemon.dock.manager import DockManager
+from daemon.dock.notify import notify, watchdog_interval
+from daemon.dock.watchfolder import WatchFolder
+from daemon.errors import ConfigError
+from daemon.evidence import audit
+from daemon.media import queue as mediaqueue
+from drivers import registry
+
+log = logging.getLogger(__name__)
+
+
+def is_known(vid: str, pid: str, product: str | None) -> bool:
+    """Is this USB device a recorder model in the driver table? (Anything else is refused.)"""
+    try:
+        return registry.lookup(int(vid, 16), int(pid, 16), product) is not None
+    except ValueError:
+        return False
+
+
+class Station:
+    def __init__(self, data_dir: Path, config: Config, config_path: Path | None):
+        self.data_dir, self.config, self.config_path = data_dir, config, config_path
+        self.manager = DockManager(data_dir, config)
+        self.hotplug = Hotplug(is_known, self.manager.on_hotplug, bays=dict(config.dock.bays))
+        self.watch: WatchFolder | None = None
+        self.stop = threading.Event()
+        self.reload_requested = threading.Event()
+
+    def install_signals(self) -> None:
+        signal.signal(signal.SIGTERM, lambda *_: self.stop.set())
+        signal.signal(signal.SIGINT, lambda *_: self.stop.set())
+        signal.signal(signal.SIGHUP, lambda *_: self.reload_requested.set())
+
+    def run(self) -> int:
+        self._audit("station.start", {"config": str(self.config_path) if self.config_path else None,
+                                      "config_sha256": _sha(self.config_path)})
+        self.hotplug.start()  # listening (and existing recorders enumerated) from here on
+        if self.config.watch.folder:
+            self.watch = WatchFolder(self.data_dir, self.config, should_pause=lambda: not self.manager.idle())
+            self.watch.start()
+        media = threading.Thread(target=self._media_loop, name="evidock-media", daemon=True)
+        media.start()
+        self.manager.write_status(force=True)
+        notify("READY=1", f"STATUS={self.manager.summary_line()}")
+        log.info("station ready: data dir %s", self.data_dir)
+        tick = watchdog_interval() or 5.0
+        while not self.stop.wait(min(tick, 5.0)):
+            if self.reload_requested.is_set():
+                self.reload_requested.clear()
+                self._reload()
+            self.manager.write_status()
+            notify("WATCHDOG=1", f"STATUS={self.manager.summary_line()}")
+        notify("STOPPING=1", "STATUS=stopping: bringing offloads to a resumable stop")
+        log.info("stopping: no new work; running offloads stop at a resumable point")
+        self.hotplug.stop()
+        if self.watch is not None:
+            self.watch.stop()
+        clean = self.manager.shutdown()
+        media.join(30)
+        if not clean:
+            log.warning("some offloads did not stop within %.0f s; their partials resume on the next dock",
+                        self.config.dock.stop_timeout_s)
+        self._audit("station.stop", {"clean": clean})
+        return 0
+
+    def _media_loop(self) -> None:
+        """Probes and proxies in the background; paused (ffmpeg stopped) while any offload runs."""
+        while not self.stop.is_set():
+            try:
+                mediaqueue.run_queue(self.data_dir, self.config, should_pause=lambda: not self.manager.idle(),
+                                     stop=self.stop, wait_for_retries=False)
+            except Exception:  # ffmpeg missing, catalog busy…: media waits, offloads go on
+                log.exception("media queue run failed; trying again in a minute")
+                self.stop.wait(60)
+                continue
+            self.stop.wait(10)
+
+    def _reload(self) -> None:
+        notify("RELOADING=1")
+        try:
+            config, path = load_config(self.config_path)
+        except ConfigError as e:
+            log.error("config not reloaded, the old one stays in force: %s", e)
+            notify("READY=1")
+            return
+        self.config = config
+        self.manager.reload(config)
+        self.hotplug.bays = dict(config.dock.bays)
+        self._audit("config.reload", {"config": str(path) if path else None, "config_sha256": _sha(path)})
+        log.info("config reloaded from %s", path or "built-in defaults")
+        notify("READY=1", f"STATUS={self.manager.summary_line()}")
+
+    def _audit(self, event: str, details: dict) -> None:
+        with Catalog(self.data_dir) as cat, cat.transaction():
+            audit.append(cat, event, "station", details)
+
+
+def _sha(path: Path | None) -> str | None:
+    if path is None:
+        return None
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return None

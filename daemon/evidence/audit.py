@@ -1,0 +1,187 @@
+"""The hash-chained audit log: every change to evidence, on the record (invariant 3, art. 13).
+
+Each row's ``hash`` is SHA-256 over the previous row's hash and the row's own content (time,
+actor, event, subject, details), so editing a row breaks its own hash, deleting one breaks its
+successor's link, and swapping two breaks the links around them. ``verify`` walks the chain and
+names the first broken row and how it broke.
+
+A chain alone cannot show that its *last* rows were cut off, so every commit that appends also
+rewrites a small anchor file beside the catalog (``audit.head``: row count and last hash).
+The anchor may lag behind the table (two writers racing, a crash just after a commit) — that is
+reported as a note — but a table *shorter* than the anchor, or a different hash at the
+anchor's row, is a break. So is a chain with rows and no (or an unreadable) anchor: the anchor
+is written after the very first commit, and removing it is exactly how a cut tail would be
+hidden. If the anchor cannot be written (full disk), the commit stands, the tmp file is removed
+and the caller hears of it (``Catalog.after_commit_failures``): the old anchor then lags, which
+is a note, and the next commit rewrites it. The anchor is a tripwire against quiet truncation,
+not a defence against someone who rewrites both files (see README, "What the checks cannot
+catch"); periodic reports print the head hash for that.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import getpass
+import hashlib
+import json
+import os
+import pwd
+import re
+import sqlite3
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from daemon.catalog.db import Catalog
+from daemon.clock import utcnow
+from daemon.errors import AnchorError
+
+GENESIS = "0" * 64
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+ANCHOR_NAME = "audit.head"
+
+
+def current_actor() -> str:
+    """The OS user this process runs as: who did it, for the record."""
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        return getpass.getuser() if os.environ.get("USER") else f"uid:{os.getuid()}"
+
+
+def canonical(details: dict[str, Any]) -> str:
+    return json.dumps(details, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+def row_hash(prev_hash: str, at: str, actor: str, event: str, subject: str, details: str) -> str:
+    body = json.dumps([prev_hash, at, actor, event, subject, details], ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(body.encode("utf-8")).hexdigest()
+
+
+def append(catalog: Catalog, event: str, subject: str, details: dict[str, Any], actor: str | None = None) -> str:
+    """Append one entry. Must run inside ``catalog.transaction()``, with the change it records."""
+    conn = catalog.conn
+    if not conn.in_transaction:
+        raise RuntimeError("audit.append must run inside the transaction of the change it records")
+    row = conn.execute("SELECT hash FROM audit ORDER BY id DESC LIMIT 1").fetchone()
+    prev = row[0] if row else GENESIS
+    at = utcnow()
+    actor = actor or current_actor()
+    det = canonical(details)
+    h = row_hash(prev, at, actor, event, subject, det)
+    conn.execute(
+        "INSERT INTO audit (at, actor, event, subject, details, prev_hash, hash) VALUES (?,?,?,?,?,?,?)",
+        (at, actor, event, subject, det, prev, h),
+    )
+    catalog.after_commit(lambda: write_anchor(catalog), key="audit-anchor")
+    return h
+
+
+def write_anchor(catalog: Catalog) -> None:
+    """Record the chain's current length and head hash beside the catalog (atomic replace)."""
+    count, head = catalog.conn.execute(
+        "SELECT COUNT(*), (SELECT hash FROM audit ORDER BY id DESC LIMIT 1) FROM audit"
+    ).fetchone()
+    path = catalog.data_dir / ANCHOR_NAME
+    tmp = path.with_name(f".{ANCHOR_NAME}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
+        try:
+            # No fsync: an anchor that lags after a power cut is reported as a note, not a break.
+            data = f"{count} {head or GENESIS}\n".encode()
+            if os.write(fd, data) != len(data):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except OSError as e:
+        # A full disk (or a read-only data dir) must not leave .tmp litter for every commit.
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise AnchorError(
+            f"the audit anchor {path} could not be updated ({e.strerror}); it still records an older head, "
+            "which `evidock audit verify` reports as a lag, and the next commit rewrites it — free space in the data dir"
+        ) from None
+
+
+@dataclass
+class AuditReport:
+    rows: int = 0
+    ok: bool = True
+    first_broken: dict[str, Any] | None = None
+    notes: list[str] = field(default_factory=list)
+    head: str = GENESIS
+
+    def to_json(self) -> dict[str, Any]:
+        return {"rows": self.rows, "ok": self.ok, "first_broken": self.first_broken, "notes": self.notes, "head": self.head}
+
+
+def verify(catalog: Catalog) -> AuditReport:
+    """Walk the whole chain read-only; stop at the first broken row and say how it broke."""
+    rep = AuditReport()
+    rows = catalog.conn.execute(
+        "SELECT id, at, actor, event, subject, details, prev_hash, hash FROM audit ORDER BY id"
+    ).fetchall()
+    all_hashes = {r[7]: r[0] for r in rows}
+    prev = GENESIS
+    for i, (rid, at, actor, event, subject, details, prev_hash, h) in enumerate(rows):
+        rep.rows = i + 1
+        if row_hash(prev_hash, at, actor, event, subject, details) != h:
+            return _broken(rep, rid, "edited", f"audit row {rid} ({event} {subject}) was edited: its content no longer matches its hash")
+        if prev_hash != prev:
+            if prev_hash in all_hashes and all_hashes[prev_hash] > rid:
+                return _broken(
+                    rep, rid, "reordered",
+                    f"audit row {rid} ({event} {subject}) is out of order: it was written after row {all_hashes[prev_hash]}, which now stands after it",
+                )
+            before = rows[i - 1][0] if i else None
+            where = f"between row {before} and row {rid}" if before is not None else f"before row {rid}"
+            return _broken(rep, rid, "deleted", f"audit row(s) {where} were deleted: row {rid} does not follow the row before it")
+        prev = h
+    rep.head = prev
+    _check_anchor(catalog, rep, rows)
+    return rep
+
+
+def _broken(rep: AuditReport, rid: int, kind: str, message: str) -> AuditReport:
+    rep.ok = False
+    rep.first_broken = {"id": rid, "kind": kind, "message": message}
+    return rep
+
+
+def _check_anchor(catalog: Catalog, rep: AuditReport, rows: list[sqlite3.Row]) -> None:
+    path: Path = catalog.data_dir / ANCHOR_NAME
+    try:
+        count_s, head = path.read_text().split()
+        count = int(count_s)
+    except FileNotFoundError:
+        if rows:
+            # The anchor is written after the very first commit, so a chain with rows and no
+            # anchor means someone removed it — the one thing that hides a cut-off tail.
+            _broken(rep, rows[-1][0], "anchor",
+                    f"the anchor file {path} is missing although the chain has {len(rows)} rows (it is written at every "
+                    f"commit): rows may have been cut off after row {rows[-1][0]}. Compare the head {rows[-1][7]} with "
+                    "the last printed report or an off-station copy before trusting this log")
+        return
+    except (OSError, ValueError, UnicodeDecodeError):
+        if rows:
+            _broken(rep, rows[-1][0], "anchor",
+                    f"the anchor file {path} is unreadable or not an anchor (\"<rows> <hash>\"): rows may have been "
+                    f"cut off after row {rows[-1][0]}. Compare the head {rows[-1][7]} with the last printed report or "
+                    "an off-station copy before trusting this log")
+        return
+    if count < 0 or not _HEX64.match(head):
+        _broken(rep, rows[-1][0] if rows else 0, "anchor", f"the anchor file {path} is not an anchor (\"<rows> <hash>\"): "
+                "rows may have been cut off the end; compare the head with the last printed report")
+        return
+    if count > len(rows):
+        last = rows[-1][0] if rows else 0
+        _broken(rep, last + 1, "truncated",
+                f"the last {count - len(rows)} audit row(s) after row {last} were deleted (the anchor {path} recorded {count} rows)")
+    elif count and rows[count - 1][7] != head:
+        _broken(rep, rows[count - 1][0], "edited",
+                f"audit row {rows[count - 1][0]} differs from the one the anchor {path} recorded: the chain was rewritten")
+    elif count < len(rows):
+        rep.notes.append(f"anchor {path} lags by {len(rows) - count} row(s) (a crash or a concurrent write); not a break")

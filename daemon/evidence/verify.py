@@ -1,0 +1,316 @@
+"""``evidock verify``: a read-only, resumable scrub of the store, held against the audit log.
+
+Two kinds of check, cheap ones first (DESIGN.md, bagit style), every problem collected and
+reported once, nothing repaired here:
+
+1. **The catalog against the audit chain** (SQL only, every run). Each object, footage row,
+   sighting, filing and legal hold came with an audit entry that states its content, so the
+   chain is replayed (``object.ingest`` / ``object.sighting`` create, ``footage.file`` /
+   ``footage.unfile`` and ``footage.hold`` / ``footage.release`` change, retention's
+   ``object.delete`` removes) and the catalog must be exactly what the replay says. A row
+   edited, swapped, re-pointed, added or deleted by hand — or an object deleted together with
+   its ``objects`` row — is a *mismatch* naming the footage id or SHA-256 and the audit row.
+   Entries written before issue 9 lack the footage id; those rows are matched by SHA-256
+   (unique in ``footage``). No command reassigns footage to another officer, so the officer
+   must be the one the ingest entry recorded. ``audit verify`` checks that the chain itself is
+   intact; this check trusts its content, so run both (the nightly job does).
+2. **The objects on disk** (page cache dropped, re-hashed). Each catalogued object must hash to
+   its name and catalog size and be read-only (a writable object is a broken invariant 1 even
+   while its bytes are still right). With a time budget the hashing stops at the budget and
+   leaves a checkpoint (the last hash checked) in the catalog's ``meta`` table; the next run
+   continues after it, so a nightly job scrubs a large store in slices. A run that reaches the
+   end clears the checkpoint and walks ``objects/``: a file with a valid name that the catalog
+   does not know is *hashed* — the right content is a harmless leftover of a crash between the
+   rename and the catalog commit (or a retention removal still pending), a note; other content
+   is a foreign file under an evidence name, damage. Anything else in ``objects/`` (junk in a
+   fan-out directory, a badly named file) is a stray: reported, never opened, and the walk
+   goes on.
+
+Exit: 2 if anything is damaged, missing or mismatched; 1 for strays only; 0 clean.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from daemon.catalog.db import Catalog
+from daemon.errors import EXIT_ERROR, EXIT_OK, EXIT_WARNING
+from daemon.evidence.store import LocalObjectStore
+from daemon.evidence.transfer import hash_fd
+
+CHECKPOINT_KEY = "verify.position"
+
+
+@dataclass
+class VerifyReport:
+    checked: int = 0
+    damaged: list[dict[str, Any]] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    unreferenced: list[str] = field(default_factory=list)
+    # catalog rows that do not match the audit entries that created/changed/deleted them
+    mismatches: list[dict[str, Any]] = field(default_factory=list)
+    # entries under objects/ that are not objects at all (never opened)
+    strays: list[dict[str, str]] = field(default_factory=list)
+    # unreferenced objects whose deletion is audited (sha256 -> the object.delete audit row)
+    pending_removal: dict[str, int] = field(default_factory=dict)
+    resumed_after: str | None = None
+    complete: bool = False
+    next_after: str | None = None
+
+    @property
+    def exit_code(self) -> int:
+        if self.damaged or self.missing or self.mismatches:
+            return EXIT_ERROR
+        return EXIT_WARNING if self.strays else EXIT_OK
+
+    def summary(self) -> str:
+        tail = "" if self.complete else f" (stopped at the time limit; the next run continues after {self.next_after[:16]}…)"
+        extra = ""
+        if self.mismatches:
+            extra += f", {len(self.mismatches)} catalog row(s) not matching the audit log"
+        if self.strays:
+            extra += f", {len(self.strays)} stray file(s) in objects/"
+        return f"checked {self.checked} objects, {len(self.damaged)} damaged, {len(self.missing)} missing{extra}{tail}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "checked": self.checked, "damaged": self.damaged, "missing": self.missing,
+            "unreferenced": self.unreferenced, "mismatches": self.mismatches, "strays": self.strays,
+            "pending_removal": self.pending_removal, "complete": self.complete,
+            "resumed_after": self.resumed_after, "next_after": self.next_after, "summary": self.summary(),
+        }
+
+
+def verify_store(catalog: Catalog, store: LocalObjectStore, max_duration: float | None = None,
+                 restart: bool = False) -> VerifyReport:
+    """Cross-check the catalog with the audit log, then hash objects in hash order from the last
+    checkpoint, within ``max_duration`` seconds (the cross-check is not counted against it)."""
+    rep = VerifyReport()
+    deleted = cross_check(catalog, store, rep)
+    after = None if restart else catalog.get_meta(CHECKPOINT_KEY)
+    rep.resumed_after = after
+    deadline = time.monotonic() + max_duration if max_duration else None
+    rows = catalog.conn.execute(
+        "SELECT sha256, size FROM objects WHERE sha256 > ? ORDER BY sha256", (after or "",)
+    ).fetchall()
+    last = after
+    for sha, size in rows:
+        if deadline is not None and time.monotonic() >= deadline and rep.checked:
+            rep.next_after = last
+            catalog.set_meta(CHECKPOINT_KEY, last)
+            return rep
+        rep.checked += 1
+        last = sha
+        problem = _check_object(store, sha, size)
+        if problem == "missing":
+            rep.missing.append(sha)
+        elif problem:
+            rep.damaged.append({"sha256": sha, "reason": problem})
+    rep.complete = True
+    catalog.set_meta(CHECKPOINT_KEY, None)
+    known = {r[0] for r in catalog.conn.execute("SELECT sha256 FROM objects")}
+    for sha in store.iter_objects(on_stray=lambda p, why: rep.strays.append({"path": str(p), "why": why})):
+        if sha in known:
+            continue
+        problem = _check_object(store, sha, None)
+        if problem and problem != "missing":
+            rep.damaged.append({"sha256": sha, "reason": f"not in the catalog, and {problem}: a foreign file under "
+                                                          "an evidence name — keep it aside for inspection"})
+            continue
+        rep.unreferenced.append(sha)
+        if sha in deleted:
+            rep.pending_removal[sha] = deleted[sha]
+    return rep
+
+
+def _check_object(store: LocalObjectStore, sha: str, size: int | None) -> str | None:
+    """None if the object is whole and read-only; "missing"; else what is wrong, in words."""
+    try:
+        fd = store.open_fd(sha)
+    except FileNotFoundError:
+        return "missing"
+    except OSError as e:
+        return f"cannot be opened ({e.strerror})"
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return "is not a regular file"
+        got, got_size = hash_fd(fd)
+    except OSError as e:
+        return f"read error ({e.strerror})"
+    finally:
+        os.close(fd)
+    if got != sha:
+        return f"content hashes to {got}"
+    if size is not None and got_size != size:
+        return f"size {got_size}, catalog says {size}"
+    mode = stat.S_IMODE(st.st_mode)
+    if mode & 0o222:
+        # Right bytes today, but anyone with that write bit can change evidence tomorrow.
+        return (f"is writable (mode {mode:04o}); evidence must be read-only (0444): find out who changed it, "
+                "then `chmod 0444` it")
+    return None
+
+
+# -- the catalog against the audit chain ----------------------------------------------------
+
+_REPLAYED = ("object.ingest", "object.sighting", "object.delete", "footage.file", "footage.unfile",
+             "footage.hold", "footage.release")
+
+# footage column -> key in the object.ingest details
+_FOOTAGE_FIELDS = (("size", "size"), ("officer_badge", "officer"), ("device_serial", "device"),
+                   ("session_id", "session"), ("source_path", "path"), ("important", "important"),
+                   ("recorded_at", "recorded_at"))
+
+
+def cross_check(catalog: Catalog, store: LocalObjectStore, rep: VerifyReport) -> dict[str, int]:
+    """Replay the audit chain and add every catalog row that differs from it to ``rep.mismatches``.
+
+    Returns the objects whose deletion is audited (sha256 -> audit row), for the store walk.
+    Reads in one snapshot, so an offload committing meanwhile cannot look like a mismatch.
+    """
+    conn = catalog.conn
+    own = not conn.in_transaction
+    if own:
+        conn.execute("BEGIN")  # deferred: a read snapshot, no write lock
+    try:
+        audit_rows = conn.execute(
+            "SELECT id, event, subject, details FROM audit WHERE event IN (%s) ORDER BY id" % ",".join("?" * len(_REPLAYED)),
+            _REPLAYED).fetchall()
+        footage = {r[0]: r for r in conn.execute(
+            "SELECT id, sha256, size, officer_badge, device_serial, session_id, source_path, important, recorded_at, case_no"
+            " FROM footage")}
+        objects = dict(conn.execute("SELECT sha256, size FROM objects").fetchall())
+        sightings = conn.execute(
+            "SELECT id, sha256, session_id, device_serial, officer_badge, source_path, size FROM sightings ORDER BY id").fetchall()
+        filings = conn.execute("SELECT footage_id, case_no FROM footage_cases").fetchall()
+        holds = [r[0] for r in conn.execute("SELECT footage_id FROM legal_holds")]
+    finally:
+        if own:
+            conn.execute("ROLLBACK")
+
+    def bad(message: str, sha256: str | None = None, footage_id: int | None = None, row: int | None = None) -> None:
+        rep.mismatches.append({"footage": footage_id, "sha256": sha256, "audit_row": row, "problem": message})
+
+    live: dict[str, dict[str, Any]] = {}  # sha256 -> its object.ingest details (+ "_row")
+    deleted: dict[str, int] = {}
+    seen: dict[tuple[Any, ...], list[int]] = defaultdict(list)  # sighting key -> audit rows
+    filed: dict[int, set[str]] = defaultdict(set)
+    held: set[int] = set()
+    for rid, event, subject, details in audit_rows:
+        try:
+            d = json.loads(details)
+            _replay(event, subject, d, rid, live, deleted, seen, filed, held)
+        except (ValueError, KeyError, TypeError, AttributeError):
+            bad(f"audit row {rid} ({event} {subject}) does not have the details its event needs; it cannot be "
+                "held against the catalog — `evidock audit verify` tells whether it was edited", row=rid)
+
+    # footage rows: each one the row its object.ingest entry created, field by field
+    by_sha = {r[1]: r for r in footage.values()}
+    accounted: set[int] = set()
+    for sha, e in live.items():
+        rid, fid = e["_row"], e.get("footage")
+        row = footage.get(fid) if fid is not None else by_sha.get(sha)
+        label = f"footage {fid}" if fid is not None else f"the footage row of {sha}"
+        if row is None:
+            bad(f"{label} ({sha}) is not in the catalog, but audit row {rid} recorded its ingest and no object.delete "
+                "its deletion: the row was deleted by hand — restore the catalog from a backup", sha, fid, rid)
+            continue
+        accounted.add(row[0])
+        if row[1] != sha:
+            bad(f"footage {row[0]}: its sha256 is {row[1]}, but audit row {rid} (object.ingest) recorded {sha} for it: "
+                "the row was re-pointed at other content", sha, row[0], rid)
+            continue
+        cols = dict(zip(("id", "sha256", "size", "officer_badge", "device_serial", "session_id", "source_path",
+                         "important", "recorded_at", "case_no"), row))
+        for col, key in _FOOTAGE_FIELDS:
+            if key not in e:
+                continue  # an entry of the old form (before issue 9) that did not state this
+            want = int(e[key]) if col == "important" else e[key]
+            if cols[col] != want:
+                bad(f"footage {row[0]} ({sha}): {col} is {cols[col]!r}, but audit row {rid} (object.ingest) recorded "
+                    f"{want!r} and no audited change followed", sha, row[0], rid)
+    for fid, row in footage.items():
+        if fid not in accounted:
+            bad(f"footage {fid} ({row[1]}) has no object.ingest entry in the audit log: it was not stored by evidock "
+                "(added or re-pointed by hand, or the end of the log was cut off)", row[1], fid)
+
+    # objects rows, and for each ingested object: in the catalog and the store, or audited deletion
+    for sha, e in live.items():
+        if sha not in objects:
+            where = "but its file is still in the store" if store.exists(sha) else "nor in the store"
+            bad(f"object {sha} is not in the catalog's objects table {where}; audit row {e['_row']} recorded its ingest and no object.delete its deletion: evidence was "
+                "removed outside retention — restore it from a backup", sha, e.get("footage"), e["_row"])
+        elif objects[sha] != e.get("size", objects[sha]):
+            bad(f"object {sha}: catalog size {objects[sha]}, audit row {e['_row']} recorded {e['size']}", sha,
+                e.get("footage"), e["_row"])
+    for sha in objects:
+        if sha not in live:
+            bad(f"object {sha} is in the catalog but no object.ingest entry records it (or an object.delete removed it)",
+                sha)
+
+    # sightings: one per object.ingest / object.sighting entry
+    for sid, sha, *rest in sightings:
+        key = (sha, *rest)
+        if seen.get(key):
+            seen[key].pop(0)
+        else:
+            bad(f"sighting {sid} of {sha} (session {rest[0]}, {rest[3]!r}) has no audit entry that records it", sha)
+    for key, rids in seen.items():
+        for rid in rids:
+            bad(f"audit row {rid} records a sighting of {key[0]} in session {key[1]} ({key[4]!r}) that is not in the "
+                "catalog", key[0], row=rid)
+
+    # filings and holds of the footage rows that exist (a missing row is reported above)
+    actual: dict[int, set[str]] = defaultdict(set)
+    for fid, case_no in filings:
+        actual[fid].add(case_no)
+    for fid in sorted(set(actual) | {f for f, s in filed.items() if s}):
+        want, got = filed.get(fid, set()), actual.get(fid, set())
+        sha = footage[fid][1] if fid in footage else None
+        if want != got:
+            bad(f"footage {fid} ({sha}): filed to {sorted(got) or 'no case'} in the catalog, but the audit log's "
+                f"footage.file/unfile entries leave it filed to {sorted(want) or 'no case'}", sha, fid)
+    for fid, row in footage.items():
+        want_cases = filed.get(fid, set())
+        want_no = next(iter(want_cases)) if len(want_cases) == 1 else None
+        if row[9] != want_no and fid in accounted:
+            bad(f"footage {fid} ({row[1]}): case_no is {row[9]!r}, its audited filings say {want_no!r}", row[1], fid)
+    for fid in sorted(set(holds) ^ held):
+        sha = footage[fid][1] if fid in footage else None
+        state = "on legal hold in the catalog but" if fid in holds else "not on legal hold in the catalog but"
+        bad(f"footage {fid} ({sha}) is {state} the audit log's footage.hold/release entries say otherwise", sha, fid)
+    return deleted
+
+
+def _replay(event: str, subject: str, d: dict[str, Any], rid: int, live: dict[str, dict[str, Any]],
+            deleted: dict[str, int], seen: dict[tuple[Any, ...], list[int]], filed: dict[int, set[str]],
+            held: set[int]) -> None:
+    """Apply one audit entry to the expected state of the catalog."""
+    if event in ("object.ingest", "object.sighting"):
+        if event == "object.ingest":
+            live[subject] = {**d, "_row": rid}
+            deleted.pop(subject, None)
+        seen[(subject, d.get("session"), d.get("device"), d.get("officer"), d.get("path"), d.get("size"))].append(rid)
+    elif event == "object.delete":
+        # retention removes the object, its footage row, sightings, filings and hold at once
+        gone = live.pop(subject, None)
+        deleted[subject] = rid
+        for k in [k for k in seen if k[0] == subject]:
+            del seen[k]
+        for fid in {d.get("footage"), gone.get("footage") if gone else None} - {None}:
+            filed.pop(fid, None)
+            held.discard(fid)
+    elif event in ("footage.file", "footage.unfile"):
+        cases = filed[int(d["footage"])]
+        (cases.add if event == "footage.file" else cases.discard)(d["case"])
+    elif event == "footage.hold":
+        held.add(int(d["footage"]))
+    else:
+        held.discard(int(d["footage"]))

@@ -1,0 +1,97 @@
+"""The catalog side of a file now in the store: its footage row (or, for bytes already stored, a
+sighting), the audit entry stating its content, and the after-record hooks — all in one
+transaction under the object's lock — plus the recording time on the station's clock.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING
+
+from daemon.cases.filing import file_new_footage
+from daemon.clock import utcnow
+from daemon.errors import (
+    StoreError,
+)
+from daemon.evidence import audit
+from daemon.media import queue as mediaqueue
+from drivers.base import clock_trusted
+
+if TYPE_CHECKING:
+    from daemon.ingest.stages import FileTask, OffloadContext
+
+
+
+# -- the catalog side of a stored file ------------------------------------------------------
+
+
+def record_file(ctx: OffloadContext, task: FileTask) -> str:
+    """Catalog row, sighting and audit entry for a file now in the store; returns its status."""
+    sha, e = task.sha256, task.entry
+    assert sha is not None
+    key = task.partial.journal.key if task.partial else None
+    now = utcnow()
+    path = e.display
+    recorded = datetime.fromtimestamp(e.mtime_ns / 1e9, timezone.utc)
+    mtime = recorded.isoformat(timespec="seconds")
+    fixed = corrected_time(recorded, ctx.clock_drift_s)
+    corrected = fixed.isoformat(timespec="seconds") if fixed is not None else None  # None: clock not trusted
+    # The object's lock (re-entrant; commit_stage already holds it) spans the check that the
+    # object is there and the commit of the rows naming it: retention cannot delete it between.
+    with ctx.store.object_lock(sha), ctx.catalog.transaction() as conn:
+        if not ctx.store.exists(sha):
+            raise StoreError(f"object {sha} of {path} is not in the store (removed meanwhile); not catalogued — "
+                             "the file stays on the recorder, offload it again")
+        if task.from_journal and conn.execute("SELECT 1 FROM sightings WHERE transfer_key = ? AND sha256 = ?", (key, sha)).fetchone():
+            return "stored"  # committed by a run that died before it could clear its journal
+        conn.execute("INSERT OR IGNORE INTO objects (sha256, size, stored_at) VALUES (?,?,?)", (sha, task.size, now))
+        known = conn.execute("SELECT id FROM footage WHERE sha256 = ?", (sha,)).fetchone()
+        if known is None:
+            cur = conn.execute(
+                "INSERT INTO footage (sha256, size, device_serial, officer_badge, source_path, source_path_raw,"
+                " recorded_at, recorded_at_corrected, important, case_no, session_id, ingested_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                (sha, task.size, ctx.device, ctx.officer, path, e.rel, mtime, corrected, int(e.important), None,
+                 ctx.session_id, now),
+            )
+            file_new_footage(ctx.catalog, sha)  # art. 11: filed in the transaction that records it
+            mediaqueue.enqueue_in_tx(conn, int(cur.lastrowid), sha)  # probe + proxy, later (daemon/mediaqueue.py)
+        conn.execute(
+            "INSERT INTO sightings (sha256, session_id, device_serial, officer_badge, source_path, source_path_raw,"
+            " size, mtime, transfer_key, seen_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (sha, ctx.session_id, ctx.device, ctx.officer, path, e.rel, task.size, mtime, key, now),
+        )
+        event = "object.ingest" if known is None else "object.sighting"
+        audit.append(ctx.catalog, event, sha, {
+            "session": ctx.session_id, "device": ctx.device, "officer": ctx.officer,
+            "path": path, "size": task.size, "important": e.important,
+            # Since issue 9: the row this entry is about and its recording time, so that `verify`
+            # can hold each footage row to the entry that created it (older entries lack them).
+            "footage": conn.execute("SELECT id FROM footage WHERE sha256 = ?", (sha,)).fetchone()[0],
+            "recorded_at": mtime,
+        })
+    return "stored" if known is None else "duplicate"
+
+
+def corrected_time(recorded: datetime, clock_drift_s: float | None) -> datetime | None:
+    """The recording time on the station's clock.
+
+    Rule: corrected = reported − drift, where drift = recorder clock − station clock as measured
+    when the recorder was docked (before the station set its clock). Assumption: the drift was
+    the same when the file was recorded as at the dock — recorder clocks drift slowly and the
+    station resets them at every dock, so within one shift the error is small. Unknown drift
+    (no control channel): the reported time is kept as the corrected one.
+
+    A clock more than ``drivers.base.CLOCK_TRUST_LIMIT_S`` (a year) from the station's was not
+    drifting but set wrong, so nothing says the files were recorded under the same error: the
+    time is unknown (None; the footage row keeps the reported time in ``recorded_at``). Filing
+    then matches no case — the footage waits in the unfiled queue for a person — and its 2-day
+    deadline runs from the ingest (``cases._T_DUE``).
+    """
+    if clock_drift_s is None:
+        return recorded
+    if not clock_trusted(clock_drift_s):
+        return None
+    try:
+        return recorded - timedelta(seconds=clock_drift_s)
+    except OverflowError:  # a reported time near datetime's ends
+        return None

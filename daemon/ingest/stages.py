@@ -1,0 +1,324 @@
+"""The stages over one file of an offload: copy (one read, hashed while written, into a resumable
+partial), verify (fsync, then a cold re-read against that hash), commit (into the store, then the
+catalog row and its audit entry in one transaction).
+
+Invariant 2 is kept by construction: nothing is reported ``stored`` (and so nothing may be wiped)
+before its bytes were fsync'd, re-read and matched, and its catalog row committed. Per-file trouble
+becomes a ``Problem`` and the walk goes on (invariant 6); trouble that makes going on pointless
+(store full, recorder gone, catalog unwritable) stops the offload cleanly, every partial
+checkpointed so that the next dock resumes it (invariant 4).
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import logging
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from daemon.catalog.db import Catalog
+from daemon.config import Config
+from daemon.crashpoints import crashpoint
+from daemon.errors import (
+    Cancelled,
+    EvidockError,
+    GrewPastLimit,
+    NotTheSameFile,
+    PartialBusy,
+    ReadFailed,
+    ReadTimeout,
+    SourceGone,
+    StoreError,
+    StoreFullError,
+    WriteFailed,
+    format_bytes,
+)
+from daemon.evidence import audit
+from daemon.evidence.staging import Partial, Staging
+from daemon.evidence.store import LocalObjectStore, free_bytes
+from daemon.evidence.transfer import copy_and_hash, hash_fd, hash_prefix
+from daemon.ingest.confirm import _confirm_unstaged
+from daemon.ingest.limits import _changing, _discard_changing, _why, read_limit
+from daemon.ingest.record import record_file
+from daemon.ingest.volume import Entry, Problem, open_beneath, quoted, volume_alive
+
+log = logging.getLogger(__name__)
+
+
+
+@dataclass
+class FileTask:
+    """One regular file on the volume, on its way into the store."""
+
+    entry: Entry
+    partial: Partial | None = None
+    sha256: str | None = None
+    size: int = 0
+    resumed_from: int = 0
+    from_journal: bool = False  # copied and verified by an earlier run that died before finishing
+    known_sha256: str | None = None  # a sighting with this file's transfer key names this stored object
+    status: str = "pending"  # stored | duplicate | failed
+    problem: Problem | None = None
+
+    def fail(self, reason: str) -> None:
+        self.status = "failed"
+        self.problem = Problem(self.entry.rel, reason, "error")
+
+    @property
+    def finished(self) -> bool:
+        return self.status != "pending"
+
+
+@dataclass
+class OffloadContext:
+    """What every stage needs: where from, where to, who, and the offload-wide stop flag."""
+
+    root: Path
+    source_id: str
+    device: str | None
+    officer: str | None
+    store: LocalObjectStore
+    staging: Staging
+    catalog: Catalog
+    config: Config
+    session_id: int
+    clock_drift_s: float | None = None
+    progress: Callable[[int], None] | None = None
+    fatal: EvidockError | None = None
+    cancel: threading.Event = field(default_factory=threading.Event)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def stop_all(self, err: EvidockError) -> None:
+        with self._lock:
+            if self.fatal is None:
+                self.fatal = err
+
+
+# -- stages -------------------------------------------------------------------------------
+
+
+def copy_stage(ctx: OffloadContext, task: FileTask) -> None:
+    """Read the source once into its partial (resuming a checkpointed one), hashing as it goes.
+
+    At most ``read_limit(listed size)`` bytes are read. A file seen before (``known_sha256``)
+    is first compared with its stored object without staging (``_confirm_unstaged``); only if
+    that does not settle it is it staged.
+    """
+    e = task.entry
+    # A full store stops staging, not confirming: a file already stored needs no room (only
+    # its catalog rows), and that is exactly when a station most needs to know what is safe.
+    may_confirm = task.known_sha256 is not None and (ctx.fatal is None or isinstance(ctx.fatal, StoreFullError))
+    if ctx.cancel.is_set() or (ctx.fatal is not None and not may_confirm):
+        why = str(ctx.fatal) if ctx.fatal else "the offload was stopped"
+        task.fail(f"not offloaded: {why}")
+        return
+    if may_confirm and _confirm_unstaged(ctx, task):
+        return
+    if ctx.fatal is not None:
+        task.fail(f"not offloaded: {ctx.fatal}")
+        return
+    try:
+        part = ctx.staging.open(ctx.source_id, e.rel, e.size, e.mtime_ns)
+    except PartialBusy as err:
+        task.fail(str(err))
+        return
+    task.partial = part
+    j = part.journal
+    if j.sha256 is not None:
+        if part.fd >= 0 or ctx.store.exists(j.sha256):
+            # Copied and verified by an earlier run that died before finishing: no re-read.
+            # the verified length (mark_verified keeps it in checkpoint), not the length listed at scan
+            task.sha256, task.size, task.resumed_from = j.sha256, j.checkpoint, j.checkpoint
+            task.from_journal = True
+            return
+        # The journal vouches for an object that is not there: start this file over.
+        part.finish()
+        part = task.partial = ctx.staging.open(ctx.source_id, e.rel, e.size, e.mtime_ns)
+    start = part.journal.checkpoint
+    limit = read_limit(e.size)
+    if start > limit:
+        # Staged by a version without the limit, from a file that grew far past its listing.
+        _discard_changing(part, e)
+        task.fail(_changing(e, limit))
+        return
+    needed = max(e.size - start, 0) + ctx.config.store.reserve_bytes
+    free = free_bytes(ctx.store.staging_dir)
+    vfs = os.statvfs(ctx.store.staging_dir)
+    if e.size > vfs.f_blocks * vfs.f_frsize:
+        part.close()
+        task.fail(f"listed as {e.size} bytes, more than the whole store's filesystem holds: the recorder's "
+                  "directory entry is damaged or lying; not offloaded, the file stays on the recorder")
+        return
+    if free < needed:
+        ctx.stop_all(StoreFullError(str(ctx.store.data_dir), needed, free, _what(ctx, e)))
+        part.close()
+        task.fail(f"not offloaded: {ctx.fatal}")
+        return
+    hasher = hashlib.sha256()
+    hash_prefix(part.fd, start, hasher)
+    task.resumed_from = start
+    if start:
+        log.info("resuming %s at byte %d of %d", quoted(e.rel), start, e.size)
+    oc = ctx.config.offload
+    try:
+        with open_beneath(ctx.root, e) as src:
+            total = copy_and_hash(
+                src, part.fd, start, hasher,
+                chunk=oc.chunk_bytes, timeout=oc.read_timeout_s,
+                checkpoint_every=oc.checkpoint_bytes, checkpoint=part.checkpoint,
+                progress=ctx.progress, cancel=ctx.cancel, limit=limit,
+            )
+    except GrewPastLimit as err:
+        _discard_changing(part, e)
+        task.fail(_changing(e, err.limit))
+        return
+    except Cancelled as err:
+        _keep_partial(part, err.copied)
+        task.fail(f"stopped after {err.copied} of {e.size} bytes (undock or shutdown); the partial is kept and "
+                  "resumes on the next dock")
+        return
+    except (ReadFailed, ReadTimeout) as err:
+        _keep_partial(part, err.copied)
+        if isinstance(err, ReadTimeout) or not volume_alive(ctx.root):
+            ctx.stop_all(SourceGone(f"the recorder volume {ctx.root} stopped answering ({_why(err)}); "
+                                    "partials are kept and resume on the next dock"))
+            task.fail(f"recorder went away after {err.copied} of {e.size} bytes ({_why(err)}); "
+                      "the partial is kept and resumes on the next dock")
+        else:
+            task.fail(f"read error after {err.copied} of {e.size} bytes ({_why(err)}); the file stays on the "
+                      "recorder and the partial is kept — check the recorder's card, then offload again")
+        return
+    except WriteFailed as err:
+        if err.errno in (errno.ENOSPC, errno.EDQUOT):
+            # Back to the last checkpoint: frees the space the catalog needs to record the stop.
+            _keep_partial(part, part.journal.checkpoint, truncate=True)
+        else:
+            _keep_partial(part, err.written, truncate=True)
+        if err.errno in (errno.ENOSPC, errno.EDQUOT):
+            # From the checkpoint it resumes at: the rest of the listed size, and at least what
+            # was read and did not fit (a file longer than listed made "listed − written" < 0).
+            ckpt = part.journal.checkpoint
+            needed = max(e.size, err.written + err.pending) - ckpt + ctx.config.store.reserve_bytes
+            ctx.stop_all(StoreFullError(str(ctx.store.data_dir), needed, free_bytes(ctx.store.staging_dir), _what(ctx, e)))
+        else:
+            ctx.stop_all(StoreError(f"store {ctx.store.data_dir}: writing the partial of {quoted(e.rel)} failed ({err.strerror})"))
+        task.fail(f"not stored: {ctx.fatal}")
+        return
+    except NotTheSameFile as err:
+        part.close()
+        task.fail(f"{err.strerror}: not read; scan the recorder again")
+        return
+    except FileNotFoundError:
+        part.close()
+        task.fail("vanished before it could be read; if the recorder is still docked, offload again")
+        return
+    except PermissionError as err:
+        part.close()
+        task.fail(f"cannot be opened ({err.strerror}); the file stays on the recorder — check the volume's permissions")
+        return
+    except OSError as err:
+        part.close()
+        if not volume_alive(ctx.root):
+            ctx.stop_all(SourceGone(f"the recorder volume {ctx.root} went away ({err.strerror})"))
+        task.fail(f"cannot be opened ({err.strerror}); the file stays on the recorder")
+        return
+    if total < e.size:
+        _keep_partial(part, total)
+        task.fail(f"shrank while being read: {total} of the {e.size} bytes listed; the partial is kept — "
+                  "if the recorder was undocked, dock it again")
+        return
+    task.sha256, task.size = hasher.hexdigest(), total
+    if total > e.size:
+        task.problem = Problem(e.rel, f"grew while being read: {total} bytes stored, {e.size} listed by the recorder "
+                                      "(within the margin accepted); if the recorder was still recording it, check "
+                                      "that the stored copy plays to its end")
+
+
+def verify_stage(ctx: OffloadContext, task: FileTask) -> None:
+    """fsync the partial, re-read it from the disk and match it against the hash of what was read.
+
+    The fsync is here rather than at the end of the copy so that, threaded, the disk flushes
+    file n while file n+1 is being read from the recorder.
+    """
+    part = task.partial
+    if task.finished or part is None or part.journal.sha256 is not None:
+        return
+    try:
+        os.fsync(part.fd)
+    except OSError as err:
+        part.close()
+        ctx.stop_all(StoreError(f"store {ctx.store.data_dir}: fsync of the partial of {quoted(task.entry.rel)} failed ({err.strerror})"))
+        task.fail(f"not stored: {ctx.fatal}")
+        return
+    crashpoint("after-fsync")
+    try:
+        sha, size = hash_fd(part.fd)
+    except OSError as err:
+        part.close()
+        task.fail(f"the staged copy could not be re-read ({err.strerror}); the file stays on the recorder")
+        return
+    if (sha, size) != (task.sha256, task.size):
+        os.ftruncate(part.fd, 0)
+        part.finish()
+        task.fail(f"the staged copy does not match what was read from the recorder (read {task.sha256}, "
+                  f"disk has {sha}): discarded; the file stays on the recorder — check the station's disk and memory")
+        return
+    part.mark_verified(sha, size)
+    crashpoint("after-verify")
+
+
+def commit_stage(ctx: OffloadContext, task: FileTask) -> None:
+    """Move the verified copy into objects/, then record it (catalog row + audit) in one transaction."""
+    part = task.partial
+    if task.finished or part is None or task.sha256 is None:
+        return
+    sha = task.sha256
+    try:
+        # Held from the put (or the finding that an earlier run put it) until the catalog row has
+        # committed: retention cannot unlink the object in between, and the staged copy stays
+        # until then (Partial.finish) so that a put after a deletion brings the object back.
+        with ctx.store.object_lock(sha):
+            if part.fd >= 0:
+                if ctx.store.put_staged(part.part_path, sha, task.size) == "repaired":
+                    with ctx.catalog.transaction():
+                        audit.append(ctx.catalog, "object.repair", sha, {"size": task.size, "session": ctx.session_id,
+                                                                         "from": task.entry.display})
+                crashpoint("after-rename")
+            elif not ctx.store.exists(sha):
+                part.finish()  # the journal vouches for an object that is gone: the next offload starts over
+                task.fail("verified by an earlier run, but its object has since been removed from the store (retention); "
+                          "not stored — the file stays on the recorder, offload it again")
+                return
+            task.status = record_file(ctx, task)
+    except EvidockError as err:
+        ctx.stop_all(err)
+        part.close()
+        task.fail(f"not stored: {err}")
+        return
+    crashpoint("after-commit")
+    part.finish()
+
+
+STAGES: tuple[Callable[[OffloadContext, FileTask], None], ...] = (copy_stage, verify_stage, commit_stage)
+
+
+def _keep_partial(part: Partial, length: int, truncate: bool = False) -> None:
+    """Make the first ``length`` bytes of an interrupted partial durable and journal them."""
+    try:
+        if truncate:
+            os.ftruncate(part.fd, length)
+        part.checkpoint(length)
+    except OSError as err:
+        log.warning("could not checkpoint partial %s at %d bytes (%s); it resumes from its last checkpoint",
+                    part.journal.key, length, err.strerror)
+    finally:
+        part.close()
+
+
+def _what(ctx: OffloadContext, e: Entry) -> str:
+    reserve = ctx.config.store.reserve_bytes
+    return quoted(e.rel) + (f" (including the {format_bytes(reserve)} kept free by store.reserve_bytes)" if reserve else "")

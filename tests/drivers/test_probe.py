@@ -1,0 +1,75 @@
+"""``evidock probe TTY``: the bench tool, run as a real subprocess against the simulated recorder.
+
+A recorder that answers wrongly or not at all ends in exit 2 with the request and what came back,
+within a bounded time; one that answers is shown in full (text and JSON).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import pytest
+from support.simhelpers import SPEC, simulator
+
+from daemon.cli import cli
+
+
+def test_probe_shows_everything(tmp_path: Path, evidock) -> None:
+    with simulator(tmp_path, "clock-off=12.5") as sim:
+        r = evidock("probe", sim.channel.path)
+        assert r.code == 0, r.err
+        assert SPEC.serial in r.out and SPEC.badge in r.out and "76 %" in r.out and "143 cycles" in r.out
+        assert re.search(r"drift \+12\.[45]\d* s", r.out) and "filesystem clean" in r.out
+        doc = evidock("probe", sim.channel.path, "--json").json()
+        assert doc["ok"] and doc["device"]["serial"] == SPEC.serial and doc["battery"]["percent"] == 76
+        assert abs(doc["clock"]["drift_s"] - 12.5) < 1 and doc["storage"]["total_bytes"] == sim.card_bytes
+        assert "SyncDevTime" not in sim.state.log and "SetMSDC" not in sim.state.log  # read-only
+
+
+def test_probe_reports_not_reported_as_such(tmp_path: Path, evidock) -> None:
+    with simulator(tmp_path, "lacks=ReadDeviceBatteryDumpEnergy") as sim:
+        r = evidock("probe", sim.channel.path, "--json")
+    assert r.code == 0 and r.json()["battery"] is None
+    assert r.json()["notes"][0]["status"] == "not_reported"
+
+
+@pytest.mark.parametrize(("fault", "words"), [
+    ("silence", "Init_Device: no reply within 0.2 s"),
+    ("garbage", "Init_Device: bytes that are not a reply frame (after 3 attempts); got "),
+    ("bad-checksum", "Init_Device: CRC is"),
+    ("endless", "Init_Device: the recorder kept sending"),
+], ids=["silence", "garbage", "bad-checksum", "endless"])
+def test_probe_fails_clearly_and_in_time(tmp_path: Path, evidock, fault: str, words: str) -> None:
+    with simulator(tmp_path, fault) as sim:
+        t0 = time.monotonic()
+        r = evidock("probe", sim.channel.path, "--timeout", "0.2")
+        took = time.monotonic() - t0
+    assert r.code == 2 and words in r.err and r.err.startswith("evidock: error: recorder ")
+    assert took < 30  # three attempts of 0.2 s plus interpreter start-up: generously bounded
+
+
+def test_probe_a_lying_recorder(tmp_path: Path, evidock) -> None:
+    with simulator(tmp_path, "lie") as sim:
+        r = evidock("probe", sim.channel.path)
+        j = evidock("probe", sim.channel.path, "--json")
+    assert r.code == 2 and "battery level 250 %" in r.err and "INVALID" in r.out
+    assert j.code == 2 and not j.json()["ok"] and {n["status"] for n in j.json()["notes"]} == {"invalid"}
+
+
+def test_probe_unplugged_mid_conversation(tmp_path: Path, evidock) -> None:
+    with simulator(tmp_path, "unplug-on=GetZFYInfo") as sim:
+        r = evidock("probe", sim.channel.path)
+    assert r.code == 2 and "GetZFYInfo: the control port went away" in r.err
+
+
+def test_probe_no_such_port(tmp_path: Path, evidock) -> None:
+    r = evidock("probe", tmp_path / "ttyACM9")
+    assert r.code == 2 and "cannot open the control port" in r.err
+
+
+@pytest.mark.parametrize("name", ["probe", "simulate", "devices", "health"])
+def test_new_commands_are_documented(name: str) -> None:
+    cmd = cli.commands[name]
+    assert "Example:" in (cmd.help or "") and "evidock " + name in cmd.help
