@@ -41,7 +41,7 @@ from daemon.evidence import audit
 from daemon.evidence.staging import Partial, Staging
 from daemon.evidence.store import LocalObjectStore, free_bytes
 from daemon.evidence.transfer import copy_and_hash, hash_fd, hash_prefix
-from daemon.ingest.confirm import _confirm_unstaged
+from daemon.ingest.confirm import _confirm_unstaged, _Unstaged
 from daemon.ingest.limits import _changing, _discard_changing, _why, read_limit
 from daemon.ingest.record import record_file
 from daemon.ingest.volume import Entry, Problem, open_beneath, quoted, volume_alive
@@ -277,6 +277,28 @@ def commit_stage(ctx: OffloadContext, task: FileTask) -> None:
     if task.finished or part is None or task.sha256 is None:
         return
     sha = task.sha256
+    if isinstance(part, _Unstaged):
+        # Confirmed against the stored object without staging. The object's lock spans the check
+        # that it is still there and the commit of the sighting; if retention removed it after the
+        # confirmation, the file is staged after all (a second read of this one file), so its
+        # bytes bring the object back instead of the file failing.
+        try:
+            with ctx.store.object_lock(sha):
+                if ctx.store.exists(sha):
+                    task.status = record_file(ctx, task)
+                    return
+        except EvidockError as err:
+            ctx.stop_all(err)
+            task.fail(f"not stored: {err}")
+            return
+        log.info("object %s was removed after %s was confirmed against it; staging the file", sha, quoted(task.entry.rel))
+        task.partial, task.sha256, task.known_sha256, task.from_journal = None, None, None, False
+        copy_stage(ctx, task)
+        verify_stage(ctx, task)
+        part = task.partial
+        if task.finished or part is None or task.sha256 is None:
+            return
+        sha = task.sha256
     try:
         # Held from the put (or the finding that an earlier run put it) until the catalog row has
         # committed: retention cannot unlink the object in between, and the staged copy stays
