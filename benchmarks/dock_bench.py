@@ -26,6 +26,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from daemon.config import parse_config  # noqa: E402
+from daemon.context import build_context
 from daemon.dock.hotplug import Docked  # noqa: E402
 from daemon.dock.jobs import State  # noqa: E402
 from daemon.dock.manager import DockManager  # noqa: E402
@@ -58,7 +59,7 @@ def dock_all(work: Path, cards: list[Path]) -> float:
             spec = replace(SampleSpec(), serial=f"ZFY-BENCH-{i}", badge=f"0{i}0001")
             sims.append(SimulatedRecorder(work / f"sim{i}", volume=card, spec=spec).start())
         subprocess.run(["sync"], check=True)
-        m = DockManager(data, cfg)
+        m = DockManager(build_context(cfg, data))
         t0 = time.monotonic()
         for i, sim in enumerate(sims):
             st = sim.status()

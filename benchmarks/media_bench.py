@@ -39,6 +39,7 @@ sys.path.insert(0, str(REPO))
 
 from daemon.clock import utcnow  # noqa: E402
 from daemon.config import Config  # noqa: E402
+from daemon.context import build_context
 from daemon.evidence.store import LocalObjectStore  # noqa: E402
 from daemon.ingest.offload import ingest  # noqa: E402
 from daemon.media import (
@@ -150,7 +151,7 @@ def main() -> int:
     clip_dir = work / "recorder"
     make_clip(clip_dir / "20261127_080000_0001.MP4", args.seconds)
     mdata = work / "media-data"
-    res = ingest(mdata, config, clip_dir, threaded=False)
+    res = ingest(build_context(config, mdata), clip_dir, threaded=False)
     assert res.status == "completed", res.message
     sha = res.tasks[0].sha256
     assert sha is not None
@@ -229,7 +230,7 @@ def main() -> int:
             drop_cache(src)
             if offloading is not None:
                 offloading.set()
-            t = timed(lambda: ingest(dest, config, src, threaded=True))
+            t = timed(lambda: ingest(build_context(config, dest), src, threaded=True))
             rates[mode].append(total / MiB / t)
             if isinstance(runner, subprocess.Popen):
                 overlapped &= runner.poll() is None  # the transcode must outlast the offload

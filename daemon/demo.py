@@ -21,6 +21,7 @@ from daemon import errors
 from daemon.cases import register
 from daemon.catalog.db import Catalog
 from daemon.config import Config
+from daemon.context import build_context
 from daemon.dock.hotplug import Docked
 from daemon.dock.jobs import DockJob
 from daemon.dock.manager import DockManager
@@ -56,11 +57,11 @@ def run_demo(data_dir: Path, config: Config, recorders: int = 2, clips: int = 3,
             faults = ["low-battery", "clock-off=-75"] if i == 1 else []
             sim = SimulatedRecorder(Path(tmp) / f"rec{i + 1}", spec=spec, faults=faults)
             sims.append(stack.enter_context(sim))
-        with Catalog(data_dir) as catalog:
+        with build_context(config, data_dir).catalog() as catalog:
             for i, sim in enumerate(sims):
                 open_demo_case(catalog, config, sim.spec, i + 1)
         cfg = config.model_copy(update={"dock": config.dock.model_copy(update={"mount_root": str(Path(tmp) / "mnt")})})
-        manager = DockManager(data_dir, cfg, on_change=on_change)
+        manager = DockManager(build_context(cfg, data_dir), on_change=on_change)
         for i, sim in enumerate(sims):
             st = sim.status()
             manager.on_hotplug("docked", Docked(

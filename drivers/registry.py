@@ -1,6 +1,7 @@
 """The device table: which USB VID:PID (and, optionally, product string) is which recorder model,
-which driver speaks to it, and its quirks — one declarative entry per model (Solaar's
-``descriptors.py``), not a chain of ifs. Duplicate entries are refused at import time.
+which driver speaks to it, how the station reaches it (a control channel or only its volume), and
+its quirks — one declarative entry per model (Solaar's ``descriptors.py``), not a chain of ifs.
+Duplicate entries, unknown drivers and reaches a driver cannot take are refused at import time.
 
 Lookups are functions: ``lookup(vid, pid, product)`` prefers an entry naming the product string
 over one for the bare VID:PID (vendors reuse one chip's VID:PID across models), and
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, get_args
 
 from drivers.base import Driver
 
@@ -33,6 +34,13 @@ class Quirks:
     filesystem: str = "vfat"  # what the card is formatted with: vfat | exfat
 
 
+# How the station reaches a recorder: over a control channel (a CDC-ACM tty: identify, health and
+# clock are asked, then the recorder is switched to mass storage) or only through its mass-storage
+# volume (what it says about itself is read from the card). The dock walks each in its own order.
+Reach = Literal["control", "volume"]
+REACHES: tuple[str, ...] = get_args(Reach)
+
+
 @dataclass(frozen=True)
 class DeviceModel:
     vid: int
@@ -42,6 +50,7 @@ class DeviceModel:
     model: str  # the model's name, as shown to people
     vendor: str
     quirks: Quirks = field(default_factory=Quirks)
+    reach: Reach = "volume"  # see Reach; nothing is assumed of a model beyond its volume
 
     @property
     def key(self) -> tuple[int, int, str | None]:
@@ -58,9 +67,12 @@ DRIVERS: dict[str, tuple[str, str]] = {
     "ums": ("drivers.ums", "UmsDriver"),
 }
 
+# driver key -> the reach its transport argument is: a zfy driver talks over a port, a ums one reads a volume.
+DRIVER_REACH: dict[str, Reach] = {"zfy": "control", "ums": "volume"}
+
 DEVICES: tuple[DeviceModel, ...] = (
     DeviceModel(0x1209, 0x0001, "evidock simulated ZFY recorder", "zfy", "SIM-ZFY-1", "evidock",
-                Quirks(composite=True)),
+                Quirks(composite=True), reach="control"),
     DeviceModel(0x1209, 0x0002, "evidock simulated UMS recorder", "ums", "SIM-UMS-1", "evidock",
                 Quirks(info_file="DEVICE.INI")),
 )
@@ -70,12 +82,18 @@ GENERIC_UMS = DeviceModel(0, 0, None, "ums", "generic mass-storage recorder", "u
 
 
 def _index(devices: tuple[DeviceModel, ...]) -> dict[tuple[int, int, str | None], DeviceModel]:
-    """The lookup index; refuses a duplicate entry or an entry naming an unknown driver."""
+    """The lookup index; refuses a duplicate entry, an unknown driver or reach, or a reach its driver cannot take."""
     index: dict[tuple[int, int, str | None], DeviceModel] = {}
     for d in devices:
         if d.driver not in DRIVERS:
             raise ValueError(f"device table: {d.model} ({d.usb_id}) names unknown driver {d.driver!r}; "
                              f"known: {', '.join(DRIVERS)}")
+        if d.reach not in REACHES:
+            raise ValueError(f"device table: {d.model} ({d.usb_id}) has unknown reach {d.reach!r}; "
+                             f"known: {', '.join(REACHES)}")
+        if d.reach != DRIVER_REACH[d.driver]:
+            raise ValueError(f"device table: {d.model} ({d.usb_id}) is reached by {d.reach!r}, but driver "
+                             f"{d.driver!r} takes a {DRIVER_REACH[d.driver]!r} transport")
         if d.key in index:
             raise ValueError(f"device table: duplicate entry for {d.usb_id} product {d.product!r}: "
                              f"{index[d.key].model} and {d.model}")

@@ -14,6 +14,7 @@ from support.simhelpers import SPEC, card_copy, driver, simulator
 from daemon import health
 from daemon.catalog.db import Catalog
 from daemon.config import Config, HealthConfig, parse_config, render_example
+from daemon.context import build_context
 from daemon.dock.check import attach_session, bind_officer, dock_check, wipe_stored
 from daemon.errors import ConfigError
 from daemon.evidence import audit
@@ -92,7 +93,7 @@ def test_dock_check_then_offload_with_corrected_times(tmp_path: Path, data_dir: 
         assert check.important_pattern == "_IMP"
         assert check.ingest_kwargs() == {"device": SPEC.serial, "officer": SPEC.badge, "clock_drift_s": check.clock_drift_s}
         assert sim.state.log.index("SyncDevTime") < sim.state.log.index("SetMSDC")
-        result = ingest(data_dir, config, sim.served, **check.ingest_kwargs())
+        result = ingest(build_context(config, data_dir), sim.served, **check.ingest_kwargs())
         assert result.status == "completed"
     with Catalog(data_dir) as c:
         attach_session(c, check, result.session_id)
@@ -130,7 +131,7 @@ def test_a_lying_recorder_is_alerted_and_still_offloaded(tmp_path: Path, data_di
         assert notes["battery"].status == "invalid" and "250 %" in notes["battery"].message
         assert notes["storage"].status == "invalid" and "larger than the card" in notes["storage"].message
         assert "bad_reply" in kinds(check.alerts)
-        result = ingest(data_dir, Config(), sim.served, **check.ingest_kwargs())
+        result = ingest(build_context(Config(), data_dir), sim.served, **check.ingest_kwargs())
         assert result.status == "completed" and result.counts()["stored"] == sum(1 for p in sim.served.rglob("*") if p.is_file())
     with Catalog(data_dir) as c:
         h = health.history(c, SPEC.serial)[0]
@@ -177,7 +178,7 @@ def test_bind_officer_is_audited(tmp_path: Path, data_dir: Path) -> None:
 
 def test_wipe_only_what_is_stored(tmp_path: Path, data_dir: Path) -> None:
     card = card_copy(tmp_path / "card")
-    result = ingest(data_dir, Config(), card, device=SPEC.serial, officer=SPEC.badge)
+    result = ingest(build_context(Config(), data_dir), card, device=SPEC.serial, officer=SPEC.badge)
     assert result.status == "completed"
     late = card / "DCIM" / "100MEDIA" / "20261127_090000_0009.MP4"
     late.write_bytes(b"recorded after the offload")  # not stored: must stay

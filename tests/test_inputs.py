@@ -22,6 +22,8 @@ from pathlib import Path
 import pytest
 from conftest import REPO, run_evidock
 
+from daemon.context import build_context
+
 BADGE = "010203"
 RANGE = ("1970-01-01", "9000-12-31")
 
@@ -231,7 +233,7 @@ def test_recorder_clock_31_years_off_is_invalid_and_not_used_for_filing(tmp_path
     with recorder(tmp_path, template, serial="ZFY-T-0031", badge=BADGE, faults=[f"clock-off={ahead:.0f}"]) as sim:
         cfg = parse_config({"store": {"reserve_bytes": 0}, "zfy": {"timeout_s": 1.0, "retries": 0},
                             "dock": {"node_wait_s": 10}})
-        m = DockManager(data_dir, cfg)
+        m = DockManager(build_context(cfg, data_dir))
         st = sim.status()
         m.on_hotplug("docked", Docked("/sys/devices/sim/1-1", SIM_VID, SIM_PID, SIM_PRODUCT, st["serial"], "sim-usb-0:1",
                                       "bay-1", tty=st["pty"], volume=st["volume"]))

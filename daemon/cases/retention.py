@@ -40,7 +40,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from daemon.cases.filing import FOOTAGE_TABLES
 from daemon.catalog.db import Catalog
@@ -49,9 +49,10 @@ from daemon.config import RetentionConfig
 from daemon.crashpoints import crashpoint
 from daemon.errors import EXIT_ERROR, EXIT_OK, EXIT_WARNING, EvidockError, NotFound, RetentionError
 from daemon.evidence import audit
-from daemon.evidence.store import LocalObjectStore
-from daemon.media.derived import DerivedFiles
 from daemon.media.queue import MEDIA_TABLES
+
+if TYPE_CHECKING:
+    from daemon.context import StationContext
 
 # -- the facts about one footage row and the rules --------------------------------------------
 
@@ -232,7 +233,7 @@ class ApplyReport:
                 "finished": self.finished, "summary": self.summary()}
 
 
-def apply(catalog: Catalog, store: LocalObjectStore, cfg: RetentionConfig, the_plan: RetentionPlan | None = None, *,
+def apply(catalog: Catalog, station: StationContext, cfg: RetentionConfig, the_plan: RetentionPlan | None = None, *,
           expect_plan_id: str | None = None, now: datetime | None = None, actor: str | None = None) -> ApplyReport:
     """Delete exactly what ``the_plan`` lists (default: the plan as of now), each item re-checked as of
     ``now`` when it is deleted; with ``expect_plan_id``, only if the plan is still that one.
@@ -248,7 +249,7 @@ def apply(catalog: Catalog, store: LocalObjectStore, cfg: RetentionConfig, the_p
     rep = ApplyReport(the_plan.plan_id)
     for tomb_id, sha in catalog.conn.execute(
             "SELECT id, sha256 FROM retention_deleted WHERE object_state = 'pending' ORDER BY id").fetchall():
-        _finish(catalog, store, tomb_id, sha, rep.finished, rep.errors)
+        _finish(catalog, station, tomb_id, sha, rep.finished, rep.errors)
     for item in the_plan.delete:
         try:
             tomb_id = _delete_rows(catalog, cfg, item, the_plan.plan_id, now, actor, rep)
@@ -264,7 +265,7 @@ def apply(catalog: Catalog, store: LocalObjectStore, cfg: RetentionConfig, the_p
             continue
         crashpoint("retention-after-commit")
         done: list[dict[str, Any]] = []
-        _finish(catalog, store, tomb_id, item.sha256, done, rep.errors)
+        _finish(catalog, station, tomb_id, item.sha256, done, rep.errors)
         if done:
             rep.deleted.append({**item.to_json(), "object": done[0]["object"]})
     return rep
@@ -305,7 +306,7 @@ def _delete_rows(catalog: Catalog, cfg: RetentionConfig, item: PlanItem, plan_id
         return int(cur.lastrowid)
 
 
-def _finish(catalog: Catalog, store: LocalObjectStore, tomb_id: int, sha: str, done: list[dict[str, Any]],
+def _finish(catalog: Catalog, station: StationContext, tomb_id: int, sha: str, done: list[dict[str, Any]],
             errors: list[dict[str, Any]]) -> None:
     """Remove the object of a committed deletion, unless the same bytes were catalogued again.
 
@@ -315,13 +316,14 @@ def _finish(catalog: Catalog, store: LocalObjectStore, tomb_id: int, sha: str, d
     finds the object gone and brings it back from its staged copy. The catalog's write lock
     alone cannot do that: the ingest's decision is made outside any transaction.
     """
+    store = station.store
     try:
         with store.object_lock(sha), catalog.transaction() as conn:
             if conn.execute("SELECT 1 FROM objects WHERE sha256 = ?", (sha,)).fetchone():
                 state = "reingested"  # the same bytes came back from a recorder: they are evidence again
             else:
                 store.delete(sha)
-                DerivedFiles(store.data_dir).remove_all(sha)  # proxies and thumbnails go with it
+                station.derived.remove_all(sha)  # proxies and thumbnails go with it
                 state = "removed"
             conn.execute("UPDATE retention_deleted SET object_state = ?, object_done_at = ? WHERE id = ?",
                          (state, utcnow(), tomb_id))

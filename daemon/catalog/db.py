@@ -146,7 +146,12 @@ class Catalog:
         name = pending[0][0]
         try:
             with self.transaction() as conn:
+                # Again under the write lock: another process opening the same catalog may have
+                # migrated it while this one waited (two first opens at once).
+                done = {r[0] for r in conn.execute("SELECT name FROM _migrations")}
                 for name, fn in pending:
+                    if name in done:
+                        continue
                     fn(self.db)
                     conn.execute("INSERT INTO _migrations VALUES (?, ?)", (name, utcnow()))
         except (sqlite3.Error, CatalogError) as e:

@@ -1,8 +1,9 @@
 """The dock check of one recorder: identify → health (recorded, alerted) → clock sync → mass storage.
 
 This is what happens between "a recorder is docked" and "its volume is offloaded", as stages
-over one task (beets' pipeline shape): each stage reads or does one thing and notes what it
-could not do. The dock daemon calls ``dock_check`` with the recorder's driver and then
+over one task (beets' pipeline shape, on ``daemon.ingest.pipeline``): each stage reads or does
+one thing and notes what it could not do. The dock daemon calls ``dock_check`` with the
+recorder's driver — its hooks enter the dock's states as the stages complete — and then
 ``daemon.offload.ingest(volume, **check.ingest_kwargs())``, then ``attach_session``; it does
 not re-implement any of it.
 
@@ -35,6 +36,7 @@ from daemon.clock import utcnow
 from daemon.config import Config
 from daemon.evidence import audit
 from daemon.evidence.store import LocalObjectStore
+from daemon.ingest.pipeline import OnStage, Stage, run_sequential
 from drivers.base import DeviceInfo, Driver, OfficerInfo, VerifiedFile, WipeReport
 from drivers.errors import AuthError, ClockOutOfRange, DriverError, InvalidReply, ProtocolError, Unsupported
 
@@ -42,10 +44,18 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class DockTask:
+class DockContext:
+    """What every stage of a dock check uses: the recorder's driver, the station's catalog and config."""
+
     driver: Driver
     catalog: Catalog
     config: Config
+
+
+@dataclass
+class DockTask:
+    """What the stages of one dock check found, handed on from stage to stage."""
+
     device: DeviceInfo | None = None
     reading: health.HealthReading | None = None
     health_id: int | None = None
@@ -69,29 +79,29 @@ def _soft(task: DockTask, what: str, fn: Callable[[], Any], also: tuple[type[Dri
         return None
 
 
-def identify_stage(t: DockTask) -> None:
-    t.device = t.driver.identify()  # no identity, no dock: errors propagate
+def identify_stage(c: DockContext, t: DockTask) -> None:
+    t.device = c.driver.identify()  # no identity, no dock: errors propagate
     d = t.device
     t.reading = health.HealthReading(serial=d.serial, model=d.model, firmware=d.firmware, badge=d.badge)
     if d.firmware is None:
         t.reading.notes.append(health.Note("firmware", "not_reported", "the recorder does not report its firmware"))
-    _remember_device(t.catalog, d)
+    _remember_device(c.catalog, d)
 
 
-def battery_stage(t: DockTask) -> None:
+def battery_stage(c: DockContext, t: DockTask) -> None:
     assert t.reading is not None
-    t.reading.battery = _soft(t, "battery", t.driver.battery)
+    t.reading.battery = _soft(t, "battery", c.driver.battery)
 
 
-def storage_stage(t: DockTask) -> None:
+def storage_stage(c: DockContext, t: DockTask) -> None:
     assert t.reading is not None
-    t.reading.storage = _soft(t, "storage", t.driver.storage)
+    t.reading.storage = _soft(t, "storage", c.driver.storage)
 
 
-def clock_stage(t: DockTask) -> None:
+def clock_stage(c: DockContext, t: DockTask) -> None:
     assert t.reading is not None
     try:
-        reading = t.driver.clock()
+        reading = c.driver.clock()
     except ClockOutOfRange as e:
         # A reset clock: noted as invalid (alerted), but its drift is kept, so that the file
         # times of this dock are not trusted for filing (``drivers.base.clock_trusted``).
@@ -105,28 +115,30 @@ def clock_stage(t: DockTask) -> None:
     t.reading.clock_drift_s = round(reading.drift_s, 3)
 
 
-def sync_stage(t: DockTask) -> None:
+def sync_stage(c: DockContext, t: DockTask) -> None:
     """Set the recorder's clock (SyncDevTime) at every dock; a refusal is noted, not fatal."""
     assert t.reading is not None
     # A refused password is noted here (the health record still gets written); SetMSDC, which
     # needs the same password, is what stops the dock.
-    if _soft(t, "clock setting", t.driver.sync_clock, also=(AuthError,)) is not None:
+    if _soft(t, "clock setting", c.driver.sync_clock, also=(AuthError,)) is not None:
         t.reading.clock_set = True
 
 
-def record_stage(t: DockTask) -> None:
+def record_stage(c: DockContext, t: DockTask) -> None:
     assert t.reading is not None
-    t.health_id, t.alerts = health.record(t.catalog, t.config.health, t.reading)
+    t.health_id, t.alerts = health.record(c.catalog, c.config.health, t.reading)
 
 
-def mass_storage_stage(t: DockTask) -> None:
-    t.driver.enter_mass_storage()  # a refused password or a dead channel stops the dock: propagate
+def mass_storage_stage(c: DockContext, t: DockTask) -> None:
+    c.driver.enter_mass_storage()  # a refused password or a dead channel stops the dock: propagate
     t.mass_storage = True
 
 
+DockStage = Stage[DockContext, DockTask]
+
 # The order is the dock's: the health readings (the drift among them) are taken before the clock
 # is set, and recorded with whether the set worked, before the recorder leaves for mass storage.
-STAGES: tuple[Callable[[DockTask], None], ...] = (
+STAGES: tuple[DockStage, ...] = (
     identify_stage, battery_stage, storage_stage, clock_stage, sync_stage, record_stage, mass_storage_stage,
 )
 
@@ -142,6 +154,7 @@ class DockCheck:
     alerts: list[dict[str, Any]]
     notes: list[health.Note]
     important_pattern: str | None
+    battery_percent: int | None = None  # for the dock's READY detail; None: not reported
 
     def ingest_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``daemon.offload.ingest``."""
@@ -155,14 +168,21 @@ class DockCheck:
         }
 
 
-def dock_check(catalog: Catalog, config: Config, driver: Driver) -> DockCheck:
-    """Identify, health-check (recorded, alerted), clock-sync and switch one recorder to mass storage."""
-    task = DockTask(driver, catalog, config)
-    for stage in STAGES:
-        stage(task)
+def dock_check(catalog: Catalog, config: Config, driver: Driver, *,
+               before: OnStage[DockContext, DockTask] | None = None,
+               on_stage: OnStage[DockContext, DockTask] | None = None) -> DockCheck:
+    """Identify, health-check (recorded, alerted), clock-sync and switch one recorder to mass storage.
+
+    ``before`` and ``on_stage`` are called before and after each stage (the dock manager: stop at
+    an undock; enter the states a stage completes). Errors propagate: a check that cannot go on
+    stops the dock.
+    """
+    task = DockTask()
+    run_sequential(DockContext(driver, catalog, config), (task,), STAGES, before=before, on_stage=on_stage)
     assert task.device is not None and task.reading is not None and task.health_id is not None
+    battery = task.reading.battery.percent if task.reading.battery is not None else None
     return DockCheck(task.device, task.health_id, task.reading.clock_drift_s, task.reading.clock_set,
-                     task.alerts, task.reading.notes, driver.important_pattern)
+                     task.alerts, task.reading.notes, driver.important_pattern, battery)
 
 
 def attach_session(catalog: Catalog, check: DockCheck, session_id: int) -> None:

@@ -1,4 +1,5 @@
-"""One docked recorder's job: its states, the record of each change, and its summary."""
+"""One docked recorder's job: its states, the record of each change, its summary, and its walk
+(what the dock manager's stages hand on to each other)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,18 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from daemon.dock.hotplug import Docked
+
+if TYPE_CHECKING:
+    from daemon.catalog.db import Catalog
+    from daemon.dock.check import DockCheck
+    from daemon.dock.mount import Mounted
+    from daemon.ingest.offload import IngestResult
+    from drivers.base import Driver
+    from drivers.registry import DeviceModel
 
 
 class State(str, enum.Enum):
@@ -67,6 +77,22 @@ class DockJob:
             "bytes_stored": self.bytes_stored, "progress": [self.bytes_done, self.bytes_total],
             "battery_percent": self.battery_percent, "alerts": self.alerts,
         }
+
+
+@dataclass
+class Walk:
+    """One docked recorder on its walk: what the stages hand on to each other, and what to undo."""
+
+    job: DockJob
+    cat: Catalog  # the job thread's own connection
+    model: DeviceModel | None = None
+    driver: Driver | None = None
+    mounted: Mounted | None = None  # a read-only mount still to undo
+    volume: Path | None = None
+    check: DockCheck | None = None
+    result: IngestResult | None = None
+    slot: bool = False  # holds one of the gate's offload slots
+    details: dict[State, str] = field(default_factory=dict)  # what a stage found, for the state it reached
 
 
 class _JobLog(logging.LoggerAdapter):

@@ -5,6 +5,11 @@ A ``DockJob`` per docked recorder runs in its own thread through
     DETECTED → IDENTIFIED → HEALTH_CHECKED → CLOCK_SYNCED → MOUNTED → OFFLOADING → VERIFIED
              → FILED → WIPED → READY          (or ERROR with a reason, or INTERRUPTED)
 
+(a recorder reached only through its volume is MOUNTED before it is IDENTIFIED). The walk is
+data: ``DockManager.WALKS`` lists, for each way a model is reached (``DeviceModel.reach``), its
+stages and the states entered once each has run; it runs on the one pipeline runner
+(``daemon.ingest.pipeline``), whose on-stage hook makes the transitions.
+
 Every transition is written to the catalog (``dock_events``) and the audit log in one
 transaction. The work of each step is done by the library, not here: ``daemon.dock.check``
 (identify, health, clock), ``daemon.dock.mount`` (read-only mount), ``daemon.offload.ingest``
@@ -28,7 +33,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from daemon.catalog.db import Catalog
 from daemon.clock import utcnow
@@ -36,28 +41,34 @@ from daemon.config import Config
 from daemon.dock import check as dockcheck
 from daemon.dock.gate import OffloadGate
 from daemon.dock.hotplug import Docked
-from daemon.dock.jobs import DockJob, State, _JobLog
+from daemon.dock.jobs import DockJob, State, Walk, _JobLog
 from daemon.dock.mount import Mounted, mount_volume, unmount
 from daemon.errors import EvidockError, Refused, SourceGone, Undocked
 from daemon.evidence import audit
-from daemon.evidence.store import LocalObjectStore
-from daemon.ingest.offload import IngestResult, ingest
+from daemon.ingest.offload import ingest
+from daemon.ingest.pipeline import Stage, run_sequential
 from drivers import registry
-from drivers.base import Driver
 from drivers.errors import DriverError, RecorderGone
 
+if TYPE_CHECKING:
+    from daemon.context import StationContext
+
 log = logging.getLogger(__name__)
+
+
+WalkStep = tuple[Stage["DockManager", Walk], tuple[State, ...]]  # (stage, states entered once it has run)
 
 
 class DockManager:
     """All bays of one station. Thread-safe; ``on_hotplug`` is its only input."""
 
-    def __init__(self, data_dir: Path, config: Config, *, status_file: Path | None = None,
+    def __init__(self, station: StationContext, *, status_file: Path | None = None,
                  on_change: Callable[[DockJob], None] | None = None):
-        self.data_dir = Path(data_dir)
-        self.config = config
-        self.store = LocalObjectStore(self.data_dir)
-        with Catalog(self.data_dir):
+        self.station = station
+        self.data_dir = station.data_dir
+        self.config = config = station.config
+        self.store = station.store
+        with station.catalog():
             pass  # create / migrate once, before any job thread opens its own connection
         self.gate = OffloadGate(config.dock.max_parallel_offloads)
         self.jobs: dict[str, DockJob] = {}  # usb_path -> current job
@@ -120,7 +131,7 @@ class DockManager:
     def _refused(self, rec: Docked) -> None:
         msg = (f"unknown USB device {rec.vidpid} ({rec.product or 'no product string'}) on bay {rec.bay} refused: "
                "not in the recorder table, never mounted or read (unauthorised USB storage)")
-        with Catalog(self.data_dir) as cat, cat.transaction() as conn:
+        with self.station.catalog() as cat, cat.transaction() as conn:
             conn.execute("INSERT INTO alerts_usb (at, bay, port, usb_id, product, usb_serial, message) VALUES (?,?,?,?,?,?,?)",
                          (utcnow(), rec.bay, rec.port, rec.vidpid, rec.product, rec.usb_serial, msg))
             audit.append(cat, "usb.refused", f"usb:{rec.vidpid}", {"bay": rec.bay, "port": rec.port,
@@ -130,7 +141,7 @@ class DockManager:
 
     def _run(self, job: DockJob) -> None:
         try:
-            with Catalog(self.data_dir) as cat:
+            with self.station.catalog() as cat:
                 self._walk(job, cat)
         except EvidockError as e:  # the catalog itself could not be opened: nothing recorded
             job.state, job.detail = State.ERROR, f"{e}"
@@ -144,34 +155,16 @@ class DockManager:
 
     def _walk(self, job: DockJob, cat: Catalog) -> None:
         jl = _JobLog(log, {"job": job})
-        mounted: Mounted | None = None
-        driver: Driver | None = None
+        w = Walk(job, cat)
         try:
             self._transition(cat, job, State.DETECTED, f"{job.rec.vidpid} on port {job.rec.port}")
-            model = registry.lookup(int(job.rec.vid, 16), int(job.rec.pid, 16), job.rec.product)
-            if model is None:
+            w.model = registry.lookup(int(job.rec.vid, 16), int(job.rec.pid, 16), job.rec.product)
+            if w.model is None:
                 raise Refused(f"{job.rec.vidpid} is not in the recorder table")
-            volume: Path | None = None
-            if model.driver == "zfy":
-                tty = self._wait_node(job, lambda r: r.tty, "control tty")
-                zc = self.config.zfy
-                driver = registry.driver_for(model, tty, password=zc.secret(), role=zc.role, timeout=zc.timeout_s,
-                                             retries=zc.retries, backoff_s=zc.backoff_s)
-            else:
-                mounted, volume = self._mount(cat, job)
-                driver = registry.driver_for(model, volume, usb_serial=job.rec.usb_serial)
-            check = self._dock_check(cat, job, driver)
-            if volume is None:
-                mounted, volume = self._mount(cat, job)
-            result = self._offload(cat, job, check, volume)
-            if result is None:
-                return
-            self._file(cat, job, result)
-            if mounted is not None:
-                unmount(mounted.mountpoint)
-                mounted = None
-            self._wipe(cat, job, driver, check)
-            self._ready(cat, job, check)
+            walk = self.WALKS[w.model.reach]
+            entered = dict(walk)
+            run_sequential(self, (w,), [stage for stage, _ in walk],
+                           on_stage=lambda stage, _m, t: self._enter(t, entered[stage]))
         except (Undocked, RecorderGone) as e:
             detail = f"undocked in state {job.state.value}" if job.cancel.is_set() or isinstance(e, Undocked) else str(e)
             self._transition(cat, job, State.INTERRUPTED, detail + "; the next dock resumes")
@@ -181,14 +174,20 @@ class DockManager:
             jl.exception("unexpected error")
             self._transition(cat, job, State.ERROR, f"unexpected error: {e!r}")
         finally:
-            if driver is not None:
-                driver.close()
-            if mounted is not None:
+            self._release_slot(w)
+            if w.driver is not None:
+                w.driver.close()
+            if w.mounted is not None:
                 try:
-                    unmount(mounted.mountpoint)
+                    unmount(w.mounted.mountpoint)
                 except EvidockError as e:
                     jl.error("%s", e)
             self.write_status(force=True)
+
+    def _enter(self, w: Walk, states: tuple[State, ...]) -> None:
+        """The walk's on-stage hook: enter the states its last stage reached, with what it found."""
+        for state in states:
+            self._transition(w.cat, w.job, state, w.details.get(state, ""))
 
     def _check_cancel(self, job: DockJob) -> None:
         if job.cancel.is_set():
@@ -207,27 +206,41 @@ class DockManager:
         self._check_cancel(job)
         return value
 
-    def _dock_check(self, cat: Catalog, job: DockJob, driver: Driver) -> dockcheck.DockCheck:
-        task = dockcheck.DockTask(driver, cat, self.config)
-        # The drift is measured before the clock is set and recorded with the health reading, so
-        # HEALTH_CHECKED and CLOCK_SYNCED are both entered once the reading is recorded.
-        after = {dockcheck.identify_stage: (State.IDENTIFIED,),
-                 dockcheck.record_stage: (State.HEALTH_CHECKED, State.CLOCK_SYNCED)}
-        for stage in dockcheck.STAGES:
+    # -- the stages of the walk: each over (manager, walk), in the order of WALKS ------------------
+
+    def _open_control(self, w: Walk) -> None:
+        """A recorder with a control channel: its driver over the tty (the settings of [zfy])."""
+        assert w.model is not None
+        tty = self._wait_node(w.job, lambda r: r.tty, "control tty")
+        zc = self.config.zfy
+        w.driver = registry.driver_for(w.model, tty, password=zc.secret(), role=zc.role, timeout=zc.timeout_s,
+                                       retries=zc.retries, backoff_s=zc.backoff_s)
+
+    def _open_volume(self, w: Walk) -> None:
+        """A recorder reached only through its volume: its driver reads the mounted card."""
+        assert w.model is not None and w.volume is not None
+        w.driver = registry.driver_for(w.model, w.volume, usb_serial=w.job.rec.usb_serial)
+
+    def _check(self, w: Walk) -> None:
+        """The dock check of daemon.dock.check; its hooks stop at an undock and enter CHECK_STATES."""
+        job, cat = w.job, w.cat
+
+        def before(stage: dockcheck.DockStage, _c: dockcheck.DockContext, _t: dockcheck.DockTask) -> None:
             self._check_cancel(job)
-            stage(task)
+
+        def after(stage: dockcheck.DockStage, _c: dockcheck.DockContext, task: dockcheck.DockTask) -> None:
             if stage is dockcheck.identify_stage:
                 assert task.device is not None
                 job.serial, job.officer = task.device.serial, task.device.badge
                 self._registration(cat, job)
-            for state in after.get(stage, ()):
+            for state in self.CHECK_STATES.get(stage, ()):
                 self._transition(cat, job, state, self._stage_detail(task, state))
-        assert task.device is not None and task.reading is not None and task.health_id is not None
-        job.alerts = [a["message"] for a in task.alerts]
-        if task.reading.battery is not None:
-            job.battery_percent = task.reading.battery.percent
-        return dockcheck.DockCheck(task.device, task.health_id, task.reading.clock_drift_s, task.reading.clock_set,
-                                   task.alerts, task.reading.notes, driver.important_pattern)
+
+        assert w.driver is not None
+        w.check = dockcheck.dock_check(cat, self.config, w.driver, before=before, on_stage=after)
+        job.alerts = [a["message"] for a in w.check.alerts]
+        if w.check.battery_percent is not None:
+            job.battery_percent = w.check.battery_percent
 
     @staticmethod
     def _stage_detail(task: dockcheck.DockTask, state: State) -> str:
@@ -253,37 +266,49 @@ class DockManager:
             conn.execute("UPDATE devices SET registered_at = ? WHERE serial = ?", (utcnow(), job.serial))
             audit.append(cat, "device.register", f"device:{job.serial}", {"how": "on first dock", "bay": job.rec.bay})
 
-    def _mount(self, cat: Catalog, job: DockJob) -> tuple[Mounted | None, Path]:
+    def _mount(self, w: Walk) -> None:
+        job = w.job
         source = self._wait_node(job, lambda r: r.block or r.volume, "volume (block device)")
         src = Path(source)
         if src.is_dir():  # a simulated recorder's card folder: nothing to mount
-            self._transition(cat, job, State.MOUNTED, f"folder {src}")
-            return None, src
+            w.volume, w.details[State.MOUNTED] = src, f"folder {src}"
+            return
         root = Path(self.config.dock.mount_root) if self.config.dock.mount_root else self.data_dir / "mnt"
         mp = root / _safe(job.rec.bay)
         unmount(mp)  # a leftover from a crash
         m = mount_volume(src, mp)
-        self._transition(cat, job, State.MOUNTED, f"{src} ({m.fstype} via {m.via}) read-only at {mp}")
-        return m, mp
+        w.mounted, w.volume = m, mp
+        w.details[State.MOUNTED] = f"{src} ({m.fstype} via {m.via}) read-only at {mp}"
 
-    def _offload(self, cat: Catalog, job: DockJob, check: dockcheck.DockCheck, volume: Path) -> IngestResult | None:
-        jl = _JobLog(log, {"job": job})
-        if not self.gate.acquire(job.seq, job.cancel):
+    def _await_slot(self, w: Walk) -> None:
+        """Wait for one of the gate's offload slots, in docking order; an undock gives up the place."""
+        if not self.gate.acquire(w.job.seq, w.job.cancel):
             raise Undocked()
+        w.slot = True  # given back by _offload, or by the walk's end if it never got there
+        w.details[State.OFFLOADING] = f"from {w.volume}"
+
+    def _release_slot(self, w: Walk) -> None:
+        if w.slot:
+            w.slot = False
+            self.gate.release()
+
+    def _offload(self, w: Walk) -> None:
+        job, cat, check, volume = w.job, w.cat, w.check, w.volume
+        assert check is not None and volume is not None
+        jl = _JobLog(log, {"job": job})
+
+        def scanned(n: int, total: int) -> None:
+            job.bytes_total = total
+
+        def progress(n: int) -> None:
+            job.bytes_done += n
+            self.write_status()
+
         try:
-            self._transition(cat, job, State.OFFLOADING, f"from {volume}")
-
-            def scanned(n: int, total: int) -> None:
-                job.bytes_total = total
-
-            def progress(n: int) -> None:
-                job.bytes_done += n
-                self.write_status()
-
-            result = ingest(self.data_dir, self.config, volume, progress=progress, on_scanned=scanned,
+            result = ingest(self.station, volume, progress=progress, on_scanned=scanned,
                             cancel=job.cancel, important_pattern=check.important_pattern, **check.ingest_kwargs())
         finally:
-            self.gate.release()
+            self._release_slot(w)
         job.session_id = result.session_id
         c = result.counts()
         job.files_stored, job.files_duplicate, job.files_failed, job.bytes_stored = (
@@ -297,28 +322,36 @@ class DockManager:
             raise EvidockError(f"offload session {result.session_id} {result.status}: {c['failed']} file(s) not stored"
                                + (f" ({result.message})" if result.message else "")
                                + "; nothing was wiped — see `evidock footage list` and the session's problems")
-        self._transition(cat, job, State.VERIFIED,
-                         f"session {result.session_id}: {c['stored']} stored, {c['duplicates']} already stored, "
-                         f"{len(result.problems)} problem(s)")
-        return result
+        w.result = result
+        w.details[State.VERIFIED] = (f"session {result.session_id}: {c['stored']} stored, {c['duplicates']} already "
+                                     f"stored, {len(result.problems)} problem(s)")
 
-    def _file(self, cat: Catalog, job: DockJob, result: IngestResult) -> None:
+    def _file(self, w: Walk) -> None:
+        job, result = w.job, w.result
+        assert result is not None
         # Filing itself happened in each file's ingest transaction (daemon.cases.file_new_footage).
-        filed, cases_ = cat.conn.execute(
+        filed, cases_ = w.cat.conn.execute(
             "SELECT COUNT(DISTINCT f.id), GROUP_CONCAT(DISTINCT fc.case_no) FROM footage f "
             "JOIN footage_cases fc ON fc.footage_id = f.id WHERE f.session_id = ?", (result.session_id,)).fetchone()
         detail = f"{filed} of {job.files_stored} new file(s) filed" + (f" to {cases_}" if cases_ else "")
         if filed < job.files_stored:
             detail += "; the rest wait in the unfiled queue (`evidock footage overdue`)"
-        self._transition(cat, job, State.FILED, detail)
+        w.details[State.FILED] = detail
 
-    def _wipe(self, cat: Catalog, job: DockJob, driver: Driver, check: dockcheck.DockCheck) -> None:
+    def _unmount(self, w: Walk) -> None:
+        """The read-only mount ends before the wipe mounts the card writable."""
+        if w.mounted is not None:
+            unmount(w.mounted.mountpoint)
+            w.mounted = None
+
+    def _wipe(self, w: Walk) -> None:
+        job, cat = w.job, w.cat
         if self.config.dock.wipe == "never":
-            self._transition(cat, job, State.WIPED, "nothing deleted (dock.wipe = 'never')")
+            w.details[State.WIPED] = "nothing deleted (dock.wipe = 'never')"
             return
         self._check_cancel(job)
         source = job.rec.block or job.rec.volume
-        assert source is not None and job.serial is not None
+        assert source is not None and job.serial is not None and w.driver is not None
         src = Path(source)
         m: Mounted | None = None
         volume = src
@@ -327,7 +360,7 @@ class DockManager:
             m = mount_volume(src, root / _safe(job.rec.bay), writable=True)
             volume = m.mountpoint
         try:
-            rep = dockcheck.wipe_stored(cat, self.store, driver, volume, job.serial, should_stop=job.cancel.is_set)
+            rep = dockcheck.wipe_stored(cat, self.store, w.driver, volume, job.serial, should_stop=job.cancel.is_set)
         except OSError as e:
             raise EvidockError(f"the wipe could not reach the card at {volume} ({e.strerror}); whatever was not yet "
                                "deleted stays on the recorder, safe in the store too") from None
@@ -336,18 +369,41 @@ class DockManager:
                 unmount(m.mountpoint)
         self._check_cancel(job)  # undocked mid-wipe: what was deleted is audited, the rest stays
         kept = f", {len(rep.kept)} kept ({rep.kept[0][1]}…)" if rep.kept else ""
-        self._transition(cat, job, State.WIPED, f"{len(rep.deleted)} verified file(s) deleted from the recorder{kept}")
+        w.details[State.WIPED] = f"{len(rep.deleted)} verified file(s) deleted from the recorder{kept}"
 
-    def _ready(self, cat: Catalog, job: DockJob, check: dockcheck.DockCheck) -> None:
+    def _ready(self, w: Walk) -> None:
         want = self.config.dock.ready_battery_percent
-        b = job.battery_percent
+        b = w.job.battery_percent
         if b is None:
             detail = "charging; battery level not reported"
         elif b >= want:
             detail = f"ready for duty (battery {b}%)"
         else:
             detail = f"charging ({b}% < {want}% for duty)"
-        self._transition(cat, job, State.READY, detail)
+        w.details[State.READY] = detail
+
+    # -- the walk as data ------------------------------------------------------------------------
+
+    # The states a stage of daemon.dock.check.STAGES completes. The drift is measured before the clock
+    # is set and recorded with the health reading: HEALTH_CHECKED and CLOCK_SYNCED both follow that.
+    CHECK_STATES: ClassVar[dict[dockcheck.DockStage, tuple[State, ...]]] = {
+        dockcheck.identify_stage: (State.IDENTIFIED,),
+        dockcheck.record_stage: (State.HEALTH_CHECKED, State.CLOCK_SYNCED),
+    }
+
+    # Every walk ends so: offload (OFFLOADING once a slot is free), file, unmount, wipe, readiness.
+    _TAIL: ClassVar[tuple[WalkStep, ...]] = (
+        (_await_slot, (State.OFFLOADING,)), (_offload, (State.VERIFIED,)), (_file, (State.FILED,)),
+        (_unmount, ()), (_wipe, (State.WIPED,)), (_ready, (State.READY,)),
+    )
+
+    # The walk of each reach (drivers.registry.Reach): DETECTED is entered before it, the check's
+    # states during _check. A control-channel recorder is checked, switched to mass storage, then
+    # mounted; a volume-only one is mounted first: its driver reads what it says from the card.
+    WALKS: ClassVar[dict[str, tuple[WalkStep, ...]]] = {
+        "control": ((_open_control, ()), (_check, ()), (_mount, (State.MOUNTED,)), *_TAIL),
+        "volume": ((_mount, (State.MOUNTED,)), (_open_volume, ()), (_check, ()), *_TAIL),
+    }
 
     # -- records -------------------------------------------------------------------------------
 
@@ -431,3 +487,7 @@ class DockManager:
 
 def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:64] or "bay"
+
+
+if set(DockManager.WALKS) != set(registry.REACHES):  # the device table may name no reach the dock cannot walk
+    raise ValueError(f"dock walks for {sorted(DockManager.WALKS)} but the device table knows {sorted(registry.REACHES)}")

@@ -15,8 +15,8 @@ import signal
 import threading
 from pathlib import Path
 
-from daemon.catalog.db import Catalog
 from daemon.config import Config, load_config
+from daemon.context import build_context
 from daemon.dock.hotplug import Hotplug
 from daemon.dock.manager import DockManager
 from daemon.dock.notify import notify, watchdog_interval
@@ -40,7 +40,8 @@ def is_known(vid: str, pid: str, product: str | None) -> bool:
 class Station:
     def __init__(self, data_dir: Path, config: Config, config_path: Path | None):
         self.data_dir, self.config, self.config_path = data_dir, config, config_path
-        self.manager = DockManager(data_dir, config)
+        self.context = build_context(config, data_dir)
+        self.manager = DockManager(self.context)
         self.hotplug = Hotplug(is_known, self.manager.on_hotplug, bays=dict(config.dock.bays))
         self.watch: WatchFolder | None = None
         self.stop = threading.Event()
@@ -56,7 +57,7 @@ class Station:
                                       "config_sha256": _sha(self.config_path)})
         self.hotplug.start()  # listening (and existing recorders enumerated) from here on
         if self.config.watch.folder:
-            self.watch = WatchFolder(self.data_dir, self.config, should_pause=lambda: not self.manager.idle())
+            self.watch = WatchFolder(self.context, should_pause=lambda: not self.manager.idle())
             self.watch.start()
         media = threading.Thread(target=self._media_loop, name="evidock-media", daemon=True)
         media.start()
@@ -87,7 +88,7 @@ class Station:
         """Probes and proxies in the background; paused (ffmpeg stopped) while any offload runs."""
         while not self.stop.is_set():
             try:
-                mediaqueue.run_queue(self.data_dir, self.config, should_pause=lambda: not self.manager.idle(),
+                mediaqueue.run_queue(self.context, should_pause=lambda: not self.manager.idle(),
                                      stop=self.stop, wait_for_retries=False)
             except Exception:  # ffmpeg missing, catalog busy…: media waits, offloads go on
                 log.exception("media queue run failed; trying again in a minute")
@@ -111,7 +112,7 @@ class Station:
         notify("READY=1", f"STATUS={self.manager.summary_line()}")
 
     def _audit(self, event: str, details: dict) -> None:
-        with Catalog(self.data_dir) as cat, cat.transaction():
+        with self.context.catalog() as cat, cat.transaction():
             audit.append(cat, event, "station", details)
 
 

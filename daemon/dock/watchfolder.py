@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
@@ -27,6 +28,9 @@ from daemon.config import Config
 from daemon.errors import EvidockError
 from daemon.ingest.offload import IngestResult, ingest
 from daemon.ingest.volume import quoted
+
+if TYPE_CHECKING:
+    from daemon.context import StationContext
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +43,7 @@ class _Pending:
 
 @dataclass
 class WatchFolder:
-    data_dir: Path
-    config: Config
+    station: StationContext
     on_result: Callable[[str, IngestResult], None] | None = None
     should_pause: Callable[[], bool] = lambda: False
     _pending: dict[Path, _Pending] = field(default_factory=dict)
@@ -49,6 +52,10 @@ class WatchFolder:
     _stop: threading.Event = field(default_factory=threading.Event)
     _observer: Observer | None = None
     _thread: threading.Thread | None = None
+
+    @property
+    def config(self) -> Config:
+        return self.station.config
 
     @property
     def folder(self) -> Path:
@@ -131,7 +138,7 @@ class WatchFolder:
     def _import(self, badge: str, rels: set[bytes]) -> IngestResult:
         root = self.folder / badge
         try:
-            result = ingest(self.data_dir, self.config, root, officer=badge, only=rels)
+            result = ingest(self.station, root, officer=badge, only=rels)
         except EvidockError as e:
             log.error("watch folder: import from %s failed: %s", root, e)
             raise

@@ -30,6 +30,7 @@ import re
 import stat
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
@@ -63,6 +64,26 @@ class ObjectStore(Protocol):
 
     def delete(self, sha256: str) -> bool:
         """Remove an object (retention only; the caller audits it); False if it was not there."""
+
+    def open_local(self, sha256: str) -> contextlib.AbstractContextManager[Path]:
+        """A readable local file of the object for the block (ffmpeg, a re-hash); a remote
+        backend downloads it to a cache. Never written through."""
+
+    def free_for(self, nbytes: int) -> Space:
+        """Whether ``nbytes`` more can be staged and stored now, with the free and total bytes."""
+
+    @property
+    def location(self) -> str:
+        """The store as people know it (a data dir, a bucket), for messages."""
+
+
+@dataclass(frozen=True)
+class Space:
+    """Room for new objects: does the asked amount fit, and the free and total bytes where it goes."""
+
+    fits: bool
+    free: int
+    total: int
 
 
 def check_sha256(sha256: str) -> str:
@@ -111,6 +132,24 @@ class LocalObjectStore:
         st_root, st_stage = os.stat(self.root), os.stat(self.staging_dir)
         if st_root.st_dev != st_stage.st_dev:
             raise StoreError(f"{self.staging_dir} and {self.root} are on different filesystems; the final rename would not be atomic")
+
+    @property
+    def location(self) -> str:
+        return str(self.data_dir)
+
+    def free_for(self, nbytes: int) -> Space:
+        # Staging and objects/ share one filesystem (checked at open): a staged file becomes
+        # its object by a link, so the room that counts is the staging area's.
+        st = os.statvfs(self.staging_dir)
+        free = st.f_bavail * st.f_frsize
+        return Space(free >= nbytes, free, st.f_blocks * st.f_frsize)
+
+    @contextlib.contextmanager
+    def open_local(self, sha256: str) -> Iterator[Path]:
+        path = self.path_of(sha256)
+        if not path.is_file():
+            raise StoreError(f"store {self.root}: object {sha256} is not there; run `evidock verify`")
+        yield path
 
     def path_of(self, sha256: str) -> Path:
         check_sha256(sha256)

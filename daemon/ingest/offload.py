@@ -1,10 +1,13 @@
-"""Offloading a recorder volume into the store: the stages over one file, and their runners.
+"""One whole offload of a recorder volume into the store: its session, its result, and the
+offload's error policy for the pipeline runner.
 
 The shape follows beets' pipeline: a ``FileTask`` per regular file on the volume goes through
-``STAGES`` — copy (one read, hashed while written, into a resumable partial), verify (fsync,
-then a cold re-read of the partial against that hash), commit (rename into objects/, then the catalog row
-and its audit entry in one transaction). The stage list is assembled here, once; tests run it
-sequentially, ingests run it threaded so that file *n* is verified while file *n+1* is read.
+``daemon.ingest.stages.STAGES`` — copy (one read, hashed while written, into a resumable partial),
+verify (fsync, then a cold re-read of the partial against that hash), commit (rename into objects/,
+then the catalog row and its audit entry in one transaction) — on the one runner of
+``daemon.ingest.pipeline``; tests run it sequentially, ingests run it threaded so that file *n*
+is verified while file *n+1* is read. ``contain_error`` is what the runner does with an error a
+stage did not handle.
 
 Invariant 2 is kept by construction: nothing is reported ``stored`` (and so nothing may be
 wiped) before its bytes were fsync'd, re-read and matched, and its catalog row committed.
@@ -31,14 +34,13 @@ import logging
 import os
 import re
 import threading
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from daemon.catalog.db import Catalog
 from daemon.catalog.sessions import end_session, start_session
-from daemon.config import Config
 from daemon.errors import (
     EXIT_ERROR,
     EXIT_OK,
@@ -48,12 +50,14 @@ from daemon.errors import (
     SourceError,
     SourceGone,
 )
-from daemon.evidence.staging import Staging, transfer_key
-from daemon.evidence.store import LocalObjectStore
+from daemon.evidence.staging import transfer_key
 from daemon.ingest.confirm import known_objects
-from daemon.ingest.pipeline import run_sequential, run_threaded
-from daemon.ingest.stages import FileTask, OffloadContext
-from daemon.ingest.volume import Problem, scan
+from daemon.ingest.pipeline import Stage, run_sequential, run_threaded
+from daemon.ingest.stages import STAGES, FileTask, OffloadContext
+from daemon.ingest.volume import Problem, quoted, scan
+
+if TYPE_CHECKING:
+    from daemon.context import StationContext
 
 log = logging.getLogger(__name__)
 
@@ -114,8 +118,7 @@ def source_id_for(source: Path, device: str | None) -> str:
 
 
 def ingest(
-    data_dir: Path,
-    config: Config,
+    station: StationContext,
     source: Path,
     *,
     device: str | None = None,
@@ -128,7 +131,7 @@ def ingest(
     only: set[bytes] | None = None,
     important_pattern: str | None = None,
 ) -> IngestResult:
-    """Offload every regular file under ``source`` into the store of ``data_dir``.
+    """Offload every regular file under ``source`` into the station's store.
 
     ``only``: offload just these paths (relative to ``source``, bytes), e.g. the files of a
     watch folder that have settled; problems and stale partials elsewhere are not reported.
@@ -137,14 +140,15 @@ def ingest(
     source = Path(source)
     if not source.is_dir():
         raise SourceError(f"source {source}: not a directory (give the recorder's mounted volume or a folder)")
-    refuse_own_data_dir(source, Path(data_dir))
-    store = LocalObjectStore(data_dir)
-    with Catalog(data_dir) as catalog:
+    data_dir, config = station.data_dir, station.config
+    refuse_own_data_dir(source, data_dir)
+    with station.catalog() as catalog:
         session_id = start_session(catalog, device, officer, str(source), clock_drift_s)
         ctx = OffloadContext(
             root=source, source_id=source_id_for(source, device), device=device, officer=officer,
-            store=store, staging=Staging(store.staging_dir), catalog=catalog, config=config,
+            store=station.store, staging=station.staging, catalog=catalog, config=config,
             session_id=session_id, clock_drift_s=clock_drift_s, progress=progress,
+            on_footage_recorded=station.footage_recorded,
         )
         if cancel is not None:
             ctx.cancel = cancel
@@ -160,7 +164,7 @@ def ingest(
                 on_scanned(len(entries), sum(e.size for e in entries))
             known = known_objects(catalog, ctx.source_id, device, entries)
             tasks = [FileTask(e, known_sha256=known.get(e.rel)) for e in entries]
-            (run_threaded if threaded else run_sequential)(ctx, tasks)
+            (run_threaded if threaded else run_sequential)(ctx, tasks, STAGES, on_error=contain_error)
             for t in tasks:
                 if t.problem is not None:
                     problems.append(t.problem)
@@ -225,6 +229,26 @@ def refuse_own_data_dir(source: Path, data_dir: Path) -> None:
             continue
         if (a.st_dev, a.st_ino) == (d.st_dev, d.st_ino):
             raise SourceError(f"source {source} is inside the station's data dir {data_dir}: refused. {what}.")
+
+
+def contain_error(stage: Stage[OffloadContext, FileTask], ctx: OffloadContext, task: FileTask, err: Exception) -> None:
+    """The offload's error policy for the pipeline runner: what a stage did not handle itself.
+
+    A typed error (store, catalog, recorder) makes going on pointless: it stops every file
+    (``ctx.stop_all``) and fails this one. Anything else is a bug that must not take the other
+    files down (invariant 6): logged with its traceback, this file fails, its partial is closed
+    (what was checkpointed resumes on the next dock), and the offload goes on.
+    """
+    if isinstance(err, EvidockError):
+        ctx.stop_all(err)
+        if not task.finished:
+            task.fail(f"not stored: {err}")
+        return
+    log.error("unexpected error in %s for %s:\n%s", stage.__name__, quoted(task.entry.rel), traceback.format_exc())
+    if task.partial is not None:
+        task.partial.close()
+    if not task.finished:
+        task.fail(f"not stored: unexpected error in {stage.__name__}: {err!r}")
 
 
 def stale_partials(ctx: OffloadContext, tasks: list[FileTask]) -> list[Problem]:

@@ -8,13 +8,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
-from daemon.cases.filing import file_new_footage
 from daemon.clock import utcnow
 from daemon.errors import (
     StoreError,
 )
 from daemon.evidence import audit
-from daemon.media import queue as mediaqueue
 from drivers.base import clock_trusted
 
 if TYPE_CHECKING:
@@ -53,8 +51,9 @@ def record_file(ctx: OffloadContext, task: FileTask) -> str:
                 (sha, task.size, ctx.device, ctx.officer, path, e.rel, mtime, corrected, int(e.important), None,
                  ctx.session_id, now),
             )
-            file_new_footage(ctx.catalog, sha)  # art. 11: filed in the transaction that records it
-            mediaqueue.enqueue_in_tx(conn, int(cur.lastrowid), sha)  # probe + proxy, later (daemon/mediaqueue.py)
+            # Filing (art. 11) and the media job, in the transaction that records it: hooks the
+            # station context registered (daemon/context.py), so the offload imports neither.
+            ctx.on_footage_recorded(ctx.catalog, conn, int(cur.lastrowid), sha)
         conn.execute(
             "INSERT INTO sightings (sha256, session_id, device_serial, officer_badge, source_path, source_path_raw,"
             " size, mtime, transfer_key, seen_at) VALUES (?,?,?,?,?,?,?,?,?,?)",

@@ -15,6 +15,7 @@ import errno
 import hashlib
 import logging
 import os
+import sqlite3
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -39,10 +40,11 @@ from daemon.errors import (
 )
 from daemon.evidence import audit
 from daemon.evidence.staging import Partial, Staging
-from daemon.evidence.store import LocalObjectStore, free_bytes
+from daemon.evidence.store import ObjectStore
 from daemon.evidence.transfer import copy_and_hash, hash_fd, hash_prefix
 from daemon.ingest.confirm import _confirm_unstaged, _Unstaged
 from daemon.ingest.limits import _changing, _discard_changing, _why, read_limit
+from daemon.ingest.pipeline import Stage
 from daemon.ingest.record import record_file
 from daemon.ingest.volume import Entry, Problem, open_beneath, quoted, volume_alive
 
@@ -81,13 +83,15 @@ class OffloadContext:
     source_id: str
     device: str | None
     officer: str | None
-    store: LocalObjectStore
+    store: ObjectStore
     staging: Staging
     catalog: Catalog
     config: Config
     session_id: int
     clock_drift_s: float | None = None
     progress: Callable[[int], None] | None = None
+    # Called in the transaction that records a new footage row: (catalog, conn, footage id, sha256).
+    on_footage_recorded: Callable[[Catalog, sqlite3.Connection, int, str], None] = lambda cat, conn, fid, sha: None
     fatal: EvidockError | None = None
     cancel: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -146,15 +150,14 @@ def copy_stage(ctx: OffloadContext, task: FileTask) -> None:
         task.fail(_changing(e, limit))
         return
     needed = max(e.size - start, 0) + ctx.config.store.reserve_bytes
-    free = free_bytes(ctx.store.staging_dir)
-    vfs = os.statvfs(ctx.store.staging_dir)
-    if e.size > vfs.f_blocks * vfs.f_frsize:
+    space = ctx.store.free_for(needed)
+    if e.size > space.total:
         part.close()
         task.fail(f"listed as {e.size} bytes, more than the whole store's filesystem holds: the recorder's "
                   "directory entry is damaged or lying; not offloaded, the file stays on the recorder")
         return
-    if free < needed:
-        ctx.stop_all(StoreFullError(str(ctx.store.data_dir), needed, free, _what(ctx, e)))
+    if not space.fits:
+        ctx.stop_all(StoreFullError(ctx.store.location, needed, space.free, _what(ctx, e)))
         part.close()
         task.fail(f"not offloaded: {ctx.fatal}")
         return
@@ -203,9 +206,9 @@ def copy_stage(ctx: OffloadContext, task: FileTask) -> None:
             # was read and did not fit (a file longer than listed made "listed − written" < 0).
             ckpt = part.journal.checkpoint
             needed = max(e.size, err.written + err.pending) - ckpt + ctx.config.store.reserve_bytes
-            ctx.stop_all(StoreFullError(str(ctx.store.data_dir), needed, free_bytes(ctx.store.staging_dir), _what(ctx, e)))
+            ctx.stop_all(StoreFullError(ctx.store.location, needed, ctx.store.free_for(needed).free, _what(ctx, e)))
         else:
-            ctx.stop_all(StoreError(f"store {ctx.store.data_dir}: writing the partial of {quoted(e.rel)} failed ({err.strerror})"))
+            ctx.stop_all(StoreError(f"store {ctx.store.location}: writing the partial of {quoted(e.rel)} failed ({err.strerror})"))
         task.fail(f"not stored: {ctx.fatal}")
         return
     except NotTheSameFile as err:
@@ -251,7 +254,7 @@ def verify_stage(ctx: OffloadContext, task: FileTask) -> None:
         os.fsync(part.fd)
     except OSError as err:
         part.close()
-        ctx.stop_all(StoreError(f"store {ctx.store.data_dir}: fsync of the partial of {quoted(task.entry.rel)} failed ({err.strerror})"))
+        ctx.stop_all(StoreError(f"store {ctx.store.location}: fsync of the partial of {quoted(task.entry.rel)} failed ({err.strerror})"))
         task.fail(f"not stored: {ctx.fatal}")
         return
     crashpoint("after-fsync")
@@ -325,7 +328,8 @@ def commit_stage(ctx: OffloadContext, task: FileTask) -> None:
     part.finish()
 
 
-STAGES: tuple[Callable[[OffloadContext, FileTask], None], ...] = (copy_stage, verify_stage, commit_stage)
+# The offload's stage list, run by daemon.ingest.pipeline (threaded: file n is verified while n+1 is read).
+STAGES: tuple[Stage[OffloadContext, FileTask], ...] = (copy_stage, verify_stage, commit_stage)
 
 
 def _keep_partial(part: Partial, length: int, truncate: bool = False) -> None:

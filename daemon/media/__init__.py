@@ -3,5 +3,6 @@
 job (``stages``), and the job queue with its claims and listings (``queue``, ``claims``,
 ``listing``).
 
-May import ``daemon.evidence``, ``daemon.catalog`` and the lower modules; never dock, cases or the CLI.
+May import ``daemon.evidence``, ``daemon.catalog``, the one pipeline runner (``daemon.ingest.pipeline``,
+which imports nothing of evidock's) and the lower modules; never dock, cases or the CLI.
 """

@@ -34,22 +34,22 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from daemon.catalog.db import Catalog
 from daemon.clock import utcnow
-from daemon.config import Config, MediaConfig
+from daemon.config import MediaConfig
 from daemon.crashpoints import crashpoint
 from daemon.errors import EXIT_OK, EXIT_WARNING, Cancelled, MediaFailure
 from daemon.evidence import audit
-from daemon.evidence.store import LocalObjectStore
 from daemon.media import encoders, probe, stages
 from daemon.media.claims import claim_next, recover_stale, release
-from daemon.media.derived import DerivedFiles
 from daemon.media.ffmpeg import Tools
 from daemon.media.stages import MediaContext, MediaJob, MediaTask
 from daemon.proc import process_token
+
+if TYPE_CHECKING:
+    from daemon.context import StationContext
 
 log = logging.getLogger(__name__)
 
@@ -227,8 +227,7 @@ def _never() -> bool:
 
 
 def run_queue(
-    data_dir: Path,
-    config: Config,
+    station: StationContext,
     *,
     should_pause: Callable[[], bool] = _never,
     stop: threading.Event | None = None,
@@ -245,13 +244,13 @@ def run_queue(
     waits out the backoff of jobs that failed and may pass, so that at the end every job it
     touched is done or failed (``evidock media run``); without, it returns when nothing is due.
     """
+    config = station.config
     cfg = config.media
     tools = Tools.find(cfg)
     stop = stop or threading.Event()
-    store = LocalObjectStore(data_dir)
-    derived = DerivedFiles(data_dir)
+    store, derived = station.store, station.derived
     report = RunReport()
-    with Catalog(data_dir) as catalog:
+    with station.catalog() as catalog:
         token = process_token()
 
         def recover() -> bool:

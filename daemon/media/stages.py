@@ -1,7 +1,7 @@
 """Probing, viewing proxies and thumbnails of stored footage, with ffmpeg (through ffmpeg-python).
 
 Originals are never touched (invariant 1, art. 17): ffmpeg reads an object at the path the store
-gives for its hash (``LocalObjectStore.path_of``: a hash-named file, so no recorder-supplied name
+gives for its hash (``ObjectStore.open_local``: a hash-named file, so no recorder-supplied name
 ever reaches ffmpeg) and writes derived files outside ``objects/``, named by the original's SHA-256.
 They may be deleted and regenerated at any time::
 
@@ -49,6 +49,7 @@ from daemon.config import MediaConfig
 from daemon.errors import MediaFailure
 from daemon.evidence.store import LocalObjectStore, fsync_dir
 from daemon.evidence.transfer import hash_fd
+from daemon.ingest.pipeline import Stage, run_sequential
 from daemon.media.derived import PROXY_EXT
 from daemon.media.ffmpeg import _compile, _file, _input, classify, run_tool
 from daemon.media.probe import MEDIA_SUFFIXES, RAW_STREAM_DEMUXERS, _when, probe_file, recording_start
@@ -149,8 +150,8 @@ def probe_stage(ctx: MediaContext, task: MediaTask) -> None:
                                     "and restore it from a backup, then `evidock media retry`", permanent=True)
         return
     try:
-        task.probe = probe_file(ctx.tools, ctx.store.path_of(job.sha256), ctx.cfg,
-                                cancel=ctx.cancel, paused=ctx.paused)
+        with ctx.store.open_local(job.sha256) as original:
+            task.probe = probe_file(ctx.tools, original, ctx.cfg, cancel=ctx.cancel, paused=ctx.paused)
     except MediaFailure as f:
         if claimed is None and f.permanent:
             task.kind = "other"  # a log, GPS track or settings file: not media, nothing to do
@@ -247,9 +248,10 @@ def proxy_stage(ctx: MediaContext, task: MediaTask) -> None:
     tmp = ctx.derived.tmp_for(final, ctx.tmp_tag)
     task.final["proxy"], task.tmp["proxy"] = final, tmp
     try:
-        args = PROXY_BUILDERS[task.kind](ctx, task, ctx.store.path_of(sha), tmp)  # type: ignore[index]
-        ran = run_tool(args, _time_limit(ctx.cfg, task.probe), what=f"proxy ({task.plan})",
-                       cancel=ctx.cancel, paused=ctx.paused)
+        with ctx.store.open_local(sha) as original:
+            args = PROXY_BUILDERS[task.kind](ctx, task, original, tmp)  # type: ignore[index]
+            ran = run_tool(args, _time_limit(ctx.cfg, task.probe), what=f"proxy ({task.plan})",
+                           cancel=ctx.cancel, paused=ctx.paused)
     except MediaFailure as f:
         task.failure = f
         return
@@ -346,19 +348,24 @@ def publish_stage(ctx: MediaContext, task: MediaTask) -> None:
     task.tmp.clear()
 
 
-STAGES: tuple[Callable[[MediaContext, MediaTask], None], ...] = (
+STAGES: tuple[Stage[MediaContext, MediaTask], ...] = (
     probe_stage, proxy_stage, check_stage, thumbnail_stage, publish_stage,
 )
 
 
-def work(ctx: MediaContext, task: MediaTask, stages: tuple[Callable[[MediaContext, MediaTask], None], ...] = STAGES) -> MediaTask:
-    """Run the stages over one job; temporary files never outlive it. Raises ``Cancelled``."""
+def _failed(task: MediaTask) -> bool:
+    return task.failed
+
+
+def work(ctx: MediaContext, task: MediaTask, stages: tuple[Stage[MediaContext, MediaTask], ...] = STAGES) -> MediaTask:
+    """Run the stages over one job (on ``daemon.ingest.pipeline``); temporary files never outlive it.
+
+    Raises ``Cancelled``.
+    """
     ctx.derived.clean_tmp(task.job.sha256)  # left by a run that died holding this job
     try:
-        for stage in stages:
-            if task.failed:
-                break
-            stage(ctx, task)
+        # A failed stage ends the job; errors (Cancelled) propagate to the queue.
+        run_sequential(ctx, (task,), stages, done=_failed)
     finally:
         for tmp in task.tmp.values():
             with contextlib.suppress(FileNotFoundError):

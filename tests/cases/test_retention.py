@@ -26,7 +26,8 @@ from support.filing_helpers import BADGE, OTHER, audit_rows, footage_ids, ingest
 from daemon import errors
 from daemon.cases import filing, register, retention
 from daemon.catalog.db import CATALOG_NAME, Catalog
-from daemon.config import RetentionConfig
+from daemon.config import Config, RetentionConfig
+from daemon.context import build_context
 from daemon.evidence import audit
 from daemon.evidence.store import LocalObjectStore
 from daemon.evidence.verify import verify_store
@@ -124,7 +125,7 @@ def test_apply_deletes_exactly_the_plan_and_records_each_deletion(tmp_path: Path
 
 def test_a_hold_or_filing_after_the_plan_wins(tmp_path: Path, data_dir: Path) -> None:
     ids = build(tmp_path, data_dir)
-    store = LocalObjectStore(data_dir)
+    station = build_context(Config(), data_dir)
     far = t("2200-01-01 00:00:00")
     with Catalog(data_dir) as c:
         stale = retention.plan(c, RetentionConfig(), far)
@@ -132,13 +133,13 @@ def test_a_hold_or_filing_after_the_plan_wins(tmp_path: Path, data_dir: Path) ->
         retention.set_hold(c, [ids["unfiled.mp4"]], "court asked for it")
         filing.file_footage(c, [ids["fresh.mp4"]], "OPEN-1", "belongs to OPEN-1")
         with pytest.raises(errors.RetentionError, match="nothing was deleted"):
-            retention.apply(c, store, RetentionConfig(), expect_plan_id=stale.plan_id, now=far)
-        rep = retention.apply(c, store, RetentionConfig(), stale, now=far)
+            retention.apply(c, station, RetentionConfig(), expect_plan_id=stale.plan_id, now=far)
+        rep = retention.apply(c, station, RetentionConfig(), stale, now=far)
     assert [d["footage"] for d in rep.deleted] == [ids["clock_wrong.mp4"]]
     skipped = {s["footage"]: s["why"] for s in rep.skipped}
     assert "legal-hold" in skipped[ids["unfiled.mp4"]] and "open-case" in skipped[ids["fresh.mp4"]]
     assert rep.exit_code == 1
-    assert store.exists(sha_of(data_dir, ids["unfiled.mp4"])) and store.exists(sha_of(data_dir, ids["fresh.mp4"]))
+    assert station.store.exists(sha_of(data_dir, ids["unfiled.mp4"])) and station.store.exists(sha_of(data_dir, ids["fresh.mp4"]))
 
 
 def test_a_crash_between_commit_and_unlink_is_finished_by_the_next_apply(tmp_path: Path, data_dir: Path, evidock) -> None:

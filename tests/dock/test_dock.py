@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import sqlite3
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from support.docktools import SIM_PID, SIM_PRODUCT, SIM_VID, recorder, template_
 from support.helpers import assert_store_consistent, sha256_file
 
 from daemon.config import parse_config
+from daemon.context import build_context
 from daemon.dock.hotplug import Docked
 from daemon.dock.jobs import State
 from daemon.dock.manager import DockManager
@@ -47,7 +49,7 @@ def test_full_walk_to_ready_with_wipe_of_verified_files(tmp_path, data_dir, temp
     caplog.set_level(logging.INFO, logger="daemon.dock")
     originals = {p.relative_to(template): sha256_file(p) for p in template.rglob("*") if p.is_file()}
     with recorder(tmp_path, template) as sim:
-        m = DockManager(data_dir, _cfg())
+        m = DockManager(build_context(_cfg(), data_dir))
         _dock(m, sim)
         assert m.wait_all(120)
         job = m.history[0]
@@ -69,9 +71,30 @@ def test_full_walk_to_ready_with_wipe_of_verified_files(tmp_path, data_dir, temp
     assert lines and all(line.startswith("bay bay-1 serial ZFY-T-0001:") for line in lines)
 
 
+def test_a_volume_only_recorder_is_mounted_before_its_check(tmp_path, data_dir, template) -> None:
+    # A model reached only through its volume (reach = "volume"): no control tty, the check reads the card.
+    card = tmp_path / "ums-card"
+    shutil.copytree(template, card)
+    n_files = len([p for p in card.rglob("*") if p.is_file()])
+    m = DockManager(build_context(_cfg(), data_dir))
+    rec = Docked("/sys/devices/sim/2-1", "1209", "0002", "evidock simulated UMS recorder", "UMS-T-0001",
+                 "sim-usb-1:1", "bay-9", volume=str(card))
+    m.on_hotplug("docked", rec)
+    assert m.wait_all(120)
+    job = m.history[0]
+    assert job.state is State.READY, job.detail
+    serial = job.serial
+    assert serial and job.files_stored == n_files
+    assert _events(data_dir, serial) == ["DETECTED", "MOUNTED", "IDENTIFIED", "HEALTH_CHECKED", "CLOCK_SYNCED",
+                                         "OFFLOADING", "VERIFIED", "FILED", "WIPED", "READY"]
+    assert _detail(data_dir, "MOUNTED") == f"folder {card}"
+    assert _detail(data_dir, "CLOCK_SYNCED") == "drift not measured, clock NOT set"
+    assert [p for p in card.rglob("*") if p.is_file()] == []
+
+
 def test_wipe_never_keeps_the_card(tmp_path, data_dir, template) -> None:
     with recorder(tmp_path, template) as sim:
-        m = DockManager(data_dir, _cfg(wipe="never"))
+        m = DockManager(build_context(_cfg(wipe="never"), data_dir))
         _dock(m, sim)
         assert m.wait_all(120)
         assert m.history[0].state is State.READY
@@ -86,7 +109,7 @@ def _detail(data_dir: Path, state: str) -> str:
 
 def test_unregistered_recorder_refused_until_registered(tmp_path, data_dir, template, evidock) -> None:
     with recorder(tmp_path, template) as sim:
-        m = DockManager(data_dir, _cfg(unknown_serial="refuse"))
+        m = DockManager(build_context(_cfg(unknown_serial="refuse"), data_dir))
         _dock(m, sim)
         assert m.wait_all(60)
         job = m.history[0]
@@ -109,7 +132,7 @@ def test_undock_mid_offload_interrupts_and_the_next_dock_resumes(tmp_path, data_
         card = Path(sim.status()["volume"])
         (card / big).write_bytes(os.urandom(3_000_000))
         os.utime(card / big, (1_600_000_000, 1_600_000_000))  # oldest: offloaded first
-        m = DockManager(data_dir, _cfg())
+        m = DockManager(build_context(_cfg(), data_dir))
         with mounted_faultfs(card, tmp_path / "slow", {"files": {big: {"hang_after": 1_000_000}}}) as mnt:
             rec = _dock(m, sim, volume=str(mnt))
             job = m.history[0]
@@ -143,7 +166,7 @@ def test_reseated_while_winding_down_gets_a_new_job(tmp_path, data_dir, template
         card = Path(sim.status()["volume"])
         (card / big).write_bytes(os.urandom(3_000_000))
         os.utime(card / big, (1_600_000_000,) * 2)
-        m = DockManager(data_dir, _cfg())
+        m = DockManager(build_context(_cfg(), data_dir))
         with mounted_faultfs(card, tmp_path / "slow", {"files": {big: {"slow_read_ms": 300}}}) as mnt:
             rec = _dock(m, sim, volume=str(mnt))
             wait_until(lambda: m.history[0].bytes_done > 0, 60, "the offload under way")
@@ -164,7 +187,7 @@ def test_parallel_limit_is_kept(tmp_path, data_dir, template) -> None:
             if job.state is State.OFFLOADING:
                 peak[0] = max(peak[0], m.gate.running)
 
-        m = DockManager(data_dir, _cfg(max_parallel_offloads=2), on_change=watch)
+        m = DockManager(build_context(_cfg(max_parallel_offloads=2), data_dir), on_change=watch)
         for i, sim in enumerate(sims):
             _dock(m, sim, n=i + 1)
         assert m.wait_all(180)

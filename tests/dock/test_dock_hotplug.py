@@ -13,6 +13,7 @@ from support.helpers import assert_store_consistent
 from support.umock import fake_dock
 
 from daemon.config import parse_config
+from daemon.context import build_context
 from daemon.dock.hotplug import Hotplug
 from daemon.dock.jobs import State
 from daemon.dock.manager import DockManager
@@ -41,7 +42,7 @@ def _cfg(tmp_path: Path, **dock):
 def test_hotplug_to_ready_with_a_fat_card(tmp_path, data_dir, template, dock) -> None:
     image = build_fat32_image(template, tmp_path / "card.img")
     with recorder(tmp_path, template) as sim:
-        m = DockManager(data_dir, _cfg(tmp_path))
+        m = DockManager(build_context(_cfg(tmp_path), data_dir))
         hp = Hotplug(is_known, m.on_hotplug, bays=dict(m.config.dock.bays))
         hp.start()
         try:
@@ -67,7 +68,7 @@ def test_hotplug_to_ready_with_a_fat_card(tmp_path, data_dir, template, dock) ->
 
 
 def test_unknown_stick_is_refused_and_alerted(tmp_path, data_dir, dock) -> None:
-    m = DockManager(data_dir, _cfg(tmp_path))
+    m = DockManager(build_context(_cfg(tmp_path), data_dir))
     hp = Hotplug(is_known, m.on_hotplug)
     hp.start()
     try:
@@ -87,7 +88,7 @@ def test_two_at_once_one_docked_before_start(tmp_path, data_dir, template, dock)
     with recorder(tmp_path, template, serial="ZFY-A") as a, recorder(tmp_path, template, serial="ZFY-B", badge="020304") as b:
         usb_a = dock.plug(1, vid=SIM_VID, pid=SIM_PID, product=SIM_PRODUCT, serial="ZFY-A", tty_node=a.status()["pty"])
         dock.add_block(usb_a, "sdd", node=a.status()["volume"])  # already in mass storage when the station starts
-        m = DockManager(data_dir, _cfg(tmp_path))
+        m = DockManager(build_context(_cfg(tmp_path), data_dir))
         hp = Hotplug(is_known, m.on_hotplug)
         hp.start()
         try:
@@ -109,7 +110,7 @@ def test_remove_event_mid_offload_interrupts_then_redock_resumes(tmp_path, data_
         card = Path(sim.status()["volume"])
         (card / big).write_bytes(os.urandom(4_000_000))
         os.utime(card / big, (1_600_000_000,) * 2)
-        m = DockManager(data_dir, _cfg(tmp_path))
+        m = DockManager(build_context(_cfg(tmp_path), data_dir))
         hp = Hotplug(is_known, m.on_hotplug)
         hp.start()
         try:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from daemon.config import parse_config
+from daemon.context import build_context
 from daemon.dock.mount import mount_volume, unmount
 from daemon.errors import MountError
 from daemon.ingest.offload import ingest
@@ -40,7 +41,7 @@ def test_fat_image_mounts_read_only_and_ingests(tmp_path: Path, data_dir: Path) 
         assert "ro" in opts.split(",") and {"nosuid", "nodev", "noexec"} <= set(opts.split(","))
         with pytest.raises(OSError):
             (mp / "new.txt").write_bytes(b"no")
-        r = ingest(data_dir, parse_config({"store": {"reserve_bytes": 0}}), mp, device="FAT-1")
+        r = ingest(build_context(parse_config({"store": {"reserve_bytes": 0}}), data_dir), mp, device="FAT-1")
         # (fusefat also lists the volume label as an empty file; stored like any other entry)
         assert r.exit_code == 0 and {t.entry.rel for t in r.tasks} >= {b"DCIM/20261127_083000_0001.MP4", b"LOG.TXT"}
     finally:

@@ -11,6 +11,7 @@ from pathlib import Path
 from support.helpers import assert_store_consistent
 
 from daemon.config import parse_config
+from daemon.context import build_context
 from daemon.dock.watchfolder import WatchFolder
 
 
@@ -31,7 +32,7 @@ def _cfg(tmp_path: Path, settle: float = 1.0):
 def test_settled_files_are_imported_and_moved(tmp_path: Path, data_dir: Path, caplog) -> None:
     cfg = _cfg(tmp_path)
     results = []
-    wf = WatchFolder(data_dir, cfg, on_result=lambda badge, r: results.append((badge, r)))
+    wf = WatchFolder(build_context(cfg, data_dir), on_result=lambda badge, r: results.append((badge, r)))
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "stray.MP4").write_bytes(b"no badge folder")
     wf.start()
@@ -67,7 +68,7 @@ def test_files_dropped_while_down_are_imported_at_start(tmp_path: Path, data_dir
         d = tmp_path / "in" / badge
         d.mkdir(parents=True)
         (d / f"{badge}.MP4").write_bytes(badge.encode() * 1000)
-    wf = WatchFolder(data_dir, cfg)
+    wf = WatchFolder(build_context(cfg, data_dir))
     wf.start()
     try:
         assert _wait(lambda: all((tmp_path / "done" / b / f"{b}.MP4").exists() for b in ("111", "222")))

@@ -36,6 +36,16 @@ def test_duplicates_and_unknown_drivers_are_refused() -> None:
         registry._index((dataclasses.replace(first, driver="hid"),))
 
 
+def test_reach_is_declared_and_checked_against_the_driver() -> None:
+    assert by_model("SIM-ZFY-1").reach == "control"
+    assert by_model("SIM-UMS-1").reach == "volume" and GENERIC_UMS.reach == "volume"
+    zfy = by_model("SIM-ZFY-1")
+    with pytest.raises(ValueError, match="unknown reach 'bluetooth'"):
+        registry._index((dataclasses.replace(zfy, reach="bluetooth"),))
+    with pytest.raises(ValueError, match="driver 'zfy' takes a 'control' transport"):
+        registry._index((dataclasses.replace(zfy, reach="volume"),))
+
+
 def test_the_shipped_table_passes_its_own_check() -> None:
     assert len(registry._index(registry.DEVICES)) == len(registry.DEVICES) == len(registry._INDEX)
 

@@ -17,6 +17,7 @@ from support.simhelpers import SPEC, card_copy, driver, simulator
 
 from daemon.catalog.db import Catalog
 from daemon.config import Config
+from daemon.context import build_context
 from daemon.dock.check import attach_session, dock_check
 from daemon.ingest.offload import ingest
 from drivers.errors import RecorderGone
@@ -98,7 +99,7 @@ def test_unplug_after_n_bytes_of_offload_then_resume(tmp_path: Path, data_dir: P
         with Catalog(data_dir) as catalog:
             check = dock_check(catalog, config, drv)
         assert abs(check.clock_drift_s - 30) < 1.0
-        result = ingest(data_dir, config, sim.served, **check.ingest_kwargs())
+        result = ingest(build_context(config, data_dir), sim.served, **check.ingest_kwargs())
         assert result.status == "interrupted" and "stopped answering" in result.message
         assert result.exit_code == 2
         assert sim.channel.unplugged.wait(10)  # the control port went with the card
@@ -111,7 +112,7 @@ def test_unplug_after_n_bytes_of_offload_then_resume(tmp_path: Path, data_dir: P
     with simulator(tmp_path / "dock2", volume=card) as sim, driver(sim) as drv:
         with Catalog(data_dir) as catalog:
             check = dock_check(catalog, config, drv)
-            again = ingest(data_dir, config, sim.served, **check.ingest_kwargs())
+            again = ingest(build_context(config, data_dir), sim.served, **check.ingest_kwargs())
             attach_session(catalog, check, again.session_id)
         assert again.status == "completed", again.message
         assert any(t.resumed_from > 0 for t in again.tasks)

@@ -36,6 +36,7 @@ from daemon.cases import retention
 from daemon.catalog.db import Catalog
 from daemon.clock import now_utc
 from daemon.config import Config, RetentionConfig
+from daemon.context import build_context
 from daemon.evidence.store import LocalObjectStore
 from daemon.evidence.verify import verify_store
 from daemon.ingest.offload import ingest
@@ -51,7 +52,7 @@ _fork = multiprocessing.get_context("fork")
 
 def _child_ingest(data_dir: Path, source: Path, delay: float, out: Path) -> None:
     time.sleep(delay)
-    res = ingest(data_dir, Config(), source)
+    res = ingest(build_context(Config(), data_dir), source)
     out.write_text(json.dumps({**res.to_json(), "exit": res.exit_code}))
 
 
@@ -124,7 +125,7 @@ def test_retention_and_a_reingest_of_the_same_bytes_never_lose_an_object(tmp_pat
         where = f"round {rnd}"
         vol = tmp_path / f"r{rnd}" / "first"
         shas = _make_volume(vol, rng, f"ret{rnd}")
-        first = ingest(data_dir, Config(), vol)
+        first = ingest(build_context(Config(), data_dir), vol)
         assert first.counts()["stored"] == FILES, first.to_json()
         # The same bytes come in again: half the rounds a re-dock of the same volume, half
         # another recorder (another folder) holding copies.

@@ -18,6 +18,7 @@ from support.helpers import assert_store_consistent, sha256_file
 
 from daemon.catalog.db import Catalog
 from daemon.config import parse_config
+from daemon.context import build_context
 from daemon.evidence.staging import Staging
 from daemon.evidence.store import free_bytes
 from daemon.ingest.offload import ingest
@@ -81,7 +82,7 @@ def test_real_enospc_mid_write(tmp_path: Path, small_store: Path) -> None:
     os.utime(src / "huge.MP4", (1_700_000_100,) * 2)
     lie = {"files": {"huge.MP4": {"lie_size": listed}}}
     with mounted_faultfs(src, tmp_path / "mnt", lie) as mnt:
-        r = ingest(small_store, CFG, mnt, device="FULL-2")
+        r = ingest(build_context(CFG, small_store), mnt, device="FULL-2")
     assert r.status == "interrupted" and r.exit_code == 2
     assert f"store {small_store} is full" in r.message and "needed for 'huge.MP4'" in r.message
     tasks = {t.entry.rel: t for t in r.tasks}
@@ -97,7 +98,7 @@ def test_real_enospc_mid_write(tmp_path: Path, small_store: Path) -> None:
     assert status == "interrupted" and "is full" in msg
     _grow(small_store, "64m")
     with mounted_faultfs(src, tmp_path / "mnt", lie) as mnt:
-        r2 = ingest(small_store, CFG, mnt, device="FULL-2")
+        r2 = ingest(build_context(CFG, small_store), mnt, device="FULL-2")
     huge = next(t for t in r2.tasks if t.entry.rel == b"huge.MP4")
     assert huge.status == "stored" and huge.sha256 == sha256_file(src / "huge.MP4")
     assert huge.resumed_from == part["checkpoint"]

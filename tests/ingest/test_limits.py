@@ -32,6 +32,7 @@ from support.helpers import assert_store_consistent, object_files, sha256_file
 
 from daemon.catalog.db import Catalog
 from daemon.config import parse_config
+from daemon.context import build_context
 from daemon.errors import StoreFullError, format_bytes
 from daemon.evidence.staging import Staging
 from daemon.evidence.store import free_bytes
@@ -110,7 +111,7 @@ def test_file_appended_to_by_a_writer_process_is_reported_as_changing(tmp_path: 
             time.sleep(0.01)
 
     try:
-        r = ingest(data_dir, CFG, vol, device="GROW-1", on_scanned=scanned)
+        r = ingest(build_context(CFG, data_dir), vol, device="GROW-1", on_scanned=scanned)
         assert writers and writers[0].poll() is None, "the writer must still be appending after the read"
     finally:
         for w in writers:
@@ -131,7 +132,7 @@ def test_file_appended_to_by_a_writer_process_is_reported_as_changing(tmp_path: 
     assert _rows(data_dir, "SELECT COUNT(*) FROM sightings WHERE source_path = 'grows.LOG'") == [(0,)]
     assert_store_consistent(data_dir)
     # Writing done: the next offload scans it afresh (new size and mtime) and stores it whole.
-    r2 = ingest(data_dir, CFG, vol, device="GROW-1")
+    r2 = ingest(build_context(CFG, data_dir), vol, device="GROW-1")
     t2 = {t.entry.rel: t for t in r2.tasks}
     assert t2[b"grows.LOG"].status == "stored" and t2[b"grows.LOG"].sha256 == sha256_file(vol / "grows.LOG")
     assert t2[b"steady.MP4"].status == "duplicate"
@@ -354,7 +355,7 @@ def test_a_damaged_stored_object_is_repaired_not_confirmed(tmp_path: Path, data_
     vol = tmp_path / "vol"
     vol.mkdir()
     _put(vol / "a.MP4", os.urandom(300_000), 1_700_000_000)
-    r = ingest(data_dir, CFG, vol, device="ROT-1")
+    r = ingest(build_context(CFG, data_dir), vol, device="ROT-1")
     sha = r.tasks[0].sha256
     obj = object_files(data_dir)[sha]
     os.chmod(obj, 0o644)
@@ -362,7 +363,7 @@ def test_a_damaged_stored_object_is_repaired_not_confirmed(tmp_path: Path, data_
         f.seek(1000)
         f.write(b"\xff" * 16)
     os.chmod(obj, 0o444)
-    r2 = ingest(data_dir, CFG, vol, device="ROT-1")
+    r2 = ingest(build_context(CFG, data_dir), vol, device="ROT-1")
     assert r2.tasks[0].status == "duplicate" and r2.exit_code == 0
     assert sha256_file(obj) == sha  # repaired from the recorder's copy
     assert _rows(data_dir, "SELECT COUNT(*) FROM audit WHERE event = 'object.repair'") == [(1,)]
@@ -375,14 +376,14 @@ def test_a_re_dock_confirms_without_writing_to_staging(tmp_path: Path, data_dir:
     vol.mkdir()
     for i in range(3):
         _put(vol / f"{i}.MP4", os.urandom(200_000), 1_700_000_000 + i)
-    ingest(data_dir, CFG, vol, device="RE-1")
+    ingest(build_context(CFG, data_dir), vol, device="RE-1")
     staging = data_dir / "staging"
     before = os.stat(staging).st_mtime_ns
     time.sleep(0.01)
-    r = ingest(data_dir, CFG, vol, device="RE-1")
+    r = ingest(build_context(CFG, data_dir), vol, device="RE-1")
     assert [t.status for t in r.tasks] == ["duplicate"] * 3 and r.exit_code == 0
     assert os.stat(staging).st_mtime_ns == before and os.listdir(staging) == []
     # Another recorder (another transfer key) with the same bytes is staged and deduplicated as before.
-    r3 = ingest(data_dir, CFG, vol, device="RE-2")
+    r3 = ingest(build_context(CFG, data_dir), vol, device="RE-2")
     assert [t.status for t in r3.tasks] == ["duplicate"] * 3
     assert os.stat(staging).st_mtime_ns != before

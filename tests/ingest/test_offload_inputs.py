@@ -18,6 +18,7 @@ from support.faultfs import mounted_faultfs
 from support.helpers import assert_store_consistent, footage_by_path, sha256_file
 
 from daemon.config import parse_config
+from daemon.context import build_context
 from daemon.evidence.staging import Staging
 from daemon.ingest.offload import ingest
 
@@ -57,7 +58,7 @@ def test_special_entries_are_reported_and_never_opened(tmp_path: Path, data_dir:
     box = {}
 
     def run():
-        box["r"] = ingest(data_dir, CFG, vol, device="D1", threaded=threaded)
+        box["r"] = ingest(build_context(CFG, data_dir), vol, device="D1", threaded=threaded)
         done.set()
 
     t = threading.Thread(target=run, daemon=True)
@@ -132,7 +133,7 @@ def test_read_faults_stay_local(tmp_path: Path, data_dir: Path) -> None:
     rules = {"files": {"eio.MP4": {"eio_after": 100_000}, "locked.MP4": {"eacces": True},
                        "gone.MP4": {"vanish_on_open": True}, "shrinks.MP4": {"shrink_after": 50_000}}}
     with mounted_faultfs(src, tmp_path / "mnt", rules) as mnt:
-        r = ingest(data_dir, CFG, mnt, device="D3")
+        r = ingest(build_context(CFG, data_dir), mnt, device="D3")
     tasks = _by_path(r)
     assert tasks[b"ok1.MP4"].status == tasks[b"ok2.MP4"].status == "stored"
     probs = _problems(r)
@@ -148,7 +149,7 @@ def test_read_faults_stay_local(tmp_path: Path, data_dir: Path) -> None:
     # The card reads again, but the EIO file is gone for good (e.g. deleted on the recorder):
     # its partial is reported as stale and kept; the shrunk file resumes from its staged bytes.
     (src / "eio.MP4").unlink()
-    r2 = ingest(data_dir, CFG, src, device="D3")
+    r2 = ingest(build_context(CFG, data_dir), src, device="D3")
     t2 = _by_path(r2)[b"shrinks.MP4"]
     assert t2.status == "stored" and t2.resumed_from == 50_000
     assert t2.sha256 == sha256_file(src / "shrinks.MP4")
@@ -168,7 +169,7 @@ def test_undock_mid_file_resumes_without_rereading(tmp_path: Path, data_dir: Pat
         os.utime(src / name, (1_700_000_000 + i, 1_700_000_000 + i))
     cut = 400_000 + 123_456  # the recorder vanishes 123456 bytes into the second file
     with mounted_faultfs(src, tmp_path / "mnt", {"unplug_after_bytes": cut}) as mnt:
-        r = ingest(data_dir, CFG, mnt, device="SER-1")
+        r = ingest(build_context(CFG, data_dir), mnt, device="SER-1")
     assert r.status == "interrupted" and r.exit_code == 2
     assert "stopped answering" in r.message or "went away" in r.message
     t = _by_path(r)
@@ -181,7 +182,7 @@ def test_undock_mid_file_resumes_without_rereading(tmp_path: Path, data_dir: Pat
     (src / "0.MP4").unlink()
     rest = 2 * 400_000 - 123_456
     with mounted_faultfs(src, tmp_path / "mnt", {"unplug_after_bytes": rest + 1000}) as mnt:
-        r2 = ingest(data_dir, CFG, mnt, device="SER-1")
+        r2 = ingest(build_context(CFG, data_dir), mnt, device="SER-1")
     assert r2.exit_code == 0, [p.reason for p in r2.problems]
     t2 = _by_path(r2)
     assert t2[b"1.MP4"].status == "stored" and t2[b"1.MP4"].resumed_from == 123_456
@@ -198,7 +199,7 @@ def test_hanging_recorder_times_out(tmp_path: Path, data_dir: Path) -> None:
     (src / "hangs.MP4").write_bytes(os.urandom(200_000))
     cfg = parse_config({"store": {"reserve_bytes": 0}, "offload": {"read_timeout_s": 1}})
     with mounted_faultfs(src, tmp_path / "mnt", {"files": {"hangs.MP4": {"hang_after": 70_000}}}) as mnt:
-        r = ingest(data_dir, cfg, mnt, device="SER-H")
+        r = ingest(build_context(cfg, data_dir), mnt, device="SER-H")
     assert r.status == "interrupted"
     assert "no data for 1 s" in r.problems[0].reason and "partial is kept" in r.problems[0].reason
     parts = Staging(data_dir / "staging").list()
@@ -211,7 +212,7 @@ def test_recorder_lying_about_size(tmp_path: Path, data_dir: Path) -> None:
     data = os.urandom(100_000)
     (src / "liar.MP4").write_bytes(data)
     with mounted_faultfs(src, tmp_path / "mnt", {"files": {"liar.MP4": {"lie_size": 1000}}}) as mnt:
-        r = ingest(data_dir, CFG, mnt, device="SER-L")
+        r = ingest(build_context(CFG, data_dir), mnt, device="SER-L")
     t = r.tasks[0]
     assert t.status == "stored" and t.size == 100_000 and t.sha256 == sha256_file(src / "liar.MP4")
     assert "grew while being read" in r.problems[0].reason and r.exit_code == 1
@@ -224,10 +225,10 @@ def test_order_is_important_first_then_oldest(tmp_path: Path, data_dir: Path) ->
     for name, t in stamps.items():
         (vol / name).write_bytes(name.encode())
         os.utime(vol / name, (1_700_000_000 + t,) * 2)
-    r = ingest(data_dir, CFG, vol, device="ORD", threaded=False)
+    r = ingest(build_context(CFG, data_dir), vol, device="ORD", threaded=False)
     assert [t.entry.rel.decode() for t in r.tasks] == ["older_IMP.MP4", "mid_IMP.MP4", "old.MP4", "middle.LOG", "new.MP4"]
     cfg = parse_config({"store": {"reserve_bytes": 0}, "offload": {"important_pattern": r"\.LOG$"}})
-    r2 = ingest(data_dir, cfg, vol, device="ORD2", threaded=False)
+    r2 = ingest(build_context(cfg, data_dir), vol, device="ORD2", threaded=False)
     assert r2.tasks[0].entry.rel == b"middle.LOG" and r2.tasks[0].entry.important
 
 
@@ -242,7 +243,7 @@ def test_walk_stays_on_the_volume(tmp_path: Path, data_dir: Path) -> None:
         pytest.skip(f"cannot mount a tmpfs inside the volume (needs root): {p.stderr.strip()}")
     try:
         (vol / "other" / "secret.bin").write_bytes(b"not the recorder's")
-        r = ingest(data_dir, CFG, vol, device="MNT", threaded=False)
+        r = ingest(build_context(CFG, data_dir), vol, device="MNT", threaded=False)
     finally:
         subprocess.run(["umount", "-l", str(vol / "other")], check=False)
     assert [t.entry.rel for t in r.tasks] == [b"a.MP4"]
@@ -255,7 +256,7 @@ def test_a_size_larger_than_the_store_fails_that_file_only(tmp_path: Path, data_
     (src / "huge.MP4").write_bytes(b"x" * 1000)
     (src / "ok.MP4").write_bytes(b"y" * 1000)
     with mounted_faultfs(src, tmp_path / "mnt", {"files": {"huge.MP4": {"lie_size": 1 << 60}}}) as mnt:
-        r = ingest(data_dir, CFG, mnt, device="SER-HUGE")
+        r = ingest(build_context(CFG, data_dir), mnt, device="SER-HUGE")
     t = _by_path(r)
     assert t[b"ok.MP4"].status == "stored" and t[b"huge.MP4"].status == "failed"
     assert "more than the whole store's filesystem holds" in _problems(r)[b"huge.MP4"]

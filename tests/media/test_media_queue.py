@@ -25,6 +25,7 @@ from support.faultfs import mounted_faultfs
 
 from daemon import errors
 from daemon.config import parse_config
+from daemon.context import build_context
 from daemon.ingest.offload import ingest
 from daemon.media import ffmpeg
 from daemon.media import queue as mediaqueue
@@ -243,7 +244,7 @@ def test_parallel_jobs_and_a_clean_stop(tmp_path: Path) -> None:
     vol, data = tmp_path / "vol", tmp_path / "data"
     _volume(vol, 2)
     config = parse_config({"media": {"max_parallel_transcodes": 2, "ffmpeg_timeout_s": 120}})
-    res = ingest(data, config, vol, threaded=False)
+    res = ingest(build_context(config, data), vol, threaded=False)
     stuck = res.tasks[0].sha256
     stop = threading.Event()
     seen: dict[str, str] = {}
@@ -257,7 +258,7 @@ def test_parallel_jobs_and_a_clean_stop(tmp_path: Path) -> None:
     reports: list[mediaqueue.RunReport] = []
     with faulty_object(data, stuck, {"hang_after": 0}):
         t = threading.Thread(target=lambda: reports.append(
-            mediaqueue.run_queue(data, config, stop=stop, poll_s=0.05, on_outcome=on_outcome)))
+            mediaqueue.run_queue(build_context(config, data), stop=stop, poll_s=0.05, on_outcome=on_outcome)))
         t.start()
         t.join(timeout=120)
         assert not t.is_alive()
@@ -272,7 +273,7 @@ def test_pause_holds_new_jobs_back(tmp_path: Path) -> None:
     vol, data = tmp_path / "vol", tmp_path / "data"
     _volume(vol, 2)
     config = parse_config({})
-    ingest(data, config, vol, threaded=False)
+    ingest(build_context(config, data), vol, threaded=False)
     states: list[set[str]] = []
 
     def should_pause() -> bool:  # an offload runs for the first three looks
@@ -280,7 +281,7 @@ def test_pause_holds_new_jobs_back(tmp_path: Path) -> None:
             states.append({s for (s,) in db.execute("SELECT state FROM media_jobs")})
         return len(states) <= 3
 
-    rep = mediaqueue.run_queue(data, config, should_pause=should_pause, poll_s=0.01)
+    rep = mediaqueue.run_queue(build_context(config, data), should_pause=should_pause, poll_s=0.01)
     assert states[:3] == [{"queued"}] * 3
     assert rep.counts()["done"] == 2 and rep.exit_code == 0
 
@@ -364,7 +365,7 @@ def test_pause_holds_a_claimed_job_before_its_ffmpeg_starts(tmp_path: Path) -> N
     vol, data = tmp_path / "vol", tmp_path / "data"
     _volume(vol, 1)
     config = parse_config({})
-    sha = ingest(data, config, vol, threaded=False).tasks[0].sha256
+    sha = ingest(build_context(config, data), vol, threaded=False).tasks[0].sha256
     offload, released = threading.Event(), threading.Event()
     looks_from_worker: list[list[int]] = []
 
@@ -378,6 +379,6 @@ def test_pause_holds_a_claimed_job_before_its_ffmpeg_starts(tmp_path: Path) -> N
                 released.set()  # the offload is over
         return offload.is_set() and not released.is_set()
 
-    rep = mediaqueue.run_queue(data, config, should_pause=should_pause, poll_s=0.05)
+    rep = mediaqueue.run_queue(build_context(config, data), should_pause=should_pause, poll_s=0.05)
     assert len(looks_from_worker) >= 5 and all(pids == [] for pids in looks_from_worker)  # held, not started
     assert rep.counts()["done"] == 1 and rep.exit_code == 0

@@ -11,6 +11,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from daemon.config import parse_config  # noqa: E402
+from daemon.context import build_context
 from daemon.dock.hotplug import Docked  # noqa: E402
 from daemon.dock.manager import DockManager  # noqa: E402
 
@@ -19,7 +20,7 @@ def main() -> int:
     data, tty, card, serial = sys.argv[1:5]
     cfg = parse_config({"store": {"reserve_bytes": 0}, "zfy": {"timeout_s": 1.0, "retries": 1},
                         "offload": {"checkpoint_bytes": 1 << 20}})
-    m = DockManager(Path(data), cfg)
+    m = DockManager(build_context(cfg, Path(data)))
     m.on_hotplug("docked", Docked("/sys/devices/sim/1-1", "1209", "0001", "evidock simulated ZFY recorder", serial,
                                   "sim-usb-0:1", "bay-1", tty=tty, volume=card))
     m.wait_all(300)

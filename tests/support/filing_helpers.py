@@ -12,6 +12,7 @@ from pathlib import Path
 
 from daemon.catalog.db import Catalog
 from daemon.config import Config
+from daemon.context import build_context
 from daemon.ingest.offload import IngestResult, ingest
 
 BADGE = "010203"
@@ -45,7 +46,7 @@ def ingest_clips(data_dir: Path, folder: Path, clips: dict[str, datetime], *, of
     folder.mkdir(parents=True, exist_ok=False)
     for name, when in clips.items():
         write_clip(folder, name, when)
-    res = ingest(data_dir, config or Config(), folder, device=device, officer=officer, clock_drift_s=drift, threaded=False)
+    res = ingest(build_context(config or Config(), data_dir), folder, device=device, officer=officer, clock_drift_s=drift, threaded=False)
     assert res.status == "completed", res.message
     return res
 

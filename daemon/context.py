@@ -1,0 +1,59 @@
+"""The station context: everything a command or the daemon works on, built once and handed down.
+
+``build_context`` is the one assembly place: it loads nothing itself (the CLI boundary and
+``evidock run`` pass the loaded config and the resolved data dir), opens the object store and
+its staging area, names the derived-file layout, and registers what happens after a footage row
+is recorded (filing against the officer's case, a media job) as hooks — so that the offload in
+``daemon.ingest`` needs to import neither ``daemon.cases`` nor ``daemon.media``. Nothing below
+the CLI takes a bare data dir: it takes this context and asks it for a catalog connection.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from daemon.catalog.db import Catalog
+from daemon.config import Config
+from daemon.evidence.staging import Staging
+from daemon.evidence.store import LocalObjectStore, ObjectStore
+from daemon.media.derived import DerivedFiles
+
+# Called inside the transaction that records a new footage row: (catalog, connection, footage id, sha256).
+FootageHook = Callable[[Catalog, sqlite3.Connection, int, str], None]
+
+
+@dataclass
+class StationContext:
+    """Config, data dir, object store, staging, derived files and a catalog factory."""
+
+    config: Config
+    data_dir: Path
+    store: ObjectStore
+    staging: Staging
+    derived: DerivedFiles
+    on_footage_recorded: list[FootageHook] = field(default_factory=list)
+
+    def catalog(self) -> Catalog:
+        """A new connection to this station's catalog (one per thread; close it, or use ``with``)."""
+        return Catalog(self.data_dir)
+
+    def footage_recorded(self, catalog: Catalog, conn: sqlite3.Connection, footage_id: int, sha256: str) -> None:
+        for hook in self.on_footage_recorded:
+            hook(catalog, conn, footage_id, sha256)
+
+
+def build_context(config: Config, data_dir: Path) -> StationContext:
+    """Assemble the station: the store and its staging, derived files, and the footage hooks."""
+    from daemon.cases.filing import file_new_footage
+    from daemon.media.queue import enqueue_in_tx
+
+    data_dir = Path(data_dir)
+    store = LocalObjectStore(data_dir)
+    ctx = StationContext(config, data_dir, store, Staging(store.staging_dir), DerivedFiles(data_dir))
+    # Art. 11: filed in the transaction that records the footage; then probe + proxy, later.
+    ctx.on_footage_recorded.append(lambda cat, conn, fid, sha: file_new_footage(cat, sha))
+    ctx.on_footage_recorded.append(lambda cat, conn, fid, sha: enqueue_in_tx(conn, fid, sha))
+    return ctx
