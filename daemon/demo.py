@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import tempfile
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,8 @@ from daemon.context import build_context
 from daemon.dock.hotplug import Docked
 from daemon.dock.jobs import DockJob
 from daemon.dock.manager import DockManager
+from daemon.errors import EXIT_ERROR, EXIT_OK, EXIT_WARNING
+from daemon.evidence.auditlog import ChainReport, check_chain
 from drivers.sim.simulator import SimulatedRecorder
 from drivers.sim.volume import SampleSpec
 
@@ -70,3 +72,35 @@ def run_demo(data_dir: Path, config: Config, recorders: int = 2, clips: int = 3,
                 tty=st["pty"], volume=st["volume"]))
         manager.wait_all(timeout)
         return [j.summary() for j in manager.history]
+
+
+@dataclass
+class DemoReport:
+    """``evidock demo``: one summary per bay and the audit chain checked after the run."""
+
+    data_dir: Path
+    bays: list[dict[str, Any]]
+    chain: ChainReport
+
+    @property
+    def exit_code(self) -> int:
+        """2: the chain is broken or a bay ended in ERROR; 1: a bay did not reach READY; else 0."""
+        if not self.chain.ok or any(b["state"] == "ERROR" for b in self.bays):
+            return EXIT_ERROR
+        return EXIT_OK if all(b["state"] == "READY" for b in self.bays) else EXIT_WARNING
+
+    def to_json(self) -> dict[str, Any]:
+        return {"data_dir": str(self.data_dir), "recorders": [
+            {"bay": b["bay"], "serial": b["serial"], "officer": b["officer"], "state": b["state"], "detail": b["detail"],
+             "files_stored": b["files_stored"], "files_duplicate": b["files_duplicate"], "bytes": b["bytes_stored"],
+             "battery_percent": b["battery_percent"], "alerts": b["alerts"]} for b in self.bays],
+            "audit": self.chain.to_json()}
+
+
+def demo(data_dir: Path, config: Config, recorders: int = 2, clips: int = 3,
+         on_change: Callable[[DockJob], None] | None = None) -> DemoReport:
+    """Run the demo (``run_demo``), then check the audit chain it extended."""
+    bays = run_demo(data_dir, config, recorders, clips, on_change=on_change)
+    with build_context(config, data_dir).catalog() as catalog:
+        chain = check_chain(catalog)
+    return DemoReport(data_dir, bays, chain)

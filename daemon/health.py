@@ -24,9 +24,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from daemon.catalog.db import Catalog
+from daemon.catalog.devices import device_exists
 from daemon.clock import utcnow
 from daemon.config import HealthConfig
 from daemon.display import shown
+from daemon.errors import NotFound
 from drivers.base import CLOCK_TRUST_LIMIT_S, Battery, Storage, clock_trusted
 
 
@@ -255,3 +257,11 @@ def devices(catalog: Catalog) -> list[dict[str, Any]]:
                             for a in open_alerts(catalog, d["serial"])]
         out.append(d)
     return out
+
+
+def device_report(catalog: Catalog, serial: str | None, limit: int) -> dict[str, Any]:
+    """``evidock health``: the newest ``limit`` health records per recorder (newest first) and the
+    open alerts, of one recorder or of all. A recorder never docked here is ``NotFound``."""
+    if serial and not device_exists(catalog, serial):
+        raise NotFound(f"no recorder {serial} has been docked here; `evidock devices` lists the known ones")
+    return {"serial": serial, "history": history(catalog, serial, limit), "open_alerts": open_alerts(catalog, serial)}

@@ -54,3 +54,17 @@ def evidock(data_dir: Path):
         return run_evidock(*args, data_dir=data_dir, **kw)
 
     return _run
+
+
+@pytest.fixture
+def small_store(tmp_path: Path):
+    """An 8 MiB tmpfs: a store that really fills up (mounting it needs root; skipped otherwise)."""
+    mnt = tmp_path / "store"
+    mnt.mkdir()
+    p = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m,mode=0700", "tmpfs", str(mnt)], capture_output=True, text=True)
+    if p.returncode != 0:
+        pytest.skip(f"cannot mount a size-limited tmpfs here (needs root): {p.stderr.strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)

@@ -20,6 +20,7 @@ import contextlib
 import logging
 import os
 import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -34,6 +35,21 @@ log = logging.getLogger(__name__)
 CATALOG_NAME = "catalog.sqlite"
 
 
+def _wal(conn: sqlite3.Connection, wait_s: float = 30.0) -> None:
+    """Switch to WAL. Creating the catalog's file races with another process doing the same
+    (two first opens at once): the switch needs the file to itself and SQLite answers "locked"
+    without waiting for it, so it is tried again for up to ``wait_s``."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 class Catalog:
     """One connection to the catalog of a data dir. Not shared between threads at once."""
 
@@ -46,7 +62,7 @@ class Catalog:
         try:
             # isolation_level=None: we issue BEGIN/COMMIT ourselves (see module docstring).
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
-            conn.execute("PRAGMA journal_mode=WAL")
+            _wal(conn)
             # FULL: a committed catalog row must survive a power cut before a recorder is wiped.
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA foreign_keys=ON")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
+from daemon.catalog import devices
 from daemon.catalog.db import Catalog
 from daemon.clock import utcnow
 from daemon.evidence import audit
@@ -24,14 +25,9 @@ def start_session(catalog: Catalog, device: str | None, officer: str | None, sou
     actor = audit.current_actor()
     with catalog.transaction() as conn:
         if officer:
-            conn.execute("INSERT OR IGNORE INTO officers (badge, first_seen) VALUES (?, ?)", (officer, now))
+            devices.upsert_officer(catalog, officer, now=now)
         if device:
-            conn.execute(
-                "INSERT INTO devices (serial, officer_badge, first_seen, last_seen) VALUES (?,?,?,?) "
-                "ON CONFLICT(serial) DO UPDATE SET last_seen = excluded.last_seen, "
-                "officer_badge = COALESCE(excluded.officer_badge, devices.officer_badge)",
-                (device, officer, now, now),
-            )
+            devices.upsert_device(catalog, device, officer=officer, now=now)
         _close_dead_sessions(catalog, now)
         cur = conn.execute(
             "INSERT INTO sessions (device_serial, officer_badge, source, actor, clock_drift_s, started_at, status, pid, boot_id)"

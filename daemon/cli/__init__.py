@@ -23,11 +23,23 @@ from daemon.errors import EXIT_ERROR, EvidockError
 
 @dataclass
 class Station:
-    """What every command gets: the loaded config and the resolved data dir."""
+    """What every command gets: the loaded config, the resolved data dir, and the station context
+    built from them on first use (``--help`` builds nothing)."""
 
     config: Config
     config_path: Path | None
     data_dir: Path
+    _context: StationContext | None = None
+
+    @property
+    def context(self) -> StationContext:
+        if self._context is None:
+            self._context = build_context(self.config, self.data_dir)
+        return self._context
+
+    def catalog(self) -> Catalog:
+        """A catalog connection of this station (``with st.catalog() as catalog: …``)."""
+        return self.context.catalog()
 
 
 pass_station = click.make_pass_decorator(Station)
@@ -90,6 +102,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 # The command modules, assembled in one place. Each registers its commands on `cli`.
+from daemon.catalog.db import Catalog
 from daemon.cli import (  # noqa: E402,F401
     audit_cmd,
     case_cmd,
@@ -107,4 +120,5 @@ from daemon.cli import (  # noqa: E402,F401
     staging_cmd,
     verify_cmd,
 )
+from daemon.context import StationContext, build_context
 from drivers.errors import DriverError

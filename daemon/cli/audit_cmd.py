@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import click
 
-from daemon.catalog.db import Catalog
 from daemon.cli import Station, cli, emit_json, pass_station, say
-from daemon.errors import EXIT_ERROR
-from daemon.evidence import audit
+from daemon.evidence.auditlog import check_chain, newest
 
 
 @cli.group("audit")
@@ -36,8 +34,8 @@ def audit_verify(st: Station, as_json: bool) -> int:
     Example:
       evidock audit verify --json
     """
-    with Catalog(st.data_dir) as catalog:
-        rep = audit.verify(catalog)
+    with st.catalog() as catalog:
+        rep = check_chain(catalog)
     if as_json:
         emit_json(rep.to_json())
     else:
@@ -47,7 +45,7 @@ def audit_verify(st: Station, as_json: bool) -> int:
             click.echo(f"audit chain intact: {rep.rows} rows, head {rep.head}")
         else:
             click.echo(f"audit chain BROKEN: {rep.first_broken['message']}")
-    return 0 if rep.ok else EXIT_ERROR
+    return rep.exit_code
 
 
 @audit_group.command("list")
@@ -61,9 +59,8 @@ def audit_list(st: Station, limit: int, as_json: bool) -> int:
     Example:
       evidock audit list --limit 20
     """
-    with Catalog(st.data_dir) as catalog:
-        rows = list(catalog.db.query("SELECT * FROM audit ORDER BY id DESC LIMIT ?", [limit]))
-    rows.reverse()
+    with st.catalog() as catalog:
+        rows = newest(catalog, limit)
     if as_json:
         emit_json(rows)
     else:

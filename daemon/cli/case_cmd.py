@@ -7,7 +7,6 @@ from pathlib import Path
 import click
 
 from daemon.cases import csvimport, filing, records, register
-from daemon.catalog.db import Catalog
 from daemon.cli import Station, cli, emit_json, pass_station, say
 from daemon.display import cell, shown
 
@@ -61,7 +60,7 @@ def case_open(st: Station, case_no: str, party: str, handlers: tuple[str, ...], 
     Example:
       evidock case open 2026-0042 --party 张三 --handler 010203 --handler 010204 --opened-at "2026-11-20 09:00"
     """
-    with Catalog(st.data_dir) as catalog:
+    with st.catalog() as catalog:
         result = register.open_case(catalog, {"case_no": case_no, "party": party, "handlers": list(handlers),
                                            "opened_at": opened_at, "unit": unit, "sensitivity": sensitivity,
                                            "notes": notes}, st.config.filing.local_timezone)
@@ -89,7 +88,7 @@ def case_edit(st: Station, case_no: str, party: str | None, handlers: tuple[str,
     """
     given = {"party": party, "handlers": list(handlers) or None, "opened_at": opened_at, "unit": unit,
              "sensitivity": sensitivity, "notes": notes, "closed_at": "" if reopen else None}
-    with Catalog(st.data_dir) as catalog:
+    with st.catalog() as catalog:
         result = register.edit_case(catalog, case_no, given, st.config.filing.local_timezone)
     return _report(result, as_json)
 
@@ -108,7 +107,7 @@ def case_close(st: Station, case_no: str, closed_at: str | None, as_json: bool) 
     Example:
       evidock case close 2026-0042 --closed-at "2026-11-30 17:00"
     """
-    with Catalog(st.data_dir) as catalog:
+    with st.catalog() as catalog:
         result = register.close_case(catalog, case_no, closed_at, st.config.filing.local_timezone)
     return _report(result, as_json)
 
@@ -124,7 +123,7 @@ def case_show(st: Station, case_no: str, as_json: bool) -> int:
     Example:
       evidock case show 2026-0042 --json
     """
-    with Catalog(st.data_dir) as catalog:
+    with st.catalog() as catalog:
         case = records.get_case(catalog, case_no)
     if as_json:
         emit_json(case)
@@ -154,7 +153,7 @@ def case_list(st: Station, status: str | None, as_json: bool) -> int:
     Example:
       evidock case list --status open --json
     """
-    with Catalog(st.data_dir) as catalog:
+    with st.catalog() as catalog:
         rows = records.list_cases(catalog, status)
     if as_json:
         emit_json(rows)
@@ -183,7 +182,7 @@ def case_import(st: Station, file: Path, as_json: bool) -> int:
     Example:
       evidock case import 案件导出.csv
     """
-    with Catalog(st.data_dir) as catalog:
+    with st.catalog() as catalog:
         rep = csvimport.import_cases(catalog, file, st.config.filing.local_timezone)
     if as_json:
         emit_json(rep.to_json())
@@ -209,7 +208,7 @@ def case_refile(st: Station, as_json: bool) -> int:
     Example:
       evidock case refile
     """
-    with Catalog(st.data_dir) as catalog:
+    with st.catalog() as catalog:
         changes = filing.refile_all(catalog)
     if as_json:
         emit_json(changes.to_json())

@@ -5,9 +5,7 @@ from __future__ import annotations
 import click
 
 from daemon import health
-from daemon.catalog.db import Catalog
 from daemon.cli import Station, cli, emit_json, pass_station
-from daemon.errors import NotFound
 
 
 @cli.group("devices", invoke_without_command=True)
@@ -23,7 +21,7 @@ def devices_group(ctx: click.Context, as_json: bool) -> int | None:
     if ctx.invoked_subcommand is not None:
         return None
     st: Station = ctx.find_object(Station)
-    with Catalog(st.data_dir) as catalog:
+    with st.catalog() as catalog:
         rows = health.devices(catalog)
     if as_json:
         emit_json(rows)
@@ -51,13 +49,11 @@ def health_command(st: Station, serial: str | None, limit: int, as_json: bool) -
     Example:
       evidock health ZFY-0001 --json
     """
-    with Catalog(st.data_dir) as catalog:
-        if serial and not catalog.conn.execute("SELECT 1 FROM devices WHERE serial = ?", (serial,)).fetchone():
-            raise NotFound(f"no recorder {serial} has been docked here; `evidock devices` lists the known ones")
-        rows = health.history(catalog, serial, limit)
-        alerts = health.open_alerts(catalog, serial)
+    with st.catalog() as catalog:
+        doc = health.device_report(catalog, serial, limit)
+    rows, alerts = doc["history"], doc["open_alerts"]
     if as_json:
-        emit_json({"serial": serial, "history": rows, "open_alerts": alerts})
+        emit_json(doc)
         return 0
     for r in rows:
         batt = f"{r['battery_percent']}%" if r["battery_percent"] is not None else "n/r"

@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import sys
 
 import click
 
-from daemon.catalog.db import Catalog
+from daemon.catalog.devices import register_device
 from daemon.cli import Station, cli, emit_json, pass_station, say
 from daemon.cli.devices_cmd import devices_group
-from daemon.clock import utcnow
-from daemon.demo import run_demo
+from daemon.demo import demo
 from daemon.dock.jobs import DockJob
 from daemon.dock.station import Station as DockStation
-from daemon.errors import EXIT_ERROR, EXIT_OK, EXIT_WARNING, NotFound
-from daemon.evidence import audit
-from daemon.proc import alive as process_alive
+from daemon.dock.station import read_status
 
 
 @cli.command("run")
@@ -48,24 +44,18 @@ def status_command(st: Station, as_json: bool) -> int:
     Example:
       evidock status --json
     """
-    path = st.data_dir / "status.json"
-    try:
-        doc = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise NotFound(f"no status in {st.data_dir}: the station (`evidock run`) has not run with this data dir") from None
-    pid = doc.get("pid")
-    alive = isinstance(pid, int) and process_alive(pid)
-    doc["running"] = alive
+    doc = read_status(st.data_dir)
+    alive = doc["running"]
     if as_json:
         emit_json(doc)
-        return EXIT_OK
+        return 0
     click.echo(f"station {'running' if alive else 'NOT running'} (pid {doc.get('pid')}), updated {doc.get('updated')}: "
                f"{doc.get('offloading', 0)} offloading, {doc.get('queued', 0)} queued")
     for b in doc.get("bays", []):
         done, total = b["progress"]
         pct = f" {100 * done // total}%" if total else ""
         click.echo(f"  {b['bay']:10} {b['serial'] or '?':16} {b['officer'] or '-':8} {b['state']:14}{pct}  {b['detail']}")
-    return EXIT_OK
+    return 0
 
 
 @cli.command("demo")
@@ -93,16 +83,10 @@ def demo_command(st: Station, recorders: int, clips: int, as_json: bool) -> int:
             say(f"  {job.rec.bay}  {job.serial or job.rec.usb_serial or '?':14} {job.state.value:14}{pct}  {job.detail}")
 
     say(f"demo: {recorders} simulated recorder(s), footage generated with ffmpeg; data dir {st.data_dir}")
-    bays = run_demo(st.data_dir, st.config, recorders, clips, on_change=show)
-    with Catalog(st.data_dir) as cat:
-        chain = audit.verify(cat)
-    ok = all(b["state"] == "READY" for b in bays)
+    rep = demo(st.data_dir, st.config, recorders, clips, on_change=show)
+    bays, chain = rep.bays, rep.chain
     if as_json:
-        emit_json({"data_dir": str(st.data_dir), "recorders": [
-            {"bay": b["bay"], "serial": b["serial"], "officer": b["officer"], "state": b["state"], "detail": b["detail"],
-             "files_stored": b["files_stored"], "files_duplicate": b["files_duplicate"], "bytes": b["bytes_stored"],
-             "battery_percent": b["battery_percent"], "alerts": b["alerts"]} for b in bays],
-            "audit": chain.to_json()})
+        emit_json(rep.to_json())
     else:
         click.echo("")
         for b in bays:
@@ -112,9 +96,7 @@ def demo_command(st: Station, recorders: int, clips: int, as_json: bool) -> int:
                 click.echo(f"    alert: {a}")
         click.echo(f"audit chain {'intact' if chain.ok else 'BROKEN'} ({chain.rows} rows). "
                    f"See: evidock --data-dir {st.data_dir} footage list | devices | health")
-    if not chain.ok or any(b["state"] == "ERROR" for b in bays):
-        return EXIT_ERROR
-    return EXIT_OK if ok else EXIT_WARNING
+    return rep.exit_code
 
 
 @devices_group.command("register")
@@ -128,11 +110,7 @@ def devices_register(st: Station, serial: str, reason: str) -> int:
     Example:
       evidock devices register ZFY-0001 --reason "issued to officer 010203"
     """
-    now = utcnow()
-    with Catalog(st.data_dir) as cat, cat.transaction() as conn:
-        conn.execute("INSERT INTO devices (serial, first_seen, last_seen, registered_at) VALUES (?,?,?,?) "
-                     "ON CONFLICT(serial) DO UPDATE SET registered_at = COALESCE(devices.registered_at, excluded.registered_at)",
-                     (serial, now, now, now))
-        audit.append(cat, "device.register", f"device:{serial}", {"how": "by staff", "reason": reason})
+    with st.catalog() as cat:
+        register_device(cat, serial, "by staff", reason=reason)
     say(f"recorder {serial} registered to this station")
-    return EXIT_OK
+    return 0

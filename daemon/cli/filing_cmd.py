@@ -8,7 +8,6 @@ import click
 
 from daemon import clock
 from daemon.cases import filing, reports, retention
-from daemon.catalog.db import Catalog
 from daemon.cli import Station, emit_json, pass_station, say
 from daemon.cli.footage_cmd import footage_group
 from daemon.cli.timeopt import AS_OF
@@ -31,7 +30,7 @@ def footage_file(st: Station, footage_ids: tuple[int, ...], case_no: str, reason
     Example:
       evidock footage file 12 13 --case 2026-0042 --reason "recorded at the site inspection"
     """
-    with Catalog(st.data_dir) as catalog:
+    with st.catalog() as catalog:
         changes = filing.file_footage(catalog, footage_ids, case_no, reason)
     if as_json:
         emit_json(changes.to_json())
@@ -56,7 +55,7 @@ def footage_unfile(st: Station, footage_id: int, case_no: str, reason: str, as_j
     Example:
       evidock footage unfile 12 --case 2026-0042 --reason "wrong case: recorded at another site"
     """
-    with Catalog(st.data_dir) as catalog:
+    with st.catalog() as catalog:
         changes = filing.unfile_footage(catalog, footage_id, case_no, reason)
     if as_json:
         emit_json(changes.to_json())
@@ -79,7 +78,7 @@ def footage_overdue(st: Station, as_of: datetime | None, as_json: bool) -> int:
     Example:
       evidock footage overdue --as-of "2026-12-01 08:00" --json
     """
-    with Catalog(st.data_dir) as catalog:
+    with st.catalog() as catalog:
         rep = reports.overdue(catalog, st.config.filing.deadline_days, as_of)
     if as_json:
         emit_json(rep.to_json())
@@ -108,7 +107,7 @@ def footage_hold(st: Station, footage_ids: tuple[int, ...], reason: str, release
     Example:
       evidock footage hold 12 --reason "administrative review 2026-07 requested"
     """
-    with Catalog(st.data_dir) as catalog:
+    with st.catalog() as catalog:
         fn = retention.release_hold if release else retention.set_hold
         rows = fn(catalog, footage_ids, reason)
     if as_json:

@@ -6,11 +6,9 @@ import base64
 
 import click
 
-from daemon.cases.reports import annotate_filing
-from daemon.catalog.db import Catalog
+from daemon.cases.listing import list_footage
 from daemon.cli import Station, cli, emit_json, pass_station
 from daemon.display import cell, shown
-from daemon.media import listing as mediaqueue
 
 
 @cli.group("footage")
@@ -21,25 +19,6 @@ def footage_group() -> None:
     Example:
       evidock footage list --json
     """
-
-
-def footage_rows(catalog: Catalog) -> list[dict]:
-    rows = []
-    for r in catalog.db.query(
-        "SELECT id, sha256, size, device_serial AS device, officer_badge AS officer, source_path,"
-        " source_path_raw, recorded_at, recorded_at_corrected, important, case_no, session_id, ingested_at FROM footage ORDER BY id"
-    ):
-        raw = r.pop("source_path_raw")
-        r["important"] = bool(r["important"])
-        try:
-            bytes(raw).decode("utf-8")
-        except UnicodeDecodeError:
-            r["source_path_bytes_b64"] = base64.b64encode(raw).decode()  # the exact name, losslessly
-        rows.append(r)
-    media = mediaqueue.footage_columns(catalog)  # duration_s, codec, proxy, proxy_path
-    for r in rows:
-        r.update(media[r["id"]])
-    return rows
 
 
 @footage_group.command("list")
@@ -57,9 +36,8 @@ def footage_list(st: Station, as_json: bool, case_no: str | None, unfiled: bool)
       evidock footage list --json | jq '.[] | select(.important)'
       evidock footage list --unfiled
     """
-    with Catalog(st.data_dir) as catalog:
-        rows = footage_rows(catalog)
-        rows = annotate_filing(catalog, rows, st.config.filing.deadline_days, case_no=case_no, unfiled=unfiled)
+    with st.catalog() as catalog:
+        rows = list_footage(catalog, st.config.filing.deadline_days, case_no=case_no, unfiled=unfiled)
     if as_json:
         emit_json(rows)
         return 0

@@ -9,7 +9,7 @@ import click
 
 from daemon.cli import Station, cli, emit_json, pass_station, say
 from daemon.display import shown
-from daemon.ingest.offload import ingest
+from daemon.ingest.offload import ingest, refuse_own_data_dir
 from daemon.ingest.volume import quoted
 
 
@@ -46,7 +46,8 @@ def ingest_command(st: Station, src: Path, officer: str | None, device: str | No
             if bar is not None:
                 bar.update(n)
     try:
-        result = ingest(st.data_dir, st.config, src, device=device, officer=officer,
+        refuse_own_data_dir(src, st.data_dir)  # before the context creates a data dir inside the source
+        result = ingest(st.context, src, device=device, officer=officer,
                         progress=progress, on_scanned=on_scanned)
     finally:
         if bar is not None:

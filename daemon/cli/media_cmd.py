@@ -7,9 +7,7 @@ import threading
 
 import click
 
-from daemon.catalog.db import Catalog
 from daemon.cli import Station, cli, emit_json, pass_station, say
-from daemon.errors import EXIT_OK, EXIT_WARNING
 from daemon.media.listing import retry, status
 from daemon.media.queue import Outcome, run_queue
 
@@ -69,7 +67,7 @@ def media_run(st: Station, no_wait: bool, as_json: bool) -> int:
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        report = run_queue(st.data_dir, st.config, stop=stop, wait_for_retries=not no_wait, on_outcome=shown)
+        report = run_queue(st.context, stop=stop, wait_for_retries=not no_wait, on_outcome=shown)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -94,11 +92,11 @@ def media_status(st: Station, as_json: bool) -> int:
     Example:
       evidock media status --json | jq '.jobs[] | select(.proxy == "failed") | {id, error}'
     """
-    with Catalog(st.data_dir) as catalog:
+    with st.catalog() as catalog:
         doc = status(catalog)
     if as_json:
         emit_json(doc)
-        return EXIT_OK
+        return 0
     for j in doc["jobs"]:
         if j["state"] == "failed":
             click.echo(f"failed  {j['id']:>6}  {_q(j['source_path'])}: {j['error']}")
@@ -109,7 +107,7 @@ def media_status(st: Station, as_json: bool) -> int:
     c, p = doc["jobs_by_state"], doc["proxies"]
     click.echo(f"jobs: {c['queued']} queued, {c['running']} running, {c['done']} done, {c['failed']} failed; "
                f"proxies: {p['done']} done, {p['pending']} pending, {p['failed']} failed, {p['n/a']} n/a")
-    return EXIT_OK
+    return 0
 
 
 @media_group.command("retry")
@@ -125,13 +123,13 @@ def media_retry(st: Station, ids: tuple[int, ...]) -> int:
     Example:
       evidock media retry 17 18 && evidock media run
     """
-    with Catalog(st.data_dir) as catalog:
-        queued, busy = retry(catalog, ids)
+    with st.catalog() as catalog:
+        done = retry(catalog, ids)
+    queued, busy = done
     if queued:
         say(f"queued again: {', '.join(map(str, queued))}; run `evidock media run`")
     elif not busy:
         say("no failed media jobs to retry")
     if busy:
         say(f"warning: job(s) {', '.join(map(str, busy))} are running right now and were left alone")
-        return EXIT_WARNING
-    return EXIT_OK
+    return done.exit_code

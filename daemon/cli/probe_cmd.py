@@ -5,9 +5,7 @@ from __future__ import annotations
 import click
 
 from daemon.cli import Station, cli, emit_json, pass_station, say
-from daemon.dock.check import probe
-from daemon.errors import EXIT_ERROR
-from drivers.zfy import ZfyDriver
+from daemon.dock.check import probe_port
 
 
 @cli.command("probe")
@@ -27,9 +25,7 @@ def probe_command(st: Station, tty: str, timeout: float | None, as_json: bool) -
     Example:
       evidock probe /dev/ttyACM0 --json
     """
-    zc = st.config.zfy
-    with ZfyDriver(tty, timeout=timeout or zc.timeout_s, retries=zc.retries, backoff_s=zc.backoff_s) as drv:
-        rep = probe(drv, tty)
+    rep = probe_port(tty, st.config.zfy, timeout)
     if as_json:
         emit_json(rep.to_json())
     else:
@@ -49,4 +45,4 @@ def probe_command(st: Station, tty: str, timeout: float | None, as_json: bool) -
         click.echo("clock     " + (f"{c['recorder_time']} (drift {c['drift_s']:+.3f} s against this station)" if c else missing["clock"]))
         for n in rep.notes:
             say(f"{'note' if n.status == 'not_reported' else 'error'}: {n.what}: {n.message}")
-    return 0 if rep.ok else EXIT_ERROR
+    return rep.exit_code

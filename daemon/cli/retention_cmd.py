@@ -7,12 +7,10 @@ from datetime import datetime
 import click
 
 from daemon.cases import retention
-from daemon.catalog.db import Catalog
 from daemon.cli import Station, cli, emit_json, pass_station, say
 from daemon.cli.timeopt import AS_OF
 from daemon.display import cell, shown
 from daemon.errors import format_bytes
-from daemon.evidence.store import LocalObjectStore
 
 
 @cli.group("retention")
@@ -41,7 +39,7 @@ def retention_plan(st: Station, as_of: datetime | None, as_json: bool) -> int:
     Example:
       evidock retention plan --as-of 2027-06-01 --json
     """
-    with Catalog(st.data_dir) as catalog:
+    with st.catalog() as catalog:
         p = retention.plan(catalog, st.config.retention, as_of)
     if as_json:
         emit_json(p.to_json())
@@ -71,8 +69,8 @@ def retention_apply(st: Station, plan_id: str | None, as_json: bool) -> int:
     Example:
       evidock retention apply --plan-id 3f9c0a1be2d4c5f6
     """
-    with Catalog(st.data_dir) as catalog:
-        rep = retention.apply(catalog, LocalObjectStore(st.data_dir), st.config.retention, expect_plan_id=plan_id)
+    with st.catalog() as catalog:
+        rep = retention.apply(catalog, st.context, st.config.retention, expect_plan_id=plan_id)
     if as_json:
         emit_json(rep.to_json())
         return rep.exit_code
@@ -96,7 +94,7 @@ def retention_deleted(st: Station, as_json: bool) -> int:
     Example:
       evidock retention deleted --json
     """
-    with Catalog(st.data_dir) as catalog:
+    with st.catalog() as catalog:
         rows = retention.deleted(catalog)
     if as_json:
         emit_json(rows)

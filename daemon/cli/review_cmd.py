@@ -5,7 +5,6 @@ from __future__ import annotations
 import click
 
 from daemon.cases import review
-from daemon.catalog.db import Catalog
 from daemon.cli import Station, cli, emit_json, pass_station, say
 from daemon.clock import format_duration
 
@@ -40,7 +39,7 @@ def review_sample(st: Station, n: int, seed: int | None, as_json: bool) -> int:
     Example:
       evidock review sample --cases 10 --seed 20261201 --json
     """
-    with Catalog(st.data_dir) as catalog:
+    with st.catalog() as catalog:
         s = review.sample(catalog, n, st.config.filing.deadline_days, seed)
     if as_json:
         emit_json(s.to_json())
@@ -66,7 +65,7 @@ def review_record(st: Station, case_no: str, finding: str, as_json: bool) -> int
     Example:
       evidock review record 2026-0042 --finding "handler 010204 has no recording of the inspection"
     """
-    with Catalog(st.data_dir) as catalog:
+    with st.catalog() as catalog:
         row = review.record_finding(catalog, case_no, finding)
     if as_json:
         emit_json(row)
@@ -88,7 +87,7 @@ def review_ledger(st: Station, as_json: bool, as_csv: bool) -> int:
     """
     if as_json and as_csv:
         raise click.UsageError("give --json or --csv, not both")
-    with Catalog(st.data_dir) as catalog:
+    with st.catalog() as catalog:
         entries = review.ledger(catalog)
     if as_json:
         emit_json(entries)

@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import click
 
-from daemon.catalog.db import Catalog
 from daemon.cli import Station, cli, emit_json, pass_station, say
-from daemon.errors import NotFound
-from daemon.evidence import audit
-from daemon.evidence.staging import Staging
-from daemon.evidence.store import LocalObjectStore
+from daemon.evidence.staging import discard_partial
 
 
 @cli.group("staging")
@@ -32,7 +28,7 @@ def staging_list(st: Station, as_json: bool) -> int:
     Example:
       evidock staging list --json
     """
-    rows = Staging(LocalObjectStore(st.data_dir).staging_dir).list()
+    rows = st.context.staging.list()
     if as_json:
         emit_json(rows)
     else:
@@ -52,14 +48,7 @@ def staging_discard(st: Station, key: str, reason: str) -> int:
     Example:
       evidock staging discard 3f2a…e1 --reason "recorder card replaced, file lost"
     """
-    store = LocalObjectStore(st.data_dir)
-    with Catalog(st.data_dir) as catalog:
-        # Deleted inside the transaction that audits it: a failed delete records nothing.
-        with catalog.transaction():
-            try:
-                entry = Staging(store.staging_dir).discard(key)
-            except KeyError:
-                raise NotFound(f"no partial transfer with key {key}; see `evidock staging list`") from None
-            audit.append(catalog, "staging.discard", f"partial:{key}", {**entry, "reason": reason})
+    with st.catalog() as catalog:
+        entry = discard_partial(catalog, st.context.staging, key, reason)
     say(f"discarded partial {key} ({entry['staged_bytes']} bytes of {entry['path']})")
     return 0

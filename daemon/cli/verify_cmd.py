@@ -6,9 +6,7 @@ import math
 
 import click
 
-from daemon.catalog.db import Catalog
 from daemon.cli import Station, cli, emit_json, pass_station, say
-from daemon.evidence.store import LocalObjectStore
 from daemon.evidence.verify import verify_store
 
 
@@ -42,8 +40,8 @@ def verify_command(st: Station, max_duration: float | None, restart: bool, as_js
       evidock verify --max-duration 3600
     """
     max_duration = max_duration or st.config.verify.max_duration_s
-    with Catalog(st.data_dir) as catalog:
-        rep = verify_store(catalog, LocalObjectStore(st.data_dir), max_duration, restart)
+    with st.catalog() as catalog:
+        rep = verify_store(catalog, st.context.store, max_duration, restart)
     if as_json:
         emit_json(rep.to_json())
     else:

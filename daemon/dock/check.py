@@ -31,14 +31,17 @@ from pathlib import Path
 from typing import Any
 
 from daemon import health
+from daemon.catalog import devices
 from daemon.catalog.db import Catalog
 from daemon.clock import utcnow
-from daemon.config import Config
+from daemon.config import Config, ZfyConfig
+from daemon.errors import EXIT_ERROR, EXIT_OK
 from daemon.evidence import audit
 from daemon.evidence.store import LocalObjectStore
 from daemon.ingest.pipeline import OnStage, Stage, run_sequential
 from drivers.base import DeviceInfo, Driver, OfficerInfo, VerifiedFile, WipeReport
 from drivers.errors import AuthError, ClockOutOfRange, DriverError, InvalidReply, ProtocolError, Unsupported
+from drivers.zfy import ZfyDriver
 
 log = logging.getLogger(__name__)
 
@@ -191,18 +194,12 @@ def attach_session(catalog: Catalog, check: DockCheck, session_id: int) -> None:
 
 
 def _remember_device(catalog: Catalog, d: DeviceInfo) -> None:
+    """What the recorder says about itself, into the catalog (its officer first)."""
     now = utcnow()
-    with catalog.transaction() as conn:
+    with catalog.transaction():
         if d.badge:
-            conn.execute(
-                "INSERT INTO officers (badge, name, unit, first_seen) VALUES (?,?,?,?) ON CONFLICT(badge) DO UPDATE SET "
-                "name = COALESCE(excluded.name, officers.name), unit = COALESCE(excluded.unit, officers.unit)",
-                (d.badge, d.officer_name, d.unit_name, now))
-        conn.execute(
-            "INSERT INTO devices (serial, model, officer_badge, first_seen, last_seen) VALUES (?,?,?,?,?) "
-            "ON CONFLICT(serial) DO UPDATE SET model = excluded.model, last_seen = excluded.last_seen, "
-            "officer_badge = COALESCE(excluded.officer_badge, devices.officer_badge)",
-            (d.serial, d.model, d.badge, now, now))
+            devices.upsert_officer(catalog, d.badge, d.officer_name, d.unit_name, now=now)
+        devices.upsert_device(catalog, d.serial, model=d.model, officer=d.badge, now=now)
 
 
 def bind_officer(catalog: Catalog, driver: Driver, officer: OfficerInfo) -> DeviceInfo:
@@ -214,8 +211,8 @@ def bind_officer(catalog: Catalog, driver: Driver, officer: OfficerInfo) -> Devi
         raise InvalidReply(driver.recorder, "WriteZFYInfo", f"the recorder accepted badge {officer.badge} but now reports "
                            f"{after.badge!r}; the binding did not take")
     _remember_device(catalog, after)
-    with catalog.transaction() as conn:
-        conn.execute("UPDATE devices SET officer_badge = ? WHERE serial = ?", (officer.badge, after.serial))
+    with catalog.transaction():
+        devices.upsert_device(catalog, after.serial, officer=officer.badge, seen=False)
         audit.append(catalog, "device.bind", f"device:{after.serial}",
                      {"officer": officer.badge, "name": officer.name, "unit_no": officer.unit_no,
                       "previous_officer": before.badge})
@@ -262,6 +259,11 @@ class ProbeReport:
     def ok(self) -> bool:
         return not any(n.status != "not_reported" for n in self.notes)
 
+    @property
+    def exit_code(self) -> int:
+        """0: every value read or not reported by this model; 2: some reply failed or was invalid."""
+        return EXIT_OK if self.ok else EXIT_ERROR
+
     def to_json(self) -> dict[str, Any]:
         return {"port": self.port, "ok": self.ok, "device": self.device.to_json(), **self.items,
                 "notes": [n.to_json() for n in self.notes]}
@@ -278,3 +280,12 @@ def probe(driver: Driver, port: str) -> ProbeReport:
             status = "not_reported" if isinstance(e, Unsupported) else "invalid" if isinstance(e, InvalidReply) else "failed"
             rep.notes.append(health.Note(what, status, str(e)))
     return rep
+
+
+def probe_port(port: str, config: ZfyConfig, timeout: float | None = None) -> ProbeReport:
+    """``evidock probe``: open the GA/T 947 control port ``port`` and ``probe`` the recorder on it.
+
+    ``timeout`` (seconds per request) defaults to ``zfy.timeout_s``; retries and back-off come from ``config``.
+    """
+    with ZfyDriver(port, timeout=timeout or config.timeout_s, retries=config.retries, backoff_s=config.backoff_s) as drv:
+        return probe(drv, port)

@@ -35,6 +35,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from daemon.catalog import devices
 from daemon.catalog.db import Catalog
 from daemon.clock import utcnow
 from daemon.config import Config
@@ -256,15 +257,12 @@ class DockManager:
         return ""
 
     def _registration(self, cat: Catalog, job: DockJob) -> None:
-        row = cat.conn.execute("SELECT registered_at FROM devices WHERE serial = ?", (job.serial,)).fetchone()
-        if row and row[0]:
+        if devices.registered_at(cat, job.serial):
             return
         if self.config.dock.unknown_serial == "refuse":
             raise Refused(f"recorder {job.serial} is not registered to this station (dock.unknown_serial = 'refuse'); "
                           f"register it with `evidock devices register {job.serial}` and dock it again")
-        with cat.transaction() as conn:
-            conn.execute("UPDATE devices SET registered_at = ? WHERE serial = ?", (utcnow(), job.serial))
-            audit.append(cat, "device.register", f"device:{job.serial}", {"how": "on first dock", "bay": job.rec.bay})
+        devices.register_device(cat, job.serial, "on first dock", bay=job.rec.bay)
 
     def _mount(self, w: Walk) -> None:
         job = w.job

@@ -10,10 +10,12 @@ WATCHDOG=1 every half watchdog period, RELOADING=1 and STOPPING=1.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import signal
 import threading
 from pathlib import Path
+from typing import Any
 
 from daemon.config import Config, load_config
 from daemon.context import build_context
@@ -21,12 +23,26 @@ from daemon.dock.hotplug import Hotplug
 from daemon.dock.manager import DockManager
 from daemon.dock.notify import notify, watchdog_interval
 from daemon.dock.watchfolder import WatchFolder
-from daemon.errors import ConfigError
+from daemon.errors import ConfigError, NotFound
 from daemon.evidence import audit
 from daemon.media import queue as mediaqueue
+from daemon.proc import alive as process_alive
 from drivers import registry
 
 log = logging.getLogger(__name__)
+
+
+def read_status(data_dir: Path) -> dict[str, Any]:
+    """``evidock status``: the bays as the station last wrote them (``status.json``), plus
+    ``running``: whether the process that wrote them is alive. No status file is ``NotFound``."""
+    path = data_dir / "status.json"
+    try:
+        doc = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise NotFound(f"no status in {data_dir}: the station (`evidock run`) has not run with this data dir") from None
+    pid = doc.get("pid")
+    doc["running"] = isinstance(pid, int) and process_alive(pid)
+    return doc
 
 
 def is_known(vid: str, pid: str, product: str | None) -> bool:

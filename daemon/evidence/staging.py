@@ -35,8 +35,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from daemon.catalog.db import Catalog
 from daemon.crashpoints import crashpoint
-from daemon.errors import PartialBusy, StoreError
+from daemon.errors import NotFound, PartialBusy, StoreError
+from daemon.evidence import audit
 from daemon.evidence.store import fsync_dir
 
 
@@ -286,3 +288,18 @@ class Staging:
         finally:
             self._unlock(key, lock)
         return entry
+
+
+def discard_partial(catalog: Catalog, staging: Staging, key: str, reason: str) -> dict[str, Any]:
+    """Delete one partial whose source is gone for good, audited with ``reason``; return its entry.
+
+    The partial is deleted inside the transaction that audits it: a failed delete records
+    nothing. An unknown key is ``NotFound``; a partial being offloaded right now is ``PartialBusy``.
+    """
+    with catalog.transaction():
+        try:
+            entry = staging.discard(key)
+        except KeyError:
+            raise NotFound(f"no partial transfer with key {key}; see `evidock staging list`") from None
+        audit.append(catalog, "staging.discard", f"partial:{key}", {**entry, "reason": reason})
+    return entry

@@ -3,5 +3,5 @@ per-file stages (``stages``), the one pipeline runner every stage list runs on (
 and one whole offload with its session (``offload``).
 
 May import ``daemon.evidence``, ``daemon.catalog`` and the lower modules; what happens after a
-footage row is recorded (filing, media jobs) is hooked in by ``daemon.hooks``, not imported here.
+footage row is recorded (filing, media jobs) is hooked in by ``daemon.context``, not imported here.
 """

@@ -5,11 +5,11 @@ footage listing.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 from daemon.catalog.db import Catalog
 from daemon.clock import utcnow
-from daemon.errors import NotFound
+from daemon.errors import EXIT_OK, EXIT_WARNING, NotFound
 from daemon.evidence import audit
 from daemon.media.queue import PROXY_STATUS, STATES
 
@@ -46,7 +46,19 @@ def _proxy_status(state: str | None, proxy_path: str | None) -> str:
     return PROXY_STATUS[state]
 
 
-def retry(catalog: Catalog, ids: Iterable[int] | None = None) -> tuple[list[int], list[int]]:
+class Retried(NamedTuple):
+    """What ``retry`` did: the jobs queued again and those left alone because they were running."""
+
+    queued: list[int]
+    busy: list[int]
+
+    @property
+    def exit_code(self) -> int:
+        """1 when some job was running and left alone, else 0."""
+        return EXIT_WARNING if self.busy else EXIT_OK
+
+
+def retry(catalog: Catalog, ids: Iterable[int] | None = None) -> Retried:
     """Queue jobs again from their first attempt: the given ones (done ones are redone: their
     derived files regenerated), or every failed one. Returns (queued, skipped because running)."""
     ids = list(ids or [])
@@ -67,7 +79,7 @@ def retry(catalog: Catalog, ids: Iterable[int] | None = None) -> tuple[list[int]
                          " note=NULL WHERE footage_id=? AND state != 'running'", [(now, i) for i in todo])
         if todo:
             audit.append(catalog, "media.retry", "media:" + ",".join(map(str, todo)), {"jobs": todo})
-    return todo, busy
+    return Retried(todo, busy)
 
 
 def footage_columns(catalog: Catalog) -> dict[int, dict[str, Any]]:

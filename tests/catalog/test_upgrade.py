@@ -59,7 +59,7 @@ def test_an_old_data_dir_opens_verifies_and_lists(fixture: Path, tmp_path: Path)
     doc = json.loads(r.out)
     rows = doc["footage"] if isinstance(doc, dict) else doc
     assert len(rows) == before["footage"] == 8
-    assert {row["officer_badge"] for row in rows} == {"010203", "010207"}
+    assert {row["officer"] for row in rows} == {"010203", "010207"}
     r = run_evidock("case", "list", "--json", data_dir=data)
     assert r.code == 0 and "人社监察" in r.out
     after = _tables(data / "catalog.sqlite")

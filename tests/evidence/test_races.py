@@ -61,7 +61,7 @@ def _child_retention(data_dir: Path, delay: float, out: Path) -> None:
     with Catalog(data_dir) as catalog:
         # Far enough ahead that everything catalogued before the round is due; the footage the
         # racing ingest re-creates is not in the plan (a new footage id), so it must survive.
-        rep = retention.apply(catalog, LocalObjectStore(data_dir), RetentionConfig(), now=now_utc() + timedelta(days=4000))
+        rep = retention.apply(catalog, build_context(Config(), data_dir), RetentionConfig(), now=now_utc() + timedelta(days=4000))
     out.write_text(json.dumps({**rep.to_json(), "exit": rep.exit_code}))
 
 

@@ -11,7 +11,6 @@ import os
 import subprocess
 from pathlib import Path
 
-import pytest
 from conftest import run_evidock
 from support.faultfs import mounted_faultfs
 from support.helpers import assert_store_consistent, sha256_file
@@ -25,19 +24,6 @@ from daemon.ingest.offload import ingest
 
 CFG = parse_config({"store": {"reserve_bytes": 0}, "offload": {"checkpoint_bytes": 1 << 20}})
 MiB = 1 << 20
-
-
-@pytest.fixture
-def small_store(tmp_path: Path):
-    mnt = tmp_path / "store"
-    mnt.mkdir()
-    p = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m,mode=0700", "tmpfs", str(mnt)], capture_output=True, text=True)
-    if p.returncode != 0:
-        pytest.skip(f"cannot mount a size-limited tmpfs here (needs root): {p.stderr.strip()}")
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
 def _grow(mnt: Path, size: str) -> None:

@@ -11,13 +11,15 @@ from __future__ import annotations
 import os
 import shutil
 import sqlite3
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from conftest import REPO, Run, run_evidock
 from support.helpers import object_files
+
+from daemon.config import Config
+from daemon.context import build_context
 
 FIXTURE_V1 = REPO / "tests" / "fixtures" / "datadir-v1"
 
@@ -245,19 +247,6 @@ def test_max_duration_must_be_a_finite_positive_number(station: dict, evidock, v
 # -- a full disk at the anchor's write -----------------------------------------------------------
 
 
-@pytest.fixture
-def tiny_tmpfs(tmp_path: Path):
-    mnt = tmp_path / "store"
-    mnt.mkdir()
-    p = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m,mode=0700", "tmpfs", str(mnt)], capture_output=True, text=True)
-    if p.returncode != 0:
-        pytest.skip(f"cannot mount a size-limited tmpfs here (needs root): {p.stderr.strip()}")
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
-
-
 def _fill(mnt: Path) -> None:
     fd = os.open(mnt / "filler", os.O_WRONLY | os.O_CREAT, 0o600)
     try:
@@ -269,8 +258,8 @@ def _fill(mnt: Path) -> None:
         os.close(fd)
 
 
-def test_a_full_disk_at_the_anchor_write_is_a_warning_and_leaves_no_tmp(tmp_path: Path, tiny_tmpfs: Path) -> None:
-    d = tiny_tmpfs / "data"
+def test_a_full_disk_at_the_anchor_write_is_a_warning_and_leaves_no_tmp(tmp_path: Path, small_store: Path) -> None:
+    d = small_store / "data"
     src, empty = tmp_path / "src", tmp_path / "empty"
     src.mkdir()
     empty.mkdir()
@@ -290,14 +279,14 @@ def test_a_full_disk_at_the_anchor_write_is_a_warning_and_leaves_no_tmp(tmp_path
     assert run("ingest", src).code == 0
     keep.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
     before = (d / "audit.head").read_text()
-    _fill(tiny_tmpfs)
+    _fill(small_store)
     r = run("ingest", empty)
     assert "Traceback" not in r.err
     assert r.code == 1, r.err
     assert "the audit anchor" in r.err and "could not be updated" in r.err
     assert list(d.glob(".audit.head.*")) == []
     assert (d / "audit.head").read_text() == before  # not updated: it lags, which is a note
-    (tiny_tmpfs / "filler").unlink()
+    (small_store / "filler").unlink()
     a = run("audit", "verify")
     assert a.code == 0 and "lags by" in a.err
     keep.close()
@@ -316,7 +305,6 @@ def test_filing_holds_retention_and_reingest_replay_clean(tmp_path: Path, data_d
     from daemon.cases import filing, register, retention
     from daemon.catalog.db import Catalog
     from daemon.config import RetentionConfig
-    from daemon.evidence.store import LocalObjectStore
 
     tz = "Asia/Shanghai"
     with Catalog(data_dir) as c:
@@ -333,7 +321,7 @@ def test_filing_holds_retention_and_reingest_replay_clean(tmp_path: Path, data_d
         filing.unfile_footage(c, ids["held.mp4"], "OPEN-2", "filed by mistake")
         retention.set_hold(c, [ids["held.mp4"]], "court asked")
         retention.set_hold(c, [ids["held.mp4"]], "court asked")
-        rep = retention.apply(c, LocalObjectStore(data_dir), RetentionConfig())
+        rep = retention.apply(c, build_context(Config(), data_dir), RetentionConfig())
         assert [d["footage"] for d in rep.deleted] == [ids["old.mp4"]]
     # the deleted content comes back from a recorder: evidence again, under a new footage row
     ingest_clips(data_dir, tmp_path / "c", {"old.mp4": t("2020-01-10 00:00:00")}, officer="010888", device="ZFY-2")

@@ -45,20 +45,6 @@ CFG_TOML = "[store]\nreserve_bytes = 0\n[offload]\ncheckpoint_bytes = 1048576\n"
 
 
 @pytest.fixture
-def small_store(tmp_path: Path):
-    """An 8 MiB tmpfs as the data dir: a store that really fills up (needs root)."""
-    mnt = tmp_path / "store"
-    mnt.mkdir()
-    p = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m,mode=0700", "tmpfs", str(mnt)], capture_output=True, text=True)
-    if p.returncode != 0:
-        pytest.skip(f"cannot mount a size-limited tmpfs here (needs root): {p.stderr.strip()}")
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
-
-
-@pytest.fixture
 def cfg_file(tmp_path: Path) -> Path:
     p = tmp_path / "evidock.toml"
     p.write_text(CFG_TOML)
