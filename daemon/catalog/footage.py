@@ -1,4 +1,7 @@
-"""Footage rows as the listings show them: the catalog's query behind ``evidock footage list``.
+"""The footage, objects and sightings tables: recording a stored file (its object, its footage
+row or a sighting of bytes already stored), looking sightings up by transfer key, and the rows
+as the listings show them (the query behind ``evidock footage list``). Every statement runs in
+the caller's transaction.
 
 Only the ``footage`` table's own columns; the media columns (``daemon.media.listing``) and the
 filing columns and filters (``daemon.cases.reports``) are added above the catalog, by
@@ -8,6 +11,8 @@ filing columns and filters (``daemon.cases.reports``) are added above the catalo
 from __future__ import annotations
 
 import base64
+import sqlite3
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from daemon.catalog.db import Catalog
@@ -32,3 +37,47 @@ def footage_rows(catalog: Catalog) -> list[dict[str, Any]]:
             r["source_path_bytes_b64"] = base64.b64encode(raw).decode()
         rows.append(r)
     return rows
+
+
+def sighted(conn: sqlite3.Connection, transfer_key: str | None, sha256: str) -> bool:
+    """Was this transfer already recorded as a sighting of ``sha256`` (by a run that died after it)?"""
+    return conn.execute("SELECT 1 FROM sightings WHERE transfer_key = ? AND sha256 = ?",
+                        (transfer_key, sha256)).fetchone() is not None
+
+
+def footage_id(conn: sqlite3.Connection, sha256: str) -> int | None:
+    row = conn.execute("SELECT id FROM footage WHERE sha256 = ?", (sha256,)).fetchone()
+    return int(row[0]) if row else None
+
+
+def add_object(conn: sqlite3.Connection, sha256: str, size: int, now: str) -> None:
+    conn.execute("INSERT OR IGNORE INTO objects (sha256, size, stored_at) VALUES (?,?,?)", (sha256, size, now))
+
+
+def add_footage(conn: sqlite3.Connection, *, sha256: str, size: int, device: str | None, officer: str | None,
+                path: str, path_raw: bytes, recorded_at: str, recorded_at_corrected: str | None, important: bool,
+                session_id: int, now: str) -> int:
+    """A new footage row (unfiled); its id."""
+    cur = conn.execute(
+        "INSERT INTO footage (sha256, size, device_serial, officer_badge, source_path, source_path_raw,"
+        " recorded_at, recorded_at_corrected, important, case_no, session_id, ingested_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+        (sha256, size, device, officer, path, path_raw, recorded_at, recorded_at_corrected, int(important), None,
+         session_id, now))
+    return int(cur.lastrowid)
+
+
+def add_sighting(conn: sqlite3.Connection, *, sha256: str, session_id: int, device: str | None, officer: str | None,
+                 path: str, path_raw: bytes, size: int, mtime: str, transfer_key: str | None, now: str) -> None:
+    conn.execute(
+        "INSERT INTO sightings (sha256, session_id, device_serial, officer_badge, source_path, source_path_raw,"
+        " size, mtime, transfer_key, seen_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+        (sha256, session_id, device, officer, path, path_raw, size, mtime, transfer_key, now))
+
+
+def sightings_by_key(conn: sqlite3.Connection, keys: Sequence[str]) -> Iterable[tuple[str, str, str | None, bytes, int]]:
+    """(transfer key, sha256, device, raw source path, size) of every sighting under these keys, oldest first."""
+    for i in range(0, len(keys), 500):
+        batch = list(keys[i:i + 500])
+        yield from conn.execute(
+            "SELECT transfer_key, sha256, device_serial, source_path_raw, size FROM sightings"
+            f" WHERE transfer_key IN ({','.join('?' * len(batch))}) ORDER BY id", batch)

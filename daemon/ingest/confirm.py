@@ -12,6 +12,7 @@ import os
 import sqlite3
 from typing import TYPE_CHECKING
 
+from daemon.catalog import footage
 from daemon.catalog.db import Catalog
 from daemon.errors import (
     Cancelled,
@@ -124,16 +125,11 @@ def known_objects(catalog: Catalog, source_id: str, device: str | None, entries:
     keys = list(by_key)
     out: dict[bytes, str] = {}
     try:
-        for i in range(0, len(keys), 500):
-            batch = keys[i:i + 500]
-            rows = catalog.conn.execute(
-                "SELECT transfer_key, sha256, device_serial, source_path_raw, size FROM sightings"
-                f" WHERE transfer_key IN ({','.join('?' * len(batch))}) ORDER BY id", batch)
-            for key, sha, dev, raw, size in rows:
-                e = by_key[key]
-                raw = os.fsencode(raw) if isinstance(raw, str) else bytes(raw or b"")
-                if dev == device and raw == e.rel and size == e.size and sha:
-                    out[e.rel] = sha  # ORDER BY id: the latest sighting wins
+        for key, sha, dev, raw, size in footage.sightings_by_key(catalog.conn, keys):
+            e = by_key[key]
+            raw = os.fsencode(raw) if isinstance(raw, str) else bytes(raw or b"")
+            if dev == device and raw == e.rel and size == e.size and sha:
+                out[e.rel] = sha  # ORDER BY id: the latest sighting wins
     except sqlite3.Error as err:
         log.warning("catalog %s: sightings could not be read (%s); every file is staged", catalog.path, err)
         return {}

@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
+from daemon.catalog import footage
 from daemon.clock import utcnow
 from daemon.errors import (
     StoreError,
@@ -40,32 +41,26 @@ def record_file(ctx: OffloadContext, task: FileTask) -> str:
         if not ctx.store.exists(sha):
             raise StoreError(f"object {sha} of {path} is not in the store (removed meanwhile); not catalogued — "
                              "the file stays on the recorder, offload it again")
-        if task.from_journal and conn.execute("SELECT 1 FROM sightings WHERE transfer_key = ? AND sha256 = ?", (key, sha)).fetchone():
+        if task.from_journal and footage.sighted(conn, key, sha):
             return "stored"  # committed by a run that died before it could clear its journal
-        conn.execute("INSERT OR IGNORE INTO objects (sha256, size, stored_at) VALUES (?,?,?)", (sha, task.size, now))
-        known = conn.execute("SELECT id FROM footage WHERE sha256 = ?", (sha,)).fetchone()
+        footage.add_object(conn, sha, task.size, now)
+        known = footage.footage_id(conn, sha)
         if known is None:
-            cur = conn.execute(
-                "INSERT INTO footage (sha256, size, device_serial, officer_badge, source_path, source_path_raw,"
-                " recorded_at, recorded_at_corrected, important, case_no, session_id, ingested_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                (sha, task.size, ctx.device, ctx.officer, path, e.rel, mtime, corrected, int(e.important), None,
-                 ctx.session_id, now),
-            )
+            fid = footage.add_footage(conn, sha256=sha, size=task.size, device=ctx.device, officer=ctx.officer, path=path,
+                                      path_raw=e.rel, recorded_at=mtime, recorded_at_corrected=corrected,
+                                      important=e.important, session_id=ctx.session_id, now=now)
             # Filing (art. 11) and the media job, in the transaction that records it: hooks the
             # station context registered (daemon/context.py), so the offload imports neither.
-            ctx.on_footage_recorded(ctx.catalog, conn, int(cur.lastrowid), sha)
-        conn.execute(
-            "INSERT INTO sightings (sha256, session_id, device_serial, officer_badge, source_path, source_path_raw,"
-            " size, mtime, transfer_key, seen_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
-            (sha, ctx.session_id, ctx.device, ctx.officer, path, e.rel, task.size, mtime, key, now),
-        )
+            ctx.on_footage_recorded(ctx.catalog, conn, fid, sha)
+        footage.add_sighting(conn, sha256=sha, session_id=ctx.session_id, device=ctx.device, officer=ctx.officer,
+                             path=path, path_raw=e.rel, size=task.size, mtime=mtime, transfer_key=key, now=now)
         event = "object.ingest" if known is None else "object.sighting"
         audit.append(ctx.catalog, event, sha, {
             "session": ctx.session_id, "device": ctx.device, "officer": ctx.officer,
             "path": path, "size": task.size, "important": e.important,
             # Since issue 9: the row this entry is about and its recording time, so that `verify`
             # can hold each footage row to the entry that created it (older entries lack them).
-            "footage": conn.execute("SELECT id FROM footage WHERE sha256 = ?", (sha,)).fetchone()[0],
+            "footage": footage.footage_id(conn, sha),
             "recorded_at": mtime,
         })
     return "stored" if known is None else "duplicate"
