@@ -39,7 +39,7 @@ sys.path.insert(0, str(REPO))
 
 from daemon.clock import utcnow  # noqa: E402
 from daemon.config import Config  # noqa: E402
-from daemon.context import build_context
+from daemon.context import build_context  # noqa: E402
 from daemon.evidence.store import LocalObjectStore  # noqa: E402
 from daemon.ingest.offload import ingest  # noqa: E402
 from daemon.media import (
@@ -213,7 +213,7 @@ def main() -> int:
             stop = offloading = None
         else:
             stop, offloading = threading.Event(), threading.Event()
-            runner = threading.Thread(target=run_queue, args=(mdata, config),
+            runner = threading.Thread(target=run_queue, args=(build_context(config, mdata),),
                                       kwargs={"should_pause": offloading.is_set, "stop": stop, "poll_s": 0.1})
             runner.start()
         deadline = time.monotonic() + 60

@@ -102,6 +102,7 @@ from typing import Any, Optional
 
 if __package__ in (None, ""):  # run as a script (a FUSE process of its own): make `drivers` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from drivers.errors import ToolError  # noqa: E402
 from drivers.mounts import is_mounted, mount_points, real  # noqa: E402,F401  (is_mounted: re-exported)
 
 # Exit codes of the script.
@@ -120,7 +121,7 @@ _ERRS = "surrogateescape"
 log = logging.getLogger("faultfs")
 
 
-class FaultfsUnavailable(RuntimeError):
+class FaultfsUnavailable(ToolError, RuntimeError):
     """FUSE cannot be used on this machine, or the mount did not come up; the message says why."""
 
 
