@@ -1,7 +1,7 @@
 """The demo station: N simulated recorders docked through the real dock manager.
 
 What ``scripts/demo`` shows: each simulated recorder (a GA/T 947 control channel on a pty and a
-card folder of ffmpeg footage, ``drivers/simulator.py``) is handed to ``DockManager.on_hotplug``
+card folder of ffmpeg footage, ``drivers/sim/simulator.py``) is handed to ``DockManager.on_hotplug``
 exactly as udev's hotplug layer would hand a real one, and goes through the same state machine
 as under ``evidock run``. Each officer's case is opened first, so the footage is filed against
 it at ingest. One recorder has a low battery and a drifting clock, so the health alerts show too.

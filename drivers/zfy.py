@@ -4,7 +4,7 @@ GA/T 947.4 names the functions a 执法记录仪 offers a docking station — In
 GetZFYInfo, WriteZFYInfo, SyncDevTime, ReadDeviceResolution, ReadDeviceBatteryDumpEnergy,
 SetMSDC — but its wire format is not public, so the framing here is evidock's own, specified in
 ``drivers/README.md`` (magic, sequence number, status, length ≤ 512, TLV payload, CRC-16). The
-simulated recorder (``drivers/simulator.py``) speaks the same codec from the other end.
+simulated recorder (``drivers/sim/simulator.py``) speaks the same codec from the other end.
 
 What this module guarantees (invariant 5): every reply is length-bounded and CRC-checked, every
 read has a deadline, and every way a reply can be wrong — garbled, truncated, oversized, late,

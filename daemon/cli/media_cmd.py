@@ -1,4 +1,4 @@
-"""``evidock media …``: the media queue — probe, viewing proxies, thumbnails (daemon/mediaqueue.py)."""
+"""``evidock media …``: the media queue — probe, viewing proxies, thumbnails (daemon/media/queue.py)."""
 
 from __future__ import annotations
 

@@ -4,12 +4,12 @@ It stands in for a docked 执法记录仪 in the demo and the tests, with real p
 channel is the master side of a real pseudo-terminal (``os.openpty()``), answered with the same
 codec ``drivers/zfy.py`` speaks, so the driver opens the slave path with pyserial exactly as it
 opens a CDC-ACM tty; closing the master is an unplug. The card is a directory or a FAT32 image
-(``drivers/fatimage.py``) filled with real ffmpeg footage (``drivers/simvolume.py``).
+(``drivers/sim/fatimage.py``) filled with real ffmpeg footage (``drivers/sim/volume.py``).
 
 Faults (``FAULTS``, one declarative table; ``NAME[=VALUE][@FUNCTION]`` where ``@FUNCTION``
 limits a reply fault to one function) make it lie, stall, garble or vanish. "Unplug after N
 bytes of offload" cannot be counted here — the offload reads the volume's files directly — so
-the volume is served through the fault-injecting FUSE passthrough (``drivers/faultfs.py``) with
+the volume is served through the fault-injecting FUSE passthrough (``drivers/sim/faultfs.py``) with
 ``unplug_after_bytes=N``; a watcher sees that filesystem fail and closes the pty, so the card
 and the control channel go together, as when a cable is pulled.
 

@@ -2,7 +2,7 @@
 every file stored exactly once and verified, nothing wiped from the recorder before it was.
 
 Each round docks a fresh copy of the recorder's card into a fresh data dir and kills the dock
-process (the real DockManager, tests/dockproc.py) at up to two random instants within the
+process (the real DockManager, tests/support/dockproc.py) at up to two random instants within the
 time a whole dock takes, then lets a last run finish.
 """
 

@@ -1,4 +1,4 @@
-"""Tests for drivers/faultfs.py (through tests/faultfs.py): every fault rule, through a real FUSE mount.
+"""Tests for drivers/sim/faultfs.py (through tests/support/faultfs.py): every fault rule, through a real FUSE mount.
 
 Each test mounts its own faultfs view of a small source tree under tmp_path,
 so the tests are independent; all waits are bounded.  They are skipped only

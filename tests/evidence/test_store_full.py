@@ -59,7 +59,7 @@ def test_real_enospc_mid_write(tmp_path: Path, small_store: Path) -> None:
     os.utime(src / "ok.MP4", (1_700_000_000,) * 2)
     # The recorder lists huge.MP4 a little below the room left after ok.MP4, so the free-space
     # check passes, and serves 768 KiB more: write(2) meets ENOSPC. (Within the growth margin a
-    # file may exceed its listing by — daemon/offload.py read_limit — so it is not "changing".)
+    # file may exceed its listing by — daemon/ingest/limits.py read_limit — so it is not "changing".)
     with Catalog(small_store):
         pass
     room = free_bytes(small_store) - 1 * MiB

@@ -2,7 +2,7 @@
 
 Real filesystem objects (symlinks, FIFOs, sockets, device nodes, byte names) are made in
 tmp_path; read faults (EIO, EACCES even for root, vanishing, shrinking, unplug, hangs) come
-from a real FUSE mount (tests/faultfs.py).
+from a real FUSE mount (tests/support/faultfs.py).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Runs the real DockManager (same code as the daemon) on a simulated recorder whose control pty
 and card folder the test owns, and exits 0 once the recorder reaches a final state.
-Usage: python tests/dockproc.py DATA_DIR TTY CARD SERIAL
+Usage: python tests/support/dockproc.py DATA_DIR TTY CARD SERIAL
 """
 
 import sys

@@ -1,4 +1,4 @@
-"""The tests' face of ``drivers/faultfs.py`` (the fault-injecting FUSE passthrough).
+"""The tests' face of ``drivers/sim/faultfs.py`` (the fault-injecting FUSE passthrough).
 
 The filesystem itself moved to ``drivers/`` because the simulated recorder uses it at run time;
 read that module's docstring for the rules. Here ``mounted_faultfs`` turns "FUSE cannot be used
