@@ -5,7 +5,7 @@
    ``setpriv``/``nice``/``ionice``, with its time limit and stderr capture) vs. the whole job
    through ``evidock media run`` (probe, proxy, check, thumbnails, catalog, audit). Target: the
    proxy step within 5 % of the direct run.
-2. Offload throughput (MiB/s of ``daemon.offload.ingest``) alone; while ``evidock media run``
+2. Offload throughput (MiB/s of ``daemon.ingest.offload.ingest``) alone; while ``evidock media run``
    transcodes that clip beside it (cron: ffmpeg only niced); and while the queue runner transcodes
    it with the daemon's pause hook set during the offload (ffmpeg stopped, as the dock daemon will
    run it). Target: the offload keeps >= 80 %.

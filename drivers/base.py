@@ -36,7 +36,7 @@ CLOCK_MAX = datetime(2100, 1, 1, tzinfo=timezone.utc)
 # A clock inside that window but more than this far from the station's (a year) is not drifted
 # either: it was set wrong (a wrong year typed in, a firmware default). Its drift is still
 # measured and recorded, but the times it gave the recorder's files are not trusted for filing
-# (``daemon.offload.corrected_time``) and the dock raises a ``clock_invalid`` alert.
+# (``daemon.ingest.record.corrected_time``) and the dock raises a ``clock_invalid`` alert.
 CLOCK_TRUST_LIMIT_S = 365 * 86400
 
 

@@ -4,7 +4,7 @@ This is what happens between "a recorder is docked" and "its volume is offloaded
 over one task (beets' pipeline shape, on ``daemon.ingest.pipeline``): each stage reads or does
 one thing and notes what it could not do. The dock daemon calls ``dock_check`` with the
 recorder's driver — its hooks enter the dock's states as the stages complete — and then
-``daemon.offload.ingest(volume, **check.ingest_kwargs())``, then ``attach_session``; it does
+``daemon.ingest.offload.ingest(volume, **check.ingest_kwargs())``, then ``attach_session``; it does
 not re-implement any of it.
 
 What stops a dock check, and what does not: the recorder must say who it is (identify) and
@@ -160,7 +160,7 @@ class DockCheck:
     battery_percent: int | None = None  # for the dock's READY detail; None: not reported
 
     def ingest_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for ``daemon.offload.ingest``."""
+        """Keyword arguments for ``daemon.ingest.offload.ingest``."""
         return {"device": self.device.serial, "officer": self.device.badge, "clock_drift_s": self.clock_drift_s}
 
     def to_json(self) -> dict[str, Any]:

@@ -12,8 +12,8 @@ stages and the states entered once each has run; it runs on the one pipeline run
 
 Every transition is written to the catalog (``dock_events``) and the audit log in one
 transaction. The work of each step is done by the library, not here: ``daemon.dock.check``
-(identify, health, clock), ``daemon.dock.mount`` (read-only mount), ``daemon.offload.ingest``
-(verified offload), ``daemon.dockcheck.wipe_stored`` (deletes only what the store holds).
+(identify, health, clock), ``daemon.dock.mount`` (read-only mount), ``daemon.ingest.offload.ingest``
+(verified offload), ``daemon.dock.check.wipe_stored`` (deletes only what the store holds).
 
 An undock at any state sets the job's cancel flag: a driver call fails with ``RecorderGone``,
 the offload stops at a resumable point (partials kept, session ``interrupted``), and the next

@@ -32,7 +32,7 @@ from drivers.sim.faultfs_mount import SCRIPT, fuse_available, unmount  # noqa: F
 @contextlib.contextmanager
 def mounted_faultfs(source_dir: str | os.PathLike, mountpoint: str | os.PathLike, rules: dict | None = None, *,
                     timeout: float = 10.0) -> Iterator[Path]:
-    """``drivers.faultfs.mounted_faultfs``, skipping the test when FUSE is unusable here."""
+    """``drivers.sim.faultfs_mount.mounted_faultfs``, skipping the test when FUSE is unusable here."""
     with contextlib.ExitStack() as stack:
         try:
             mnt = stack.enter_context(_faultfs.mounted_faultfs(source_dir, mountpoint, rules, timeout=timeout))

@@ -1,7 +1,7 @@
 """Helpers for the cases/filing/retention/review tests: real footage rows through the real ingest.
 
 A "clip" is a small file whose mtime is its recording time (as a recorder's FAT clock sets it);
-``ingest_clips`` offloads a folder of them with ``daemon.offload.ingest``, exactly as a dock does.
+``ingest_clips`` offloads a folder of them with ``daemon.ingest.offload.ingest``, exactly as a dock does.
 """
 
 from __future__ import annotations
