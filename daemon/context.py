@@ -15,11 +15,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from daemon.cases.filing import file_new_footage
 from daemon.catalog.db import Catalog
 from daemon.config import Config
 from daemon.evidence.staging import Staging
 from daemon.evidence.store import LocalObjectStore, ObjectStore
 from daemon.media.derived import DerivedFiles
+from daemon.media.queue import enqueue_in_tx
 
 # Called inside the transaction that records a new footage row: (catalog, connection, footage id, sha256).
 FootageHook = Callable[[Catalog, sqlite3.Connection, int, str], None]
@@ -47,9 +49,6 @@ class StationContext:
 
 def build_context(config: Config, data_dir: Path) -> StationContext:
     """Assemble the station: the store and its staging, derived files, and the footage hooks."""
-    from daemon.cases.filing import file_new_footage
-    from daemon.media.queue import enqueue_in_tx
-
     data_dir = Path(data_dir)
     store = LocalObjectStore(data_dir)
     ctx = StationContext(config, data_dir, store, Staging(store.staging_dir), DerivedFiles(data_dir))
