@@ -251,21 +251,25 @@ def apply(catalog: Catalog, station: StationContext, cfg: RetentionConfig, the_p
             "SELECT id, sha256 FROM retention_deleted WHERE object_state = 'pending' ORDER BY id").fetchall():
         _finish(catalog, station, tomb_id, sha, rep.finished, rep.errors)
     for item in the_plan.delete:
-        try:
-            tomb_id = _delete_rows(catalog, cfg, item, the_plan.plan_id, now, actor, rep)
-        except sqlite3.IntegrityError as e:
-            rep.errors.append({"footage": item.footage_id, "sha256": item.sha256,
-                               "error": f"other catalog records still refer to footage {item.footage_id} ({e}); "
-                                        "nothing of it was deleted"})
-            continue
-        except EvidockError as e:
-            rep.errors.append({"footage": item.footage_id, "sha256": item.sha256, "error": str(e)})
-            continue
-        if tomb_id is None:
-            continue
-        crashpoint("retention-after-commit")
-        done: list[dict[str, Any]] = []
-        _finish(catalog, station, tomb_id, item.sha256, done, rep.errors)
+        # The object's lock spans the deletion of the rows and of the object: the dock's wipe
+        # (``dock.check.wipe_stored``) checks under the same lock that the object is still held
+        # before it deletes a recorder's copy, so it never deletes the last one.
+        with station.store.object_lock(item.sha256):
+            try:
+                tomb_id = _delete_rows(catalog, cfg, item, the_plan.plan_id, now, actor, rep)
+            except sqlite3.IntegrityError as e:
+                rep.errors.append({"footage": item.footage_id, "sha256": item.sha256,
+                                   "error": f"other catalog records still refer to footage {item.footage_id} ({e}); "
+                                            "nothing of it was deleted"})
+                continue
+            except EvidockError as e:
+                rep.errors.append({"footage": item.footage_id, "sha256": item.sha256, "error": str(e)})
+                continue
+            if tomb_id is None:
+                continue
+            crashpoint("retention-after-commit")
+            done: list[dict[str, Any]] = []
+            _finish(catalog, station, tomb_id, item.sha256, done, rep.errors)
         if done:
             rep.deleted.append({**item.to_json(), "object": done[0]["object"]})
     return rep

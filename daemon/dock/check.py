@@ -37,7 +37,7 @@ from daemon.clock import utcnow
 from daemon.config import Config, ZfyConfig
 from daemon.errors import EXIT_ERROR, EXIT_OK
 from daemon.evidence import audit
-from daemon.evidence.store import LocalObjectStore
+from daemon.evidence.store import ObjectStore
 from daemon.ingest.pipeline import OnStage, Stage, run_sequential
 from drivers.base import DeviceInfo, Driver, OfficerInfo, VerifiedFile, WipeReport
 from drivers.errors import AuthError, ClockOutOfRange, DriverError, InvalidReply, ProtocolError, Unsupported
@@ -219,7 +219,7 @@ def bind_officer(catalog: Catalog, driver: Driver, officer: OfficerInfo) -> Devi
     return after
 
 
-def wipe_stored(catalog: Catalog, store: LocalObjectStore, driver: Driver, volume: Path, serial: str,
+def wipe_stored(catalog: Catalog, store: ObjectStore, driver: Driver, volume: Path, serial: str,
                 should_stop: Callable[[], bool] | None = None) -> WipeReport:
     """Delete from the recorder only what the store holds, verified, for this recorder (invariant 2).
 
@@ -227,6 +227,10 @@ def wipe_stored(catalog: Catalog, store: LocalObjectStore, driver: Driver, volum
     deletes each only if the bytes on the volume still hash to it. Every deletion is audited,
     one file at a time right after its unlink (an unlink cannot join a SQLite transaction: a
     crash in between loses the audit row of that one file, never the file's stored copy).
+
+    Each file is wiped under its object's lock, after checking again that the catalog and the
+    store still hold the object: retention (``cases.retention._finish``) removes an object only
+    under the same lock, so the stored copy cannot go while the recorder's copy is being deleted.
     """
     rows = catalog.conn.execute(
         "SELECT s.source_path_raw, s.sha256, s.size FROM sightings s JOIN objects o ON o.sha256 = s.sha256 "
@@ -236,13 +240,18 @@ def wipe_stored(catalog: Catalog, store: LocalObjectStore, driver: Driver, volum
     for f in files:
         if should_stop is not None and should_stop():  # undock or shutdown: stop between files
             break
-        one = driver.wipe(volume, [f])
-        report.kept += one.kept
-        if one.deleted:
-            report.deleted += one.deleted
-            with catalog.transaction():
-                audit.append(catalog, "recorder.wipe", f.sha256,
-                             {"device": serial, "path": f.rel.decode("utf-8", "backslashreplace"), "size": f.size})
+        with store.object_lock(f.sha256):
+            held = catalog.conn.execute("SELECT 1 FROM objects WHERE sha256 = ?", (f.sha256,)).fetchone()
+            if held is None or store.size(f.sha256) != f.size:
+                report.kept.append((f.rel, "its stored copy was removed (retention) since the offload: kept"))
+                continue
+            one = driver.wipe(volume, [f])
+            report.kept += one.kept
+            if one.deleted:
+                report.deleted += one.deleted
+                with catalog.transaction():
+                    audit.append(catalog, "recorder.wipe", f.sha256,
+                                 {"device": serial, "path": f.rel.decode("utf-8", "backslashreplace"), "size": f.size})
     return report
 
 
