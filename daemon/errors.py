@@ -5,6 +5,13 @@ the CLI boundary only has to print it. Exit codes (DESIGN.md): 0 all good, 1 fin
 warnings (entries skipped), 2 error (something that should have been stored or checked was not).
 Per-entry trouble during an offload is *not* an exception: it is a `Problem` record collected
 and reported once at the end (bagit-python's validate style).
+
+Every exception of the daemon is defined here. Three kinds stay outside ``EvidockError`` on
+purpose: OS-level conditions that callers handle as the ``OSError`` they are (``ReadFailed``,
+``WriteFailed``, ``NotTheSameFile``: with ``errno`` and the bytes that got through), and signals
+that are not errors at all (``Cancelled``: told to stop; ``Undocked``: the recorder left the bay),
+which must never be reported as failures by a handler of ``EvidockError``. The drivers have a
+tree of their own (``drivers/errors.py``); the CLI boundary maps both.
 """
 
 from __future__ import annotations
@@ -91,7 +98,9 @@ class ReadFailed(OSError):
         self.copied = copied
 
 
-class ReadTimeout(Exception):
+class ReadTimeout(SourceError):
+    """The source gave no data for ``seconds`` (a recorder that hangs) after ``copied`` bytes."""
+
     def __init__(self, seconds: float, copied: int):
         super().__init__(f"no data for {seconds:g} s")
         self.seconds, self.copied = seconds, copied
@@ -108,6 +117,7 @@ class Cancelled(Exception):
         super().__init__(what)
         self.copied = copied
 
+
 class WriteFailed(OSError):
     """Writing the partial failed (ENOSPC, EIO…) after ``written`` bytes.
 
@@ -120,7 +130,7 @@ class WriteFailed(OSError):
         self.written, self.pending = written, pending
 
 
-class GrewPastLimit(Exception):
+class GrewPastLimit(SourceError):
     """The source still had data at ``limit`` bytes: it is being written to (or lies about its size).
 
     ``copied``: bytes that reached the partial (or the hasher), never more than ``limit``.

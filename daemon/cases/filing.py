@@ -58,7 +58,7 @@ def _sel(ids: Iterable[int] | None, officers: Iterable[str] | None) -> tuple[str
 
 # The recording time filing goes by: the corrected one only. It is NULL when the recorder's
 # clock was not trusted at that dock (more than a year from the station's, see
-# ``offload.corrected_time``): such footage matches no case and waits for a person.
+# ``daemon.ingest.record.corrected_time``): such footage matches no case and waits for a person.
 _T = "f.recorded_at_corrected"
 # The time the 2-day deadline runs from: the recording time, else (not trusted) the ingest —
 # footage whose recording time is unknown still becomes overdue, counted from when it arrived.

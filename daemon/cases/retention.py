@@ -44,12 +44,12 @@ from typing import TYPE_CHECKING, Any
 
 from daemon.cases.filing import FOOTAGE_TABLES
 from daemon.catalog.db import Catalog
+from daemon.catalog.schema import MEDIA_TABLES
 from daemon.clock import from_iso, iso, now_utc, utcnow
 from daemon.config import RetentionConfig
 from daemon.crashpoints import crashpoint
 from daemon.errors import EXIT_ERROR, EXIT_OK, EXIT_WARNING, EvidockError, NotFound, RetentionError
 from daemon.evidence import audit
-from daemon.media.queue import MEDIA_TABLES
 
 if TYPE_CHECKING:
     from daemon.context import StationContext
@@ -130,7 +130,7 @@ def _facts(conn: sqlite3.Connection, footage_id: int | None = None) -> list[Fact
     out = {r[0]: Facts(*r) for r in conn.execute(
         "SELECT f.id, f.sha256, f.size, f.officer_badge, f.device_serial, f.source_path,"
         # The corrected time only: NULL when the recorder's clock was not trusted (a year or more
-        # off, offload.corrected_time), so retention counts from the ingest, not a bogus 2057.
+        # off, ingest.record.corrected_time), so retention counts from the ingest, not a bogus 2057.
         f" f.recorded_at_corrected, f.ingested_at FROM footage f {where} ORDER BY f.id", args)}
     for (fid,) in conn.execute(f"SELECT h.footage_id FROM legal_holds h JOIN footage f ON f.id = h.footage_id {where}", args):
         out[fid].held = True

@@ -2,7 +2,8 @@
 ordered list of migrations (``schema``), and the only SQL of the tables every part shares —
 footage, devices, sessions, sightings (``sessions``, ``footage``, ``devices``).
 
-May import ``daemon.errors``, ``daemon.clock``, ``daemon.proc`` and ``daemon.evidence.audit`` (each
-change it records carries its audit entry in the same transaction); never ingest, dock, media,
+May import ``daemon.errors``, ``daemon.clock``, ``daemon.proc``, ``daemon.evidence.audit`` (each
+change it records carries its audit entry in the same transaction) and ``drivers.base`` (the
+clock-trust rule); never ingest, dock, media,
 cases or the CLI.
 """

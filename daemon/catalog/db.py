@@ -8,10 +8,9 @@ entry commit together" does not depend on how a library helper handles transacti
 3.x wrapped its helpers in ``with conn:``, which commits an enclosing transaction; 4.x, required
 here, uses savepoints).
 
-Migrations are *named* (table ``_migrations``), not numbered, so each module that owns tables
-(catalog, health, media, cases, …) registers its own list without colliding with the others;
-the modules are listed in one place, ``MIGRATION_MODULES``. They run in that order, each in its
-own transaction, once.
+Migrations are *named* (table ``_migrations``) and listed, in order, as data in
+``daemon/catalog/schema.py``. The pending ones run together in one transaction, after a copy of
+the catalog was saved beside it (``_snapshot``), so a failed upgrade leaves the catalog as it was.
 """
 
 from __future__ import annotations
@@ -20,6 +19,7 @@ import contextlib
 import logging
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -177,7 +177,8 @@ class Catalog:
     def _snapshot(self, first_pending: str) -> Path:
         """Copy the catalog (consistently, WAL included) to ``catalog.sqlite.before-<migration>``."""
         dest = self.path.with_name(f"{self.path.name}.before-{first_pending}")
-        tmp = dest.with_name(dest.name + ".tmp")
+        # Unique per opener: the daemon and a CLI command may upgrade the same catalog at once.
+        tmp = dest.with_name(f"{dest.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         try:
             target = sqlite3.connect(tmp)
             try:

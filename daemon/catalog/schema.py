@@ -18,6 +18,9 @@ from daemon.clock import utcnow
 
 Migration = tuple[str, Callable[[sqlite_utils.Database], None]]
 
+# The media tables whose rows hang off a footage row (deleted with it by retention).
+MEDIA_TABLES = ("media_jobs", "media_info")
+
 
 def _m001_audit(db: sqlite_utils.Database) -> None:
     db["audit"].create(
@@ -76,7 +79,7 @@ def _m001_core(db: sqlite_utils.Database) -> None:
             "source_path": str,  # display form: UTF-8, undecodable bytes as \xNN
             "source_path_raw": bytes,  # the name exactly as the volume gave it
             "recorded_at": str,  # as the recorder reported it (file mtime, UTC)
-            # recorded_at minus the clock drift measured at this dock (see offload.corrected_time)
+            # recorded_at minus the clock drift measured at this dock (see daemon.ingest.record.corrected_time)
             "recorded_at_corrected": str,
             "important": int,
             "case_no": str,

@@ -5,7 +5,7 @@ whose process died, and recording how one ended. The only SQL of the ``sessions`
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from daemon.catalog import devices
 from daemon.catalog.db import Catalog
@@ -14,8 +14,16 @@ from daemon.evidence import audit
 from daemon.proc import alive, boot_id
 from drivers.base import clock_trusted
 
-if TYPE_CHECKING:
-    from daemon.ingest.offload import IngestResult
+
+class SessionOutcome(Protocol):
+    """How an offload ended, as the session row records it (``daemon.ingest.offload.IngestResult``)."""
+
+    session_id: int
+    status: str
+    message: str | None
+    problems: list[Any]
+
+    def counts(self) -> dict[str, int]: ...
 
 
 
@@ -51,7 +59,7 @@ def _close_dead_sessions(catalog: Catalog, now: str) -> None:
         audit.append(catalog, "session.end", f"session:{sid}", {"status": "interrupted", "message": msg})
 
 
-def end_session(catalog: Catalog, result: IngestResult) -> None:
+def end_session(catalog: Catalog, result: SessionOutcome) -> None:
     c = result.counts()
     now = utcnow()
     with catalog.transaction() as conn:

@@ -1,7 +1,7 @@
 """The one parser of time options (``--as-of``).
 
-Every time a person types goes through ``cases.parse_time``, so that all options accept the same
-forms and the same range (``cases.TIME_MIN`` … ``cases.TIME_MAX``). A time that cannot be read,
+Every time a person types goes through ``daemon.clock.parse_time``, so that all options accept the same
+forms and the same range (``clock.TIME_MIN`` … ``clock.TIME_MAX``). A time that cannot be read,
 or lies outside that range, is a usage error at the boundary: exit 2 and a message naming the
 option and the range — never an ``OverflowError`` traceback from deep in a report.
 
@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from daemon import clock as cases
+from daemon import clock
 
 
 class TimeParam(click.ParamType):
@@ -33,7 +33,7 @@ class TimeParam(click.ParamType):
         if station is not None:
             tz = station.config.filing.local_timezone
         try:
-            return cases.parse_time(str(value), tz)
+            return clock.parse_time(str(value), tz)
         except ValueError as e:
             self.fail(str(e), param, ctx)
 

@@ -16,7 +16,7 @@ firmware talks nonsense as long as its mass storage is readable. A recorder that
 (``RecorderGone``) stops the check at once.
 
 The clock: the drift (recorder − station) is measured before the station sets the clock; the
-offload stores it with the session and corrects footage times with it (``offload.corrected_time``).
+offload stores it with the session and corrects footage times with it (``daemon.ingest.record.corrected_time``).
 A clock more than a year from the station's (``drivers.base.CLOCK_TRUST_LIMIT_S``) was set wrong,
 not drifting: the drift is still recorded, the ``clock_invalid`` health alert names the recorder,
 and the files of that dock get no corrected time, so auto-filing leaves them for a person.

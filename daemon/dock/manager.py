@@ -327,7 +327,7 @@ class DockManager:
     def _file(self, w: Walk) -> None:
         job, result = w.job, w.result
         assert result is not None
-        # Filing itself happened in each file's ingest transaction (daemon.cases.file_new_footage).
+        # Filing itself happened in each file's ingest transaction (daemon.cases.filing.file_new_footage, a hook of the station context).
         filed, cases_ = w.cat.conn.execute(
             "SELECT COUNT(DISTINCT f.id), GROUP_CONCAT(DISTINCT fc.case_no) FROM footage f "
             "JOIN footage_cases fc ON fc.footage_id = f.id WHERE f.session_id = ?", (result.session_id,)).fetchone()

@@ -79,7 +79,7 @@ def corrected_time(recorded: datetime, clock_drift_s: float | None) -> datetime 
     drifting but set wrong, so nothing says the files were recorded under the same error: the
     time is unknown (None; the footage row keeps the reported time in ``recorded_at``). Filing
     then matches no case — the footage waits in the unfiled queue for a person — and its 2-day
-    deadline runs from the ingest (``cases._T_DUE``).
+    deadline runs from the ingest (``daemon.cases.filing._T_DUE``).
     """
     if clock_drift_s is None:
         return recorded

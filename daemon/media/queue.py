@@ -1,7 +1,7 @@
 """The media work queue, persisted in the catalog: one job per footage row, and its runner.
 
 A job exists iff its footage row exists: ``enqueue_in_tx`` runs inside the transaction that
-records the footage (``offload.record_file``), and footage catalogued before this module's
+records the footage (``daemon.ingest.record.record_file``, through the station context's hook), and footage catalogued before this module's
 migration gets its job from the migration (and, as a safety net, from every ``run_queue``).
 
 States::
@@ -58,7 +58,6 @@ STATES = ("queued", "running", "done", "failed")
 PROXY_STATUS = {"queued": "pending", "running": "pending", "failed": "failed", None: "pending"}
 
 # Tables keyed by footage id: a retention deletion of the footage row removes its rows here too.
-MEDIA_TABLES = ("media_jobs", "media_info")
 
 
 def enqueue_in_tx(conn: sqlite3.Connection, footage_id: int, sha256: str) -> None:
