@@ -83,3 +83,12 @@ def test_every_package_says_what_it_holds_and_may_import(package: str) -> None:
     init = REPO / package.replace(".", "/") / "__init__.py"
     doc = ast.get_docstring(ast.parse(init.read_text())) or ""
     assert len(doc) > 80, f"{init.relative_to(REPO)} needs a docstring saying what the package holds"
+
+
+@pytest.mark.parametrize("path", sorted(p for pkg in ("catalog", "evidence") for p in (REPO / "daemon" / pkg).glob("*.py"))
+                         + [REPO / "daemon" / n for n in ("errors.py", "clock.py", "proc.py")], ids=lambda p: p.name)
+def test_lower_layers_name_no_upper_layer_even_inside_functions(path: Path) -> None:
+    # The import test above sees what loads at import time; this also catches a late import
+    # inside a function and a type-only import, which would still tie the layers together.
+    bad = [m for m in _imports(path) if m.startswith(UPPER)]
+    assert not bad, f"{path.relative_to(REPO)} imports {bad}"
