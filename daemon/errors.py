@@ -19,6 +19,7 @@ from __future__ import annotations
 EXIT_OK = 0
 EXIT_WARNING = 1
 EXIT_ERROR = 2
+EXIT_NOT_RUNNING = 3  # `evidock status` only, as systemctl status: the station is not running
 
 
 class EvidockError(Exception):
@@ -62,6 +63,12 @@ class SourceError(EvidockError):
 
 class SourceGone(SourceError):
     """The recorder volume went away mid-read (undock, unplug, I/O error)."""
+
+
+class StationNotRunning(EvidockError):
+    """``evidock status`` on a data dir no station has run with (exit 3, as systemctl status)."""
+
+    exit_code = EXIT_NOT_RUNNING
 
 
 class NotFound(EvidockError):

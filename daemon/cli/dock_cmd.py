@@ -44,18 +44,18 @@ def status_command(st: Station, as_json: bool) -> int:
     Example:
       evidock status --json
     """
-    doc = read_status(st.data_dir)
-    alive = doc["running"]
+    status = read_status(st.data_dir)
+    doc, alive = status.doc, status.running
     if as_json:
         emit_json(doc)
-        return 0
+        return status.exit_code
     click.echo(f"station {'running' if alive else 'NOT running'} (pid {doc.get('pid')}), updated {doc.get('updated')}: "
                f"{doc.get('offloading', 0)} offloading, {doc.get('queued', 0)} queued")
     for b in doc.get("bays", []):
         done, total = b["progress"]
         pct = f" {100 * done // total}%" if total else ""
         click.echo(f"  {b['bay']:10} {b['serial'] or '?':16} {b['officer'] or '-':8} {b['state']:14}{pct}  {b['detail']}")
-    return 0
+    return status.exit_code
 
 
 @cli.command("demo")

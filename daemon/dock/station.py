@@ -14,6 +14,7 @@ import json
 import logging
 import signal
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from daemon.dock.hotplug import Hotplug
 from daemon.dock.manager import DockManager
 from daemon.dock.notify import notify, watchdog_interval
 from daemon.dock.watchfolder import WatchFolder
-from daemon.errors import ConfigError, NotFound
+from daemon.errors import EXIT_NOT_RUNNING, EXIT_OK, ConfigError, StationNotRunning
 from daemon.evidence import audit
 from daemon.media import queue as mediaqueue
 from daemon.proc import alive as process_alive
@@ -32,17 +33,34 @@ from drivers import registry
 log = logging.getLogger(__name__)
 
 
-def read_status(data_dir: Path) -> dict[str, Any]:
+@dataclass
+class StationStatus:
     """``evidock status``: the bays as the station last wrote them (``status.json``), plus
-    ``running``: whether the process that wrote them is alive. No status file is ``NotFound``."""
+    ``running``: whether the process that wrote them is alive. Exit 0 running, 3 not running
+    (systemctl's convention, DESIGN.md)."""
+
+    doc: dict[str, Any]
+
+    @property
+    def running(self) -> bool:
+        return bool(self.doc["running"])
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_OK if self.running else EXIT_NOT_RUNNING
+
+
+def read_status(data_dir: Path) -> StationStatus:
+    """The station's last status; no status file at all is ``StationNotRunning`` (exit 3)."""
     path = data_dir / "status.json"
     try:
         doc = json.loads(path.read_text())
     except FileNotFoundError:
-        raise NotFound(f"no status in {data_dir}: the station (`evidock run`) has not run with this data dir") from None
+        raise StationNotRunning(f"no status in {data_dir}: the station (`evidock run`) has not run with this data dir "
+                                "— start it (`systemctl start evidock`) or name its data dir with --data-dir") from None
     pid = doc.get("pid")
     doc["running"] = isinstance(pid, int) and process_alive(pid)
-    return doc
+    return StationStatus(doc)
 
 
 def is_known(vid: str, pid: str, product: str | None) -> bool:

@@ -135,7 +135,8 @@ def test_sd_notify_reload_and_stop(tmp_path: Path) -> None:
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert "NOT running" in run_evidock("--data-dir", data, "status").out
+    stopped = run_evidock("--data-dir", data, "status")
+    assert "NOT running" in stopped.out and stopped.code == 3  # systemctl's "not running" (DESIGN.md)
     db = sqlite3.connect(data / "catalog.sqlite")
     events = [r[0] for r in db.execute("SELECT event FROM audit ORDER BY id")]
     assert events == ["station.start", "config.reload", "station.stop"]
@@ -183,3 +184,9 @@ def test_sigterm_mid_offload_stops_resumably(tmp_path: Path, data_dir: Path) -> 
         assert parts, "the partial was not kept for the next dock"
     finally:
         dock.close()
+
+
+def test_status_of_a_data_dir_no_station_ran_with_is_not_running(tmp_path: Path) -> None:
+    r = run_evidock("--data-dir", tmp_path / "never", "status")
+    assert r.code == 3 and "has not run with this data dir" in r.err
+    assert run_evidock("--data-dir", tmp_path / "never", "status", "--json").code == 3
