@@ -58,6 +58,12 @@ _DIRECT_ALIGN = 4096  # O_DIRECT: buffer, offset and length aligned to the logic
 
 CHECK = "blake3"  # the check digest's name, as journals record it ("blake3:<hex>")
 
+# BENCHMARKS ONLY (benchmarks/dock_bench.py --read-mbps): called as ``hook(fd, nbytes)`` before
+# each read from a source, in the reading thread, to pace a simulated recorder's USB link inside
+# the reading process (a FUSE filesystem doing it would eat the CPU being measured). Always None
+# in evidock itself, which never throttles a read.
+source_read_hook: Callable[[int, int], None] | None = None
+
 
 class Hasher(Protocol):
     """What ``hashlib`` and ``blake3`` hashers share and the copy needs."""
@@ -168,6 +174,8 @@ def copy_and_hash(
                     continue
                 reading_since[0] = time.monotonic()
                 try:
+                    if source_read_hook is not None:
+                        source_read_hook(rfd, want)
                     n = os.readv(rfd, [slot.view[:want]])
                 except OSError as e:
                     _put(to_write, e, stop)
@@ -192,7 +200,7 @@ def copy_and_hash(
             release(slot)
 
     reader = threading.Thread(target=read_loop, name="evidock-read", daemon=True)
-    hashing = [threading.Thread(target=hash_loop, args=(h, q), name="evidock-hash", daemon=True)
+    hashing = [threading.Thread(target=hash_loop, args=(h, q), name=f"evidock-hash-{getattr(h, 'name', '')}", daemon=True)
                for h, q in zip(hashers, to_hash)]
     reader.start()
     for t in hashing:

@@ -26,7 +26,7 @@ Usage as a script (foreground, until unmounted or killed)::
 RULES_JSON is the JSON text itself (starting with ``{``) or a path to a file
 holding it::
 
-    {"files": {RELPATH: RULE, ...}, "unplug_after_bytes": N or null}
+    {"files": {RELPATH: RULE, ...}, "unplug_after_bytes": N or null, "read_mbps": R or null}
 
 RELPATH is the path relative to SOURCE_DIR as a str; for a name that is not
 valid UTF-8 use ``os.fsdecode(raw_bytes)`` (surrogateescape).  RULE is an
@@ -64,6 +64,11 @@ object with any of:
     (getattr, readdir, open, read, readlink, statfs, ...) fails with EIO, as
     if the recorder had been unplugged.  The read that reaches the budget is
     cut so that exactly N bytes are served.
+``"read_mbps": R``
+    The whole volume serves at most R MB/s (10^6 bytes per second) over all its
+    files together, as a recorder's USB link does: each read is paced, not cut.
+    For benchmarks (``benchmarks/ingest_bench.py --read-mbps``) that compare tools
+    which read a slow source once or twice.
 
 Everything else is a plain read-only passthrough: symlinks are reported with
 lstat semantics and their target is passed through by readlink (never
@@ -141,7 +146,7 @@ def validate_rules(rules: dict) -> dict:
     """Check a rule set and return it in canonical form (raises ValueError)."""
     if not isinstance(rules, dict):
         raise ValueError("rules must be a JSON object")
-    unknown = set(rules) - {"files", "unplug_after_bytes"}
+    unknown = set(rules) - {"files", "unplug_after_bytes", "read_mbps"}
     if unknown:
         raise ValueError(f"unknown top-level rule keys: {sorted(unknown)}")
     files = rules.get("files") or {}
@@ -150,6 +155,9 @@ def validate_rules(rules: dict) -> dict:
     unplug = rules.get("unplug_after_bytes")
     if unplug is not None and (isinstance(unplug, bool) or not isinstance(unplug, int) or unplug < 0):
         raise ValueError('"unplug_after_bytes" must be a non-negative integer or null')
+    mbps = rules.get("read_mbps")
+    if mbps is not None and (isinstance(mbps, bool) or not isinstance(mbps, (int, float)) or not mbps > 0):
+        raise ValueError('"read_mbps" must be a positive number or null')
     out_files: dict[str, dict[str, Any]] = {}
     for rel, rule in files.items():
         if not isinstance(rel, str) or not _norm_rel(rel):
@@ -168,7 +176,7 @@ def validate_rules(rules: dict) -> dict:
             if key in rule and not isinstance(rule[key], bool):
                 raise ValueError(f"{rel!r}: {key} must be true or false")
         out_files[rel] = dict(rule)
-    return {"files": out_files, "unplug_after_bytes": unplug}
+    return {"files": out_files, "unplug_after_bytes": unplug, "read_mbps": mbps}
 
 
 def _load_rules(arg: str) -> dict:
@@ -222,6 +230,8 @@ class FaultFS(Operations):
         self._unplug_after: Optional[int] = rules["unplug_after_bytes"]
         self._total_served = 0
         self._unplugged = self._unplug_after == 0
+        self._rate: Optional[float] = rules["read_mbps"] * 1e6 if rules["read_mbps"] else None
+        self._next_read = 0.0  # read_mbps: when the link is free again (monotonic)
         self._state: dict[bytes, _FileState] = {}
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -423,6 +433,14 @@ class FaultFS(Operations):
                 fstate = self._file_state(rel)
                 fstate.farthest = max(fstate.farthest, offset + len(data))
 
+        if self._rate:
+            with self._lock:
+                now = time.monotonic()
+                start = max(now, self._next_read)
+                self._next_read = start + len(data) / self._rate
+                wait = self._next_read - now
+            if wait > 0:
+                time.sleep(wait)
         with self._lock:
             if shrink_at is not None:
                 fstate = self._file_state(rel)
