@@ -55,11 +55,15 @@ _GREW = object()  # the reader found data at the limit
 _WRITEBACK_BYTES = 8 << 20
 _POOL = 6  # buffers in flight per copy: enough for the reader to run ahead of a slow hasher
 _DIRECT_ALIGN = 4096  # O_DIRECT: buffer, offset and length aligned to the logical block size
+# One re-read: large enough that an O_DIRECT read is split into several requests the disk
+# serves at once (the block layer cuts at max_sectors_kb, 4 MiB on a virtio disk).
+_REREAD_CHUNK = 8 << 20
 
 CHECK = "blake3"  # the check digest's name, as journals record it ("blake3:<hex>")
 
-# BENCHMARKS ONLY (benchmarks/dock_bench.py --read-mbps): called as ``hook(fd, nbytes)`` before
-# each read from a source, in the reading thread, to pace a simulated recorder's USB link inside
+# BENCHMARKS ONLY (benchmarks/dock_bench.py --read-mbps): called as ``hook(fd, nbytes)`` after
+# each read from a source with the bytes it returned, in the reading thread (the time it takes
+# counts as the read's), to pace a simulated recorder's USB link inside
 # the reading process (a FUSE filesystem doing it would eat the CPU being measured). Always None
 # in evidock itself, which never throttles a read.
 source_read_hook: Callable[[int, int], None] | None = None
@@ -181,9 +185,9 @@ def copy_and_hash(
                     continue
                 reading_since[0] = time.monotonic()
                 try:
-                    if source_read_hook is not None:
-                        source_read_hook(rfd, want)
                     n = os.readv(rfd, [slot.view[:want]])
+                    if n and source_read_hook is not None:
+                        source_read_hook(rfd, n)
                 except OSError as e:
                     _put(to_write, e, stop)
                     return
@@ -313,7 +317,7 @@ def hash_prefix(fd: int, length: int, *hashers: Hasher, chunk: int = 4 << 20) ->
         pos += n
 
 
-def digest_fd(fd: int, new: Callable[[], Hasher], *, drop_cache: bool = True, chunk: int = 4 << 20,
+def digest_fd(fd: int, new: Callable[[], Hasher], *, drop_cache: bool = True, chunk: int = _REREAD_CHUNK,
               should_stop: Callable[[], bool] | None = None) -> tuple[Hasher, int]:
     """The digest (a ``new()`` hasher fed the whole file) and length of ``fd``'s file.
 
@@ -361,7 +365,7 @@ def digest_fd(fd: int, new: Callable[[], Hasher], *, drop_cache: bool = True, ch
     return h, size
 
 
-def hash_fd(fd: int, *, drop_cache: bool = True, chunk: int = 4 << 20,
+def hash_fd(fd: int, *, drop_cache: bool = True, chunk: int = _REREAD_CHUNK,
             should_stop: Callable[[], bool] | None = None) -> tuple[str, int]:
     """SHA-256 and length of a whole file, read from the disk rather than the page cache."""
     h, size = digest_fd(fd, hashlib.sha256, drop_cache=drop_cache, chunk=chunk, should_stop=should_stop)
