@@ -65,13 +65,14 @@ def main() -> int:
                 while f.read(8 << 20):
                     pass
 
-    by_stage: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
+    by_stage: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0])
     by_thread: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0, 0])
     lock = threading.Lock()
 
     def wrap(stage):
         def timed(ctx, task):
             u, s = _thread_cpu()
+            w = time.monotonic()
             try:
                 stage(ctx, task)
             finally:
@@ -79,6 +80,7 @@ def main() -> int:
                 with lock:
                     by_stage[stage.__name__][0] += u2 - u
                     by_stage[stage.__name__][1] += s2 - s
+                    by_stage[stage.__name__][2] += time.monotonic() - w
         timed.__name__ = stage.__name__
         return timed
 
@@ -120,8 +122,8 @@ def main() -> int:
     print(f"  wall {wall:.2f} s; CPU {pu + ps:.2f} s (user {pu:.2f}, system {ps:.2f}) = {(pu + ps) / gib:.2f} CPU-s per GiB")
     print(f"  {'where':34} {'user':>6} {'sys':>6} {'total':>6}  (s)")
     stage_sum = [0.0, 0.0]
-    for name, (u, s) in by_stage.items():
-        print(f"  stage {name:28} {u:6.2f} {s:6.2f} {u + s:6.2f}")
+    for name, (u, s, w) in by_stage.items():
+        print(f"  stage {name:28} {u:6.2f} {s:6.2f} {u + s:6.2f}  (wall in the stage {w:.2f} s)")
         stage_sum[0] += u
         stage_sum[1] += s
     # The verify and commit stages run in their own threads: those threads' time is the stages'.

@@ -1,5 +1,5 @@
 """The stages over one file of an offload: copy (one read, hashed while written, into a resumable
-partial), verify (fsync, then a cold re-read against that hash), commit (into the store, then the
+partial), flush (fsync), verify (a cold re-read against the check digest), commit (into the store, then the
 catalog row and its audit entry in one transaction).
 
 Each byte is SHA-256'd once, as it is read from the recorder: that digest is the object's name.
@@ -70,6 +70,7 @@ class FileTask:
     size: int = 0
     resumed_from: int = 0
     from_journal: bool = False  # copied and verified by an earlier run that died before finishing
+    flushed: bool = False  # the partial was fsync'd whole (flush_stage)
     known_sha256: str | None = None  # a sighting with this file's transfer key names this stored object
     status: str = "pending"  # stored | duplicate | failed
     problem: Problem | None = None
@@ -250,16 +251,14 @@ def copy_stage(ctx: OffloadContext, task: FileTask) -> None:
                                       "that the stored copy plays to its end")
 
 
-def verify_stage(ctx: OffloadContext, task: FileTask) -> None:
-    """fsync the partial, re-read it from the disk and match it against the check digest of what was read.
+def flush_stage(ctx: OffloadContext, task: FileTask) -> None:
+    """fsync the whole partial, so that the re-read reads back what is on the disk.
 
-    The re-read takes the check digest only (the SHA-256 was taken from the same bytes as the
-    check digest during the copy); a task without one is re-read with SHA-256, as before.
-    The fsync is here rather than at the end of the copy so that, threaded, the disk flushes
-    file n while file n+1 is being read from the recorder.
+    A stage of its own, after the copy and before the re-read: threaded, the disk flushes file
+    n+1 while file n is re-read and file n+2 is read from the recorder.
     """
     part = task.partial
-    if task.finished or part is None or part.journal.sha256 is not None:
+    if task.finished or part is None or part.journal.sha256 is not None or task.flushed:
         return
     try:
         os.fsync(part.fd)
@@ -268,7 +267,23 @@ def verify_stage(ctx: OffloadContext, task: FileTask) -> None:
         ctx.stop_all(StoreError(f"store {ctx.store.location}: fsync of the partial of {quoted(task.entry.rel)} failed ({err.strerror})"))
         task.fail(f"not stored: {ctx.fatal}")
         return
+    task.flushed = True
     crashpoint("after-fsync")
+
+
+def verify_stage(ctx: OffloadContext, task: FileTask) -> None:
+    """Re-read the fsync'd partial from the disk and match it against the check digest of what was read.
+
+    The re-read takes the check digest only (the SHA-256 was taken from the same bytes as the
+    check digest during the copy); a task without one is re-read with SHA-256, as before.
+    """
+    part = task.partial
+    if task.finished or part is None or part.journal.sha256 is not None:
+        return
+    if not task.flushed:
+        flush_stage(ctx, task)
+        if task.finished:
+            return
     try:
         if task.check is not None:
             h, size = digest_fd(part.fd, check_hasher)
@@ -314,6 +329,7 @@ def commit_stage(ctx: OffloadContext, task: FileTask) -> None:
         log.info("object %s was removed after %s was confirmed against it; staging the file", sha, quoted(task.entry.rel))
         task.partial, task.sha256, task.known_sha256, task.from_journal = None, None, None, False
         copy_stage(ctx, task)
+        flush_stage(ctx, task)
         verify_stage(ctx, task)
         part = task.partial
         if task.finished or part is None or task.sha256 is None:
@@ -345,8 +361,9 @@ def commit_stage(ctx: OffloadContext, task: FileTask) -> None:
     part.finish()
 
 
-# The offload's stage list, run by daemon.ingest.pipeline (threaded: file n is verified while n+1 is read).
-STAGES: tuple[Stage[OffloadContext, FileTask], ...] = (copy_stage, verify_stage, commit_stage)
+# The offload's stage list, run by daemon.ingest.pipeline (threaded: file n is committed while n+1 is
+# re-read, n+2 flushed and n+3 read from the recorder).
+STAGES: tuple[Stage[OffloadContext, FileTask], ...] = (copy_stage, flush_stage, verify_stage, commit_stage)
 
 
 def _old_journal_holds(ctx: OffloadContext, part: Partial) -> bool:

@@ -25,7 +25,7 @@ from daemon.context import build_context
 from daemon.evidence.staging import Staging
 from daemon.evidence.transfer import CHECK, check_hasher, digest_fd
 from daemon.ingest.offload import ingest
-from daemon.ingest.stages import commit_stage, copy_stage, verify_stage
+from daemon.ingest.stages import commit_stage, copy_stage, flush_stage, verify_stage
 
 CFG = parse_config({"store": {"reserve_bytes": 0}, "offload": {"checkpoint_bytes": 1 << 20}})
 SIZE = 3 * (1 << 20) + 12_345  # not a multiple of the O_DIRECT alignment
@@ -67,7 +67,7 @@ def _close(ctx, task) -> None:
 @pytest.mark.parametrize("threaded", [False, True], ids=["sequential", "threaded"])
 def test_a_staged_copy_whose_bytes_differ_on_the_disk_is_refused(recorder: Path, data_dir: Path, monkeypatch,
                                                                    threaded: bool) -> None:
-    monkeypatch.setattr(offload, "STAGES", (copy_stage, _corrupt_first_file, verify_stage, commit_stage))
+    monkeypatch.setattr(offload, "STAGES", (copy_stage, flush_stage, _corrupt_first_file, verify_stage, commit_stage))
     r = ingest(build_context(CFG, data_dir), recorder, device="CHK-1", threaded=threaded)
     t = {x.entry.rel: x for x in r.tasks}
     assert t[b"0.MP4"].status == "failed"
@@ -79,7 +79,7 @@ def test_a_staged_copy_whose_bytes_differ_on_the_disk_is_refused(recorder: Path,
     assert Staging(data_dir / "staging").list() == []  # the bad copy is discarded, not resumed
     assert_store_consistent(data_dir)
     # The next offload reads it again and stores the recorder's bytes.
-    monkeypatch.setattr(offload, "STAGES", (copy_stage, verify_stage, commit_stage))
+    monkeypatch.setattr(offload, "STAGES", (copy_stage, flush_stage, verify_stage, commit_stage))
     r2 = ingest(build_context(CFG, data_dir), recorder, device="CHK-1", threaded=threaded)
     assert r2.exit_code == 0, [p.reason for p in r2.problems]
     assert {x.entry.rel: x.status for x in r2.tasks} == {b"0.MP4": "stored", b"1.MP4": "duplicate"}
@@ -91,7 +91,7 @@ def test_a_truncated_staged_copy_is_refused(recorder: Path, data_dir: Path, monk
         if task.entry.rel == b"0.MP4" and not task.finished:
             os.truncate(task.partial.part_path, SIZE - 1)
 
-    monkeypatch.setattr(offload, "STAGES", (copy_stage, truncate, verify_stage, commit_stage))
+    monkeypatch.setattr(offload, "STAGES", (copy_stage, flush_stage, truncate, verify_stage, commit_stage))
     r = ingest(build_context(CFG, data_dir), recorder, device="CHK-1", threaded=False)
     t = {x.entry.rel: x for x in r.tasks}
     assert t[b"0.MP4"].status == "failed" and "does not match" in t[b"0.MP4"].problem.reason
@@ -101,14 +101,14 @@ def test_a_truncated_staged_copy_is_refused(recorder: Path, data_dir: Path, monk
 
 def _verified_partials(data_dir: Path, recorder: Path, monkeypatch) -> list[Path]:
     """Copy and verify both files, then stop before the commit: verified partials with journals."""
-    monkeypatch.setattr(offload, "STAGES", (copy_stage, verify_stage, _close))
+    monkeypatch.setattr(offload, "STAGES", (copy_stage, flush_stage, verify_stage, _close))
     ingest(build_context(CFG, data_dir), recorder, device="CHK-1", threaded=False)
     journals = sorted((data_dir / "staging").glob("*.json"))
     assert len(journals) == 2
     for j in journals:
         doc = json.loads(j.read_text())
         assert doc["sha256"] and doc["check"].startswith(f"{CHECK}:") and doc["checkpoint"] == SIZE
-    monkeypatch.setattr(offload, "STAGES", (copy_stage, verify_stage, commit_stage))
+    monkeypatch.setattr(offload, "STAGES", (copy_stage, flush_stage, verify_stage, commit_stage))
     return journals
 
 
