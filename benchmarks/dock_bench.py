@@ -30,7 +30,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -44,6 +43,7 @@ from daemon.context import build_context  # noqa: E402
 from daemon.dock.hotplug import Docked  # noqa: E402
 from daemon.dock.jobs import State  # noqa: E402
 from daemon.dock.manager import DockManager  # noqa: E402
+from drivers.sim.pacing import Link  # noqa: E402
 from drivers.sim.simulator import SimulatedRecorder  # noqa: E402
 from drivers.sim.volume import SampleSpec  # noqa: E402
 
@@ -79,7 +79,7 @@ def fresh_cache(cards: list[Path]) -> None:
 
 
 class Links:
-    """One paced USB link per card: the benchmark's ``transfer.source_read_hook``.
+    """One paced USB link per card (``drivers.sim.pacing.Link``): the benchmark's ``transfer.source_read_hook``.
 
     After a read of n bytes from a file under card i, the reader waits until card i's link would
     have carried those bytes and the earlier ones at ``rate`` bytes/s. Which card a descriptor
@@ -88,22 +88,13 @@ class Links:
 
     def __init__(self, cards: list[Path], rate: float):
         self.roots = [str(c.resolve()) + os.sep for c in cards]
-        self.rate = rate
-        self.free_at = [0.0] * len(cards)
-        self.lock = threading.Lock()
+        self.links = [Link(rate) for _ in cards]
 
     def __call__(self, fd: int, nbytes: int) -> None:
         path = os.readlink(f"/proc/self/fd/{fd}")
         i = next((k for k, r in enumerate(self.roots) if path.startswith(r)), None)
-        if i is None:
-            return
-        with self.lock:
-            now = time.monotonic()
-            start = max(now, self.free_at[i])
-            self.free_at[i] = start + nbytes / self.rate
-            wait = self.free_at[i] - now
-        if wait > 0:
-            time.sleep(wait)
+        if i is not None:
+            self.links[i].carry(nbytes)
 
 
 def parallel_cp(work: Path, cards: list[Path]) -> float:
