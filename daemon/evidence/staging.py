@@ -4,7 +4,12 @@ Each source file being offloaded has a *transfer key* (a hash of the recorder's 
 file's path on the volume, its size and its mtime). Its bytes go to ``staging/<key>.part``
 and a small journal ``staging/<key>.json`` records how far the partial is known to be on disk
 (the *checkpoint*: a length that was fsync'd before it was written) and, once the copy has been
-verified, the SHA-256 it must be stored under.
+verified, the SHA-256 it must be stored under and the check digest it was verified with
+(``daemon.evidence.transfer``: the cold re-read matches the check digest taken while the
+recorder's bytes were read, not a second SHA-256). A journal records both, so a verified
+partial that a crash left behind stays verified on the next run. A journal written before the
+check digest existed (``check`` absent) is verified again the old way — a cold SHA-256 re-read
+of the staged copy — before anything relies on it (``daemon.ingest.stages.copy_stage``).
 
 Why a journal and not just the partial's length: after a power cut a file's length can run
 ahead of the data that reached the disk; only the bytes below an fsync'd checkpoint are
@@ -59,6 +64,7 @@ class Journal:
     mtime_ns: int
     checkpoint: int = 0
     sha256: str | None = None  # set once the staged copy was verified
+    check: str | None = None  # the check digest it was verified with ("blake3:<hex>"); None in old journals
 
     @property
     def relpath(self) -> bytes:
@@ -82,8 +88,10 @@ class Partial:
         self.staging.write_journal(self.journal)
         crashpoint("after-checkpoint")
 
-    def mark_verified(self, sha256: str, size: int) -> None:
+    def mark_verified(self, sha256: str, size: int, check: str | None) -> None:
+        """Journal the staged copy as verified: its SHA-256, length and the check digest that matched."""
         self.journal.sha256 = sha256
+        self.journal.check = check
         self.journal.checkpoint = size
         self.staging.write_journal(self.journal)
 

@@ -284,7 +284,7 @@ class LocalObjectStore:
         dest = self.path_of(sha256)
         outcome = "new"
         try:
-            self._make_dirs(dest.parent)
+            fresh = self._make_dirs(dest.parent)
             # link+unlink rather than rename: a racing writer of the same hash is never replaced
             # silently (link fails with EEXIST); the verified bytes are the bytes in objects/.
             try:
@@ -300,8 +300,14 @@ class LocalObjectStore:
                     os.replace(staged, dest)
             os.chmod(dest, 0o444)
             # On every path: the object's directory entry must be durable before the catalog
-            # names it (and before a recorder may be wiped against it), whoever linked it.
+            # names it (and before a recorder may be wiped against it), whoever linked it; and
+            # so must the entries of fan-out directories created for it, deepest first. All
+            # the entries are made first and then fsync'd, so that one journal commit carries
+            # them all and the fsyncs after the first find little left to do.
             fsync_dir(dest.parent)
+            for d in fresh:
+                fsync_dir(d.parent)
+                self._durable.add(d)
         except OSError as e:
             if e.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise StoreFullError(str(self.root), 4096, free_bytes(self.root), f"the directory entry of {sha256}") from None
@@ -355,13 +361,13 @@ class LocalObjectStore:
             raise StoreError(f"store {self.root}: cannot delete object {sha256} ({e.strerror}); it is kept") from None
         return True
 
-    def _make_dirs(self, d: Path) -> None:
-        """Create the fan-out directories, each one's entry made durable in its parent once per
-        process — also when another thread or an earlier crashed run created it."""
+    def _make_dirs(self, d: Path) -> list[Path]:
+        """Create the fan-out directories; return, deepest first, those whose entry in their
+        parent this process has not yet made durable — also when another thread or an earlier
+        crashed run created them. The caller fsyncs their parents (``_put_locked``)."""
         if d in self._durable or d == self.root:
-            return
-        self._make_dirs(d.parent)
+            return []
+        above = self._make_dirs(d.parent)
         with contextlib.suppress(FileExistsError):
             d.mkdir(mode=0o750)
-        fsync_dir(d.parent)
-        self._durable.add(d)
+        return [d, *above]

@@ -14,7 +14,8 @@ reported once, nothing repaired here:
    (unique in ``footage``). No command reassigns footage to another officer, so the officer
    must be the one the ingest entry recorded. ``audit verify`` checks that the chain itself is
    intact; this check trusts its content, so run both (the nightly job does).
-2. **The objects on disk** (page cache dropped, re-hashed). Each catalogued object must hash to
+2. **The objects on disk** (read from the disk, not the page cache, and re-hashed with SHA-256 —
+   the offload's check digest is never trusted here). Each catalogued object must hash to
    its name and catalog size and be read-only (a writable object is a broken invariant 1 even
    while its bytes are still right). With a time budget the hashing stops at the budget and
    leaves a checkpoint (the last hash checked) in the catalog's ``meta`` table; the next run

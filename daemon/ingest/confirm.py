@@ -47,7 +47,7 @@ class _Unstaged(Partial):
     def checkpoint(self, length: int) -> None:
         raise AssertionError("an unstaged confirmation has no partial to checkpoint")
 
-    def mark_verified(self, sha256: str, size: int) -> None:
+    def mark_verified(self, sha256: str, size: int, check: str | None) -> None:
         raise AssertionError("an unstaged confirmation is verified when it is made")
 
     def finish(self) -> None:

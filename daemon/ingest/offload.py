@@ -2,8 +2,9 @@
 offload's error policy for the pipeline runner.
 
 The shape follows beets' pipeline: a ``FileTask`` per regular file on the volume goes through
-``daemon.ingest.stages.STAGES`` — copy (one read, hashed while written, into a resumable partial),
-verify (fsync, then a cold re-read of the partial against that hash), commit (rename into objects/,
+``daemon.ingest.stages.STAGES`` — copy (one read, SHA-256 and a check digest taken while written, into
+a resumable partial), verify (fsync, then a cold re-read of the partial against the check digest),
+commit (rename into objects/,
 then the catalog row and its audit entry in one transaction) — on the one runner of
 ``daemon.ingest.pipeline``; tests run it sequentially, ingests run it threaded so that file *n*
 is verified while file *n+1* is read. ``contain_error`` is what the runner does with an error a

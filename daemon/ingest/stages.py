@@ -1,6 +1,13 @@
 """The stages over one file of an offload: copy (one read, hashed while written, into a resumable
-partial), verify (fsync, then a cold re-read against that hash), commit (into the store, then the
+partial), flush (fsync), verify (a cold re-read against the check digest), commit (into the store, then the
 catalog row and its audit entry in one transaction).
+
+Each byte is SHA-256'd once, as it is read from the recorder: that digest is the object's name.
+The copy takes a second, cheaper digest from the same buffers (the *check digest*, BLAKE3, see
+``daemon.evidence.transfer``), and the verify stage's cold re-read of the staged copy must
+reproduce it: the bytes on the store's disk are then the bytes read from the recorder, and so
+the bytes the SHA-256 names. A partial verified by a version of evidock that journalled no
+check digest is re-read with SHA-256 as that version did, before it is relied on.
 
 Invariant 2 is kept by construction: nothing is reported ``stored`` (and so nothing may be wiped)
 before its bytes were fsync'd, re-read and matched, and its catalog row committed. Per-file trouble
@@ -41,7 +48,7 @@ from daemon.errors import (
 from daemon.evidence import audit
 from daemon.evidence.staging import Partial, Staging
 from daemon.evidence.store import ObjectStore
-from daemon.evidence.transfer import copy_and_hash, hash_fd, hash_prefix
+from daemon.evidence.transfer import check_hasher, check_value, copy_and_hash, digest_fd, hash_fd, hash_prefix
 from daemon.ingest.confirm import _confirm_unstaged, _Unstaged
 from daemon.ingest.limits import _changing, _discard_changing, _why, read_limit
 from daemon.ingest.pipeline import Stage
@@ -59,9 +66,11 @@ class FileTask:
     entry: Entry
     partial: Partial | None = None
     sha256: str | None = None
+    check: str | None = None  # the check digest of the bytes read, which the cold re-read must reproduce
     size: int = 0
     resumed_from: int = 0
     from_journal: bool = False  # copied and verified by an earlier run that died before finishing
+    flushed: bool = False  # the partial was fsync'd whole (flush_stage)
     known_sha256: str | None = None  # a sighting with this file's transfer key names this stored object
     status: str = "pending"  # stored | duplicate | failed
     problem: Problem | None = None
@@ -133,13 +142,14 @@ def copy_stage(ctx: OffloadContext, task: FileTask) -> None:
     task.partial = part
     j = part.journal
     if j.sha256 is not None:
-        if part.fd >= 0 or ctx.store.exists(j.sha256):
+        if (part.fd >= 0 or ctx.store.exists(j.sha256)) and (j.check is not None or _old_journal_holds(ctx, part)):
             # Copied and verified by an earlier run that died before finishing: no re-read.
             # the verified length (mark_verified keeps it in checkpoint), not the length listed at scan
-            task.sha256, task.size, task.resumed_from = j.sha256, j.checkpoint, j.checkpoint
+            task.sha256, task.check, task.size, task.resumed_from = j.sha256, j.check, j.checkpoint, j.checkpoint
             task.from_journal = True
             return
-        # The journal vouches for an object that is not there: start this file over.
+        # The journal vouches for an object that is not there (or, from an old version, for a
+        # copy that no longer hashes to it): start this file over.
         part.finish()
         part = task.partial = ctx.staging.open(ctx.source_id, e.rel, e.size, e.mtime_ns)
     start = part.journal.checkpoint
@@ -161,8 +171,8 @@ def copy_stage(ctx: OffloadContext, task: FileTask) -> None:
         part.close()
         task.fail(f"not offloaded: {ctx.fatal}")
         return
-    hasher = hashlib.sha256()
-    hash_prefix(part.fd, start, hasher)
+    hasher, check = hashlib.sha256(), check_hasher()
+    hash_prefix(part.fd, start, hasher, check)
     task.resumed_from = start
     if start:
         log.info("resuming %s at byte %d of %d", quoted(e.rel), start, e.size)
@@ -171,7 +181,7 @@ def copy_stage(ctx: OffloadContext, task: FileTask) -> None:
         with open_beneath(ctx.root, e) as src:
             total = copy_and_hash(
                 src, part.fd, start, hasher,
-                chunk=oc.chunk_bytes, timeout=oc.read_timeout_s,
+                chunk=oc.chunk_bytes, timeout=oc.read_timeout_s, check=check,
                 checkpoint_every=oc.checkpoint_bytes, checkpoint=part.checkpoint,
                 progress=ctx.progress, cancel=ctx.cancel, limit=limit,
             )
@@ -234,21 +244,21 @@ def copy_stage(ctx: OffloadContext, task: FileTask) -> None:
         task.fail(f"shrank while being read: {total} of the {e.size} bytes listed; the partial is kept — "
                   "if the recorder was undocked, dock it again")
         return
-    task.sha256, task.size = hasher.hexdigest(), total
+    task.sha256, task.check, task.size = hasher.hexdigest(), check_value(check), total
     if total > e.size:
         task.problem = Problem(e.rel, f"grew while being read: {total} bytes stored, {e.size} listed by the recorder "
                                       "(within the margin accepted); if the recorder was still recording it, check "
                                       "that the stored copy plays to its end")
 
 
-def verify_stage(ctx: OffloadContext, task: FileTask) -> None:
-    """fsync the partial, re-read it from the disk and match it against the hash of what was read.
+def flush_stage(ctx: OffloadContext, task: FileTask) -> None:
+    """fsync the whole partial, so that the re-read reads back what is on the disk.
 
-    The fsync is here rather than at the end of the copy so that, threaded, the disk flushes
-    file n while file n+1 is being read from the recorder.
+    A stage of its own, after the copy and before the re-read: threaded, the disk flushes file
+    n+1 while file n is re-read and file n+2 is read from the recorder.
     """
     part = task.partial
-    if task.finished or part is None or part.journal.sha256 is not None:
+    if task.finished or part is None or part.journal.sha256 is not None or task.flushed:
         return
     try:
         os.fsync(part.fd)
@@ -257,20 +267,42 @@ def verify_stage(ctx: OffloadContext, task: FileTask) -> None:
         ctx.stop_all(StoreError(f"store {ctx.store.location}: fsync of the partial of {quoted(task.entry.rel)} failed ({err.strerror})"))
         task.fail(f"not stored: {ctx.fatal}")
         return
+    task.flushed = True
     crashpoint("after-fsync")
+
+
+def verify_stage(ctx: OffloadContext, task: FileTask) -> None:
+    """Re-read the fsync'd partial from the disk and match it against the check digest of what was read.
+
+    The re-read takes the check digest only (the SHA-256 was taken from the same bytes as the
+    check digest during the copy); a task without one is re-read with SHA-256, as before.
+    """
+    part = task.partial
+    if task.finished or part is None or part.journal.sha256 is not None:
+        return
+    if not task.flushed:
+        flush_stage(ctx, task)
+        if task.finished:
+            return
     try:
-        sha, size = hash_fd(part.fd)
+        if task.check is not None:
+            h, size = digest_fd(part.fd, check_hasher)
+            read, disk = task.check, check_value(h)
+        else:
+            read, (disk, size) = task.sha256, hash_fd(part.fd)
     except OSError as err:
         part.close()
         task.fail(f"the staged copy could not be re-read ({err.strerror}); the file stays on the recorder")
         return
-    if (sha, size) != (task.sha256, task.size):
+    if (disk, size) != (read, task.size):
         os.ftruncate(part.fd, 0)
         part.finish()
-        task.fail(f"the staged copy does not match what was read from the recorder (read {task.sha256}, "
-                  f"disk has {sha}): discarded; the file stays on the recorder — check the station's disk and memory")
+        task.fail(f"the staged copy does not match what was read from the recorder (read {read}, "
+                  f"disk has {disk}, {size} bytes): discarded; the file stays on the recorder — check the station's disk "
+                  "and memory")
         return
-    part.mark_verified(sha, size)
+    assert task.sha256 is not None
+    part.mark_verified(task.sha256, size, task.check)
     crashpoint("after-verify")
 
 
@@ -297,6 +329,7 @@ def commit_stage(ctx: OffloadContext, task: FileTask) -> None:
         log.info("object %s was removed after %s was confirmed against it; staging the file", sha, quoted(task.entry.rel))
         task.partial, task.sha256, task.known_sha256, task.from_journal = None, None, None, False
         copy_stage(ctx, task)
+        flush_stage(ctx, task)
         verify_stage(ctx, task)
         part = task.partial
         if task.finished or part is None or task.sha256 is None:
@@ -328,8 +361,33 @@ def commit_stage(ctx: OffloadContext, task: FileTask) -> None:
     part.finish()
 
 
-# The offload's stage list, run by daemon.ingest.pipeline (threaded: file n is verified while n+1 is read).
-STAGES: tuple[Stage[OffloadContext, FileTask], ...] = (copy_stage, verify_stage, commit_stage)
+# The offload's stage list, run by daemon.ingest.pipeline (threaded: file n is committed while n+1 is
+# re-read, n+2 flushed and n+3 read from the recorder).
+STAGES: tuple[Stage[OffloadContext, FileTask], ...] = (copy_stage, flush_stage, verify_stage, commit_stage)
+
+
+def _old_journal_holds(ctx: OffloadContext, part: Partial) -> bool:
+    """A verified journal without a check digest (an older evidock's): re-read with SHA-256 as it did.
+
+    The staged copy if it is still there, else the object it was linked in as. True if the
+    bytes on the disk still hash to the journal's SHA-256 and length.
+    """
+    j = part.journal
+    assert j.sha256 is not None
+    try:
+        fd = os.dup(part.fd) if part.fd >= 0 else ctx.store.open_fd(j.sha256)
+        try:
+            ok = hash_fd(fd) == (j.sha256, j.checkpoint)
+        finally:
+            os.close(fd)
+    except OSError as err:
+        log.warning("partial %s, verified by an older evidock, could not be re-read (%s); the file is read again",
+                    j.key, err.strerror)
+        return False
+    if not ok:
+        log.error("partial %s, verified by an older evidock, no longer hashes to %s; the file is read again",
+                  j.key, j.sha256)
+    return ok
 
 
 def _keep_partial(part: Partial, length: int, truncate: bool = False) -> None:

@@ -3,21 +3,18 @@
 It lives in ``drivers/sim/`` because the simulated recorder serves its volume through it at run
 time (``evidock simulate --fault unplug-after=N``).
 
-evidock copies evidence off body-worn recorders that show up as a mounted
-volume.  Real recorder volumes fail in ways a plain temporary directory never
-does: a read returns EIO half way through a file, the device is unplugged
-mid-offload, a file shrinks while it is being copied or reports a size that
-does not match its content, a file cannot be opened even by root, or a read
-simply never returns.  To test how evidock reacts, the tests need *real*
-system-call failures coming from a *real* mounted filesystem, so that the code
-under test uses its ordinary ``open``/``read``/``stat`` path unchanged.
+evidock copies evidence off body-worn recorders that show up as a mounted volume. Real recorder
+volumes fail in ways a plain temporary directory never does: a read returns EIO half way through a
+file, the device is unplugged mid-offload, a file shrinks while it is being copied or reports a
+size that does not match its content, a file cannot be opened even by root, or a read simply never
+returns. To test how evidock reacts, the tests need *real* system-call failures coming from a
+*real* mounted filesystem, so that the code under test uses its ordinary ``open``/``read``/``stat``
+path unchanged.
 
-No library injects these faults (fault-injection tools on PyPI either mock
-Python functions, which would bypass the very code we want to exercise, or
-need kernel features such as dm-flakey that are not available to an
-unprivileged CI container), so this module is a small, hand-written
-passthrough filesystem on top of ``mfusepy`` (a maintained fork of fusepy,
-bound to libfuse 2.9 here).
+No library injects these faults (fault-injection tools on PyPI either mock Python functions, which
+would bypass the very code we want to exercise, or need kernel features such as dm-flakey that are
+not available to an unprivileged CI container), so this module is a small, hand-written passthrough
+filesystem on top of ``mfusepy`` (a maintained fork of fusepy, bound to libfuse 2.9 here).
 
 Usage as a script (foreground, until unmounted or killed)::
 
@@ -26,60 +23,57 @@ Usage as a script (foreground, until unmounted or killed)::
 RULES_JSON is the JSON text itself (starting with ``{``) or a path to a file
 holding it::
 
-    {"files": {RELPATH: RULE, ...}, "unplug_after_bytes": N or null}
+    {"files": {RELPATH: RULE, ...}, "unplug_after_bytes": N or null, "read_mbps": R or null}
 
 RELPATH is the path relative to SOURCE_DIR as a str; for a name that is not
 valid UTF-8 use ``os.fsdecode(raw_bytes)`` (surrogateescape).  RULE is an
 object with any of:
 
 ``"eio_after": N``
-    Reads reaching offset >= N fail with EIO.  A read crossing N first returns
-    only the bytes before N (a short read); the next read fails.
+    Reads reaching offset >= N fail with EIO.  A read crossing N first returns only the bytes
+    before N (a short read); the next read fails.
 ``"eacces": true``
     open() (and opendir() for a directory) fails with EACCES, even for root.
 ``"vanish_on_open": true``
     Listed by readdir and stat-able, but open()/opendir() fails with ENOENT.
 ``"lie_size": N``
-    stat reports st_size N; reads still serve the real content, which may be
-    longer or shorter than N.
+    stat reports st_size N; reads still serve the real content, which may be longer or shorter than
+    N.
 ``"shrink_after": N``
-    Once N bytes of this file have been served (counted over all opens), the
-    file behaves as if truncated to N bytes: stat reports N and reads at or
-    after N return EOF.  The read that reaches N is itself cut at offset N, so
-    a sequential reader gets exactly the first N bytes and then EOF.
+    Once N bytes of this file have been served (counted over all opens), the file behaves as if
+    truncated to N bytes: stat reports N and reads at or after N return EOF.  The read that reaches
+    N is itself cut at offset N, so a sequential reader gets exactly the first N bytes and then
+    EOF.
 ``"hang_after": N``
-    A read reaching offset >= N blocks until the filesystem is unmounted (it
-    then fails with EIO) or the process is killed.  A read crossing N first
-    returns only the bytes before N.
+    A read reaching offset >= N blocks until the filesystem is unmounted (it then fails with EIO)
+    or the process is killed.  A read crossing N first returns only the bytes before N.
 ``"grow_forever": true``
-    The file never ends, like one a writer appends to as fast as it is read (or a broken
-    volume serving garbage): reads past the real content return zero bytes instead of EOF,
-    without limit, and stat reports the real size or, once more was served, the farthest
-    byte served so far.
+    The file never ends, like one a writer appends to as fast as it is read (or a broken volume
+    serving garbage): reads past the real content return zero bytes instead of EOF, without limit,
+    and stat reports the real size or, once more was served, the farthest byte served so far.
 ``"slow_read_ms": N``
-    Every read of this file takes N milliseconds longer (a slow card or USB link): the
-    reader always gets its data, just late.
+    Every read of this file takes N milliseconds longer (a slow card or USB link): the reader
+    always gets its data, just late.
 ``"unplug_after_bytes": N``
-    After N bytes in total have been served from all files, every operation
-    (getattr, readdir, open, read, readlink, statfs, ...) fails with EIO, as
-    if the recorder had been unplugged.  The read that reaches the budget is
-    cut so that exactly N bytes are served.
+    After N bytes in total have been served from all files, every operation (getattr, readdir,
+    open, read, readlink, statfs, ...) fails with EIO, as if the recorder had been unplugged.  The
+    read that reaches the budget is cut so that exactly N bytes are served.
+``"read_mbps": R``
+    All files together are served at R MB/s, as over a recorder's USB link (benchmarks).
 
-Everything else is a plain read-only passthrough: symlinks are reported with
-lstat semantics and their target is passed through by readlink (never
-followed by the filesystem itself), FIFOs/devices/sockets keep their mode in
-stat but cannot be opened through the filesystem (EACCES), names that are not
-UTF-8 are passed through byte for byte.  The mount uses ``direct_io`` and zero
-attribute/entry timeouts so that every read and every stat reaches the
-handlers, which is what makes ``lie_size``/``shrink_after`` visible at once.
+Everything else is a plain read-only passthrough: symlinks are reported with lstat semantics and
+their target is passed through by readlink (never followed by the filesystem itself),
+FIFOs/devices/sockets keep their mode in stat but cannot be opened through the filesystem (EACCES),
+names that are not UTF-8 are passed through byte for byte. The mount uses ``direct_io`` and zero
+attribute/entry timeouts so that every read and every stat reaches the handlers, which is what
+makes ``lie_size``/``shrink_after`` visible at once.
 
-Caveat: the faults are exact for ``read(2)``/``pread(2)``, the path that a
-copy loop which hashes what it copies uses.  ``sendfile``/``splice`` (which is
-what ``shutil.copyfile`` uses on Linux) and ``mmap`` bypass ``direct_io`` on
-this kernel and go through the page cache.  That path clamps reads to the
-reported size and takes a short read as end of file.  So there an
-``eio_after``/``unplug_after_bytes`` cut looks like a silently truncated file,
-and ``lie_size`` smaller than the content truncates the copy.
+Caveat: the faults are exact for ``read(2)``/``pread(2)``, the path that a copy loop which hashes
+what it copies uses. ``sendfile``/``splice`` (which is what ``shutil.copyfile`` uses on Linux) and
+``mmap`` bypass ``direct_io`` on this kernel and go through the page cache. That path clamps reads
+to the reported size and takes a short read as end of file. So there an
+``eio_after``/``unplug_after_bytes`` cut looks like a silently truncated file, and ``lie_size``
+smaller than the content truncates the copy.
 
 ``drivers/sim/faultfs_mount.py`` runs this script in a subprocess (``mounted_faultfs``), waits for
 the mount and always unmounts and reaps it afterwards; ``FaultfsUnavailable`` says why FUSE
@@ -104,6 +98,7 @@ if __package__ in (None, ""):  # run as a script (a FUSE process of its own): ma
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from drivers.errors import ToolError  # noqa: E402
 from drivers.mounts import is_mounted, mount_points, real  # noqa: E402,F401  (is_mounted: re-exported)
+from drivers.sim.pacing import Link  # noqa: E402
 
 # Exit codes of the script.
 EXIT_OK = 0
@@ -142,7 +137,7 @@ def validate_rules(rules: dict) -> dict:
     """Check a rule set and return it in canonical form (raises ValueError)."""
     if not isinstance(rules, dict):
         raise ValueError("rules must be a JSON object")
-    unknown = set(rules) - {"files", "unplug_after_bytes"}
+    unknown = set(rules) - {"files", "unplug_after_bytes", "read_mbps"}
     if unknown:
         raise ValueError(f"unknown top-level rule keys: {sorted(unknown)}")
     files = rules.get("files") or {}
@@ -151,6 +146,8 @@ def validate_rules(rules: dict) -> dict:
     unplug = rules.get("unplug_after_bytes")
     if unplug is not None and (isinstance(unplug, bool) or not isinstance(unplug, int) or unplug < 0):
         raise ValueError('"unplug_after_bytes" must be a non-negative integer or null')
+    if (mbps := rules.get("read_mbps")) is not None and (isinstance(mbps, bool) or not isinstance(mbps, (int, float)) or mbps <= 0):
+        raise ValueError('"read_mbps" must be a positive number or null')
     out_files: dict[str, dict[str, Any]] = {}
     for rel, rule in files.items():
         if not isinstance(rel, str) or not _norm_rel(rel):
@@ -169,7 +166,7 @@ def validate_rules(rules: dict) -> dict:
             if key in rule and not isinstance(rule[key], bool):
                 raise ValueError(f"{rel!r}: {key} must be true or false")
         out_files[rel] = dict(rule)
-    return {"files": out_files, "unplug_after_bytes": unplug}
+    return {"files": out_files, "unplug_after_bytes": unplug, "read_mbps": mbps}
 
 
 def _load_rules(arg: str) -> dict:
@@ -223,6 +220,7 @@ class FaultFS(Operations):
         self._unplug_after: Optional[int] = rules["unplug_after_bytes"]
         self._total_served = 0
         self._unplugged = self._unplug_after == 0
+        self._link = Link(rules["read_mbps"] * 1e6) if rules["read_mbps"] else None
         self._state: dict[bytes, _FileState] = {}
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -424,6 +422,8 @@ class FaultFS(Operations):
                 fstate = self._file_state(rel)
                 fstate.farthest = max(fstate.farthest, offset + len(data))
 
+        if self._link is not None:
+            self._link.carry(len(data))
         with self._lock:
             if shrink_at is not None:
                 fstate = self._file_state(rel)

@@ -85,6 +85,20 @@ def test_validate_rules_rejects_nonsense():
     assert json.loads(json.dumps(ok)) == ok
 
 
+def test_read_mbps_paces_without_cutting(src: Path, mnt: Path):
+    """The benchmarks' slow link: every byte still arrives (its pace is not asserted: no timed tests)."""
+    for bad in (0, -1, True, "35"):
+        with pytest.raises(ValueError):
+            faultfs.validate_rules({"read_mbps": bad})
+    assert faultfs.validate_rules({"read_mbps": 35})["read_mbps"] == 35
+    data = _payload(300_000)
+    (src / "a.MP4").write_bytes(data)
+    (src / "b.MP4").write_bytes(data[::-1])
+    with mounted_faultfs(src, mnt, {"read_mbps": 1000}) as m:
+        assert (m / "a.MP4").read_bytes() == data
+        assert (m / "b.MP4").read_bytes() == data[::-1]
+
+
 def test_passthrough_tree(src: Path, mnt: Path):
     data = _payload(300_000)
     (src / "clip.mp4").write_bytes(data)
