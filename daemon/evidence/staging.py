@@ -34,6 +34,7 @@ import base64
 import fcntl
 import hashlib
 import json
+import logging
 import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -45,6 +46,8 @@ from daemon.crashpoints import crashpoint
 from daemon.errors import NotFound, PartialBusy, StoreError
 from daemon.evidence import audit
 from daemon.evidence.store import fsync_dir
+
+log = logging.getLogger(__name__)
 
 
 def transfer_key(source_id: str, relpath: bytes, size: int, mtime_ns: int) -> str:
@@ -112,12 +115,14 @@ class Partial:
         # Still owned while unlinking: nobody else can have re-created or opened these paths.
         # No fsync: a journal that reappears after a power cut points at an object that is
         # already catalogued under this transfer key, which the commit stage recognises.
-        for p in (self.part_path, self.staging.dir / f"{self.journal.key}.json"):
-            try:
-                os.unlink(p)
-            except FileNotFoundError:
-                pass
-        self.close()
+        try:
+            for p in (self.part_path, self.staging.dir / f"{self.journal.key}.json"):
+                try:
+                    os.unlink(p)
+                except FileNotFoundError:
+                    pass
+        finally:
+            self.close()  # the lock goes with the process's hold of it, also when an unlink failed
 
 
 class Staging:
@@ -178,9 +183,16 @@ class Staging:
                 current: os.stat_result | None = os.stat(path)
             except FileNotFoundError:
                 current = None
+            except BaseException:
+                os.close(fd)
+                raise
             if current is not None and os.path.samestat(current, os.fstat(fd)):
-                os.ftruncate(fd, 0)
-                os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)  # names the owner in a second run's message
+                try:
+                    os.ftruncate(fd, 0)
+                    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)  # names the owner in a second run's message
+                except OSError as e:
+                    # Only informational (a full disk may refuse even these bytes): the lock is held.
+                    log.warning("staging %s: could not note the owner of partial %s (%s)", self.dir, key, e.strerror)
                 return fd
             os.close(fd)  # its owner unlinked it between our open and our lock: take the new one
 

@@ -57,6 +57,10 @@ class ObjectStore(Protocol):
 
     def open(self, sha256: str) -> BinaryIO: ...
 
+    def open_fd(self, sha256: str) -> int:
+        """A read-only file descriptor of the object for re-hashing it in place (the caller closes
+        it); a remote backend opens its local cached copy, as ``open_local`` does."""
+
     def iter_objects(self, on_stray: Callable[[Path, str], None] | None = None) -> Iterator[str]: ...
 
     def describe(self, sha256: str) -> str:

@@ -316,7 +316,9 @@ def commit_stage(ctx: OffloadContext, task: FileTask) -> None:
         # Confirmed against the stored object without staging. The object's lock spans the check
         # that it is still there and the commit of the sighting; if retention removed it after the
         # confirmation, the file is staged after all (a second read of this one file), so its
-        # bytes bring the object back instead of the file failing.
+        # bytes bring the object back instead of the file failing. This runs on the commit thread,
+        # beside the copy thread's next file: rare (retention must strike in between), so the
+        # second concurrent read of the recorder and its progress counted twice are accepted.
         try:
             with ctx.store.object_lock(sha):
                 if ctx.store.exists(sha):
