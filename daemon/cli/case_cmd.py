@@ -43,7 +43,7 @@ def _report(result: register.CaseResult, as_json: bool) -> int:
 @click.option("--handler", "handlers", multiple=True, required=True, metavar="BADGE",
               help="Badge number (警号) of a handling officer; repeat for each.")
 @click.option("--opened-at", metavar="TIME", help="When the case was opened (立案时间); default: now. "
-              "Without an offset: filing.local_timezone.")
+              "Without an offset: ui.timezone.")
 @click.option("--unit", help="Unit (单位) handling the case.")
 @click.option("--sensitivity", type=click.Choice(["normal", "secret"]), default="normal", show_default=True,
               help="secret: a state-secret case (art. 10).")
@@ -63,7 +63,7 @@ def case_open(st: Station, case_no: str, party: str, handlers: tuple[str, ...], 
     with st.catalog() as catalog:
         result = register.open_case(catalog, {"case_no": case_no, "party": party, "handlers": list(handlers),
                                            "opened_at": opened_at, "unit": unit, "sensitivity": sensitivity,
-                                           "notes": notes}, st.config.filing.local_timezone)
+                                           "notes": notes}, st.config.ui.timezone)
     return _report(result, as_json)
 
 
@@ -89,7 +89,7 @@ def case_edit(st: Station, case_no: str, party: str | None, handlers: tuple[str,
     given = {"party": party, "handlers": list(handlers) or None, "opened_at": opened_at, "unit": unit,
              "sensitivity": sensitivity, "notes": notes, "closed_at": "" if reopen else None}
     with st.catalog() as catalog:
-        result = register.edit_case(catalog, case_no, given, st.config.filing.local_timezone)
+        result = register.edit_case(catalog, case_no, given, st.config.ui.timezone)
     return _report(result, as_json)
 
 
@@ -108,7 +108,7 @@ def case_close(st: Station, case_no: str, closed_at: str | None, as_json: bool) 
       evidock case close 2026-0042 --closed-at "2026-11-30 17:00"
     """
     with st.catalog() as catalog:
-        result = register.close_case(catalog, case_no, closed_at, st.config.filing.local_timezone)
+        result = register.close_case(catalog, case_no, closed_at, st.config.ui.timezone)
     return _report(result, as_json)
 
 
@@ -183,7 +183,7 @@ def case_import(st: Station, file: Path, as_json: bool) -> int:
       evidock case import 案件导出.csv
     """
     with st.catalog() as catalog:
-        rep = csvimport.import_cases(catalog, file, st.config.filing.local_timezone)
+        rep = csvimport.import_cases(catalog, file, st.config.ui.timezone)
     if as_json:
         emit_json(rep.to_json())
         return rep.exit_code

@@ -26,7 +26,7 @@ def ok(r):
 
 
 def test_ingest_files_footage_to_the_open_case_in_the_same_transaction(tmp_path: Path, data_dir: Path, evidock) -> None:
-    # 08:00 in Beijing (the default filing.local_timezone) is 00:00 UTC
+    # 08:00 in Beijing (the default ui.timezone) is 00:00 UTC
     ok(evidock("case", "open", "人社监察〔2026〕12号", "--party", "某某建筑劳务有限公司", "--handler", BADGE,
                "--opened-at", "2026-11-20 08:00", "--unit", "劳动保障监察大队"))
     ingest_clips(data_dir, tmp_path / "v", {"in.mp4": t("2026-11-20 01:00:00"), "before.mp4": t("2026-11-19 23:59:59")})
