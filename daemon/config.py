@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from daemon.errors import ConfigError
+from daemon.i18n import _
 
 ENV_CONFIG = "EVIDOCK_CONFIG"
 ENV_DATA_DIR = "EVIDOCK_DATA_DIR"
@@ -424,8 +425,9 @@ class Config(_Section):
     def warnings(self) -> list[str]:
         """What in this config still works but should change (deprecated keys)."""
         if self.filing.local_timezone is not None:
-            return ["filing.local_timezone is deprecated: write it as [ui] timezone"
-                    + (" (ui.timezone is set too and wins)" if self.ui.timezone != self.filing.local_timezone else "")]
+            if self.ui.timezone != self.filing.local_timezone:
+                return [_("filing.local_timezone is deprecated: write it as [ui] timezone (ui.timezone is set too and wins)")]
+            return [_("filing.local_timezone is deprecated: write it as [ui] timezone")]
         return []
 
 
@@ -442,13 +444,14 @@ def load_config(path: str | os.PathLike[str] | None = None) -> tuple[Config, Pat
     try:
         raw = p.read_bytes()
     except OSError as e:
-        raise ConfigError(f"config {p}: cannot read it ({e.strerror}); check the path given by --config or ${ENV_CONFIG}") from None
+        raise ConfigError(_("config {path}: cannot read it ({reason}); check the path given by --config or ${env}").format(
+            path=p, reason=e.strerror, env=ENV_CONFIG)) from None
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
-        raise ConfigError(f"config {p}: not UTF-8 text; save it as UTF-8") from None
+        raise ConfigError(_("config {path}: not UTF-8 text; save it as UTF-8").format(path=p)) from None
     except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"config {p}: not valid TOML: {e}") from None
+        raise ConfigError(_("config {path}: not valid TOML: {error}").format(path=p, error=e)) from None
     return parse_config(data, source=str(p)), p
 
 
@@ -461,14 +464,16 @@ def parse_config(data: dict[str, Any], source: str = "<config>") -> Config:
         for err in e.errors():
             key = ".".join(str(x) for x in err["loc"])
             if err["type"] == "extra_forbidden":
-                lines.append(f"{key}: unknown key; {_known_keys_hint(err['loc'])}")
+                lines.append(_("{key}: unknown key; {hint}").format(key=key, hint=_known_keys_hint(err["loc"])))
             elif key in SECRET_KEYS:
-                lines.append(f"{key}: {err['msg']} (value not shown: it is a secret)")
+                lines.append(_("{key}: {error} (value not shown: it is a secret)").format(key=key, error=err["msg"]))
             elif isinstance(err.get("input"), bool) and err["type"] in ("int_type", "float_type"):
-                lines.append(f"{key}: {err['msg']} (got {str(err['input']).lower()}: write a number, not true/false)")
+                lines.append(_("{key}: {error} (got {value}: write a number, not true/false)").format(
+                    key=key, error=err["msg"], value=str(err["input"]).lower()))
             else:
-                lines.append(f"{key}: {err['msg']} (got {err.get('input')!r})")
-        raise ConfigError(f"config {source}: " + "; ".join(lines) + ". Fix the key(s) named; `evidock config example` prints every valid key") from None
+                lines.append(_("{key}: {error} (got {value})").format(key=key, error=err["msg"], value=repr(err.get("input"))))
+        raise ConfigError(_("config {source}: {problems}. Fix the key(s) named; `evidock config example` prints every valid key").format(
+            source=source, problems="; ".join(lines))) from None
 
 
 def _known_keys_hint(loc: tuple[Any, ...]) -> str:
@@ -478,8 +483,8 @@ def _known_keys_hint(loc: tuple[Any, ...]) -> str:
         if field is None or not isinstance(field.annotation, type) or not issubclass(field.annotation, BaseModel):
             break
         model = field.annotation
-    section = ".".join(str(x) for x in loc[:-1]) or "top level"
-    return f"valid keys in [{section}]: " + ", ".join(model.model_fields)
+    section = ".".join(str(x) for x in loc[:-1]) or _("top level")
+    return _("valid keys in [{section}]: {keys}").format(section=section, keys=", ".join(model.model_fields))
 
 
 def resolve_data_dir(cli_value: str | os.PathLike[str] | None, config: Config) -> Path:

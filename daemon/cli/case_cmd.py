@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
 from daemon.cases import csvimport, filing, records, register
 from daemon.cli import Station, cli, emit_json, pass_station, say
-from daemon.display import cell, shown
+from daemon.cli.labels import CASE_STATUS, FILED_HOW, SENSITIVITY, label
+from daemon.display import Column, local_time, shown, table
+from daemon.i18n import _
 
 
 @cli.group("case")
@@ -128,18 +131,35 @@ def case_show(st: Station, case_no: str, as_json: bool) -> int:
     if as_json:
         emit_json(case)
         return 0
-    # Case fields came from people or a CSV, officer and file data from recorders: all escaped.
-    click.echo(f"case {shown(case['case_no'])} [{case['status']}, {case['sensitivity']}]  party: {shown(case['party'])}  "
-               f"unit: {shown(case['unit'])}")
-    click.echo(f"  window: {case['opened_at']} .. {case['closed_at'] or '(open)'}")
-    click.echo("  handlers: " + ", ".join(f"{shown(h['badge'])}{' ' + shown(h['name']) if h['name'] else ''}"
-                                          for h in case["handlers"]))
-    for f in case["footage"]:
-        click.echo(f"  {f['id']:>6} {f['sha256'][:16]}  {cell(f['officer'], 8)} {f['recorded_at'] or '(time unknown)'}  filed {f['filed_at']} "
-                   f"({f['how']}, {f['filed_by']})")
-    for a in case["ambiguous_footage"]:
-        click.echo(f"  {a['id']:>6} ambiguous: matches {', '.join(map(shown, a['candidates']))} — file it with `evidock footage file`")
+    click.echo(case_text(case, st.config.ui.timezone))
     return 0
+
+
+def case_text(case: dict[str, Any], tz: str) -> str:
+    """One case for people: its labels, window and handlers, then its footage as a table."""
+    # Case fields came from people or a CSV, officer and file data from recorders: all escaped.
+    handlers = ", ".join(f"{shown(h['badge'])}{' ' + shown(h['name']) if h['name'] else ''}" for h in case["handlers"])
+    lines = [
+        _("case {case_no} ({status}, {sensitivity})").format(
+            case_no=shown(case["case_no"]), status=label(CASE_STATUS, case["status"]),
+            sensitivity=label(SENSITIVITY, case["sensitivity"])),
+        "  " + _("party: {party}").format(party=shown(case["party"])),
+        "  " + _("unit: {unit}").format(unit=shown(case["unit"])),
+        "  " + _("opened: {opened}  closed: {closed}").format(
+            opened=local_time(case["opened_at"], tz), closed=local_time(case["closed_at"], tz, missing=_("(open)"))),
+        "  " + _("handling officers: {handlers}").format(handlers=handlers or "-"),
+        "",
+    ]
+    cols = [Column(_("id"), align=">"), Column(_("recorded"), 16), Column(_("officer"), 10), Column(_("filed at"), 16),
+            Column(_("how"), 8), Column(_("by"), 16), Column(_("SHA-256"), 12)]
+    rows = [[f["id"], local_time(f["recorded_at"], tz, missing=_("(time unknown)")), f["officer"],
+             local_time(f["filed_at"], tz), label(FILED_HOW, f["how"]), f["filed_by"], f["sha256"][:12]]
+            for f in case["footage"]]
+    lines.append(table(cols, rows, empty=_("no footage filed to this case")))
+    for a in case["ambiguous_footage"]:
+        lines.append(_("footage {id} is ambiguous: it matches {cases}; file it with `evidock footage file`").format(
+            id=a["id"], cases=", ".join(map(shown, a["candidates"]))))
+    return "\n".join(lines)
 
 
 @case_group.command("list")
@@ -158,9 +178,13 @@ def case_list(st: Station, status: str | None, as_json: bool) -> int:
     if as_json:
         emit_json(rows)
         return 0
-    for r in rows:
-        click.echo(f"{cell(r['case_no'], 24)} {r['status']:6} {r['opened_at']} .. {r['closed_at'] or '(open)':25} "
-                   f"{cell(';'.join(r['handlers']), 16)} {r['footage']:>5}  {shown(r['party'])}")
+    tz = st.config.ui.timezone
+    cols = [Column(_("case"), 30), Column(_("status"), 8), Column(_("opened"), 16), Column(_("closed"), 16),
+            Column(_("handling officers"), 24), Column(_("footage"), align=">"), Column(_("party"), 30)]
+    out = [[r["case_no"], label(CASE_STATUS, r["status"]), local_time(r["opened_at"], tz),
+            local_time(r["closed_at"], tz, missing=_("(open)")), "; ".join(r["handlers"]), r["footage"], r["party"]]
+           for r in rows]
+    click.echo(table(cols, out, empty=_("no cases")))
     return 0
 
 

@@ -9,10 +9,13 @@ import click
 from daemon.catalog.devices import register_device
 from daemon.cli import Station, cli, emit_json, pass_station, say
 from daemon.cli.devices_cmd import devices_group
+from daemon.cli.labels import STATES, label
 from daemon.demo import demo
 from daemon.dock.jobs import DockJob
 from daemon.dock.station import Station as DockStation
 from daemon.dock.station import read_status
+from daemon.display import Column, local_time, pad, shown, table
+from daemon.i18n import _
 
 
 @cli.command("run")
@@ -49,12 +52,19 @@ def status_command(st: Station, as_json: bool) -> int:
     if as_json:
         emit_json(doc)
         return 0
-    click.echo(f"station {'running' if alive else 'NOT running'} (pid {doc.get('pid')}), updated {doc.get('updated')}: "
-               f"{doc.get('offloading', 0)} offloading, {doc.get('queued', 0)} queued")
+    tz = st.config.ui.timezone
+    head = _("station running (pid {pid})") if alive else _("station NOT running (pid {pid})")
+    click.echo(head.format(pid=doc.get("pid")) + "; " + _("updated {when}: {offloading} offloading, {queued} queued").format(
+        when=local_time(doc.get("updated"), tz, seconds=True), offloading=doc.get("offloading", 0),
+        queued=doc.get("queued", 0)))
+    cols = [Column(_("bay"), 12), Column(_("recorder"), 20), Column(_("officer"), 10), Column(_("state"), 14),
+            Column(_("progress"), align=">"), Column(_("detail"), 60)]
+    out = []
     for b in doc.get("bays", []):
         done, total = b["progress"]
-        pct = f" {100 * done // total}%" if total else ""
-        click.echo(f"  {b['bay']:10} {b['serial'] or '?':16} {b['officer'] or '-':8} {b['state']:14}{pct}  {b['detail']}")
+        out.append([b["bay"], b["serial"] or "?", b["officer"], label(STATES, b["state"]),
+                    f"{100 * done // total}%" if total else "-", b["detail"]])
+    click.echo(table(cols, out, empty=_("no recorder docked")))
     return 0
 
 
@@ -80,7 +90,8 @@ def demo_command(st: Station, recorders: int, clips: int, as_json: bool) -> int:
         if tty or not as_json:
             done, total = job.bytes_done, job.bytes_total
             pct = f" {100 * done // total:3d}%" if total else ""
-            say(f"  {job.rec.bay}  {job.serial or job.rec.usb_serial or '?':14} {job.state.value:14}{pct}  {job.detail}")
+            say(f"  {job.rec.bay}  {pad(shown(job.serial or job.rec.usb_serial or '?'), 14)} "
+                f"{pad(label(STATES, job.state.value), 14)}{pct}  {shown(job.detail)}")
 
     say(f"demo: {recorders} simulated recorder(s), footage generated with ffmpeg; data dir {st.data_dir}")
     rep = demo(st.data_dir, st.config, recorders, clips, on_change=show)

@@ -164,7 +164,7 @@ def test_manual_filing_several_cases_filters_and_blocks(tmp_path: Path, data_dir
     assert rows[x]["cases"] == ["M-A", "M-Z"] and rows[x]["case_no"] is None  # two cases: no single case_no
     assert [r["id"] for r in ok(evidock("footage", "list", "--case", "M-Z", "--json")).json()] == [x]
     assert [r["id"] for r in ok(evidock("footage", "list", "--unfiled", "--json")).json()] == [y]
-    assert len(ok(evidock("footage", "list", "--case", "M-Z")).out.splitlines()) == 1  # the text listing filters too
+    assert len(ok(evidock("footage", "list", "--case", "M-Z")).out.splitlines()) == 2  # the text listing filters too (header + one row)
     # unfile from the auto case: a block keeps auto-filing from putting it back
     ok(evidock("footage", "unfile", str(x), "--case", "M-A", "--reason", "recorded for M-Z only"))
     ok(evidock("case", "edit", "M-A", "--party", "周九（个体户）"))

@@ -135,7 +135,7 @@ def test_sd_notify_reload_and_stop(tmp_path: Path) -> None:
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert "NOT running" in run_evidock("--data-dir", data, "status").out
+    assert "NOT running" in run_evidock("--data-dir", data, "status").out  # also in the Chinese text
     db = sqlite3.connect(data / "catalog.sqlite")
     events = [r[0] for r in db.execute("SELECT event FROM audit ORDER BY id")]
     assert events == ["station.start", "config.reload", "station.stop"]

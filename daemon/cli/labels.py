@@ -1,0 +1,40 @@
+"""Words for codes in human output: dock states, case status, how a file was filed.
+
+JSON keeps the codes (``READY``, ``open``, ``auto``); a table shows these labels, translated.
+A code without a label is shown as the code itself.
+"""
+
+from __future__ import annotations
+
+from daemon.i18n import N_, _
+
+STATES = {
+    "DETECTED": N_("detected"),
+    "IDENTIFIED": N_("identified"),
+    "HEALTH_CHECKED": N_("health checked"),
+    "CLOCK_SYNCED": N_("clock set"),
+    "MOUNTED": N_("mounted"),
+    "OFFLOADING": N_("offloading"),
+    "VERIFIED": N_("verified"),
+    "FILED": N_("filed"),
+    "WIPED": N_("wiped"),
+    "READY": N_("ready"),
+    "ERROR": N_("error"),
+    "INTERRUPTED": N_("interrupted"),
+}
+
+CASE_STATUS = {"open": N_("open"), "closed": N_("closed")}
+SENSITIVITY = {"normal": N_("normal"), "secret": N_("secret")}
+FILED_HOW = {"auto": N_("automatically"), "manual": N_("by hand")}
+
+
+def label(table: dict[str, str], code: str | None) -> str:
+    """The translated label of ``code`` in ``table`` (the code itself when it has none)."""
+    if code is None:
+        return "-"
+    return _(table[code]) if code in table else code
+
+
+def yes_no(value: bool) -> str:
+    """``是``/``yes`` for true, ``-`` for false (a column with a header, never a bare ``!``)."""
+    return _("yes") if value else "-"
