@@ -219,3 +219,17 @@ def test_human_output_in_each_language(tmp_path: Path, data_dir: Path) -> None:
                 assert "+00:00" not in r.out and "+08:00" not in r.out, f"{c}: an ISO time in human output"
     header = zh[("case", "list")].out.splitlines()[0]
     assert not re.search(r"[A-Za-z]", header), f"untranslated header: {header}"
+
+
+def test_no_marked_message_hides_in_an_f_string() -> None:
+    """Babel (on Python 3.11) cannot see ``_("…")`` inside an f-string: it would never reach the catalog."""
+    import ast
+
+    hidden = []
+    for path in sorted((i18n_build.REPO / "daemon").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.JoinedStr):
+                for sub in ast.walk(node):
+                    if isinstance(sub, ast.Call) and isinstance(sub.func, ast.Name) and sub.func.id in ("_", "ngettext", "N_"):
+                        hidden.append(f"{path.relative_to(i18n_build.REPO)}:{sub.lineno}")
+    assert not hidden, f"_() inside an f-string (move it out): {hidden}"

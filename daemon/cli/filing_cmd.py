@@ -6,12 +6,12 @@ from datetime import datetime
 
 import click
 
-from daemon import clock
 from daemon.cases import filing, reports, retention
 from daemon.cli import Station, emit_json, pass_station, say
 from daemon.cli.footage_cmd import footage_group
 from daemon.cli.timeopt import AS_OF
-from daemon.display import shown
+from daemon.display import Column, duration, local_time, shown, table
+from daemon.i18n import _, ngettext
 
 
 @footage_group.command("file")
@@ -83,14 +83,23 @@ def footage_overdue(st: Station, as_of: datetime | None, as_json: bool) -> int:
     if as_json:
         emit_json(rep.to_json())
         return rep.exit_code
+    tz = st.config.ui.timezone
+    cols = [Column(_("id"), align=">"), Column(_("recorded"), 16), Column(_("overdue by"), 14, ">"),
+            Column(_("ambiguous between"), 30), Column(_("file"), 60)]
     for o in rep.officers:
-        who = f"{shown(o['officer'], '(no officer)')}{' ' + shown(o['name']) if o['name'] else ''}"
-        click.echo(f"officer {who}: {o['count']} unfiled, the latest {clock.format_duration(o['most_late_s'])} overdue")
-        for f in o["footage"]:
-            extra = f"  ambiguous: {', '.join(map(shown, f['ambiguous']))}" if f["ambiguous"] else ""
-            when = f"recorded {f['recorded_at']}" if f["recorded_at"] else f"ingested {f['ingested_at']} (recording time unknown)"
-            click.echo(f"  {f['id']:>6} {when}  {f['late_by']} late  {shown(f['source_path'])}{extra}")
-    say(f"{rep.count} footage overdue as of {rep.as_of} (deadline {rep.deadline_days} days)")
+        no_officer = _("(no officer)")
+        who = f"{shown(o['officer'], no_officer)}{' ' + shown(o['name']) if o['name'] else ''}"
+        click.echo(ngettext("officer {who}: {n} recording unfiled, the latest {late} overdue",
+                            "officer {who}: {n} recordings unfiled, the latest {late} overdue", o["count"]).format(
+            who=who, n=o["count"], late=duration(o["most_late_s"])))
+        rows = [[f["id"], local_time(f["recorded_at"], tz) if f["recorded_at"] else
+                 _("ingested {when} (recording time unknown)").format(when=local_time(f["ingested_at"], tz)),
+                 duration(f["late_by_s"]), ", ".join(f["ambiguous"]) or "-", f["source_path"]] for f in o["footage"]]
+        click.echo(table(cols, rows, empty=""))
+        click.echo("")
+    say(ngettext("{n} recording overdue as of {as_of} (deadline {days} days)",
+                 "{n} recordings overdue as of {as_of} (deadline {days} days)", rep.count).format(
+        n=rep.count, as_of=local_time(rep.as_of, tz), days=rep.deadline_days))
     return rep.exit_code
 
 

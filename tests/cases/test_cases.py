@@ -256,7 +256,7 @@ def test_overdue_groups_by_officer_with_how_late(tmp_path: Path, data_dir: Path,
     assert first["due_at"] == iso(as_of - timedelta(seconds=1)) and first["late_by"] == "0 min"
     assert doc["officers"][1]["footage"][0]["late_by"] == "1 d"
     text = evidock("footage", "overdue", "--as-of", "2026-11-30 20:00")  # Beijing time = 12:00 UTC
-    assert text.code == 1 and f"officer {OTHER}: 1 unfiled" in text.out and "3 footage overdue" in text.err
+    assert text.code == 1 and f"officer {OTHER}: 1 recording unfiled" in text.out and "3 recordings overdue" in text.err
     r = evidock("footage", "overdue", "--as-of", "2026-11-20T00:00:00Z", "--json")
     assert r.code == 0 and r.json()["count"] == 0 and r.json()["officers"] == []
     r = evidock("footage", "overdue", "--as-of", "soon")
