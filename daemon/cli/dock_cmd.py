@@ -14,8 +14,8 @@ from daemon.demo import demo
 from daemon.dock.jobs import DockJob
 from daemon.dock.station import Station as DockStation
 from daemon.dock.station import read_status
-from daemon.display import Column, local_time, pad, shown, table
-from daemon.i18n import _
+from daemon.display import Column, local_time, pad, shown, size, table
+from daemon.i18n import _, ngettext
 
 
 @cli.command("run")
@@ -93,7 +93,9 @@ def demo_command(st: Station, recorders: int, clips: int, as_json: bool) -> int:
             say(f"  {job.rec.bay}  {pad(shown(job.serial or job.rec.usb_serial or '?'), 14)} "
                 f"{pad(label(STATES, job.state.value), 14)}{pct}  {shown(job.detail)}")
 
-    say(f"demo: {recorders} simulated recorder(s), footage generated with ffmpeg; data dir {st.data_dir}")
+    say(ngettext("demo: {n} simulated recorder, footage generated with ffmpeg; data dir {data_dir}",
+                 "demo: {n} simulated recorders, footage generated with ffmpeg; data dir {data_dir}", recorders).format(
+        n=recorders, data_dir=st.data_dir))
     rep = demo(st.data_dir, st.config, recorders, clips, on_change=show)
     bays, chain = rep.bays, rep.chain
     if as_json:
@@ -101,12 +103,16 @@ def demo_command(st: Station, recorders: int, clips: int, as_json: bool) -> int:
     else:
         click.echo("")
         for b in bays:
-            click.echo(f"{b['bay']}: {b['serial']} (officer {b['officer']}) {b['state']} — {b['files_stored']} stored "
-                       f"({b['bytes_stored']} bytes), {b['files_duplicate']} already stored; {b['detail']}")
+            click.echo(_("{bay}: {serial} (officer {officer}) {state} — {stored} stored ({size}), {duplicates} already "
+                         "stored; {detail}").format(
+                bay=b["bay"], serial=shown(b["serial"]), officer=shown(b["officer"]), state=label(STATES, b["state"]),
+                stored=b["files_stored"], size=size(b["bytes_stored"]), duplicates=b["files_duplicate"],
+                detail=shown(b["detail"])))
             for a in b["alerts"]:
-                click.echo(f"    alert: {a}")
-        click.echo(f"audit chain {'intact' if chain.ok else 'BROKEN'} ({chain.rows} rows). "
-                   f"See: evidock --data-dir {st.data_dir} footage list | devices | health")
+                click.echo("    " + _("alert: {alert}").format(alert=shown(a)))
+        chain_text = _("audit chain intact ({rows} rows).") if chain.ok else _("audit chain BROKEN ({rows} rows).")
+        click.echo(chain_text.format(rows=chain.rows) + " " + _("See: {command}").format(
+            command=f"evidock --data-dir {st.data_dir} footage list | devices | health"))
     return rep.exit_code
 
 

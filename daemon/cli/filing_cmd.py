@@ -84,7 +84,7 @@ def footage_overdue(st: Station, as_of: datetime | None, as_json: bool) -> int:
         emit_json(rep.to_json())
         return rep.exit_code
     tz = st.config.ui.timezone
-    cols = [Column(_("id"), align=">"), Column(_("recorded"), 16), Column(_("overdue by"), 14, ">"),
+    cols = [Column(_("id"), align=">"), Column(_("recorded"), 16), Column(_("ingested"), 16), Column(_("overdue by"), 14, ">"),
             Column(_("ambiguous between"), 30), Column(_("file"), 60)]
     for o in rep.officers:
         no_officer = _("(no officer)")
@@ -92,8 +92,7 @@ def footage_overdue(st: Station, as_of: datetime | None, as_json: bool) -> int:
         click.echo(ngettext("officer {who}: {n} recording unfiled, the latest {late} overdue",
                             "officer {who}: {n} recordings unfiled, the latest {late} overdue", o["count"]).format(
             who=who, n=o["count"], late=duration(o["most_late_s"])))
-        rows = [[f["id"], local_time(f["recorded_at"], tz) if f["recorded_at"] else
-                 _("ingested {when} (recording time unknown)").format(when=local_time(f["ingested_at"], tz)),
+        rows = [[f["id"], local_time(f["recorded_at"], tz, missing=_("(time unknown)")), local_time(f["ingested_at"], tz),
                  duration(f["late_by_s"]), ", ".join(f["ambiguous"]) or "-", f["source_path"]] for f in o["footage"]]
         click.echo(table(cols, rows, empty=""))
         click.echo("")

@@ -26,6 +26,9 @@ STATES = {
 CASE_STATUS = {"open": N_("open"), "closed": N_("closed")}
 SENSITIVITY = {"normal": N_("normal"), "secret": N_("secret")}
 FILED_HOW = {"auto": N_("automatically"), "manual": N_("by hand")}
+FILE_STATUS = {"stored": N_("stored"), "duplicate": N_("duplicate"), "failed": N_("not stored")}
+SESSION_STATUS = {"completed": N_("completed"), "interrupted": N_("interrupted"), "failed": N_("failed")}
+SEVERITY = {"warning": N_("warning"), "error": N_("error"), "note": N_("note")}
 
 
 def label(table: dict[str, str], code: str | None) -> str:
