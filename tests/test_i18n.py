@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from wcwidth import wcswidth
 
 from daemon import i18n, i18n_build
 from tests.conftest import run_evidock
@@ -157,15 +158,21 @@ def test_every_help_text_is_chinese_under_zh() -> None:
         for text, where in help_messages(cli):
             words = where.split()[1:]
             cmd = cli
-            ctx = click.Context(cli, info_name="evidock")
+            ctx = click.Context(cli, info_name="evidock", terminal_width=80)
             for w in words:
                 if w.startswith("-"):
                     break
                 cmd = cmd.commands[w]
-                ctx = click.Context(cmd, info_name=w, parent=ctx)
-            rendered = " ".join(cmd.get_help(ctx).split())
+                ctx = click.Context(cmd, info_name=w, parent=ctx, terminal_width=80)
+            help_text = cmd.get_help(ctx)
+            rendered = " ".join(help_text.split())
             if text != "SHA-256" and len(text) > 8:
                 assert text not in rendered, f"{where}: {text!r} shown in English"
+            # wrapped by display cells: no Chinese line runs past an 80-column terminal
+            # (examples are verbatim command lines and may be longer)
+            wide = [line for line in help_text.splitlines()
+                    if CJK.search(line) and wcswidth(line) > 80 and not line.lstrip().startswith("evidock ")]
+            assert not wide, f"{where}: lines wider than 80 cells: {wide}"
     finally:
         i18n.set_language("en")
 

@@ -18,12 +18,13 @@ from typing import Any
 import click
 
 from daemon import i18n
-from daemon.cli.helptext import Group
+from daemon.cli.helptext import Group, install_cjk_wrapping
 from daemon.config import Config, load_config, resolve_data_dir
 from daemon.errors import EXIT_ERROR, ConfigError, EvidockError
 from daemon.i18n import _
 
 i18n.route_click_messages()
+install_cjk_wrapping()
 
 
 @dataclass

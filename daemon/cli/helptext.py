@@ -6,17 +6,20 @@ then (``evidock --lang zh footage list --help``), and the command tree can be bu
 any language. The unit of translation is a paragraph with its whitespace folded (click rewraps
 paragraphs anyway); a ``\\b`` block (an example) is kept verbatim except its title line
 (``Example:``), so the commands in examples are never translated. ``help_messages`` walks a
-command tree and lists every such text, for the catalog (``daemon/i18n_build.py``).
+command tree and lists every such text, for the catalog (``daemon/i18n_build.py``), and
+``install_cjk_wrapping`` makes click wrap help by display width.
 """
 
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import click
 
+from daemon.display import width
 from daemon.i18n import gettext
 
 
@@ -104,3 +107,42 @@ def help_messages(cmd: click.Command, path: str = "evidock") -> Iterator[tuple[s
     if isinstance(cmd, click.Group):
         for name, sub in sorted(cmd.commands.items()):
             yield from help_messages(sub, f"{path} {name}")
+
+
+# --- wrapping help by display width --------------------------------------------------------------
+# click wraps help with its own TextWrapper, measuring with ``term_len`` (characters). A Chinese
+# character is two cells wide and Chinese has no spaces to break at: measured in characters, a
+# Chinese paragraph runs twice the terminal's width and breaks ASCII words ("$XDG_DATA_|HOME").
+# So the width is measured in cells and each CJK character is a chunk a line may break after.
+
+_CJK_RUN = re.compile(r"([\u2e80-\u9fff\uf900-\ufaff\uff00-\uffef\u3000-\u303f])")
+
+
+def _cells(text: str) -> int:
+    from click._compat import strip_ansi
+
+    return width(strip_ansi(text))
+
+
+def install_cjk_wrapping() -> None:
+    """Make click's help wrapping measure display cells and break between CJK characters."""
+    try:
+        import click._textwrap as tw
+        import click.formatting as fmt
+    except ImportError:  # pragma: no cover — another click layout: wrapping stays click's own
+        return
+    if getattr(tw.TextWrapper, "_evidock_cjk", False):
+        return
+    base = tw.TextWrapper
+
+    class CJKTextWrapper(base):  # type: ignore[misc, valid-type]
+        _evidock_cjk = True
+
+        def _split(self, text: str) -> list[str]:
+            return [piece for chunk in super()._split(text) for piece in _CJK_RUN.split(chunk) if piece]
+
+    tw.TextWrapper = CJKTextWrapper
+    if hasattr(tw, "term_len"):
+        tw.term_len = _cells
+    if hasattr(fmt, "term_len"):
+        fmt.term_len = _cells
