@@ -11,7 +11,7 @@ from daemon.cases import csvimport, filing, records, register
 from daemon.cli import Station, cli, emit_json, pass_station, say
 from daemon.cli.labels import CASE_STATUS, FILED_HOW, SENSITIVITY, label
 from daemon.display import Column, local_time, shown, table
-from daemon.i18n import _
+from daemon.i18n import N_, _
 
 
 @cli.group("case")
@@ -28,11 +28,16 @@ def _text(v: object) -> str | None:
     return ";".join(map(str, v)) if isinstance(v, (list, tuple)) else None if v is None else str(v)
 
 
+CASE_ACTIONS = {"opened": N_("case {case_no} opened"), "changed": N_("case {case_no} changed"),
+                "closed": N_("case {case_no} closed"), "unchanged": N_("case {case_no} unchanged")}
+
+
 def _report(result: register.CaseResult, as_json: bool) -> int:
     if as_json:
         emit_json(result.to_json())
         return 0
-    click.echo(f"case {shown(result.case_no)} {result.action}")
+    click.echo(_(CASE_ACTIONS.get(result.action, "case {case_no} {action}")).format(
+        case_no=shown(result.case_no), action=result.action))
     for k, (old, new) in (result.changed.items() if result.action != "opened" else ()):
         say(f"  {k}: {shown(_text(old))} -> {shown(_text(new))}")
     for line in result.filing.lines():
@@ -211,11 +216,12 @@ def case_import(st: Station, file: Path, as_json: bool) -> int:
     if as_json:
         emit_json(rep.to_json())
         return rep.exit_code
-    say(f"read {file} as {rep.encoding}")
+    say(_("read {file} as {encoding}").format(file=file, encoding=rep.encoding))
     if rep.ignored_columns:
-        say(f"note: columns ignored: {', '.join(rep.ignored_columns)}")
+        say(_("note: columns ignored: {columns}").format(columns=", ".join(rep.ignored_columns)))
     for p in rep.problems:
-        say(f"{file}: line {p.line}{' (' + shown(p.case_no) + ')' if p.case_no else ''}: {shown(p.reason)}")
+        where = _("{file}: line {line}").format(file=file, line=p.line) + (f" ({shown(p.case_no)})" if p.case_no else "")
+        say(f"{where}: {shown(p.reason)}")
     for line in rep.filing.lines():
         say(line)
     click.echo(rep.summary())
@@ -239,6 +245,7 @@ def case_refile(st: Station, as_json: bool) -> int:
         return 0
     for line in changes.lines():
         say(line)
-    click.echo(f"{len(changes.filed)} filed, {len(changes.unfiled)} unfiled, "
-               f"{sum(1 for a in changes.ambiguous if a['candidates'])} newly ambiguous")
+    click.echo(_("{filed} filed, {unfiled} unfiled, {ambiguous} newly ambiguous").format(
+        filed=len(changes.filed), unfiled=len(changes.unfiled),
+        ambiguous=sum(1 for a in changes.ambiguous if a["candidates"])))
     return 0
