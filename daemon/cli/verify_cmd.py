@@ -7,7 +7,9 @@ import math
 import click
 
 from daemon.cli import Station, cli, emit_json, pass_station, say
+from daemon.display import shown
 from daemon.evidence.verify import verify_store
+from daemon.i18n import _
 
 
 def _finite_seconds(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
@@ -46,19 +48,20 @@ def verify_command(st: Station, max_duration: float | None, restart: bool, as_js
         emit_json(rep.to_json())
     else:
         for d in rep.damaged:
-            say(f"damaged: {d['sha256']}: {d['reason']}")
+            say(_("damaged: {sha256}: {reason}").format(sha256=d["sha256"], reason=d["reason"]))
         for m in rep.missing:
-            say(f"missing: {m}")
+            say(_("missing: {object}").format(object=m))
         for m in rep.mismatches:
-            say(f"mismatch: {m['problem']}")
+            say(_("mismatch: {problem}").format(problem=m["problem"]))
         for s in rep.strays:
-            say(f"stray: {s['path']}: {s['why']}; not evidence — move it out of objects/ after a look")
+            say(_("stray: {path}: {why}; not evidence — move it out of objects/ after a look").format(
+                path=shown(s["path"]), why=s["why"]))
         for u in rep.unreferenced:
             if u in rep.pending_removal:
-                why = (f"deleted by retention at audit row {rep.pending_removal[u]}; the next `evidock retention apply` "
-                       "removes the file")
+                why = _("deleted by retention at audit row {row}; the next `evidock retention apply` removes the file").format(
+                    row=rep.pending_removal[u])
             else:
-                why = "left by an interrupted offload; harmless, its content is right"
-            say(f"note: object {u} is in the store but not in the catalog ({why})")
+                why = _("left by an interrupted offload; harmless, its content is right")
+            say(_("note: object {sha256} is in the store but not in the catalog ({why})").format(sha256=u, why=why))
         click.echo(rep.summary())
     return rep.exit_code
