@@ -9,6 +9,7 @@ import click
 from daemon.cases import filing, reports, retention
 from daemon.cli import Station, emit_json, pass_station, say
 from daemon.cli.footage_cmd import footage_group
+from daemon.cli.labels import HOLD_STATES, label
 from daemon.cli.timeopt import AS_OF
 from daemon.display import Column, duration, local_time, shown, table
 from daemon.i18n import _, ngettext
@@ -38,7 +39,7 @@ def footage_file(st: Station, footage_ids: tuple[int, ...], case_no: str, reason
     for line in changes.lines():
         click.echo(line)
     for u in changes.unchanged:
-        say(f"footage {u['footage']} was already filed to case {u['case']} by hand")
+        say(_("footage {id} was already filed to case {case} by hand").format(id=u["footage"], case=shown(u["case"])))
     return 0
 
 
@@ -122,5 +123,5 @@ def footage_hold(st: Station, footage_ids: tuple[int, ...], reason: str, release
         emit_json(rows)
         return 0
     for r in rows:
-        click.echo(f"footage {r['footage']}: {r['state']}")
+        click.echo(_("footage {id}: {state}").format(id=r["footage"], state=label(HOLD_STATES, r["state"])))
     return 0

@@ -28,6 +28,8 @@ SENSITIVITY = {"normal": N_("normal"), "secret": N_("secret")}
 FILED_HOW = {"auto": N_("automatically"), "manual": N_("by hand")}
 FILE_STATUS = {"stored": N_("stored"), "duplicate": N_("duplicate"), "failed": N_("not stored")}
 SESSION_STATUS = {"completed": N_("completed"), "interrupted": N_("interrupted"), "failed": N_("failed")}
+HOLD_STATES = {"held": N_("held"), "released": N_("released"), "already held": N_("already held"),
+               "not held": N_("not held")}
 SEVERITY = {"warning": N_("warning"), "error": N_("error"), "note": N_("note")}
 
 
