@@ -240,3 +240,16 @@ def test_no_marked_message_hides_in_an_f_string() -> None:
                     if isinstance(sub, ast.Call) and isinstance(sub.func, ast.Name) and sub.func.id in ("_", "ngettext", "N_"):
                         hidden.append(f"{path.relative_to(i18n_build.REPO)}:{sub.lineno}")
     assert not hidden, f"_() inside an f-string (move it out): {hidden}"
+
+
+def test_errors_in_chinese_and_reports_with_reasons_keep_their_json(tmp_path: Path, data_dir: Path) -> None:
+    r = run_evidock("--lang", "zh", "case", "show", "V-9", data_dir=data_dir)
+    assert r.code == 2 and r.err.startswith("evidock：错误：没有案件 'V-9'"), r.err
+    assert run_evidock("case", "show", "V-9", data_dir=data_dir).err.startswith("evidock: error: no case 'V-9'")
+    # a report's reasons are data in JSON: the same in every language
+    f = tmp_path / "cases.csv"
+    f.write_text("案号,当事人,承办人警号,立案时间\nA-1,某公司,010203,2026-11-01\nA-2,,010203,2026-11-01\n", encoding="utf-8")
+    en = run_evidock("--lang", "en", "case", "import", f, "--json", data_dir=data_dir)
+    zh = run_evidock("--lang", "zh", "case", "import", f, "--json", data_dir=data_dir)
+    assert en.code == zh.code == 1
+    assert en.json()["problems"] == zh.json()["problems"] != []  # (the second run finds A-1 already there)

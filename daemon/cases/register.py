@@ -13,6 +13,7 @@ from daemon.catalog.db import Catalog
 from daemon.clock import iso, now_utc, utcnow
 from daemon.errors import CaseError
 from daemon.evidence import audit
+from daemon.i18n import _
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +75,8 @@ def _store_case(catalog: Catalog, new: dict[str, Any], old: dict[str, Any] | Non
 
 
 def _invalid(case_no: str, problems: list[str]) -> CaseError:
-    return CaseError(f"case {case_no!r}: " + "; ".join(problems) + "; nothing was changed")
+    return CaseError(_("case {case_no}: {problems}; nothing was changed").format(case_no=repr(case_no),
+                                                                              problems="; ".join(problems)))
 
 
 def open_case(catalog: Catalog, given: dict[str, Any], tz: str, actor: str | None = None) -> CaseResult:
@@ -85,7 +87,7 @@ def open_case(catalog: Catalog, given: dict[str, Any], tz: str, actor: str | Non
     case_no = fields.get("case_no") or str(given.get("case_no"))
     for k in ("party", "handlers"):
         if k not in given:
-            problems.append(f"{k.replace('_', '-')} is required")
+            problems.append(_("{field} is required").format(field=k.replace("_", "-")))
     if not problems and (p := _window_problem(fields)):
         problems.append(p)
     if problems:
@@ -93,8 +95,9 @@ def open_case(catalog: Catalog, given: dict[str, Any], tz: str, actor: str | Non
     with catalog.transaction():
         old = _case(catalog.conn, case_no)
         if old is not None:
-            raise CaseError(f"case {case_no!r} already exists (opened {old['opened_at']}, {old['status']}); change it with "
-                            f"`evidock case edit {case_no} …`, close it with `evidock case close {case_no}`")
+            raise CaseError(_("case {case_no} already exists (opened {opened}, {status}); change it with "
+                              "`evidock case edit {case} …`, close it with `evidock case close {case}`").format(
+                case_no=repr(case_no), opened=old["opened_at"], status=old["status"], case=case_no))
         changed = _store_case(catalog, fields, None, "cli", actor)
         filing = _refile(catalog, officers=fields["handlers"], actor=actor, trigger=f"case {case_no} opened")
     return CaseResult(case_no, "opened", changed, filing)
