@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
+from daemon.config_messages import describe_errors
 from daemon.errors import ConfigError
 from daemon.i18n import _
 
@@ -84,7 +85,7 @@ class OffloadConfig(_Section):
         try:
             re.compile(v)
         except re.error as e:
-            raise ValueError(f"not a valid regular expression: {e}") from None
+            raise ValueError(_("not a valid regular expression: {error}").format(error=e)) from None
         return v
 
 
@@ -272,7 +273,7 @@ def _known_zone(v: str | None) -> str | None:
     try:
         ZoneInfo(v)
     except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError("not a known IANA time zone (e.g. 'Asia/Shanghai', 'UTC')") from None
+        raise ValueError(_("not a known IANA time zone (e.g. 'Asia/Shanghai', 'UTC')")) from None
     return v
 
 
@@ -460,31 +461,7 @@ def parse_config(data: dict[str, Any], source: str = "<config>") -> Config:
     try:
         return Config.model_validate(data)
     except ValidationError as e:
-        lines = []
-        for err in e.errors():
-            key = ".".join(str(x) for x in err["loc"])
-            if err["type"] == "extra_forbidden":
-                lines.append(_("{key}: unknown key; {hint}").format(key=key, hint=_known_keys_hint(err["loc"])))
-            elif key in SECRET_KEYS:
-                lines.append(_("{key}: {error} (value not shown: it is a secret)").format(key=key, error=err["msg"]))
-            elif isinstance(err.get("input"), bool) and err["type"] in ("int_type", "float_type"):
-                lines.append(_("{key}: {error} (got {value}: write a number, not true/false)").format(
-                    key=key, error=err["msg"], value=str(err["input"]).lower()))
-            else:
-                lines.append(_("{key}: {error} (got {value})").format(key=key, error=err["msg"], value=repr(err.get("input"))))
-        raise ConfigError(_("config {source}: {problems}. Fix the key(s) named; `evidock config example` prints every valid key").format(
-            source=source, problems="; ".join(lines))) from None
-
-
-def _known_keys_hint(loc: tuple[Any, ...]) -> str:
-    model: type[BaseModel] = Config
-    for part in loc[:-1]:
-        field = model.model_fields.get(str(part))
-        if field is None or not isinstance(field.annotation, type) or not issubclass(field.annotation, BaseModel):
-            break
-        model = field.annotation
-    section = ".".join(str(x) for x in loc[:-1]) or _("top level")
-    return _("valid keys in [{section}]: {keys}").format(section=section, keys=", ".join(model.model_fields))
+        raise ConfigError(describe_errors(e, Config, source, SECRET_KEYS)) from None
 
 
 def resolve_data_dir(cli_value: str | os.PathLike[str] | None, config: Config) -> Path:

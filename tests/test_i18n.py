@@ -253,3 +253,20 @@ def test_errors_in_chinese_and_reports_with_reasons_keep_their_json(tmp_path: Pa
     zh = run_evidock("--lang", "zh", "case", "import", f, "--json", data_dir=data_dir)
     assert en.code == zh.code == 1
     assert en.json()["problems"] == zh.json()["problems"] != []  # (the second run finds A-1 already there)
+
+
+def test_config_check_of_a_broken_file_in_both_languages(tmp_path: Path, data_dir: Path) -> None:
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text('[offload]\nchunk_bytes = 1\nchunk_size = 3\n[ui]\ntimezone = "Mars/Base"\n')
+    en = run_evidock("--config", cfg, "config", "check", data_dir=data_dir)
+    zh = run_evidock("--lang", "zh", "--config", cfg, "config", "check", data_dir=data_dir)
+    assert en.code == zh.code == 2
+    assert "offload.chunk_bytes: Input should be greater than or equal to 65536" in en.err and not CJK.search(en.err)
+    assert "offload.chunk_bytes：应不小于 65536" in zh.err and "offload.chunk_size：未知的配置项" in zh.err
+    assert "ui.timezone：取值错误：不是已知的 IANA 时区" in zh.err
+    for english in ("Input should", "unknown key", "Value error", "Fix the key"):
+        assert english not in zh.err, english
+    old = tmp_path / "old.toml"
+    old.write_text('[filing]\nlocal_timezone = "UTC"\n')
+    r = run_evidock("--config", old, "config", "check", "--json", data_dir=data_dir)
+    assert r.code == 0 and r.json()["ui"]["timezone"] == "UTC" and "filing.local_timezone is deprecated" in r.err
