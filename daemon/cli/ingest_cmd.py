@@ -10,7 +10,7 @@ import click
 from daemon.cli import Station, cli, emit_json, pass_station, say
 from daemon.cli.labels import FILE_STATUS, SESSION_STATUS, SEVERITY, label
 from daemon.display import Column, size, table
-from daemon.i18n import _
+from daemon.i18n import _, ngettext
 from daemon.ingest.offload import ingest, refuse_own_data_dir
 from daemon.ingest.volume import quoted
 
@@ -41,7 +41,8 @@ def ingest_command(st: Station, src: Path, officer: str | None, device: str | No
     if not as_json and sys.stderr.isatty():
         def on_scanned(n: int, total: int) -> None:
             nonlocal bar
-            bar = click.progressbar(length=total, label=f"offloading {n} files", file=sys.stderr)
+            label_text = ngettext("offloading {n} file", "offloading {n} files", n).format(n=n)
+            bar = click.progressbar(length=total, label=label_text, file=sys.stderr)
             bar.__enter__()
 
         def progress(n: int) -> None:
