@@ -224,7 +224,11 @@ def case_import(st: Station, file: Path, as_json: bool) -> int:
         say(f"{where}: {shown(p.reason)}")
     for line in rep.filing.lines():
         say(line)
-    click.echo(rep.summary())
+    click.echo(_("{file} ({encoding}): {rows} rows; {created} cases created, {updated} updated, {unchanged} unchanged, "
+                 "{bad} rows not imported; {filed} footage filed, {unfiled} unfiled, {ambiguous} ambiguous").format(
+        file=rep.path, encoding=rep.encoding, rows=rep.rows, created=len(rep.created), updated=len(rep.updated),
+        unchanged=len(rep.unchanged), bad=len(rep.problems), filed=len(rep.filing.filed),
+        unfiled=len(rep.filing.unfiled), ambiguous=sum(1 for a in rep.filing.ambiguous if a["candidates"])))
     return rep.exit_code
 
 

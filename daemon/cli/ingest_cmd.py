@@ -64,7 +64,8 @@ def ingest_command(st: Station, src: Path, officer: str | None, device: str | No
             click.echo(table([Column(_("result"), 10), Column(_("SHA-256"), 16), Column(_("size"), 10, ">"),
                               Column(_("file"), 80)], rows, empty=""))
         for p in result.problems:
-            say(f"{label(SEVERITY, p.severity)}: {quoted(p.rel)}: {p.reason}")
+            say(_("{severity}: {path}: {reason}").format(severity=label(SEVERITY, p.severity), path=quoted(p.rel),
+                                                        reason=p.reason))
         c = result.counts()
         say(_("session {session} {status}: {stored} stored, {duplicates} already stored, {failed} not stored, "
               "{problems} problem(s)").format(session=result.session_id, status=label(SESSION_STATUS, result.status),

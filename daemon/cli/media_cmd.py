@@ -82,7 +82,10 @@ def media_run(st: Station, no_wait: bool, as_json: bool) -> int:
         if report.recovered:
             say(_("note: job(s) {ids} were left running by a runner that died; queued again").format(
                 ids=", ".join(map(str, report.recovered))))
-        say(report.summary())
+        c = report.counts()
+        tail = _(" (stopped early; the rest stays queued)") if report.stopped else ""
+        say(_("media: {done} proxied, {na} not media, {failed} failed, {retrying} waiting for a retry").format(
+            done=c["done"], na=c["n/a"], failed=c["failed"], retrying=c["retrying"]) + tail)
     return report.exit_code
 
 

@@ -86,7 +86,10 @@ def retention_apply(st: Station, plan_id: str | None, as_json: bool) -> int:
         say(_("skipped footage {id} ({sha256}): {why}").format(id=s["footage"], sha256=s["sha256"][:16], why=s["why"]))
     for e in rep.errors:
         say(_("error: {sha256}: {error}").format(sha256=e["sha256"], error=e["error"]))
-    click.echo(rep.summary())
+    click.echo(_("plan {plan_id}: {n} objects deleted ({size}), {skipped} skipped, {errors} not deleted because of errors, "
+                 "{finished} earlier deletions finished").format(
+        plan_id=rep.plan_id, n=len(rep.deleted), size=size(sum(d["size"] or 0 for d in rep.deleted)),
+        skipped=len(rep.skipped), errors=len(rep.errors), finished=len(rep.finished)))
     return rep.exit_code
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import click
 
@@ -63,5 +64,18 @@ def verify_command(st: Station, max_duration: float | None, restart: bool, as_js
             else:
                 why = _("left by an interrupted offload; harmless, its content is right")
             say(_("note: object {sha256} is in the store but not in the catalog ({why})").format(sha256=u, why=why))
-        click.echo(rep.summary())
+        click.echo(summary_text(rep))
     return rep.exit_code
+
+
+def summary_text(rep: Any) -> str:
+    """The scrub's last line for people (the JSON keeps the library's English ``summary``)."""
+    text = _("checked {checked} objects, {damaged} damaged, {missing} missing").format(
+        checked=rep.checked, damaged=len(rep.damaged), missing=len(rep.missing))
+    if rep.mismatches:
+        text += _(", {n} catalog row(s) not matching the audit log").format(n=len(rep.mismatches))
+    if rep.strays:
+        text += _(", {n} stray file(s) in objects/").format(n=len(rep.strays))
+    if not rep.complete:
+        text += _(" (stopped at the time limit; the next run continues after {after}…)").format(after=rep.next_after[:16])
+    return text
