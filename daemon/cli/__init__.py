@@ -4,6 +4,11 @@ One command, one library call. Library errors (``EvidockError``) become a messag
 the error's exit code at this boundary, nowhere else. Every command's help carries an example
 (a test checks it). ``--json`` output is one JSON document on stdout; people-facing messages
 go to stderr; progress bars only on a terminal.
+
+Messages for people are in Chinese or English (``daemon.i18n``): the language is resolved from
+argv, the environment and the config before click parses anything (``EvidockGroup.main``), so
+click's own messages and the help texts (translated when shown, ``daemon.cli.helptext``) are in
+it too; ``--json`` output, exit codes and audit events never depend on it.
 """
 
 from __future__ import annotations
