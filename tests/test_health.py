@@ -206,7 +206,7 @@ def test_devices_and_health_commands(tmp_path: Path, data_dir: Path, evidock) ->
     doc = evidock("health", SPEC.serial, "--json").json()
     assert len(doc["history"]) == 1 and doc["open_alerts"][0]["kind"] == "clock_drift"
     text = evidock("health")
-    assert text.code == 0 and "ALERT ZFY-SIM-0001 clock_drift" in text.out
+    assert text.code == 0 and "ALERT ZFY-SIM-0001 clock drift:" in text.out
     missing = evidock("health", "NOPE-1")
     assert missing.code == 2 and "no recorder NOPE-1" in missing.err
 

@@ -6,6 +6,7 @@ import click
 
 from daemon import health
 from daemon.cli import Station, cli, emit_json, pass_station
+from daemon.cli.labels import ALERT_KINDS, label
 from daemon.display import Column, local_time, shown, table
 from daemon.i18n import _, ngettext
 
@@ -80,6 +81,6 @@ def health_command(st: Station, serial: str | None, limit: int, as_json: bool) -
     click.echo(ngettext("{n} open alert", "{n} open alerts", len(alerts)).format(n=len(alerts)))
     for a in alerts:
         click.echo(_("ALERT {serial} {kind}: {message} (since {since})").format(
-            serial=shown(a["device_serial"]), kind=a["kind"], message=shown(a["message"]),
+            serial=shown(a["device_serial"]), kind=label(ALERT_KINDS, a["kind"]), message=shown(a["message"]),
             since=local_time(a["raised_at"], tz)))
     return 0

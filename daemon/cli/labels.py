@@ -1,4 +1,4 @@
-"""Words for codes in human output: dock states, case status, how a file was filed.
+"""Words for codes in human output: dock states, case status, how a file was filed, alert kinds.
 
 JSON keeps the codes (``READY``, ``open``, ``auto``); a table shows these labels, translated.
 A code without a label is shown as the code itself.
@@ -30,6 +30,9 @@ FILE_STATUS = {"stored": N_("stored"), "duplicate": N_("duplicate"), "failed": N
 SESSION_STATUS = {"completed": N_("completed"), "interrupted": N_("interrupted"), "failed": N_("failed")}
 HOLD_STATES = {"held": N_("held"), "released": N_("released"), "already held": N_("already held"),
                "not held": N_("not held")}
+ALERT_KINDS = {"battery_low": N_("battery low"), "storage_full": N_("card nearly full"), "clock_drift": N_("clock drift"),
+               "clock_invalid": N_("clock not trusted"), "fs_errors": N_("card filesystem errors"),
+               "capacity_fade": N_("battery capacity fading"), "bad_reply": N_("wrong replies")}
 SEVERITY = {"warning": N_("warning"), "error": N_("error"), "note": N_("note")}
 
 
