@@ -253,6 +253,8 @@ def test_errors_in_chinese_and_reports_with_reasons_keep_their_json(tmp_path: Pa
     r = run_evidock("--lang", "zh", "case", "show", "V-9", data_dir=data_dir)
     assert r.code == 2 and r.err.startswith("evidock：错误：没有案件 'V-9'"), r.err
     assert run_evidock("case", "show", "V-9", data_dir=data_dir).err.startswith("evidock: error: no case 'V-9'")
+    r = run_evidock("--lang", "zh", "case", "open", "X-1", "--party", " ", "--handler", "01 02!", data_dir=data_dir)
+    assert r.code == 2 and "当事人为空" in r.err and "不是有效的警号" in r.err and "is empty" not in r.err, r.err
     # a report's reasons are data in JSON: the same in every language
     f = tmp_path / "cases.csv"
     f.write_text("案号,当事人,承办人警号,立案时间\nA-1,某公司,010203,2026-11-01\nA-2,,010203,2026-11-01\n", encoding="utf-8")

@@ -83,12 +83,12 @@ def open_case(catalog: Catalog, given: dict[str, Any], tz: str, actor: str | Non
     """Open a new case from the fields given (raw text as typed), then file footage to it."""
     actor = actor or audit.current_actor()
     given = {"sensitivity": "normal", "opened_at": iso(now_utc()), **{k: v for k, v in given.items() if v is not None}}
-    fields, problems = parse_fields(given, tz)
+    fields, problems = parse_fields(given, tz, translate=True)
     case_no = fields.get("case_no") or str(given.get("case_no"))
     for k in ("party", "handlers"):
         if k not in given:
             problems.append(_("{field} is required").format(field=k.replace("_", "-")))
-    if not problems and (p := _window_problem(fields)):
+    if not problems and (p := _window_problem(fields, translate=True)):
         problems.append(p)
     if problems:
         raise _invalid(case_no, problems)
@@ -107,12 +107,12 @@ def edit_case(catalog: Catalog, case_no: str, given: dict[str, Any], tz: str, ac
     """Change the fields given (None: leave as is; ``closed_at=''`` reopens), then re-file its officers' footage."""
     actor = actor or audit.current_actor()
     given = {k: v for k, v in given.items() if v is not None and k != "case_no"}
-    fields, problems = parse_fields(given, tz)
+    fields, problems = parse_fields(given, tz, translate=True)
     if problems:
         raise _invalid(case_no, problems)
     with catalog.transaction():
         old = need_case(catalog.conn, case_no)
-        if p := _window_problem({**old, **fields}):
+        if p := _window_problem({**old, **fields}, translate=True):
             raise _invalid(case_no, [p])
         changed = _store_case(catalog, fields, old, "cli", actor)
         filing = FilingChanges()
