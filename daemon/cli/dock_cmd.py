@@ -129,5 +129,5 @@ def devices_register(st: Station, serial: str, reason: str) -> int:
     """
     with st.catalog() as cat:
         register_device(cat, serial, "by staff", reason=reason)
-    say(f"recorder {serial} registered to this station")
+    say(_("recorder {serial} registered to this station").format(serial=shown(serial)))
     return 0

@@ -17,7 +17,7 @@ def _finite_seconds(ctx: click.Context, param: click.Parameter, value: float | N
     # FloatRange lets nan through (every comparison with nan is false) and inf means "no limit"
     # in disguise; both would silently turn a nightly slice into an unbounded scrub.
     if value is not None and not math.isfinite(value):
-        raise click.BadParameter(f"{value} is not a number of seconds; give a finite time such as 3600")
+        raise click.BadParameter(_("{value} is not a number of seconds; give a finite time such as 3600").format(value=value))
     return value
 
 
