@@ -18,9 +18,11 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
+from daemon.config_messages import describe_errors
 from daemon.errors import ConfigError
+from daemon.i18n import _
 
 ENV_CONFIG = "EVIDOCK_CONFIG"
 ENV_DATA_DIR = "EVIDOCK_DATA_DIR"
@@ -83,7 +85,7 @@ class OffloadConfig(_Section):
         try:
             re.compile(v)
         except re.error as e:
-            raise ValueError(f"not a valid regular expression: {e}") from None
+            raise ValueError(_("not a valid regular expression: {error}").format(error=e)) from None
         return v
 
 
@@ -255,21 +257,42 @@ class FilingConfig(_Section):
         le=30,
         description="Art. 11: footage must be filed to its case within this many days of recording; later is overdue",
     )
-    local_timezone: str = Field(
+    local_timezone: str | None = Field(
+        None,
+        min_length=1,
+        max_length=64,
+        description="Deprecated: use ui.timezone (read as ui.timezone when that is not set, with a warning)",
+    )
+
+    _known_zone = field_validator("local_timezone")(lambda v: _known_zone(v))
+
+
+def _known_zone(v: str | None) -> str | None:
+    if v is None:
+        return v
+    try:
+        ZoneInfo(v)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(_("not a known IANA time zone (e.g. 'Asia/Shanghai', 'UTC')")) from None
+    return v
+
+
+class UiConfig(_Section):
+    """[ui]: how the station speaks to people."""
+
+    language: Literal["zh", "en"] | None = Field(
+        None,
+        description="Language of messages, tables and help: zh or en; unset: $EVIDOCK_LANG or the locale (LANG=zh_CN… → zh), else en",
+        json_schema_extra={"example": "zh"},
+    )
+    timezone: str = Field(
         "Asia/Shanghai",
         min_length=1,
         max_length=64,
-        description="Time zone of case times written without an offset (case CSV, --opened-at, --as-of)",
+        description="The station's time zone: times shown to people, and times typed without an offset (case CSV, --opened-at, --as-of)",
     )
 
-    @field_validator("local_timezone")
-    @classmethod
-    def _known_zone(cls, v: str) -> str:
-        try:
-            ZoneInfo(v)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError("not a known IANA time zone (e.g. 'Asia/Shanghai', 'UTC')") from None
-        return v
+    _known_zone = field_validator("timezone")(lambda v: _known_zone(v))
 
 
 class RetentionConfig(_Section):
@@ -389,6 +412,24 @@ class Config(_Section):
     filing: FilingConfig = Field(default_factory=FilingConfig, description="Labelling footage with its case (art. 11)")
     retention: RetentionConfig = Field(default_factory=RetentionConfig, description="When stored footage may be deleted")
     media: MediaConfig = Field(default_factory=MediaConfig, description="Probing, viewing proxies and thumbnails, and their work queue")
+    ui: UiConfig = Field(default_factory=UiConfig, description="Language and time zone of what people read")
+
+    @model_validator(mode="after")
+    def _old_timezone_key(self) -> Config:
+        # filing.local_timezone was the time zone before [ui] existed: it still counts, unless
+        # ui.timezone is given too (then ui.timezone wins).
+        old = self.filing.local_timezone
+        if old is not None and "timezone" not in self.ui.model_fields_set:
+            object.__setattr__(self, "ui", self.ui.model_copy(update={"timezone": old}))
+        return self
+
+    def warnings(self) -> list[str]:
+        """What in this config still works but should change (deprecated keys)."""
+        if self.filing.local_timezone is not None:
+            if self.ui.timezone != self.filing.local_timezone:
+                return [_("filing.local_timezone is deprecated: write it as [ui] timezone (ui.timezone is set too and wins)")]
+            return [_("filing.local_timezone is deprecated: write it as [ui] timezone")]
+        return []
 
 
 def load_config(path: str | os.PathLike[str] | None = None) -> tuple[Config, Path | None]:
@@ -404,13 +445,14 @@ def load_config(path: str | os.PathLike[str] | None = None) -> tuple[Config, Pat
     try:
         raw = p.read_bytes()
     except OSError as e:
-        raise ConfigError(f"config {p}: cannot read it ({e.strerror}); check the path given by --config or ${ENV_CONFIG}") from None
+        raise ConfigError(_("config {path}: cannot read it ({reason}); check the path given by --config or ${env}").format(
+            path=p, reason=e.strerror, env=ENV_CONFIG)) from None
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
-        raise ConfigError(f"config {p}: not UTF-8 text; save it as UTF-8") from None
+        raise ConfigError(_("config {path}: not UTF-8 text; save it as UTF-8").format(path=p)) from None
     except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"config {p}: not valid TOML: {e}") from None
+        raise ConfigError(_("config {path}: not valid TOML: {error}").format(path=p, error=e)) from None
     return parse_config(data, source=str(p)), p
 
 
@@ -419,29 +461,7 @@ def parse_config(data: dict[str, Any], source: str = "<config>") -> Config:
     try:
         return Config.model_validate(data)
     except ValidationError as e:
-        lines = []
-        for err in e.errors():
-            key = ".".join(str(x) for x in err["loc"])
-            if err["type"] == "extra_forbidden":
-                lines.append(f"{key}: unknown key; {_known_keys_hint(err['loc'])}")
-            elif key in SECRET_KEYS:
-                lines.append(f"{key}: {err['msg']} (value not shown: it is a secret)")
-            elif isinstance(err.get("input"), bool) and err["type"] in ("int_type", "float_type"):
-                lines.append(f"{key}: {err['msg']} (got {str(err['input']).lower()}: write a number, not true/false)")
-            else:
-                lines.append(f"{key}: {err['msg']} (got {err.get('input')!r})")
-        raise ConfigError(f"config {source}: " + "; ".join(lines) + ". Fix the key(s) named; `evidock config example` prints every valid key") from None
-
-
-def _known_keys_hint(loc: tuple[Any, ...]) -> str:
-    model: type[BaseModel] = Config
-    for part in loc[:-1]:
-        field = model.model_fields.get(str(part))
-        if field is None or not isinstance(field.annotation, type) or not issubclass(field.annotation, BaseModel):
-            break
-        model = field.annotation
-    section = ".".join(str(x) for x in loc[:-1]) or "top level"
-    return f"valid keys in [{section}]: " + ", ".join(model.model_fields)
+        raise ConfigError(describe_errors(e, Config, source, SECRET_KEYS)) from None
 
 
 def resolve_data_dir(cli_value: str | os.PathLike[str] | None, config: Config) -> Path:
@@ -453,48 +473,5 @@ def resolve_data_dir(cli_value: str | os.PathLike[str] | None, config: Config) -
     return Path(xdg) / "evidock"
 
 
-def render_example() -> str:
-    """The commented example config file, generated from the schema (config/evidock.toml)."""
-    out = [
-        "# evidock configuration (TOML). Generated from the schema by `evidock config example`;",
-        "# every key is shown with its default. Unknown keys are an error.",
-        "# Pass it with --config FILE or $EVIDOCK_CONFIG; the service reads /etc/evidock/evidock.toml.",
-    ]
-    for name, field in Config.model_fields.items():
-        section: type[BaseModel] = field.annotation  # type: ignore[assignment]
-        out += ["", f"# {field.description}", f"[{name}]"]
-        for key, f in section.model_fields.items():
-            bounds = _bounds(f)
-            out.append(f"# {f.description}{bounds}")
-            default = f.get_default(call_default_factory=True)
-            if default is None:
-                out.append(f"# {key} =   (unset by default)")
-            else:
-                out.append(f"{key} = {_toml_value(default)}")
-    return "\n".join(out) + "\n"
-
-
-def _bounds(f: Any) -> str:
-    parts = []
-    for m in f.metadata:
-        for attr, sym in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<")):
-            v = getattr(m, attr, None)
-            if v is not None:
-                parts.append(f"{sym} {v}")
-    return f" ({', '.join(parts)})" if parts else ""
-
-
-def _toml_value(v: Any) -> str:
-    if isinstance(v, SecretStr):
-        return _toml_value(v.get_secret_value())  # only defaults are rendered, never a loaded config
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (int, float)):
-        return repr(v)
-    if isinstance(v, str):
-        return "'" + v + "'" if "'" not in v else '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(v, dict):
-        return "{ " + ", ".join(f"{_toml_value(str(k))} = {_toml_value(x)}" for k, x in v.items()) + " }" if v else "{}"
-    if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
-    raise TypeError(f"no TOML rendering for {v!r}")
+# The example file's renderer lives beside the schema (daemon/config_example.py); re-exported here.
+from daemon.config_example import render_example  # noqa: E402,F401

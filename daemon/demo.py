@@ -41,7 +41,7 @@ def open_demo_case(catalog: Catalog, config: Config, spec: SampleSpec, n: int) -
     try:
         register.open_case(catalog, {"case_no": case_no, "party": PARTIES[(n - 1) % len(PARTIES)], "handlers": [spec.badge],
                                   "opened_at": (spec.start - timedelta(hours=1)).isoformat(), "unit": "劳动保障监察支队"},
-                        config.filing.local_timezone)
+                        config.ui.timezone)
     except errors.CaseError:
         pass  # opened by an earlier demo run in this data dir
     return case_no

@@ -28,7 +28,10 @@ class Run:
 def run_evidock(*args: str | os.PathLike[str], data_dir: Path | None = None, env: dict[str, str] | None = None,
                 timeout: float = 300, input: str | None = None) -> Run:
     """Run ``evidock ARGS`` as a real subprocess (the CLI contract), never through a shell."""
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("EVIDOCK_")}
+    # English unless the test says otherwise: no EVIDOCK_* and no Chinese locale from the caller's shell.
+    full_env = {k: v for k, v in os.environ.items()
+                if not k.startswith("EVIDOCK_") and k not in ("LC_ALL", "LC_MESSAGES", "LANGUAGE")}
+    full_env["LANG"] = "C.UTF-8"
     full_env.update(env or {})
     cmd = [sys.executable, "-m", "daemon"]
     if data_dir is not None:

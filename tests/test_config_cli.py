@@ -10,7 +10,7 @@ import pytest
 from conftest import REPO, run_evidock
 
 from daemon.cli import cli
-from daemon.config import Config, parse_config, render_example
+from daemon.config import Config, UiConfig, parse_config, render_example
 from daemon.errors import ConfigError
 
 
@@ -18,7 +18,8 @@ def test_example_config_is_generated_from_the_schema() -> None:
     assert (REPO / "config" / "evidock.toml").read_text() == render_example(), \
         "config/evidock.toml is stale: regenerate with `evidock config example > config/evidock.toml`"
     parsed = tomllib.loads(render_example())
-    assert parse_config(parsed) == Config()
+    # every key at its default, except the language: the station's example speaks Chinese
+    assert parse_config(parsed) == Config(ui=UiConfig(language="zh"))
 
 
 def test_every_option_has_a_description_and_default() -> None:

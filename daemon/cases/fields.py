@@ -8,6 +8,21 @@ from collections.abc import Callable
 from typing import Any
 
 from daemon.clock import iso, parse_time
+from daemon.i18n import N_, _
+
+
+class FieldProblem(ValueError):
+    """A case field's value is wrong. ``str()`` is English (reports, JSON); ``text()`` is in the
+    reader's language. ``what`` (a field's name) is translated too."""
+
+    def __init__(self, msgid: str, **params: Any) -> None:
+        self.msgid, self.params = msgid, params
+        super().__init__(msgid.format(**params))
+
+    def text(self) -> str:
+        """The problem in the current language."""
+        params = {k: _(v) if k == "what" else v for k, v in self.params.items()}
+        return _(self.msgid).format(**params)
 
 # -- case fields ------------------------------------------------------------------------------
 
@@ -29,21 +44,21 @@ def _clean_text(v: Any, what: str, max_len: int, required: bool) -> str | None:
     s = "" if v is None else unicodedata.normalize("NFC", str(v)).strip()
     if not s:
         if required:
-            raise ValueError(f"{what} is empty")
+            raise FieldProblem(N_("{what} is empty"), what=what)
         return None
     if len(s) > max_len:
-        raise ValueError(f"{what} is longer than {max_len} characters")
+        raise FieldProblem(N_("{what} is longer than {n} characters"), what=what, n=max_len)
     if any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") for ch in s):
-        raise ValueError(f"{what} {s!r} contains control characters")
+        raise FieldProblem(N_("{what} {value} contains control characters"), what=what, value=repr(s))
     return s
 
 
 def _p_case_no(v: Any, tz: str) -> str | None:
-    return _clean_text(v, "case number", 100, True)
+    return _clean_text(v, N_("case number"), 100, True)
 
 
 def _p_party(v: Any, tz: str) -> str | None:
-    return _clean_text(v, "party", 200, True)
+    return _clean_text(v, N_("party"), 200, True)
 
 
 def _p_handlers(v: Any, tz: str) -> tuple[str, ...]:
@@ -53,21 +68,22 @@ def _p_handlers(v: Any, tz: str) -> tuple[str, ...]:
         if not b:
             continue
         if not _BADGE.match(b):
-            raise ValueError(f"handler badge {b!r} is not a badge number (letters, digits, '-', '_'; at most 32)")
+            raise FieldProblem(N_("handler badge {badge} is not a badge number (letters, digits, '-', '_'; at most 32)"),
+                               badge=repr(b))
         if b not in badges:
             badges.append(b)
     if not badges:
-        raise ValueError("no handling officer (badge numbers separated by ';')")
+        raise FieldProblem(N_("no handling officer (badge numbers separated by ';')"))
     return tuple(sorted(badges))
 
 
 def _p_opened(v: Any, tz: str) -> str | None:
     if v is None or not str(v).strip():
-        raise ValueError("opened-at time is empty")
+        raise FieldProblem(N_("opened-at time is empty"))
     try:
         return iso(parse_time(str(v), tz))
     except ValueError as e:
-        raise ValueError(f"opened-at time (立案时间): {e}") from None
+        raise FieldProblem(N_("opened-at time (立案时间): {error}"), error=e) from None
 
 
 def _p_closed(v: Any, tz: str) -> str | None:
@@ -76,11 +92,11 @@ def _p_closed(v: Any, tz: str) -> str | None:
     try:
         return iso(parse_time(str(v), tz, end_of_day=True))
     except ValueError as e:
-        raise ValueError(f"closed-at time (结案时间): {e}") from None
+        raise FieldProblem(N_("closed-at time (结案时间): {error}"), error=e) from None
 
 
 def _p_unit(v: Any, tz: str) -> str | None:
-    return _clean_text(v, "unit", 200, False)
+    return _clean_text(v, N_("unit"), 200, False)
 
 
 def _p_sensitivity(v: Any, tz: str) -> str:
@@ -88,11 +104,12 @@ def _p_sensitivity(v: Any, tz: str) -> str:
     try:
         return SENSITIVITY_WORDS[word.lower()]
     except KeyError:
-        raise ValueError(f"sensitivity {word!r} is not one of: normal, secret (or 普通, 秘密, 机密, 绝密)") from None
+        raise FieldProblem(N_("sensitivity {word} is not one of: normal, secret (or 普通, 秘密, 机密, 绝密)"),
+                           word=repr(word)) from None
 
 
 def _p_notes(v: Any, tz: str) -> str | None:
-    return _clean_text(v, "notes", 2000, False)
+    return _clean_text(v, N_("notes"), 2000, False)
 
 
 # One parser per field: value as given -> stored value, or ValueError saying what is wrong.
@@ -108,19 +125,27 @@ FIELD_PARSERS: dict[str, Callable[[Any, str], Any]] = {
 }
 
 
-def parse_fields(given: dict[str, Any], tz: str) -> tuple[dict[str, Any], list[str]]:
-    """Parse the fields present in ``given``; every problem is collected, none raised."""
+def parse_fields(given: dict[str, Any], tz: str, translate: bool = False) -> tuple[dict[str, Any], list[str]]:
+    """Parse the fields present in ``given``; every problem is collected, none raised.
+
+    The problems are English (they go into reports and their JSON); with ``translate`` in the
+    reader's language (for a message that only people read).
+    """
     out: dict[str, Any] = {}
     problems: list[str] = []
     for name, value in given.items():
         try:
             out[name] = FIELD_PARSERS[name](value, tz)
+        except FieldProblem as e:
+            problems.append(e.text() if translate else str(e))
         except ValueError as e:
             problems.append(str(e))
     return out, problems
 
 
-def _window_problem(case: dict[str, Any]) -> str | None:
+def _window_problem(case: dict[str, Any], translate: bool = False) -> str | None:
     if case.get("closed_at") and case.get("opened_at") and case["closed_at"] < case["opened_at"]:
-        return f"closed ({case['closed_at']}) before it was opened ({case['opened_at']})"
+        p = FieldProblem(N_("closed ({closed}) before it was opened ({opened})"), closed=case["closed_at"],
+                         opened=case["opened_at"])
+        return p.text() if translate else str(p)
     return None

@@ -17,6 +17,7 @@ from daemon.clock import utcnow
 from daemon.display import shown
 from daemon.errors import FilingError, NotFound
 from daemon.evidence import audit
+from daemon.i18n import _
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +42,13 @@ class FilingChanges:
         return {"filed": self.filed, "unfiled": self.unfiled, "ambiguous": self.ambiguous, "unchanged": self.unchanged}
 
     def lines(self) -> list[str]:
-        out = [f"filed footage {c['footage']} to case {shown(c['case'])} ({c['how']})" for c in self.filed]
-        out += [f"unfiled footage {c['footage']} from case {shown(c['case'])} ({c['how']})" for c in self.unfiled]
-        out += [f"footage {c['footage']} matches several cases ({', '.join(map(shown, c['candidates']))}): filed to none, "
-                "file it by hand with `evidock footage file`" for c in self.ambiguous if c["candidates"]]
+        out = [_("filed footage {id} to case {case} ({how})").format(id=c["footage"], case=shown(c["case"]), how=c["how"])
+               for c in self.filed]
+        out += [_("unfiled footage {id} from case {case} ({how})").format(id=c["footage"], case=shown(c["case"]),
+                                                                         how=c["how"]) for c in self.unfiled]
+        out += [_("footage {id} matches several cases ({cases}): filed to none, file it by hand with "
+                  "`evidock footage file`").format(id=c["footage"], cases=", ".join(map(shown, c["candidates"])))
+                for c in self.ambiguous if c["candidates"]]
         return out
 
 

@@ -13,6 +13,7 @@ from daemon.catalog.db import Catalog
 from daemon.clock import iso, now_utc, utcnow
 from daemon.errors import CaseError
 from daemon.evidence import audit
+from daemon.i18n import _
 
 log = logging.getLogger(__name__)
 
@@ -74,27 +75,29 @@ def _store_case(catalog: Catalog, new: dict[str, Any], old: dict[str, Any] | Non
 
 
 def _invalid(case_no: str, problems: list[str]) -> CaseError:
-    return CaseError(f"case {case_no!r}: " + "; ".join(problems) + "; nothing was changed")
+    return CaseError(_("case {case_no}: {problems}; nothing was changed").format(case_no=repr(case_no),
+                                                                              problems="; ".join(problems)))
 
 
 def open_case(catalog: Catalog, given: dict[str, Any], tz: str, actor: str | None = None) -> CaseResult:
     """Open a new case from the fields given (raw text as typed), then file footage to it."""
     actor = actor or audit.current_actor()
     given = {"sensitivity": "normal", "opened_at": iso(now_utc()), **{k: v for k, v in given.items() if v is not None}}
-    fields, problems = parse_fields(given, tz)
+    fields, problems = parse_fields(given, tz, translate=True)
     case_no = fields.get("case_no") or str(given.get("case_no"))
     for k in ("party", "handlers"):
         if k not in given:
-            problems.append(f"{k.replace('_', '-')} is required")
-    if not problems and (p := _window_problem(fields)):
+            problems.append(_("{field} is required").format(field=k.replace("_", "-")))
+    if not problems and (p := _window_problem(fields, translate=True)):
         problems.append(p)
     if problems:
         raise _invalid(case_no, problems)
     with catalog.transaction():
         old = _case(catalog.conn, case_no)
         if old is not None:
-            raise CaseError(f"case {case_no!r} already exists (opened {old['opened_at']}, {old['status']}); change it with "
-                            f"`evidock case edit {case_no} …`, close it with `evidock case close {case_no}`")
+            raise CaseError(_("case {case_no} already exists (opened {opened}, {status}); change it with "
+                              "`evidock case edit {case} …`, close it with `evidock case close {case}`").format(
+                case_no=repr(case_no), opened=old["opened_at"], status=old["status"], case=case_no))
         changed = _store_case(catalog, fields, None, "cli", actor)
         filing = _refile(catalog, officers=fields["handlers"], actor=actor, trigger=f"case {case_no} opened")
     return CaseResult(case_no, "opened", changed, filing)
@@ -104,12 +107,12 @@ def edit_case(catalog: Catalog, case_no: str, given: dict[str, Any], tz: str, ac
     """Change the fields given (None: leave as is; ``closed_at=''`` reopens), then re-file its officers' footage."""
     actor = actor or audit.current_actor()
     given = {k: v for k, v in given.items() if v is not None and k != "case_no"}
-    fields, problems = parse_fields(given, tz)
+    fields, problems = parse_fields(given, tz, translate=True)
     if problems:
         raise _invalid(case_no, problems)
     with catalog.transaction():
         old = need_case(catalog.conn, case_no)
-        if p := _window_problem({**old, **fields}):
+        if p := _window_problem({**old, **fields}, translate=True):
             raise _invalid(case_no, [p])
         changed = _store_case(catalog, fields, old, "cli", actor)
         filing = FilingChanges()

@@ -4,6 +4,11 @@ One command, one library call. Library errors (``EvidockError``) become a messag
 the error's exit code at this boundary, nowhere else. Every command's help carries an example
 (a test checks it). ``--json`` output is one JSON document on stdout; people-facing messages
 go to stderr; progress bars only on a terminal.
+
+Messages for people are in Chinese or English (``daemon.i18n``): the language is resolved from
+argv, the environment and the config before click parses anything (``EvidockGroup.main``), so
+click's own messages and the help texts (translated when shown, ``daemon.cli.helptext``) are in
+it too; ``--json`` output, exit codes and audit events never depend on it.
 """
 
 from __future__ import annotations
@@ -17,8 +22,14 @@ from typing import Any
 
 import click
 
+from daemon import i18n
+from daemon.cli.helptext import Group, install_cjk_wrapping
 from daemon.config import Config, load_config, resolve_data_dir
-from daemon.errors import EXIT_ERROR, EvidockError
+from daemon.errors import EXIT_ERROR, ConfigError, EvidockError
+from daemon.i18n import _
+
+i18n.route_click_messages()
+install_cjk_wrapping()
 
 
 @dataclass
@@ -54,15 +65,59 @@ def say(msg: str) -> None:
     click.echo(msg, err=True)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+def prescan(args: list[str]) -> tuple[str | None, str | None]:
+    """``--lang`` and ``--config`` among the global options of ``args`` (before the command).
+
+    The language must be known before click parses anything: its messages about a bad argument
+    and the help it prints are in that language. click still parses and checks both options.
+    """
+    lang = config = None
+    it = iter(args)
+    for a in it:
+        if not a.startswith("-") or a == "--":
+            break
+        name, eq, value = a.partition("=")
+        if name in ("--lang", "--config", "--data-dir") and not eq:
+            value = next(it, "")
+        if name == "--lang":
+            lang = value
+        elif name == "--config":
+            config = value
+    return lang, config
+
+
+def language_before_parsing(args: list[str]) -> str:
+    """The language of this run, as far as it is known before parsing (see ``prescan``)."""
+    lang, config_file = prescan(args)
+    config_lang = None
+    try:
+        config_lang = load_config(config_file)[0].ui.language
+    except ConfigError:
+        pass  # the command reports it, in the language of the rest
+    return i18n.resolve_language(lang, config_lang)
+
+
+class EvidockGroup(Group):
+    """The top group: the language is set from argv, env and config before parsing starts."""
+
+    def main(self, args: Any = None, *a: Any, **kw: Any) -> Any:
+        argv = list(sys.argv[1:] if args is None else args)
+        i18n.set_language(language_before_parsing(argv))
+        return super().main(argv, *a, **kw)
+
+
+@click.group(cls=EvidockGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), envvar="EVIDOCK_CONFIG",
               help="Config file (TOML). Env: EVIDOCK_CONFIG. Default: built-in defaults.")
 @click.option("--data-dir", type=click.Path(file_okay=False), envvar="EVIDOCK_DATA_DIR",
               help="Data dir (objects, staging, catalog). Env: EVIDOCK_DATA_DIR. Default: $XDG_DATA_HOME/evidock.")
+@click.option("--lang", type=click.Choice(i18n.LANGUAGES), envvar=i18n.ENV_LANG,
+              help="Language of messages, tables and help: zh or en. Env: EVIDOCK_LANG. "
+                   "Default: [ui] language in the config, else the locale (LANG=zh_CN…), else en.")
 @click.option("-v", "--verbose", count=True, help="More log output on stderr (-vv for debug).")
 @click.version_option(package_name="evidock")
 @click.pass_context
-def cli(ctx: click.Context, config_file: str | None, data_dir: str | None, verbose: int) -> None:
+def cli(ctx: click.Context, config_file: str | None, data_dir: str | None, lang: str | None, verbose: int) -> None:
     """evidock: the docking station for body-worn recorders.
 
     Offloads recorders into a tamper-evident evidence store, verifies and catalogues every file.
@@ -80,6 +135,9 @@ def cli(ctx: click.Context, config_file: str | None, data_dir: str | None, verbo
         return
     # Loading is lazy for --help; a bad config still fails every real command.
     config, path = load_config(config_file)
+    i18n.set_language(i18n.resolve_language(lang, config.ui.language))
+    for w in config.warnings():
+        say(_("evidock: warning: {message}").format(message=w))
     ctx.obj = Station(config, path, resolve_data_dir(data_dir, config))
 
 
@@ -88,7 +146,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         rv = cli.main(args=argv, prog_name="evidock", standalone_mode=False)
     except (EvidockError, DriverError) as e:
-        click.echo(f"evidock: error: {e}", err=True)
+        click.echo(_("evidock: error: {message}").format(message=e), err=True)
         sys.exit(e.exit_code)
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)
@@ -96,7 +154,7 @@ def main(argv: list[str] | None = None) -> None:
         e.show()
         sys.exit(EXIT_ERROR if e.exit_code == 2 else e.exit_code)
     except click.exceptions.Abort:
-        click.echo("evidock: aborted", err=True)
+        click.echo(_("evidock: aborted"), err=True)
         sys.exit(EXIT_ERROR)
     sys.exit(rv if isinstance(rv, int) else 0)
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import click
 
 from daemon.cli import Station, cli, emit_json, pass_station, say
+from daemon.display import Column, local_time, table
 from daemon.evidence.auditlog import check_chain, newest
+from daemon.i18n import _
 
 
 @cli.group("audit")
@@ -40,11 +44,11 @@ def audit_verify(st: Station, as_json: bool) -> int:
         emit_json(rep.to_json())
     else:
         for n in rep.notes:
-            say(f"note: {n}")
+            say(_("note: {note}").format(note=n))
         if rep.ok:
-            click.echo(f"audit chain intact: {rep.rows} rows, head {rep.head}")
+            click.echo(_("audit chain intact: {rows} rows, head {head}").format(rows=rep.rows, head=rep.head))
         else:
-            click.echo(f"audit chain BROKEN: {rep.first_broken['message']}")
+            click.echo(_("audit chain BROKEN: {problem}").format(problem=rep.first_broken["message"]))
     return rep.exit_code
 
 
@@ -64,6 +68,10 @@ def audit_list(st: Station, limit: int, as_json: bool) -> int:
     if as_json:
         emit_json(rows)
     else:
-        for r in rows:
-            click.echo(f"{r['id']:>6} {r['at']} {r['actor']:10} {r['event']:16} {r['subject']} {r['details']}")
+        tz = st.config.ui.timezone
+        cols = [Column(_("row"), align=">"), Column(_("time"), 19), Column(_("by"), 16), Column(_("event"), 20),
+                Column(_("subject"), 40), Column(_("details"), 80)]
+        click.echo(table(cols, [[r["id"], local_time(r["at"], tz, seconds=True), r["actor"], r["event"], r["subject"],
+                                 json.dumps(r["details"], ensure_ascii=False, sort_keys=True)] for r in rows],
+                         empty=_("the audit log is empty")))
     return 0

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
 from daemon.cases import csvimport, filing, records, register
 from daemon.cli import Station, cli, emit_json, pass_station, say
-from daemon.display import cell, shown
+from daemon.cli.labels import CASE_STATUS, FILED_HOW, SENSITIVITY, label
+from daemon.display import Column, local_time, shown, table
+from daemon.i18n import N_, _
 
 
 @cli.group("case")
@@ -25,11 +28,16 @@ def _text(v: object) -> str | None:
     return ";".join(map(str, v)) if isinstance(v, (list, tuple)) else None if v is None else str(v)
 
 
+CASE_ACTIONS = {"opened": N_("case {case_no} opened"), "changed": N_("case {case_no} changed"),
+                "closed": N_("case {case_no} closed"), "unchanged": N_("case {case_no} unchanged")}
+
+
 def _report(result: register.CaseResult, as_json: bool) -> int:
     if as_json:
         emit_json(result.to_json())
         return 0
-    click.echo(f"case {shown(result.case_no)} {result.action}")
+    click.echo(_(CASE_ACTIONS.get(result.action, "case {case_no} {action}")).format(
+        case_no=shown(result.case_no), action=result.action))
     for k, (old, new) in (result.changed.items() if result.action != "opened" else ()):
         say(f"  {k}: {shown(_text(old))} -> {shown(_text(new))}")
     for line in result.filing.lines():
@@ -43,7 +51,7 @@ def _report(result: register.CaseResult, as_json: bool) -> int:
 @click.option("--handler", "handlers", multiple=True, required=True, metavar="BADGE",
               help="Badge number (警号) of a handling officer; repeat for each.")
 @click.option("--opened-at", metavar="TIME", help="When the case was opened (立案时间); default: now. "
-              "Without an offset: filing.local_timezone.")
+              "Without an offset: ui.timezone.")
 @click.option("--unit", help="Unit (单位) handling the case.")
 @click.option("--sensitivity", type=click.Choice(["normal", "secret"]), default="normal", show_default=True,
               help="secret: a state-secret case (art. 10).")
@@ -63,7 +71,7 @@ def case_open(st: Station, case_no: str, party: str, handlers: tuple[str, ...], 
     with st.catalog() as catalog:
         result = register.open_case(catalog, {"case_no": case_no, "party": party, "handlers": list(handlers),
                                            "opened_at": opened_at, "unit": unit, "sensitivity": sensitivity,
-                                           "notes": notes}, st.config.filing.local_timezone)
+                                           "notes": notes}, st.config.ui.timezone)
     return _report(result, as_json)
 
 
@@ -89,7 +97,7 @@ def case_edit(st: Station, case_no: str, party: str | None, handlers: tuple[str,
     given = {"party": party, "handlers": list(handlers) or None, "opened_at": opened_at, "unit": unit,
              "sensitivity": sensitivity, "notes": notes, "closed_at": "" if reopen else None}
     with st.catalog() as catalog:
-        result = register.edit_case(catalog, case_no, given, st.config.filing.local_timezone)
+        result = register.edit_case(catalog, case_no, given, st.config.ui.timezone)
     return _report(result, as_json)
 
 
@@ -108,7 +116,7 @@ def case_close(st: Station, case_no: str, closed_at: str | None, as_json: bool) 
       evidock case close 2026-0042 --closed-at "2026-11-30 17:00"
     """
     with st.catalog() as catalog:
-        result = register.close_case(catalog, case_no, closed_at, st.config.filing.local_timezone)
+        result = register.close_case(catalog, case_no, closed_at, st.config.ui.timezone)
     return _report(result, as_json)
 
 
@@ -128,18 +136,35 @@ def case_show(st: Station, case_no: str, as_json: bool) -> int:
     if as_json:
         emit_json(case)
         return 0
-    # Case fields came from people or a CSV, officer and file data from recorders: all escaped.
-    click.echo(f"case {shown(case['case_no'])} [{case['status']}, {case['sensitivity']}]  party: {shown(case['party'])}  "
-               f"unit: {shown(case['unit'])}")
-    click.echo(f"  window: {case['opened_at']} .. {case['closed_at'] or '(open)'}")
-    click.echo("  handlers: " + ", ".join(f"{shown(h['badge'])}{' ' + shown(h['name']) if h['name'] else ''}"
-                                          for h in case["handlers"]))
-    for f in case["footage"]:
-        click.echo(f"  {f['id']:>6} {f['sha256'][:16]}  {cell(f['officer'], 8)} {f['recorded_at'] or '(time unknown)'}  filed {f['filed_at']} "
-                   f"({f['how']}, {f['filed_by']})")
-    for a in case["ambiguous_footage"]:
-        click.echo(f"  {a['id']:>6} ambiguous: matches {', '.join(map(shown, a['candidates']))} — file it with `evidock footage file`")
+    click.echo(case_text(case, st.config.ui.timezone))
     return 0
+
+
+def case_text(case: dict[str, Any], tz: str) -> str:
+    """One case for people: its labels, window and handlers, then its footage as a table."""
+    # Case fields came from people or a CSV, officer and file data from recorders: all escaped.
+    handlers = ", ".join(f"{shown(h['badge'])}{' ' + shown(h['name']) if h['name'] else ''}" for h in case["handlers"])
+    lines = [
+        _("case {case_no} ({status}, {sensitivity})").format(
+            case_no=shown(case["case_no"]), status=label(CASE_STATUS, case["status"]),
+            sensitivity=label(SENSITIVITY, case["sensitivity"])),
+        "  " + _("party: {party}").format(party=shown(case["party"])),
+        "  " + _("unit: {unit}").format(unit=shown(case["unit"])),
+        "  " + _("opened: {opened}  closed: {closed}").format(
+            opened=local_time(case["opened_at"], tz), closed=local_time(case["closed_at"], tz, missing=_("(open)"))),
+        "  " + _("handling officers: {handlers}").format(handlers=handlers or "-"),
+        "",
+    ]
+    cols = [Column(_("id"), align=">"), Column(_("recorded"), 16), Column(_("officer"), 10), Column(_("filed at"), 16),
+            Column(_("how"), 8), Column(_("by"), 16), Column(_("SHA-256"), 12)]
+    rows = [[f["id"], local_time(f["recorded_at"], tz, missing=_("(time unknown)")), f["officer"],
+             local_time(f["filed_at"], tz), label(FILED_HOW, f["how"]), f["filed_by"], f["sha256"][:12]]
+            for f in case["footage"]]
+    lines.append(table(cols, rows, empty=_("no footage filed to this case")))
+    for a in case["ambiguous_footage"]:
+        lines.append(_("footage {id} is ambiguous: it matches {cases}; file it with `evidock footage file`").format(
+            id=a["id"], cases=", ".join(map(shown, a["candidates"]))))
+    return "\n".join(lines)
 
 
 @case_group.command("list")
@@ -158,9 +183,13 @@ def case_list(st: Station, status: str | None, as_json: bool) -> int:
     if as_json:
         emit_json(rows)
         return 0
-    for r in rows:
-        click.echo(f"{cell(r['case_no'], 24)} {r['status']:6} {r['opened_at']} .. {r['closed_at'] or '(open)':25} "
-                   f"{cell(';'.join(r['handlers']), 16)} {r['footage']:>5}  {shown(r['party'])}")
+    tz = st.config.ui.timezone
+    cols = [Column(_("case"), 30), Column(_("status"), 8), Column(_("opened"), 16), Column(_("closed"), 16),
+            Column(_("handling officers"), 24), Column(_("footage"), align=">"), Column(_("party"), 30)]
+    out = [[r["case_no"], label(CASE_STATUS, r["status"]), local_time(r["opened_at"], tz),
+            local_time(r["closed_at"], tz, missing=_("(open)")), "; ".join(r["handlers"]), r["footage"], r["party"]]
+           for r in rows]
+    click.echo(table(cols, out, empty=_("no cases")))
     return 0
 
 
@@ -183,18 +212,23 @@ def case_import(st: Station, file: Path, as_json: bool) -> int:
       evidock case import 案件导出.csv
     """
     with st.catalog() as catalog:
-        rep = csvimport.import_cases(catalog, file, st.config.filing.local_timezone)
+        rep = csvimport.import_cases(catalog, file, st.config.ui.timezone)
     if as_json:
         emit_json(rep.to_json())
         return rep.exit_code
-    say(f"read {file} as {rep.encoding}")
+    say(_("read {file} as {encoding}").format(file=file, encoding=rep.encoding))
     if rep.ignored_columns:
-        say(f"note: columns ignored: {', '.join(rep.ignored_columns)}")
+        say(_("note: columns ignored: {columns}").format(columns=", ".join(rep.ignored_columns)))
     for p in rep.problems:
-        say(f"{file}: line {p.line}{' (' + shown(p.case_no) + ')' if p.case_no else ''}: {shown(p.reason)}")
+        where = _("{file}: line {line}").format(file=file, line=p.line) + (f" ({shown(p.case_no)})" if p.case_no else "")
+        say(f"{where}: {shown(p.reason)}")
     for line in rep.filing.lines():
         say(line)
-    click.echo(rep.summary())
+    click.echo(_("{file} ({encoding}): {rows} rows; {created} cases created, {updated} updated, {unchanged} unchanged, "
+                 "{bad} rows not imported; {filed} footage filed, {unfiled} unfiled, {ambiguous} ambiguous").format(
+        file=rep.path, encoding=rep.encoding, rows=rep.rows, created=len(rep.created), updated=len(rep.updated),
+        unchanged=len(rep.unchanged), bad=len(rep.problems), filed=len(rep.filing.filed),
+        unfiled=len(rep.filing.unfiled), ambiguous=sum(1 for a in rep.filing.ambiguous if a["candidates"])))
     return rep.exit_code
 
 
@@ -215,6 +249,7 @@ def case_refile(st: Station, as_json: bool) -> int:
         return 0
     for line in changes.lines():
         say(line)
-    click.echo(f"{len(changes.filed)} filed, {len(changes.unfiled)} unfiled, "
-               f"{sum(1 for a in changes.ambiguous if a['candidates'])} newly ambiguous")
+    click.echo(_("{filed} filed, {unfiled} unfiled, {ambiguous} newly ambiguous").format(
+        filed=len(changes.filed), unfiled=len(changes.unfiled),
+        ambiguous=sum(1 for a in changes.ambiguous if a["candidates"])))
     return 0

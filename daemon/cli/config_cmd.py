@@ -6,6 +6,7 @@ import click
 
 from daemon.cli import Station, cli, emit_json, pass_station
 from daemon.config import render_example
+from daemon.i18n import _
 
 
 @cli.group("config")
@@ -45,7 +46,8 @@ def config_check(st: Station, as_json: bool) -> int:
     if as_json:
         emit_json(doc)
     else:
-        click.echo(f"config {doc['config_file'] or '(built-in defaults)'} is valid; data dir {st.data_dir}")
+        click.echo(_("config {file} is valid; data dir {data_dir}").format(
+            file=doc["config_file"] or _("(built-in defaults)"), data_dir=st.data_dir))
     return 0
 
 

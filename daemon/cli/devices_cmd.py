@@ -6,6 +6,9 @@ import click
 
 from daemon import health
 from daemon.cli import Station, cli, emit_json, pass_station
+from daemon.cli.labels import ALERT_KINDS, label
+from daemon.display import Column, local_time, shown, table
+from daemon.i18n import _, ngettext
 
 
 @cli.group("devices", invoke_without_command=True)
@@ -26,15 +29,26 @@ def devices_group(ctx: click.Context, as_json: bool) -> int | None:
     if as_json:
         emit_json(rows)
         return 0
+    tz = st.config.ui.timezone
+    cols = [Column(_("recorder"), 20), Column(_("model"), 14), Column(_("officer"), 10), Column(_("name"), 12),
+            Column(_("last docked"), 16), Column(_("battery"), align=">"), Column(_("storage used"), align=">"),
+            Column(_("clock drift"), align=">"), Column(_("open alerts"), align=">")]
+    out = []
     for d in rows:
         h = d["last_health"] or {}
-        batt = f"{h['battery_percent']}%" if h.get("battery_percent") is not None else "-"
-        used = f"{h['storage_used_percent']}%" if h.get("storage_used_percent") is not None else "-"
-        drift = f"{h['clock_drift_s']:+.1f}s" if h.get("clock_drift_s") is not None else "-"
-        click.echo(f"{d['serial']:16} {d['model'] or '-':12} {d['officer_badge'] or '-':8} {d['officer_name'] or '':8} "
-                   f"last {d['last_seen'] or '-':32} batt {batt:>4} used {used:>6} drift {drift:>7} "
-                   f"alerts {len(d['open_alerts'])}")
+        out.append([d["serial"], d["model"], d["officer_badge"], d["officer_name"], local_time(d["last_seen"], tz),
+                    _percent(h.get("battery_percent")), _percent(h.get("storage_used_percent")),
+                    _drift(h.get("clock_drift_s")), len(d["open_alerts"])])
+    click.echo(table(cols, out, empty=_("no recorders known yet")))
     return 0
+
+
+def _percent(v: float | None) -> str:
+    return f"{v}%" if v is not None else _("n/r")
+
+
+def _drift(v: float | None) -> str:
+    return f"{v:+.1f} s" if v is not None else _("n/r")
 
 
 @cli.command("health")
@@ -55,14 +69,18 @@ def health_command(st: Station, serial: str | None, limit: int, as_json: bool) -
     if as_json:
         emit_json(doc)
         return 0
-    for r in rows:
-        batt = f"{r['battery_percent']}%" if r["battery_percent"] is not None else "n/r"
-        used = f"{r['storage_used_percent']}%" if r.get("storage_used_percent") is not None else "n/r"
-        drift = f"{r['clock_drift_s']:+.2f}s" if r["clock_drift_s"] is not None else "n/r"
-        click.echo(f"{r['at']} {r['device_serial']:16} session {r['session_id'] or '-':>5} batt {batt:>4} "
-                   f"cap {r['full_charge_mah'] or 'n/r'} used {used:>6} fs {r['fs_state'] or 'n/r':6} drift {drift:>8} "
-                   f"fw {r['firmware'] or 'n/r'}")
-    click.echo(f"{len(alerts)} open alert(s)")
+    tz = st.config.ui.timezone
+    cols = [Column(_("time"), 16), Column(_("recorder"), 20), Column(_("session"), align=">"),
+            Column(_("battery"), align=">"), Column(_("capacity"), align=">"), Column(_("storage used"), align=">"),
+            Column(_("file system"), 10), Column(_("clock drift"), align=">"), Column(_("firmware"), 16)]
+    out = [[local_time(r["at"], tz), r["device_serial"], r["session_id"] or "-", _percent(r["battery_percent"]),
+            f"{r['full_charge_mah']} mAh" if r["full_charge_mah"] else _("n/r"), _percent(r.get("storage_used_percent")),
+            r["fs_state"] or _("n/r"), _drift(r["clock_drift_s"]), r["firmware"] or _("n/r")] for r in rows]
+    click.echo(table(cols, out, empty=_("no health records")))
+    click.echo(_("n/r: not reported by the recorder"))
+    click.echo(ngettext("{n} open alert", "{n} open alerts", len(alerts)).format(n=len(alerts)))
     for a in alerts:
-        click.echo(f"ALERT {a['device_serial']} {a['kind']}: {a['message']} (since {a['raised_at']})")
+        click.echo(_("ALERT {serial} {kind}: {message} (since {since})").format(
+            serial=shown(a["device_serial"]), kind=label(ALERT_KINDS, a["kind"]), message=shown(a["message"]),
+            since=local_time(a["raised_at"], tz)))
     return 0

@@ -9,10 +9,13 @@ import click
 from daemon.catalog.devices import register_device
 from daemon.cli import Station, cli, emit_json, pass_station, say
 from daemon.cli.devices_cmd import devices_group
+from daemon.cli.labels import STATES, label
 from daemon.demo import demo
 from daemon.dock.jobs import DockJob
 from daemon.dock.station import Station as DockStation
 from daemon.dock.station import read_status
+from daemon.display import Column, local_time, pad, shown, size, table
+from daemon.i18n import _, ngettext
 
 
 @cli.command("run")
@@ -49,12 +52,19 @@ def status_command(st: Station, as_json: bool) -> int:
     if as_json:
         emit_json(doc)
         return status.exit_code
-    click.echo(f"station {'running' if alive else 'NOT running'} (pid {doc.get('pid')}), updated {doc.get('updated')}: "
-               f"{doc.get('offloading', 0)} offloading, {doc.get('queued', 0)} queued")
+    tz = st.config.ui.timezone
+    head = _("station running (pid {pid})") if alive else _("station NOT running (pid {pid})")
+    click.echo(head.format(pid=doc.get("pid")) + "; " + _("updated {when}: {offloading} offloading, {queued} queued").format(
+        when=local_time(doc.get("updated"), tz, seconds=True), offloading=doc.get("offloading", 0),
+        queued=doc.get("queued", 0)))
+    cols = [Column(_("bay"), 12), Column(_("recorder"), 20), Column(_("officer"), 10), Column(_("state"), 14),
+            Column(_("progress"), align=">"), Column(_("detail"), 60)]
+    out = []
     for b in doc.get("bays", []):
         done, total = b["progress"]
-        pct = f" {100 * done // total}%" if total else ""
-        click.echo(f"  {b['bay']:10} {b['serial'] or '?':16} {b['officer'] or '-':8} {b['state']:14}{pct}  {b['detail']}")
+        out.append([b["bay"], b["serial"] or "?", b["officer"], label(STATES, b["state"]),
+                    f"{100 * done // total}%" if total else "-", b["detail"]])
+    click.echo(table(cols, out, empty=_("no recorder docked")))
     return status.exit_code
 
 
@@ -80,9 +90,12 @@ def demo_command(st: Station, recorders: int, clips: int, as_json: bool) -> int:
         if tty or not as_json:
             done, total = job.bytes_done, job.bytes_total
             pct = f" {100 * done // total:3d}%" if total else ""
-            say(f"  {job.rec.bay}  {job.serial or job.rec.usb_serial or '?':14} {job.state.value:14}{pct}  {job.detail}")
+            say(f"  {job.rec.bay}  {pad(shown(job.serial or job.rec.usb_serial or '?'), 14)} "
+                f"{pad(label(STATES, job.state.value), 14)}{pct}  {shown(job.detail)}")
 
-    say(f"demo: {recorders} simulated recorder(s), footage generated with ffmpeg; data dir {st.data_dir}")
+    say(ngettext("demo: {n} simulated recorder, footage generated with ffmpeg; data dir {data_dir}",
+                 "demo: {n} simulated recorders, footage generated with ffmpeg; data dir {data_dir}", recorders).format(
+        n=recorders, data_dir=st.data_dir))
     rep = demo(st.data_dir, st.config, recorders, clips, on_change=show)
     bays, chain = rep.bays, rep.chain
     if as_json:
@@ -90,12 +103,16 @@ def demo_command(st: Station, recorders: int, clips: int, as_json: bool) -> int:
     else:
         click.echo("")
         for b in bays:
-            click.echo(f"{b['bay']}: {b['serial']} (officer {b['officer']}) {b['state']} — {b['files_stored']} stored "
-                       f"({b['bytes_stored']} bytes), {b['files_duplicate']} already stored; {b['detail']}")
+            click.echo(_("{bay}: {serial} (officer {officer}) {state} — {stored} stored ({size}), {duplicates} already "
+                         "stored; {detail}").format(
+                bay=b["bay"], serial=shown(b["serial"]), officer=shown(b["officer"]), state=label(STATES, b["state"]),
+                stored=b["files_stored"], size=size(b["bytes_stored"]), duplicates=b["files_duplicate"],
+                detail=shown(b["detail"])))
             for a in b["alerts"]:
-                click.echo(f"    alert: {a}")
-        click.echo(f"audit chain {'intact' if chain.ok else 'BROKEN'} ({chain.rows} rows). "
-                   f"See: evidock --data-dir {st.data_dir} footage list | devices | health")
+                click.echo("    " + _("alert: {alert}").format(alert=shown(a)))
+        chain_text = _("audit chain intact ({rows} rows).") if chain.ok else _("audit chain BROKEN ({rows} rows).")
+        click.echo(chain_text.format(rows=chain.rows) + " " + _("See: {command}").format(
+            command=f"evidock --data-dir {st.data_dir} footage list | devices | health"))
     return rep.exit_code
 
 
@@ -112,5 +129,5 @@ def devices_register(st: Station, serial: str, reason: str) -> int:
     """
     with st.catalog() as cat:
         register_device(cat, serial, "by staff", reason=reason)
-    say(f"recorder {serial} registered to this station")
+    say(_("recorder {serial} registered to this station").format(serial=shown(serial)))
     return 0

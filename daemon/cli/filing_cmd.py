@@ -6,12 +6,13 @@ from datetime import datetime
 
 import click
 
-from daemon import clock
 from daemon.cases import filing, reports, retention
 from daemon.cli import Station, emit_json, pass_station, say
 from daemon.cli.footage_cmd import footage_group
+from daemon.cli.labels import HOLD_STATES, label
 from daemon.cli.timeopt import AS_OF
-from daemon.display import shown
+from daemon.display import Column, duration, local_time, shown, table
+from daemon.i18n import _, ngettext
 
 
 @footage_group.command("file")
@@ -38,7 +39,7 @@ def footage_file(st: Station, footage_ids: tuple[int, ...], case_no: str, reason
     for line in changes.lines():
         click.echo(line)
     for u in changes.unchanged:
-        say(f"footage {u['footage']} was already filed to case {u['case']} by hand")
+        say(_("footage {id} was already filed to case {case} by hand").format(id=u["footage"], case=shown(u["case"])))
     return 0
 
 
@@ -83,14 +84,22 @@ def footage_overdue(st: Station, as_of: datetime | None, as_json: bool) -> int:
     if as_json:
         emit_json(rep.to_json())
         return rep.exit_code
+    tz = st.config.ui.timezone
+    cols = [Column(_("id"), align=">"), Column(_("recorded"), 16), Column(_("ingested"), 16), Column(_("overdue by"), 14, ">"),
+            Column(_("ambiguous between"), 30), Column(_("file"), 60)]
     for o in rep.officers:
-        who = f"{shown(o['officer'], '(no officer)')}{' ' + shown(o['name']) if o['name'] else ''}"
-        click.echo(f"officer {who}: {o['count']} unfiled, the latest {clock.format_duration(o['most_late_s'])} overdue")
-        for f in o["footage"]:
-            extra = f"  ambiguous: {', '.join(map(shown, f['ambiguous']))}" if f["ambiguous"] else ""
-            when = f"recorded {f['recorded_at']}" if f["recorded_at"] else f"ingested {f['ingested_at']} (recording time unknown)"
-            click.echo(f"  {f['id']:>6} {when}  {f['late_by']} late  {shown(f['source_path'])}{extra}")
-    say(f"{rep.count} footage overdue as of {rep.as_of} (deadline {rep.deadline_days} days)")
+        no_officer = _("(no officer)")
+        who = f"{shown(o['officer'], no_officer)}{' ' + shown(o['name']) if o['name'] else ''}"
+        click.echo(ngettext("officer {who}: {n} recording unfiled, the latest {late} overdue",
+                            "officer {who}: {n} recordings unfiled, the latest {late} overdue", o["count"]).format(
+            who=who, n=o["count"], late=duration(o["most_late_s"])))
+        rows = [[f["id"], local_time(f["recorded_at"], tz, missing=_("(time unknown)")), local_time(f["ingested_at"], tz),
+                 duration(f["late_by_s"]), ", ".join(f["ambiguous"]) or "-", f["source_path"]] for f in o["footage"]]
+        click.echo(table(cols, rows, empty=""))
+        click.echo("")
+    say(ngettext("{n} recording overdue as of {as_of} (deadline {days} days)",
+                 "{n} recordings overdue as of {as_of} (deadline {days} days)", rep.count).format(
+        n=rep.count, as_of=local_time(rep.as_of, tz), days=rep.deadline_days))
     return rep.exit_code
 
 
@@ -114,5 +123,5 @@ def footage_hold(st: Station, footage_ids: tuple[int, ...], reason: str, release
         emit_json(rows)
         return 0
     for r in rows:
-        click.echo(f"footage {r['footage']}: {r['state']}")
+        click.echo(_("footage {id}: {state}").format(id=r["footage"], state=label(HOLD_STATES, r["state"])))
     return 0

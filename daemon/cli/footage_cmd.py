@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import base64
+from typing import Any
 
 import click
 
 from daemon.cases.listing import list_footage
 from daemon.cli import Station, cli, emit_json, pass_station
-from daemon.display import cell, shown
+from daemon.cli.labels import yes_no
+from daemon.display import Column, local_time, size, table
+from daemon.i18n import _
 
 
 @cli.group("footage")
@@ -27,9 +30,11 @@ def footage_group() -> None:
 @click.option("--unfiled", is_flag=True, help="Only footage filed to no case.")
 @pass_station
 def footage_list(st: Station, as_json: bool, case_no: str | None, unfiled: bool) -> int:
-    """List every footage row: id, hash, size, recorder, officer, source path, time, flags.
+    """List footage: id, recording time (station time zone), recorder, officer, size, case, file.
 
-    With --json each row also has its cases, filed_at and overdue (art. 11 deadline).
+    The case column names the cases a recording is filed to, or says it is unfiled (and overdue
+    past the art. 11 deadline). With --json each row has every field, exact sizes and ISO-8601
+    times, and its cases, filed_at and overdue.
 
     \b
     Example:
@@ -41,12 +46,28 @@ def footage_list(st: Station, as_json: bool, case_no: str | None, unfiled: bool)
     if as_json:
         emit_json(rows)
         return 0
+    click.echo(footage_table(rows, st.config.ui.timezone))
+    return 0
+
+
+def footage_table(rows: list[dict[str, Any]], tz: str) -> str:
+    """Footage rows as a table for people: local times, human sizes, the cases each is filed to."""
+    cols = [Column(_("id"), align=">"), Column(_("recorded"), 16), Column(_("recorder"), 16), Column(_("officer"), 10),
+            Column(_("size"), 10, ">"), Column(_("case"), 30), Column(_("important"), 6), Column(_("SHA-256"), 12),
+            Column(_("file"), 60)]
+    out = []
     for r in rows:
-        flag = "!" if r["important"] else " "
         # Names from a recorder are escaped (daemon/display.py): a newline or an ESC in a file name
         # must neither split a row nor reach the terminal. The exact bytes when they are not UTF-8.
         b64 = r.get("source_path_bytes_b64")
-        name = shown(base64.b64decode(b64) if b64 else r["source_path"])
-        click.echo(f"{r['id']:>6} {flag} {r['sha256'][:16]}  {r['size']:>12}  {cell(r['device'], 14)} "
-                   f"{cell(r['officer'], 8)} {r['recorded_at'] or '-':25} {name}")
-    return 0
+        name = base64.b64decode(b64) if b64 else r["source_path"]
+        when = r.get("recorded_at_corrected") or r.get("recorded_at")
+        if r.get("cases"):
+            filed = ", ".join(r["cases"])
+        elif r.get("ambiguous"):
+            filed = _("ambiguous")
+        else:
+            filed = _("unfiled, overdue") if r.get("overdue") else _("unfiled")
+        out.append([r["id"], local_time(when, tz), r["device"], r["officer"], size(r["size"]), filed,
+                    yes_no(r["important"]), r["sha256"][:12], name])
+    return table(cols, out, empty=_("no footage"))

@@ -8,7 +8,9 @@ from pathlib import Path
 import click
 
 from daemon.cli import Station, cli, emit_json, pass_station, say
-from daemon.display import shown
+from daemon.cli.labels import FILE_STATUS, SESSION_STATUS, SEVERITY, label
+from daemon.display import Column, size, table
+from daemon.i18n import _, ngettext
 from daemon.ingest.offload import ingest, refuse_own_data_dir
 from daemon.ingest.volume import quoted
 
@@ -39,7 +41,8 @@ def ingest_command(st: Station, src: Path, officer: str | None, device: str | No
     if not as_json and sys.stderr.isatty():
         def on_scanned(n: int, total: int) -> None:
             nonlocal bar
-            bar = click.progressbar(length=total, label=f"offloading {n} files", file=sys.stderr)
+            label_text = ngettext("offloading {n} file", "offloading {n} files", n).format(n=n)
+            bar = click.progressbar(length=total, label=label_text, file=sys.stderr)
             bar.__enter__()
 
         def progress(n: int) -> None:
@@ -55,14 +58,19 @@ def ingest_command(st: Station, src: Path, officer: str | None, device: str | No
     if as_json:
         emit_json(result.to_json())
     else:
-        for t in result.tasks:
-            if t.status in ("stored", "duplicate"):
-                click.echo(f"{t.status:9} {t.sha256}  {t.size:>12}  {shown(t.entry.rel)}")
+        rows = [[label(FILE_STATUS, t.status), t.sha256[:16], size(t.size), t.entry.rel]
+                for t in result.tasks if t.status in ("stored", "duplicate")]
+        if rows:
+            click.echo(table([Column(_("result"), 10), Column(_("SHA-256"), 16), Column(_("size"), 10, ">"),
+                              Column(_("file"), 80)], rows, empty=""))
         for p in result.problems:
-            say(f"{p.severity}: {quoted(p.rel)}: {p.reason}")
+            say(_("{severity}: {path}: {reason}").format(severity=label(SEVERITY, p.severity), path=quoted(p.rel),
+                                                        reason=p.reason))
         c = result.counts()
-        say(f"session {result.session_id} {result.status}: {c['stored']} stored, {c['duplicates']} duplicate, "
-            f"{c['failed']} not stored, {c['problems']} problem(s)")
+        say(_("session {session} {status}: {stored} stored, {duplicates} already stored, {failed} not stored, "
+              "{problems} problem(s)").format(session=result.session_id, status=label(SESSION_STATUS, result.status),
+                                             stored=c["stored"], duplicates=c["duplicates"], failed=c["failed"],
+                                             problems=c["problems"]))
     if result.message:
-        say(f"evidock: {result.message}")
+        say(_("evidock: {message}").format(message=result.message))
     return result.exit_code

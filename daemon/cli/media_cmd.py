@@ -8,6 +8,8 @@ import threading
 import click
 
 from daemon.cli import Station, cli, emit_json, pass_station, say
+from daemon.display import local_time
+from daemon.i18n import _
 from daemon.media.listing import retry, status
 from daemon.media.queue import Outcome, run_queue
 
@@ -58,9 +60,10 @@ def media_run(st: Station, no_wait: bool, as_json: bool) -> int:
         if o.state == "done":
             click.echo(f"{o.proxy:6} {o.footage_id:>6} {o.kind or '-':6} {o.plan or '-':12} {o.sha256[:16]}  {_q(o.source_path)}")
         else:
-            say(f"{'failed' if o.state == 'failed' else 'retry'}: footage {o.footage_id} {_q(o.source_path)}: {o.error}")
+            what = _("failed: footage {id} {path}: {error}") if o.state == "failed" else _("retry: footage {id} {path}: {error}")
+            say(what.format(id=o.footage_id, path=_q(o.source_path), error=o.error))
         if o.note:
-            say(f"note: footage {o.footage_id}: {o.note}")
+            say(_("note: footage {id}: {note}").format(id=o.footage_id, note=o.note))
 
     # SIGINT/SIGTERM (^C, cron or systemd stopping it): stop ffmpeg and hand running jobs back to
     # the queue, so that they neither count as an attempt nor wait for a dead runner to be noticed.
@@ -75,10 +78,14 @@ def media_run(st: Station, no_wait: bool, as_json: bool) -> int:
         emit_json(report.to_json())
     else:
         for n in report.notes:
-            say(f"note: {n}")
+            say(_("note: {note}").format(note=n))
         if report.recovered:
-            say(f"note: job(s) {', '.join(map(str, report.recovered))} were left running by a runner that died; queued again")
-        say(report.summary())
+            say(_("note: job(s) {ids} were left running by a runner that died; queued again").format(
+                ids=", ".join(map(str, report.recovered))))
+        c = report.counts()
+        tail = _(" (stopped early; the rest stays queued)") if report.stopped else ""
+        say(_("media: {done} proxied, {na} not media, {failed} failed, {retrying} waiting for a retry").format(
+            done=c["done"], na=c["n/a"], failed=c["failed"], retrying=c["retrying"]) + tail)
     return report.exit_code
 
 
@@ -98,15 +105,21 @@ def media_status(st: Station, as_json: bool) -> int:
         emit_json(doc)
         return 0
     for j in doc["jobs"]:
+        path = _q(j["source_path"])
         if j["state"] == "failed":
-            click.echo(f"failed  {j['id']:>6}  {_q(j['source_path'])}: {j['error']}")
+            click.echo(_("failed  {id:>6}  {path}: {error}").format(id=j["id"], path=path, error=j["error"]))
         elif j["state"] == "running":
-            click.echo(f"running {j['id']:>6}  {_q(j['source_path'])} (attempt {j['attempts']}, runner {j['claimed_by']})")
+            click.echo(_("running {id:>6}  {path} (attempt {attempts}, runner {runner})").format(
+                id=j["id"], path=path, attempts=j["attempts"], runner=j["claimed_by"]))
         elif j["state"] == "queued" and j["error"]:
-            click.echo(f"retry   {j['id']:>6}  {_q(j['source_path'])} after {j['not_before']}: {j['error']}")
+            click.echo(_("retry   {id:>6}  {path} after {when}: {error}").format(
+                id=j["id"], path=path, when=local_time(j["not_before"], st.config.ui.timezone, seconds=True),
+                error=j["error"]))
     c, p = doc["jobs_by_state"], doc["proxies"]
-    click.echo(f"jobs: {c['queued']} queued, {c['running']} running, {c['done']} done, {c['failed']} failed; "
-               f"proxies: {p['done']} done, {p['pending']} pending, {p['failed']} failed, {p['n/a']} n/a")
+    click.echo(_("jobs: {queued} queued, {running} running, {done} done, {failed} failed; "
+                 "proxies: {p_done} done, {p_pending} pending, {p_failed} failed, {p_na} n/a").format(
+        queued=c["queued"], running=c["running"], done=c["done"], failed=c["failed"], p_done=p["done"],
+        p_pending=p["pending"], p_failed=p["failed"], p_na=p["n/a"]))
     return 0
 
 
@@ -127,9 +140,9 @@ def media_retry(st: Station, ids: tuple[int, ...]) -> int:
         done = retry(catalog, ids)
     queued, busy = done
     if queued:
-        say(f"queued again: {', '.join(map(str, queued))}; run `evidock media run`")
+        say(_("queued again: {ids}; run `evidock media run`").format(ids=", ".join(map(str, queued))))
     elif not busy:
-        say("no failed media jobs to retry")
+        say(_("no failed media jobs to retry"))
     if busy:
-        say(f"warning: job(s) {', '.join(map(str, busy))} are running right now and were left alone")
+        say(_("warning: job(s) {ids} are running right now and were left alone").format(ids=", ".join(map(str, busy))))
     return done.exit_code

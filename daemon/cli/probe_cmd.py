@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from daemon.cli import Station, cli, emit_json, pass_station, say
+from daemon.cli.labels import SEVERITY, label
+from daemon.display import local_time, pad, shown, size, width
 from daemon.dock.check import probe_port
+from daemon.i18n import _
 
 
 @cli.command("probe")
@@ -29,20 +34,50 @@ def probe_command(st: Station, tty: str, timeout: float | None, as_json: bool) -
     if as_json:
         emit_json(rep.to_json())
     else:
-        d = rep.device
-        click.echo(f"recorder  {d.serial}  model {d.model}  firmware {d.firmware or 'not reported'}  resolution {d.resolution or 'not reported'}")
-        click.echo(f"officer   {d.badge or '-'} {d.officer_name or ''}  unit {d.unit_no or '-'} {d.unit_name or ''}")
-        b, s, c = rep.items.get("battery"), rep.items.get("storage"), rep.items.get("clock")
-        status = {n.what: n.status for n in rep.notes}
-        missing = {w: "not reported" if status.get(w, "not_reported") == "not_reported" else f"{status[w].upper()} (see below)"
-                   for w in ("battery", "storage", "clock")}
-        click.echo("battery   " + (f"{b['percent']} %" + (f", {b['voltage_mv']} mV" if b["voltage_mv"] else "")
-                                   + (", charging" if b["charging"] else "") + (f", {b['cycles']} cycles" if b["cycles"] is not None else "")
-                                   + (f", full charge {b['full_charge_mah']}/{b['design_mah']} mAh" if b["full_charge_mah"] else "")
-                                   if b else missing["battery"]))
-        click.echo("storage   " + (f"{s['free_bytes']} of {s['total_bytes']} bytes free ({s['used_percent']} % used), "
-                                   f"filesystem {s['fs_state'] or 'not checked'}" if s else missing["storage"]))
-        click.echo("clock     " + (f"{c['recorder_time']} (drift {c['drift_s']:+.3f} s against this station)" if c else missing["clock"]))
+        click.echo(probe_text(rep, st.config.ui.timezone))
         for n in rep.notes:
-            say(f"{'note' if n.status == 'not_reported' else 'error'}: {n.what}: {n.message}")
+            say(f"{label(SEVERITY, 'note' if n.status == 'not_reported' else 'error')}: {n.what}: {n.message}")
     return rep.exit_code
+
+
+def probe_text(rep: Any, tz: str) -> str:
+    """What a probe found, one labelled line per reading, for people."""
+    d = rep.device
+    nr = _("not reported")
+    b, s, c = rep.items.get("battery"), rep.items.get("storage"), rep.items.get("clock")
+    status = {n.what: n.status for n in rep.notes}
+    missing = {w: nr if status.get(w, "not_reported") == "not_reported" else _("{status} (see below)").format(
+        status=status[w].upper()) for w in ("battery", "storage", "clock")}
+    battery = missing["battery"]
+    if b:
+        parts = [f"{b['percent']} %"]
+        if b["voltage_mv"]:
+            parts.append(f"{b['voltage_mv']} mV")
+        if b["charging"]:
+            parts.append(_("charging"))
+        if b["cycles"] is not None:
+            parts.append(_("{n} cycles").format(n=b["cycles"]))
+        if b["full_charge_mah"]:
+            parts.append(_("full charge {full}/{design} mAh").format(full=b["full_charge_mah"], design=b["design_mah"]))
+        battery = ", ".join(parts)
+    storage = missing["storage"]
+    if s:
+        storage = _("{free} of {total} free ({used} % used), filesystem {fs}").format(
+            free=size(s["free_bytes"]), total=size(s["total_bytes"]), used=s["used_percent"],
+            fs=s["fs_state"] or _("not checked"))
+    clock = missing["clock"]
+    if c:
+        clock = _("{time} (drift {drift:+.3f} s against this station)").format(
+            time=local_time(c["recorder_time"], tz, seconds=True), drift=c["drift_s"])
+    lines = [
+        (_("recorder"), _("{serial}  model {model}  firmware {firmware}  resolution {resolution}").format(
+            serial=shown(d.serial), model=shown(d.model), firmware=shown(d.firmware or nr),
+            resolution=shown(d.resolution or nr))),
+        (_("officer"), _("{badge} {name}  unit {unit_no} {unit_name}").format(
+            badge=shown(d.badge), name=shown(d.officer_name, ""), unit_no=shown(d.unit_no), unit_name=shown(d.unit_name, ""))),
+        (_("battery"), battery),
+        (_("storage"), storage),
+        (_("clock"), clock),
+    ]
+    w = max(width(k) for k, _v in lines)
+    return "\n".join(f"{pad(k, w)}  {v}".rstrip() for k, v in lines)

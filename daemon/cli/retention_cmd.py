@@ -9,8 +9,8 @@ import click
 from daemon.cases import retention
 from daemon.cli import Station, cli, emit_json, pass_station, say
 from daemon.cli.timeopt import AS_OF
-from daemon.display import cell, shown
-from daemon.errors import format_bytes
+from daemon.display import Column, local_time, size, table
+from daemon.i18n import _
 
 
 @cli.group("retention")
@@ -44,14 +44,20 @@ def retention_plan(st: Station, as_of: datetime | None, as_json: bool) -> int:
     if as_json:
         emit_json(p.to_json())
         return 0
-    for i in p.delete:
-        click.echo(f"delete {i.footage_id:>6} {i.sha256[:16]}  {i.size:>12}  {cell(i.officer, 8)} recorded {i.recorded_at or '(time unknown)'}  "
-                   f"rule {i.rule} (kept until {i.kept_until}){'  cases ' + ','.join(map(shown, i.cases)) if i.cases else ''}")
-    kept = ", ".join(f"{n} by {rule}" for rule, n in p.kept.items()) or "nothing"
-    say(f"kept: {kept}")
+    tz = st.config.ui.timezone
+    if p.delete:
+        cols = [Column(_("id"), align=">"), Column(_("SHA-256"), 16), Column(_("size"), 10, ">"), Column(_("officer"), 10),
+                Column(_("recorded"), 16), Column(_("rule"), 16), Column(_("kept until"), 16), Column(_("case"), 30)]
+        click.echo(table(cols, [[i.footage_id, i.sha256[:16], size(i.size), i.officer,
+                                 local_time(i.recorded_at, tz, missing=_("(time unknown)")), i.rule,
+                                 local_time(i.kept_until, tz), ", ".join(i.cases) or "-"] for i in p.delete], empty=""))
+    kept = ", ".join(_("{n} by {rule}").format(n=n, rule=rule) for rule, n in p.kept.items()) or _("nothing")
+    say(_("kept: {kept}").format(kept=kept))
     if p.pending:
-        say(f"{len(p.pending)} earlier deletion(s) still to remove from the store; `retention apply` finishes them")
-    click.echo(f"plan {p.plan_id} as of {p.as_of}: {len(p.delete)} to delete ({format_bytes(p.bytes)})")
+        say(_("{n} earlier deletion(s) still to remove from the store; `retention apply` finishes them").format(
+            n=len(p.pending)))
+    click.echo(_("plan {plan_id} as of {as_of}: {n} to delete ({size})").format(
+        plan_id=p.plan_id, as_of=local_time(p.as_of, tz), n=len(p.delete), size=size(p.bytes)))
     return 0
 
 
@@ -75,12 +81,15 @@ def retention_apply(st: Station, plan_id: str | None, as_json: bool) -> int:
         emit_json(rep.to_json())
         return rep.exit_code
     for d in rep.deleted:
-        click.echo(f"deleted {d['sha256']}  footage {d['footage']}  rule {d['rule']}")
+        click.echo(_("deleted {sha256}  footage {id}  rule {rule}").format(sha256=d["sha256"], id=d["footage"], rule=d["rule"]))
     for s in rep.skipped:
-        say(f"skipped footage {s['footage']} ({s['sha256'][:16]}): {s['why']}")
+        say(_("skipped footage {id} ({sha256}): {why}").format(id=s["footage"], sha256=s["sha256"][:16], why=s["why"]))
     for e in rep.errors:
-        say(f"error: {e['sha256']}: {e['error']}")
-    click.echo(rep.summary())
+        say(_("error: {sha256}: {error}").format(sha256=e["sha256"], error=e["error"]))
+    click.echo(_("plan {plan_id}: {n} objects deleted ({size}), {skipped} skipped, {errors} not deleted because of errors, "
+                 "{finished} earlier deletions finished").format(
+        plan_id=rep.plan_id, n=len(rep.deleted), size=size(sum(d["size"] or 0 for d in rep.deleted)),
+        skipped=len(rep.skipped), errors=len(rep.errors), finished=len(rep.finished)))
     return rep.exit_code
 
 
@@ -99,7 +108,9 @@ def retention_deleted(st: Station, as_json: bool) -> int:
     if as_json:
         emit_json(rows)
         return 0
-    for r in rows:
-        click.echo(f"{r['deleted_at']} {cell(r['deleted_by'], 10)} {r['sha256']}  footage {r['footage_id']}  rule {r['rule']}  "
-                   f"object {r['object_state']}")
+    tz = st.config.ui.timezone
+    cols = [Column(_("deleted"), 16), Column(_("by"), 16), Column(_("SHA-256"), 64), Column(_("id"), align=">"),
+            Column(_("rule"), 16), Column(_("object"), 12)]
+    click.echo(table(cols, [[local_time(r["deleted_at"], tz), r["deleted_by"], r["sha256"], r["footage_id"], r["rule"],
+                             r["object_state"]] for r in rows], empty=_("retention has deleted nothing")))
     return 0

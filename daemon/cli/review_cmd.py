@@ -6,7 +6,8 @@ import click
 
 from daemon.cases import review
 from daemon.cli import Station, cli, emit_json, pass_station, say
-from daemon.clock import format_duration
+from daemon.display import Column, duration, shown, table
+from daemon.i18n import _
 
 
 @cli.group("review")
@@ -20,7 +21,7 @@ def review_group() -> None:
 
 
 def _yes(v: object) -> str:
-    return "-" if v is None else "yes" if v else "NO"
+    return "-" if v is None else _("yes") if v else _("NO")
 
 
 @review_group.command("sample")
@@ -44,12 +45,14 @@ def review_sample(st: Station, n: int, seed: int | None, as_json: bool) -> int:
     if as_json:
         emit_json(s.to_json())
         return 0
-    say(f"sample {s.id}: {len(s.entries)} of {s.population} cases, seed {s.seed}")
-    for m in s.entries:
-        late = f", latest {format_duration(m['max_late_by_s'])} late" if m["max_late_by_s"] else ""
-        cover = ", ".join(f"{c['badge']}:{c['footage']}" for c in m["coverage"])
-        click.echo(f"{m['case_no']:24} footage {m['footage_count']:>4}  on time {_yes(m['filed_on_time'])}{late}  "
-                   f"party {_yes(m['party_labelled'])}  handler {_yes(m['handler_labelled'])}  per handler {cover}")
+    say(_("sample {id}: {n} of {population} cases, seed {seed}").format(
+        id=s.id, n=len(s.entries), population=s.population, seed=s.seed))
+    cols = [Column(_("case"), 30), Column(_("footage"), align=">"), Column(_("filed on time")), Column(_("latest late by"), 14),
+            Column(_("party labelled")), Column(_("handlers labelled")), Column(_("per handler"), 40)]
+    click.echo(table(cols, [[m["case_no"], m["footage_count"], _yes(m["filed_on_time"]),
+                             duration(m["max_late_by_s"]) if m["max_late_by_s"] else "-", _yes(m["party_labelled"]),
+                             _yes(m["handler_labelled"]), ", ".join(f"{c['badge']}:{c['footage']}" for c in m["coverage"])]
+                            for m in s.entries], empty=_("no cases")))
     return 0
 
 
@@ -70,7 +73,9 @@ def review_record(st: Station, case_no: str, finding: str, as_json: bool) -> int
     if as_json:
         emit_json(row)
     else:
-        say(f"finding {row['id']} recorded on case {case_no}" + (f" (sample {row['sample']})" if row["sample"] else ""))
+        text = _("finding {id} recorded on case {case_no} (sample {sample})") if row["sample"] else \
+            _("finding {id} recorded on case {case_no}")
+        say(text.format(id=row["id"], case_no=shown(case_no), sample=row["sample"]))
     return 0
 
 
@@ -86,7 +91,7 @@ def review_ledger(st: Station, as_json: bool, as_csv: bool) -> int:
       evidock review ledger --csv > 评查台帐.csv
     """
     if as_json and as_csv:
-        raise click.UsageError("give --json or --csv, not both")
+        raise click.UsageError(_("give --json or --csv, not both"))
     with st.catalog() as catalog:
         entries = review.ledger(catalog)
     if as_json:
@@ -94,8 +99,9 @@ def review_ledger(st: Station, as_json: bool, as_csv: bool) -> int:
     elif as_csv:
         click.echo("\ufeff" + review.ledger_csv(entries), nl=False)
     else:
-        for e in entries:
-            findings = "; ".join(f["finding"] for f in e["findings"]) or "-"
-            click.echo(f"sample {e['sample'] or '-':>3} {e['case_no']:24} footage {e.get('footage_count', '-'):>4} "
-                       f"on time {_yes(e.get('filed_on_time'))}  findings: {findings}")
+        cols = [Column(_("sample"), align=">"), Column(_("case"), 30), Column(_("footage"), align=">"),
+                Column(_("filed on time")), Column(_("findings"), 60)]
+        click.echo(table(cols, [[e["sample"] or "-", e["case_no"], e.get("footage_count", "-"), _yes(e.get("filed_on_time")),
+                                 "; ".join(f["finding"] for f in e["findings"]) or "-"] for e in entries],
+                         empty=_("the review ledger is empty")))
     return 0

@@ -13,6 +13,7 @@ import click
 
 from daemon.cli import Station, cli, pass_station, say
 from daemon.errors import ConfigError
+from daemon.i18n import _
 from drivers.sim.simulator import FaultError, SimulatedRecorder, faults_help
 from drivers.sim.volume import SampleSpec
 
@@ -65,21 +66,22 @@ def simulate_command(st: Station, volume: Path | None, image: Path | None, pty_l
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     try:
-        say(f"simulate: preparing recorder {serial} (generating footage with ffmpeg if needed)…")
+        say(_("simulate: preparing recorder {serial} (generating footage with ffmpeg if needed)…").format(serial=serial))
         sim.start()
         doc = sim.status()
         if as_json:
             click.echo(json.dumps(doc, ensure_ascii=False))
         else:
-            click.echo(f"recorder {doc['serial']} (officer {doc['badge']}) on {doc['pty']}"
-                       + (f" -> {doc['link']}" if doc["link"] else ""))
-            click.echo(f"card: {doc['volume'] or doc['image']}" + (f"  faults: {', '.join(doc['faults'])}" if doc["faults"] else ""))
-            say("simulate: running; Ctrl-C to stop")
+            click.echo(_("recorder {serial} (officer {badge}) on {pty}").format(
+                serial=doc["serial"], badge=doc["badge"], pty=doc["pty"]) + (f" -> {doc['link']}" if doc["link"] else ""))
+            faults = "  " + _("faults: {faults}").format(faults=", ".join(doc["faults"])) if doc["faults"] else ""
+            click.echo(_("card: {card}").format(card=doc["volume"] or doc["image"]) + faults)
+            say(_("simulate: running; Ctrl-C to stop"))
         while not stop.wait(0.2):
             pass
     finally:
         sim.stop()
         if own_workdir:
             shutil.rmtree(work, ignore_errors=True)
-    say("simulate: stopped")
+    say(_("simulate: stopped"))
     return 0

@@ -5,7 +5,9 @@ from __future__ import annotations
 import click
 
 from daemon.cli import Station, cli, emit_json, pass_station, say
+from daemon.display import Column, shown, size, table
 from daemon.evidence.staging import discard_partial
+from daemon.i18n import _
 
 
 @cli.group("staging")
@@ -32,8 +34,10 @@ def staging_list(st: Station, as_json: bool) -> int:
     if as_json:
         emit_json(rows)
     else:
-        for r in rows:
-            click.echo(f"{r['key']}  {r['staged_bytes']:>12}/{r['size'] or 0:<12} {r['source_id'] or '-'}  {r['path'] or '-'}")
+        cols = [Column(_("key"), 64), Column(_("staged"), 10, ">"), Column(_("of"), 10, ">"),
+                Column(_("recorder"), 20), Column(_("file"), 60)]
+        click.echo(table(cols, [[r["key"], size(r["staged_bytes"]), size(r["size"]), r["source_id"], r["path"]]
+                                for r in rows], empty=_("no partial transfers")))
     return 0
 
 
@@ -50,5 +54,6 @@ def staging_discard(st: Station, key: str, reason: str) -> int:
     """
     with st.catalog() as catalog:
         entry = discard_partial(catalog, st.context.staging, key, reason)
-    say(f"discarded partial {key} ({entry['staged_bytes']} bytes of {entry['path']})")
+    say(_("discarded partial {key} ({staged} of {path})").format(
+        key=key, staged=size(entry["staged_bytes"]), path=shown(entry["path"])))
     return 0

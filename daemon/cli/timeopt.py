@@ -21,7 +21,7 @@ from daemon import clock
 
 
 class TimeParam(click.ParamType):
-    """A time option, read in ``filing.local_timezone`` when it has no offset; a UTC datetime."""
+    """A time option, read in ``ui.timezone`` when it has no offset; a UTC datetime."""
 
     name = "time"
 
@@ -31,7 +31,7 @@ class TimeParam(click.ParamType):
         tz = "UTC"
         station = ctx.find_object(_station_type()) if ctx is not None else None
         if station is not None:
-            tz = station.config.filing.local_timezone
+            tz = station.config.ui.timezone
         try:
             return clock.parse_time(str(value), tz)
         except ValueError as e:

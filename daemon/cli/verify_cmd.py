@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import click
 
 from daemon.cli import Station, cli, emit_json, pass_station, say
+from daemon.display import shown
 from daemon.evidence.verify import verify_store
+from daemon.i18n import _
 
 
 def _finite_seconds(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
     # FloatRange lets nan through (every comparison with nan is false) and inf means "no limit"
     # in disguise; both would silently turn a nightly slice into an unbounded scrub.
     if value is not None and not math.isfinite(value):
-        raise click.BadParameter(f"{value} is not a number of seconds; give a finite time such as 3600")
+        raise click.BadParameter(_("{value} is not a number of seconds; give a finite time such as 3600").format(value=value))
     return value
 
 
@@ -46,19 +49,33 @@ def verify_command(st: Station, max_duration: float | None, restart: bool, as_js
         emit_json(rep.to_json())
     else:
         for d in rep.damaged:
-            say(f"damaged: {d['sha256']}: {d['reason']}")
+            say(_("damaged: {sha256}: {reason}").format(sha256=d["sha256"], reason=d["reason"]))
         for m in rep.missing:
-            say(f"missing: {m}")
+            say(_("missing: {object}").format(object=m))
         for m in rep.mismatches:
-            say(f"mismatch: {m['problem']}")
+            say(_("mismatch: {problem}").format(problem=m["problem"]))
         for s in rep.strays:
-            say(f"stray: {s['path']}: {s['why']}; not evidence — move it out of objects/ after a look")
+            say(_("stray: {path}: {why}; not evidence — move it out of objects/ after a look").format(
+                path=shown(s["path"]), why=s["why"]))
         for u in rep.unreferenced:
             if u in rep.pending_removal:
-                why = (f"deleted by retention at audit row {rep.pending_removal[u]}; the next `evidock retention apply` "
-                       "removes the file")
+                why = _("deleted by retention at audit row {row}; the next `evidock retention apply` removes the file").format(
+                    row=rep.pending_removal[u])
             else:
-                why = "left by an interrupted offload; harmless, its content is right"
-            say(f"note: object {u} is in the store but not in the catalog ({why})")
-        click.echo(rep.summary())
+                why = _("left by an interrupted offload; harmless, its content is right")
+            say(_("note: object {sha256} is in the store but not in the catalog ({why})").format(sha256=u, why=why))
+        click.echo(summary_text(rep))
     return rep.exit_code
+
+
+def summary_text(rep: Any) -> str:
+    """The scrub's last line for people (the JSON keeps the library's English ``summary``)."""
+    text = _("checked {checked} objects, {damaged} damaged, {missing} missing").format(
+        checked=rep.checked, damaged=len(rep.damaged), missing=len(rep.missing))
+    if rep.mismatches:
+        text += _(", {n} catalog row(s) not matching the audit log").format(n=len(rep.mismatches))
+    if rep.strays:
+        text += _(", {n} stray file(s) in objects/").format(n=len(rep.strays))
+    if not rep.complete:
+        text += _(" (stopped at the time limit; the next run continues after {after}…)").format(after=rep.next_after[:16])
+    return text

@@ -26,7 +26,7 @@ def ok(r):
 
 
 def test_ingest_files_footage_to_the_open_case_in_the_same_transaction(tmp_path: Path, data_dir: Path, evidock) -> None:
-    # 08:00 in Beijing (the default filing.local_timezone) is 00:00 UTC
+    # 08:00 in Beijing (the default ui.timezone) is 00:00 UTC
     ok(evidock("case", "open", "人社监察〔2026〕12号", "--party", "某某建筑劳务有限公司", "--handler", BADGE,
                "--opened-at", "2026-11-20 08:00", "--unit", "劳动保障监察大队"))
     ingest_clips(data_dir, tmp_path / "v", {"in.mp4": t("2026-11-20 01:00:00"), "before.mp4": t("2026-11-19 23:59:59")})
@@ -164,7 +164,7 @@ def test_manual_filing_several_cases_filters_and_blocks(tmp_path: Path, data_dir
     assert rows[x]["cases"] == ["M-A", "M-Z"] and rows[x]["case_no"] is None  # two cases: no single case_no
     assert [r["id"] for r in ok(evidock("footage", "list", "--case", "M-Z", "--json")).json()] == [x]
     assert [r["id"] for r in ok(evidock("footage", "list", "--unfiled", "--json")).json()] == [y]
-    assert len(ok(evidock("footage", "list", "--case", "M-Z")).out.splitlines()) == 1  # the text listing filters too
+    assert len(ok(evidock("footage", "list", "--case", "M-Z")).out.splitlines()) == 2  # the text listing filters too (header + one row)
     # unfile from the auto case: a block keeps auto-filing from putting it back
     ok(evidock("footage", "unfile", str(x), "--case", "M-A", "--reason", "recorded for M-Z only"))
     ok(evidock("case", "edit", "M-A", "--party", "周九（个体户）"))
@@ -256,7 +256,7 @@ def test_overdue_groups_by_officer_with_how_late(tmp_path: Path, data_dir: Path,
     assert first["due_at"] == iso(as_of - timedelta(seconds=1)) and first["late_by"] == "0 min"
     assert doc["officers"][1]["footage"][0]["late_by"] == "1 d"
     text = evidock("footage", "overdue", "--as-of", "2026-11-30 20:00")  # Beijing time = 12:00 UTC
-    assert text.code == 1 and f"officer {OTHER}: 1 unfiled" in text.out and "3 footage overdue" in text.err
+    assert text.code == 1 and f"officer {OTHER}: 1 recording unfiled" in text.out and "3 recordings overdue" in text.err
     r = evidock("footage", "overdue", "--as-of", "2026-11-20T00:00:00Z", "--json")
     assert r.code == 0 and r.json()["count"] == 0 and r.json()["officers"] == []
     r = evidock("footage", "overdue", "--as-of", "soon")

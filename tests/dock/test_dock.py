@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import sqlite3
 from pathlib import Path
@@ -237,3 +238,12 @@ def test_demo_cli_summary(tmp_path, evidock) -> None:
     for x in drifted:
         delta = datetime.fromisoformat(x["recorded_at_corrected"]) - datetime.fromisoformat(x["recorded_at"])
         assert abs(delta.total_seconds() - 75) <= 1  # the recorder ran 75 s slow
+
+
+def test_demo_in_chinese(tmp_path, evidock) -> None:
+    """The demo's report in Chinese: states as words (READY → 就绪), human sizes; the codes stay in JSON."""
+    r = evidock("--lang", "zh", "demo", "--recorders", "1", "--clips", "1", timeout=300)
+    assert r.code == 0, r.err
+    assert "就绪" in r.out and "审计哈希链完好" in r.out and "READY" not in r.out, r.out
+    assert re.search(r"新存储 \d+ 个（\d+(\.\d)? [KMG]?i?B）", r.out), r.out
+    assert "演示：1 台模拟执法记录仪" in r.err

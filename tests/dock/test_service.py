@@ -72,6 +72,10 @@ def test_install_into_a_root(tmp_path: Path) -> None:
     assert os.readlink(root / "usr/local/bin/evidock") == "/opt/evidock/bin/evidock"
     r = subprocess.run([str(root / "opt/evidock/bin/evidock"), "--help"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and "evidock" in r.stdout
+    # the installed package carries its compiled catalog, and the installed config speaks Chinese
+    r = subprocess.run([str(root / "opt/evidock/bin/evidock"), "--config", str(root / "etc/evidock/evidock.toml"), "--help"],
+                       capture_output=True, text=True, timeout=60, env={**os.environ, "LANG": "C.UTF-8"})
+    assert r.returncode == 0 and "用法:" in r.stdout and "执法记录仪采集工作站" in r.stdout, r.stdout + r.stderr
     # idempotent, and an edited config is never overwritten
     (root / "etc/evidock/evidock.toml").write_text("[dock]\nmax_parallel_offloads = 9\n")
     p = subprocess.run(["bash", str(REPO / "scripts" / "install"), "--root", str(root)], capture_output=True, text=True,

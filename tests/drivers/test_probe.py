@@ -22,6 +22,10 @@ def test_probe_shows_everything(tmp_path: Path, evidock) -> None:
         assert r.code == 0, r.err
         assert SPEC.serial in r.out and SPEC.badge in r.out and "76 %" in r.out and "143 cycles" in r.out
         assert re.search(r"drift \+12\.[45]\d* s", r.out) and "filesystem clean" in r.out
+        assert re.search(r"storage\s+\d+(\.\d)? [KMGT]iB of \d+(\.\d)? [KMGT]iB free", r.out), r.out  # human sizes
+        zh = evidock("--lang", "zh", "probe", sim.channel.path)
+        assert zh.code == 0 and "电量" in zh.out and "已循环 143 次" in zh.out and "文件系统 clean" in zh.out, zh.out
+        assert "+00:00" not in zh.out and "bytes" not in zh.out
         doc = evidock("probe", sim.channel.path, "--json").json()
         assert doc["ok"] and doc["device"]["serial"] == SPEC.serial and doc["battery"]["percent"] == 76
         assert abs(doc["clock"]["drift_s"] - 12.5) < 1 and doc["storage"]["total_bytes"] == sim.card_bytes

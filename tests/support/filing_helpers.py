@@ -18,7 +18,7 @@ from daemon.ingest.offload import IngestResult, ingest
 BADGE = "010203"
 OTHER = "010299"
 UTC = timezone.utc
-CST = timezone(timedelta(hours=8))  # Asia/Shanghai, the default filing.local_timezone
+CST = timezone(timedelta(hours=8))  # Asia/Shanghai, the default ui.timezone
 
 
 def t(s: str) -> datetime:

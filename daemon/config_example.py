@@ -1,0 +1,61 @@
+"""The commented example config file (``config/evidock.toml``), generated from the schema.
+
+Every key is written with its default, bounds and description; a key whose field carries an
+``example`` (``ui.language = 'zh'``: stations speak Chinese) is written with that instead.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, SecretStr
+
+from daemon.config import Config
+
+
+def render_example() -> str:
+    """The commented example config file, generated from the schema (config/evidock.toml)."""
+    out = [
+        "# evidock configuration (TOML). Generated from the schema by `evidock config example`;",
+        "# every key is shown with its default. Unknown keys are an error.",
+        "# Pass it with --config FILE or $EVIDOCK_CONFIG; the service reads /etc/evidock/evidock.toml.",
+    ]
+    for name, field in Config.model_fields.items():
+        section: type[BaseModel] = field.annotation  # type: ignore[assignment]
+        out += ["", f"# {field.description}", f"[{name}]"]
+        for key, f in section.model_fields.items():
+            bounds = _bounds(f)
+            out.append(f"# {f.description}{bounds}")
+            extra = f.json_schema_extra if isinstance(f.json_schema_extra, dict) else {}
+            default = extra.get("example", f.get_default(call_default_factory=True))
+            if default is None:
+                out.append(f"# {key} =   (unset by default)")
+            else:
+                out.append(f"{key} = {_toml_value(default)}")
+    return "\n".join(out) + "\n"
+
+
+def _bounds(f: Any) -> str:
+    parts = []
+    for m in f.metadata:
+        for attr, sym in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<")):
+            v = getattr(m, attr, None)
+            if v is not None:
+                parts.append(f"{sym} {v}")
+    return f" ({', '.join(parts)})" if parts else ""
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, SecretStr):
+        return _toml_value(v.get_secret_value())  # only defaults are rendered, never a loaded config
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        return "'" + v + "'" if "'" not in v else '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{_toml_value(str(k))} = {_toml_value(x)}" for k, x in v.items()) + " }" if v else "{}"
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    raise TypeError(f"no TOML rendering for {v!r}")
