@@ -45,7 +45,7 @@ from daemon.catalog.db import Catalog
 from daemon.crashpoints import crashpoint
 from daemon.errors import NotFound, PartialBusy, StoreError
 from daemon.evidence import audit
-from daemon.evidence.store import fsync_dir
+from daemon.evidence.store import fsync_dir, still_names
 
 log = logging.getLogger(__name__)
 
@@ -180,13 +180,11 @@ class Staging:
                 os.close(fd)
                 raise
             try:
-                current: os.stat_result | None = os.stat(path)
-            except FileNotFoundError:
-                current = None
+                current = still_names(path, fd)
             except BaseException:
                 os.close(fd)
                 raise
-            if current is not None and os.path.samestat(current, os.fstat(fd)):
+            if current:
                 try:
                     os.ftruncate(fd, 0)
                     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)  # names the owner in a second run's message

@@ -111,6 +111,16 @@ def fsync_dir(path: Path) -> None:
 _held = threading.local()
 
 
+def still_names(path: Path, fd: int) -> bool:
+    """Does ``path`` still name the file open as ``fd``? A lock file is unlinked by its holder
+    before release, so whoever locks the old inode afterwards must open the new one and retry
+    (the object locks here and the partials' locks in ``staging``)."""
+    try:
+        return os.path.samestat(os.stat(path), os.fstat(fd))
+    except FileNotFoundError:
+        return False
+
+
 def free_bytes(path: Path) -> int:
     st = os.statvfs(path)
     return st.f_bavail * st.f_frsize
@@ -258,14 +268,11 @@ class LocalObjectStore:
                 # Blocking: every holder does bounded work (a hash, one catalog commit) and a
                 # dead holder's lock is released by the kernel.
                 fcntl.flock(fd, fcntl.LOCK_EX)
-                try:
-                    current = os.stat(path)
-                except FileNotFoundError:
-                    current = None
+                current = still_names(path, fd)
             except BaseException:
                 os.close(fd)
                 raise
-            if current is not None and os.path.samestat(current, os.fstat(fd)):
+            if current:
                 return fd
             os.close(fd)  # locked a file its last holder had already unlinked: take the new one
 
