@@ -7,6 +7,9 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
+from daemon.errors import InvalidValue
+from daemon.i18n import N_
+
 
 def utcnow() -> str:
     """The current UTC time as ISO 8601 with microseconds and an explicit offset."""
@@ -53,7 +56,7 @@ def parse_time(text: str, tz: str, *, end_of_day: bool = False) -> datetime:
     """
     s = " ".join(text.strip().split())
     if not s:
-        raise ValueError("empty time")
+        raise InvalidValue(N_("empty time"))
     parsed: datetime | None = None
     date_only = False
     for fmt, is_date in _TIME_FORMATS:
@@ -67,8 +70,8 @@ def parse_time(text: str, tz: str, *, end_of_day: bool = False) -> datetime:
         try:
             parsed = datetime.fromisoformat(s)
         except ValueError:
-            raise ValueError(f"{text.strip()!r} is not a time evidock can read (write e.g. 2026-11-27 08:30 "
-                             "or 2026-11-27T08:30:00+08:00)") from None
+            raise InvalidValue(N_("{text!r} is not a time evidock can read (write e.g. 2026-11-27 08:30 "
+                                  "or 2026-11-27T08:30:00+08:00)"), text=text.strip()) from None
     if date_only and end_of_day:
         parsed = parsed.replace(hour=23, minute=59, second=59)
     if parsed.tzinfo is None:
@@ -78,8 +81,8 @@ def parse_time(text: str, tz: str, *, end_of_day: bool = False) -> datetime:
     except OverflowError:  # e.g. 0001-01-01T00:00:00+14:00: before year 1 in UTC
         utc = None
     if utc is None or not TIME_MIN <= utc <= TIME_MAX:
-        raise ValueError(f"{text.strip()!r} is outside the times evidock accepts ({TIME_RANGE_TEXT}); "
-                         "write a real date inside that range")
+        raise InvalidValue(N_("{text!r} is outside the times evidock accepts ({range}); "
+                              "write a real date inside that range"), text=text.strip(), range=TIME_RANGE_TEXT)
     return utc
 
 

@@ -16,6 +16,10 @@ tree of their own (``drivers/errors.py``); the CLI boundary maps both.
 
 from __future__ import annotations
 
+from typing import Any
+
+from daemon.i18n import N_, Message, is_message, render
+
 EXIT_OK = 0
 EXIT_WARNING = 1
 EXIT_ERROR = 2
@@ -23,9 +27,28 @@ EXIT_NOT_RUNNING = 3  # `evidock status` only, as systemctl status: the station 
 
 
 class EvidockError(Exception):
-    """Base of every error evidock raises on purpose. The message says what to do."""
+    """Base of every error evidock raises on purpose. The message says what to do.
+
+    Raised with an English message id and its params, ``StoreError(N_("cannot write {path}"),
+    path=p)``: ``str(e)`` is the English (logs, JSON) and ``e.text()`` the reader's language
+    (``daemon.i18n.Message``), which the CLI prints.
+    """
 
     exit_code = EXIT_ERROR
+
+    def __init__(self, message: object = "", /, **params: Any) -> None:
+        if is_message(message) and not params:  # a Message (or another error) passed on whole
+            message, params = message.msgid, dict(message.params)  # type: ignore[attr-defined]
+        self.msgid, self.params = str(message), params
+        super().__init__(render(self.msgid, params, translate=False))
+
+    def text(self) -> str:
+        """The message in the current language."""
+        return render(self.msgid, self.params, translate=True)
+
+
+class InvalidValue(EvidockError, ValueError):
+    """A value as given (a time, a size, a name) is not one evidock can use; still a ValueError."""
 
 
 class ConfigError(EvidockError):
@@ -46,11 +69,10 @@ class StoreFullError(StoreError):
         needed, free = max(needed, 1), max(free, 0)
         self.store, self.needed, self.free, self.what = store, needed, free, what
         super().__init__(
-            f"store {store} is full: {format_bytes(needed)} needed for {what}, "
-            f"{format_bytes(free)} free. Nothing was half-stored; free space on that "
-            "filesystem (or move the data dir) and run the offload again: it resumes "
-            "from the staged bytes."
-        )
+            N_("store {store} is full: {needed} needed for {what}, {free} free. Nothing was half-stored; "
+               "free space on that filesystem (or move the data dir) and run the offload again: it "
+               "resumes from the staged bytes."),
+            store=store, needed=format_bytes(needed), free=format_bytes(free), what=what)
 
 
 class CatalogError(EvidockError):
@@ -109,7 +131,7 @@ class ReadTimeout(SourceError):
     """The source gave no data for ``seconds`` (a recorder that hangs) after ``copied`` bytes."""
 
     def __init__(self, seconds: float, copied: int):
-        super().__init__(f"no data for {seconds:g} s")
+        super().__init__(N_("no data for {seconds:g} s"), seconds=seconds)
         self.seconds, self.copied = seconds, copied
 
 
@@ -144,7 +166,7 @@ class GrewPastLimit(SourceError):
     """
 
     def __init__(self, limit: int, copied: int):
-        super().__init__(f"still has data after {limit} bytes")
+        super().__init__(N_("still has data after {limit} bytes"), limit=limit)
         self.limit, self.copied = limit, copied
 
 
@@ -177,9 +199,11 @@ class MediaFailure(EvidockError):
 
     exit_code = EXIT_WARNING
 
-    def __init__(self, reason: str, *, permanent: bool, detail: str = ""):
-        super().__init__(reason)
-        self.reason, self.permanent, self.detail = reason, permanent, detail
+    def __init__(self, reason: object, /, *, permanent: bool, detail: str = "", **params: Any):
+        super().__init__(reason, **params)
+        # ``reason``: the message (a ``Message``: ``str()`` English, ``text()`` translated)
+        self.reason = Message(self.msgid, **self.params)
+        self.permanent, self.detail = permanent, detail
 
 
 class CaseError(EvidockError):

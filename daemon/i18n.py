@@ -29,6 +29,7 @@ import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 DOMAIN = "evidock"
 LOCALE_DIR = Path(__file__).resolve().parent / "locale"
@@ -127,6 +128,112 @@ def N_(message: str) -> str:  # noqa: N802 — the gettext convention
 
 
 _ = gettext
+
+
+# --- messages that are translated where they are shown ---------------------------------------
+
+class Message:
+    """A message for people, kept as its English ``msgid`` and named ``params`` until shown.
+
+    The library builds these (``Message(N_("store {path} is full"), path=p)``); ``str()`` is the
+    English text (logs, ``--json``, the catalog's ``reason`` columns: the same in every language)
+    and ``text()`` the reader's language, rendered at the edge. A param that is itself a message
+    (a ``Message``, an evidock or driver error) is translated with it. ``to_json()`` /
+    ``from_json()`` keep one in the catalog, so that a stored reason is shown translated later.
+    """
+
+    __slots__ = ("msgid", "params")
+
+    def __init__(self, msgid: str, /, **params: Any) -> None:
+        self.msgid, self.params = msgid, params
+
+    def __str__(self) -> str:
+        return render(self.msgid, self.params, translate=False)
+
+    def __repr__(self) -> str:
+        return f"Message({self.msgid!r}, **{self.params!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Message) and (self.msgid, self.params) == (other.msgid, other.params)
+
+    def __hash__(self) -> int:
+        return hash(self.msgid)
+
+    def text(self) -> str:
+        """The message in the current language."""
+        return render(self.msgid, self.params, translate=True)
+
+    def to_json(self) -> dict[str, Any]:
+        """``{"id": msgid, "params": {...}}``, nested messages as the same shape."""
+        return {"id": self.msgid, "params": {k: _param_json(v) for k, v in self.params.items()}}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Message:
+        """The message ``to_json`` wrote."""
+        params = {k: cls.from_json(v) if isinstance(v, Mapping) and "id" in v else v
+                  for k, v in (data.get("params") or {}).items()}
+        return cls(str(data["id"]), **params)
+
+
+def dumps(message: object) -> str | None:
+    """A message as the JSON text kept in a ``*_msg`` column; ``None`` for a plain string."""
+    import json
+
+    if not is_message(message):
+        return None
+    return json.dumps(Message(message.msgid, **message.params).to_json(),  # type: ignore[attr-defined]
+                      ensure_ascii=False, sort_keys=True)
+
+
+def stored(english: str | None, message_json: str | None) -> str:
+    """A stored message in the reader's language: from its ``*_msg`` JSON when the row has one,
+    else the English the row was written with (rows from before issue 12, or plain text)."""
+    import json
+
+    if message_json:
+        try:
+            return Message.from_json(json.loads(message_json)).text()
+        except (ValueError, KeyError, TypeError):
+            log.warning("a stored message does not read back: %r", message_json[:200])
+    return english or ""
+
+
+def _param_json(v: Any) -> Any:
+    if is_message(v):
+        return Message(v.msgid, **v.params).to_json()
+    if v is None or isinstance(v, (str, int, float, bool)):
+        return v
+    return str(v)
+
+
+def is_message(obj: object) -> bool:
+    """True for anything carrying ``msgid`` and ``params``: a ``Message``, an evidock or driver error."""
+    return isinstance(getattr(obj, "msgid", None), str) and isinstance(getattr(obj, "params", None), Mapping)
+
+
+def render(msgid: str, params: Mapping[str, Any], translate: bool) -> str:
+    """``msgid`` (translated or not) with ``params`` filled in; nested messages rendered alike.
+
+    A message without params is not formatted (its braces are literal), as gettext's own.
+    """
+    template = gettext(msgid) if translate else msgid
+    if not params:
+        return template
+    values = {k: (render(v.msgid, v.params, translate) if is_message(v) else v) for k, v in params.items()}
+    try:
+        return template.format(**values)
+    except (KeyError, IndexError, ValueError):
+        # A broken translation must not hide the message: fall back to the English.
+        log.warning("message catalog: the translation of %r does not fit its params", msgid)
+        return msgid.format(**values)
+
+
+def text(obj: object) -> str:
+    """Anything shown to people, in the current language: a message or error carrying a ``msgid``
+    is translated, a plain string is shown as it is."""
+    if is_message(obj):
+        return render(obj.msgid, obj.params, translate=True)  # type: ignore[attr-defined]
+    return str(obj)
 
 # click's modules that translate (``_termui_impl`` is loaded lazily, so it is loaded here first).
 CLICK_MODULES = ("click.core", "click.exceptions", "click.parser", "click.types", "click.decorators",

@@ -2,14 +2,15 @@
 
 ``python -m daemon.i18n_build update`` after changing messages: it extracts every message into
 ``daemon/locale/evidock.pot`` and merges it into each ``.po`` (new messages come in untranslated,
-gone ones are dropped); then translate the empty entries. ``compile`` writes each ``.mo`` beside
+gone ones are dropped); then translate the empty entries (``todo`` prints them as JSON, ``fill
+FILE.json`` writes a filled copy back). ``compile`` writes each ``.mo`` beside
 its ``.po`` (only when it changed: ``scripts/setup`` runs it every time; the wheel build in
 ``setup.py`` compiles into the build too). ``check`` lists what is wrong (a test runs it).
 
 What is extracted, all with Babel into one catalog:
 
-- evidock's own messages: ``_()``, ``ngettext()``, ``N_()`` … in ``daemon/`` (Babel's Python
-  extractor);
+- evidock's own messages: ``_()``, ``ngettext()``, ``N_()`` … in ``daemon/`` and ``drivers/``
+  (Babel's Python extractor);
 - help texts: walked from the built ``evidock`` command tree (docstrings and option help,
   paragraph by paragraph, as ``daemon.cli.helptext`` translates them);
 - click's own messages (``Usage:``, ``Missing option`` …) from the installed click's modules,
@@ -49,10 +50,13 @@ def extract() -> Any:
     from daemon.cli.helptext import help_messages
 
     cat = Catalog(project="evidock", domain=DOMAIN, charset="utf-8")
-    for fname, lineno, message, comments, context in extract_from_dir(
-            str(REPO / "daemon"), method_map=[("locale/**", "ignore"), ("**.py", "python")],
-            keywords=KEYWORDS):
-        cat.add(message, locations=[(f"daemon/{fname}", None)], auto_comments=comments, context=context)
+    # The drivers' messages too: they import nothing of the daemon, but their errors are shown
+    # to people by it (``drivers.errors.N_`` marks them).
+    for top in ("daemon", "drivers"):
+        for fname, lineno, message, comments, context in extract_from_dir(
+                str(REPO / top), method_map=[("locale/**", "ignore"), ("**.py", "python")],
+                keywords=KEYWORDS):
+            cat.add(message, locations=[(f"{top}/{fname}", None)], auto_comments=comments, context=context)
     for text, where in help_messages(cli):
         cat.add(text, locations=[(f"help: {where}", None)])
     click_dir = Path(click.__file__).parent
@@ -130,6 +134,38 @@ def compile_all(target: Path = LOCALE_DIR) -> list[Path]:
     return written
 
 
+def placeholders(text: str) -> set[str]:
+    """The names of ``text``'s ``{name…}`` fields (a translation must keep every one)."""
+    import string
+
+    try:
+        return {name for _, name, _, _ in string.Formatter().parse(text) if name}
+    except ValueError:
+        return {"<unbalanced braces>"}
+
+
+def todo(lang: str = "zh") -> dict[str, str]:
+    """The untranslated or fuzzy messages of ``lang``, as ``{msgid: ""}`` to fill in."""
+    return {m.id: "" for m in read_po(lang) if m.id and isinstance(m.id, str) and (m.fuzzy or not m.string)}
+
+
+def fill(translations: dict[str, str], lang: str = "zh") -> list[str]:
+    """Write ``translations`` (``{msgid: msgstr}``) into ``lang``'s ``.po``; the ids it does not have."""
+    po = read_po(lang)
+    missing = []
+    for mid, text in translations.items():
+        if not text:
+            continue
+        m = po.get(mid)
+        if m is None:
+            missing.append(mid)
+            continue
+        m.string = text
+        m.flags.discard("fuzzy")
+    _write(po, po_path(lang), ignore_obsolete=True)
+    return missing
+
+
 def check() -> list[str]:
     """Every problem of the catalogs: untranslated, fuzzy, stale or missing entries, a stale
     template, a ``.mo`` that is not the compiled ``.po``."""
@@ -156,6 +192,9 @@ def check() -> list[str]:
                 problems.append(f"{lang}: fuzzy: {mid!r}")
             elif not all(strings):
                 problems.append(f"{lang}: untranslated: {mid!r}")
+            if m.string and not m.fuzzy and not m.pluralizable and placeholders(m.string) != placeholders(mid):
+                problems.append(f"{lang}: the translation of {mid!r} has the placeholders "
+                                f"{sorted(placeholders(m.string))}, the message {sorted(placeholders(mid))}")
         for m in po.obsolete.values():
             problems.append(f"{lang}: obsolete entry left in the .po: {m.id!r}")
         mo = LOCALE_DIR / CATALOGS[lang] / "LC_MESSAGES" / f"{DOMAIN}.mo"
@@ -165,7 +204,7 @@ def check() -> list[str]:
 
 
 def main(argv: list[str]) -> int:
-    """``python -m daemon.i18n_build extract|update|compile|check``."""
+    """``python -m daemon.i18n_build extract|update|todo|fill FILE.json|compile|check``."""
     cmd = argv[0] if argv else "check"
     if cmd == "extract":
         print("wrote" if _write(extract(), TEMPLATE) else "unchanged", TEMPLATE)
@@ -174,6 +213,17 @@ def main(argv: list[str]) -> int:
     elif cmd == "compile":
         for p in compile_all():
             print("compiled", p, file=sys.stderr)
+    elif cmd == "todo":  # what is left to translate, as JSON to fill in and give to `fill`
+        import json
+
+        print(json.dumps(todo(), ensure_ascii=False, indent=1))
+    elif cmd == "fill" and len(argv) == 2:
+        import json
+
+        missing = fill(json.loads(Path(argv[1]).read_text(encoding="utf-8")))
+        for mid in missing:
+            print("not in the .po (run update first?):", repr(mid), file=sys.stderr)
+        return 1 if missing else 0
     elif cmd == "check":
         problems = check()
         for p in problems:

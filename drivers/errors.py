@@ -30,9 +30,30 @@ boundary maps both trees to a message and that code.
 
 from __future__ import annotations
 
+from typing import Any
+
 EXIT_ERROR = 2  # the same code as daemon.errors.EXIT_ERROR: something that should have been read was not
 
 PREVIEW_BYTES = 32
+
+
+def N_(message: str) -> str:  # noqa: N802 — the gettext convention
+    """Mark ``message`` for evidock's catalog (the daemon translates it when it shows the error)."""
+    return message
+
+
+class _Text:
+    """A message id with params: English by ``str()``; the daemon's ``i18n.text`` translates it
+    (it looks for ``msgid`` and ``params``: the drivers import nothing of the daemon)."""
+
+    __slots__ = ("msgid", "params")
+
+    def __init__(self, msgid: str, params: dict[str, Any]) -> None:
+        self.msgid, self.params = msgid, params
+
+    def __str__(self) -> str:
+        values = {k: str(v) if hasattr(v, "msgid") else v for k, v in self.params.items()}
+        return self.msgid.format(**values) if values else self.msgid
 
 
 def preview(data: bytes, limit: int = PREVIEW_BYTES) -> str:
@@ -49,9 +70,13 @@ class DriverError(Exception):
 
     exit_code = EXIT_ERROR
 
-    def __init__(self, recorder: str | None, message: str):
+    def __init__(self, recorder: str | None, message: str, /, **params: Any):
         self.recorder = recorder
-        super().__init__(f"recorder {recorder}: {message}" if recorder else message)
+        if recorder:
+            message, params = N_("recorder {recorder}: {message}"), {"recorder": recorder,
+                                                                     "message": _Text(message, params)}
+        self.msgid, self.params = message, params
+        super().__init__(str(_Text(message, params)))
 
 
 class RecorderGone(DriverError):

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from daemon.clock import iso, parse_time
-from daemon.i18n import N_, _
+from daemon.i18n import N_, _, render
 
 
 class FieldProblem(ValueError):
@@ -22,7 +22,7 @@ class FieldProblem(ValueError):
     def text(self) -> str:
         """The problem in the current language."""
         params = {k: _(v) if k == "what" else v for k, v in self.params.items()}
-        return _(self.msgid).format(**params)
+        return render(self.msgid, params, translate=True)
 
 # -- case fields ------------------------------------------------------------------------------
 

@@ -360,6 +360,21 @@ def _m001_review(db: sqlite_utils.Database) -> None:
 
 # In the order they were first applied (by the modules that owned them then: catalog, audit,
 # health, dock, cases, retention, review, media queue). Append only.
+def _m002_messages(db: sqlite_utils.Database) -> None:
+    """Messages the station writes for people, kept as a message id and params as well (issue 12).
+
+    The English column stays what ``--json`` and old readers show; the ``*_msg`` column (JSON of
+    ``daemon.i18n.Message``, NULL for rows written before) lets human output show the message in
+    the reader's language.
+    """
+    for table, column in MESSAGE_COLUMNS:
+        db[table].add_column(column, str)
+
+
+# (table, column) of every stored message for people, beside its English column (without _msg).
+MESSAGE_COLUMNS = (("problems", "reason_msg"), ("health_alerts", "message_msg"), ("dock_events", "detail_msg"),
+                   ("alerts_usb", "message_msg"), ("media_jobs", "error_msg"))
+
 MIGRATIONS: list[Migration] = [
     ("core-001", _m001_core),
     ("audit-001", _m001_audit),
@@ -369,4 +384,5 @@ MIGRATIONS: list[Migration] = [
     ("retention-001", _m001_retention),
     ("review-001", _m001_review),
     ("media-001", _m001_media),
+    ("messages-002", _m002_messages),
 ]

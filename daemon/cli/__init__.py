@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         rv = cli.main(args=argv, prog_name="evidock", standalone_mode=False)
     except (EvidockError, DriverError) as e:
-        click.echo(_("evidock: error: {message}").format(message=e), err=True)
+        click.echo(_("evidock: error: {message}").format(message=i18n.text(e)), err=True)
         sys.exit(e.exit_code)
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)

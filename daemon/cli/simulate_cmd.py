@@ -61,7 +61,7 @@ def simulate_command(st: Station, volume: Path | None, image: Path | None, pty_l
     except FaultError as e:
         if own_workdir:
             shutil.rmtree(work, ignore_errors=True)
-        raise click.BadParameter(str(e), param_hint="--fault") from None
+        raise click.BadParameter(i18n.text(e), param_hint="--fault") from None
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

@@ -35,7 +35,7 @@ class TimeParam(click.ParamType):
         try:
             return clock.parse_time(str(value), tz)
         except ValueError as e:
-            self.fail(str(e), param, ctx)
+            self.fail(i18n.text(e), param, ctx)
 
 
 def _station_type() -> type:
