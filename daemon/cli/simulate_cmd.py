@@ -11,9 +11,9 @@ from pathlib import Path
 
 import click
 
+from daemon import i18n
 from daemon.cli import Station, cli, pass_station, say
 from daemon.errors import ConfigError
-from daemon import i18n
 from daemon.i18n import _
 from drivers.sim.simulator import FaultError, SimulatedRecorder, faults_help
 from drivers.sim.volume import SampleSpec
