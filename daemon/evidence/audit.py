@@ -37,6 +37,7 @@ from typing import Any
 from daemon.catalog.db import Catalog
 from daemon.clock import utcnow
 from daemon.errors import AnchorError
+from daemon.i18n import N_
 
 GENESIS = "0" * 64
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
@@ -101,9 +102,9 @@ def write_anchor(catalog: Catalog) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise AnchorError(
-            f"the audit anchor {path} could not be updated ({e.strerror}); it still records an older head, "
-            "which `evidock audit verify` reports as a lag, and the next commit rewrites it — free space in the data dir"
-        ) from None
+            N_("the audit anchor {path} could not be updated ({reason}); it still records an older head, which "
+               "`evidock audit verify` reports as a lag, and the next commit rewrites it — free space in the data dir"),
+            path=str(path), reason=e.strerror) from None
 
 
 @dataclass

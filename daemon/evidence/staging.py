@@ -44,6 +44,7 @@ from typing import Any
 from daemon.catalog.db import Catalog
 from daemon.crashpoints import crashpoint
 from daemon.errors import NotFound, PartialBusy, StoreError
+from daemon.i18n import N_
 from daemon.evidence import audit
 from daemon.evidence.store import fsync_dir, still_names
 
@@ -164,8 +165,8 @@ class Staging:
             try:
                 fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o640)
             except OSError as e:
-                raise StoreError(f"staging {self.dir}: cannot create the lock of partial {key} ({e.strerror}); "
-                                 "check the data dir's disk and permissions") from None
+                raise StoreError(N_("staging {dir}: cannot create the lock of partial {key} ({reason}); check the data "
+                                    "dir's disk and permissions"), dir=str(self.dir), key=key, reason=e.strerror) from None
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -318,6 +319,6 @@ def discard_partial(catalog: Catalog, staging: Staging, key: str, reason: str) -
         try:
             entry = staging.discard(key)
         except KeyError:
-            raise NotFound(f"no partial transfer with key {key}; see `evidock staging list`") from None
+            raise NotFound(N_("no partial transfer with key {key}; see `evidock staging list`"), key=key) from None
         audit.append(catalog, "staging.discard", f"partial:{key}", {**entry, "reason": reason})
     return entry
