@@ -62,7 +62,7 @@ class ObjectStore(Protocol):
         """A read-only file descriptor of the object for re-hashing it in place (the caller closes
         it); a remote backend opens its local cached copy, as ``open_local`` does."""
 
-    def iter_objects(self, on_stray: Callable[[Path, str], None] | None = None) -> Iterator[str]: ...
+    def iter_objects(self, on_stray: Callable[[Path, Message], None] | None = None) -> Iterator[str]: ...
 
     def describe(self, sha256: str) -> str:
         """Where the object is, for messages."""
@@ -191,7 +191,7 @@ class LocalObjectStore:
     def open_fd(self, sha256: str) -> int:
         return os.open(self.path_of(sha256), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
 
-    def iter_objects(self, on_stray: Callable[[Path, str], None] | None = None) -> Iterator[str]:
+    def iter_objects(self, on_stray: Callable[[Path, Message], None] | None = None) -> Iterator[str]:
         """Every object file present, in hash order; anything else under ``objects/`` goes to ``on_stray``.
 
         Only ``objects/ab/cd/abcd…`` regular files are objects. A stray entry (a file where a
@@ -200,7 +200,7 @@ class LocalObjectStore:
         walk goes on, so one junk file cannot stop a nightly scrub. Without ``on_stray`` strays
         are logged as warnings.
         """
-        def stray(path: Path, why: str) -> None:
+        def stray(path: Path, why: Message) -> None:
             if on_stray is None:
                 log.warning("stray entry in the object store: %s (%s)", path, why)
             else:
@@ -211,22 +211,22 @@ class LocalObjectStore:
                 with os.scandir(d) as it:
                     return sorted(it, key=lambda e: e.name)
             except OSError as e:
-                stray(d, f"cannot be listed ({e.strerror})")
+                stray(d, Message(N_("cannot be listed ({reason})"), reason=e.strerror))
                 return []
 
         for a in entries(self.root):
             if not (_HEX2.match(a.name) and a.is_dir(follow_symlinks=False)):
-                stray(Path(a.path), "not a fan-out directory (objects/ab/cd/<sha256>)")
+                stray(Path(a.path), Message(N_("not a fan-out directory (objects/ab/cd/<sha256>)")))
                 continue
             for b in entries(Path(a.path)):
                 if not (_HEX2.match(b.name) and b.is_dir(follow_symlinks=False)):
-                    stray(Path(b.path), "not a fan-out directory (objects/ab/cd/<sha256>)")
+                    stray(Path(b.path), Message(N_("not a fan-out directory (objects/ab/cd/<sha256>)")))
                     continue
                 for obj in entries(Path(b.path)):
                     if not (_HEX64.match(obj.name) and obj.name.startswith(a.name + b.name)):
-                        stray(Path(obj.path), "not named after its own SHA-256 in this directory")
+                        stray(Path(obj.path), Message(N_("not named after its own SHA-256 in this directory")))
                     elif not obj.is_file(follow_symlinks=False):
-                        stray(Path(obj.path), "not a regular file")
+                        stray(Path(obj.path), Message(N_("not a regular file")))
                     else:
                         yield obj.name
 
