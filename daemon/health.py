@@ -283,6 +283,17 @@ def alert_text(alert: dict[str, Any]) -> str:
     return stored(alert["message"], alert.get("message_msg"))
 
 
+def alert_message(alert: dict[str, Any]) -> Message | str:
+    """An open alert's message, to carry on and show later (``daemon.i18n.text``); the English
+    string for rows from before issue 12."""
+    if alert.get("message_msg"):
+        try:
+            return Message.from_json(json.loads(alert["message_msg"]))
+        except (ValueError, KeyError, TypeError):
+            pass
+    return alert["message"]
+
+
 def note_text(note: dict[str, Any]) -> str:
     """A stored note's message in the reader's language."""
     return stored(note.get("message"), note.get("msg"))
