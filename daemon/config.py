@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 
 from daemon.config_messages import describe_errors
 from daemon.errors import ConfigError
-from daemon.i18n import _
+from daemon.i18n import N_, _
 
 ENV_CONFIG = "EVIDOCK_CONFIG"
 ENV_DATA_DIR = "EVIDOCK_DATA_DIR"
@@ -160,9 +160,11 @@ class ZfyConfig(_Section):
         try:
             lines = Path(self.password_file).read_text(encoding="utf-8").splitlines()
         except (OSError, UnicodeDecodeError) as e:
-            raise ConfigError(f"zfy.password_file {self.password_file}: cannot read it ({e}); fix the path or its permissions") from None
+            raise ConfigError(N_("zfy.password_file {path}: cannot read it ({error}); fix the path or its permissions"),
+                              path=self.password_file, error=str(e)) from None
         if not lines or not lines[0].strip():
-            raise ConfigError(f"zfy.password_file {self.password_file}: the first line is empty; put the password there")
+            raise ConfigError(N_("zfy.password_file {path}: the first line is empty; put the password there"),
+                              path=self.password_file)
         return lines[0].strip()
 
 
@@ -445,14 +447,14 @@ def load_config(path: str | os.PathLike[str] | None = None) -> tuple[Config, Pat
     try:
         raw = p.read_bytes()
     except OSError as e:
-        raise ConfigError(_("config {path}: cannot read it ({reason}); check the path given by --config or ${env}").format(
-            path=p, reason=e.strerror, env=ENV_CONFIG)) from None
+        raise ConfigError(N_("config {path}: cannot read it ({reason}); check the path given by --config or ${env}"),
+                          path=str(p), reason=e.strerror, env=ENV_CONFIG) from None
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
-        raise ConfigError(_("config {path}: not UTF-8 text; save it as UTF-8").format(path=p)) from None
+        raise ConfigError(N_("config {path}: not UTF-8 text; save it as UTF-8"), path=str(p)) from None
     except tomllib.TOMLDecodeError as e:
-        raise ConfigError(_("config {path}: not valid TOML: {error}").format(path=p, error=e)) from None
+        raise ConfigError(N_("config {path}: not valid TOML: {error}"), path=str(p), error=str(e)) from None
     return parse_config(data, source=str(p)), p
 
 

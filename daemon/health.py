@@ -29,6 +29,7 @@ from daemon.clock import utcnow
 from daemon.config import HealthConfig
 from daemon.display import shown
 from daemon.errors import NotFound
+from daemon.i18n import N_, Message, dumps, is_message, stored
 from drivers.base import CLOCK_TRUST_LIMIT_S, Battery, Storage, clock_trusted
 
 
@@ -38,10 +39,27 @@ class Note:
 
     what: str
     status: str  # not_reported | invalid | failed
-    message: str
+    message: str  # English (logs, JSON); given a message or error, its ``msgid`` is kept in ``msg``
+    msg: str | None = None  # the message as JSON (``daemon.i18n.dumps``), to show it translated
+
+    def __post_init__(self) -> None:
+        if is_message(self.message):
+            self.msg = dumps(self.message)
+            self.message = str(self.message)
 
     def to_json(self) -> dict[str, str]:
         return {"what": self.what, "status": self.status, "message": self.message}
+
+    def stored_json(self) -> dict[str, str | None]:
+        """As kept in ``health.notes``: with the message's id and params beside the English."""
+        return {**self.to_json(), "msg": self.msg}
+
+    def text(self) -> str:
+        """The message in the reader's language."""
+        return stored(self.message, self.msg)
+
+    def as_message(self) -> Message | str:
+        return Message.from_json(json.loads(self.msg)) if self.msg else self.message
 
 
 @dataclass
@@ -69,11 +87,15 @@ CLEAR = ()  # the rule holds: clear its open alert
 class Raise:
     value: float
     threshold: float
-    message: str
+    message: Message  # str() English (the ``message`` column), kept whole in ``message_msg``
 
 
 Verdict = Raise | tuple[()] | None
 History = list[dict[str, Any]]
+
+
+def _way(drift_s: float) -> Message:
+    return Message(N_("ahead of")) if drift_s > 0 else Message(N_("behind"))
 
 
 def _battery_low(r: HealthReading, h: History, c: HealthConfig) -> Verdict:
@@ -81,7 +103,8 @@ def _battery_low(r: HealthReading, h: History, c: HealthConfig) -> Verdict:
         return UNKNOWN
     if r.battery.percent < c.battery_low_percent:
         return Raise(r.battery.percent, c.battery_low_percent,
-                     f"battery at {r.battery.percent} % when docked (alert below {c.battery_low_percent} %)")
+                     Message(N_("battery at {percent} % when docked (alert below {limit} %)"),
+                             percent=r.battery.percent, limit=c.battery_low_percent))
     return CLEAR
 
 
@@ -91,7 +114,8 @@ def _storage_full(r: HealthReading, h: History, c: HealthConfig) -> Verdict:
     used = 100 * r.storage.used_fraction
     if used > c.storage_full_percent:
         return Raise(round(used, 1), c.storage_full_percent,
-                     f"card {used:.1f} % used (alert above {c.storage_full_percent:g} %): offload and wipe it")
+                     Message(N_("card {used:.1f} % used (alert above {limit:g} %): offload and wipe it"),
+                             used=used, limit=c.storage_full_percent))
     return CLEAR
 
 
@@ -99,10 +123,11 @@ def _clock_drift(r: HealthReading, h: History, c: HealthConfig) -> Verdict:
     if r.clock_drift_s is None:
         return UNKNOWN
     if abs(r.clock_drift_s) > c.clock_drift_s:
-        way = "ahead of" if r.clock_drift_s > 0 else "behind"
         return Raise(round(r.clock_drift_s, 3), c.clock_drift_s,
-                     f"clock {abs(r.clock_drift_s):.1f} s {way} the station's (alert beyond ±{c.clock_drift_s:g} s); "
-                     + ("it was set at this dock" if r.clock_set else "it could NOT be set at this dock"))
+                     Message(N_("clock {seconds:.1f} s {way} the station's (alert beyond ±{limit:g} s); {set}"),
+                             seconds=abs(r.clock_drift_s), way=_way(r.clock_drift_s), limit=c.clock_drift_s,
+                             set=Message(N_("it was set at this dock")) if r.clock_set
+                             else Message(N_("it could NOT be set at this dock"))))
     return CLEAR
 
 
@@ -111,13 +136,15 @@ def _clock_invalid(r: HealthReading, h: History, c: HealthConfig) -> Verdict:
     if r.clock_drift_s is None:
         return UNKNOWN
     if not clock_trusted(r.clock_drift_s):
-        way = "ahead of" if r.clock_drift_s > 0 else "behind"
         return Raise(round(r.clock_drift_s, 3), CLOCK_TRUST_LIMIT_S,
-                     f"recorder {shown(r.serial)}: clock {abs(r.clock_drift_s) / 86400 / 365.25:.1f} years {way} the "
-                     f"station's (more than {CLOCK_TRUST_LIMIT_S // 86400} days: set wrong, not drifting), so the "
-                     "recording times of the files offloaded at this dock are not trusted and they are not filed "
-                     "automatically: file them by hand (`evidock footage list --unfiled`, `evidock footage file`)"
-                     + ("" if r.clock_set else "; its clock could NOT be set at this dock — set it before it records again"))
+                     Message(N_("recorder {serial}: clock {years:.1f} years {way} the station's (more than {days} days: "
+                                "set wrong, not drifting), so the recording times of the files offloaded at this dock "
+                                "are not trusted and they are not filed automatically: file them by hand "
+                                "(`evidock footage list --unfiled`, `evidock footage file`){unset}"),
+                             serial=shown(r.serial), years=abs(r.clock_drift_s) / 86400 / 365.25,
+                             way=_way(r.clock_drift_s), days=CLOCK_TRUST_LIMIT_S // 86400,
+                             unset="" if r.clock_set else Message(
+                                 N_("; its clock could NOT be set at this dock — set it before it records again"))))
     return CLEAR
 
 
@@ -125,8 +152,9 @@ def _fs_errors(r: HealthReading, h: History, c: HealthConfig) -> Verdict:
     if r.storage is None or r.storage.fs_state is None:
         return UNKNOWN
     if r.storage.fs_state == "errors" and c.fs_errors:
-        return Raise(1, 0, f"the card's filesystem has errors ({r.storage.fs_detail or 'reported by the recorder'}); "
-                     "offload it, then have the card checked or replaced")
+        return Raise(1, 0, Message(N_("the card's filesystem has errors ({detail}); offload it, then have the card "
+                                      "checked or replaced"),
+                                   detail=r.storage.fs_detail or Message(N_("reported by the recorder"))))
     return CLEAR
 
 
@@ -140,15 +168,20 @@ def _capacity_fade(r: HealthReading, h: History, c: HealthConfig) -> Verdict:
     floor = baseline * (1 - c.capacity_fade_percent / 100)
     if r.battery.full_charge_mah < floor:
         return Raise(r.battery.full_charge_mah, round(floor, 1),
-                     f"battery capacity faded: a full charge holds {r.battery.full_charge_mah} mAh, its own median over "
-                     f"{len(earlier)} earlier docks is {baseline:g} mAh (alert below {floor:.0f} mAh): replace the battery")
+                     Message(N_("battery capacity faded: a full charge holds {mah} mAh, its own median over {n} earlier "
+                                "docks is {median:g} mAh (alert below {floor:.0f} mAh): replace the battery"),
+                             mah=r.battery.full_charge_mah, n=len(earlier), median=baseline, floor=floor))
     return CLEAR
 
 
 def _bad_reply(r: HealthReading, h: History, c: HealthConfig) -> Verdict:
     bad = [n for n in r.notes if n.status in ("invalid", "failed")]
     if bad:
-        return Raise(len(bad), 0, "the recorder answered wrongly: " + "; ".join(f"{n.what}: {n.message}" for n in bad))
+        listed: Message | str = ""
+        for n in reversed(bad):
+            one = Message(N_("{what}: {message}"), what=n.what, message=n.as_message())
+            listed = Message(N_("{first}; {rest}"), first=one, rest=listed) if listed else one
+        return Raise(len(bad), 0, Message(N_("the recorder answered wrongly: {notes}"), notes=listed))
     return CLEAR
 
 
@@ -183,7 +216,7 @@ def record(catalog: Catalog, config: HealthConfig, r: HealthReading, session_id:
              b.full_charge_mah if b else None, b.design_mah if b else None,
              s.total_bytes if s else None, s.free_bytes if s else None, s.fs_state if s else None,
              s.fs_detail if s else None, r.clock_drift_s, int(r.clock_set),
-             json.dumps([n.to_json() for n in r.notes], ensure_ascii=False)),
+             json.dumps([n.stored_json() for n in r.notes], ensure_ascii=False)),
         )
         hid = int(cur.lastrowid)
         for kind, rule in RULES:
@@ -194,13 +227,14 @@ def record(catalog: Catalog, config: HealthConfig, r: HealthReading, session_id:
                                     (r.serial, kind)).fetchone()
             if isinstance(verdict, Raise):
                 if open_row:
-                    conn.execute("UPDATE health_alerts SET message=?, value=?, threshold=?, last_health_id=?, last_seen_at=? WHERE id=?",
-                                 (verdict.message, verdict.value, verdict.threshold, hid, now, open_row[0]))
+                    conn.execute("UPDATE health_alerts SET message=?, message_msg=?, value=?, threshold=?, last_health_id=?,"
+                                 " last_seen_at=? WHERE id=?",
+                                 (str(verdict.message), dumps(verdict.message), verdict.value, verdict.threshold, hid, now, open_row[0]))
                 else:
                     conn.execute(
-                        "INSERT INTO health_alerts (device_serial, kind, message, value, threshold, health_id, last_health_id,"
-                        " raised_at, last_seen_at) VALUES (?,?,?,?,?,?,?,?,?)",
-                        (r.serial, kind, verdict.message, verdict.value, verdict.threshold, hid, hid, now, now))
+                        "INSERT INTO health_alerts (device_serial, kind, message, message_msg, value, threshold, health_id,"
+                        " last_health_id, raised_at, last_seen_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                        (r.serial, kind, str(verdict.message), dumps(verdict.message), verdict.value, verdict.threshold, hid, hid, now, now))
             elif open_row:
                 conn.execute("UPDATE health_alerts SET cleared_at=?, cleared_health_id=? WHERE id=?", (now, hid, open_row[0]))
     return hid, open_alerts(catalog, r.serial)
@@ -244,6 +278,37 @@ def open_alerts(catalog: Catalog, serial: str | None = None) -> list[dict[str, A
     return list(catalog.db.query(sql, [serial] if serial else []))
 
 
+def alert_text(alert: dict[str, Any]) -> str:
+    """An open alert's message in the reader's language (English for rows from before issue 12)."""
+    return stored(alert["message"], alert.get("message_msg"))
+
+
+def alert_message(alert: dict[str, Any]) -> Message | str:
+    """An open alert's message, to carry on and show later (``daemon.i18n.text``); the English
+    string for rows from before issue 12."""
+    if alert.get("message_msg"):
+        try:
+            return Message.from_json(json.loads(alert["message_msg"]))
+        except (ValueError, KeyError, TypeError):
+            pass
+    return alert["message"]
+
+
+def note_text(note: dict[str, Any]) -> str:
+    """A stored note's message in the reader's language."""
+    return stored(note.get("message"), note.get("msg"))
+
+
+def json_view(obj: Any) -> Any:
+    """``obj`` as ``--json`` prints it: without the stored messages' ids and params (``message_msg``,
+    a note's ``msg``), which are only for showing them translated; the English stays."""
+    if isinstance(obj, dict):
+        return {k: json_view(v) for k, v in obj.items() if not (k == "msg" or k.endswith("_msg"))}
+    if isinstance(obj, list):
+        return [json_view(v) for v in obj]
+    return obj
+
+
 def devices(catalog: Catalog) -> list[dict[str, Any]]:
     """Each known recorder: its officer, when it was last docked, its last health, open alerts."""
     out = []
@@ -253,7 +318,8 @@ def devices(catalog: Catalog) -> list[dict[str, Any]]:
     ):
         last = history(catalog, d["serial"], limit=1)
         d["last_health"] = last[0] if last else None
-        d["open_alerts"] = [{"kind": a["kind"], "message": a["message"], "raised_at": a["raised_at"]}
+        d["open_alerts"] = [{"kind": a["kind"], "message": a["message"], "message_msg": a["message_msg"],
+                             "raised_at": a["raised_at"]}
                             for a in open_alerts(catalog, d["serial"])]
         out.append(d)
     return out
@@ -263,5 +329,6 @@ def device_report(catalog: Catalog, serial: str | None, limit: int) -> dict[str,
     """``evidock health``: the newest ``limit`` health records per recorder (newest first) and the
     open alerts, of one recorder or of all. A recorder never docked here is ``NotFound``."""
     if serial and not device_exists(catalog, serial):
-        raise NotFound(f"no recorder {serial} has been docked here; `evidock devices` lists the known ones")
+        raise NotFound(N_("no recorder {serial} has been docked here; `evidock devices` lists the known ones"),
+                       serial=serial)
     return {"serial": serial, "history": history(catalog, serial, limit), "open_alerts": open_alerts(catalog, serial)}

@@ -102,3 +102,21 @@ def test_listing_commands_print_one_json_document(evidock) -> None:
 def test_ingest_of_a_missing_source_is_a_clear_error(evidock, tmp_path: Path) -> None:
     r = evidock("ingest", tmp_path / "nope")
     assert r.code == 2 and "not a directory" in r.err and str(tmp_path / "nope") in r.err
+
+
+def test_config_file_errors_in_chinese_and_english_in_str(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[store\n")
+    zh = run_evidock("--lang", "zh", "--config", bad, "config", "check")
+    assert zh.code == 2 and f"配置文件 {bad}：不是有效的 TOML" in zh.err and "not valid TOML" not in zh.err, zh.err
+    en = run_evidock("--lang", "en", "--config", bad, "config", "check")
+    assert en.code == 2 and f"config {bad}: not valid TOML" in en.err
+    from daemon import i18n
+    i18n.set_language("zh")
+    try:
+        with pytest.raises(ConfigError) as e:
+            parse_config({"zfy": {"password_file": str(tmp_path / "none")}}).zfy.secret()
+        assert str(e.value).startswith(f"zfy.password_file {tmp_path / 'none'}: cannot read it")  # English for logs
+        assert "无法读取" in e.value.text()
+    finally:
+        i18n.set_language("en")

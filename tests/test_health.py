@@ -231,3 +231,39 @@ def test_config_password_is_masked_and_can_come_from_a_file(tmp_path: Path, evid
 
 def test_example_config_is_generated_from_the_schema() -> None:
     assert (REPO / "config" / "evidock.toml").read_text() == render_example()
+
+
+def test_alerts_and_notes_are_shown_in_chinese_and_json_stays_english(data_dir: Path, evidock) -> None:
+    from daemon.catalog.devices import register_device
+    from daemon.i18n import N_, Message
+    with Catalog(data_dir) as c:
+        register_device(c, "R1", "by staff")
+        health.record(c, CFG, reading(battery=Battery(12), storage=Storage(1000, 50, "errors"), clock_drift_s=-75.0,
+                                      notes=[health.Note("battery", "invalid",
+                                                         Message(N_("reported by the recorder")))]))
+        row = c.conn.execute("SELECT message, message_msg FROM health_alerts WHERE kind = 'clock_drift'").fetchone()
+        assert row[0].startswith("clock 75.0 s behind the station's") and json.loads(row[1])["id"].startswith("clock {")
+        notes = json.loads(c.conn.execute("SELECT notes FROM health").fetchone()[0])
+        assert notes[0]["message"] == "reported by the recorder" and health.note_text(notes[0]) == notes[0]["message"]
+        bad = c.conn.execute("SELECT message FROM health_alerts WHERE kind = 'bad_reply'").fetchone()[0]
+        assert bad == "the recorder answered wrongly: battery: reported by the recorder"
+    zh = evidock("--lang", "zh", "health")
+    assert zh.code == 0, zh.err
+    assert "接入时电量为 12%" in zh.out and "时钟慢于工作站 75.0 秒" in zh.out and "本次接入时未能校准" in zh.out
+    assert "执法记录仪应答有误：battery：由执法记录仪报告" in zh.out
+    for english in ("battery at", "behind the station", "could NOT", "answered wrongly", "filesystem has errors"):
+        assert english not in zh.out
+    for cmd in (("health", "R1"), ("devices",)):
+        en, zh_json = evidock("--lang", "en", *cmd, "--json"), evidock("--lang", "zh", *cmd, "--json")
+        assert en.out == zh_json.out and "_msg" not in en.out and '"msg"' not in en.out
+    assert "battery at 12 % when docked" in en.out and json.loads(en.out)[0]["open_alerts"]
+    missing = evidock("--lang", "zh", "health", "NOPE-1")
+    assert missing.code == 2 and "本工作站未接入过执法记录仪 NOPE-1" in missing.err and "has been docked" not in missing.err
+
+
+def test_an_old_alert_row_without_its_message_id_is_shown_in_english(data_dir: Path, evidock) -> None:
+    with Catalog(data_dir) as c:
+        health.record(c, CFG, reading(battery=Battery(12)))
+        c.conn.execute("UPDATE health_alerts SET message_msg = NULL")
+    zh = evidock("--lang", "zh", "health")
+    assert zh.code == 0 and "battery at 12 % when docked" in zh.out

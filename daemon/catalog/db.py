@@ -29,6 +29,7 @@ import sqlite_utils
 from daemon.catalog.schema import MIGRATIONS
 from daemon.clock import utcnow
 from daemon.errors import CatalogError, EvidockError
+from daemon.i18n import N_
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,8 @@ class Catalog:
         try:
             Path(data_dir).mkdir(mode=0o750, parents=True, exist_ok=True)
         except OSError as e:
-            raise CatalogError(f"data dir {data_dir}: cannot create it ({e.strerror}); check the path and its permissions") from None
+            raise CatalogError(N_("data dir {path}: cannot create it ({reason}); check the path and its permissions"),
+                               path=str(data_dir), reason=e.strerror) from None
         try:
             # isolation_level=None: we issue BEGIN/COMMIT ourselves (see module docstring).
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
@@ -67,7 +69,8 @@ class Catalog:
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA foreign_keys=ON")
         except sqlite3.Error as e:
-            raise CatalogError(f"catalog {self.path}: cannot open it ({e}); check the data dir's permissions and disk") from None
+            raise CatalogError(N_("catalog {path}: cannot open it ({error}); check the data dir's permissions and disk"),
+                               path=str(self.path), error=str(e)) from None
         self.db = sqlite_utils.Database(conn)
         self.conn = conn
         self.data_dir = Path(data_dir)
@@ -94,7 +97,7 @@ class Catalog:
         try:
             self.conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as e:
-            raise CatalogError(f"catalog {self.path}: cannot start a write ({e})") from None
+            raise CatalogError(N_("catalog {path}: cannot start a write ({error})"), path=str(self.path), error=str(e)) from None
         self._after_commit, self._after_commit_keys = [], set()
         try:
             yield self.conn
@@ -105,8 +108,8 @@ class Catalog:
             self._rollback()
             # SQLite errors (disk full, I/O error, locked) are the catalog's: typed, so that an
             # offload stops cleanly instead of storing objects it can no longer catalogue.
-            raise CatalogError(f"catalog {self.path}: {e}; nothing of this step was recorded — check the disk "
-                               "of the data dir") from e
+            raise CatalogError(N_("catalog {path}: {error}; nothing of this step was recorded — check the disk of the "
+                                  "data dir"), path=str(self.path), error=str(e)) from e
         except BaseException:
             self._rollback()
             raise
@@ -114,7 +117,8 @@ class Catalog:
             self.conn.execute("COMMIT")
         except sqlite3.Error as e:
             self._rollback()
-            raise CatalogError(f"catalog {self.path}: commit failed ({e}); nothing of this step was recorded") from None
+            raise CatalogError(N_("catalog {path}: commit failed ({error}); nothing of this step was recorded"),
+                               path=str(self.path), error=str(e)) from None
         callbacks, self._after_commit, self._after_commit_keys = self._after_commit, [], set()
         for cb in callbacks:
             try:
@@ -171,8 +175,9 @@ class Catalog:
                     fn(self.db)
                     conn.execute("INSERT INTO _migrations VALUES (?, ?)", (name, utcnow()))
         except (sqlite3.Error, CatalogError) as e:
-            raise CatalogError(f"catalog {self.path}: migration {name} failed ({e}); the catalog is left as it was "
-                               "before the upgrade — keep this data dir and report the message") from None
+            raise CatalogError(N_("catalog {path}: migration {name} failed ({error}); the catalog is left as it was "
+                                  "before the upgrade — keep this data dir and report the message"),
+                               path=str(self.path), name=name, error=e if isinstance(e, CatalogError) else str(e)) from None
 
     def _snapshot(self, first_pending: str) -> Path:
         """Copy the catalog (consistently, WAL included) to ``catalog.sqlite.before-<migration>``."""
@@ -194,8 +199,9 @@ class Catalog:
         except (sqlite3.Error, OSError) as e:
             with contextlib.suppress(OSError):
                 tmp.unlink()
-            raise CatalogError(f"catalog {self.path}: cannot save a copy before upgrading it to {first_pending} ({e}); "
-                               "nothing was changed — free space in the data dir and try again") from None
+            raise CatalogError(N_("catalog {path}: cannot save a copy before upgrading it to {migration} ({error}); "
+                                  "nothing was changed — free space in the data dir and try again"),
+                               path=str(self.path), migration=first_pending, error=str(e)) from None
         log.warning("catalog %s: upgrading (%s…); the catalog as it was is kept at %s", self.path, first_pending, dest)
         return dest
 

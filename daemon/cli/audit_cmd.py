@@ -9,6 +9,7 @@ import click
 from daemon.cli import Station, cli, emit_json, pass_station, say
 from daemon.display import Column, local_time, table
 from daemon.evidence.auditlog import check_chain, newest
+from daemon import i18n
 from daemon.i18n import _
 
 
@@ -44,11 +45,11 @@ def audit_verify(st: Station, as_json: bool) -> int:
         emit_json(rep.to_json())
     else:
         for n in rep.notes:
-            say(_("note: {note}").format(note=n))
+            say(_("note: {note}").format(note=i18n.text(n)))
         if rep.ok:
             click.echo(_("audit chain intact: {rows} rows, head {head}").format(rows=rep.rows, head=rep.head))
         else:
-            click.echo(_("audit chain BROKEN: {problem}").format(problem=rep.first_broken["message"]))
+            click.echo(_("audit chain BROKEN: {problem}").format(problem=i18n.text(rep.first_broken.get("message_msg") or rep.first_broken["message"])))
     return rep.exit_code
 
 

@@ -27,7 +27,7 @@ def devices_group(ctx: click.Context, as_json: bool) -> int | None:
     with st.catalog() as catalog:
         rows = health.devices(catalog)
     if as_json:
-        emit_json(rows)
+        emit_json(health.json_view(rows))
         return 0
     tz = st.config.ui.timezone
     cols = [Column(_("recorder"), 20), Column(_("model"), 14), Column(_("officer"), 10), Column(_("name"), 12),
@@ -67,7 +67,7 @@ def health_command(st: Station, serial: str | None, limit: int, as_json: bool) -
         doc = health.device_report(catalog, serial, limit)
     rows, alerts = doc["history"], doc["open_alerts"]
     if as_json:
-        emit_json(doc)
+        emit_json(health.json_view(doc))
         return 0
     tz = st.config.ui.timezone
     cols = [Column(_("time"), 16), Column(_("recorder"), 20), Column(_("session"), align=">"),
@@ -81,6 +81,6 @@ def health_command(st: Station, serial: str | None, limit: int, as_json: bool) -
     click.echo(ngettext("{n} open alert", "{n} open alerts", len(alerts)).format(n=len(alerts)))
     for a in alerts:
         click.echo(_("ALERT {serial} {kind}: {message} (since {since})").format(
-            serial=shown(a["device_serial"]), kind=label(ALERT_KINDS, a["kind"]), message=shown(a["message"]),
+            serial=shown(a["device_serial"]), kind=label(ALERT_KINDS, a["kind"]), message=shown(health.alert_text(a)),
             since=local_time(a["raised_at"], tz)))
     return 0

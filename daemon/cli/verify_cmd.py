@@ -10,6 +10,7 @@ import click
 from daemon.cli import Station, cli, emit_json, pass_station, say
 from daemon.display import shown
 from daemon.evidence.verify import verify_store
+from daemon import i18n
 from daemon.i18n import _
 
 
@@ -49,14 +50,14 @@ def verify_command(st: Station, max_duration: float | None, restart: bool, as_js
         emit_json(rep.to_json())
     else:
         for d in rep.damaged:
-            say(_("damaged: {sha256}: {reason}").format(sha256=d["sha256"], reason=d["reason"]))
+            say(_("damaged: {sha256}: {reason}").format(sha256=d["sha256"], reason=i18n.text(d.get("reason_msg") or d["reason"])))
         for m in rep.missing:
             say(_("missing: {object}").format(object=m))
         for m in rep.mismatches:
-            say(_("mismatch: {problem}").format(problem=m["problem"]))
+            say(_("mismatch: {problem}").format(problem=i18n.text(m.get("problem_msg") or m["problem"])))
         for s in rep.strays:
             say(_("stray: {path}: {why}; not evidence — move it out of objects/ after a look").format(
-                path=shown(s["path"]), why=s["why"]))
+                path=shown(s["path"]), why=i18n.text(s.get("why_msg") or s["why"])))
         for u in rep.unreferenced:
             if u in rep.pending_removal:
                 why = _("deleted by retention at audit row {row}; the next `evidock retention apply` removes the file").format(

@@ -37,6 +37,7 @@ from typing import Any
 from daemon.catalog.db import Catalog
 from daemon.clock import utcnow
 from daemon.errors import AnchorError
+from daemon.i18n import N_, Message
 
 GENESIS = "0" * 64
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
@@ -101,21 +102,24 @@ def write_anchor(catalog: Catalog) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise AnchorError(
-            f"the audit anchor {path} could not be updated ({e.strerror}); it still records an older head, "
-            "which `evidock audit verify` reports as a lag, and the next commit rewrites it — free space in the data dir"
-        ) from None
+            N_("the audit anchor {path} could not be updated ({reason}); it still records an older head, which "
+               "`evidock audit verify` reports as a lag, and the next commit rewrites it — free space in the data dir"),
+            path=str(path), reason=e.strerror) from None
 
 
 @dataclass
 class AuditReport:
     rows: int = 0
     ok: bool = True
+    # {"id", "kind", "message": English, "message_msg": the Message, for people}
     first_broken: dict[str, Any] | None = None
-    notes: list[str] = field(default_factory=list)
+    notes: list[Message] = field(default_factory=list)  # str() English, text() for people
     head: str = GENESIS
 
     def to_json(self) -> dict[str, Any]:
-        return {"rows": self.rows, "ok": self.ok, "first_broken": self.first_broken, "notes": self.notes, "head": self.head}
+        broken = None if self.first_broken is None else {k: v for k, v in self.first_broken.items() if k != "message_msg"}
+        return {"rows": self.rows, "ok": self.ok, "first_broken": broken, "notes": [str(n) for n in self.notes],
+                "head": self.head}
 
 
 def verify(catalog: Catalog) -> AuditReport:
@@ -129,25 +133,31 @@ def verify(catalog: Catalog) -> AuditReport:
     for i, (rid, at, actor, event, subject, details, prev_hash, h) in enumerate(rows):
         rep.rows = i + 1
         if row_hash(prev_hash, at, actor, event, subject, details) != h:
-            return _broken(rep, rid, "edited", f"audit row {rid} ({event} {subject}) was edited: its content no longer matches its hash")
+            return _broken(rep, rid, "edited", Message(
+                N_("audit row {row} ({event} {subject}) was edited: its content no longer matches its hash"),
+                row=rid, event=event, subject=subject))
         if prev_hash != prev:
             if prev_hash in all_hashes and all_hashes[prev_hash] > rid:
                 return _broken(
                     rep, rid, "reordered",
-                    f"audit row {rid} ({event} {subject}) is out of order: it was written after row {all_hashes[prev_hash]}, which now stands after it",
+                    Message(N_("audit row {row} ({event} {subject}) is out of order: it was written after row "
+                               "{after}, which now stands after it"),
+                            row=rid, event=event, subject=subject, after=all_hashes[prev_hash]),
                 )
             before = rows[i - 1][0] if i else None
-            where = f"between row {before} and row {rid}" if before is not None else f"before row {rid}"
-            return _broken(rep, rid, "deleted", f"audit row(s) {where} were deleted: row {rid} does not follow the row before it")
+            where = (Message(N_("between row {before} and row {row}"), before=before, row=rid) if before is not None
+                     else Message(N_("before row {row}"), row=rid))
+            return _broken(rep, rid, "deleted", Message(
+                N_("audit row(s) {where} were deleted: row {row} does not follow the row before it"), where=where, row=rid))
         prev = h
     rep.head = prev
     _check_anchor(catalog, rep, rows)
     return rep
 
 
-def _broken(rep: AuditReport, rid: int, kind: str, message: str) -> AuditReport:
+def _broken(rep: AuditReport, rid: int, kind: str, message: Message) -> AuditReport:
     rep.ok = False
-    rep.first_broken = {"id": rid, "kind": kind, "message": message}
+    rep.first_broken = {"id": rid, "kind": kind, "message": str(message), "message_msg": message}
     return rep
 
 
@@ -161,27 +171,33 @@ def _check_anchor(catalog: Catalog, rep: AuditReport, rows: list[sqlite3.Row]) -
             # The anchor is written after the very first commit, so a chain with rows and no
             # anchor means someone removed it — the one thing that hides a cut-off tail.
             _broken(rep, rows[-1][0], "anchor",
-                    f"the anchor file {path} is missing although the chain has {len(rows)} rows (it is written at every "
-                    f"commit): rows may have been cut off after row {rows[-1][0]}. Compare the head {rows[-1][7]} with "
-                    "the last printed report or an off-station copy before trusting this log")
+                    Message(N_("the anchor file {path} is missing although the chain has {rows} rows (it is written at "
+                               "every commit): rows may have been cut off after row {row}. Compare the head {head} with "
+                               "the last printed report or an off-station copy before trusting this log"),
+                            path=str(path), rows=len(rows), row=rows[-1][0], head=rows[-1][7]))
         return
     except (OSError, ValueError, UnicodeDecodeError):
         if rows:
             _broken(rep, rows[-1][0], "anchor",
-                    f"the anchor file {path} is unreadable or not an anchor (\"<rows> <hash>\"): rows may have been "
-                    f"cut off after row {rows[-1][0]}. Compare the head {rows[-1][7]} with the last printed report or "
-                    "an off-station copy before trusting this log")
+                    Message(N_("the anchor file {path} is unreadable or not an anchor (\"<rows> <hash>\"): rows may have "
+                               "been cut off after row {row}. Compare the head {head} with the last printed report or "
+                               "an off-station copy before trusting this log"),
+                            path=str(path), row=rows[-1][0], head=rows[-1][7]))
         return
     if count < 0 or not _HEX64.match(head):
-        _broken(rep, rows[-1][0] if rows else 0, "anchor", f"the anchor file {path} is not an anchor (\"<rows> <hash>\"): "
-                "rows may have been cut off the end; compare the head with the last printed report")
+        _broken(rep, rows[-1][0] if rows else 0, "anchor", Message(
+                N_("the anchor file {path} is not an anchor (\"<rows> <hash>\"): rows may have been cut off the end; "
+                   "compare the head with the last printed report"), path=str(path)))
         return
     if count > len(rows):
         last = rows[-1][0] if rows else 0
         _broken(rep, last + 1, "truncated",
-                f"the last {count - len(rows)} audit row(s) after row {last} were deleted (the anchor {path} recorded {count} rows)")
+                Message(N_("the last {n} audit row(s) after row {row} were deleted (the anchor {path} recorded "
+                           "{count} rows)"), n=count - len(rows), row=last, path=str(path), count=count))
     elif count and rows[count - 1][7] != head:
         _broken(rep, rows[count - 1][0], "edited",
-                f"audit row {rows[count - 1][0]} differs from the one the anchor {path} recorded: the chain was rewritten")
+                Message(N_("audit row {row} differs from the one the anchor {path} recorded: the chain was rewritten"),
+                        row=rows[count - 1][0], path=str(path)))
     elif count < len(rows):
-        rep.notes.append(f"anchor {path} lags by {len(rows) - count} row(s) (a crash or a concurrent write); not a break")
+        rep.notes.append(Message(N_("anchor {path} lags by {n} row(s) (a crash or a concurrent write); not a break"),
+                                 path=str(path), n=len(rows) - count))

@@ -44,6 +44,7 @@ from typing import Any
 from daemon.catalog.db import Catalog
 from daemon.crashpoints import crashpoint
 from daemon.errors import NotFound, PartialBusy, StoreError
+from daemon.i18n import N_, Message
 from daemon.evidence import audit
 from daemon.evidence.store import fsync_dir, still_names
 
@@ -157,24 +158,25 @@ class Staging:
             os.close(fd)
         os.replace(tmp, path)
 
-    def _lock(self, key: str, busy: Callable[[str], str]) -> int:
+    def _lock(self, key: str, busy: Callable[[Message], Message]) -> int:
         """Take ownership of partial ``key`` (its lock fd) or raise ``PartialBusy(busy(who))`` at once."""
         path = self.dir / f"{key}.lock"
         while True:
             try:
                 fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o640)
             except OSError as e:
-                raise StoreError(f"staging {self.dir}: cannot create the lock of partial {key} ({e.strerror}); "
-                                 "check the data dir's disk and permissions") from None
+                raise StoreError(N_("staging {dir}: cannot create the lock of partial {key} ({reason}); check the data "
+                                    "dir's disk and permissions"), dir=str(self.dir), key=key, reason=e.strerror) from None
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
                 os.close(fd)
                 if holder == str(os.getpid()):
-                    who = f"another offload in this evidock process (pid {holder})"
+                    who = Message(N_("another offload in this evidock process (pid {pid})"), pid=holder)
                 else:
-                    who = f"another evidock run (pid {holder})" if holder.isdigit() else "another evidock run"
+                    who = (Message(N_("another evidock run (pid {pid})"), pid=holder) if holder.isdigit()
+                           else Message(N_("another evidock run")))
                 raise PartialBusy(busy(who)) from None
             except BaseException:
                 os.close(fd)
@@ -210,9 +212,10 @@ class Staging:
         key = transfer_key(source_id, relpath, size, mtime_ns)
         part = self.dir / f"{key}.part"
         # Before anything is read or created: the journal and the .part are the owner's alone.
-        lock = self._lock(key, lambda who: (
-            f"{relpath.decode('utf-8', 'backslashreplace')} is being offloaded right now by {who}; this run skipped "
-            "it and that run stores it — the file stays on the recorder until then; if that run has ended, offload again"))
+        lock = self._lock(key, lambda who: Message(
+            N_("{path} is being offloaded right now by {who}; this run skipped it and that run stores it — the file "
+               "stays on the recorder until then; if that run has ended, offload again"),
+            path=relpath.decode("utf-8", "backslashreplace"), who=who))
         fd = -1
         try:
             j = self.read_journal(key)
@@ -297,8 +300,9 @@ class Staging:
             raise KeyError(key)
         entry.pop("busy_pid")  # refused below if owned; not a fact about the discarded partial
         part = self.dir / f"{key}.part"
-        lock = self._lock(key, lambda who: f"partial {key} ({entry['path'] or 'unknown file'}) is being offloaded right now "
-                                           f"by {who}; not discarded — wait for that run to end")
+        lock = self._lock(key, lambda who: Message(
+            N_("partial {key} ({path}) is being offloaded right now by {who}; not discarded — wait for that run to end"),
+            key=key, path=entry["path"] or Message(N_("unknown file")), who=who))
         try:
             part.unlink(missing_ok=True)
             self.journal_path(key).unlink(missing_ok=True)
@@ -318,6 +322,6 @@ def discard_partial(catalog: Catalog, staging: Staging, key: str, reason: str) -
         try:
             entry = staging.discard(key)
         except KeyError:
-            raise NotFound(f"no partial transfer with key {key}; see `evidock staging list`") from None
+            raise NotFound(N_("no partial transfer with key {key}; see `evidock staging list`"), key=key) from None
         audit.append(catalog, "staging.discard", f"partial:{key}", {**entry, "reason": reason})
     return entry

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from daemon.errors import StoreError, StoreFullError
+from daemon.i18n import N_, Message
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ class ObjectStore(Protocol):
         """A read-only file descriptor of the object for re-hashing it in place (the caller closes
         it); a remote backend opens its local cached copy, as ``open_local`` does."""
 
-    def iter_objects(self, on_stray: Callable[[Path, str], None] | None = None) -> Iterator[str]: ...
+    def iter_objects(self, on_stray: Callable[[Path, Message], None] | None = None) -> Iterator[str]: ...
 
     def describe(self, sha256: str) -> str:
         """Where the object is, for messages."""
@@ -137,7 +138,8 @@ class LocalObjectStore:
             for d in (self.data_dir, self.root, self.staging_dir):
                 d.mkdir(mode=0o750, parents=True, exist_ok=True)
         except OSError as e:
-            raise StoreError(f"data dir {self.data_dir}: cannot create it ({e.strerror}); check the path and its permissions") from None
+            raise StoreError(N_("data dir {path}: cannot create it ({reason}); check the path and its permissions"),
+                             path=str(self.data_dir), reason=e.strerror) from None
         # Real path: the per-thread re-entrancy below is keyed by it, and two spellings of one
         # data dir must not look like two locks (the thread would wait for itself). Created on
         # first use, so that read-only commands on an older data dir need no write access.
@@ -145,7 +147,8 @@ class LocalObjectStore:
         self._durable: set[Path] = set()
         st_root, st_stage = os.stat(self.root), os.stat(self.staging_dir)
         if st_root.st_dev != st_stage.st_dev:
-            raise StoreError(f"{self.staging_dir} and {self.root} are on different filesystems; the final rename would not be atomic")
+            raise StoreError(N_("{staging} and {root} are on different filesystems; the final rename would not be atomic"),
+                             staging=str(self.staging_dir), root=str(self.root))
 
     @property
     def location(self) -> str:
@@ -162,7 +165,8 @@ class LocalObjectStore:
     def open_local(self, sha256: str) -> Iterator[Path]:
         path = self.path_of(sha256)
         if not path.is_file():
-            raise StoreError(f"store {self.root}: object {sha256} is not there; run `evidock verify`")
+            raise StoreError(N_("store {root}: object {sha256} is not there; run `evidock verify`"), root=str(self.root),
+                             sha256=sha256)
         yield path
 
     def path_of(self, sha256: str) -> Path:
@@ -187,7 +191,7 @@ class LocalObjectStore:
     def open_fd(self, sha256: str) -> int:
         return os.open(self.path_of(sha256), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
 
-    def iter_objects(self, on_stray: Callable[[Path, str], None] | None = None) -> Iterator[str]:
+    def iter_objects(self, on_stray: Callable[[Path, Message], None] | None = None) -> Iterator[str]:
         """Every object file present, in hash order; anything else under ``objects/`` goes to ``on_stray``.
 
         Only ``objects/ab/cd/abcd…`` regular files are objects. A stray entry (a file where a
@@ -196,7 +200,7 @@ class LocalObjectStore:
         walk goes on, so one junk file cannot stop a nightly scrub. Without ``on_stray`` strays
         are logged as warnings.
         """
-        def stray(path: Path, why: str) -> None:
+        def stray(path: Path, why: Message) -> None:
             if on_stray is None:
                 log.warning("stray entry in the object store: %s (%s)", path, why)
             else:
@@ -207,22 +211,22 @@ class LocalObjectStore:
                 with os.scandir(d) as it:
                     return sorted(it, key=lambda e: e.name)
             except OSError as e:
-                stray(d, f"cannot be listed ({e.strerror})")
+                stray(d, Message(N_("cannot be listed ({reason})"), reason=e.strerror))
                 return []
 
         for a in entries(self.root):
             if not (_HEX2.match(a.name) and a.is_dir(follow_symlinks=False)):
-                stray(Path(a.path), "not a fan-out directory (objects/ab/cd/<sha256>)")
+                stray(Path(a.path), Message(N_("not a fan-out directory (objects/ab/cd/<sha256>)")))
                 continue
             for b in entries(Path(a.path)):
                 if not (_HEX2.match(b.name) and b.is_dir(follow_symlinks=False)):
-                    stray(Path(b.path), "not a fan-out directory (objects/ab/cd/<sha256>)")
+                    stray(Path(b.path), Message(N_("not a fan-out directory (objects/ab/cd/<sha256>)")))
                     continue
                 for obj in entries(Path(b.path)):
                     if not (_HEX64.match(obj.name) and obj.name.startswith(a.name + b.name)):
-                        stray(Path(obj.path), "not named after its own SHA-256 in this directory")
+                        stray(Path(obj.path), Message(N_("not named after its own SHA-256 in this directory")))
                     elif not obj.is_file(follow_symlinks=False):
-                        stray(Path(obj.path), "not a regular file")
+                        stray(Path(obj.path), Message(N_("not a regular file")))
                     else:
                         yield obj.name
 
@@ -262,8 +266,9 @@ class LocalObjectStore:
                     self.locks_dir.mkdir(mode=0o750, exist_ok=True)
                     continue
             except OSError as e:
-                raise StoreError(f"store {self.root}: cannot open the object lock {path} ({e.strerror}); "
-                                 f"check the permissions of {self.locks_dir}") from None
+                raise StoreError(N_("store {root}: cannot open the object lock {path} ({reason}); check the permissions "
+                                    "of {locks}"), root=str(self.root), path=str(path), reason=e.strerror,
+                                 locks=str(self.locks_dir)) from None
             try:
                 # Blocking: every holder does bounded work (a hash, one catalog commit) and a
                 # dead holder's lock is released by the kernel.
@@ -321,8 +326,9 @@ class LocalObjectStore:
                 self._durable.add(d)
         except OSError as e:
             if e.errno in (errno.ENOSPC, errno.EDQUOT):
-                raise StoreFullError(str(self.root), 4096, free_bytes(self.root), f"the directory entry of {sha256}") from None
-            raise StoreError(f"store {self.root}: cannot move {staged.name} into place as {sha256} ({e.strerror})") from None
+                raise StoreFullError(str(self.root), 4096, free_bytes(self.root), Message(N_("the directory entry of {sha256}"), sha256=sha256)) from None
+            raise StoreError(N_("store {root}: cannot move {name} into place as {sha256} ({reason})"), root=str(self.root),
+                             name=staged.name, sha256=sha256, reason=e.strerror) from None
         return outcome
 
     def _intact(self, path: Path, sha256: str, size: int) -> bool:
@@ -353,7 +359,8 @@ class LocalObjectStore:
         except FileNotFoundError:
             return False
         if not stat.S_ISREG(st.st_mode):
-            raise StoreError(f"store {self.root}: {path} is not a regular file; not deleted — inspect it by hand")
+            raise StoreError(N_("store {root}: {path} is not a regular file; not deleted — inspect it by hand"),
+                             root=str(self.root), path=str(path))
         parent = path.parent
         try:
             try:
@@ -369,7 +376,8 @@ class LocalObjectStore:
                     os.chmod(parent, mode)
             fsync_dir(parent)
         except OSError as e:
-            raise StoreError(f"store {self.root}: cannot delete object {sha256} ({e.strerror}); it is kept") from None
+            raise StoreError(N_("store {root}: cannot delete object {sha256} ({reason}); it is kept"), root=str(self.root),
+                             sha256=sha256, reason=e.strerror) from None
         return True
 
     def _make_dirs(self, d: Path) -> list[Path]:

@@ -44,6 +44,7 @@ from daemon.catalog.db import Catalog
 from daemon.errors import EXIT_ERROR, EXIT_OK, EXIT_WARNING
 from daemon.evidence.store import LocalObjectStore
 from daemon.evidence.transfer import hash_fd
+from daemon.i18n import N_, Message
 
 CHECKPOINT_KEY = "verify.position"
 
@@ -81,8 +82,8 @@ class VerifyReport:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "checked": self.checked, "damaged": self.damaged, "missing": self.missing,
-            "unreferenced": self.unreferenced, "mismatches": self.mismatches, "strays": self.strays,
+            "checked": self.checked, "damaged": _english(self.damaged), "missing": self.missing,
+            "unreferenced": self.unreferenced, "mismatches": _english(self.mismatches), "strays": _english(self.strays),
             "pending_removal": self.pending_removal, "complete": self.complete,
             "resumed_after": self.resumed_after, "next_after": self.next_after, "summary": self.summary(),
         }
@@ -112,17 +113,19 @@ def verify_store(catalog: Catalog, store: LocalObjectStore, max_duration: float 
         if problem == "missing":
             rep.missing.append(sha)
         elif problem:
-            rep.damaged.append({"sha256": sha, "reason": problem})
+            rep.damaged.append({"sha256": sha, "reason": str(problem), "reason_msg": problem})
     rep.complete = True
     catalog.set_meta(CHECKPOINT_KEY, None)
     known = {r[0] for r in catalog.conn.execute("SELECT sha256 FROM objects")}
-    for sha in store.iter_objects(on_stray=lambda p, why: rep.strays.append({"path": str(p), "why": why})):
+    for sha in store.iter_objects(
+            on_stray=lambda p, why: rep.strays.append({"path": str(p), "why": str(why), "why_msg": why})):
         if sha in known:
             continue
         problem = _check_object(store, sha, None)
         if problem and problem != "missing":
-            rep.damaged.append({"sha256": sha, "reason": f"not in the catalog, and {problem}: a foreign file under "
-                                                          "an evidence name — keep it aside for inspection"})
+            reason = Message(N_("not in the catalog, and {problem}: a foreign file under an evidence name — keep "
+                                "it aside for inspection"), problem=problem)
+            rep.damaged.append({"sha256": sha, "reason": str(reason), "reason_msg": reason})
             continue
         rep.unreferenced.append(sha)
         if sha in deleted:
@@ -130,32 +133,37 @@ def verify_store(catalog: Catalog, store: LocalObjectStore, max_duration: float 
     return rep
 
 
-def _check_object(store: LocalObjectStore, sha: str, size: int | None) -> str | None:
+def _english(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Findings as ``--json`` prints them: the English only (``*_msg``, the messages, are for people)."""
+    return [{k: v for k, v in e.items() if not k.endswith("_msg")} for e in entries]
+
+
+def _check_object(store: LocalObjectStore, sha: str, size: int | None) -> Message | str | None:
     """None if the object is whole and read-only; "missing"; else what is wrong, in words."""
     try:
         fd = store.open_fd(sha)
     except FileNotFoundError:
         return "missing"
     except OSError as e:
-        return f"cannot be opened ({e.strerror})"
+        return Message(N_("cannot be opened ({reason})"), reason=e.strerror)
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            return "is not a regular file"
+            return Message(N_("is not a regular file"))
         got, got_size = hash_fd(fd)
     except OSError as e:
-        return f"read error ({e.strerror})"
+        return Message(N_("read error ({reason})"), reason=e.strerror)
     finally:
         os.close(fd)
     if got != sha:
-        return f"content hashes to {got}"
+        return Message(N_("content hashes to {sha256}"), sha256=got)
     if size is not None and got_size != size:
-        return f"size {got_size}, catalog says {size}"
+        return Message(N_("size {size}, catalog says {expected}"), size=got_size, expected=size)
     mode = stat.S_IMODE(st.st_mode)
     if mode & 0o222:
         # Right bytes today, but anyone with that write bit can change evidence tomorrow.
-        return (f"is writable (mode {mode:04o}); evidence must be read-only (0444): find out who changed it, "
-                "then `chmod 0444` it")
+        return Message(N_("is writable (mode {mode:04o}); evidence must be read-only (0444): find out who changed "
+                          "it, then `chmod 0444` it"), mode=mode)
     return None
 
 
@@ -196,8 +204,9 @@ def cross_check(catalog: Catalog, store: LocalObjectStore, rep: VerifyReport) ->
         if own:
             conn.execute("ROLLBACK")
 
-    def bad(message: str, sha256: str | None = None, footage_id: int | None = None, row: int | None = None) -> None:
-        rep.mismatches.append({"footage": footage_id, "sha256": sha256, "audit_row": row, "problem": message})
+    def bad(message: Message, sha256: str | None = None, footage_id: int | None = None, row: int | None = None) -> None:
+        rep.mismatches.append({"footage": footage_id, "sha256": sha256, "audit_row": row, "problem": str(message),
+                               "problem_msg": message})
 
     live: dict[str, dict[str, Any]] = {}  # sha256 -> its object.ingest details (+ "_row")
     deleted: dict[str, int] = {}
@@ -209,8 +218,9 @@ def cross_check(catalog: Catalog, store: LocalObjectStore, rep: VerifyReport) ->
             d = json.loads(details)
             _replay(event, subject, d, rid, live, deleted, seen, filed, held)
         except (ValueError, KeyError, TypeError, AttributeError):
-            bad(f"audit row {rid} ({event} {subject}) does not have the details its event needs; it cannot be "
-                "held against the catalog — `evidock audit verify` tells whether it was edited", row=rid)
+            bad(Message(N_("audit row {row} ({event} {subject}) does not have the details its event needs; it cannot "
+                           "be held against the catalog — `evidock audit verify` tells whether it was edited"),
+                        row=rid, event=event, subject=subject), row=rid)
 
     # footage rows: each one the row its object.ingest entry created, field by field
     by_sha = {r[1]: r for r in footage.values()}
@@ -218,15 +228,18 @@ def cross_check(catalog: Catalog, store: LocalObjectStore, rep: VerifyReport) ->
     for sha, e in live.items():
         rid, fid = e["_row"], e.get("footage")
         row = footage.get(fid) if fid is not None else by_sha.get(sha)
-        label = f"footage {fid}" if fid is not None else f"the footage row of {sha}"
+        label = (Message(N_("footage {id}"), id=fid) if fid is not None
+                 else Message(N_("the footage row of {sha256}"), sha256=sha))
         if row is None:
-            bad(f"{label} ({sha}) is not in the catalog, but audit row {rid} recorded its ingest and no object.delete "
-                "its deletion: the row was deleted by hand — restore the catalog from a backup", sha, fid, rid)
+            bad(Message(N_("{what} ({sha256}) is not in the catalog, but audit row {row} recorded its ingest and no "
+                           "object.delete its deletion: the row was deleted by hand — restore the catalog from a backup"),
+                        what=label, sha256=sha, row=rid), sha, fid, rid)
             continue
         accounted.add(row[0])
         if row[1] != sha:
-            bad(f"footage {row[0]}: its sha256 is {row[1]}, but audit row {rid} (object.ingest) recorded {sha} for it: "
-                "the row was re-pointed at other content", sha, row[0], rid)
+            bad(Message(N_("footage {id}: its sha256 is {sha256}, but audit row {row} (object.ingest) recorded "
+                           "{recorded} for it: the row was re-pointed at other content"),
+                        id=row[0], sha256=row[1], row=rid, recorded=sha), sha, row[0], rid)
             continue
         cols = dict(zip(("id", "sha256", "size", "officer_badge", "device_serial", "session_id", "source_path",
                          "important", "recorded_at", "case_no"), row))
@@ -235,26 +248,31 @@ def cross_check(catalog: Catalog, store: LocalObjectStore, rep: VerifyReport) ->
                 continue  # an entry of the old form (before issue 9) that did not state this
             want = int(e[key]) if col == "important" else e[key]
             if cols[col] != want:
-                bad(f"footage {row[0]} ({sha}): {col} is {cols[col]!r}, but audit row {rid} (object.ingest) recorded "
-                    f"{want!r} and no audited change followed", sha, row[0], rid)
+                bad(Message(N_("footage {id} ({sha256}): {column} is {value!r}, but audit row {row} (object.ingest) "
+                               "recorded {recorded!r} and no audited change followed"),
+                            id=row[0], sha256=sha, column=col, value=cols[col], row=rid, recorded=want), sha, row[0], rid)
     for fid, row in footage.items():
         if fid not in accounted:
-            bad(f"footage {fid} ({row[1]}) has no object.ingest entry in the audit log: it was not stored by evidock "
-                "(added or re-pointed by hand, or the end of the log was cut off)", row[1], fid)
+            bad(Message(N_("footage {id} ({sha256}) has no object.ingest entry in the audit log: it was not stored by "
+                           "evidock (added or re-pointed by hand, or the end of the log was cut off)"),
+                        id=fid, sha256=row[1]), row[1], fid)
 
     # objects rows, and for each ingested object: in the catalog and the store, or audited deletion
     for sha, e in live.items():
         if sha not in objects:
-            where = "but its file is still in the store" if store.exists(sha) else "nor in the store"
-            bad(f"object {sha} is not in the catalog's objects table {where}; audit row {e['_row']} recorded its ingest and no object.delete its deletion: evidence was "
-                "removed outside retention — restore it from a backup", sha, e.get("footage"), e["_row"])
+            where = (Message(N_("but its file is still in the store")) if store.exists(sha)
+                     else Message(N_("nor in the store")))
+            bad(Message(N_("object {sha256} is not in the catalog's objects table {where}; audit row {row} recorded its "
+                           "ingest and no object.delete its deletion: evidence was removed outside retention — "
+                           "restore it from a backup"), sha256=sha, where=where, row=e["_row"]),
+                sha, e.get("footage"), e["_row"])
         elif objects[sha] != e.get("size", objects[sha]):
-            bad(f"object {sha}: catalog size {objects[sha]}, audit row {e['_row']} recorded {e['size']}", sha,
-                e.get("footage"), e["_row"])
+            bad(Message(N_("object {sha256}: catalog size {size}, audit row {row} recorded {recorded}"),
+                        sha256=sha, size=objects[sha], row=e["_row"], recorded=e["size"]), sha, e.get("footage"), e["_row"])
     for sha in objects:
         if sha not in live:
-            bad(f"object {sha} is in the catalog but no object.ingest entry records it (or an object.delete removed it)",
-                sha)
+            bad(Message(N_("object {sha256} is in the catalog but no object.ingest entry records it (or an "
+                           "object.delete removed it)"), sha256=sha), sha)
 
     # sightings: one per object.ingest / object.sighting entry
     for sid, sha, *rest in sightings:
@@ -262,11 +280,12 @@ def cross_check(catalog: Catalog, store: LocalObjectStore, rep: VerifyReport) ->
         if seen.get(key):
             seen[key].pop(0)
         else:
-            bad(f"sighting {sid} of {sha} (session {rest[0]}, {rest[3]!r}) has no audit entry that records it", sha)
+            bad(Message(N_("sighting {id} of {sha256} (session {session}, {path!r}) has no audit entry that records it"),
+                        id=sid, sha256=sha, session=rest[0], path=rest[3]), sha)
     for key, rids in seen.items():
         for rid in rids:
-            bad(f"audit row {rid} records a sighting of {key[0]} in session {key[1]} ({key[4]!r}) that is not in the "
-                "catalog", key[0], row=rid)
+            bad(Message(N_("audit row {row} records a sighting of {sha256} in session {session} ({path!r}) that is not "
+                           "in the catalog"), row=rid, sha256=key[0], session=key[1], path=key[4]), key[0], row=rid)
 
     # filings and holds of the footage rows that exist (a missing row is reported above)
     actual: dict[int, set[str]] = defaultdict(set)
@@ -276,18 +295,26 @@ def cross_check(catalog: Catalog, store: LocalObjectStore, rep: VerifyReport) ->
         want, got = filed.get(fid, set()), actual.get(fid, set())
         sha = footage[fid][1] if fid in footage else None
         if want != got:
-            bad(f"footage {fid} ({sha}): filed to {sorted(got) or 'no case'} in the catalog, but the audit log's "
-                f"footage.file/unfile entries leave it filed to {sorted(want) or 'no case'}", sha, fid)
+            bad(Message(N_("footage {id} ({sha256}): filed to {got} in the catalog, but the audit log's "
+                           "footage.file/unfile entries leave it filed to {want}"),
+                        id=fid, sha256=sha, got=_cases(got), want=_cases(want)), sha, fid)
     for fid, row in footage.items():
         want_cases = filed.get(fid, set())
         want_no = next(iter(want_cases)) if len(want_cases) == 1 else None
         if row[9] != want_no and fid in accounted:
-            bad(f"footage {fid} ({row[1]}): case_no is {row[9]!r}, its audited filings say {want_no!r}", row[1], fid)
+            bad(Message(N_("footage {id} ({sha256}): case_no is {value!r}, its audited filings say {recorded!r}"),
+                        id=fid, sha256=row[1], value=row[9], recorded=want_no), row[1], fid)
     for fid in sorted(set(holds) ^ held):
         sha = footage[fid][1] if fid in footage else None
-        state = "on legal hold in the catalog but" if fid in holds else "not on legal hold in the catalog but"
-        bad(f"footage {fid} ({sha}) is {state} the audit log's footage.hold/release entries say otherwise", sha, fid)
+        state = (Message(N_("on legal hold in the catalog but")) if fid in holds
+                 else Message(N_("not on legal hold in the catalog but")))
+        bad(Message(N_("footage {id} ({sha256}) is {state} the audit log's footage.hold/release entries say otherwise"),
+                    id=fid, sha256=sha, state=state), sha, fid)
     return deleted
+
+
+def _cases(cases: set[str]) -> Message | str:
+    return str(sorted(cases)) if cases else Message(N_("no case"))
 
 
 def _replay(event: str, subject: str, d: dict[str, Any], rid: int, live: dict[str, dict[str, Any]],
