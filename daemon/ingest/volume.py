@@ -133,7 +133,7 @@ def _walk(dfd: int, prefix: bytes, root_dev: int, depth: int, important: re.Patt
             entries.append(Entry(rel, st.st_size, st.st_mtime_ns, st.st_dev, st.st_ino, imp))
         else:
             known = _KIND.get(stat.S_IFMT(mode))
-            kind = Message(known) if known else Message(N_("a special file (mode {mode})"), mode=f"{mode:o}")
+            kind = Message(known) if known else Message(N_("a special file (mode {mode})"), mode=format(mode, "o"))
             problems.append(Problem(rel, Message(N_("{kind}, not a regular file: not opened"), kind=kind)))
 
 
