@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 from typing import Any, Protocol
 
+from daemon import i18n
 from daemon.catalog import devices
 from daemon.catalog.db import Catalog
 from daemon.clock import utcnow
@@ -68,8 +69,9 @@ def end_session(catalog: Catalog, result: SessionOutcome) -> None:
             (now, result.status, c["stored"], c["duplicates"], c["bytes_stored"], c["problems"], result.message, result.session_id),
         )
         conn.executemany(
-            "INSERT INTO problems (session_id, path, path_raw, reason, severity, at) VALUES (?,?,?,?,?,?)",
-            [(result.session_id, p.display, p.rel, p.reason, p.severity, now) for p in result.problems],
+            "INSERT INTO problems (session_id, path, path_raw, reason, reason_msg, severity, at) VALUES (?,?,?,?,?,?,?)",
+            [(result.session_id, p.display, p.rel, str(p.reason), i18n.dumps(p.reason), p.severity, now)
+             for p in result.problems],
         )
         audit.append(catalog, "session.end", f"session:{result.session_id}",
                      {"status": result.status, "message": result.message, **c})

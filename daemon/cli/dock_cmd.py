@@ -15,6 +15,7 @@ from daemon.dock.jobs import DockJob
 from daemon.dock.station import Station as DockStation
 from daemon.dock.station import read_status
 from daemon.display import Column, local_time, pad, shown, size, table
+from daemon import i18n
 from daemon.i18n import _, ngettext
 
 
@@ -50,7 +51,9 @@ def status_command(st: Station, as_json: bool) -> int:
     status = read_status(st.data_dir)
     doc, alive = status.doc, status.running
     if as_json:
-        emit_json(doc)
+        # "detail_msg" is the translatable twin of "detail", for the text below: not part of the JSON
+        emit_json({**doc, "bays": [{k: v for k, v in b.items() if k != "detail_msg"} for b in doc.get("bays", [])]}
+                  if "bays" in doc else doc)
         return status.exit_code
     tz = st.config.ui.timezone
     head = _("station running (pid {pid})") if alive else _("station NOT running (pid {pid})")
@@ -63,7 +66,7 @@ def status_command(st: Station, as_json: bool) -> int:
     for b in doc.get("bays", []):
         done, total = b["progress"]
         out.append([b["bay"], b["serial"] or "?", b["officer"], label(STATES, b["state"]),
-                    f"{100 * done // total}%" if total else "-", b["detail"]])
+                    f"{100 * done // total}%" if total else "-", i18n.stored(b["detail"], b.get("detail_msg"))])
     click.echo(table(cols, out, empty=_("no recorder docked")))
     return status.exit_code
 
@@ -91,7 +94,7 @@ def demo_command(st: Station, recorders: int, clips: int, as_json: bool) -> int:
             done, total = job.bytes_done, job.bytes_total
             pct = f" {100 * done // total:3d}%" if total else ""
             say(f"  {job.rec.bay}  {pad(shown(job.serial or job.rec.usb_serial or '?'), 14)} "
-                f"{pad(label(STATES, job.state.value), 14)}{pct}  {shown(job.detail)}")
+                f"{pad(label(STATES, job.state.value), 14)}{pct}  {shown(i18n.text(job.detail_msg or job.detail))}")
 
     say(ngettext("demo: {n} simulated recorder, footage generated with ffmpeg; data dir {data_dir}",
                  "demo: {n} simulated recorders, footage generated with ffmpeg; data dir {data_dir}", recorders).format(
@@ -107,7 +110,7 @@ def demo_command(st: Station, recorders: int, clips: int, as_json: bool) -> int:
                          "stored; {detail}").format(
                 bay=b["bay"], serial=shown(b["serial"]), officer=shown(b["officer"]), state=label(STATES, b["state"]),
                 stored=b["files_stored"], size=size(b["bytes_stored"]), duplicates=b["files_duplicate"],
-                detail=shown(b["detail"])))
+                detail=shown(i18n.stored(b["detail"], b.get("detail_msg")))))
             for a in b["alerts"]:
                 click.echo("    " + _("alert: {alert}").format(alert=shown(a)))
         chain_text = _("audit chain intact ({rows} rows).") if chain.ok else _("audit chain BROKEN ({rows} rows).")

@@ -10,6 +10,7 @@ import click
 from daemon.cli import Station, cli, emit_json, pass_station, say
 from daemon.cli.labels import FILE_STATUS, SESSION_STATUS, SEVERITY, label
 from daemon.display import Column, size, table
+from daemon import i18n
 from daemon.i18n import _, ngettext
 from daemon.ingest.offload import ingest, refuse_own_data_dir
 from daemon.ingest.volume import quoted
@@ -65,12 +66,12 @@ def ingest_command(st: Station, src: Path, officer: str | None, device: str | No
                               Column(_("file"), 80)], rows, empty=""))
         for p in result.problems:
             say(_("{severity}: {path}: {reason}").format(severity=label(SEVERITY, p.severity), path=quoted(p.rel),
-                                                        reason=p.reason))
+                                                        reason=i18n.text(p.reason)))
         c = result.counts()
         say(_("session {session} {status}: {stored} stored, {duplicates} already stored, {failed} not stored, "
               "{problems} problem(s)").format(session=result.session_id, status=label(SESSION_STATUS, result.status),
                                              stored=c["stored"], duplicates=c["duplicates"], failed=c["failed"],
                                              problems=c["problems"]))
     if result.message:
-        say(_("evidock: {message}").format(message=result.message))
+        say(_("evidock: {message}").format(message=i18n.text(result.message_msg or result.message)))
     return result.exit_code

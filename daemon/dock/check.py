@@ -38,6 +38,7 @@ from daemon.config import Config, ZfyConfig
 from daemon.errors import EXIT_ERROR, EXIT_OK
 from daemon.evidence import audit
 from daemon.evidence.store import ObjectStore
+from daemon.i18n import N_, Message
 from daemon.ingest.pipeline import OnStage, Stage, run_sequential
 from drivers.base import DeviceInfo, Driver, OfficerInfo, VerifiedFile, WipeReport
 from drivers.errors import AuthError, ClockOutOfRange, DriverError, InvalidReply, ProtocolError, Unsupported
@@ -208,8 +209,10 @@ def bind_officer(catalog: Catalog, driver: Driver, officer: OfficerInfo) -> Devi
     driver.bind_officer(officer)
     after = driver.identify()
     if after.badge != officer.badge:
-        raise InvalidReply(driver.recorder, "WriteZFYInfo", f"the recorder accepted badge {officer.badge} but now reports "
-                           f"{after.badge!r}; the binding did not take")
+        # (request and problem by keyword: InvalidReply takes the request name before its message)
+        raise InvalidReply(driver.recorder, request="WriteZFYInfo",
+                           problem=Message(N_("the recorder accepted badge {badge} but now reports {now!r}; "
+                                              "the binding did not take"), badge=officer.badge, now=after.badge))
     _remember_device(catalog, after)
     with catalog.transaction():
         devices.upsert_device(catalog, after.serial, officer=officer.badge, seen=False)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from daemon.dock.hotplug import Docked
+from daemon.i18n import Message, dumps
 
 if TYPE_CHECKING:
     from daemon.catalog.db import Catalog
@@ -47,7 +48,8 @@ class DockJob:
     seq: int
     id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     state: State = State.DETECTED
-    detail: str = ""
+    detail: str = ""  # English: the log, dock_events.detail, status.json
+    detail_msg: Message | None = None  # the same for people, translated where shown
     serial: str | None = None
     officer: str | None = None
     session_id: int | None = None
@@ -76,6 +78,8 @@ class DockJob:
             "files_duplicate": self.files_duplicate, "files_failed": self.files_failed,
             "bytes_stored": self.bytes_stored, "progress": [self.bytes_done, self.bytes_total],
             "battery_percent": self.battery_percent, "alerts": self.alerts,
+            # read by `evidock status` / `demo` to show the detail translated; not in `status --json`
+            "detail_msg": dumps(self.detail_msg),
         }
 
 
@@ -92,7 +96,7 @@ class Walk:
     check: DockCheck | None = None
     result: IngestResult | None = None
     slot: bool = False  # holds one of the gate's offload slots
-    details: dict[State, str] = field(default_factory=dict)  # what a stage found, for the state it reached
+    details: dict[State, Message] = field(default_factory=dict)  # what a stage found, for the state it reached
 
 
 class _JobLog(logging.LoggerAdapter):

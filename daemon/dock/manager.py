@@ -46,6 +46,7 @@ from daemon.dock.jobs import DockJob, State, Walk, _JobLog
 from daemon.dock.mount import Mounted, mount_volume, unmount
 from daemon.errors import EvidockError, Refused, SourceGone, Undocked
 from daemon.evidence import audit
+from daemon.i18n import N_, Message, dumps, is_message
 from daemon.ingest.offload import ingest
 from daemon.ingest.pipeline import Stage, run_sequential
 from drivers import registry
@@ -130,11 +131,13 @@ class DockManager:
                 job.nodes.notify_all()
 
     def _refused(self, rec: Docked) -> None:
-        msg = (f"unknown USB device {rec.vidpid} ({rec.product or 'no product string'}) on bay {rec.bay} refused: "
-               "not in the recorder table, never mounted or read (unauthorised USB storage)")
+        msg = Message(N_("unknown USB device {usb_id} ({product}) on bay {bay} refused: "
+                         "not in the recorder table, never mounted or read (unauthorised USB storage)"),
+                      usb_id=rec.vidpid, product=rec.product or Message(N_("no product string")), bay=rec.bay)
         with self.station.catalog() as cat, cat.transaction() as conn:
-            conn.execute("INSERT INTO alerts_usb (at, bay, port, usb_id, product, usb_serial, message) VALUES (?,?,?,?,?,?,?)",
-                         (utcnow(), rec.bay, rec.port, rec.vidpid, rec.product, rec.usb_serial, msg))
+            conn.execute("INSERT INTO alerts_usb (at, bay, port, usb_id, product, usb_serial, message, message_msg)"
+                         " VALUES (?,?,?,?,?,?,?,?)",
+                         (utcnow(), rec.bay, rec.port, rec.vidpid, rec.product, rec.usb_serial, str(msg), dumps(msg)))
             audit.append(cat, "usb.refused", f"usb:{rec.vidpid}", {"bay": rec.bay, "port": rec.port,
                                                                    "product": rec.product, "usb_serial": rec.usb_serial})
 
@@ -145,7 +148,7 @@ class DockManager:
             with self.station.catalog() as cat:
                 self._walk(job, cat)
         except EvidockError as e:  # the catalog itself could not be opened: nothing recorded
-            job.state, job.detail = State.ERROR, f"{e}"
+            job.state, job.detail, job.detail_msg = State.ERROR, str(e), _message(e)
             _JobLog(log, {"job": job}).error("ERROR: %s", e)
             self.write_status(force=True)
         finally:
@@ -158,22 +161,24 @@ class DockManager:
         jl = _JobLog(log, {"job": job})
         w = Walk(job, cat)
         try:
-            self._transition(cat, job, State.DETECTED, f"{job.rec.vidpid} on port {job.rec.port}")
+            self._transition(cat, job, State.DETECTED, Message(N_("{usb_id} on port {port}"), usb_id=job.rec.vidpid,
+                                                                port=job.rec.port))
             w.model = registry.lookup(int(job.rec.vid, 16), int(job.rec.pid, 16), job.rec.product)
             if w.model is None:
-                raise Refused(f"{job.rec.vidpid} is not in the recorder table")
+                raise Refused(N_("{usb_id} is not in the recorder table"), usb_id=job.rec.vidpid)
             walk = self.WALKS[w.model.reach]
             entered = dict(walk)
             run_sequential(self, (w,), [stage for stage, _ in walk],
                            on_stage=lambda stage, _m, t: self._enter(t, entered[stage]))
         except (Undocked, RecorderGone) as e:
-            detail = f"undocked in state {job.state.value}" if job.cancel.is_set() or isinstance(e, Undocked) else str(e)
-            self._transition(cat, job, State.INTERRUPTED, detail + "; the next dock resumes")
+            why = (Message(N_("undocked in state {state}"), state=job.state.value)
+                   if job.cancel.is_set() or isinstance(e, Undocked) else _message(e))
+            self._transition(cat, job, State.INTERRUPTED, Message(N_("{why}; the next dock resumes"), why=why))
         except (EvidockError, DriverError) as e:
-            self._transition(cat, job, State.ERROR, str(e))
+            self._transition(cat, job, State.ERROR, _message(e))
         except Exception as e:  # one bad recorder must not take the station down (invariant 6)
             jl.exception("unexpected error")
-            self._transition(cat, job, State.ERROR, f"unexpected error: {e!r}")
+            self._transition(cat, job, State.ERROR, Message(N_("unexpected error: {error}"), error=repr(e)))
         finally:
             self._release_slot(w)
             if w.driver is not None:
@@ -188,21 +193,21 @@ class DockManager:
     def _enter(self, w: Walk, states: tuple[State, ...]) -> None:
         """The walk's on-stage hook: enter the states its last stage reached, with what it found."""
         for state in states:
-            self._transition(w.cat, w.job, state, w.details.get(state, ""))
+            self._transition(w.cat, w.job, state, w.details.get(state))
 
     def _check_cancel(self, job: DockJob) -> None:
         if job.cancel.is_set():
             raise Undocked()
 
-    def _wait_node(self, job: DockJob, get: Callable[[Docked], str | None], what: str) -> str:
+    def _wait_node(self, job: DockJob, get: Callable[[Docked], str | None], what: Message) -> str:
         end = time.monotonic() + self.config.dock.node_wait_s
         with job.nodes:
             while (value := get(job.rec)) is None:
                 self._check_cancel(job)
                 left = end - time.monotonic()
                 if left <= 0:
-                    raise EvidockError(f"no {what} appeared within {self.config.dock.node_wait_s:g} s of docking; "
-                                       "re-seat the recorder in its bay")
+                    raise EvidockError(N_("no {what} appeared within {seconds:g} s of docking; "
+                                          "re-seat the recorder in its bay"), what=what, seconds=self.config.dock.node_wait_s)
                 job.nodes.wait(min(left, 0.5))
         self._check_cancel(job)
         return value
@@ -212,7 +217,7 @@ class DockManager:
     def _open_control(self, w: Walk) -> None:
         """A recorder with a control channel: its driver over the tty (the settings of [zfy])."""
         assert w.model is not None
-        tty = self._wait_node(w.job, lambda r: r.tty, "control tty")
+        tty = self._wait_node(w.job, lambda r: r.tty, Message(N_("control tty")))
         zc = self.config.zfy
         w.driver = registry.driver_for(w.model, tty, password=zc.secret(), role=zc.role, timeout=zc.timeout_s,
                                        retries=zc.retries, backoff_s=zc.backoff_s)
@@ -244,46 +249,50 @@ class DockManager:
             job.battery_percent = w.check.battery_percent
 
     @staticmethod
-    def _stage_detail(task: dockcheck.DockTask, state: State) -> str:
+    def _stage_detail(task: dockcheck.DockTask, state: State) -> Message | None:
         r = task.reading
         if state is State.IDENTIFIED and task.device:
-            return f"{task.device.model or '?'} serial {task.device.serial}, officer {task.device.badge or 'unbound'}"
+            return Message(N_("{model} serial {serial}, officer {officer}"), model=task.device.model or "?",
+                           serial=task.device.serial, officer=task.device.badge or Message(N_("unbound")))
         if state is State.HEALTH_CHECKED and r:
-            b = f"{r.battery.percent}%" if r.battery else "not reported"
-            return f"battery {b}, {len(task.alerts)} alert(s)"
+            b = f"{r.battery.percent}%" if r.battery else Message(N_("not reported"))
+            return Message(N_("battery {battery}, {n} alert(s)"), battery=b, n=len(task.alerts))
         if state is State.CLOCK_SYNCED and r:
-            d = f"{r.clock_drift_s:+.1f} s" if r.clock_drift_s is not None else "not measured"
-            return f"drift {d}, clock {'set' if r.clock_set else 'NOT set'}"
-        return ""
+            d = f"{r.clock_drift_s:+.1f} s" if r.clock_drift_s is not None else Message(N_("not measured"))
+            if r.clock_set:
+                return Message(N_("drift {drift}, clock set"), drift=d)
+            return Message(N_("drift {drift}, clock NOT set"), drift=d)
+        return None
 
     def _registration(self, cat: Catalog, job: DockJob) -> None:
         if devices.registered_at(cat, job.serial):
             return
         if self.config.dock.unknown_serial == "refuse":
-            raise Refused(f"recorder {job.serial} is not registered to this station (dock.unknown_serial = 'refuse'); "
-                          f"register it with `evidock devices register {job.serial}` and dock it again")
+            raise Refused(N_("recorder {serial} is not registered to this station (dock.unknown_serial = 'refuse'); "
+                             "register it with `evidock devices register {serial}` and dock it again"), serial=job.serial)
         devices.register_device(cat, job.serial, "on first dock", bay=job.rec.bay)
 
     def _mount(self, w: Walk) -> None:
         job = w.job
-        source = self._wait_node(job, lambda r: r.block or r.volume, "volume (block device)")
+        source = self._wait_node(job, lambda r: r.block or r.volume, Message(N_("volume (block device)")))
         src = Path(source)
         if src.is_dir():  # a simulated recorder's card folder: nothing to mount
-            w.volume, w.details[State.MOUNTED] = src, f"folder {src}"
+            w.volume, w.details[State.MOUNTED] = src, Message(N_("folder {path}"), path=str(src))
             return
         root = Path(self.config.dock.mount_root) if self.config.dock.mount_root else self.data_dir / "mnt"
         mp = root / _safe(job.rec.bay)
         unmount(mp)  # a leftover from a crash
         m = mount_volume(src, mp)
         w.mounted, w.volume = m, mp
-        w.details[State.MOUNTED] = f"{src} ({m.fstype} via {m.via}) read-only at {mp}"
+        w.details[State.MOUNTED] = Message(N_("{source} ({fstype} via {via}) read-only at {mountpoint}"),
+                                           source=str(src), fstype=m.fstype, via=m.via, mountpoint=str(mp))
 
     def _await_slot(self, w: Walk) -> None:
         """Wait for one of the gate's offload slots, in docking order; an undock gives up the place."""
         if not self.gate.acquire(w.job.seq, w.job.cancel):
             raise Undocked()
         w.slot = True  # given back by _offload, or by the walk's end if it never got there
-        w.details[State.OFFLOADING] = f"from {w.volume}"
+        w.details[State.OFFLOADING] = Message(N_("from {volume}"), volume=str(w.volume))
 
     def _release_slot(self, w: Walk) -> None:
         if w.slot:
@@ -317,12 +326,18 @@ class DockManager:
         if job.cancel.is_set() or isinstance(result.error, SourceGone):
             raise Undocked()
         if result.status != "completed" or c["failed"]:
-            raise EvidockError(f"offload session {result.session_id} {result.status}: {c['failed']} file(s) not stored"
-                               + (f" ({result.message})" if result.message else "")
-                               + "; nothing was wiped — see `evidock footage list` and the session's problems")
+            if result.message:
+                raise EvidockError(N_("offload session {session} {status}: {failed} file(s) not stored ({message}); "
+                                      "nothing was wiped — see `evidock footage list` and the session's problems"),
+                                   session=result.session_id, status=result.status, failed=c["failed"],
+                                   message=result.message_msg or result.message)
+            raise EvidockError(N_("offload session {session} {status}: {failed} file(s) not stored; "
+                                  "nothing was wiped — see `evidock footage list` and the session's problems"),
+                               session=result.session_id, status=result.status, failed=c["failed"])
         w.result = result
-        w.details[State.VERIFIED] = (f"session {result.session_id}: {c['stored']} stored, {c['duplicates']} already "
-                                     f"stored, {len(result.problems)} problem(s)")
+        w.details[State.VERIFIED] = Message(N_("session {session}: {stored} stored, {duplicates} already "
+                                               "stored, {problems} problem(s)"), session=result.session_id,
+                                            stored=c["stored"], duplicates=c["duplicates"], problems=len(result.problems))
 
     def _file(self, w: Walk) -> None:
         job, result = w.job, w.result
@@ -331,9 +346,10 @@ class DockManager:
         filed, cases_ = w.cat.conn.execute(
             "SELECT COUNT(DISTINCT f.id), GROUP_CONCAT(DISTINCT fc.case_no) FROM footage f "
             "JOIN footage_cases fc ON fc.footage_id = f.id WHERE f.session_id = ?", (result.session_id,)).fetchone()
-        detail = f"{filed} of {job.files_stored} new file(s) filed" + (f" to {cases_}" if cases_ else "")
+        detail = (Message(N_("{filed} of {new} new file(s) filed to {cases}"), filed=filed, new=job.files_stored, cases=cases_)
+                  if cases_ else Message(N_("{filed} of {new} new file(s) filed"), filed=filed, new=job.files_stored))
         if filed < job.files_stored:
-            detail += "; the rest wait in the unfiled queue (`evidock footage overdue`)"
+            detail = Message(N_("{detail}; the rest wait in the unfiled queue (`evidock footage overdue`)"), detail=detail)
         w.details[State.FILED] = detail
 
     def _unmount(self, w: Walk) -> None:
@@ -345,7 +361,7 @@ class DockManager:
     def _wipe(self, w: Walk) -> None:
         job, cat = w.job, w.cat
         if self.config.dock.wipe == "never":
-            w.details[State.WIPED] = "nothing deleted (dock.wipe = 'never')"
+            w.details[State.WIPED] = Message(N_("nothing deleted (dock.wipe = 'never')"))
             return
         self._check_cancel(job)
         source = job.rec.block or job.rec.volume
@@ -360,24 +376,28 @@ class DockManager:
         try:
             rep = dockcheck.wipe_stored(cat, self.store, w.driver, volume, job.serial, should_stop=job.cancel.is_set)
         except OSError as e:
-            raise EvidockError(f"the wipe could not reach the card at {volume} ({e.strerror}); whatever was not yet "
-                               "deleted stays on the recorder, safe in the store too") from None
+            raise EvidockError(N_("the wipe could not reach the card at {volume} ({error}); whatever was not yet "
+                                  "deleted stays on the recorder, safe in the store too"),
+                               volume=str(volume), error=e.strerror) from None
         finally:
             if m is not None:
                 unmount(m.mountpoint)
         self._check_cancel(job)  # undocked mid-wipe: what was deleted is audited, the rest stays
-        kept = f", {len(rep.kept)} kept ({rep.kept[0][1]}…)" if rep.kept else ""
-        w.details[State.WIPED] = f"{len(rep.deleted)} verified file(s) deleted from the recorder{kept}"
+        if rep.kept:
+            w.details[State.WIPED] = Message(N_("{deleted} verified file(s) deleted from the recorder, {kept} kept ({why}…)"),
+                                             deleted=len(rep.deleted), kept=len(rep.kept), why=rep.kept[0][1])
+        else:
+            w.details[State.WIPED] = Message(N_("{deleted} verified file(s) deleted from the recorder"), deleted=len(rep.deleted))
 
     def _ready(self, w: Walk) -> None:
         want = self.config.dock.ready_battery_percent
         b = w.job.battery_percent
         if b is None:
-            detail = "charging; battery level not reported"
+            detail = Message(N_("charging; battery level not reported"))
         elif b >= want:
-            detail = f"ready for duty (battery {b}%)"
+            detail = Message(N_("ready for duty (battery {battery}%)"), battery=b)
         else:
-            detail = f"charging ({b}% < {want}% for duty)"
+            detail = Message(N_("charging ({battery}% < {want}% for duty)"), battery=b, want=want)
         w.details[State.READY] = detail
 
     # -- the walk as data ------------------------------------------------------------------------
@@ -405,12 +425,17 @@ class DockManager:
 
     # -- records -------------------------------------------------------------------------------
 
-    def _transition(self, cat: Catalog, job: DockJob, state: State, detail: str = "") -> None:
-        job.state, job.detail = state, detail
+    def _transition(self, cat: Catalog, job: DockJob, state: State, message: Message | None = None) -> None:
+        # detail: the English (dock_events.detail, the audit entry, the log, status.json's "detail");
+        # the message beside it (dock_events.detail_msg, status.json's "detail_msg") is shown translated.
+        detail = str(message) if message is not None else ""
+        job.state, job.detail, job.detail_msg = state, detail, message
         with cat.transaction() as conn:
             conn.execute(
-                "INSERT INTO dock_events (dock_id, bay, port, usb_id, serial, state, detail, session_id, at) VALUES (?,?,?,?,?,?,?,?,?)",
-                (job.id, job.rec.bay, job.rec.port, job.rec.vidpid, job.serial, state.value, detail, job.session_id, utcnow()))
+                "INSERT INTO dock_events (dock_id, bay, port, usb_id, serial, state, detail, detail_msg, session_id, at)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (job.id, job.rec.bay, job.rec.port, job.rec.vidpid, job.serial, state.value, detail, dumps(message),
+                 job.session_id, utcnow()))
             audit.append(cat, "dock.state", f"dock:{job.id}",
                          {"bay": job.rec.bay, "serial": job.serial, "state": state.value, "detail": detail})
         lvl = logging.WARNING if state in (State.ERROR, State.INTERRUPTED) else logging.INFO
@@ -481,6 +506,13 @@ class DockManager:
             if j.thread is not None:
                 j.thread.join(max(0.0, end - time.monotonic()))
         return all(j.finished for j in self.history)
+
+
+def _message(e: BaseException) -> Message:
+    """An error as the message it carries (evidock and driver errors carry one), else its English."""
+    if is_message(e):
+        return Message(e.msgid, **e.params)  # type: ignore[attr-defined]
+    return Message(N_("{message}"), message=str(e))
 
 
 def _safe(name: str) -> str:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from daemon.errors import MountError
+from daemon.i18n import N_
 from drivers import mounts
 
 log = logging.getLogger(__name__)
@@ -52,11 +53,12 @@ def detect_fstype(source: Path) -> str:
         p = subprocess.run([blkid, "-o", "value", "-s", "TYPE", "--", str(source)], capture_output=True, text=True,
                            timeout=TOOL_TIMEOUT)
     except (OSError, subprocess.TimeoutExpired) as e:
-        raise MountError(f"{source}: cannot tell its filesystem type (blkid: {e})") from None
+        raise MountError(N_("{source}: cannot tell its filesystem type (blkid: {error})"), source=str(source), error=str(e)) from None
     fstype = p.stdout.strip()
     if p.returncode != 0 or not fstype:
-        raise MountError(f"{source}: no filesystem found (blkid exit {p.returncode}); the recorder's card may be "
-                         "unformatted or damaged — check it on a maintenance PC; nothing was read")
+        raise MountError(N_("{source}: no filesystem found (blkid exit {code}); the recorder's card may be "
+                            "unformatted or damaged — check it on a maintenance PC; nothing was read"),
+                         source=str(source), code=p.returncode)
     return fstype
 
 
@@ -77,7 +79,7 @@ def mount_volume(source: Path, mountpoint: Path, writable: bool = False) -> Moun
     fstype = detect_fstype(source)
     mountpoint.mkdir(parents=True, exist_ok=True)
     if mounts.is_mounted(mountpoint):
-        raise MountError(f"{mountpoint} is already a mount point; unmount it first")
+        raise MountError(N_("{mountpoint} is already a mount point; unmount it first"), mountpoint=str(mountpoint))
     if kernel_has(fstype):
         argv = ["mount", "-t", fstype, "-o", RW_OPTS if writable else RO_OPTS, "--", str(source), str(mountpoint)]
         via = "kernel"
@@ -85,21 +87,26 @@ def mount_volume(source: Path, mountpoint: Path, writable: bool = False) -> Moun
         argv = _FUSE[fstype](source, mountpoint, writable)
         via = argv[0]
         if shutil.which(via) is None:
-            raise MountError(f"{source}: the kernel has no {fstype} driver and {via} is not installed; run scripts/setup")
+            raise MountError(N_("{source}: the kernel has no {fstype} driver and {via} is not installed; run scripts/setup"),
+                             source=str(source), fstype=fstype, via=via)
     else:
-        raise MountError(f"{source}: filesystem {fstype!r} is not one a recorder uses (vfat or exfat expected); not mounted")
+        raise MountError(N_("{source}: filesystem {fstype!r} is not one a recorder uses (vfat or exfat expected); not mounted"),
+                         source=str(source), fstype=fstype)
     try:
         p = subprocess.run(argv, capture_output=True, text=True, timeout=TOOL_TIMEOUT, stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
         unmount(mountpoint)
-        raise MountError(f"{source}: mounting took longer than {TOOL_TIMEOUT:g} s; the recorder may be failing") from None
+        raise MountError(N_("{source}: mounting took longer than {seconds:g} s; the recorder may be failing"),
+                         source=str(source), seconds=TOOL_TIMEOUT) from None
     if p.returncode != 0:
-        raise MountError(f"{source}: mount ({via}) failed: {p.stderr.strip() or p.returncode}")
+        raise MountError(N_("{source}: mount ({via}) failed: {error}"), source=str(source), via=via,
+                         error=p.stderr.strip() or p.returncode)
     # FUSE helpers return before the mount is visible on some systems: wait, bounded.
     end = time.monotonic() + 10
     while not mounts.is_mounted(mountpoint):
         if time.monotonic() > end:
-            raise MountError(f"{source}: {via} reported success but {mountpoint} is not mounted")
+            raise MountError(N_("{source}: {via} reported success but {mountpoint} is not mounted"),
+                             source=str(source), via=via, mountpoint=str(mountpoint))
         time.sleep(0.05)
     log.info("mounted %s (%s via %s) %s at %s", source, fstype, via, "read-write" if writable else "read-only", mountpoint)
     return Mounted(source, mountpoint, fstype, via)
@@ -108,4 +115,4 @@ def mount_volume(source: Path, mountpoint: Path, writable: bool = False) -> Moun
 def unmount(mountpoint: Path) -> None:
     """Unmount (lazily if busy); a mount point that is not mounted is fine."""
     if not mounts.unmount(mountpoint, TOOL_TIMEOUT):
-        raise MountError(f"{mountpoint}: could not be unmounted; check `findmnt {mountpoint}`")
+        raise MountError(N_("{mountpoint}: could not be unmounted; check `findmnt {mountpoint}`"), mountpoint=str(mountpoint))

@@ -26,6 +26,7 @@ from daemon.dock.notify import notify, watchdog_interval
 from daemon.dock.watchfolder import WatchFolder
 from daemon.errors import EXIT_NOT_RUNNING, EXIT_OK, ConfigError, StationNotRunning
 from daemon.evidence import audit
+from daemon.i18n import N_
 from daemon.media import queue as mediaqueue
 from daemon.proc import alive as process_alive
 from drivers import registry
@@ -56,8 +57,9 @@ def read_status(data_dir: Path) -> StationStatus:
     try:
         doc = json.loads(path.read_text())
     except FileNotFoundError:
-        raise StationNotRunning(f"no status in {data_dir}: the station (`evidock run`) has not run with this data dir "
-                                "— start it (`systemctl start evidock`) or name its data dir with --data-dir") from None
+        raise StationNotRunning(N_("no status in {data_dir}: the station (`evidock run`) has not run with this data dir "
+                                   "— start it (`systemctl start evidock`) or name its data dir with --data-dir"),
+                                data_dir=str(data_dir)) from None
     pid = doc.get("pid")
     doc["running"] = isinstance(pid, int) and process_alive(pid)
     return StationStatus(doc)

@@ -22,6 +22,7 @@ from daemon.errors import (
 )
 from daemon.evidence.staging import Journal, Partial, Staging, transfer_key
 from daemon.evidence.transfer import copy_and_hash, hash_fd
+from daemon.i18n import N_, Message
 from daemon.ingest.limits import _why
 from daemon.ingest.volume import Entry, open_beneath, quoted
 
@@ -93,14 +94,14 @@ def _confirm_unstaged(ctx: OffloadContext, task: FileTask) -> bool:
             total = copy_and_hash(src, None, 0, hasher, chunk=oc.chunk_bytes, timeout=oc.read_timeout_s,
                                   progress=ctx.progress, cancel=ctx.cancel, limit=e.size)
     except Cancelled:
-        task.fail("stopped (undock or shutdown) while being compared with its stored copy; the file stays on the "
-                  "recorder and is compared again on the next dock")
+        task.fail(Message(N_("stopped (undock or shutdown) while being compared with its stored copy; the file stays on the "
+                             "recorder and is compared again on the next dock")))
         return True
     except ReadTimeout as err:
-        ctx.stop_all(SourceGone(f"the recorder volume {ctx.root} stopped answering ({_why(err)}); "
-                                "partials are kept and resume on the next dock"))
-        task.fail(f"recorder stopped answering while the file was compared with its stored copy ({_why(err)}); "
-                  "the file stays on the recorder — dock it again")
+        ctx.stop_all(SourceGone(N_("the recorder volume {root} stopped answering ({why}); "
+                                   "partials are kept and resume on the next dock"), root=str(ctx.root), why=_why(err)))
+        task.fail(Message(N_("recorder stopped answering while the file was compared with its stored copy ({why}); "
+                             "the file stays on the recorder — dock it again"), why=_why(err)))
         return True
     except (GrewPastLimit, OSError):
         return False  # changed or unreadable: the staged path reads it again and says what it found

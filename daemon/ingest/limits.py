@@ -12,6 +12,7 @@ from daemon.errors import (
     format_bytes,
 )
 from daemon.evidence.staging import Partial
+from daemon.i18n import N_, Message, is_message
 from daemon.ingest.volume import Entry, quoted
 
 log = logging.getLogger(__name__)
@@ -55,16 +56,19 @@ def _discard_changing(part: Partial, e: Entry) -> None:
                     part.journal.key, err.strerror, part.journal.key)
 
 
-def _changing(e: Entry, limit: int) -> str:
-    return (f"is still changing: it holds more than {limit} bytes, while {e.size} were listed when the recorder was "
-            f"scanned (at most {format_bytes(growth_margin(e.size))} more are accepted). Not stored: the file stays on "
-            "the recorder and its partial was discarded. Let the recorder finish writing it, then offload again; "
-            "if it keeps growing, the recorder's volume is faulty")
+def _changing(e: Entry, limit: int) -> Message:
+    return Message(N_("is still changing: it holds more than {limit} bytes, while {size} were listed when the recorder was "
+                      "scanned (at most {margin} more are accepted). Not stored: the file stays on "
+                      "the recorder and its partial was discarded. Let the recorder finish writing it, then offload again; "
+                      "if it keeps growing, the recorder's volume is faulty"),
+                   limit=limit, size=e.size, margin=format_bytes(growth_margin(e.size)))
 
 
-def _why(err: BaseException) -> str:
+def _why(err: BaseException) -> object:
+    """Why a read failed, for a message's param: a ``ReadTimeout`` as its own (translated) message,
+    an OS error as its ``strerror``."""
     if isinstance(err, ReadTimeout):
-        return f"no data for {err.seconds:g} s"
+        return err
     if isinstance(err, OSError) and err.strerror:
         return err.strerror
-    return str(err)
+    return err if is_message(err) else str(err)

@@ -52,6 +52,7 @@ from daemon.errors import (
     SourceGone,
 )
 from daemon.evidence.staging import transfer_key
+from daemon.i18n import N_, Message
 from daemon.ingest.confirm import known_objects
 from daemon.ingest.pipeline import Stage, run_sequential, run_threaded
 from daemon.ingest.stages import STAGES, FileTask, OffloadContext
@@ -72,8 +73,9 @@ class IngestResult:
     status: str  # completed | interrupted | failed
     tasks: list[FileTask]
     problems: list[Problem]
-    message: str | None = None
+    message: str | None = None  # English: the session row, the audit entry, --json
     error: EvidockError | None = None  # what stopped the offload early (store full, recorder gone…)
+    message_msg: Message | None = None  # ``message`` as a message for people (``str()`` is ``message``)
 
     @property
     def exit_code(self) -> int:
@@ -109,7 +111,7 @@ class IngestResult:
             "message": self.message,
             **self.counts(),
             "files": files,
-            "problems": [{"path": p.display, "reason": p.reason, "severity": p.severity} for p in self.problems],
+            "problems": [{"path": p.display, "reason": str(p.reason), "severity": p.severity} for p in self.problems],
         }
 
 
@@ -140,7 +142,8 @@ def ingest(
     """
     source = Path(source)
     if not source.is_dir():
-        raise SourceError(f"source {source}: not a directory (give the recorder's mounted volume or a folder)")
+        raise SourceError(N_("source {source}: not a directory (give the recorder's mounted volume or a folder)"),
+                          source=str(source))
     data_dir, config = station.data_dir, station.config
     refuse_own_data_dir(source, data_dir)
     with station.catalog() as catalog:
@@ -153,7 +156,7 @@ def ingest(
         )
         if cancel is not None:
             ctx.cancel = cancel
-        status, message = "completed", None
+        status, note = "completed", None
         tasks: list[FileTask] = []
         problems: list[Problem] = []
         try:
@@ -172,24 +175,29 @@ def ingest(
             if ctx.fatal is None and not ctx.cancel.is_set() and only is None:
                 problems += stale_partials(ctx, tasks)
         except OSError as err:
-            ctx.stop_all(SourceGone(f"source {source}: {err.strerror}"))
+            ctx.stop_all(SourceGone(N_("source {source}: {error}"), source=str(source), error=err.strerror))
         if ctx.fatal is not None:
             status = "failed" if isinstance(ctx.fatal, CatalogError) else "interrupted"
-            message = str(ctx.fatal)
+            note = Message(ctx.fatal.msgid, **ctx.fatal.params)
         elif ctx.cancel.is_set():
-            status, message = "interrupted", "the offload was stopped; partials resume on the next dock"
-        result = IngestResult(session_id, status, tasks, problems, message, ctx.fatal)
+            status, note = "interrupted", Message(N_("the offload was stopped; partials resume on the next dock"))
+        message = str(note) if note is not None else None
+        result = IngestResult(session_id, status, tasks, problems, message, ctx.fatal, note)
         try:
             end_session(catalog, result)
         except CatalogError as err:
             # The files stored so far are committed; only the session summary is missing.
             log.error("%s", err)
             result.status = "failed"
-            result.message = f"{message + '; ' if message else ''}the end of session {session_id} could not be recorded ({err})"
+            unrecorded = Message(N_("the end of session {session} could not be recorded ({error})"), session=session_id, error=err)
+            result.message_msg = (Message(N_("{message}; {more}"), message=note, more=unrecorded) if note is not None
+                                  else unrecorded)
+            result.message = str(result.message_msg)
         # E.g. the audit anchor on a full disk: everything is committed, so a warning (exit 1), not
         # an error — the anchor only lags (a note in `audit verify`) until the next commit rewrites it.
         for msg in dict.fromkeys(catalog.after_commit_failures):
-            result.problems.append(Problem(os.fsencode(data_dir), msg, "warning"))
+            # The catalog keeps these as English text (daemon/catalog/db.py): shown as they are.
+            result.problems.append(Problem(os.fsencode(data_dir), Message(N_("{message}"), message=msg), "warning"))
         return result
 
 
@@ -207,16 +215,19 @@ def refuse_own_data_dir(source: Path, data_dir: Path) -> None:
         s = os.stat(src)
     except OSError:
         return  # the walk reports an unreadable source in its own words
-    what = ("Ingesting it would store the station's own catalog, objects and partials as footage. Give the "
-            "recorder's mounted volume, or a folder outside the data dir")
+    what = Message(N_("Ingesting it would store the station's own catalog, objects and partials as footage. Give the "
+                      "recorder's mounted volume, or a folder outside the data dir"))
     for anc in (dd, *dd.parents):  # where the data dir is, or will be created
         try:
             a = os.stat(anc)
         except OSError:
             continue
         if (a.st_dev, a.st_ino) == (s.st_dev, s.st_ino):
-            how = "is the station's data dir" if anc == dd else f"contains the station's data dir {data_dir}"
-            raise SourceError(f"source {source} {how}: refused. {what}.")
+            if anc == dd:
+                raise SourceError(N_("source {source} is the station's data dir: refused. {what}."),
+                                  source=str(source), what=what)
+            raise SourceError(N_("source {source} contains the station's data dir {data_dir}: refused. {what}."),
+                              source=str(source), data_dir=str(data_dir), what=what)
     try:
         d = os.stat(dd)
     except OSError:
@@ -229,7 +240,8 @@ def refuse_own_data_dir(source: Path, data_dir: Path) -> None:
         except OSError:
             continue
         if (a.st_dev, a.st_ino) == (d.st_dev, d.st_ino):
-            raise SourceError(f"source {source} is inside the station's data dir {data_dir}: refused. {what}.")
+            raise SourceError(N_("source {source} is inside the station's data dir {data_dir}: refused. {what}."),
+                              source=str(source), data_dir=str(data_dir), what=what)
 
 
 def contain_error(stage: Stage[OffloadContext, FileTask], ctx: OffloadContext, task: FileTask, err: Exception) -> None:
@@ -243,13 +255,13 @@ def contain_error(stage: Stage[OffloadContext, FileTask], ctx: OffloadContext, t
     if isinstance(err, EvidockError):
         ctx.stop_all(err)
         if not task.finished:
-            task.fail(f"not stored: {err}")
+            task.fail(Message(N_("not stored: {error}"), error=err))
         return
     log.error("unexpected error in %s for %s:\n%s", stage.__name__, quoted(task.entry.rel), traceback.format_exc())
     if task.partial is not None:
         task.partial.close()
     if not task.finished:
-        task.fail(f"not stored: unexpected error in {stage.__name__}: {err!r}")
+        task.fail(Message(N_("not stored: unexpected error in {stage}: {error}"), stage=stage.__name__, error=repr(err)))
 
 
 def stale_partials(ctx: OffloadContext, tasks: list[FileTask]) -> list[Problem]:
@@ -262,8 +274,9 @@ def stale_partials(ctx: OffloadContext, tasks: list[FileTask]) -> list[Problem]:
         if p["source_id"] == ctx.source_id and p["key"] not in current and not p.get("busy_pid"):  # busy: another run's
             out.append(Problem(
                 os.fsencode(p["path"] or p["key"]),
-                f"a partial transfer ({p['staged_bytes']} of {p['size']} bytes, staging key {p['key']}) whose source is "
-                "no longer on the recorder; it is kept — see `evidock staging list`, and `evidock staging discard` "
-                "once you are sure the file is gone for good",
+                Message(N_("a partial transfer ({staged} of {size} bytes, staging key {key}) whose source is "
+                           "no longer on the recorder; it is kept — see `evidock staging list`, and `evidock staging discard` "
+                           "once you are sure the file is gone for good"),
+                        staged=p["staged_bytes"], size=p["size"], key=p["key"]),
             ))
     return out

@@ -14,6 +14,7 @@ from daemon.errors import (
     StoreError,
 )
 from daemon.evidence import audit
+from daemon.i18n import N_
 from drivers.base import clock_trusted
 
 if TYPE_CHECKING:
@@ -39,8 +40,8 @@ def record_file(ctx: OffloadContext, task: FileTask) -> str:
     # object is there and the commit of the rows naming it: retention cannot delete it between.
     with ctx.store.object_lock(sha), ctx.catalog.transaction() as conn:
         if not ctx.store.exists(sha):
-            raise StoreError(f"object {sha} of {path} is not in the store (removed meanwhile); not catalogued — "
-                             "the file stays on the recorder, offload it again")
+            raise StoreError(N_("object {sha} of {path} is not in the store (removed meanwhile); not catalogued — "
+                                "the file stays on the recorder, offload it again"), sha=sha, path=path)
         if task.from_journal and footage.sighted(conn, key, sha):
             return "stored"  # committed by a run that died before it could clear its journal
         footage.add_object(conn, sha, task.size, now)

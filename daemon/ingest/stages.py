@@ -48,6 +48,7 @@ from daemon.errors import (
 from daemon.evidence import audit
 from daemon.evidence.staging import Partial, Staging
 from daemon.evidence.store import ObjectStore
+from daemon.i18n import N_, Message
 from daemon.evidence.transfer import check_hasher, check_value, copy_and_hash, digest_fd, hash_fd, hash_prefix
 from daemon.ingest.confirm import _confirm_unstaged, _Unstaged
 from daemon.ingest.limits import _changing, _discard_changing, _why, read_limit
@@ -75,7 +76,7 @@ class FileTask:
     status: str = "pending"  # stored | duplicate | failed
     problem: Problem | None = None
 
-    def fail(self, reason: str) -> None:
+    def fail(self, reason: Message) -> None:
         self.status = "failed"
         self.problem = Problem(self.entry.rel, reason, "error")
 
@@ -126,18 +127,18 @@ def copy_stage(ctx: OffloadContext, task: FileTask) -> None:
     # its catalog rows), and that is exactly when a station most needs to know what is safe.
     may_confirm = task.known_sha256 is not None and (ctx.fatal is None or isinstance(ctx.fatal, StoreFullError))
     if ctx.cancel.is_set() or (ctx.fatal is not None and not may_confirm):
-        why = str(ctx.fatal) if ctx.fatal else "the offload was stopped"
-        task.fail(f"not offloaded: {why}")
+        why = ctx.fatal if ctx.fatal else Message(N_("the offload was stopped"))
+        task.fail(Message(N_("not offloaded: {why}"), why=why))
         return
     if may_confirm and _confirm_unstaged(ctx, task):
         return
     if ctx.fatal is not None:
-        task.fail(f"not offloaded: {ctx.fatal}")
+        task.fail(Message(N_("not offloaded: {why}"), why=ctx.fatal))
         return
     try:
         part = ctx.staging.open(ctx.source_id, e.rel, e.size, e.mtime_ns)
     except PartialBusy as err:
-        task.fail(str(err))
+        task.fail(Message(err.msgid, **err.params))
         return
     task.partial = part
     j = part.journal
@@ -163,13 +164,13 @@ def copy_stage(ctx: OffloadContext, task: FileTask) -> None:
     space = ctx.store.free_for(needed)
     if e.size > space.total:
         part.close()
-        task.fail(f"listed as {e.size} bytes, more than the whole store's filesystem holds: the recorder's "
-                  "directory entry is damaged or lying; not offloaded, the file stays on the recorder")
+        task.fail(Message(N_("listed as {size} bytes, more than the whole store's filesystem holds: the recorder's "
+                             "directory entry is damaged or lying; not offloaded, the file stays on the recorder"), size=e.size))
         return
     if not space.fits:
         ctx.stop_all(StoreFullError(ctx.store.location, needed, space.free, _what(ctx, e)))
         part.close()
-        task.fail(f"not offloaded: {ctx.fatal}")
+        task.fail(Message(N_("not offloaded: {why}"), why=ctx.fatal))
         return
     hasher, check = hashlib.sha256(), check_hasher()
     hash_prefix(part.fd, start, hasher, check)
@@ -191,19 +192,21 @@ def copy_stage(ctx: OffloadContext, task: FileTask) -> None:
         return
     except Cancelled as err:
         _keep_partial(part, err.copied)
-        task.fail(f"stopped after {err.copied} of {e.size} bytes (undock or shutdown); the partial is kept and "
-                  "resumes on the next dock")
+        task.fail(Message(N_("stopped after {copied} of {size} bytes (undock or shutdown); the partial is kept and "
+                             "resumes on the next dock"), copied=err.copied, size=e.size))
         return
     except (ReadFailed, ReadTimeout) as err:
         _keep_partial(part, err.copied)
         if isinstance(err, ReadTimeout) or not volume_alive(ctx.root):
-            ctx.stop_all(SourceGone(f"the recorder volume {ctx.root} stopped answering ({_why(err)}); "
-                                    "partials are kept and resume on the next dock"))
-            task.fail(f"recorder went away after {err.copied} of {e.size} bytes ({_why(err)}); "
-                      "the partial is kept and resumes on the next dock")
+            ctx.stop_all(SourceGone(N_("the recorder volume {root} stopped answering ({why}); "
+                                       "partials are kept and resume on the next dock"), root=str(ctx.root), why=_why(err)))
+            task.fail(Message(N_("recorder went away after {copied} of {size} bytes ({why}); "
+                                 "the partial is kept and resumes on the next dock"),
+                              copied=err.copied, size=e.size, why=_why(err)))
         else:
-            task.fail(f"read error after {err.copied} of {e.size} bytes ({_why(err)}); the file stays on the "
-                      "recorder and the partial is kept — check the recorder's card, then offload again")
+            task.fail(Message(N_("read error after {copied} of {size} bytes ({why}); the file stays on the "
+                                 "recorder and the partial is kept — check the recorder's card, then offload again"),
+                              copied=err.copied, size=e.size, why=_why(err)))
         return
     except WriteFailed as err:
         if err.errno in (errno.ENOSPC, errno.EDQUOT):
@@ -218,37 +221,39 @@ def copy_stage(ctx: OffloadContext, task: FileTask) -> None:
             needed = max(e.size, err.written + err.pending) - ckpt + ctx.config.store.reserve_bytes
             ctx.stop_all(StoreFullError(ctx.store.location, needed, ctx.store.free_for(needed).free, _what(ctx, e)))
         else:
-            ctx.stop_all(StoreError(f"store {ctx.store.location}: writing the partial of {quoted(e.rel)} failed ({err.strerror})"))
-        task.fail(f"not stored: {ctx.fatal}")
+            ctx.stop_all(StoreError(N_("store {store}: writing the partial of {file} failed ({error})"),
+                                    store=str(ctx.store.location), file=quoted(e.rel), error=err.strerror))
+        task.fail(Message(N_("not stored: {error}"), error=ctx.fatal))
         return
     except NotTheSameFile as err:
         part.close()
-        task.fail(f"{err.strerror}: not read; scan the recorder again")
+        task.fail(Message(N_("{error}: not read; scan the recorder again"), error=err.strerror))
         return
     except FileNotFoundError:
         part.close()
-        task.fail("vanished before it could be read; if the recorder is still docked, offload again")
+        task.fail(Message(N_("vanished before it could be read; if the recorder is still docked, offload again")))
         return
     except PermissionError as err:
         part.close()
-        task.fail(f"cannot be opened ({err.strerror}); the file stays on the recorder — check the volume's permissions")
+        task.fail(Message(N_("cannot be opened ({error}); the file stays on the recorder — check the volume's permissions"),
+                          error=err.strerror))
         return
     except OSError as err:
         part.close()
         if not volume_alive(ctx.root):
-            ctx.stop_all(SourceGone(f"the recorder volume {ctx.root} went away ({err.strerror})"))
-        task.fail(f"cannot be opened ({err.strerror}); the file stays on the recorder")
+            ctx.stop_all(SourceGone(N_("the recorder volume {root} went away ({error})"), root=str(ctx.root), error=err.strerror))
+        task.fail(Message(N_("cannot be opened ({error}); the file stays on the recorder"), error=err.strerror))
         return
     if total < e.size:
         _keep_partial(part, total)
-        task.fail(f"shrank while being read: {total} of the {e.size} bytes listed; the partial is kept — "
-                  "if the recorder was undocked, dock it again")
+        task.fail(Message(N_("shrank while being read: {total} of the {size} bytes listed; the partial is kept — "
+                             "if the recorder was undocked, dock it again"), total=total, size=e.size))
         return
     task.sha256, task.check, task.size = hasher.hexdigest(), check_value(check), total
     if total > e.size:
-        task.problem = Problem(e.rel, f"grew while being read: {total} bytes stored, {e.size} listed by the recorder "
-                                      "(within the margin accepted); if the recorder was still recording it, check "
-                                      "that the stored copy plays to its end")
+        task.problem = Problem(e.rel, Message(N_("grew while being read: {total} bytes stored, {size} listed by the recorder "
+                                                 "(within the margin accepted); if the recorder was still recording it, check "
+                                                 "that the stored copy plays to its end"), total=total, size=e.size))
 
 
 def flush_stage(ctx: OffloadContext, task: FileTask) -> None:
@@ -264,8 +269,9 @@ def flush_stage(ctx: OffloadContext, task: FileTask) -> None:
         os.fsync(part.fd)
     except OSError as err:
         part.close()
-        ctx.stop_all(StoreError(f"store {ctx.store.location}: fsync of the partial of {quoted(task.entry.rel)} failed ({err.strerror})"))
-        task.fail(f"not stored: {ctx.fatal}")
+        ctx.stop_all(StoreError(N_("store {store}: fsync of the partial of {file} failed ({error})"),
+                                store=str(ctx.store.location), file=quoted(task.entry.rel), error=err.strerror))
+        task.fail(Message(N_("not stored: {error}"), error=ctx.fatal))
         return
     task.flushed = True
     crashpoint("after-fsync")
@@ -292,14 +298,14 @@ def verify_stage(ctx: OffloadContext, task: FileTask) -> None:
             read, (disk, size) = task.sha256, hash_fd(part.fd)
     except OSError as err:
         part.close()
-        task.fail(f"the staged copy could not be re-read ({err.strerror}); the file stays on the recorder")
+        task.fail(Message(N_("the staged copy could not be re-read ({error}); the file stays on the recorder"), error=err.strerror))
         return
     if (disk, size) != (read, task.size):
         os.ftruncate(part.fd, 0)
         part.finish()
-        task.fail(f"the staged copy does not match what was read from the recorder (read {read}, "
-                  f"disk has {disk}, {size} bytes): discarded; the file stays on the recorder — check the station's disk "
-                  "and memory")
+        task.fail(Message(N_("the staged copy does not match what was read from the recorder (read {read}, "
+                             "disk has {disk}, {size} bytes): discarded; the file stays on the recorder — check the station's disk "
+                             "and memory"), read=read, disk=disk, size=size))
         return
     assert task.sha256 is not None
     part.mark_verified(task.sha256, size, task.check)
@@ -326,7 +332,7 @@ def commit_stage(ctx: OffloadContext, task: FileTask) -> None:
                     return
         except EvidockError as err:
             ctx.stop_all(err)
-            task.fail(f"not stored: {err}")
+            task.fail(Message(N_("not stored: {error}"), error=err))
             return
         log.info("object %s was removed after %s was confirmed against it; staging the file", sha, quoted(task.entry.rel))
         task.partial, task.sha256, task.known_sha256, task.from_journal = None, None, None, False
@@ -350,14 +356,14 @@ def commit_stage(ctx: OffloadContext, task: FileTask) -> None:
                 crashpoint("after-rename")
             elif not ctx.store.exists(sha):
                 part.finish()  # the journal vouches for an object that is gone: the next offload starts over
-                task.fail("verified by an earlier run, but its object has since been removed from the store (retention); "
-                          "not stored — the file stays on the recorder, offload it again")
+                task.fail(Message(N_("verified by an earlier run, but its object has since been removed from the store (retention); "
+                                     "not stored — the file stays on the recorder, offload it again")))
                 return
             task.status = record_file(ctx, task)
     except EvidockError as err:
         ctx.stop_all(err)
         part.close()
-        task.fail(f"not stored: {err}")
+        task.fail(Message(N_("not stored: {error}"), error=err))
         return
     crashpoint("after-commit")
     part.finish()
@@ -405,6 +411,9 @@ def _keep_partial(part: Partial, length: int, truncate: bool = False) -> None:
         part.close()
 
 
-def _what(ctx: OffloadContext, e: Entry) -> str:
+def _what(ctx: OffloadContext, e: Entry) -> object:
     reserve = ctx.config.store.reserve_bytes
-    return quoted(e.rel) + (f" (including the {format_bytes(reserve)} kept free by store.reserve_bytes)" if reserve else "")
+    if not reserve:
+        return quoted(e.rel)
+    return Message(N_("{file} (including the {reserve} kept free by store.reserve_bytes)"),
+                   file=quoted(e.rel), reserve=format_bytes(reserve))

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from daemon.display import shown
 from daemon.errors import NotTheSameFile
+from daemon.i18n import N_, Message
 from drivers import beneath
 
 MAX_DEPTH = 128  # deeper than any recorder writes; bounds the directory fds held open
@@ -50,7 +51,7 @@ class Problem:
     """One entry that was skipped or could not be stored, and why, in words for people."""
 
     rel: bytes
-    reason: str
+    reason: Message  # str(): the English (JSON, problems.reason); text(): the reader's language
     severity: str = "warning"  # warning: not a regular file / skipped; error: a file was not stored
 
     @property
@@ -69,10 +70,10 @@ def quoted(rel: bytes) -> str:
 
 
 _KIND = {
-    stat.S_IFIFO: "a FIFO (named pipe)",
-    stat.S_IFSOCK: "a socket",
-    stat.S_IFCHR: "a character device node",
-    stat.S_IFBLK: "a block device node",
+    stat.S_IFIFO: N_("a FIFO (named pipe)"),
+    stat.S_IFSOCK: N_("a socket"),
+    stat.S_IFCHR: N_("a character device node"),
+    stat.S_IFBLK: N_("a block device node"),
 }
 
 
@@ -95,33 +96,33 @@ def _walk(dfd: int, prefix: bytes, root_dev: int, depth: int, important: re.Patt
     try:
         names = sorted(os.fsencode(e.name) for e in os.scandir(dfd))
     except OSError as e:
-        problems.append(Problem(prefix.rstrip(b"/") or b".", f"directory could not be listed ({e.strerror}); its files stay on the recorder", "error"))
+        problems.append(Problem(prefix.rstrip(b"/") or b".", Message(N_("directory could not be listed ({error}); its files stay on the recorder"), error=e.strerror), "error"))
         return
     for name in names:
         rel = prefix + name
         try:
             st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
         except OSError as e:
-            problems.append(Problem(rel, f"vanished or unreadable while scanning ({e.strerror})", "error"))
+            problems.append(Problem(rel, Message(N_("vanished or unreadable while scanning ({error})"), error=e.strerror), "error"))
             continue
         mode = st.st_mode
         if stat.S_ISLNK(mode):
             try:
-                target = quoted(os.readlink(name, dir_fd=dfd))
+                target: object = quoted(os.readlink(name, dir_fd=dfd))
             except OSError:
-                target = "an unreadable target"
-            problems.append(Problem(rel, f"symbolic link to {target}: links are never followed (a file it points at on the volume is offloaded under its own name)"))
+                target = Message(N_("an unreadable target"))
+            problems.append(Problem(rel, Message(N_("symbolic link to {target}: links are never followed (a file it points at on the volume is offloaded under its own name)"), target=target)))
         elif stat.S_ISDIR(mode):
             if st.st_dev != root_dev:
-                problems.append(Problem(rel, "another filesystem is mounted here: not entered (the offload stays on the recorder's volume)"))
+                problems.append(Problem(rel, Message(N_("another filesystem is mounted here: not entered (the offload stays on the recorder's volume)"))))
                 continue
             if depth + 1 > MAX_DEPTH:
-                problems.append(Problem(rel, f"directory nested deeper than {MAX_DEPTH} levels: not entered; its files stay on the recorder", "error"))
+                problems.append(Problem(rel, Message(N_("directory nested deeper than {depth} levels: not entered; its files stay on the recorder"), depth=MAX_DEPTH), "error"))
                 continue
             try:
                 sub = os.open(name, _O_DIR, dir_fd=dfd)
             except OSError as e:
-                problems.append(Problem(rel, f"directory could not be opened ({e.strerror}); its files stay on the recorder", "error"))
+                problems.append(Problem(rel, Message(N_("directory could not be opened ({error}); its files stay on the recorder"), error=e.strerror), "error"))
                 continue
             try:
                 _walk(sub, rel + b"/", root_dev, depth + 1, important, entries, problems)
@@ -131,8 +132,9 @@ def _walk(dfd: int, prefix: bytes, root_dev: int, depth: int, important: re.Patt
             imp = bool(important.search(display_path(name)))
             entries.append(Entry(rel, st.st_size, st.st_mtime_ns, st.st_dev, st.st_ino, imp))
         else:
-            kind = _KIND.get(stat.S_IFMT(mode), f"a special file (mode {mode:o})")
-            problems.append(Problem(rel, f"{kind}, not a regular file: not opened"))
+            known = _KIND.get(stat.S_IFMT(mode))
+            kind = Message(known) if known else Message(N_("a special file (mode {mode})"), mode=format(mode, "o"))
+            problems.append(Problem(rel, Message(N_("{kind}, not a regular file: not opened"), kind=kind)))
 
 
 @contextmanager

@@ -100,6 +100,18 @@ def test_wipe_never_keeps_the_card(tmp_path, data_dir, template) -> None:
         assert m.wait_all(120)
         assert m.history[0].state is State.READY
         assert "dock.wipe = 'never'" in _detail(data_dir, "WIPED")
+        # issue 12: the message beside the English detail reads back in Chinese
+        from daemon import i18n
+        db = sqlite3.connect(data_dir / "catalog.sqlite")
+        rows = db.execute("SELECT detail, detail_msg FROM dock_events WHERE detail != ''").fetchall()
+        assert rows and all(msg for _d, msg in rows)
+        i18n.set_language("zh")
+        try:
+            shown_zh = {i18n.stored(d, msg) for d, msg in rows}
+        finally:
+            i18n.set_language("en")
+        assert "未删除任何文件（dock.wipe = 'never'）" in shown_zh
+        assert not {d for d, _m in rows} & shown_zh  # every detail has its Chinese
         assert len([p for p in Path(sim.status()["volume"]).rglob("*") if p.is_file()]) == m.history[0].files_stored
 
 
@@ -247,3 +259,5 @@ def test_demo_in_chinese(tmp_path, evidock) -> None:
     assert "就绪" in r.out and "审计哈希链完好" in r.out and "READY" not in r.out, r.out
     assert re.search(r"新存储 \d+ 个（\d+(\.\d)? [KMG]?i?B）", r.out), r.out
     assert "演示：1 台模拟执法记录仪" in r.err
+    # issue 12: the bays' details too (the station's own messages), in the progress lines and the report
+    assert "执勤" in r.out and "for duty" not in r.out + r.err and "verified file(s)" not in r.err, r.out

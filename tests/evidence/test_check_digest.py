@@ -71,7 +71,7 @@ def test_a_staged_copy_whose_bytes_differ_on_the_disk_is_refused(recorder: Path,
     r = ingest(build_context(CFG, data_dir), recorder, device="CHK-1", threaded=threaded)
     t = {x.entry.rel: x for x in r.tasks}
     assert t[b"0.MP4"].status == "failed"
-    reason = t[b"0.MP4"].problem.reason
+    reason = str(t[b"0.MP4"].problem.reason)
     assert "does not match what was read from the recorder" in reason and f"{CHECK}:" in reason
     assert t[b"1.MP4"].status == "stored"
     assert r.exit_code == 2
@@ -94,7 +94,7 @@ def test_a_truncated_staged_copy_is_refused(recorder: Path, data_dir: Path, monk
     monkeypatch.setattr(offload, "STAGES", (copy_stage, flush_stage, truncate, verify_stage, commit_stage))
     r = ingest(build_context(CFG, data_dir), recorder, device="CHK-1", threaded=False)
     t = {x.entry.rel: x for x in r.tasks}
-    assert t[b"0.MP4"].status == "failed" and "does not match" in t[b"0.MP4"].problem.reason
+    assert t[b"0.MP4"].status == "failed" and "does not match" in str(t[b"0.MP4"].problem.reason)
     assert t[b"1.MP4"].status == "stored"
     assert_store_consistent(data_dir)
 

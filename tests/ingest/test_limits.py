@@ -108,7 +108,7 @@ def test_file_appended_to_by_a_writer_process_is_reported_as_changing(tmp_path: 
     grows = tasks[b"grows.LOG"]
     assert grows.status == "failed"
     assert grows.problem is not None and grows.problem.severity == "error"
-    reason = grows.problem.reason
+    reason = str(grows.problem.reason)
     assert "is still changing" in reason and f"more than {read_limit(listed)} bytes" in reason
     assert f"{listed} were listed" in reason and "stays on the recorder" in reason and "offload again" in reason
     assert r.status == "completed" and r.exit_code == 2
