@@ -37,7 +37,8 @@ def probe_command(st: Station, tty: str, timeout: float | None, as_json: bool) -
     else:
         click.echo(probe_text(rep, st.config.ui.timezone))
         for n in rep.notes:
-            say(f"{label(SEVERITY, 'note' if n.status == 'not_reported' else 'error')}: {_(n.what)}: {i18n.text(n.message)}")
+            what = _(n.what)  # battery, storage, clock, firmware: the labels of probe_text
+            say(f"{label(SEVERITY, 'note' if n.status == 'not_reported' else 'error')}: {what}: {i18n.text(n.message)}")
     return rep.exit_code
 
 
