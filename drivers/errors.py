@@ -26,6 +26,11 @@ boundary maps both trees to a message and that code.
     ├── WireError             inside the zfy codec only: a frame that breaks the format, turned into
     │                         the ProtocolError subclass it names before it leaves the driver
     └── SimError              the simulated fleet (drivers/sim): a bad fault specification
+
+Every message is a message id with params (``DriverError(recorder, N_("… {x} …"), x=v)``), English
+in ``str()``; the daemon translates it where it is shown (``daemon.i18n.text``). A text that is
+data rather than an error — a problem inside a ``ProtocolError``, a wipe's reason for keeping a
+file, a storage check's detail — is a ``Message``: a ``str`` of its English that keeps its id.
 """
 
 from __future__ import annotations

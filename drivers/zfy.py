@@ -41,12 +41,12 @@ from drivers.base import (
     check_storage,
 )
 from drivers.errors import (
+    N_,
     AuthError,
     BadChecksum,
     GarbledReply,
     InvalidReply,
     Message,
-    N_,
     OversizedReply,
     RecorderGone,
     RejectedRequest,

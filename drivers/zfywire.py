@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from drivers.errors import (
+    N_,
     BadChecksum,
     GarbledReply,
-    N_,
     OversizedReply,
     WireError,
 )
