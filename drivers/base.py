@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from drivers import beneath
-from drivers.errors import ClockOutOfRange, InvalidReply, Unsupported
+from drivers.errors import N_, ClockOutOfRange, InvalidReply, Message, Unsupported
 
 if TYPE_CHECKING:
     from drivers.registry import DeviceModel
@@ -105,7 +105,7 @@ class Storage:
     total_bytes: int
     free_bytes: int
     fs_state: str | None = None  # "clean" | "errors"; None: not checked / not reported
-    fs_detail: str | None = None
+    fs_detail: str | None = None  # a ``Message`` where the driver wrote it (English as a str)
 
     @property
     def used_fraction(self) -> float:
@@ -159,33 +159,37 @@ class VerifiedFile:
 @dataclass
 class WipeReport:
     deleted: list[bytes] = field(default_factory=list)
-    kept: list[tuple[bytes, str]] = field(default_factory=list)  # (path, why it was not deleted)
+    # (path, why it was not deleted); the why is a ``Message``: its English, translatable by ``i18n.text``
+    kept: list[tuple[bytes, str]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "deleted": [r.decode("utf-8", "backslashreplace") for r in self.deleted],
-            "kept": [{"path": r.decode("utf-8", "backslashreplace"), "reason": why} for r, why in self.kept],
+            "kept": [{"path": r.decode("utf-8", "backslashreplace"), "reason": str(why)} for r, why in self.kept],
         }
 
 
 def check_battery(recorder: str, request: str, b: Battery) -> Battery:
     """Reject values no battery can have."""
     if not 0 <= b.percent <= 100:
-        raise InvalidReply(recorder, request, f"battery level {b.percent} % is outside 0–100 %")
+        raise InvalidReply(recorder, request, Message(N_("battery level {percent} % is outside 0–100 %"), percent=b.percent))
     if b.voltage_mv is not None and not 0 < b.voltage_mv < 60_000:
-        raise InvalidReply(recorder, request, f"battery voltage {b.voltage_mv} mV is not a recorder battery's")
+        raise InvalidReply(recorder, request, Message(N_("battery voltage {mv} mV is not a recorder battery's"),
+                                                       mv=b.voltage_mv))
     if b.full_charge_mah is not None and b.design_mah and b.full_charge_mah > 2 * b.design_mah:
-        raise InvalidReply(recorder, request, f"full-charge capacity {b.full_charge_mah} mAh is over twice "
-                           f"the design capacity {b.design_mah} mAh")
+        raise InvalidReply(recorder, request, Message(N_("full-charge capacity {full} mAh is over twice "
+                                                          "the design capacity {design} mAh"),
+                                                       full=b.full_charge_mah, design=b.design_mah))
     return b
 
 
 def check_storage(recorder: str, request: str, s: Storage) -> Storage:
     if s.total_bytes <= 0:
-        raise InvalidReply(recorder, request, f"card size {s.total_bytes} bytes is not a card's")
+        raise InvalidReply(recorder, request, Message(N_("card size {total} bytes is not a card's"), total=s.total_bytes))
     if not 0 <= s.free_bytes <= s.total_bytes:
-        raise InvalidReply(recorder, request, f"free space {s.free_bytes} bytes is larger than the card "
-                           f"({s.total_bytes} bytes)" if s.free_bytes > 0 else f"free space {s.free_bytes} bytes is negative")
+        raise InvalidReply(recorder, request, Message(N_("free space {free} bytes is larger than the card ({total} bytes)"),
+                                                       free=s.free_bytes, total=s.total_bytes) if s.free_bytes > 0 else
+                           Message(N_("free space {free} bytes is negative"), free=s.free_bytes))
     return s
 
 
@@ -193,14 +197,16 @@ def check_identifiers(recorder: str, request: str, values: dict[str, str | None]
     """Serials and badge numbers key the catalog and staging: plain identifiers only."""
     for k, v in values.items():
         if v is not None and (not v or len(v) > 64 or not all(c.isascii() and (c.isalnum() or c in "-_.") for c in v)):
-            raise InvalidReply(recorder, request, f"{k} {v!r} is not an identifier (ASCII letters, digits, - _ . only, ≤ 64)")
+            raise InvalidReply(recorder, request, Message(N_(
+                "{key} {value!r} is not an identifier (ASCII letters, digits, - _ . only, ≤ 64)"), key=k, value=v))
 
 
 def check_clock(recorder: str, request: str, when: datetime, station: datetime | None = None) -> datetime:
     """``when`` if a working clock could show it; else ClockOutOfRange (with the drift, given ``station``)."""
     if not CLOCK_MIN <= when < CLOCK_MAX:
-        raise ClockOutOfRange(recorder, request, f"clock reads {when.isoformat()}, outside 2000–2099 "
-                              "(a reset real-time clock); the station will set it",
+        raise ClockOutOfRange(recorder, request, Message(N_("clock reads {time}, outside 2000–2099 "
+                                                             "(a reset real-time clock); the station will set it"),
+                                                          time=when.isoformat()),
                               (when - station).total_seconds() if station is not None else None)
     return when
 
@@ -216,7 +222,7 @@ class Driver(ABC):
 
     @property
     def model_name(self) -> str:
-        return self.model.model if self.model else f"unknown {self.name} recorder"
+        return self.model.model if self.model else Message(N_("unknown {driver} recorder"), driver=self.name)
 
     @property
     @abstractmethod
@@ -230,19 +236,19 @@ class Driver(ABC):
     def identify(self) -> DeviceInfo: ...
 
     def battery(self) -> Battery:
-        raise self._unsupported("battery")
+        raise self._unsupported(Message(N_("battery")))
 
     @abstractmethod
     def storage(self) -> Storage: ...
 
     def clock(self) -> ClockReading:
-        raise self._unsupported("clock")
+        raise self._unsupported(Message(N_("clock")))
 
     def sync_clock(self, now: datetime | None = None) -> ClockSync:
-        raise self._unsupported("clock setting")
+        raise self._unsupported(Message(N_("clock setting")))
 
     def bind_officer(self, officer: OfficerInfo) -> None:
-        raise self._unsupported("officer binding")
+        raise self._unsupported(Message(N_("officer binding")))
 
     def enter_mass_storage(self) -> None:
         """Switch to mass storage. Plain mass-storage recorders already are: nothing to do."""
@@ -296,36 +302,36 @@ def wipe_verified(volume: Path, files: list[VerifiedFile], chunk: int = 1 << 20)
 def _wipe_one(root: int, f: VerifiedFile, chunk: int) -> str | None:
     parts = f.rel.split(b"/")
     if not f.rel or f.rel.startswith(b"/") or any(p in (b"", b".", b"..") for p in parts):
-        return "not a plain path on the volume: refused"
+        return Message(N_("not a plain path on the volume: refused"))
     try:
         opened = beneath.open_beneath(root, f.rel)
         parent, name, fd = opened.__enter__()
     except OSError as e:
         if e.errno == errno.ELOOP:
-            return "a symbolic link on the way: not followed, kept"
-        return f"cannot be opened ({e.strerror}): kept"
+            return Message(N_("a symbolic link on the way: not followed, kept"))
+        return Message(N_("cannot be opened ({reason}): kept"), reason=e.strerror)
     try:
         try:
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):
-                return "not a regular file: kept"
+                return Message(N_("not a regular file: kept"))
             if st.st_size != f.size:
-                return f"size is {st.st_size} bytes, the stored copy has {f.size}: kept"
+                return Message(N_("size is {size} bytes, the stored copy has {stored}: kept"), size=st.st_size, stored=f.size)
             h = hashlib.sha256()
             os.set_blocking(fd, True)
             while block := os.read(fd, chunk):
                 h.update(block)
         except OSError as e:
-            return f"could not be re-read ({e.strerror}): kept"
+            return Message(N_("could not be re-read ({reason}): kept"), reason=e.strerror)
         if h.hexdigest() != f.sha256:
-            return "its bytes no longer match the stored copy: kept"
+            return Message(N_("its bytes no longer match the stored copy: kept"))
         try:
             now = os.stat(name, dir_fd=parent, follow_symlinks=False)
             if (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino):
-                return "was replaced while being checked: kept"
+                return Message(N_("was replaced while being checked: kept"))
             os.unlink(name, dir_fd=parent)
         except OSError as e:
-            return f"could not be deleted ({e.strerror}): kept"
+            return Message(N_("could not be deleted ({reason}): kept"), reason=e.strerror)
         return None
     finally:
         opened.__exit__(None, None, None)

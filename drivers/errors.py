@@ -26,6 +26,11 @@ boundary maps both trees to a message and that code.
     ├── WireError             inside the zfy codec only: a frame that breaks the format, turned into
     │                         the ProtocolError subclass it names before it leaves the driver
     └── SimError              the simulated fleet (drivers/sim): a bad fault specification
+
+Every message is a message id with params (``DriverError(recorder, N_("… {x} …"), x=v)``), English
+in ``str()``; the daemon translates it where it is shown (``daemon.i18n.text``). A text that is
+data rather than an error — a problem inside a ``ProtocolError``, a wipe's reason for keeping a
+file, a storage check's detail — is a ``Message``: a ``str`` of its English that keeps its id.
 """
 
 from __future__ import annotations
@@ -56,13 +61,36 @@ class _Text:
         return self.msgid.format(**values) if values else self.msgid
 
 
-def preview(data: bytes, limit: int = PREVIEW_BYTES) -> str:
+class Message(str):
+    """A message for people that is also its English text: a ``str`` (so it compares, stores and
+    dumps as the English it always was) carrying ``msgid`` and ``params``, which the daemon's
+    ``i18n.text`` translates. For texts that are data, not errors: a problem inside an error, a
+    wipe's reason for keeping a file, a storage check's detail."""
+
+    msgid: str
+    params: dict[str, Any]
+
+    def __new__(cls, msgid: str, /, **params: Any) -> Message:
+        self = super().__new__(cls, str(_Text(msgid, params)))
+        self.msgid, self.params = msgid, params
+        return self
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _message, (self.msgid, self.params)
+
+
+def _message(msgid: str, params: dict[str, Any]) -> Message:
+    return Message(msgid, **params)
+
+
+def preview(data: bytes, limit: int = PREVIEW_BYTES) -> Message:
     """Hex of the first ``limit`` bytes of what came back, for an error message."""
     if not data:
-        return "nothing"
+        return Message(N_("nothing"))
     head = data[:limit].hex(" ")
-    more = f" … ({len(data)} bytes in all)" if len(data) > limit else f" ({len(data)} bytes)"
-    return head + more
+    if len(data) > limit:
+        return Message(N_("{head} … ({n} bytes in all)"), head=head, n=len(data))
+    return Message(N_("{head} ({n} bytes)"), head=head, n=len(data))
 
 
 class DriverError(Exception):
@@ -87,10 +115,12 @@ class ProtocolError(DriverError):
     """A reply that breaks the wire format (see drivers/README.md)."""
 
     def __init__(self, recorder: str, request: str, problem: str, got: bytes = b"", hint: str | None = None):
+        # ``problem`` (and ``hint``) a ``Message``: ``ProtocolError(r, name, Message(N_("…"), …), got)``
         self.request, self.problem, self.got = request, problem, bytes(got)
-        hint = hint or ("Check the cable and that this port belongs to a GA/T 947 recorder; "
-                        "`evidock probe PORT` shows what it answers")
-        super().__init__(recorder, f"{request}: {problem}; got {preview(self.got)}. {hint}")
+        hint = hint or Message(N_("Check the cable and that this port belongs to a GA/T 947 recorder; "
+                                  "`evidock probe PORT` shows what it answers"))
+        super().__init__(recorder, N_("{request}: {problem}; got {got}. {hint}"),
+                         request=request, problem=problem, got=preview(self.got), hint=hint)
 
 
 class GarbledReply(ProtocolError):
@@ -128,8 +158,9 @@ class InvalidReply(DriverError):
 
     def __init__(self, recorder: str, request: str, problem: str):
         self.request, self.problem = request, problem
-        super().__init__(recorder, f"{request}: {problem}; the value is rejected as invalid "
-                         "(the recorder's firmware reports nonsense — have it serviced)")
+        super().__init__(recorder, N_("{request}: {problem}; the value is rejected as invalid "
+                                      "(the recorder's firmware reports nonsense — have it serviced)"),
+                         request=request, problem=problem)
 
 
 class ClockOutOfRange(InvalidReply):
@@ -149,7 +180,8 @@ class Unsupported(DriverError):
 
     def __init__(self, recorder: str, capability: str, model: str):
         self.capability, self.model = capability, model
-        super().__init__(recorder, f"{capability} is not supported by model {model}")
+        super().__init__(recorder, N_("{capability} is not supported by model {model}"),
+                         capability=capability, model=model)
 
 
 class NoIdentity(DriverError):
@@ -161,16 +193,17 @@ class NoIdentity(DriverError):
 class WireError(DriverError, ValueError):
     """A frame or payload that breaks the format; ``kind`` picks the driver's error class."""
 
-    def __init__(self, kind: type[ProtocolError], problem: str, got: bytes = b""):
-        self.kind, self.problem, self.got = kind, problem, bytes(got)
-        super().__init__(None, problem)
+    def __init__(self, kind: type[ProtocolError], problem: str, /, got: bytes = b"", **params: Any):
+        self.kind, self.got = kind, bytes(got)
+        self.problem = Message(problem, **params)  # what the driver puts in its ProtocolError
+        super().__init__(None, problem, **params)
 
 
 class ToolError(DriverError):
     """A helper program is missing or failed; the message names it and what it said."""
 
-    def __init__(self, message: str):
-        super().__init__(None, message)
+    def __init__(self, message: str, /, **params: Any):
+        super().__init__(None, message, **params)
 
 
 class FatToolError(ToolError, RuntimeError):
@@ -180,5 +213,5 @@ class FatToolError(ToolError, RuntimeError):
 class SimError(DriverError, ValueError):
     """The simulated fleet was asked for something it cannot do (a bad fault specification)."""
 
-    def __init__(self, message: str):
-        super().__init__(None, message)
+    def __init__(self, message: str, /, **params: Any):
+        super().__init__(None, message, **params)

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
 from drivers.base import Driver
+from drivers.errors import N_, Message
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,7 @@ DEVICES: tuple[DeviceModel, ...] = (
                 Quirks(info_file="DEVICE.INI")),
 )
 
-GENERIC_UMS = DeviceModel(0, 0, None, "ums", "generic mass-storage recorder", "unknown",
+GENERIC_UMS = DeviceModel(0, 0, None, "ums", Message(N_("generic mass-storage recorder")), "unknown",
                           Quirks(info_file="DEVICE.INI"))
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from drivers.base import DeviceInfo, Driver, Storage, check_identifiers, check_storage
-from drivers.errors import FatToolError, InvalidReply, NoIdentity, RecorderGone
+from drivers.errors import N_, FatToolError, InvalidReply, Message, NoIdentity, RecorderGone
 
 if TYPE_CHECKING:
     from drivers.registry import DeviceModel
@@ -65,15 +65,17 @@ class UmsDriver(Driver):
 
     @property
     def recorder(self) -> str:
-        return f"{self._serial} at {self.volume}" if self._serial else str(self.volume)
+        return Message(N_("{serial} at {volume}"), serial=self._serial, volume=str(self.volume)) if self._serial else str(self.volume)
 
     def identify(self) -> DeviceInfo:
         values = self._read_info()
         serial = values.get("serial") or self.usb_serial
         if not serial:
-            where = f"no {self.model.quirks.info_file} on the volume" if self.model and self.model.quirks.info_file else "no device-info file"
-            raise NoIdentity(self.recorder, f"cannot tell which recorder this is: {where} and no USB serial number; "
-                             "offload it with `evidock ingest VOLUME --device SERIAL` naming the serial by hand")
+            where = (Message(N_("no {file} on the volume"), file=self.model.quirks.info_file)
+                     if self.model and self.model.quirks.info_file else Message(N_("no device-info file")))
+            raise NoIdentity(self.recorder, N_("cannot tell which recorder this is: {where} and no USB serial number; "
+                                               "offload it with `evidock ingest VOLUME --device SERIAL` naming the serial by hand"),
+                             where=where)
         check_identifiers(self.recorder, self._info_name, {"serial": serial, "badge": values.get("badge")})
         self._serial = serial
         return DeviceInfo(serial=serial, model=values.get("model") or self.model_name, firmware=values.get("firmware"),
@@ -92,12 +94,14 @@ class UmsDriver(Driver):
         try:
             text = raw.decode(encoding).lstrip("\ufeff")
         except UnicodeDecodeError:
-            raise InvalidReply(self.recorder, self._info_name, f"the file is not {encoding} text") from None
+            raise InvalidReply(self.recorder, self._info_name, Message(N_("the file is not {encoding} text"),
+                                                                          encoding=encoding)) from None
         parser = configparser.ConfigParser(interpolation=None, strict=False)
         try:
             parser.read_string(text)
         except configparser.Error as e:
-            raise InvalidReply(self.recorder, self._info_name, f"not an INI file ({e.message.splitlines()[0]})") from None
+            raise InvalidReply(self.recorder, self._info_name, Message(N_("not an INI file ({reason})"),
+                                                                          reason=e.message.splitlines()[0])) from None
         merged: dict[str, str] = {}
         for section in parser.sections():
             for k, v in parser.items(section):
@@ -108,7 +112,8 @@ class UmsDriver(Driver):
                 if merged.get(k):
                     value = merged[k]
                     if len(value) > 200 or not value.isprintable():
-                        raise InvalidReply(self.recorder, self._info_name, f"{k} holds control characters or is too long")
+                        raise InvalidReply(self.recorder, self._info_name, Message(N_(
+                            "{key} holds control characters or is too long"), key=k))
                     out[field] = value
                     break
         return out
@@ -119,7 +124,8 @@ class UmsDriver(Driver):
         try:
             fds = [os.open(self.volume, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)]
         except OSError as e:
-            raise RecorderGone(self.recorder, f"the volume cannot be opened ({e.strerror}); is it still mounted?") from None
+            raise RecorderGone(self.recorder, N_("the volume cannot be opened ({reason}); is it still mounted?"),
+                               reason=e.strerror) from None
         try:
             try:
                 for d in parts[:-1]:
@@ -129,19 +135,20 @@ class UmsDriver(Driver):
                 return None
             except OSError as e:
                 if e.errno in (errno.ELOOP, errno.ENOTDIR):
-                    raise InvalidReply(self.recorder, rel, "is a symbolic link or not a file: not followed") from None
-                raise RecorderGone(self.recorder, f"{rel} cannot be read ({e.strerror})") from None
+                    raise InvalidReply(self.recorder, rel, Message(N_("is a symbolic link or not a file: not followed"))) from None
+                raise RecorderGone(self.recorder, N_("{path} cannot be read ({reason})"), path=rel, reason=e.strerror) from None
             try:
                 if not stat.S_ISREG(os.fstat(fd).st_mode):
-                    raise InvalidReply(self.recorder, rel, "is not a regular file")
+                    raise InvalidReply(self.recorder, rel, Message(N_("is not a regular file")))
                 os.set_blocking(fd, True)
                 data = os.read(fd, INFO_MAX_BYTES + 1)
             except OSError as e:
-                raise RecorderGone(self.recorder, f"{rel} cannot be read ({e.strerror})") from None
+                raise RecorderGone(self.recorder, N_("{path} cannot be read ({reason})"), path=rel, reason=e.strerror) from None
             finally:
                 os.close(fd)
             if len(data) > INFO_MAX_BYTES:
-                raise InvalidReply(self.recorder, rel, f"larger than {INFO_MAX_BYTES} bytes: not a device-info file")
+                raise InvalidReply(self.recorder, rel, Message(N_("larger than {n} bytes: not a device-info file"),
+                                                                n=INFO_MAX_BYTES))
             return data
         finally:
             for d in fds:
@@ -151,7 +158,8 @@ class UmsDriver(Driver):
         try:
             sv = os.statvfs(self.volume)
         except OSError as e:
-            raise RecorderGone(self.recorder, f"the volume cannot be measured ({e.strerror}); is it still mounted?") from None
+            raise RecorderGone(self.recorder, N_("the volume cannot be measured ({reason}); is it still mounted?"),
+                               reason=e.strerror) from None
         total, free = sv.f_blocks * sv.f_frsize, sv.f_bavail * sv.f_frsize
         fs = self.model.quirks.filesystem if self.model else "vfat"
         if total == 0 and self.device is not None and fs == "vfat":
@@ -160,24 +168,24 @@ class UmsDriver(Driver):
             try:
                 total, free = fat_usage(self.device)
             except FatToolError as e:
-                raise RecorderGone(self.recorder, f"the card's size cannot be read: {e}") from None
+                raise RecorderGone(self.recorder, N_("the card's size cannot be read: {error}"), error=e) from None
         state, detail = self._fsck(fs)
         return check_storage(self.recorder, "statvfs", Storage(total, free, state, detail))
 
     def _fsck(self, fs: str) -> tuple[str | None, str]:
         if self.device is None:
-            return None, "not checked: the block device is not known"
+            return None, Message(N_("not checked: the block device is not known"))
         cmd = FSCK.get(fs)
         if cmd is None or shutil.which(cmd[0]) is None:
-            return None, f"not checked: no read-only checker for {fs} installed"
+            return None, Message(N_("not checked: no read-only checker for {fs} installed"), fs=fs)
         try:
             p = subprocess.run([*cmd, "--", str(self.device)], capture_output=True, text=True, errors="replace",
                                timeout=self.fsck_timeout, stdin=subprocess.DEVNULL, env={**os.environ, "LC_ALL": "C"})
         except subprocess.TimeoutExpired:
-            return None, f"not checked: {cmd[0]} took longer than {self.fsck_timeout:g} s"
+            return None, Message(N_("not checked: {tool} took longer than {seconds:g} s"), tool=cmd[0], seconds=self.fsck_timeout)
         said = " ".join((p.stdout + p.stderr).split())[-400:]
         if p.returncode == 0:
             return "clean", said
         if p.returncode == 1 or (fs == "exfat" and p.returncode == 4):
             return "errors", said
-        return None, f"not checked: {cmd[0]} exited {p.returncode}: {said}"
+        return None, Message(N_("not checked: {tool} exited {code}: {said}"), tool=cmd[0], code=p.returncode, said=said)

@@ -41,10 +41,12 @@ from drivers.base import (
     check_storage,
 )
 from drivers.errors import (
+    N_,
     AuthError,
     BadChecksum,
     GarbledReply,
     InvalidReply,
+    Message,
     OversizedReply,
     RecorderGone,
     RejectedRequest,
@@ -127,8 +129,9 @@ class ZfyDriver(Driver):
                 self._port: serial.Serial | None = serial.Serial(self.port_name, baudrate=baud, timeout=POLL_S,
                                                                  write_timeout=timeout, exclusive=True)
             except (*PORT_ERRORS, ValueError) as e:
-                raise RecorderGone(self.port_name, f"cannot open the control port ({_os_reason(e)}); "
-                                   "is the recorder docked and is this its tty?") from None
+                raise RecorderGone(self.port_name, N_("cannot open the control port ({reason}); "
+                                                    "is the recorder docked and is this its tty?"),
+                                   reason=_os_reason(e)) from None
         else:
             self.port_name = port.port or repr(port)
             self._port = port
@@ -140,7 +143,7 @@ class ZfyDriver(Driver):
 
     @property
     def recorder(self) -> str:
-        return f"{self._serial} on {self.port_name}" if self._serial else self.port_name
+        return Message(N_("{serial} on {port}"), serial=self._serial, port=self.port_name) if self._serial else self.port_name
 
     def close(self) -> None:
         port, self._port = self._port, None
@@ -161,8 +164,9 @@ class ZfyDriver(Driver):
         fields = dict(fields or {})
         if cmd.password:
             if not self._password:
-                raise AuthError(self.recorder, f"{name} needs the recorder's {self.role} password and none is "
-                                "configured; set [zfy] password or password_file in the config")
+                raise AuthError(self.recorder, N_("{request} needs the recorder's {role} password and none is "
+                                                 "configured; set [zfy] password or password_file in the config"),
+                                request=name, role=self.role)
             fields = {"role": ROLES[self.role], "password": self._password, **fields}
         payload = encode_fields(fields)
         attempts = 1 + (self.retries if cmd.retry else 0)
@@ -172,7 +176,8 @@ class ZfyDriver(Driver):
             except (ReplyTimeout, GarbledReply, BadChecksum, TruncatedReply, RejectedRequest) as e:
                 if attempt + 1 >= attempts or (isinstance(e, RejectedRequest) and not e.busy):
                     if attempts > 1:
-                        raise type(e)(e.recorder, name, f"{e.problem} (after {attempts} attempts)", e.got) from None
+                        raise type(e)(e.recorder, name, Message(N_("{problem} (after {attempts} attempts)"),
+                                                                  problem=e.problem, attempts=attempts), e.got) from None
                     raise
                 wait = self.backoff_s * (2 ** attempt)
                 log.info("%s: %s failed (%s); retrying in %.2f s", self.recorder, name, e.problem, wait)
@@ -193,7 +198,8 @@ class ZfyDriver(Driver):
             # its tcdrain has no timeout and would hang on a stalled USB endpoint.
             port.write(frame)
         except serial.SerialTimeoutException:
-            raise ReplyTimeout(self.recorder, cmd.name, f"the request could not be sent within {self.timeout:g} s") from None
+            raise ReplyTimeout(self.recorder, cmd.name, Message(N_(
+                "the request could not be sent within {seconds:g} s"), seconds=self.timeout)) from None
         except PORT_ERRORS as e:
             raise self._lost(e, cmd.name) from None
         reply = self._read_reply(port, cmd, seq)
@@ -205,7 +211,8 @@ class ZfyDriver(Driver):
             raise e.kind(self.recorder, cmd.name, e.problem, e.got) from None
         missing = [f for f in cmd.required if f not in values]
         if missing:
-            raise GarbledReply(self.recorder, cmd.name, f"the reply lacks field(s) {', '.join(missing)}", reply.payload)
+            raise GarbledReply(self.recorder, cmd.name, Message(N_("the reply lacks field(s) {fields}"),
+                                                                 fields=", ".join(missing)), reply.payload)
         log.debug("%s: <- %s seq=%d %s", self.recorder, cmd.name, seq, redacted(values))
         return values
 
@@ -222,14 +229,16 @@ class ZfyDriver(Driver):
                 if frame.seq == seq and frame.cmd == cmd.code | REPLY_BIT:
                     return frame
                 if frame.seq == seq:
-                    raise GarbledReply(self.recorder, cmd.name, f"the reply is for function 0x{frame.cmd:02x}, "
-                                       f"not 0x{cmd.code | REPLY_BIT:02x}", frame.encode())
+                    raise GarbledReply(self.recorder, cmd.name, Message(N_(
+                        "the reply is for function 0x{got:02x}, not 0x{wanted:02x}"),
+                        got=frame.cmd, wanted=cmd.code | REPLY_BIT), frame.encode())
                 stale += 1  # a late reply to an earlier request: not this one's answer
                 log.info("%s: dropped a late reply (seq %d) while waiting for %s seq %d", self.recorder, frame.seq, cmd.name, seq)
                 continue
             if len(parser.noise) > MAX_FRAME:
-                raise OversizedReply(self.recorder, cmd.name, f"the recorder kept sending: more than {MAX_FRAME} bytes "
-                                     "(the longest reply) without a reply frame", bytes(parser.noise))
+                raise OversizedReply(self.recorder, cmd.name, Message(N_(
+                    "the recorder kept sending: more than {n} bytes (the longest reply) without a reply frame"),
+                    n=MAX_FRAME), bytes(parser.noise))
             left = deadline - time.monotonic()
             if left <= 0:
                 break
@@ -239,37 +248,49 @@ class ZfyDriver(Driver):
                 raise self._lost(e, cmd.name) from None
             parser.feed(chunk)
         if parser.partial:
-            raise TruncatedReply(self.recorder, cmd.name, f"the reply stopped short: {len(parser.partial)} bytes of a frame "
-                                 f"by the {self.timeout:g} s deadline", parser.partial)
+            raise TruncatedReply(self.recorder, cmd.name, Message(N_(
+                "the reply stopped short: {n} bytes of a frame by the {seconds:g} s deadline"),
+                n=len(parser.partial), seconds=self.timeout), parser.partial)
         if parser.noise:
-            raise GarbledReply(self.recorder, cmd.name, "bytes that are not a reply frame", bytes(parser.noise))
-        late = f" ({stale} late repl{'y' if stale == 1 else 'ies'} to earlier requests dropped)" if stale else ""
-        raise ReplyTimeout(self.recorder, cmd.name, f"no reply within {self.timeout:g} s{late}")
+            raise GarbledReply(self.recorder, cmd.name, Message(N_("bytes that are not a reply frame")), bytes(parser.noise))
+        if stale == 1:
+            problem = Message(N_("no reply within {seconds:g} s ({n} late reply to earlier requests dropped)"),
+                              seconds=self.timeout, n=stale)
+        elif stale:
+            problem = Message(N_("no reply within {seconds:g} s ({n} late replies to earlier requests dropped)"),
+                              seconds=self.timeout, n=stale)
+        else:
+            problem = Message(N_("no reply within {seconds:g} s"), seconds=self.timeout)
+        raise ReplyTimeout(self.recorder, cmd.name, problem)
 
     def _raise_status(self, cmd: Command, reply: Frame) -> None:
         st = reply.status
         if st == Status.BAD_PASSWORD:
-            raise AuthError(self.recorder, f"{cmd.name}: the recorder refused the {self.role} password; set the right one "
-                            "in [zfy] password or password_file (the recorder's vendor tool shows or resets it)")
+            raise AuthError(self.recorder, N_("{request}: the recorder refused the {role} password; set the right one "
+                                             "in [zfy] password or password_file (the recorder's vendor tool shows or resets it)"),
+                            request=cmd.name, role=self.role)
         if st in (Status.UNKNOWN_COMMAND, Status.NOT_SUPPORTED):
             raise self._unsupported(cmd.name)
-        what = {Status.BAD_ARGUMENT: "bad argument", Status.BUSY: "busy"}.get(st, f"unknown status 0x{st:02x}")
-        err = RejectedRequest(self.recorder, cmd.name, f"the recorder answered with status {what}", reply.encode())
+        what = {Status.BAD_ARGUMENT: Message(N_("bad argument")), Status.BUSY: Message(N_("busy"))}.get(
+            st) or Message(N_("unknown status 0x{status:02x}"), status=st)
+        err = RejectedRequest(self.recorder, cmd.name, Message(N_("the recorder answered with status {status}"), status=what),
+                              reply.encode())
         err.busy = st == Status.BUSY  # worth asking again after the backoff
         raise err
 
     def _live_port(self) -> serial.Serial:
         if self._gone is not None:
-            raise RecorderGone(self._gone.recorder, "the control port is gone (see the earlier error); dock the recorder again")
+            raise RecorderGone(self._gone.recorder, N_("the control port is gone (see the earlier error); dock the recorder again"))
         if self._port is None:
-            raise RecorderGone(self.recorder, "the control port was closed")
+            raise RecorderGone(self.recorder, N_("the control port was closed"))
         return self._port
 
     def _lost(self, err: BaseException, request: str) -> RecorderGone:
         """Close the port where it failed and remember it: later calls fail at once."""
         self.close()
-        self._gone = RecorderGone(self.recorder, f"{request}: the control port went away ({_os_reason(err)}); "
-                                  "the recorder was unplugged or switched off — dock it again")
+        self._gone = RecorderGone(self.recorder, N_("{request}: the control port went away ({reason}); "
+                                                   "the recorder was unplugged or switched off — dock it again"),
+                                  request=request, reason=_os_reason(err))
         return self._gone
 
     # -- the driver interface ----------------------------------------------------------------
@@ -279,7 +300,8 @@ class ZfyDriver(Driver):
         if self._functions is None:
             r = self.request("Init_Device", {"protocol": PROTOCOL_VERSION})
             if r["protocol"] != PROTOCOL_VERSION:
-                raise InvalidReply(self.recorder, "Init_Device", f"protocol version {r['protocol']}, this station speaks {PROTOCOL_VERSION}")
+                raise InvalidReply(self.recorder, request="Init_Device", problem=Message(N_("protocol version {got}, this station speaks {ours}"),
+                                                                   got=r["protocol"], ours=PROTOCOL_VERSION))
             self._functions = frozenset(CMD_BY_CODE[c].name for c in r["functions"] if c in CMD_BY_CODE) | MANDATORY
             self._init = r
         return self._functions
@@ -290,7 +312,8 @@ class ZfyDriver(Driver):
         code = self.request("GetIDCode")["id_code"]
         info = self.request("GetZFYInfo")
         if info["serial"] != code:
-            raise InvalidReply(self.recorder, "GetZFYInfo", f"device serial {info['serial']!r} differs from its ID code {code!r}")
+            raise InvalidReply(self.recorder, request="GetZFYInfo", problem=Message(N_("device serial {serial!r} differs from its ID code {code!r}"),
+                                                              serial=info["serial"], code=code))
         check_identifiers(self.recorder, "GetZFYInfo", {"serial": code, "badge": info.get("badge") or None})
         self._serial = code
         resolution = None
@@ -306,7 +329,8 @@ class ZfyDriver(Driver):
         r = self.request("ReadDeviceBatteryDumpEnergy")
         charging = r.get("charging")
         if charging not in (None, 0, 1):
-            raise InvalidReply(self.recorder, "ReadDeviceBatteryDumpEnergy", f"charging flag {charging} is neither 0 nor 1")
+            raise InvalidReply(self.recorder, request="ReadDeviceBatteryDumpEnergy", problem=Message(N_(
+                "charging flag {flag} is neither 0 nor 1"), flag=charging))
         b = Battery(percent=r["battery_percent"], voltage_mv=r.get("voltage_mv"),
                     charging=None if charging is None else bool(charging), cycles=r.get("cycles"),
                     full_charge_mah=r.get("full_charge_mah"), design_mah=r.get("design_mah"))
@@ -316,9 +340,10 @@ class ZfyDriver(Driver):
         r = self.request("GetStorageInfo")
         fs = r.get("fs_state")
         if fs is not None and fs not in FS_STATES:
-            raise InvalidReply(self.recorder, "GetStorageInfo", f"filesystem state {fs} is not one the protocol defines")
+            raise InvalidReply(self.recorder, request="GetStorageInfo", problem=Message(N_(
+                "filesystem state {state} is not one the protocol defines"), state=fs))
         s = Storage(total_bytes=r["total_bytes"], free_bytes=r["free_bytes"], fs_state=FS_STATES.get(fs) if fs is not None else None,
-                    fs_detail="reported by the recorder" if fs is not None else None)
+                    fs_detail=Message(N_("reported by the recorder")) if fs is not None else None)
         return check_storage(self.recorder, "GetStorageInfo", s)
 
     def clock(self) -> ClockReading:
@@ -329,7 +354,8 @@ class ZfyDriver(Driver):
         try:
             recorder = datetime.fromtimestamp(r["time_ms"] / 1000, timezone.utc)
         except (OverflowError, OSError, ValueError):
-            raise InvalidReply(self.recorder, "GetDevTime", f"clock value {r['time_ms']} ms is not a time") from None
+            raise InvalidReply(self.recorder, request="GetDevTime", problem=Message(N_("clock value {ms} ms is not a time"),
+                                                                      ms=r["time_ms"])) from None
         check_clock(self.recorder, "GetDevTime", recorder, station)
         return ClockReading(recorder_time=recorder, station_time=station, round_trip_s=rtt)
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from drivers.errors import (
+    N_,
     BadChecksum,
     GarbledReply,
     OversizedReply,
@@ -150,30 +151,32 @@ def decode_fields(payload: bytes) -> dict[str, Any]:
     i = 0
     while i < len(payload):
         if i + 2 > len(payload):
-            raise WireError(GarbledReply, f"payload ends inside a field header at byte {i}", payload)
+            raise WireError(GarbledReply, N_("payload ends inside a field header at byte {i}"), payload, i=i)
         code, n = payload[i], payload[i + 1]
         raw = payload[i + 2 : i + 2 + n]
         if len(raw) != n:
-            raise WireError(GarbledReply, f"field 0x{code:02x} declares {n} bytes, only {len(raw)} follow", payload)
+            raise WireError(GarbledReply, N_("field 0x{code:02x} declares {n} bytes, only {left} follow"), payload,
+                            code=code, n=n, left=len(raw))
         i += 2 + n
         tag = TAG_BY_CODE.get(code)
         if tag is None:
             continue
         if tag.name in out:
-            raise WireError(GarbledReply, f"field {tag.name} appears twice", payload)
+            raise WireError(GarbledReply, N_("field {field} appears twice"), payload, field=tag.name)
         if tag.kind is Kind.STR:
             try:
                 value: Any = raw.decode("utf-8")
             except UnicodeDecodeError:
-                raise WireError(GarbledReply, f"field {tag.name} is not UTF-8 text", payload) from None
+                raise WireError(GarbledReply, N_("field {field} is not UTF-8 text"), payload, field=tag.name) from None
             if "\x00" in value or not value.isprintable():
-                raise WireError(GarbledReply, f"field {tag.name} holds control characters", payload)
+                raise WireError(GarbledReply, N_("field {field} holds control characters"), payload, field=tag.name)
         elif tag.kind is Kind.BYTES:
             value = raw
         else:
             size = struct.calcsize(_INT[tag.kind])
             if n != size:
-                raise WireError(GarbledReply, f"field {tag.name} has {n} bytes, a {tag.kind.value} has {size}", payload)
+                raise WireError(GarbledReply, N_("field {field} has {n} bytes, a {kind} has {size}"), payload,
+                                field=tag.name, n=n, kind=tag.kind.value, size=size)
             value = struct.unpack(_INT[tag.kind], raw)[0]
         out[tag.name] = value
     return out
@@ -237,7 +240,8 @@ class FrameParser:
         if length > self.max_payload:
             got = bytes(self.buf)
             del self.buf[:]
-            raise WireError(OversizedReply, f"frame declares {length} payload bytes, over the maximum of {self.max_payload}", got)
+            raise WireError(OversizedReply, N_("frame declares {length} payload bytes, over the maximum of {maximum}"), got,
+                            length=length, maximum=self.max_payload)
         end = HEADER_LEN + length + CRC_LEN
         if len(self.buf) < end:
             return None
@@ -245,5 +249,6 @@ class FrameParser:
         del self.buf[:end]
         (crc,) = struct.unpack(">H", raw[-CRC_LEN:])
         if crc != crc16(raw[2:-CRC_LEN]):
-            raise WireError(BadChecksum, f"CRC is {crc:04x}, the frame's content gives {crc16(raw[2:-CRC_LEN]):04x}", raw)
+            raise WireError(BadChecksum, N_("CRC is {crc:04x}, the frame's content gives {computed:04x}"), raw,
+                            crc=crc, computed=crc16(raw[2:-CRC_LEN]))
         return Frame(seq, cmd, status, raw[HEADER_LEN:-CRC_LEN])

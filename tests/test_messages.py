@@ -51,9 +51,6 @@ PENDING = {
     "daemon/media/probe.py",
     "daemon/media/queue.py",
     "daemon/media/stages.py",
-    "drivers/ums.py",
-    "drivers/zfy.py",
-    "drivers/zfywire.py",
 }
 
 

@@ -10,6 +10,7 @@ from daemon.cli import Station, cli, emit_json, pass_station, say
 from daemon.cli.labels import SEVERITY, label
 from daemon.display import local_time, pad, shown, size, width
 from daemon.dock.check import probe_port
+from daemon import i18n
 from daemon.i18n import _
 
 
@@ -36,7 +37,8 @@ def probe_command(st: Station, tty: str, timeout: float | None, as_json: bool) -
     else:
         click.echo(probe_text(rep, st.config.ui.timezone))
         for n in rep.notes:
-            say(f"{label(SEVERITY, 'note' if n.status == 'not_reported' else 'error')}: {n.what}: {n.message}")
+            what = _(n.what)  # battery, storage, clock, firmware: the labels of probe_text
+            say(f"{label(SEVERITY, 'note' if n.status == 'not_reported' else 'error')}: {what}: {i18n.text(n.message)}")
     return rep.exit_code
 
 

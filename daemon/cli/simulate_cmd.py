@@ -14,7 +14,8 @@ import click
 from daemon import i18n
 from daemon.cli import Station, cli, pass_station, say
 from daemon.errors import ConfigError
-from daemon.i18n import _
+from daemon import i18n
+from daemon.i18n import N_, _
 from drivers.sim.simulator import FaultError, SimulatedRecorder, faults_help
 from drivers.sim.volume import SampleSpec
 
@@ -51,7 +52,7 @@ def simulate_command(st: Station, volume: Path | None, image: Path | None, pty_l
       evidock probe /tmp/zfy0
     """
     if volume is not None and image is not None:
-        raise ConfigError("give --volume or --image, not both")
+        raise ConfigError(N_("give --volume or --image, not both"))
     own_workdir = workdir is None
     work = Path(tempfile.mkdtemp(prefix="evidock-sim-")) if workdir is None else workdir
     password = st.config.zfy.secret()

@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from drivers.errors import N_, Message
 from drivers.fat import _run
 
 MIN_FAT32_BYTES = 40 * 1024 * 1024  # mkfs.vfat needs ≥ 65525 clusters for FAT32 (512-byte clusters)
@@ -31,17 +32,17 @@ def build_fat32_image(src: Path, image: Path, *, label: str = "RECORDER", size_b
     image.parent.mkdir(parents=True, exist_ok=True)
     with open(image, "wb") as fh:
         fh.truncate(size)
-    _run(["mkfs.vfat", "-F", "32", "-n", label[:11].upper(), "--", str(image)], f"formatting {image}")
+    _run(["mkfs.vfat", "-F", "32", "-n", label[:11].upper(), "--", str(image)], Message(N_("formatting {image}"), image=str(image)))
     entries = sorted(src.iterdir())
     if entries:
         _run(["mcopy", "-i", str(image), "-s", "-p", "-m", "-Q", *[str(e) for e in entries], "::/"],
-             f"copying {src} into {image}")
+             Message(N_("copying {src} into {image}"), src=str(src), image=str(image)))
     return image
 
 
 def list_files(image: Path) -> list[str]:
     """Every file on the image as a ``/``-separated path (long names)."""
-    out = _run(["mdir", "-i", str(Path(image).absolute()), "-/", "-b", "::/"], f"listing {image}").stdout
+    out = _run(["mdir", "-i", str(Path(image).absolute()), "-/", "-b", "::/"], Message(N_("listing {image}"), image=str(image))).stdout
     return sorted(line[3:] if line.startswith("::/") else line for line in out.splitlines()
                   if line and not line.endswith("/"))
 
@@ -49,7 +50,7 @@ def list_files(image: Path) -> list[str]:
 def copy_out(image: Path, rel: str, dest: Path) -> Path:
     """Copy one file off the image (``mcopy``), keeping its time."""
     _run(["mcopy", "-i", str(Path(image).absolute()), "-n", "-m", "::/" + rel.lstrip("/"), str(Path(dest).absolute())],
-         f"copying {rel} out of {image}")
+         Message(N_("copying {rel} out of {image}"), rel=rel, image=str(image)))
     return Path(dest)
 
 
@@ -66,14 +67,16 @@ def mounted_fusefat(image: Path, mountpoint: Path, timeout: float = 10.0) -> Ite
 
     ok, why = fuse_available()
     if not ok or shutil.which("fusefat") is None:
-        raise FaultfsUnavailable(f"cannot mount {image} with fusefat: {why if not ok else 'fusefat is not installed'}")
+        raise FaultfsUnavailable(N_("cannot mount {image} with fusefat: {why}"), image=str(image),
+                                 why=why if not ok else Message(N_("fusefat is not installed")))
     mnt = Path(mountpoint)
     mnt.mkdir(parents=True, exist_ok=True)
-    _run(["fusefat", "-o", "ro", str(Path(image).absolute()), str(mnt.absolute())], f"mounting {image}", timeout)
+    _run(["fusefat", "-o", "ro", str(Path(image).absolute()), str(mnt.absolute())], Message(N_("mounting {image}"), image=str(image)), timeout)
     deadline = time.monotonic() + timeout
     while not is_mounted(mnt):
         if time.monotonic() > deadline:
-            raise FaultfsUnavailable(f"fusefat mount of {image} at {mnt} did not appear within {timeout:g} s")
+            raise FaultfsUnavailable(N_("fusefat mount of {image} at {mnt} did not appear within {seconds:g} s"),
+                                     image=str(image), mnt=str(mnt), seconds=timeout)
         time.sleep(0.02)
     try:
         yield mnt

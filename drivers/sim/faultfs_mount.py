@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Optional
 
+from drivers.errors import N_
 from drivers.mounts import is_mounted, unmount  # noqa: F401  (unmount: re-exported)
 from drivers.sim.faultfs import _MFUSEPY_ERROR, EXIT_NO_FUSE, FUSE, FaultfsUnavailable, validate_rules
 
@@ -96,7 +97,7 @@ def mounted_faultfs(
     rules = validate_rules(rules or {})
     ok, why = fuse_available()
     if not ok:
-        raise FaultfsUnavailable(f"FUSE unavailable: {why}")
+        raise FaultfsUnavailable(N_("FUSE unavailable: {why}"), why=why)
     mnt = Path(mountpoint)
     mnt.mkdir(parents=True, exist_ok=True)
     if is_mounted(mnt):
@@ -125,10 +126,11 @@ def mounted_faultfs(
             if code is not None:
                 msg = _read_log(errlog)
                 if code == EXIT_NO_FUSE:
-                    raise FaultfsUnavailable(f"FUSE mount failed: {msg}")
+                    raise FaultfsUnavailable(N_("FUSE mount failed: {log}"), log=msg)
                 raise RuntimeError(f"faultfs exited with code {code} before mounting:\n{msg}")
             if time.monotonic() > deadline:
-                raise FaultfsUnavailable(f"FUSE mount did not appear within {timeout:.0f}s: {_read_log(errlog)}")
+                raise FaultfsUnavailable(N_("FUSE mount did not appear within {seconds:.0f}s: {log}"),
+                                         seconds=timeout, log=_read_log(errlog))
             time.sleep(0.02)
         yield mnt
     except BaseException:

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from drivers.errors import SimError, WireError
+from drivers.errors import N_, SimError, WireError
 from drivers.sim.pty import PtyChannel
 from drivers.sim.volume import SampleSpec, make_volume
 from drivers.zfywire import (
@@ -102,25 +102,28 @@ def parse_fault(spec: str) -> Fault:
     name, eq, value = text.partition("=")
     kind = FAULTS.get(name)
     if kind is None:
-        raise FaultError(f"unknown fault {name!r}; known: {', '.join(FAULTS)}")
+        raise FaultError(N_("unknown fault {name!r}; known: {known}"), name=name, known=", ".join(FAULTS))
     if function and (not kind.reply or function not in CMD):
-        raise FaultError(f"fault {spec!r}: only reply faults take @FUNCTION, with one of {', '.join(CMD)}")
+        raise FaultError(N_("fault {spec!r}: only reply faults take @FUNCTION, with one of {functions}"),
+                         spec=spec, functions=", ".join(CMD))
     if kind.arg is None:
         if eq:
-            raise FaultError(f"fault {name} takes no value")
+            raise FaultError(N_("fault {name} takes no value"), name=name)
         return Fault(name, None, function or None)
     if not value:
-        raise FaultError(f"fault {name} needs a value: {name}=N")
+        raise FaultError(N_("fault {name} needs a value: {name}=N"), name=name)
     try:
         parsed = kind.arg(value)
     except ValueError:
-        raise FaultError(f"fault {name}: {value!r} is not a {kind.arg.__name__}") from None
+        raise FaultError(N_("fault {name}: {value!r} is not a {type}"), name=name, value=value,
+                         type=kind.arg.__name__) from None
     if name in ("unplug-on", "lacks") and parsed not in CMD:
-        raise FaultError(f"fault {name}: {value!r} is not a function; one of {', '.join(CMD)}")
+        raise FaultError(N_("fault {name}: {value!r} is not a function; one of {functions}"), name=name, value=value,
+                         functions=", ".join(CMD))
     if name == "lacks" and parsed in MANDATORY:
-        raise FaultError(f"fault lacks: {parsed} is mandatory for every recorder")
+        raise FaultError(N_("fault lacks: {function} is mandatory for every recorder"), function=parsed)
     if isinstance(parsed, (int, float)) and name != "clock-off" and parsed < 0:
-        raise FaultError(f"fault {name}: the value must not be negative")
+        raise FaultError(N_("fault {name}: the value must not be negative"), name=name)
     return Fault(name, parsed, function or None)
 
 
@@ -290,7 +293,7 @@ class SimulatedRecorder:
                  card_bytes: int = CARD_BYTES, admin_password: str = FACTORY_PASSWORD,
                  user_password: str = FACTORY_PASSWORD):
         if volume is not None and image is not None:
-            raise FaultError("give a volume directory or an image, not both")
+            raise FaultError(N_("give a volume directory or an image, not both"))
         self.workdir = Path(workdir)
         self.volume_dir = Path(volume) if volume else None
         self.image = Path(image) if image else None
@@ -339,7 +342,7 @@ class SimulatedRecorder:
         unplug = self._fault("unplug-after")
         if unplug is not None:
             if source is None:
-                raise FaultError("unplug-after needs a mounted card; FUSE is not usable here to mount the image")
+                raise FaultError(N_("unplug-after needs a mounted card; FUSE is not usable here to mount the image"))
             mnt = self._stack.enter_context(mounted_faultfs(source, self.workdir / "unpluggable",
                                                             {"unplug_after_bytes": unplug.value}))
             self.served = mnt

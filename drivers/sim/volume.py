@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from drivers.errors import ToolError
+from drivers.errors import N_, ToolError
 
 
 class FfmpegMissing(ToolError, RuntimeError):
@@ -39,7 +39,7 @@ def make_clip(dest: Path, seconds: float, size: str, when: datetime, *, frequenc
     """One H.264/AAC MP4 clip with ``creation_time`` = ``when``."""
     ffmpeg = shutil.which("ffmpeg")
     if ffmpeg is None:
-        raise FfmpegMissing("ffmpeg is not installed; run scripts/setup (Debian package ffmpeg)")
+        raise FfmpegMissing(N_("ffmpeg is not installed; run scripts/setup (Debian package ffmpeg)"))
     dest.parent.mkdir(parents=True, exist_ok=True)
     cmd = [
         ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-y",

@@ -77,3 +77,26 @@ def test_probe_no_such_port(tmp_path: Path, evidock) -> None:
 def test_new_commands_are_documented(name: str) -> None:
     cmd = cli.commands[name]
     assert "Example:" in (cmd.help or "") and "evidock " + name in cmd.help
+
+
+def test_probe_failure_in_chinese_and_its_json_unchanged(tmp_path: Path, evidock) -> None:
+    """A driver error (a ProtocolError with its problem, what came back and the hint) in Chinese."""
+    with simulator(tmp_path, "garbage") as sim:
+        en = evidock("--lang", "en", "probe", sim.channel.path, "--timeout", "0.2")
+        zh = evidock("--lang", "zh", "probe", sim.channel.path, "--timeout", "0.2")
+    assert en.code == zh.code == 2
+    assert "Init_Device: bytes that are not a reply frame (after 3 attempts); got " in en.err
+    assert "执法记录仪" in zh.err and "收到的字节不是应答帧（已尝试 3 次）" in zh.err and "请检查连接线" in zh.err, zh.err
+    assert not re.search(r"\b(reply|got|bytes|attempts|Check|cable|recorder)\b", zh.err), zh.err
+
+
+def test_probe_notes_in_chinese_and_json_the_same(tmp_path: Path, evidock) -> None:
+    with simulator(tmp_path, "lacks=ReadDeviceBatteryDumpEnergy") as sim:
+        en = evidock("--lang", "en", "probe", sim.channel.path, "--json")
+        zh = evidock("--lang", "zh", "probe", sim.channel.path, "--json")
+    drop = ("clock", "station_time", "recorder_time", "drift_s", "round_trip_s")
+
+    def steady(doc):  # the clock readings differ between two runs; everything else must not
+        return {k: v for k, v in doc.items() if k not in drop}
+    assert en.code == zh.code == 0 and steady(en.json()) == steady(zh.json())
+    assert "not supported by model" in en.json()["notes"][0]["message"]

@@ -119,3 +119,9 @@ def test_unplug_after_n_bytes_of_offload_then_resume(tmp_path: Path, data_dir: P
         total = {t.entry.display for t in result.tasks if t.status == "stored"} | {
             t.entry.display for t in again.tasks if t.status == "stored"}
         assert len(total) == sum(1 for p in card.rglob("*") if p.is_file())
+
+
+def test_cli_refuses_a_bad_fault_in_chinese(tmp_path: Path, evidock) -> None:
+    r = evidock("--lang", "zh", "simulate", "--fault", "explode", "--volume", tmp_path)
+    assert r.code == 2 and "未知故障 'explode'；可用的有：" in r.err, r.err
+    assert "unknown fault" not in r.err and "known:" not in r.err
