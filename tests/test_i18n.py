@@ -279,3 +279,58 @@ def test_config_check_of_a_broken_file_in_both_languages(tmp_path: Path, data_di
     old.write_text('[filing]\nlocal_timezone = "UTC"\n')
     r = run_evidock("--config", old, "config", "check", "--json", data_dir=data_dir)
     assert r.code == 0 and r.json()["ui"]["timezone"] == "UTC" and "filing.local_timezone is deprecated" in r.err
+
+
+# --- the main commands, as a station's staff run them, in each language --------------------
+
+DATA = ("人社监察〔2026〕12号", "某某建筑公司")
+
+
+def _main_commands(tmp_path: Path, lang: str) -> dict[str, object]:
+    """The demo, an ingest, the listings, status, a broken config and bad arguments, in ``lang``."""
+    data = tmp_path / f"data-{lang}"
+    data.mkdir()
+    runs: dict[str, object] = {}
+
+    def run(name: str, *args: object, **kw: object):
+        r = run_evidock("--lang", lang, *args, data_dir=data, **kw)
+        runs[name] = r
+        return r
+
+    assert run("status-never-run", "status").code == 3
+    assert run("demo", "demo", "--recorders", "1", "--clips", "1", timeout=300).code == 0
+    vol = tmp_path / f"vol-{lang}"
+    vol.mkdir()
+    (vol / "20261127_083000_0001.MP4").write_bytes(b"clip " * 300)
+    (vol / "fifo").touch()
+    assert run("ingest", "ingest", vol, "--officer", "010203", "--device", "ZFY-0001").code == 0
+    run("ingest-again", "ingest", vol, "--officer", "010203", "--device", "ZFY-0001")
+    assert run("case-open", "case", "open", DATA[0], "--party", DATA[1], "--handler", "010203",
+               "--opened-at", "2026-11-27").code == 0
+    for name, args in (("footage-list", ("footage", "list")), ("overdue", ("footage", "overdue")),
+                       ("case-list", ("case", "list")), ("case-show", ("case", "show", DATA[0])),
+                       ("devices", ("devices",)), ("health", ("health",)), ("status", ("status",)),
+                       ("staging", ("staging", "list")), ("verify", ("verify",)), ("audit", ("audit", "verify"))):
+        run(name, *args)
+    bad = tmp_path / f"bad-{lang}.toml"
+    bad.write_text('[offload]\nchunk_bytes = "many"\n[dock]\nbogus = 1\n')
+    assert run("config-broken", "--config", bad, "config", "check").code == 2
+    assert run("bad-time", "footage", "overdue", "--as-of", "yesterday-ish").code == 2
+    assert run("bad-option", "footage", "list", "--sort", "x").code == 2
+    assert run("no-such-footage", "footage", "file", "999999", "--case", DATA[0], "--reason", "x").code == 2
+    assert run("no-such-dir", "ingest", tmp_path / "nowhere", "--officer", "010203", "--device", "X").code == 2
+    return runs
+
+
+def test_the_main_commands_speak_one_language(tmp_path: Path) -> None:
+    """Chinese output holds none of the catalog's English; English output no Chinese outside the data."""
+    from tests.support.language import chinese_in, english_in, english_sentences
+
+    zh = _main_commands(tmp_path, "zh")
+    en = _main_commands(tmp_path, "en")
+    leaks = {name: english_in(r.out + r.err) + english_sentences(r.out + r.err, DATA) for name, r in zh.items()}
+    assert not any(leaks.values()), "English in the Chinese output: " + repr({k: v for k, v in leaks.items() if v})
+    chinese = {name: chinese_in(r.out + r.err, DATA) for name, r in en.items()}
+    assert not any(chinese.values()), "Chinese in the English output: " + repr({k: v for k, v in chinese.items() if v})
+    for name in ("bad-time", "no-such-footage", "no-such-dir", "config-broken"):
+        assert "错误" in zh[name].err or "错误" in zh[name].out, (name, zh[name].err)
