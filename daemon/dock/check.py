@@ -69,7 +69,7 @@ class DockTask:
     def note(self, what: str, err: DriverError) -> None:
         status = "not_reported" if isinstance(err, Unsupported) else "invalid" if isinstance(err, InvalidReply) else "failed"
         assert self.reading is not None
-        self.reading.notes.append(health.Note(what, status, str(err)))
+        self.reading.notes.append(health.Note(what, status, err))
         if status != "not_reported":
             log.warning("%s", err)
 
@@ -88,7 +88,7 @@ def identify_stage(c: DockContext, t: DockTask) -> None:
     d = t.device
     t.reading = health.HealthReading(serial=d.serial, model=d.model, firmware=d.firmware, badge=d.badge)
     if d.firmware is None:
-        t.reading.notes.append(health.Note("firmware", "not_reported", "the recorder does not report its firmware"))
+        t.reading.notes.append(health.Note("firmware", "not_reported", Message(N_("the recorder does not report its firmware"))))
     _remember_device(c.catalog, d)
 
 
@@ -290,7 +290,7 @@ def probe(driver: Driver, port: str) -> ProbeReport:
         except (Unsupported, InvalidReply, ProtocolError) as e:
             rep.items[what] = None
             status = "not_reported" if isinstance(e, Unsupported) else "invalid" if isinstance(e, InvalidReply) else "failed"
-            rep.notes.append(health.Note(what, status, str(e)))
+            rep.notes.append(health.Note(what, status, e))
     return rep
 
 
