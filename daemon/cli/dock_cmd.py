@@ -16,6 +16,8 @@ from daemon.dock.station import Station as DockStation
 from daemon.dock.station import read_status
 from daemon.display import Column, local_time, pad, shown, size, table
 from daemon.i18n import _, ngettext
+from daemon.i18n import text as i18n_text
+from daemon.schedule.runs import open_job_alerts
 
 
 @cli.command("run")
@@ -49,8 +51,10 @@ def status_command(st: Station, as_json: bool) -> int:
     """
     status = read_status(st.data_dir)
     doc, alive = status.doc, status.running
+    with st.catalog() as catalog:
+        job_alerts = open_job_alerts(catalog)  # a nightly job that failed or did not run (issue 15)
     if as_json:
-        emit_json(doc)
+        emit_json({**doc, "job_alerts": [{k: v for k, v in a.items() if k != "text"} for a in job_alerts]})
         return status.exit_code
     tz = st.config.ui.timezone
     head = _("station running (pid {pid})") if alive else _("station NOT running (pid {pid})")
@@ -65,6 +69,9 @@ def status_command(st: Station, as_json: bool) -> int:
         out.append([b["bay"], b["serial"] or "?", b["officer"], label(STATES, b["state"]),
                     f"{100 * done // total}%" if total else "-", b["detail"]])
     click.echo(table(cols, out, empty=_("no recorder docked")))
+    for a in job_alerts:
+        say(_("alert: job {job}: {message} (since {since}; see `evidock jobs`)").format(
+            job=a["job"], message=i18n_text(a["text"]), since=local_time(a["raised_at"], tz)))
     return status.exit_code
 
 
