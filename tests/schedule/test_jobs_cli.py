@@ -97,4 +97,5 @@ def test_the_real_scheduler_fires_a_job_a_second_away(data_dir: Path) -> None:
             time.sleep(0.2)
     finally:
         sched.stop()
+        sched.worker.join(30)  # a run the last fire queued ends before the data dir goes
     assert done[-1]["job"] == "audit-verify" and done[-1]["trigger"] == "schedule" and done[-1]["result"] == "ok"
