@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from daemon.config_messages import describe_errors
+from daemon.config_schedule import CRON_KEYS, ScheduleConfig, cron_trigger  # noqa: F401 ([schedule], issue 15)
 from daemon.errors import ConfigError
 from daemon.i18n import N_, _
 
@@ -415,6 +416,7 @@ class Config(_Section):
     retention: RetentionConfig = Field(default_factory=RetentionConfig, description="When stored footage may be deleted")
     media: MediaConfig = Field(default_factory=MediaConfig, description="Probing, viewing proxies and thumbnails, and their work queue")
     ui: UiConfig = Field(default_factory=UiConfig, description="Language and time zone of what people read")
+    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig, description="The station's regular jobs and their times")
 
     @model_validator(mode="after")
     def _old_timezone_key(self) -> Config:

@@ -224,3 +224,13 @@ class RetentionError(EvidockError):
 
 class ReviewError(EvidockError):
     """A review cannot be drawn or recorded as asked."""
+
+
+class JobError(EvidockError):
+    """A scheduled job cannot be run as asked (unknown name; daemon/schedule)."""
+
+
+class JobBusy(JobError):
+    """The job is running right now in this or another process: this start did not run it."""
+
+    exit_code = EXIT_WARNING

@@ -371,6 +371,44 @@ def _m002_messages(db: sqlite_utils.Database) -> None:
         db[table].add_column(column, str)
 
 
+def _m003_jobs(db: sqlite_utils.Database) -> None:
+    """The scheduler's record of runs and its alerts (issue 15, daemon/schedule).
+
+    ``job_runs``: one row per run of a job (schedule, catch-up at start, or by hand), from its
+    start to its end; a row left ``running`` by a process that died becomes ``interrupted``.
+    ``job_alerts``: a job that failed or did not run when due, open until a later run succeeds
+    (as ``health_alerts`` for recorders).
+    """
+    db.execute("""CREATE TABLE job_runs (
+            id INTEGER PRIMARY KEY,
+            job TEXT NOT NULL,
+            trigger TEXT NOT NULL,   -- schedule | catch-up | manual
+            due_at TEXT,             -- the schedule's time this run is for (NULL: by hand)
+            started_at TEXT NOT NULL,
+            ended_at TEXT,
+            result TEXT NOT NULL,    -- running | ok | warning | failed | interrupted
+            counts TEXT,             -- JSON: what the job reports (checked, damaged, …)
+            error TEXT,              -- English, as in --json
+            error_msg TEXT,          -- the same as daemon.i18n.Message JSON, for people
+            pid INTEGER,
+            boot_id TEXT
+        )""")
+    db.execute("CREATE INDEX job_runs_job ON job_runs(job, started_at)")
+    db.execute("""CREATE TABLE job_alerts (
+            id INTEGER PRIMARY KEY,
+            job TEXT NOT NULL,
+            kind TEXT NOT NULL,      -- failed | missed
+            message TEXT NOT NULL,
+            message_msg TEXT,
+            run_id INTEGER REFERENCES job_runs(id),
+            raised_at TEXT NOT NULL,
+            last_seen_at TEXT NOT NULL,
+            cleared_at TEXT,
+            cleared_run_id INTEGER REFERENCES job_runs(id)
+        )""")
+    db.execute("CREATE INDEX job_alerts_open ON job_alerts(job, kind, cleared_at)")
+
+
 # (table, column) of every stored message for people, beside its English column (without _msg).
 MESSAGE_COLUMNS = (("problems", "reason_msg"), ("health_alerts", "message_msg"), ("dock_events", "detail_msg"),
                    ("alerts_usb", "message_msg"), ("media_jobs", "error_msg"))
@@ -385,4 +423,5 @@ MIGRATIONS: list[Migration] = [
     ("review-001", _m001_review),
     ("media-001", _m001_media),
     ("messages-002", _m002_messages),
+    ("jobs-003", _m003_jobs),
 ]

@@ -170,6 +170,7 @@ from daemon.cli import (  # noqa: E402,F401
     filing_cmd,
     footage_cmd,
     ingest_cmd,
+    jobs_cmd,
     media_cmd,
     probe_cmd,
     retention_cmd,

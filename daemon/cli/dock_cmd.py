@@ -6,17 +6,18 @@ import sys
 
 import click
 
+from daemon import i18n
 from daemon.catalog.devices import register_device
 from daemon.cli import Station, cli, emit_json, pass_station, say
 from daemon.cli.devices_cmd import devices_group
 from daemon.cli.labels import STATES, label
 from daemon.demo import demo
+from daemon.display import Column, local_time, pad, shown, size, table
 from daemon.dock.jobs import DockJob
 from daemon.dock.station import Station as DockStation
 from daemon.dock.station import read_status
-from daemon.display import Column, local_time, pad, shown, size, table
-from daemon import i18n
 from daemon.i18n import _, ngettext
+from daemon.schedule.runs import open_job_alerts
 
 
 @cli.command("run")
@@ -50,10 +51,12 @@ def status_command(st: Station, as_json: bool) -> int:
     """
     status = read_status(st.data_dir)
     doc, alive = status.doc, status.running
+    with st.catalog() as catalog:
+        job_alerts = open_job_alerts(catalog)  # a nightly job that failed or did not run (issue 15)
     if as_json:
         # "detail_msg" is the translatable twin of "detail", for the text below: not part of the JSON
-        emit_json({**doc, "bays": [{k: v for k, v in b.items() if k != "detail_msg"} for b in doc.get("bays", [])]}
-                  if "bays" in doc else doc)
+        bays = {"bays": [{k: v for k, v in b.items() if k != "detail_msg"} for b in doc["bays"]]} if "bays" in doc else {}
+        emit_json({**doc, **bays, "job_alerts": [{k: v for k, v in a.items() if k != "text"} for a in job_alerts]})
         return status.exit_code
     tz = st.config.ui.timezone
     head = _("station running (pid {pid})") if alive else _("station NOT running (pid {pid})")
@@ -68,6 +71,9 @@ def status_command(st: Station, as_json: bool) -> int:
         out.append([b["bay"], b["serial"] or "?", b["officer"], label(STATES, b["state"]),
                     f"{100 * done // total}%" if total else "-", i18n.stored(b["detail"], b.get("detail_msg"))])
     click.echo(table(cols, out, empty=_("no recorder docked")))
+    for a in job_alerts:
+        say(_("alert: job {job}: {message} (since {since}; see `evidock jobs`)").format(
+            job=a["job"], message=i18n.text(a["text"]), since=local_time(a["raised_at"], tz)))
     return status.exit_code
 
 

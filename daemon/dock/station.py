@@ -29,6 +29,7 @@ from daemon.evidence import audit
 from daemon.i18n import N_
 from daemon.media import queue as mediaqueue
 from daemon.proc import alive as process_alive
+from daemon.schedule.scheduler import StationScheduler
 from drivers import registry
 
 log = logging.getLogger(__name__)
@@ -97,6 +98,9 @@ class Station:
             self.watch.start()
         media = threading.Thread(target=self._media_loop, name="evidock-media", daemon=True)
         media.start()
+        # The nightly jobs (daemon/schedule); they wait while any offload runs.
+        jobs = StationScheduler(self.context, offloads_running=lambda: not self.manager.idle())
+        jobs.start()
         self.manager.write_status(force=True)
         notify("READY=1", f"STATUS={self.manager.summary_line()}")
         log.info("station ready: data dir %s", self.data_dir)
@@ -109,6 +113,7 @@ class Station:
             notify("WATCHDOG=1", f"STATUS={self.manager.summary_line()}")
         notify("STOPPING=1", "STATUS=stopping: bringing offloads to a resumable stop")
         log.info("stopping: no new work; running offloads stop at a resumable point")
+        jobs.stop()
         self.hotplug.stop()
         if self.watch is not None:
             self.watch.stop()
