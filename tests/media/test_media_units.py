@@ -73,13 +73,13 @@ def test_fit(size: tuple[int, int], limit: int, want: tuple[int, int]) -> None:
 
 def test_failure_classification_table() -> None:
     moov = ffmpeg.classify("ffprobe", 1, ["[mov,mp4] moov atom not found", "file:x: Invalid data found when processing input"])
-    assert moov.permanent and "flat battery" in moov.reason and "moov atom not found" in moov.detail
+    assert moov.permanent and "flat battery" in str(moov.reason) and "moov atom not found" in moov.detail
     full = ffmpeg.classify("proxy (transcode)", 1, ["Error writing trailer: No space left on device"])
-    assert not full.permanent and "disk is full" in full.reason
+    assert not full.permanent and "disk is full" in str(full.reason)
     killed = ffmpeg.classify("proxy (transcode)", -9, [])
-    assert not killed.permanent and "signal 9" in killed.reason
+    assert not killed.permanent and "signal 9" in str(killed.reason)
     other = ffmpeg.classify("proxy (remux)", 3, ["something new"])
-    assert not other.permanent and other.reason.endswith("(exit code 3): something new")
+    assert not other.permanent and str(other.reason).endswith("(exit code 3): something new")
 
 
 def test_backoff_doubles() -> None:
