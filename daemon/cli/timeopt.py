@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from daemon import clock
+from daemon import clock, i18n
 
 
 class TimeParam(click.ParamType):
