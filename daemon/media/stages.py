@@ -126,6 +126,10 @@ class MediaTask:
         return not self.failed and self.kind in PROXY_EXT
 
 
+# A kind of media as people read it (in a failure's reason).
+KIND_WORDS = {"video": N_("video"), "audio": N_("audio"), "photo": N_("photo")}
+
+
 def _claimed_kind(name: str) -> str | None:
     return MEDIA_SUFFIXES.get(PurePosixPath(name).suffix.lower())
 
@@ -163,7 +167,7 @@ def probe_stage(ctx: MediaContext, task: MediaTask) -> None:
     task.kind = task.probe.kind
     if task.kind == "other" and claimed is not None:
         task.failure = MediaFailure(N_("ffprobe found no video, audio or picture in it (a {kind} file by its name)"),
-                                    permanent=True, kind=claimed)
+                                    permanent=True, kind=Message(KIND_WORDS[claimed]) if claimed in KIND_WORDS else claimed)
         return
     ingested = _when(job.ingested_at) or datetime.now(timezone.utc)
     task.recorded_start, task.recorded_start_source = recording_start(
