@@ -7,7 +7,7 @@ from typing import Any
 
 from daemon.catalog.db import Catalog
 from daemon.errors import NotFound
-from daemon.i18n import _
+from daemon.i18n import N_
 
 # -- reading cases ----------------------------------------------------------------------------
 
@@ -30,8 +30,8 @@ def _case(conn: Any, case_no: str) -> dict[str, Any] | None:
 def need_case(conn: Any, case_no: str) -> dict[str, Any]:
     case = _case(conn, case_no)
     if case is None:
-        raise NotFound(_("no case {case_no}; see `evidock case list` (open it with `evidock case open` or import it)").format(
-            case_no=repr(case_no)))
+        raise NotFound(N_("no case {case_no}; see `evidock case list` (open it with `evidock case open` or import it)"),
+                       case_no=repr(case_no))
     return case
 
 

@@ -221,7 +221,7 @@ def case_import(st: Station, file: Path, as_json: bool) -> int:
         say(_("note: columns ignored: {columns}").format(columns=", ".join(rep.ignored_columns)))
     for p in rep.problems:
         where = _("{file}: line {line}").format(file=file, line=p.line) + (f" ({shown(p.case_no)})" if p.case_no else "")
-        say(f"{where}: {shown(p.reason)}")
+        say(f"{where}: {shown(p.text())}")
     for line in rep.filing.lines():
         say(line)
     click.echo(_("{file} ({encoding}): {rows} rows; {created} cases created, {updated} updated, {unchanged} unchanged, "
