@@ -41,7 +41,14 @@ from daemon.evidence.store import ObjectStore
 from daemon.i18n import N_, Message
 from daemon.ingest.pipeline import OnStage, Stage, run_sequential
 from drivers.base import DeviceInfo, Driver, OfficerInfo, VerifiedFile, WipeReport
-from drivers.errors import AuthError, ClockOutOfRange, DriverError, InvalidReply, ProtocolError, Unsupported
+from drivers.errors import (
+    AuthError,
+    ClockOutOfRange,
+    DriverError,
+    InvalidReply,
+    ProtocolError,
+    Unsupported,
+)
 from drivers.zfy import ZfyDriver
 
 log = logging.getLogger(__name__)

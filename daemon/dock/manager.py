@@ -11,9 +11,9 @@ stages and the states entered once each has run; it runs on the one pipeline run
 (``daemon.ingest.pipeline``), whose on-stage hook makes the transitions.
 
 Every transition is written to the catalog (``dock_events``) and the audit log in one
-transaction. The work of each step is done by the library, not here: ``daemon.dock.check``
-(identify, health, clock), ``daemon.dock.mount`` (read-only mount), ``daemon.ingest.offload.ingest``
-(verified offload), ``daemon.dock.check.wipe_stored`` (deletes only what the store holds).
+transaction, with its detail (``daemon.dock.details``). The work of each step is done by the
+library: ``daemon.dock.check`` (identify, health, clock, ``wipe_stored``), ``daemon.dock.mount``
+(read-only mount), ``daemon.ingest.offload.ingest`` (verified offload).
 
 An undock at any state sets the job's cancel flag: a driver call fails with ``RecorderGone``,
 the offload stops at a resumable point (partials kept, session ``interrupted``), and the next
@@ -25,6 +25,7 @@ the demo feeds simulated recorders through the same call.
 
 from __future__ import annotations
 
+import collections
 import itertools
 import json
 import logging
@@ -40,13 +41,14 @@ from daemon.catalog.db import Catalog
 from daemon.clock import utcnow
 from daemon.config import Config
 from daemon.dock import check as dockcheck
+from daemon.dock.details import stage_detail
 from daemon.dock.gate import OffloadGate
 from daemon.dock.hotplug import Docked
 from daemon.dock.jobs import DockJob, State, Walk, _JobLog
 from daemon.dock.mount import Mounted, mount_volume, unmount
 from daemon.errors import EvidockError, Refused, SourceGone, Undocked
 from daemon.evidence import audit
-from daemon.i18n import N_, Message, dumps, is_message
+from daemon.i18n import N_, Message, dumps, message_of
 from daemon.ingest.offload import ingest
 from daemon.ingest.pipeline import Stage, run_sequential
 from drivers import registry
@@ -148,7 +150,7 @@ class DockManager:
             with self.station.catalog() as cat:
                 self._walk(job, cat)
         except EvidockError as e:  # the catalog itself could not be opened: nothing recorded
-            job.state, job.detail, job.detail_msg = State.ERROR, str(e), _message(e)
+            job.state, job.detail, job.detail_msg = State.ERROR, str(e), message_of(e)
             _JobLog(log, {"job": job}).error("ERROR: %s", e)
             self.write_status(force=True)
         finally:
@@ -172,10 +174,10 @@ class DockManager:
                            on_stage=lambda stage, _m, t: self._enter(t, entered[stage]))
         except (Undocked, RecorderGone) as e:
             why = (Message(N_("undocked in state {state}"), state=job.state.value)
-                   if job.cancel.is_set() or isinstance(e, Undocked) else _message(e))
+                   if job.cancel.is_set() or isinstance(e, Undocked) else message_of(e))
             self._transition(cat, job, State.INTERRUPTED, Message(N_("{why}; the next dock resumes"), why=why))
         except (EvidockError, DriverError) as e:
-            self._transition(cat, job, State.ERROR, _message(e))
+            self._transition(cat, job, State.ERROR, message_of(e))
         except Exception as e:  # one bad recorder must not take the station down (invariant 6)
             jl.exception("unexpected error")
             self._transition(cat, job, State.ERROR, Message(N_("unexpected error: {error}"), error=repr(e)))
@@ -240,29 +242,13 @@ class DockManager:
                 job.serial, job.officer = task.device.serial, task.device.badge
                 self._registration(cat, job)
             for state in self.CHECK_STATES.get(stage, ()):
-                self._transition(cat, job, state, self._stage_detail(task, state))
+                self._transition(cat, job, state, stage_detail(task, state))
 
         assert w.driver is not None
         w.check = dockcheck.dock_check(cat, self.config, w.driver, before=before, on_stage=after)
         job.alerts = [a["message"] for a in w.check.alerts]
         if w.check.battery_percent is not None:
             job.battery_percent = w.check.battery_percent
-
-    @staticmethod
-    def _stage_detail(task: dockcheck.DockTask, state: State) -> Message | None:
-        r = task.reading
-        if state is State.IDENTIFIED and task.device:
-            return Message(N_("{model} serial {serial}, officer {officer}"), model=task.device.model or "?",
-                           serial=task.device.serial, officer=task.device.badge or Message(N_("unbound")))
-        if state is State.HEALTH_CHECKED and r:
-            b = f"{r.battery.percent}%" if r.battery else Message(N_("not reported"))
-            return Message(N_("battery {battery}, {n} alert(s)"), battery=b, n=len(task.alerts))
-        if state is State.CLOCK_SYNCED and r:
-            d = f"{r.clock_drift_s:+.1f} s" if r.clock_drift_s is not None else Message(N_("not measured"))
-            if r.clock_set:
-                return Message(N_("drift {drift}, clock set"), drift=d)
-            return Message(N_("drift {drift}, clock NOT set"), drift=d)
-        return None
 
     def _registration(self, cat: Catalog, job: DockJob) -> None:
         if devices.registered_at(cat, job.serial):
@@ -453,9 +439,7 @@ class DockManager:
 
     def summary_line(self) -> str:
         s = self.status()
-        states: dict[str, int] = {}
-        for b in s["bays"]:
-            states[b["state"]] = states.get(b["state"], 0) + 1
+        states = collections.Counter(b["state"] for b in s["bays"])
         parts = ", ".join(f"{n} {k.lower()}" for k, n in sorted(states.items()))
         return f"{len(s['bays'])} docked" + (f": {parts}" if parts else "")
 
@@ -506,13 +490,6 @@ class DockManager:
             if j.thread is not None:
                 j.thread.join(max(0.0, end - time.monotonic()))
         return all(j.finished for j in self.history)
-
-
-def _message(e: BaseException) -> Message:
-    """An error as the message it carries (evidock and driver errors carry one), else its English."""
-    if is_message(e):
-        return Message(e.msgid, **e.params)  # type: ignore[attr-defined]
-    return Message(N_("{message}"), message=str(e))
 
 
 def _safe(name: str) -> str:
