@@ -30,7 +30,8 @@ def _counts(name: str, counts: dict) -> str:
             continue
         v = counts[k]
         value = size(v) if k == "bytes" else (_("yes") if v else _("no")) if isinstance(v, bool) else v
-        shown.append(f"{_(COUNT_LABELS.get(k, k))} {value}")
+        label = _(COUNT_LABELS[k]) if k in COUNT_LABELS else k
+        shown.append(f"{label} {value}")
     return ", ".join(shown) or "-"
 
 
