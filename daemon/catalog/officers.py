@@ -5,7 +5,8 @@ Registered or only seen: every badge evidock met is an ``officers`` row (a recor
 an ingest's ``--officer``: ``devices.upsert_officer``). Staff *register* an officer
 (``evidock officer add|import``): that sets ``registered_at``. A badge whose row has no
 ``registered_at`` is "not in the registry"; the commands that take a badge accept it with a
-warning naming it (exit 1), so that a typo is noticed. A recorder's own name for its officer
+warning naming it (exit 1), so that a typo is noticed — once the registry is in use (at least
+one officer registered; before that every badge would be "unknown"). A recorder's own name for its officer
 still fills in the name of an unregistered row, never a registered one's.
 
 Assignments: ``officer_assignments`` rows (recorder, badge, from, until — NULL: still signed out).
@@ -142,9 +143,13 @@ def edit_officer(catalog: Catalog, badge: str, name: str | None = None, unit: st
 
 
 def unregistered(catalog: Catalog, badges: list[str] | tuple[str, ...] | set[str]) -> list[str]:
-    """The badges among ``badges`` that staff never registered, sorted."""
+    """The badges among ``badges`` that staff never registered, sorted.
+
+    A station whose registry is empty (nobody registered yet: the registry is not in use) has
+    nothing to hold a badge against, so no badge is reported there.
+    """
     known = {r[0] for r in catalog.conn.execute("SELECT badge FROM officers WHERE registered_at IS NOT NULL")}
-    return sorted({b for b in badges if b} - known)
+    return sorted({b for b in badges if b} - known) if known else []
 
 
 def names(catalog: Catalog) -> dict[str, str]:
