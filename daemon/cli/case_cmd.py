@@ -9,7 +9,7 @@ import click
 
 from daemon.cases import csvimport, filing, records, register
 from daemon.cli import Station, cli, emit_json, pass_station, say
-from daemon.cli.officer_cmd import warn_unregistered
+from daemon.cli.devices_cmd import warn_unregistered
 from daemon.cli.labels import CASE_STATUS, FILED_HOW, SENSITIVITY, label
 from daemon.display import Column, local_time, shown, table
 from daemon.i18n import N_, _

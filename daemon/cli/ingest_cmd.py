@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from daemon.cli import Station, cli, emit_json, pass_station, say
-from daemon.cli.officer_cmd import warn_unregistered
+from daemon.cli.devices_cmd import warn_unregistered
 from daemon.cli.labels import FILE_STATUS, SESSION_STATUS, SEVERITY, label
 from daemon.display import Column, size, table
 from daemon import i18n

@@ -3,7 +3,6 @@ assignments`` (pooled recorders signed out for a shift, 领用)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -12,22 +11,11 @@ import click
 
 from daemon.cases.officer_import import import_officers
 from daemon.catalog import officers
-from daemon.catalog.db import Catalog
 from daemon.cli import Station, cli, emit_json, pass_station, say
-from daemon.cli.devices_cmd import devices_group
+from daemon.cli.devices_cmd import devices_group, warn_unregistered
 from daemon.cli.timeopt import AS_OF
 from daemon.display import Column, local_time, shown, table
-from daemon.errors import EXIT_OK, EXIT_WARNING
 from daemon.i18n import _
-
-
-def warn_unregistered(catalog: Catalog, badges: Iterable[str | None]) -> int:
-    """Warn (stderr) about each badge staff never registered; EXIT_WARNING if there is one."""
-    missing = officers.unregistered(catalog, {b for b in badges if b})
-    for b in missing:
-        say(_("evidock: warning: officer {badge} is not in the officer registry (a typo?); accepted — register "
-              "them with `evidock officer add {badge} --name …`").format(badge=shown(b)))
-    return EXIT_WARNING if missing else EXIT_OK
 
 
 @cli.group("officer")
@@ -225,4 +213,5 @@ def devices_assignments(st: Station, serial: str | None, badge: str | None, as_j
         return 0
     click.echo(_assignment_table(rows, st.config.ui.timezone))
     return 0
+
 

@@ -15,6 +15,12 @@ noted and alerted, and the dock goes on, so the footage still leaves a recorder 
 firmware talks nonsense as long as its mass storage is readable. A recorder that goes away
 (``RecorderGone``) stops the check at once.
 
+Pooled recorders (issue 13): when the recorder is assigned to an officer now
+(``evidock devices assign``) and its binding names someone else, ``assignment_stage`` writes the
+assigned officer into it (WriteZFYInfo) before it leaves for mass storage; the offload still names
+the binding it came with, and each file is attributed by the assignment at its recording time.
+A station already running with the recorder docked does not write it then: at its next dock.
+
 The clock: the drift (recorder − station) is measured before the station sets the clock; the
 offload stores it with the session and corrects footage times with it (``daemon.ingest.record.corrected_time``).
 A clock more than a year from the station's (``drivers.base.CLOCK_TRUST_LIMIT_S``) was set wrong,
@@ -91,6 +97,8 @@ def identify_stage(c: DockContext, t: DockTask) -> None:
     if d.firmware is None:
         t.reading.notes.append(health.Note("firmware", "not_reported", Message(N_("the recorder does not report its firmware"))))
     _remember_device(c.catalog, d)
+    if d.badge and officers.unregistered(c.catalog, [d.badge]):
+        log.warning("recorder %s is bound to officer %r, who is not in the officer registry", d.serial, d.badge)
 
 
 def battery_stage(c: DockContext, t: DockTask) -> None:

@@ -74,8 +74,11 @@ def test_unregistered_badges_are_accepted_with_a_warning(evidock, tmp_path: Path
     src = tmp_path / "vol"
     src.mkdir()
     (src / "a.mp4").write_bytes(b"clip")
-    r = ok(evidock("--lang", "en", "ingest", src, "--officer", "01O203"), 1)  # a typo: O for 0
+    r = ok(evidock("--lang", "en", "ingest", src, "--officer", "01O203", "--device", "ZFY-7"), 1)  # O for 0
     assert "01O203" in r.err
+    # the recorder is now bound to that badge: `devices` names it too
+    r = ok(evidock("--lang", "en", "devices"), 1)
+    assert "01O203" in r.err and "ZFY-7" in r.out
     assert "010299" in ok(evidock("--lang", "en", "devices", "assign", "ZFY-9", "--officer", "010299"), 1).err
 
 
