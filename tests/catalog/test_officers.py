@@ -137,3 +137,8 @@ def test_pooled_recorder_two_shifts_one_ingest(data_dir: Path, evidock, tmp_path
     # the audit log still matches the catalog row by row
     ok(evidock("verify"))
     ok(evidock("audit", "verify"))
+    # a hand edit of the kept binding is a mismatch: the ingest entry recorded it
+    with Catalog(data_dir) as c, c.transaction():
+        c.conn.execute("UPDATE footage SET bound_officer = 'x' WHERE source_path = 'shift_a.mp4'")
+    r = ok(evidock("--lang", "en", "verify", "--json"), 2)
+    assert "bound_officer" in r.out
