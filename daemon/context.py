@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from daemon.cases.filing import file_new_footage
+from daemon.cases.filing_rules import FilingRules
 from daemon.catalog.db import Catalog
 from daemon.config import Config
 from daemon.evidence.staging import Staging
@@ -53,6 +54,6 @@ def build_context(config: Config, data_dir: Path) -> StationContext:
     store = LocalObjectStore(data_dir)
     ctx = StationContext(config, data_dir, store, Staging(store.staging_dir), DerivedFiles(data_dir))
     # Art. 11: filed in the transaction that records the footage; then probe + proxy, later.
-    ctx.on_footage_recorded.append(lambda cat, conn, fid, sha: file_new_footage(cat, sha))
+    ctx.on_footage_recorded.append(lambda cat, conn, fid, sha: file_new_footage(cat, sha, FilingRules.of(config.filing)))
     ctx.on_footage_recorded.append(lambda cat, conn, fid, sha: enqueue_in_tx(conn, fid, sha))
     return ctx
