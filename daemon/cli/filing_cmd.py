@@ -10,7 +10,7 @@ from daemon.cases import filing, reports, retention
 from daemon.cases.filing_rules import FilingRules
 from daemon.cli import Station, emit_json, pass_station, say
 from daemon.cli.footage_cmd import footage_group
-from daemon.cli.labels import HOLD_STATES, label
+from daemon.cli.labels import HOLD_STATES, label, yes_no
 from daemon.cli.timeopt import AS_OF
 from daemon.display import Column, duration, local_time, shown, table
 from daemon.i18n import _, ngettext
@@ -127,9 +127,9 @@ def footage_ambiguous(st: Station, as_json: bool) -> int:
         emit_json(queue)
         return 1 if queue else 0
     tz = st.config.ui.timezone
-    cols = [Column(_("due"), 16), Column(_("officer"), 10), Column(_("footage"), 16), Column(_("recorded"), 16),
+    cols = [Column(_("due"), 16), Column(_("overdue"), 6), Column(_("officer"), 10), Column(_("footage"), 16), Column(_("recorded"), 16),
             Column(_("until"), 16), Column(_("candidates"), 40)]
-    rows = [[local_time(q["due_at"], tz) + (" !" if q["overdue"] else ""), q["officer"] or "-",
+    rows = [[local_time(q["due_at"], tz), yes_no(q["overdue"]), q["officer"] or "-",
              ", ".join(map(str, q["segment"])), local_time(q["start"], tz, missing=_("(time unknown)")),
              local_time(q["end"], tz, missing="-"), ", ".join(q["candidates"])] for q in queue]
     click.echo(table(cols, rows, empty=_("no ambiguous footage")))
