@@ -220,6 +220,20 @@ def file_new_footage(catalog: Catalog, sha256: str, rules: FilingRules | None = 
         conn.execute("RELEASE autofile")
 
 
+def refile_probed(catalog: Catalog, footage_id: int, rules: FilingRules | None = None) -> None:
+    """After a probe gave a chunk its duration: file again its segment and its neighbours' (the
+    duration may join or split them). Like ``file_new_footage``, a failure here costs nothing
+    stored: it is logged, and the next case change or ``evidock case refile`` files them."""
+    try:
+        with catalog.transaction() as conn:
+            ids = {footage_id}
+            for row in segments.rows(conn, "f.id = ?", (footage_id,)):
+                ids |= {n["id"] for fwd in (False, True) if (n := segments.next_chunk(conn, row, fwd)) is not None}
+            _refile(catalog, ids=ids, actor=audit.current_actor(), trigger=f"footage {footage_id} probed", rules=rules)
+    except Exception as e:  # noqa: BLE001 — see the docstring
+        log.error("footage %s was probed but could not be filed again (%s); run `evidock case refile`", footage_id, e)
+
+
 def refile_all(catalog: Catalog, actor: str | None = None, rules: FilingRules | None = None) -> FilingChanges:
     """Run auto-filing over every footage row (e.g. after a restore); audited like any change."""
     actor = actor or audit.current_actor()

@@ -59,7 +59,7 @@ def joined(a: Row, b: Row, rules: FilingRules) -> bool:
     return bool(rules.chunk_max_s) and sa is not None and sb == sa + 1 and tb - ta < timedelta(seconds=rules.chunk_max_s) + gap
 
 
-def _next(conn: Any, row: Row, forward: bool) -> Row | None:
+def next_chunk(conn: Any, row: Row, forward: bool) -> Row | None:
     """The next (or previous) segmentable chunk of the same recorder and officer."""
     op, order = (">", "ASC") if forward else ("<", "DESC")
     cur = row
@@ -81,11 +81,11 @@ def segment_of(conn: Any, row: Row, rules: FilingRules) -> list[Row]:
     if not segmentable(row):
         return [row]
     seg, cur = [row], row
-    while (p := _next(conn, cur, False)) is not None and joined(p, cur, rules):
+    while (p := next_chunk(conn, cur, False)) is not None and joined(p, cur, rules):
         seg.insert(0, p)
         cur = p
     cur = row
-    while (n := _next(conn, cur, True)) is not None and joined(cur, n, rules):
+    while (n := next_chunk(conn, cur, True)) is not None and joined(cur, n, rules):
         seg.append(n)
         cur = n
     return seg

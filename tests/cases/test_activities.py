@@ -192,3 +192,30 @@ def test_a_library_activity_is_audited_and_idempotent(data_dir: Path, evidock) -
     assert first.activity["end"] == "2026-11-20T15:59:59+00:00"  # a bare end date: the end of that day
     entries = audit_rows(data_dir, "case.activity")
     assert len(entries) == 1 and entries[0]["details"]["kind"] == "现场检查" and entries[0]["details"]["source"] == "cli"
+
+
+def test_a_probed_duration_joins_chunks_into_one_segment(tmp_path: Path, data_dir: Path, evidock) -> None:
+    import os
+
+    from drivers.sim.volume import make_clip
+
+    open_case(evidock, "P-1", BADGE)
+    open_case(evidock, "P-2", BADGE)
+    when = t("2026-11-20 02:00:00")
+    # P-1's inspection ended 15 min (the margin) before the first chunk
+    activity(evidock, "P-1", "现场检查", "2026-11-20T01:00:00+00:00", "2026-11-20T01:45:00+00:00")
+    folder = tmp_path / "card"
+    # not named in sequence: before the probe nothing says the second continues the first
+    for name, at in (("first.MP4", when), ("second.MP4", when + timedelta(seconds=30))):
+        make_clip(folder / name, 2.0, "160x120", at)
+        os.utime(folder / name, (at.timestamp(),) * 2)
+    ok(evidock("ingest", folder, "--officer", BADGE, "--device", "ZFY-9"))
+    ids = footage_ids(data_dir)
+    assert links(data_dir) == {ids["first.MP4"]: {"P-1": "auto"}}
+    assert [e["segment"] for e in ok(evidock("footage", "ambiguous", "--json"), 1).json()] == [[ids["second.MP4"]]]
+    # the probe gives the first chunk its 2 s: the second starts 28 s after its end, under segment_gap_s
+    ok(evidock("media", "run", "--json"))
+    assert links(data_dir) == {ids["first.MP4"]: {"P-1": "auto"}, ids["second.MP4"]: {"P-1": "auto"}}
+    assert ok(evidock("footage", "ambiguous", "--json")).json() == []
+    last = audit_rows(data_dir, "footage.file")[-1]
+    assert last["details"]["trigger"] == f"footage {ids['first.MP4']} probed"
