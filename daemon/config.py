@@ -16,11 +16,11 @@ import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from daemon.config_messages import describe_errors
+from daemon.config_filing import FilingConfig, _known_zone  # [filing] (art. 11), beside this module for its size
 from daemon.config_schedule import CRON_KEYS, ScheduleConfig, cron_trigger  # noqa: F401 ([schedule], issue 15)
 from daemon.errors import ConfigError
 from daemon.i18n import N_, _
@@ -249,35 +249,6 @@ class DockConfig(_Section):
         45.0, gt=0, le=600,
         description="On SIGTERM, how long running offloads get to reach a resumable stop (keep below TimeoutStopSec)",
     )
-
-
-class FilingConfig(_Section):
-    """[filing]: labelling footage with its case (regulation art. 11)."""
-
-    deadline_days: int = Field(
-        2,
-        ge=1,
-        le=30,
-        description="Art. 11: footage must be filed to its case within this many days of recording; later is overdue",
-    )
-    local_timezone: str | None = Field(
-        None,
-        min_length=1,
-        max_length=64,
-        description="Deprecated: use ui.timezone (read as ui.timezone when that is not set, with a warning)",
-    )
-
-    _known_zone = field_validator("local_timezone")(lambda v: _known_zone(v))
-
-
-def _known_zone(v: str | None) -> str | None:
-    if v is None:
-        return v
-    try:
-        ZoneInfo(v)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(_("not a known IANA time zone (e.g. 'Asia/Shanghai', 'UTC')")) from None
-    return v
 
 
 class UiConfig(_Section):

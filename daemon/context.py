@@ -15,7 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from daemon.cases.filing import file_new_footage
+from daemon.cases.filing import file_new_footage, refile_probed
+from daemon.cases.filing_rules import FilingRules
 from daemon.catalog.db import Catalog
 from daemon.config import Config
 from daemon.evidence.staging import Staging
@@ -25,6 +26,8 @@ from daemon.media.queue import enqueue_in_tx
 
 # Called inside the transaction that records a new footage row: (catalog, connection, footage id, sha256).
 FootageHook = Callable[[Catalog, sqlite3.Connection, int, str], None]
+# Called after a media job recorded a footage row's probe (its duration): (catalog, footage id).
+ProbedHook = Callable[[Catalog, int], None]
 
 
 @dataclass
@@ -37,10 +40,15 @@ class StationContext:
     staging: Staging
     derived: DerivedFiles
     on_footage_recorded: list[FootageHook] = field(default_factory=list)
+    on_footage_probed: list[ProbedHook] = field(default_factory=list)
 
     def catalog(self) -> Catalog:
         """A new connection to this station's catalog (one per thread; close it, or use ``with``)."""
         return Catalog(self.data_dir)
+
+    def footage_probed(self, catalog: Catalog, footage_id: int) -> None:
+        for hook in self.on_footage_probed:
+            hook(catalog, footage_id)
 
     def footage_recorded(self, catalog: Catalog, conn: sqlite3.Connection, footage_id: int, sha256: str) -> None:
         for hook in self.on_footage_recorded:
@@ -53,6 +61,8 @@ def build_context(config: Config, data_dir: Path) -> StationContext:
     store = LocalObjectStore(data_dir)
     ctx = StationContext(config, data_dir, store, Staging(store.staging_dir), DerivedFiles(data_dir))
     # Art. 11: filed in the transaction that records the footage; then probe + proxy, later.
-    ctx.on_footage_recorded.append(lambda cat, conn, fid, sha: file_new_footage(cat, sha))
+    ctx.on_footage_recorded.append(lambda cat, conn, fid, sha: file_new_footage(cat, sha, FilingRules.of(config.filing)))
     ctx.on_footage_recorded.append(lambda cat, conn, fid, sha: enqueue_in_tx(conn, fid, sha))
+    # A probed duration can join or split segments (chunks of one recording): file them again.
+    ctx.on_footage_probed.append(lambda cat, fid: refile_probed(cat, fid, FilingRules.of(config.filing)))
     return ctx

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from daemon import errors
-from daemon.cases import register
+from daemon.cases import activities, register
+from daemon.cases.filing_rules import FilingRules
 from daemon.catalog.db import Catalog
 from daemon.config import Config
 from daemon.context import build_context
@@ -36,14 +37,21 @@ PARTIES = ["某某建筑劳务有限公司", "某某餐饮管理有限公司", "
 
 
 def open_demo_case(catalog: Catalog, config: Config, spec: SampleSpec, n: int) -> str:
-    """The officer's open case (a labour inspection), so the footage is filed against it (art. 11)."""
+    """The officer's open case (a labour inspection) with its site inspection (现场检查) covering
+    the clips, so the footage is filed against it (art. 11) and stays filed to it when the
+    officer's next case opens."""
     case_no = f"人社监察〔{spec.start:%Y}〕{spec.start:%m%d}{n:02d}号"
+    rules = FilingRules.of(config.filing)
     try:
         register.open_case(catalog, {"case_no": case_no, "party": PARTIES[(n - 1) % len(PARTIES)], "handlers": [spec.badge],
                                   "opened_at": (spec.start - timedelta(hours=1)).isoformat(), "unit": "劳动保障监察支队"},
-                        config.ui.timezone)
+                        config.ui.timezone, rules=rules)
     except errors.CaseError:
         pass  # opened by an earlier demo run in this data dir
+    # as make_volume lays the clips out: one every 7 min 13 s from spec.start
+    end = spec.start + spec.clips * timedelta(minutes=7, seconds=13) + timedelta(seconds=spec.seconds)
+    activities.add_activity(catalog, {"case_no": case_no, "kind": "现场检查", "start": spec.start.isoformat(),
+                                      "end": end.isoformat()}, config.ui.timezone, rules=rules)
     return case_no
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from daemon.cases.fields import _window_problem, joined, parse_fields
 from daemon.cases.filing import FilingChanges, _refile
+from daemon.cases.filing_rules import FilingRules
 from daemon.cases.records import _case
 from daemon.cases.register import _store_case
 from daemon.catalog.db import Catalog
@@ -88,34 +89,49 @@ class ImportReport:
     problems: list[RowProblem] = field(default_factory=list)
     ignored_columns: list[str] = field(default_factory=list)
     filing: FilingChanges = field(default_factory=FilingChanges)
+    what: str = "cases"  # cases | activities (daemon.cases.activity_import)
+    activities: list[dict[str, Any]] = field(default_factory=list)  # activities added
+    activities_unchanged: int = 0
 
     @property
     def exit_code(self) -> int:
         return EXIT_WARNING if self.problems else EXIT_OK
 
     def summary(self) -> str:
+        if self.what == "activities":
+            return (f"{self.path} ({self.encoding}): {self.rows} rows; {len(self.activities)} activities added, "
+                    f"{self.activities_unchanged} unchanged, {len(self.problems)} rows not imported; "
+                    f"{len(self.filing.filed)} footage filed, {len(self.filing.unfiled)} unfiled, "
+                    f"{sum(1 for a in self.filing.ambiguous if a['candidates'])} ambiguous")
         return (f"{self.path} ({self.encoding}): {self.rows} rows; {len(self.created)} cases created, "
                 f"{len(self.updated)} updated, {len(self.unchanged)} unchanged, {len(self.problems)} rows not imported; "
                 f"{len(self.filing.filed)} footage filed, {len(self.filing.unfiled)} unfiled, "
                 f"{sum(1 for a in self.filing.ambiguous if a['candidates'])} ambiguous")
 
     def to_json(self) -> dict[str, Any]:
+        if self.what == "activities":
+            return {"file": self.path, "encoding": self.encoding, "what": self.what, "rows": self.rows,
+                    "activities": self.activities, "unchanged": self.activities_unchanged,
+                    "problems": [p.to_json() for p in self.problems], "ignored_columns": self.ignored_columns,
+                    "filing": self.filing.to_json(), "summary": self.summary()}
         return {
-            "file": self.path, "encoding": self.encoding, "rows": self.rows, "created": self.created,
+            "file": self.path, "encoding": self.encoding, "what": self.what, "rows": self.rows, "created": self.created,
             "updated": self.updated, "unchanged": self.unchanged,
             "problems": [p.to_json() for p in self.problems], "ignored_columns": self.ignored_columns,
             "filing": self.filing.to_json(), "summary": self.summary(),
         }
 
 
-def _header(cells: list[str], path: str) -> tuple[dict[int, str], list[str]]:
+def _header(cells: list[str], path: str, columns_of: dict[str, str] | None = None,
+            required: tuple[str, ...] = REQUIRED_COLUMNS) -> tuple[dict[int, str], list[str]]:
     """Map column positions to fields; unknown headers are ignored (the export has more columns)."""
+    cols = columns_of or COLUMNS
     columns: dict[int, str] = {}
     ignored: list[str] = []
     seen: dict[str, str] = {}
     for i, cell in enumerate(cells):
         name = unicodedata.normalize("NFC", cell).strip().lstrip("\ufeff")
-        fld = COLUMNS.get(name) or COLUMNS.get(name.lower())
+        fld = cols.get(name) or cols.get(name.lower())
         if fld is None:
             if name:
                 ignored.append(name)
@@ -125,9 +141,9 @@ def _header(cells: list[str], path: str) -> tuple[dict[int, str], list[str]]:
                                   path=path, first=seen[fld], second=name, field=fld)
         seen[fld] = name
         columns[i] = fld
-    missing = [f for f in REQUIRED_COLUMNS if f not in seen]
+    missing = [f for f in required if f not in seen]
     if missing:
-        want = ", ".join(f"{f} ({next(k for k, v in COLUMNS.items() if v == f and not k.isascii())})" for f in missing)
+        want = ", ".join(f"{f} ({next(k for k, v in cols.items() if v == f and not k.isascii())})" for f in missing)
         has: object = ", ".join(repr(c.strip()) for c in cells) or Message(N_("nothing"))
         raise CaseImportError(N_("{path}: missing column(s) {want}; the header has: {has}. Nothing was imported"),
                               path=path, want=want, has=has)
@@ -188,8 +204,8 @@ def _problem(line: int, case_no: str | None, message: Message) -> RowProblem:
     return RowProblem(line, case_no, str(message), message)
 
 
-def read_case_csv(path: Path, tz: str) -> tuple[ImportReport, list[tuple[int, dict[str, Any]]]]:
-    """Parse a case export: the good rows (line, fields) and a report of the bad ones. Writes nothing."""
+def open_csv(path: Path) -> tuple[str, Any, list[str]]:
+    """A CSV file's encoding, its reader (after the header) and its header row."""
     name = str(path)
     raw = read_csv_bytes(Path(path))
     text, encoding = decode_csv(raw, name)
@@ -203,6 +219,13 @@ def read_case_csv(path: Path, tz: str) -> tuple[ImportReport, list[tuple[int, di
                               name=name) from None
     except csv.Error as e:
         raise CaseImportError(N_("{name}: line 1: {error}"), name=name, error=str(e)) from None
+    return encoding, reader, header
+
+
+def read_case_csv(path: Path, tz: str) -> tuple[ImportReport, list[tuple[int, dict[str, Any]]]]:
+    """Parse a case export: the good rows (line, fields) and a report of the bad ones. Writes nothing."""
+    name = str(path)
+    encoding, reader, header = open_csv(path)
     columns, ignored = _header(header, name)
     report = ImportReport(name, encoding, ignored_columns=ignored)
     parsed: list[tuple[int, dict[str, Any]]] = []
@@ -256,7 +279,8 @@ def read_case_csv(path: Path, tz: str) -> tuple[ImportReport, list[tuple[int, di
     return report, good
 
 
-def import_cases(catalog: Catalog, path: Path, tz: str, actor: str | None = None) -> ImportReport:
+def import_cases(catalog: Catalog, path: Path, tz: str, actor: str | None = None,
+                 rules: FilingRules | None = None) -> ImportReport:
     """Import the bureau's case export: good rows create or update cases (keyed by case number),
     bad rows are reported by line, then the footage of every officer concerned is re-filed.
     One transaction: the cases, the filing and their audit entries commit together."""
@@ -277,7 +301,7 @@ def import_cases(catalog: Catalog, path: Path, tz: str, actor: str | None = None
             if old is None or changed:
                 officers |= set(fields["handlers"]) | set(old["handlers"] if old else ())
         if officers:
-            _refile(catalog, officers=officers, actor=actor, trigger=source, changes=report.filing)
+            _refile(catalog, officers=officers, actor=actor, trigger=source, changes=report.filing, rules=rules)
         audit.append(catalog, "case.import", f"file:{Path(path).name}", {
             "file": str(path), "encoding": report.encoding, "rows": report.rows, "created": len(report.created),
             "updated": len(report.updated), "unchanged": len(report.unchanged),

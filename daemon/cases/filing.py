@@ -9,11 +9,14 @@ import logging
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
+from daemon.cases import segments
+from daemon.cases.filing_rules import FilingRules, decide, fileable
 from daemon.cases.records import need_case
 from daemon.catalog.db import Catalog
-from daemon.clock import utcnow
+from daemon.clock import from_iso, iso, utcnow
 from daemon.display import shown
 from daemon.errors import FilingError, NotFound
 from daemon.evidence import audit
@@ -52,91 +55,126 @@ class FilingChanges:
         return out
 
 
-def _sel(ids: Iterable[int] | None, officers: Iterable[str] | None) -> tuple[str, str]:
-    """SQL condition on footage ``f`` picking the given ids or officers (json_each: no variable limit)."""
-    if ids is not None:
-        return "f.id IN (SELECT value FROM json_each(?))", json.dumps(sorted(set(ids)))
-    assert officers is not None
-    return "f.officer_badge IN (SELECT value FROM json_each(?))", json.dumps(sorted(set(officers)))
-
-
-# The recording time filing goes by: the corrected one only. It is NULL when the recorder's
-# clock was not trusted at that dock (more than a year from the station's, see
-# ``daemon.ingest.record.corrected_time``): such footage matches no case and waits for a person.
-_T = "f.recorded_at_corrected"
+# The recording time filing goes by is the corrected one only (``footage.recorded_at_corrected``).
+# It is NULL when the recorder's clock was not trusted at that dock (more than a year from the
+# station's, see ``daemon.ingest.record.corrected_time``): such footage matches no case and waits
+# for a person.
 # The time the 2-day deadline runs from: the recording time, else (not trusted) the ingest —
 # footage whose recording time is unknown still becomes overdue, counted from when it arrived.
 _T_DUE = "COALESCE(f.recorded_at_corrected, f.ingested_at)"
 
 
+def _officer_facts(conn: Any, officers: Iterable[str]) -> tuple[dict[str, list[tuple[str, datetime, datetime | None]]],
+                                                                 dict[str, list[tuple[str, str, datetime, datetime]]]]:
+    """Per officer: the windows of the cases they handle and the activities that apply to them."""
+    arg = json.dumps(sorted({o for o in officers if o}))
+    windows: dict[str, list[tuple[str, datetime, datetime | None]]] = defaultdict(list)
+    for badge, case_no, opened, closed in conn.execute(
+        "SELECT h.badge, c.case_no, c.opened_at, c.closed_at FROM case_handlers h JOIN cases c ON c.case_no = h.case_no"
+        " WHERE h.badge IN (SELECT value FROM json_each(?)) ORDER BY c.case_no", (arg,)
+    ):
+        windows[badge].append((case_no, from_iso(opened), from_iso(closed) if closed else None))
+    acts: dict[str, list[tuple[str, str, datetime, datetime]]] = defaultdict(list)
+    for badge, case_no, kind, start, end in conn.execute(
+        "SELECT h.badge, a.case_no, a.kind, a.start_at, a.end_at FROM case_activities a"
+        " JOIN case_handlers h ON h.case_no = a.case_no WHERE a.all_handlers = 1 AND h.badge IN (SELECT value FROM json_each(?1))"
+        " UNION SELECT ah.badge, a.case_no, a.kind, a.start_at, a.end_at FROM case_activities a"
+        " JOIN case_activity_handlers ah ON ah.activity_id = a.id WHERE a.all_handlers = 0"
+        " AND ah.badge IN (SELECT value FROM json_each(?1)) ORDER BY 2, 4, 3", (arg,)
+    ):
+        acts[badge].append((case_no, kind, from_iso(start), from_iso(end)))
+    return windows, acts
+
+
 def _refile(catalog: Catalog, *, ids: Iterable[int] | None = None, officers: Iterable[str] | None = None,
-            actor: str, trigger: str, changes: FilingChanges | None = None) -> FilingChanges:
-    """Re-derive the auto links of the chosen footage from the cases (see the module docstring).
+            actor: str, trigger: str, changes: FilingChanges | None = None,
+            rules: FilingRules | None = None) -> FilingChanges:
+    """Re-derive the auto links of the chosen footage (and the rest of their segments) from the
+    cases and their activities, in the order of ``daemon.cases.filing_rules``.
 
     Runs inside the caller's transaction; audits every change with ``trigger`` (what caused it).
+    Footage that is not ``fileable`` is left as it is; what a person filed or unfiled stays.
     """
     conn = catalog.conn
     if not conn.in_transaction:
         raise RuntimeError("auto-filing must run inside the transaction of the change that caused it")
     changes = changes if changes is not None else FilingChanges()
-    where, arg = _sel(ids, officers)
-    footage = {r[0]: (r[1], r[2], r[3]) for r in conn.execute(
-        f"SELECT f.id, f.sha256, f.officer_badge, {_T} FROM footage f WHERE {where}", (arg,))}
-    if not footage:
+    rules = rules or FilingRules()
+    if ids is not None:
+        segs = segments.segments_of_ids(conn, ids, rules)
+    else:
+        assert officers is not None
+        segs = segments.group(segments.rows(conn, "f.officer_badge IN (SELECT value FROM json_each(?))",
+                                            (json.dumps(sorted(set(officers))),)), rules)
+    segs = [[r for r in seg if fileable(r)] for seg in segs]
+    segs = [seg for seg in segs if seg]
+    if not segs:
         return changes
-    matches: dict[int, list[str]] = defaultdict(list)
-    for fid, case_no in conn.execute(
-        f"SELECT f.id, c.case_no FROM footage f JOIN case_handlers h ON h.badge = f.officer_badge"
-        f" JOIN cases c ON c.case_no = h.case_no WHERE {where}"
-        f" AND c.opened_at <= {_T} AND (c.closed_at IS NULL OR {_T} <= c.closed_at)"
-        " AND NOT EXISTS (SELECT 1 FROM filing_blocks b WHERE b.footage_id = f.id AND b.case_no = c.case_no)"
-        " ORDER BY c.case_no", (arg,)
-    ):
-        matches[fid].append(case_no)
+    arg = json.dumps(sorted(r["id"] for seg in segs for r in seg))
+    windows, acts = _officer_facts(conn, {r["officer_badge"] for seg in segs for r in seg})
+    blocked: dict[int, set[str]] = defaultdict(set)
+    for fid, case_no in conn.execute("SELECT footage_id, case_no FROM filing_blocks WHERE footage_id IN"
+                                     " (SELECT value FROM json_each(?))", (arg,)):
+        blocked[fid].add(case_no)
     auto: dict[int, set[str]] = defaultdict(set)
     manual: set[int] = set()
     for fid, case_no, how in conn.execute(
-        f"SELECT fc.footage_id, fc.case_no, fc.how FROM footage_cases fc JOIN footage f ON f.id = fc.footage_id WHERE {where}",
-        (arg,),
+        "SELECT footage_id, case_no, how FROM footage_cases WHERE footage_id IN (SELECT value FROM json_each(?))", (arg,)
     ):
         if how == "manual":
             manual.add(fid)
         else:
             auto[fid].add(case_no)
     marked = {fid: json.loads(c) for fid, c in conn.execute(
-        f"SELECT a.footage_id, a.candidates FROM footage_ambiguous a JOIN footage f ON f.id = a.footage_id WHERE {where}",
-        (arg,))}
+        "SELECT footage_id, candidates FROM footage_ambiguous WHERE footage_id IN (SELECT value FROM json_each(?))", (arg,))}
+    margin = timedelta(seconds=rules.activity_margin_s)
     now = utcnow()
     touched: set[int] = set()
-    for fid, (sha, officer, t) in footage.items():
-        cands = matches.get(fid, [])
-        want = set() if fid in manual or len(cands) != 1 else {cands[0]}
-        for case_no in sorted(auto[fid] - want):
-            reason = (f"auto: case {case_no} is no longer the only case of officer {officer} whose window holds "
-                      f"the recording ({t}); now matching: {', '.join(cands) or 'none'}")
-            conn.execute("DELETE FROM footage_cases WHERE footage_id = ? AND case_no = ?", (fid, case_no))
-            _audit_filing(catalog, "footage.unfile", fid, sha, case_no, "auto", reason, actor, trigger)
-            changes.unfiled.append({"footage": fid, "case": case_no, "how": "auto", "reason": reason})
-            touched.add(fid)
-        for case_no in sorted(want - auto[fid]):
-            reason = f"auto: officer {officer} handles case {case_no} and the recording ({t}) is inside its window"
-            conn.execute(
-                "INSERT INTO footage_cases (footage_id, case_no, filed_at, filed_by, how, reason) VALUES (?,?,?,?,?,?)",
-                (fid, case_no, now, actor, "auto", reason),
-            )
-            _audit_filing(catalog, "footage.file", fid, sha, case_no, "auto", reason, actor, trigger)
-            changes.filed.append({"footage": fid, "case": case_no, "how": "auto", "reason": reason})
-            touched.add(fid)
-        ambiguous = cands if fid not in manual and len(cands) > 1 else []
-        if ambiguous != marked.get(fid, []):
-            if ambiguous:
-                conn.execute("INSERT OR REPLACE INTO footage_ambiguous (footage_id, candidates, marked_at) VALUES (?,?,?)",
-                             (fid, json.dumps(ambiguous, ensure_ascii=False), now))
-            else:
-                conn.execute("DELETE FROM footage_ambiguous WHERE footage_id = ?", (fid,))
-            audit.append(catalog, "footage.ambiguous", f"footage:{fid}",
-                         {"footage": fid, "sha256": sha, "candidates": ambiguous, "trigger": trigger}, actor)
-            changes.ambiguous.append({"footage": fid, "candidates": ambiguous})
+    for seg in segs:
+        officer = seg[0]["officer_badge"]
+        times = [from_iso(r["recorded_at_corrected"]) for r in seg if r["recorded_at_corrected"]]
+        hit_acts = [a for a in acts.get(officer, []) if any(a[2] - margin <= t <= a[3] + margin for t in times)]
+        hit_cases = [c for c, opened, closed in windows.get(officer, [])
+                     if any(opened <= t and (closed is None or t <= closed) for t in times)]
+        of_seg = f" (with its segment: footage {', '.join(str(r['id']) for r in seg)})" if len(seg) > 1 else ""
+        for row in seg:
+            fid, sha, t = row["id"], row["sha256"], row["recorded_at_corrected"]
+            d = decide([a[0] for a in hit_acts], hit_cases, blocked[fid]) if times and officer else decide([], [])
+            want = set() if fid in manual or d.case is None else {d.case}
+            for case_no in sorted(auto[fid] - want):
+                reason = (f"auto: case {case_no} is no longer the only case of officer {officer} whose activities or window "
+                          f"hold the recording ({t}){of_seg}; now matching: {', '.join(d.candidates or want) or 'none'}")
+                conn.execute("DELETE FROM footage_cases WHERE footage_id = ? AND case_no = ?", (fid, case_no))
+                _audit_filing(catalog, "footage.unfile", fid, sha, case_no, "auto", reason, actor, trigger)
+                changes.unfiled.append({"footage": fid, "case": case_no, "how": "auto", "reason": reason})
+                touched.add(fid)
+            for case_no in sorted(want - auto[fid]):
+                if d.rule == "activity":
+                    a = next(a for a in hit_acts if a[0] == case_no)
+                    reason = (f"auto: the recording ({t}){of_seg} of officer {officer} is inside activity {a[1]} "
+                              f"({iso(a[2])} to {iso(a[3])}, ± {rules.activity_margin_s / 60:g} min) of case {case_no}, "
+                              "the only case with an activity then")
+                else:
+                    reason = (f"auto: officer {officer} handles case {case_no} and the recording ({t}){of_seg} is inside "
+                              "its window, the only case of the officer open then")
+                conn.execute(
+                    "INSERT INTO footage_cases (footage_id, case_no, filed_at, filed_by, how, reason) VALUES (?,?,?,?,?,?)",
+                    (fid, case_no, now, actor, "auto", reason),
+                )
+                _audit_filing(catalog, "footage.file", fid, sha, case_no, "auto", reason, actor, trigger)
+                changes.filed.append({"footage": fid, "case": case_no, "how": "auto", "reason": reason})
+                touched.add(fid)
+            ambiguous = d.candidates if fid not in manual else []
+            if ambiguous != marked.get(fid, []):
+                if ambiguous:
+                    conn.execute("INSERT OR REPLACE INTO footage_ambiguous (footage_id, candidates, marked_at) VALUES (?,?,?)",
+                                 (fid, json.dumps(ambiguous, ensure_ascii=False), now))
+                else:
+                    conn.execute("DELETE FROM footage_ambiguous WHERE footage_id = ?", (fid,))
+                audit.append(catalog, "footage.ambiguous", f"footage:{fid}",
+                             {"footage": fid, "sha256": sha, "candidates": ambiguous, "rule": d.rule,
+                              "segment": [r["id"] for r in seg], "trigger": trigger}, actor)
+                changes.ambiguous.append({"footage": fid, "candidates": ambiguous})
     _sync_case_no(conn, touched)
     return changes
 
@@ -160,7 +198,7 @@ def _sync_case_no(conn: Any, ids: Iterable[int]) -> None:
         )
 
 
-def file_new_footage(catalog: Catalog, sha256: str) -> None:
+def file_new_footage(catalog: Catalog, sha256: str, rules: FilingRules | None = None) -> None:
     """Auto-file a footage row just inserted by the offload, inside the offload's transaction.
 
     Filing must never cost evidence: if it fails, its part is rolled back to a savepoint, the
@@ -173,7 +211,7 @@ def file_new_footage(catalog: Catalog, sha256: str) -> None:
         return
     conn.execute("SAVEPOINT autofile")
     try:
-        _refile(catalog, ids=[row[0]], actor=audit.current_actor(), trigger="ingest")
+        _refile(catalog, ids=[row[0]], actor=audit.current_actor(), trigger="ingest", rules=rules)
     except Exception as e:  # noqa: BLE001 — see the docstring: the store must not depend on filing
         conn.execute("ROLLBACK TO autofile")
         log.error("footage %s (%s) was stored but could not be auto-filed (%s); it stays unfiled — "
@@ -182,12 +220,26 @@ def file_new_footage(catalog: Catalog, sha256: str) -> None:
         conn.execute("RELEASE autofile")
 
 
-def refile_all(catalog: Catalog, actor: str | None = None) -> FilingChanges:
+def refile_probed(catalog: Catalog, footage_id: int, rules: FilingRules | None = None) -> None:
+    """After a probe gave a chunk its duration: file again its segment and its neighbours' (the
+    duration may join or split them). Like ``file_new_footage``, a failure here costs nothing
+    stored: it is logged, and the next case change or ``evidock case refile`` files them."""
+    try:
+        with catalog.transaction() as conn:
+            ids = {footage_id}
+            for row in segments.rows(conn, "f.id = ?", (footage_id,)):
+                ids |= {n["id"] for fwd in (False, True) if (n := segments.next_chunk(conn, row, fwd)) is not None}
+            _refile(catalog, ids=ids, actor=audit.current_actor(), trigger=f"footage {footage_id} probed", rules=rules)
+    except Exception as e:  # noqa: BLE001 — see the docstring
+        log.error("footage %s was probed but could not be filed again (%s); run `evidock case refile`", footage_id, e)
+
+
+def refile_all(catalog: Catalog, actor: str | None = None, rules: FilingRules | None = None) -> FilingChanges:
     """Run auto-filing over every footage row (e.g. after a restore); audited like any change."""
     actor = actor or audit.current_actor()
     with catalog.transaction():
         officers = [r[0] for r in catalog.conn.execute("SELECT DISTINCT officer_badge FROM footage WHERE officer_badge IS NOT NULL")]
-        return _refile(catalog, officers=officers, actor=actor, trigger="refile")
+        return _refile(catalog, officers=officers, actor=actor, trigger="refile", rules=rules)
 
 
 # -- manual filing ----------------------------------------------------------------------------
@@ -211,14 +263,27 @@ def _need_footage(conn: Any, ids: Sequence[int]) -> dict[int, str]:
 
 
 def file_footage(catalog: Catalog, footage_ids: Sequence[int], case_no: str, reason: str,
-                 actor: str | None = None) -> FilingChanges:
-    """File footage to a case by hand (audited with ``reason``); all of it or, on any error, none."""
+                 actor: str | None = None, *, segment: bool = False, rules: FilingRules | None = None) -> FilingChanges:
+    """File footage to a case by hand (audited with ``reason``); all of it or, on any error, none.
+
+    With ``segment``, each footage's whole segment (the other chunks of its recording, see
+    ``daemon.cases.segments``) is filed with it.
+    """
     actor = actor or audit.current_actor()
     reason = _need_reason(reason)
     changes = FilingChanges()
     with catalog.transaction() as conn:
         need_case(conn, case_no)
         shas = _need_footage(conn, footage_ids)
+        via: dict[int, int] = {}
+        if segment:
+            for seg in segments.segments_of_ids(conn, footage_ids, rules or FilingRules()):
+                asked = next((r["id"] for r in seg if r["id"] in shas), seg[0]["id"])
+                for r in seg:
+                    shas.setdefault(r["id"], r["sha256"])
+                    if r["id"] not in footage_ids:
+                        via[r["id"]] = asked
+            footage_ids = sorted(shas)
         now = utcnow()
         for fid in dict.fromkeys(footage_ids):
             link = conn.execute("SELECT how, filed_at FROM footage_cases WHERE footage_id = ? AND case_no = ?",
@@ -238,9 +303,11 @@ def file_footage(catalog: Catalog, footage_ids: Sequence[int], case_no: str, rea
             conn.execute("DELETE FROM filing_blocks WHERE footage_id = ? AND case_no = ?", (fid, case_no))
             was = conn.execute("SELECT candidates FROM footage_ambiguous WHERE footage_id = ?", (fid,)).fetchone()
             conn.execute("DELETE FROM footage_ambiguous WHERE footage_id = ?", (fid,))
-            _audit_filing(catalog, "footage.file", fid, shas[fid], case_no, "manual", reason, actor,
-                          "confirmed an auto link" if link is not None else
-                          (f"resolves ambiguity between {', '.join(json.loads(was[0]))}" if was else None))
+            why = ("confirmed an auto link" if link is not None else
+                   (f"resolves ambiguity between {', '.join(json.loads(was[0]))}" if was else None))
+            if fid in via:
+                why = "; ".join(filter(None, [f"segment of footage {via[fid]}", why]))
+            _audit_filing(catalog, "footage.file", fid, shas[fid], case_no, "manual", reason, actor, why)
             changes.filed.append({"footage": fid, "case": case_no, "how": "manual", "reason": reason})
         _sync_case_no(conn, footage_ids)
     return changes

@@ -49,6 +49,14 @@ def get_case(catalog: Catalog, case_no: str) -> dict[str, Any]:
             " fc.filed_at, fc.filed_by, fc.how, fc.reason FROM footage_cases fc JOIN footage f ON f.id = fc.footage_id"
             " WHERE fc.case_no = ? ORDER BY 4, f.id", (case_no,))
     ]
+    case["activities"] = [
+        {"id": aid, "kind": kind, "start": start, "end": end, "handlers": badges.split(";") if badges else [],
+         "all_handlers": bool(all_h), "source": source}
+        for aid, kind, start, end, all_h, badges, source in conn.execute(
+            "SELECT a.id, a.kind, a.start_at, a.end_at, a.all_handlers, (SELECT group_concat(badge, ';') FROM"
+            " (SELECT badge FROM case_activity_handlers ah WHERE ah.activity_id = a.id ORDER BY badge)), a.source"
+            " FROM case_activities a WHERE a.case_no = ? ORDER BY a.start_at, a.id", (case_no,))
+    ]
     case["ambiguous_footage"] = [
         {"id": fid, "candidates": json.loads(cands)}
         for fid, cands in conn.execute(

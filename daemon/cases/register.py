@@ -8,6 +8,7 @@ from typing import Any
 
 from daemon.cases.fields import FIELDS, _window_problem, joined, parse_fields
 from daemon.cases.filing import FilingChanges, _refile
+from daemon.cases.filing_rules import FilingRules
 from daemon.cases.records import _case, need_case
 from daemon.catalog.db import Catalog
 from daemon.clock import iso, now_utc, utcnow
@@ -79,7 +80,8 @@ def _invalid(case_no: str, problems: list[Any]) -> CaseError:
                      problems=joined(problems))
 
 
-def open_case(catalog: Catalog, given: dict[str, Any], tz: str, actor: str | None = None) -> CaseResult:
+def open_case(catalog: Catalog, given: dict[str, Any], tz: str, actor: str | None = None,
+              rules: FilingRules | None = None) -> CaseResult:
     """Open a new case from the fields given (raw text as typed), then file footage to it."""
     actor = actor or audit.current_actor()
     given = {"sensitivity": "normal", "opened_at": iso(now_utc()), **{k: v for k, v in given.items() if v is not None}}
@@ -99,11 +101,12 @@ def open_case(catalog: Catalog, given: dict[str, Any], tz: str, actor: str | Non
                                "`evidock case edit {case} …`, close it with `evidock case close {case}`"),
                             case_no=repr(case_no), opened=old["opened_at"], status=old["status"], case=case_no)
         changed = _store_case(catalog, fields, None, "cli", actor)
-        filing = _refile(catalog, officers=fields["handlers"], actor=actor, trigger=f"case {case_no} opened")
+        filing = _refile(catalog, officers=fields["handlers"], actor=actor, trigger=f"case {case_no} opened", rules=rules)
     return CaseResult(case_no, "opened", changed, filing)
 
 
-def edit_case(catalog: Catalog, case_no: str, given: dict[str, Any], tz: str, actor: str | None = None) -> CaseResult:
+def edit_case(catalog: Catalog, case_no: str, given: dict[str, Any], tz: str, actor: str | None = None,
+              rules: FilingRules | None = None) -> CaseResult:
     """Change the fields given (None: leave as is; ``closed_at=''`` reopens), then re-file its officers' footage."""
     actor = actor or audit.current_actor()
     given = {k: v for k, v in given.items() if v is not None and k != "case_no"}
@@ -118,11 +121,12 @@ def edit_case(catalog: Catalog, case_no: str, given: dict[str, Any], tz: str, ac
         filing = FilingChanges()
         if changed:
             officers = set(old["handlers"]) | set(fields.get("handlers", ()))
-            filing = _refile(catalog, officers=officers, actor=actor, trigger=f"case {case_no} changed")
+            filing = _refile(catalog, officers=officers, actor=actor, trigger=f"case {case_no} changed", rules=rules)
     action = ("closed" if set(changed) == {"closed_at"} and fields.get("closed_at") else "changed") if changed else "unchanged"
     return CaseResult(case_no, action, changed, filing)
 
 
-def close_case(catalog: Catalog, case_no: str, closed_at: str | None, tz: str, actor: str | None = None) -> CaseResult:
+def close_case(catalog: Catalog, case_no: str, closed_at: str | None, tz: str, actor: str | None = None,
+               rules: FilingRules | None = None) -> CaseResult:
     """Close a case at ``closed_at`` (default: now); footage recorded after it is no longer filed to it."""
-    return edit_case(catalog, case_no, {"closed_at": closed_at or iso(now_utc())}, tz, actor)
+    return edit_case(catalog, case_no, {"closed_at": closed_at or iso(now_utc())}, tz, actor, rules)

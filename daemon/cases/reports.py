@@ -10,7 +10,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from daemon.cases import segments
 from daemon.cases.filing import _T_DUE
+from daemon.cases.filing_rules import FilingRules
 from daemon.cases.records import need_case
 from daemon.catalog.db import Catalog
 from daemon.clock import format_duration, from_iso, iso, now_utc
@@ -87,4 +89,31 @@ def annotate_filing(catalog: Catalog, rows: list[dict[str, Any]], deadline_days:
         r["ambiguous"] = marked.get(r["id"], [])
         if (case_no is None or case_no in r["cases"]) and (not unfiled or not mine):
             out.append(r)
+    return out
+
+
+def ambiguous_queue(catalog: Catalog, deadline_days: int, rules: FilingRules | None = None,
+                    now: datetime | None = None) -> list[dict[str, Any]]:
+    """The clerk's queue: each segment with ambiguous footage, its candidate cases and its deadline
+    (the earliest of its chunks' recording time, or ingest when not trusted, + ``deadline_days``),
+    soonest first."""
+    conn = catalog.conn
+    marked = {fid: json.loads(c) for fid, c in conn.execute("SELECT footage_id, candidates FROM footage_ambiguous")}
+    if not marked:
+        return []
+    deadline, now = timedelta(days=deadline_days), now or now_utc()
+    out = []
+    for seg in segments.segments_of_ids(conn, marked, rules or FilingRules()):
+        mine = [r for r in seg if r["id"] in marked]
+        due = min(from_iso(r["recorded_at_corrected"] or r["ingested_at"]) for r in mine) + deadline
+        last = seg[-1]
+        end = (iso(from_iso(last["recorded_at_corrected"]) + timedelta(seconds=float(last["duration_s"])))
+               if last["recorded_at_corrected"] and last.get("duration_s") else last["recorded_at_corrected"])
+        out.append({
+            "footage": [r["id"] for r in mine], "segment": [r["id"] for r in seg], "officer": seg[0]["officer_badge"],
+            "device": seg[0]["device_serial"], "start": seg[0]["recorded_at_corrected"], "end": end,
+            "candidates": sorted({c for r in mine for c in marked[r["id"]]}), "due_at": iso(due), "overdue": due < now,
+            "files": [r["source_path"] for r in seg],
+        })
+    out.sort(key=lambda e: (e["due_at"], e["officer"] or "", e["footage"][0]))
     return out

@@ -436,6 +436,36 @@ def _m004_officers(db: sqlite_utils.Database) -> None:
     db["footage"].add_column("attributed_by", str)
 
 
+def _m005_activities(db: sqlite_utils.Database) -> None:
+    """Enforcement activities of a case (issue 14, daemon/cases/activities.py): a time window, a
+    kind (现场检查, 询问 …) and the officers it concerns — all of the case's handlers
+    (``all_handlers``, read at filing time) or those in ``case_activity_handlers``. Auto-filing
+    decides by them first. The index on footage finds a chunk's neighbours (its segment).
+    """
+    db.execute("""CREATE TABLE case_activities (
+            id INTEGER PRIMARY KEY,
+            case_no TEXT NOT NULL REFERENCES cases(case_no),
+            kind TEXT NOT NULL,
+            start_at TEXT NOT NULL,
+            end_at TEXT NOT NULL,
+            all_handlers INTEGER NOT NULL CHECK (all_handlers IN (0, 1)),
+            handlers_key TEXT NOT NULL,   -- the badges joined by ';' ('' for all handlers): one activity once
+            source TEXT NOT NULL,         -- cli | import FILE line N
+            created_at TEXT NOT NULL,
+            created_by TEXT NOT NULL,
+            CHECK (end_at >= start_at),
+            UNIQUE (case_no, kind, start_at, end_at, handlers_key)
+        )""")
+    db.execute("CREATE INDEX case_activities_time ON case_activities(start_at, end_at)")
+    db.execute("""CREATE TABLE case_activity_handlers (
+            activity_id INTEGER NOT NULL REFERENCES case_activities(id),
+            badge TEXT NOT NULL,
+            PRIMARY KEY (activity_id, badge)
+        )""")
+    db.execute("CREATE INDEX case_activity_handlers_badge ON case_activity_handlers(badge)")
+    db.execute("CREATE INDEX footage_chunks ON footage(device_serial, officer_badge, recorded_at_corrected, id)")
+
+
 # (table, column) of every stored message for people, beside its English column (without _msg).
 MESSAGE_COLUMNS = (("problems", "reason_msg"), ("health_alerts", "message_msg"), ("dock_events", "detail_msg"),
                    ("alerts_usb", "message_msg"), ("media_jobs", "error_msg"))
@@ -452,4 +482,5 @@ MIGRATIONS: list[Migration] = [
     ("messages-002", _m002_messages),
     ("jobs-003", _m003_jobs),
     ("officers-004", _m004_officers),
+    ("activities-005", _m005_activities),
 ]

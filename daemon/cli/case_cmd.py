@@ -7,7 +7,8 @@ from typing import Any
 
 import click
 
-from daemon.cases import csvimport, filing, records, register
+from daemon.cases import activities, activity_import, filing, records, register
+from daemon.cases.filing_rules import FilingRules
 from daemon.cli import Station, cli, emit_json, pass_station, say
 from daemon.cli.devices_cmd import warn_unregistered
 from daemon.cli.labels import CASE_STATUS, FILED_HOW, SENSITIVITY, label
@@ -72,7 +73,8 @@ def case_open(st: Station, case_no: str, party: str, handlers: tuple[str, ...], 
     with st.catalog() as catalog:
         result = register.open_case(catalog, {"case_no": case_no, "party": party, "handlers": list(handlers),
                                            "opened_at": opened_at, "unit": unit, "sensitivity": sensitivity,
-                                           "notes": notes}, st.config.ui.timezone)
+                                           "notes": notes}, st.config.ui.timezone,
+                                    rules=FilingRules.of(st.config.filing))
         warned = warn_unregistered(catalog, handlers)
     return _report(result, as_json) or warned
 
@@ -99,7 +101,7 @@ def case_edit(st: Station, case_no: str, party: str | None, handlers: tuple[str,
     given = {"party": party, "handlers": list(handlers) or None, "opened_at": opened_at, "unit": unit,
              "sensitivity": sensitivity, "notes": notes, "closed_at": "" if reopen else None}
     with st.catalog() as catalog:
-        result = register.edit_case(catalog, case_no, given, st.config.ui.timezone)
+        result = register.edit_case(catalog, case_no, given, st.config.ui.timezone, rules=FilingRules.of(st.config.filing))
         warned = warn_unregistered(catalog, handlers)
     return _report(result, as_json) or warned
 
@@ -119,7 +121,8 @@ def case_close(st: Station, case_no: str, closed_at: str | None, as_json: bool) 
       evidock case close 2026-0042 --closed-at "2026-11-30 17:00"
     """
     with st.catalog() as catalog:
-        result = register.close_case(catalog, case_no, closed_at, st.config.ui.timezone)
+        result = register.close_case(catalog, case_no, closed_at, st.config.ui.timezone,
+                                     rules=FilingRules.of(st.config.filing))
     return _report(result, as_json)
 
 
@@ -164,6 +167,11 @@ def case_text(case: dict[str, Any], tz: str) -> str:
     rows = [[f["id"], local_time(f["recorded_at"], tz, missing=_("(time unknown)")), f["officer"], f.get("officer_name"),
              local_time(f["filed_at"], tz), label(FILED_HOW, f["how"]), f["filed_by"], f["sha256"][:12]]
             for f in case["footage"]]
+    if case.get("activities"):
+        acols = [Column(_("activity"), 12), Column(_("start"), 16), Column(_("end"), 16), Column(_("handling officers"), 24)]
+        arows = [[a["kind"], local_time(a["start"], tz), local_time(a["end"], tz),
+                  "; ".join(a["handlers"]) if a["handlers"] else _("(all handlers)")] for a in case["activities"]]
+        lines += [table(acols, arows, empty=""), ""]
     lines.append(table(cols, rows, empty=_("no footage filed to this case")))
     for a in case["ambiguous_footage"]:
         lines.append(_("footage {id} is ambiguous: it matches {cases}; file it with `evidock footage file`").format(
@@ -209,14 +217,19 @@ def case_import(st: Station, file: Path, as_json: bool) -> int:
     结案时间, 单位, 密级. UTF-8 (with or without BOM) and GBK/GB18030 are read; the encoding
     used is reported. Bad rows are reported by line and skipped; the good ones are imported.
 
+    An activities CSV (told by its header) adds enforcement activities to existing cases:
+    案号, 活动, 开始时间, 结束时间, and optionally 承办人警号 (empty: all of the case's
+    handlers) — or case_no, activity, start, end, handlers.
+
     Exit 0: every row imported; 1: some rows skipped; 2: the file could not be imported.
 
     \b
     Example:
       evidock case import 案件导出.csv
+      evidock case import 执法活动导出.csv
     """
     with st.catalog() as catalog:
-        rep = csvimport.import_cases(catalog, file, st.config.ui.timezone)
+        rep = activity_import.import_csv(catalog, file, st.config.ui.timezone, rules=FilingRules.of(st.config.filing))
     if as_json:
         emit_json(rep.to_json())
         return rep.exit_code
@@ -228,6 +241,13 @@ def case_import(st: Station, file: Path, as_json: bool) -> int:
         say(f"{where}: {shown(p.text())}")
     for line in rep.filing.lines():
         say(line)
+    if rep.what == "activities":
+        click.echo(_("{file} ({encoding}): {rows} rows; {added} activities added, {unchanged} unchanged, {bad} rows not "
+                     "imported; {filed} footage filed, {unfiled} unfiled, {ambiguous} ambiguous").format(
+            file=rep.path, encoding=rep.encoding, rows=rep.rows, added=len(rep.activities),
+            unchanged=rep.activities_unchanged, bad=len(rep.problems), filed=len(rep.filing.filed),
+            unfiled=len(rep.filing.unfiled), ambiguous=sum(1 for a in rep.filing.ambiguous if a["candidates"])))
+        return rep.exit_code
     click.echo(_("{file} ({encoding}): {rows} rows; {created} cases created, {updated} updated, {unchanged} unchanged, "
                  "{bad} rows not imported; {filed} footage filed, {unfiled} unfiled, {ambiguous} ambiguous").format(
         file=rep.path, encoding=rep.encoding, rows=rep.rows, created=len(rep.created), updated=len(rep.updated),
@@ -247,7 +267,7 @@ def case_refile(st: Station, as_json: bool) -> int:
       evidock case refile
     """
     with st.catalog() as catalog:
-        changes = filing.refile_all(catalog)
+        changes = filing.refile_all(catalog, rules=FilingRules.of(st.config.filing))
     if as_json:
         emit_json(changes.to_json())
         return 0
@@ -256,4 +276,50 @@ def case_refile(st: Station, as_json: bool) -> int:
     click.echo(_("{filed} filed, {unfiled} unfiled, {ambiguous} newly ambiguous").format(
         filed=len(changes.filed), unfiled=len(changes.unfiled),
         ambiguous=sum(1 for a in changes.ambiguous if a["candidates"])))
+    return 0
+
+
+@case_group.group("activity")
+def activity_group() -> None:
+    """Enforcement activities of a case (现场检查, 询问, 送达, 听证 …): auto-filing decides by them first.
+
+    \b
+    Example:
+      evidock case activity add 2026-0042 --start "2026-11-20 09:00" --end "2026-11-20 11:00" --kind 现场检查
+    """
+
+
+@activity_group.command("add")
+@click.argument("case_no")
+@click.option("--start", required=True, metavar="TIME", help="When the activity began (开始时间). Without an offset: ui.timezone.")
+@click.option("--end", required=True, metavar="TIME", help="When it ended (结束时间); a bare date: the end of that day.")
+@click.option("--kind", required=True, metavar="KIND", help="What it was: 现场检查, 询问, 送达, 听证 …")
+@click.option("--handler", "handlers", multiple=True, metavar="BADGE",
+              help="Badge of an officer taking part (repeat); default: all of the case's handlers.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document: the activity and the filing it caused.")
+@pass_station
+def activity_add(st: Station, case_no: str, start: str, end: str, kind: str, handlers: tuple[str, ...], as_json: bool) -> int:
+    """Add an activity to a case; its officers' footage recorded then is filed to the case.
+
+    Footage within filing.activity_margin_min of the activity counts as inside it. Adding the
+    same activity again changes nothing.
+
+    \b
+    Example:
+      evidock case activity add 2026-0042 --start "2026-11-20 09:00" --end "2026-11-20 11:00" --kind 询问 --handler 010203
+    """
+    with st.catalog() as catalog:
+        result = activities.add_activity(catalog, {"case_no": case_no, "start": start, "end": end, "kind": kind,
+                                                   "handlers": list(handlers)}, st.config.ui.timezone,
+                                         rules=FilingRules.of(st.config.filing))
+    if as_json:
+        emit_json(result.to_json())
+        return 0
+    a, tz = result.activity, st.config.ui.timezone
+    msg = (_("case {case}: activity {kind} {start} – {end} added") if result.action == "added" else
+           _("case {case}: activity {kind} {start} – {end} was there already"))
+    click.echo(msg.format(case=shown(a["case"]), kind=shown(a["kind"]), start=local_time(a["start"], tz),
+                          end=local_time(a["end"], tz)))
+    for line in result.filing.lines():
+        say(line)
     return 0

@@ -1,4 +1,4 @@
-"""``evidock footage file | unfile | overdue | hold``: filing footage to cases, the 2-day rule, legal hold."""
+"""``evidock footage file | unfile | overdue | ambiguous | hold``: filing footage to cases, the 2-day rule, legal hold."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ from datetime import datetime
 import click
 
 from daemon.cases import filing, reports, retention
+from daemon.cases.filing_rules import FilingRules
 from daemon.cli import Station, emit_json, pass_station, say
 from daemon.cli.footage_cmd import footage_group
-from daemon.cli.labels import HOLD_STATES, label
+from daemon.cli.labels import HOLD_STATES, label, yes_no
 from daemon.cli.timeopt import AS_OF
 from daemon.display import Column, duration, local_time, shown, table
 from daemon.i18n import _, ngettext
@@ -19,20 +20,24 @@ from daemon.i18n import _, ngettext
 @click.argument("footage_ids", metavar="ID…", nargs=-1, required=True, type=click.IntRange(min=1))
 @click.option("--case", "case_no", required=True, metavar="CASE_NO", help="The case to file the footage to.")
 @click.option("--reason", required=True, help="Why (goes into the audit log with your user name).")
+@click.option("--segment", is_flag=True, help="File each ID's whole segment: the other chunks of the same recording.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document of the changes.")
 @pass_station
-def footage_file(st: Station, footage_ids: tuple[int, ...], case_no: str, reason: str, as_json: bool) -> int:
+def footage_file(st: Station, footage_ids: tuple[int, ...], case_no: str, reason: str, segment: bool, as_json: bool) -> int:
     """File footage to a case by hand (footage may belong to several cases).
 
     All the IDs are filed or, if one is unknown, none. Filing resolves an ambiguous match and
-    confirms an automatic one; auto-filing never undoes it.
+    confirms an automatic one; auto-filing never undoes it. With --segment, the chunks a
+    recorder split the same recording into are filed with it (see `evidock footage ambiguous`).
 
     \b
     Example:
       evidock footage file 12 13 --case 2026-0042 --reason "recorded at the site inspection"
+      evidock footage file 12 --segment --case 2026-0042 --reason "询问笔录 of 2026-11-20"
     """
     with st.catalog() as catalog:
-        changes = filing.file_footage(catalog, footage_ids, case_no, reason)
+        changes = filing.file_footage(catalog, footage_ids, case_no, reason, segment=segment,
+                                      rules=FilingRules.of(st.config.filing))
     if as_json:
         emit_json(changes.to_json())
         return 0
@@ -101,6 +106,34 @@ def footage_overdue(st: Station, as_of: datetime | None, as_json: bool) -> int:
                  "{n} recordings overdue as of {as_of} (deadline {days} days)", rep.count).format(
         n=rep.count, as_of=local_time(rep.as_of, tz), days=rep.deadline_days))
     return rep.exit_code
+
+
+@footage_group.command("ambiguous")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON array: one entry per segment.")
+@pass_station
+def footage_ambiguous(st: Station, as_json: bool) -> int:
+    """The clerk's queue: footage matching several cases, one line per segment, soonest deadline first.
+
+    Each segment (the chunks of one recording) with its candidate cases; file it with
+    `evidock footage file ID --segment --case CASE_NO`. Exit 0: empty; 1: something waits.
+
+    \b
+    Example:
+      evidock footage ambiguous --json
+    """
+    with st.catalog() as catalog:
+        queue = reports.ambiguous_queue(catalog, st.config.filing.deadline_days, FilingRules.of(st.config.filing))
+    if as_json:
+        emit_json(queue)
+        return 1 if queue else 0
+    tz = st.config.ui.timezone
+    cols = [Column(_("due"), 16), Column(_("overdue"), 6), Column(_("officer"), 10), Column(_("footage"), 16), Column(_("recorded"), 16),
+            Column(_("until"), 16), Column(_("candidates"), 40)]
+    rows = [[local_time(q["due_at"], tz), yes_no(q["overdue"]), q["officer"] or "-",
+             ", ".join(map(str, q["segment"])), local_time(q["start"], tz, missing=_("(time unknown)")),
+             local_time(q["end"], tz, missing="-"), ", ".join(q["candidates"])] for q in queue]
+    click.echo(table(cols, rows, empty=_("no ambiguous footage")))
+    return 1 if queue else 0
 
 
 @footage_group.command("hold")

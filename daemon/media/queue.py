@@ -300,6 +300,8 @@ def run_queue(
             crashpoint("media-before-record")
             outcome = record(catalog, ctx, task, version)
             report.outcomes[task.job.footage_id] = outcome
+            if task.probe is not None and task.probe.duration_s:
+                station.footage_probed(catalog, task.job.footage_id)  # e.g. re-segmenting for filing
             if on_outcome:
                 on_outcome(outcome)
 
