@@ -170,6 +170,10 @@ class GrewPastLimit(SourceError):
         self.limit, self.copied = limit, copied
 
 
+class BackupError(EvidockError):
+    """A backup target cannot be used or did not take a copy (names the target and why)."""
+
+
 class AnchorError(EvidockError):
     """The anchor file could not be rewritten after a commit (the commit itself stands)."""
 
