@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from daemon import stationclock
 from daemon.catalog.db import Catalog
 from daemon.catalog.devices import device_exists
 from daemon.clock import utcnow
@@ -75,6 +76,9 @@ class HealthReading:
     clock_drift_s: float | None = None
     clock_set: bool = False
     notes: list[Note] = field(default_factory=list)
+    # the station's own clock when the drift was measured (daemon.stationclock): synced | unsynced | unknown;
+    # None: read at record time
+    station_clock: str | None = None
 
 
 # -- the alert rules -------------------------------------------------------------------------
@@ -124,10 +128,12 @@ def _clock_drift(r: HealthReading, h: History, c: HealthConfig) -> Verdict:
         return UNKNOWN
     if abs(r.clock_drift_s) > c.clock_drift_s:
         return Raise(round(r.clock_drift_s, 3), c.clock_drift_s,
-                     Message(N_("clock {seconds:.1f} s {way} the station's (alert beyond ±{limit:g} s); {set}"),
+                     Message(N_("clock {seconds:.1f} s {way} the station's (alert beyond ±{limit:g} s); {set}{station}"),
                              seconds=abs(r.clock_drift_s), way=_way(r.clock_drift_s), limit=c.clock_drift_s,
                              set=Message(N_("it was set at this dock")) if r.clock_set
-                             else Message(N_("it could NOT be set at this dock"))))
+                             else Message(N_("it could NOT be set at this dock")),
+                             station=Message(N_(" (measured against an unsynchronised station clock)"))
+                             if r.station_clock == "unsynced" else ""))
     return CLEAR
 
 
@@ -203,20 +209,23 @@ def record(catalog: Catalog, config: HealthConfig, r: HealthReading, session_id:
     """Add one health record and update the alerts; returns its id and the recorder's open alerts."""
     now = utcnow()
     b, s = r.battery, r.storage
+    if r.station_clock is None and r.clock_drift_s is not None:
+        r.station_clock = stationclock.read().state
     with catalog.transaction() as conn:
         history = [{"full_charge_mah": row[0]} for row in conn.execute(
             "SELECT full_charge_mah FROM health WHERE device_serial = ? ORDER BY id DESC", (r.serial,))]
         cur = conn.execute(
             "INSERT INTO health (device_serial, session_id, at, model, firmware, officer_badge, battery_percent,"
             " battery_voltage_mv, battery_charging, battery_cycles, full_charge_mah, design_mah, storage_total,"
-            " storage_free, fs_state, fs_detail, clock_drift_s, clock_set, notes) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            " storage_free, fs_state, fs_detail, clock_drift_s, clock_set, notes, station_clock)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (r.serial, session_id, now, r.model, r.firmware, r.badge,
              b.percent if b else None, b.voltage_mv if b else None,
              None if b is None or b.charging is None else int(b.charging), b.cycles if b else None,
              b.full_charge_mah if b else None, b.design_mah if b else None,
              s.total_bytes if s else None, s.free_bytes if s else None, s.fs_state if s else None,
              s.fs_detail if s else None, r.clock_drift_s, int(r.clock_set),
-             json.dumps([n.stored_json() for n in r.notes], ensure_ascii=False)),
+             json.dumps([n.stored_json() for n in r.notes], ensure_ascii=False), r.station_clock),
         )
         hid = int(cur.lastrowid)
         for kind, rule in RULES:

@@ -409,6 +409,14 @@ def _m003_jobs(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX job_alerts_open ON job_alerts(job, kind, cleared_at)")
 
 
+def _m004_station(db: sqlite_utils.Database) -> None:
+    """Issue 13: a refused USB device's manufacturer string (``evidock devices unknown``), and
+    whether the station's own clock was synchronised when a dock measured a recorder's drift
+    (``health.station_clock``: synced | unsynced | unknown; NULL for rows from before)."""
+    db["alerts_usb"].add_column("manufacturer", str)
+    db["health"].add_column("station_clock", str)
+
+
 # (table, column) of every stored message for people, beside its English column (without _msg).
 MESSAGE_COLUMNS = (("problems", "reason_msg"), ("health_alerts", "message_msg"), ("dock_events", "detail_msg"),
                    ("alerts_usb", "message_msg"), ("media_jobs", "error_msg"))
@@ -424,4 +432,5 @@ MIGRATIONS: list[Migration] = [
     ("media-001", _m001_media),
     ("messages-002", _m002_messages),
     ("jobs-003", _m003_jobs),
+    ("station-004", _m004_station),
 ]

@@ -17,10 +17,9 @@ transaction. The work of each step is done by the library, not here: ``daemon.do
 
 An undock at any state sets the job's cancel flag: a driver call fails with ``RecorderGone``,
 the offload stops at a resumable point (partials kept, session ``interrupted``), and the next
-dock of that recorder resumes. At most ``dock.max_parallel_offloads`` jobs offload at once; the
-others queue in docking order (``OffloadGate``). ``idle()`` tells the media queue when no offload
-runs (transcoding never competes with offloads). Hotplug events arrive through ``on_hotplug``;
-the demo feeds simulated recorders through the same call.
+dock of that recorder resumes. At most ``dock.max_parallel_offloads`` jobs offload at once, the
+others queue in docking order (``OffloadGate``); ``idle()``: no offload runs (media may transcode).
+Hotplug events arrive through ``on_hotplug`` (the demo's too); refusals: ``daemon.dock.unknown``.
 """
 
 from __future__ import annotations
@@ -42,8 +41,9 @@ from daemon.config import Config
 from daemon.dock import check as dockcheck
 from daemon.dock.gate import OffloadGate
 from daemon.dock.hotplug import Docked
-from daemon.dock.jobs import DockJob, State, Walk, _JobLog
+from daemon.dock.jobs import DockJob, State, Walk, _JobLog, stage_detail
 from daemon.dock.mount import Mounted, mount_volume, unmount
+from daemon.dock.unknown import record_refused
 from daemon.errors import EvidockError, Refused, SourceGone, Undocked
 from daemon.evidence import audit
 from daemon.i18n import N_, Message, dumps, is_message
@@ -131,15 +131,8 @@ class DockManager:
                 job.nodes.notify_all()
 
     def _refused(self, rec: Docked) -> None:
-        msg = Message(N_("unknown USB device {usb_id} ({product}) on bay {bay} refused: "
-                         "not in the recorder table, never mounted or read (unauthorised USB storage)"),
-                      usb_id=rec.vidpid, product=rec.product or Message(N_("no product string")), bay=rec.bay)
-        with self.station.catalog() as cat, cat.transaction() as conn:
-            conn.execute("INSERT INTO alerts_usb (at, bay, port, usb_id, product, usb_serial, message, message_msg)"
-                         " VALUES (?,?,?,?,?,?,?,?)",
-                         (utcnow(), rec.bay, rec.port, rec.vidpid, rec.product, rec.usb_serial, str(msg), dumps(msg)))
-            audit.append(cat, "usb.refused", f"usb:{rec.vidpid}", {"bay": rec.bay, "port": rec.port,
-                                                                   "product": rec.product, "usb_serial": rec.usb_serial})
+        with self.station.catalog() as cat:
+            record_refused(cat, rec)
 
     # -- the state machine -----------------------------------------------------------------
 
@@ -163,7 +156,7 @@ class DockManager:
         try:
             self._transition(cat, job, State.DETECTED, Message(N_("{usb_id} on port {port}"), usb_id=job.rec.vidpid,
                                                                 port=job.rec.port))
-            w.model = registry.lookup(int(job.rec.vid, 16), int(job.rec.pid, 16), job.rec.product)
+            w.model = self.station.registry.lookup(int(job.rec.vid, 16), int(job.rec.pid, 16), job.rec.product)
             if w.model is None:
                 raise Refused(N_("{usb_id} is not in the recorder table"), usb_id=job.rec.vidpid)
             walk = self.WALKS[w.model.reach]
@@ -196,8 +189,7 @@ class DockManager:
             self._transition(w.cat, w.job, state, w.details.get(state))
 
     def _check_cancel(self, job: DockJob) -> None:
-        if job.cancel.is_set():
-            raise Undocked()
+        if job.cancel.is_set(): raise Undocked()  # noqa: E701
 
     def _wait_node(self, job: DockJob, get: Callable[[Docked], str | None], what: Message) -> str:
         end = time.monotonic() + self.config.dock.node_wait_s
@@ -240,29 +232,13 @@ class DockManager:
                 job.serial, job.officer = task.device.serial, task.device.badge
                 self._registration(cat, job)
             for state in self.CHECK_STATES.get(stage, ()):
-                self._transition(cat, job, state, self._stage_detail(task, state))
+                self._transition(cat, job, state, stage_detail(task, state))
 
         assert w.driver is not None
         w.check = dockcheck.dock_check(cat, self.config, w.driver, before=before, on_stage=after)
         job.alerts = [a["message"] for a in w.check.alerts]
         if w.check.battery_percent is not None:
             job.battery_percent = w.check.battery_percent
-
-    @staticmethod
-    def _stage_detail(task: dockcheck.DockTask, state: State) -> Message | None:
-        r = task.reading
-        if state is State.IDENTIFIED and task.device:
-            return Message(N_("{model} serial {serial}, officer {officer}"), model=task.device.model or "?",
-                           serial=task.device.serial, officer=task.device.badge or Message(N_("unbound")))
-        if state is State.HEALTH_CHECKED and r:
-            b = f"{r.battery.percent}%" if r.battery else Message(N_("not reported"))
-            return Message(N_("battery {battery}, {n} alert(s)"), battery=b, n=len(task.alerts))
-        if state is State.CLOCK_SYNCED and r:
-            d = f"{r.clock_drift_s:+.1f} s" if r.clock_drift_s is not None else Message(N_("not measured"))
-            if r.clock_set:
-                return Message(N_("drift {drift}, clock set"), drift=d)
-            return Message(N_("drift {drift}, clock NOT set"), drift=d)
-        return None
 
     def _registration(self, cat: Catalog, job: DockJob) -> None:
         if devices.registered_at(cat, job.serial):
@@ -480,6 +456,7 @@ class DockManager:
 
     def reload(self, config: Config) -> None:
         self.config = config
+        self.station.registry = config.registry()  # [[recorders]] as the reloaded config has them
         self.gate.set_limit(config.dock.max_parallel_offloads)
 
     def shutdown(self, timeout: float | None = None) -> bool:

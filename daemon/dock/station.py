@@ -67,11 +67,9 @@ def read_status(data_dir: Path) -> StationStatus:
 
 
 def is_known(vid: str, pid: str, product: str | None) -> bool:
-    """Is this USB device a recorder model in the driver table? (Anything else is refused.)"""
-    try:
-        return registry.lookup(int(vid, 16), int(pid, 16), product) is not None
-    except ValueError:
-        return False
+    """Is this USB device a recorder model in the built-in driver table? (The station asks its
+    own table, ``StationContext.registry``, which adds the config's ``[[recorders]]``.)"""
+    return registry.BUILTIN.is_known(vid, pid, product)
 
 
 class Station:
@@ -79,7 +77,9 @@ class Station:
         self.data_dir, self.config, self.config_path = data_dir, config, config_path
         self.context = build_context(config, data_dir)
         self.manager = DockManager(self.context)
-        self.hotplug = Hotplug(is_known, self.manager.on_hotplug, bays=dict(config.dock.bays))
+        # the station's own device table (built-in + [[recorders]]), as reloaded on SIGHUP
+        self.hotplug = Hotplug(lambda *usb: self.context.registry.is_known(*usb), self.manager.on_hotplug,
+                               bays=dict(config.dock.bays))
         self.watch: WatchFolder | None = None
         self.stop = threading.Event()
         self.reload_requested = threading.Event()
