@@ -129,21 +129,15 @@ class ZfyConfig(_Section):
         description="File whose first line is the password (keep it mode 0600); overrides `password`",
     )
     timeout_s: float = Field(
-        2.0,
-        gt=0,
-        le=60,
+        2.0, gt=0, le=60,
         description="One request's deadline: from sending it to the end of its reply",
     )
     retries: int = Field(
-        2,
-        ge=0,
-        le=10,
+        2, ge=0, le=10,
         description="How often a request whose reply was lost or garbled is sent again (SetMSDC never is)",
     )
     backoff_s: float = Field(
-        0.2,
-        ge=0,
-        le=10,
+        0.2, ge=0, le=10,
         description="Wait before the first retry; doubled before each further one",
     )
 
@@ -166,9 +160,7 @@ class HealthConfig(_Section):
     """[health]: thresholds of the alerts raised from each dock's health record (daemon/health.py)."""
 
     battery_low_percent: int = Field(
-        20,
-        ge=0,
-        le=100,
+        20, ge=0, le=100,
         description="Alert when the battery is below this level at dock",
     )
     storage_full_percent: float = Field(
@@ -204,6 +196,10 @@ class HealthConfig(_Section):
         ge=1,
         le=10000,
         description="How many of a recorder's latest earlier readings make its history for the capacity-fade rule",
+    )
+    not_docked_hours: float = Field(
+        24.0, gt=0, le=24 * 365,
+        description="`health --attention`: a recorder docked here before and not docked again for this long needs a person",
     )
 
 

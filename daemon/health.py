@@ -322,9 +322,14 @@ def devices(catalog: Catalog) -> list[dict[str, Any]]:
     """Each known recorder: its officer, when it was last docked, its last health, open alerts."""
     out = []
     for d in catalog.db.query(
-        "SELECT d.serial, d.model, d.officer_badge, o.name AS officer_name, o.unit AS officer_unit, d.first_seen, d.last_seen "
+        "SELECT d.serial, d.model, d.officer_badge, o.name AS officer_name, o.unit AS officer_unit, d.first_seen, d.last_seen,"
+        " d.registered_at, (SELECT MAX(at) FROM dock_events e WHERE e.serial = d.serial) AS last_docked,"
+        " (SELECT COUNT(*) FROM sessions s WHERE s.device_serial = d.serial) AS sessions "
         "FROM devices d LEFT JOIN officers o ON o.badge = d.officer_badge ORDER BY d.serial"
     ):
+        # docked: through a bay of this station; manual: only offloaded by hand (ingest, the watch
+        # folder); registered: registered here but never docked nor offloaded
+        d["seen_as"] = "docked" if d["last_docked"] else ("manual" if d.pop("sessions") else "registered")
         last = history(catalog, d["serial"], limit=1)
         d["last_health"] = last[0] if last else None
         d["open_alerts"] = [{"kind": a["kind"], "message": a["message"], "message_msg": a["message_msg"],
@@ -341,3 +346,26 @@ def device_report(catalog: Catalog, serial: str | None, limit: int) -> dict[str,
         raise NotFound(N_("no recorder {serial} has been docked here; `evidock devices` lists the known ones"),
                        serial=serial)
     return {"serial": serial, "history": history(catalog, serial, limit), "open_alerts": open_alerts(catalog, serial)}
+
+
+def attention(catalog: Catalog, config: HealthConfig, job_alerts: list[dict[str, Any]],
+              now: str | None = None) -> dict[str, Any]:
+    """``evidock health --attention``: the recorders that need a person — open alerts, or docked
+    here (or registered) and not docked for ``not_docked_hours`` — and the open job alerts the
+    caller passes (``daemon.schedule.runs.open_job_alerts``). Exit 1 when there is anything."""
+    from datetime import datetime, timedelta
+
+    cutoff = (datetime.fromisoformat(now or utcnow()) - timedelta(hours=config.not_docked_hours)).isoformat(
+        timespec="microseconds")
+    out = []
+    for d in devices(catalog):
+        since = d["last_docked"] or (d["registered_at"] if d["seen_as"] == "registered" else None)
+        reasons = [{"kind": "alert", "alert": a["kind"], "message": a["message"], "message_msg": a["message_msg"],
+                    "since": a["raised_at"]} for a in d["open_alerts"]]
+        if since is not None and since < cutoff:
+            reasons.append({"kind": "not_docked", "since": since, "hours": config.not_docked_hours})
+        if reasons:
+            out.append({"serial": d["serial"], "model": d["model"], "officer_badge": d["officer_badge"],
+                        "officer_name": d["officer_name"], "seen_as": d["seen_as"], "last_docked": d["last_docked"],
+                        "reasons": reasons})
+    return {"recorders": out, "job_alerts": job_alerts, "exit_code": 1 if out or job_alerts else 0}

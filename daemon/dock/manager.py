@@ -236,7 +236,7 @@ class DockManager:
 
         assert w.driver is not None
         w.check = dockcheck.dock_check(cat, self.config, w.driver, before=before, on_stage=after)
-        job.alerts = [a["message"] for a in w.check.alerts]
+        job.alerts, job.alerts_msg = [a["message"] for a in w.check.alerts], [a.get("message_msg") for a in w.check.alerts]
         if w.check.battery_percent is not None:
             job.battery_percent = w.check.battery_percent
 

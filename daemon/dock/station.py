@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from daemon import stationclock
 from daemon.config import Config, load_config
 from daemon.context import build_context
 from daemon.dock.hotplug import Hotplug
@@ -63,6 +64,10 @@ def read_status(data_dir: Path) -> StationStatus:
                                 data_dir=str(data_dir)) from None
     pid = doc.get("pid")
     doc["running"] = isinstance(pid, int) and process_alive(pid)
+    if not doc["running"]:
+        # what a station that is gone last wrote is not what the bays hold now: no stale READY
+        doc["bays"] = [{**b, "state": "UNKNOWN", "last_state": b.get("state")} for b in doc.get("bays", [])]
+    doc["station_clock"] = stationclock.read().to_json()
     return StationStatus(doc)
 
 
@@ -92,6 +97,9 @@ class Station:
     def run(self) -> int:
         self._audit("station.start", {"config": str(self.config_path) if self.config_path else None,
                                       "config_sha256": _sha(self.config_path)})
+        clock = stationclock.read()
+        if not clock.synced:  # every drift and deadline counts from it (status and config check say so too)
+            log.warning("%s", clock.message())
         self.hotplug.start()  # listening (and existing recorders enumerated) from here on
         if self.config.watch.folder:
             self.watch = WatchFolder(self.context, should_pause=lambda: not self.manager.idle())
