@@ -31,6 +31,10 @@ from drivers import registry
 from drivers.registry import DeviceModel, Quirks, Registry
 
 
+# Names go into the generated udev rules between double quotes: no quote, backslash or control character.
+_UDEV_SAFE = r'^[^"\\\x00-\x1f\x7f]+$'
+
+
 class RecorderEntry(BaseModel):
     """[[recorders]]: one recorder model of the fleet (USB IDs, driver, quirks)."""
 
@@ -39,11 +43,11 @@ class RecorderEntry(BaseModel):
 
     vendor_id: str = Field(..., json_schema_extra={"example": "2e3c"}, pattern=r"^[0-9a-fA-F]{4}$", description="USB vendor ID, 4 hex digits (lsusb: the part before ':')")
     product_id: str = Field(..., json_schema_extra={"example": "5740"}, pattern=r"^[0-9a-fA-F]{4}$", description="USB product ID, 4 hex digits (after the ':')")
-    product: str | None = Field(None, min_length=1, max_length=64,
+    product: str | None = Field(None, min_length=1, max_length=64, pattern=_UDEV_SAFE,
                                 description="USB product string to match exactly; unset: any product with these IDs")
     driver: str = Field(..., json_schema_extra={"example": "ums"}, description="Driver: zfy (GA/T 947 control port) or ums (mass storage only)")
-    model: str = Field(..., json_schema_extra={"example": "DSJ-A9"}, min_length=1, max_length=64, description="The model's name, as shown to people")
-    vendor: str = Field(..., json_schema_extra={"example": "Example Co."}, min_length=1, max_length=64, description="Its maker")
+    model: str = Field(..., json_schema_extra={"example": "DSJ-A9"}, min_length=1, max_length=64, pattern=_UDEV_SAFE, description="The model's name, as shown to people")
+    vendor: str = Field(..., json_schema_extra={"example": "Example Co."}, min_length=1, max_length=64, pattern=_UDEV_SAFE, description="Its maker")
     info_file: str | None = Field(None, min_length=1, max_length=64,
                                   description="Device-info file on the card (mass storage), e.g. DEVICE.INI")
     info_encoding: str = Field("utf-8", description="Text encoding of that file (many firmwares write gbk)")

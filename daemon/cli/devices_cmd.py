@@ -32,7 +32,7 @@ def devices_group(ctx: click.Context, as_json: bool) -> int | None:
         emit_json(health.json_view(rows))
         return 0
     tz = st.config.ui.timezone
-    cols = [Column(_("recorder"), 20), Column(_("model"), 14), Column(_("seen as"), 14), Column(_("officer"), 10),
+    cols = [Column(_("recorder"), 20), Column(_("model"), 14), Column(_("seen as"), 24), Column(_("officer"), 10),
             Column(_("name"), 12), Column(_("last docked"), 16), Column(_("battery"), align=">"), Column(_("storage used"), align=">"),
             Column(_("clock drift"), align=">"), Column(_("open alerts"), align=">")]
     out = []

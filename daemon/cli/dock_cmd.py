@@ -87,16 +87,17 @@ def _status_once(st: Station, as_json: bool) -> int:
     click.echo(head.format(pid=doc.get("pid")) + "; " + _("updated {when}: {offloading} offloading, {queued} queued").format(
         when=local_time(doc.get("updated"), tz, seconds=True), offloading=doc.get("offloading", 0),
         queued=doc.get("queued", 0)))
-    cols = [Column(_("bay"), 12), Column(_("recorder"), 20), Column(_("officer"), 10), Column(_("state"), 22),
+    cols = [Column(_("bay"), 12), Column(_("recorder"), 20), Column(_("officer"), 10), Column(_("state"), 30),
             Column(_("progress"), align=">"), Column(_("battery"), align=">"), Column(_("detail"), 60)]
     out, alerts = [], []
     for b in doc.get("bays", []):
         done, total = b["progress"]
-        state = (_("unknown (last reported: {state})").format(state=label(STATES, b["last_state"]))
-                 if b["state"] == "UNKNOWN" else label(STATES, b["state"]))
+        stale = b["state"] == "UNKNOWN"  # the station is gone: what it last wrote may no longer hold
+        state = _("unknown (was {state})").format(state=label(STATES, b["last_state"])) if stale else label(STATES, b["state"])
         battery = f"{b['battery_percent']}%" if b.get("battery_percent") is not None else "-"
         out.append([b["bay"], b["serial"] or "?", b["officer"], state, f"{100 * done // total}%" if total else "-",
-                    battery, i18n.stored(b["detail"], b.get("detail_msg"))])
+                    battery, (_("when last reported: {detail}") if stale else "{detail}").format(
+                        detail=i18n.stored(b["detail"], b.get("detail_msg")))])
         msgs = b.get("alerts_msg") or [None] * len(b.get("alerts", []))
         alerts += [(b["bay"], i18n.stored(a, m)) for a, m in zip(b.get("alerts", []), msgs)]
     click.echo(table(cols, out, empty=_("no recorder docked")))
