@@ -68,9 +68,9 @@ def check_config(config: Config, config_file: Path | None, data_dir: Path) -> Co
         try:
             zc.secret()
         except ConfigError as e:
-            rep.problems.append(Problem("error", "zfy.password_file", Message(e.msgid, **e.params)))
+            rep.problems.append(Problem(level="error", key="zfy.password_file", message=Message(e.msgid, **e.params)))
     elif zc.password.get_secret_value() == FACTORY_PASSWORD:
-        rep.problems.append(Problem("warning", "zfy.password", Message(N_(
+        rep.problems.append(Problem(level="warning", key="zfy.password", message=Message(N_(
             "zfy.password is the factory default: anyone with a recorder of this fleet knows it; set your fleet's "
             "password (best in a file named by zfy.password_file, mode 0600)"))))
     return rep
