@@ -214,6 +214,10 @@ class CaseImportError(CaseError):
     """A case CSV cannot be imported at all (unreadable, unknown encoding, missing columns)."""
 
 
+class OfficerError(EvidockError):
+    """An officer or a recorder assignment as given cannot be registered or recorded (issue 13)."""
+
+
 class FilingError(EvidockError):
     """A filing change cannot be made as asked."""
 

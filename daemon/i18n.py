@@ -228,6 +228,13 @@ def render(msgid: str, params: Mapping[str, Any], translate: bool) -> str:
         return msgid.format(**values)
 
 
+def message_of(e: BaseException) -> Message:
+    """An error as the message it carries (evidock and driver errors carry one), else its English."""
+    if is_message(e):
+        return Message(e.msgid, **e.params)  # type: ignore[attr-defined]
+    return Message(N_("{message}"), message=str(e))
+
+
 def text(obj: object) -> str:
     """Anything shown to people, in the current language: a message or error carrying a ``msgid``
     is translated, a plain string is shown as it is."""

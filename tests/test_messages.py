@@ -38,22 +38,6 @@ NOT_MESSAGES = {"Cancelled", "Undocked", "ReadFailed", "WriteFailed", "NotTheSam
 NOT_FOR_PEOPLE = {"drivers/sim/faultfs.py"}
 
 
-# Files still being converted (issue 12, in progress): this set only shrinks, to empty.
-PENDING = {
-    "daemon/cases/csvimport.py",
-    "daemon/cases/filing.py",
-    "daemon/cases/records.py",
-    "daemon/cases/register.py",
-    "daemon/cases/retention.py",
-    "daemon/cases/review.py",
-    "daemon/media/ffmpeg.py",
-    "daemon/media/listing.py",
-    "daemon/media/probe.py",
-    "daemon/media/queue.py",
-    "daemon/media/stages.py",
-}
-
-
 def _sources() -> list[Path]:
     out = []
     for top in ("daemon", "drivers"):
@@ -100,8 +84,6 @@ def _unmarked(path: Path) -> list[str]:
 
 @pytest.mark.parametrize("path", _sources(), ids=lambda p: p.relative_to(REPO).as_posix())
 def test_messages_for_people_are_message_ids_with_params(path: Path) -> None:
-    if path.relative_to(REPO).as_posix() in PENDING:
-        pytest.skip("being converted")
     found = _unmarked(path)
     assert not found, ("messages built as English text cannot be translated; write "
                        "X(N_(\"… {name} …\"), name=value) instead:\n" + "\n".join(found))

@@ -15,13 +15,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from daemon.cases.fields import _window_problem, parse_fields
+from daemon.cases.fields import _window_problem, joined, parse_fields
 from daemon.cases.filing import FilingChanges, _refile
 from daemon.cases.records import _case
 from daemon.cases.register import _store_case
 from daemon.catalog.db import Catalog
 from daemon.errors import EXIT_OK, EXIT_WARNING, CaseImportError
 from daemon.evidence import audit
+from daemon.i18n import N_, Message, text
 
 # -- case CSV import --------------------------------------------------------------------------
 
@@ -47,23 +48,30 @@ def decode_csv(raw: bytes, path: str) -> tuple[str, str]:
         try:
             return raw[len(codecs.BOM_UTF8):].decode("utf-8"), "UTF-8 with BOM"
         except UnicodeDecodeError as e:
-            raise CaseImportError(f"{path}: starts with a UTF-8 BOM but byte {e.start} is not UTF-8; "
-                                  "save it again as CSV UTF-8") from None
+            raise CaseImportError(N_("{path}: starts with a UTF-8 BOM but byte {byte} is not UTF-8; "
+                                     "save it again as CSV UTF-8"), path=path, byte=e.start) from None
     if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        raise CaseImportError(f"{path}: is UTF-16 (\"Unicode text\"); save it as CSV (UTF-8 or GBK) and import again")
+        raise CaseImportError(N_("{path}: is UTF-16 (\"Unicode text\"); save it as CSV (UTF-8 or GBK) and import again"),
+                              path=path)
     for codec, name in ENCODINGS:
         try:
             return raw.decode(codec), name
         except UnicodeDecodeError:
             continue
-    raise CaseImportError(f"{path}: is neither UTF-8 nor GBK/GB18030 text; save it as CSV UTF-8 and import again")
+    raise CaseImportError(N_("{path}: is neither UTF-8 nor GBK/GB18030 text; save it as CSV UTF-8 and import again"),
+                          path=path)
 
 
 @dataclass
 class RowProblem:
     line: int
     case_no: str | None
-    reason: str
+    reason: str  # English: the JSON's
+    message: Any = field(default=None, repr=False, compare=False)  # the reason as a message, for people
+
+    def text(self) -> str:
+        """The reason in the reader's language."""
+        return text(self.message) if self.message is not None else self.reason
 
     def to_json(self) -> dict[str, Any]:
         return {"line": self.line, "case_no": self.case_no, "reason": self.reason}
@@ -113,14 +121,16 @@ def _header(cells: list[str], path: str) -> tuple[dict[int, str], list[str]]:
                 ignored.append(name)
             continue
         if fld in seen:
-            raise CaseImportError(f"{path}: columns {seen[fld]!r} and {name!r} both give {fld}; keep one and import again")
+            raise CaseImportError(N_("{path}: columns {first!r} and {second!r} both give {field}; keep one and import again"),
+                                  path=path, first=seen[fld], second=name, field=fld)
         seen[fld] = name
         columns[i] = fld
     missing = [f for f in REQUIRED_COLUMNS if f not in seen]
     if missing:
         want = ", ".join(f"{f} ({next(k for k, v in COLUMNS.items() if v == f and not k.isascii())})" for f in missing)
-        raise CaseImportError(f"{path}: missing column(s) {want}; the header has: "
-                              f"{', '.join(repr(c.strip()) for c in cells) or 'nothing'}. Nothing was imported")
+        has: object = ", ".join(repr(c.strip()) for c in cells) or Message(N_("nothing"))
+        raise CaseImportError(N_("{path}: missing column(s) {want}; the header has: {has}. Nothing was imported"),
+                              path=path, want=want, has=has)
     return columns, ignored
 
 
@@ -139,19 +149,22 @@ def read_csv_bytes(path: Path) -> bytes:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
     except IsADirectoryError:
-        raise CaseImportError(f"{name}: is a directory, not a CSV file; give the exported .csv file") from None
+        raise CaseImportError(N_("{name}: is a directory, not a CSV file; give the exported .csv file"), name=name) from None
     except OSError as e:
-        raise CaseImportError(f"{name}: cannot read it ({e.strerror}); check the path") from None
+        raise CaseImportError(N_("{name}: cannot read it ({error}); check the path"), name=name, error=e.strerror) from None
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            kind = ("a FIFO (named pipe)" if stat.S_ISFIFO(st.st_mode) else "a device" if stat.S_ISCHR(st.st_mode)
-                    or stat.S_ISBLK(st.st_mode) else "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file")
-            raise CaseImportError(f"{name}: is {kind}, not a regular file; only a saved CSV file is imported — "
-                                  "save the export to a file and import that. Nothing was imported")
+            kind = Message(N_("a FIFO (named pipe)") if stat.S_ISFIFO(st.st_mode) else N_("a device")
+                           if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) else N_("a directory")
+                           if stat.S_ISDIR(st.st_mode) else N_("not a regular file"))
+            raise CaseImportError(N_("{name}: is {kind}, not a regular file; only a saved CSV file is imported — "
+                                     "save the export to a file and import that. Nothing was imported"),
+                                  name=name, kind=kind)
         if st.st_size > MAX_CSV_BYTES:
-            raise CaseImportError(f"{name}: is {st.st_size} bytes, more than the {MAX_CSV_BYTES // (1024 * 1024)} MiB a "
-                                  "case CSV may have; is it the right file? Split the export. Nothing was imported")
+            raise CaseImportError(N_("{name}: is {size} bytes, more than the {max_mib} MiB a "
+                                     "case CSV may have; is it the right file? Split the export. Nothing was imported"),
+                                  name=name, size=st.st_size, max_mib=MAX_CSV_BYTES // (1024 * 1024))
         os.set_blocking(fd, True)
         chunks, size = [], 0
         while size <= MAX_CSV_BYTES:  # a file that grows while it is read is still bounded
@@ -161,13 +174,18 @@ def read_csv_bytes(path: Path) -> bytes:
             chunks.append(chunk)
             size += len(chunk)
         if size > MAX_CSV_BYTES:
-            raise CaseImportError(f"{name}: grew past {MAX_CSV_BYTES // (1024 * 1024)} MiB while it was read; "
-                                  "import a finished export. Nothing was imported")
+            raise CaseImportError(N_("{name}: grew past {max_mib} MiB while it was read; "
+                                     "import a finished export. Nothing was imported"),
+                                  name=name, max_mib=MAX_CSV_BYTES // (1024 * 1024))
         return b"".join(chunks)
     except OSError as e:
-        raise CaseImportError(f"{name}: cannot read it ({e.strerror}); check the path") from None
+        raise CaseImportError(N_("{name}: cannot read it ({error}); check the path"), name=name, error=e.strerror) from None
     finally:
         os.close(fd)
+
+
+def _problem(line: int, case_no: str | None, message: Message) -> RowProblem:
+    return RowProblem(line, case_no, str(message), message)
 
 
 def read_case_csv(path: Path, tz: str) -> tuple[ImportReport, list[tuple[int, dict[str, Any]]]]:
@@ -181,9 +199,10 @@ def read_case_csv(path: Path, tz: str) -> tuple[ImportReport, list[tuple[int, di
     try:
         header = next(reader)
     except StopIteration:
-        raise CaseImportError(f"{name}: is empty; export the cases with a header row and import again") from None
+        raise CaseImportError(N_("{name}: is empty; export the cases with a header row and import again"),
+                              name=name) from None
     except csv.Error as e:
-        raise CaseImportError(f"{name}: line 1: {e}") from None
+        raise CaseImportError(N_("{name}: line 1: {error}"), name=name, error=str(e)) from None
     columns, ignored = _header(header, name)
     report = ImportReport(name, encoding, ignored_columns=ignored)
     parsed: list[tuple[int, dict[str, Any]]] = []
@@ -194,7 +213,7 @@ def read_case_csv(path: Path, tz: str) -> tuple[ImportReport, list[tuple[int, di
         except StopIteration:
             break
         except csv.Error as e:
-            report.problems.append(RowProblem(line, None, f"not valid CSV ({e})"))
+            report.problems.append(_problem(line, None, Message(N_("not valid CSV ({error})"), error=str(e))))
             break
         start, line = line, reader.line_num + 1
         if not any(c.strip() for c in cells):
@@ -203,14 +222,14 @@ def read_case_csv(path: Path, tz: str) -> tuple[ImportReport, list[tuple[int, di
         given = {fld: (cells[i] if i < len(cells) else "") for i, fld in columns.items()}
         case_no = given["case_no"].strip() or None
         if len(cells) > len(header) and any(c.strip() for c in cells[len(header):]):
-            report.problems.append(RowProblem(start, case_no, f"{len(cells)} cells but the header has {len(header)} "
-                                                                "(an unquoted comma?)"))
+            report.problems.append(_problem(start, case_no, Message(
+                N_("{cells} cells but the header has {header} (an unquoted comma?)"), cells=len(cells), header=len(header))))
             continue
         fields, problems = parse_fields(given, tz)
         if not problems and (p := _window_problem(fields)):
             problems.append(p)
         if problems:
-            report.problems.append(RowProblem(start, case_no, "; ".join(problems)))
+            report.problems.append(_problem(start, case_no, joined(problems)))
             continue
         parsed.append((start, fields))
     # A case number twice in one file: identical rows are one case; differing rows cannot be
@@ -224,13 +243,14 @@ def read_case_csv(path: Path, tz: str) -> tuple[ImportReport, list[tuple[int, di
         if all(f == first_fields for _, f in rows[1:]):
             good.append(rows[0])
             for ln, _ in rows[1:]:
-                report.problems.append(RowProblem(ln, case_no, f"repeats line {first_line} (same case number, same data); "
-                                                                "imported once"))
+                report.problems.append(_problem(ln, case_no, Message(
+                    N_("repeats line {line} (same case number, same data); imported once"), line=first_line)))
         else:
             lines = ", ".join(str(ln) for ln, _ in rows)
             for ln, _ in rows:
-                report.problems.append(RowProblem(ln, case_no, f"case number {case_no} is on lines {lines} with different "
-                                                                "data; none of them was imported — fix the export"))
+                report.problems.append(_problem(ln, case_no, Message(
+                    N_("case number {case_no} is on lines {lines} with different data; none of them was imported — "
+                       "fix the export"), case_no=case_no, lines=lines)))
     report.problems.sort(key=lambda p: p.line)
     good.sort(key=lambda r: r[0])
     return report, good

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from daemon.clock import iso, parse_time
-from daemon.i18n import N_, _, render
+from daemon.i18n import N_, Message, _, is_message, render
 
 
 class FieldProblem(ValueError):
@@ -23,6 +23,17 @@ class FieldProblem(ValueError):
         """The problem in the current language."""
         params = {k: _(v) if k == "what" else v for k, v in self.params.items()}
         return render(self.msgid, params, translate=True)
+
+    def message(self) -> Message:
+        """The problem as a ``Message`` (the field's name a message too), to be shown within another."""
+        return Message(self.msgid, **{k: Message(v) if k == "what" else v for k, v in self.params.items()})
+
+
+def joined(problems: list[Any]) -> Message:
+    """Several problems as one message: "a; b; c" (in Chinese with a full-width "；")."""
+    params: dict[str, Any] = {f"p{i}": p for i, p in enumerate(problems)}
+    params["sep"] = Message(N_("; "))
+    return Message("{sep}".join(f"{{p{i}}}" for i in range(len(problems))), **params)
 
 # -- case fields ------------------------------------------------------------------------------
 
@@ -125,27 +136,26 @@ FIELD_PARSERS: dict[str, Callable[[Any, str], Any]] = {
 }
 
 
-def parse_fields(given: dict[str, Any], tz: str, translate: bool = False) -> tuple[dict[str, Any], list[str]]:
+def parse_fields(given: dict[str, Any], tz: str) -> tuple[dict[str, Any], list[Any]]:
     """Parse the fields present in ``given``; every problem is collected, none raised.
 
-    The problems are English (they go into reports and their JSON); with ``translate`` in the
-    reader's language (for a message that only people read).
+    The problems are messages: ``str()`` English (reports and their JSON), ``i18n.text()`` the
+    reader's language.
     """
     out: dict[str, Any] = {}
-    problems: list[str] = []
+    problems: list[Any] = []
     for name, value in given.items():
         try:
             out[name] = FIELD_PARSERS[name](value, tz)
         except FieldProblem as e:
-            problems.append(e.text() if translate else str(e))
+            problems.append(e.message())
         except ValueError as e:
-            problems.append(str(e))
+            problems.append(e if is_message(e) else str(e))
     return out, problems
 
 
-def _window_problem(case: dict[str, Any], translate: bool = False) -> str | None:
+def _window_problem(case: dict[str, Any]) -> Message | None:
     if case.get("closed_at") and case.get("opened_at") and case["closed_at"] < case["opened_at"]:
-        p = FieldProblem(N_("closed ({closed}) before it was opened ({opened})"), closed=case["closed_at"],
-                         opened=case["opened_at"])
-        return p.text() if translate else str(p)
+        return Message(N_("closed ({closed}) before it was opened ({opened})"), closed=case["closed_at"],
+                       opened=case["opened_at"])
     return None

@@ -17,7 +17,7 @@ from daemon.clock import utcnow
 from daemon.display import shown
 from daemon.errors import FilingError, NotFound
 from daemon.evidence import audit
-from daemon.i18n import _
+from daemon.i18n import N_, Message, _
 
 log = logging.getLogger(__name__)
 
@@ -196,7 +196,7 @@ def refile_all(catalog: Catalog, actor: str | None = None) -> FilingChanges:
 def _need_reason(reason: str | None) -> str:
     r = (reason or "").strip()
     if not r:
-        raise FilingError("a filing change needs a reason (--reason TEXT): it goes into the audit log")
+        raise FilingError(N_("a filing change needs a reason (--reason TEXT): it goes into the audit log"))
     return r
 
 
@@ -205,7 +205,8 @@ def _need_footage(conn: Any, ids: Sequence[int]) -> dict[int, str]:
                              (json.dumps(list(ids)),)))
     missing = [i for i in ids if i not in have]
     if missing:
-        raise NotFound(f"no footage with id {', '.join(map(str, missing))}; nothing was changed — see `evidock footage list`")
+        raise NotFound(N_("no footage with id {ids}; nothing was changed — see `evidock footage list`"),
+                       ids=", ".join(map(str, missing)))
     return have
 
 
@@ -257,8 +258,9 @@ def unfile_footage(catalog: Catalog, footage_id: int, case_no: str, reason: str,
                             (footage_id, case_no)).fetchone()
         if link is None:
             cases = [r[0] for r in conn.execute("SELECT case_no FROM footage_cases WHERE footage_id = ? ORDER BY case_no", (footage_id,))]
-            raise FilingError(f"footage {footage_id} is not filed to case {case_no!r} (it is filed to: "
-                              f"{', '.join(cases) or 'no case'}); nothing was changed")
+            filed_to: object = ", ".join(cases) or Message(N_("no case"))
+            raise FilingError(N_("footage {id} is not filed to case {case_no!r} (it is filed to: {cases}); nothing was changed"),
+                              id=footage_id, case_no=case_no, cases=filed_to)
         now = utcnow()
         conn.execute("DELETE FROM footage_cases WHERE footage_id = ? AND case_no = ?", (footage_id, case_no))
         conn.execute(

@@ -7,7 +7,7 @@ from typing import Any
 
 from daemon.catalog.db import Catalog
 from daemon.errors import NotFound
-from daemon.i18n import _
+from daemon.i18n import N_
 
 # -- reading cases ----------------------------------------------------------------------------
 
@@ -30,8 +30,8 @@ def _case(conn: Any, case_no: str) -> dict[str, Any] | None:
 def need_case(conn: Any, case_no: str) -> dict[str, Any]:
     case = _case(conn, case_no)
     if case is None:
-        raise NotFound(_("no case {case_no}; see `evidock case list` (open it with `evidock case open` or import it)").format(
-            case_no=repr(case_no)))
+        raise NotFound(N_("no case {case_no}; see `evidock case list` (open it with `evidock case open` or import it)"),
+                       case_no=repr(case_no))
     return case
 
 
@@ -42,7 +42,7 @@ def get_case(catalog: Catalog, case_no: str) -> dict[str, Any]:
     names = dict(conn.execute("SELECT badge, name FROM officers WHERE name IS NOT NULL"))
     case["handlers"] = [{"badge": b, "name": names.get(b)} for b in case["handlers"]]
     case["footage"] = [
-        {"id": r[0], "sha256": r[1], "officer": r[2], "recorded_at": r[3], "size": r[4],
+        {"id": r[0], "sha256": r[1], "officer": r[2], "officer_name": names.get(r[2]), "recorded_at": r[3], "size": r[4],
          "filed_at": r[5], "filed_by": r[6], "how": r[7], "reason": r[8]}
         for r in conn.execute(
             "SELECT f.id, f.sha256, f.officer_badge, f.recorded_at_corrected, f.size,"

@@ -6,14 +6,14 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from daemon.cases.fields import FIELDS, _window_problem, parse_fields
+from daemon.cases.fields import FIELDS, _window_problem, joined, parse_fields
 from daemon.cases.filing import FilingChanges, _refile
 from daemon.cases.records import _case, need_case
 from daemon.catalog.db import Catalog
 from daemon.clock import iso, now_utc, utcnow
 from daemon.errors import CaseError
 from daemon.evidence import audit
-from daemon.i18n import _
+from daemon.i18n import N_, Message
 
 log = logging.getLogger(__name__)
 
@@ -74,30 +74,30 @@ def _store_case(catalog: Catalog, new: dict[str, Any], old: dict[str, Any] | Non
     return changed
 
 
-def _invalid(case_no: str, problems: list[str]) -> CaseError:
-    return CaseError(_("case {case_no}: {problems}; nothing was changed").format(case_no=repr(case_no),
-                                                                              problems="; ".join(problems)))
+def _invalid(case_no: str, problems: list[Any]) -> CaseError:
+    return CaseError(N_("case {case_no}: {problems}; nothing was changed"), case_no=repr(case_no),
+                     problems=joined(problems))
 
 
 def open_case(catalog: Catalog, given: dict[str, Any], tz: str, actor: str | None = None) -> CaseResult:
     """Open a new case from the fields given (raw text as typed), then file footage to it."""
     actor = actor or audit.current_actor()
     given = {"sensitivity": "normal", "opened_at": iso(now_utc()), **{k: v for k, v in given.items() if v is not None}}
-    fields, problems = parse_fields(given, tz, translate=True)
+    fields, problems = parse_fields(given, tz)
     case_no = fields.get("case_no") or str(given.get("case_no"))
     for k in ("party", "handlers"):
         if k not in given:
-            problems.append(_("{field} is required").format(field=k.replace("_", "-")))
-    if not problems and (p := _window_problem(fields, translate=True)):
+            problems.append(Message(N_("{field} is required"), field=k.replace("_", "-")))
+    if not problems and (p := _window_problem(fields)):
         problems.append(p)
     if problems:
         raise _invalid(case_no, problems)
     with catalog.transaction():
         old = _case(catalog.conn, case_no)
         if old is not None:
-            raise CaseError(_("case {case_no} already exists (opened {opened}, {status}); change it with "
-                              "`evidock case edit {case} …`, close it with `evidock case close {case}`").format(
-                case_no=repr(case_no), opened=old["opened_at"], status=old["status"], case=case_no))
+            raise CaseError(N_("case {case_no} already exists (opened {opened}, {status}); change it with "
+                               "`evidock case edit {case} …`, close it with `evidock case close {case}`"),
+                            case_no=repr(case_no), opened=old["opened_at"], status=old["status"], case=case_no)
         changed = _store_case(catalog, fields, None, "cli", actor)
         filing = _refile(catalog, officers=fields["handlers"], actor=actor, trigger=f"case {case_no} opened")
     return CaseResult(case_no, "opened", changed, filing)
@@ -107,12 +107,12 @@ def edit_case(catalog: Catalog, case_no: str, given: dict[str, Any], tz: str, ac
     """Change the fields given (None: leave as is; ``closed_at=''`` reopens), then re-file its officers' footage."""
     actor = actor or audit.current_actor()
     given = {k: v for k, v in given.items() if v is not None and k != "case_no"}
-    fields, problems = parse_fields(given, tz, translate=True)
+    fields, problems = parse_fields(given, tz)
     if problems:
         raise _invalid(case_no, problems)
     with catalog.transaction():
         old = need_case(catalog.conn, case_no)
-        if p := _window_problem({**old, **fields}, translate=True):
+        if p := _window_problem({**old, **fields}):
             raise _invalid(case_no, [p])
         changed = _store_case(catalog, fields, old, "cli", actor)
         filing = FilingChanges()

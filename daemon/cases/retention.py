@@ -50,6 +50,7 @@ from daemon.config import RetentionConfig
 from daemon.crashpoints import crashpoint
 from daemon.errors import EXIT_ERROR, EXIT_OK, EXIT_WARNING, EvidockError, NotFound, RetentionError
 from daemon.evidence import audit
+from daemon.i18n import N_, Message
 
 if TYPE_CHECKING:
     from daemon.context import StationContext
@@ -106,16 +107,16 @@ class Rule:
 
 # First match wins; the order is the order of precedence (a hold beats everything).
 RULES: tuple[Rule, ...] = (
-    Rule("legal-hold", lambda f: f.held, lambda f, c: None, "on legal hold: kept until the hold is lifted"),
-    Rule("open-case", lambda f: _any_open(f.cases), lambda f, c: None, "filed to an open case: kept while it is open"),
+    Rule("legal-hold", lambda f: f.held, lambda f, c: None, N_("on legal hold: kept until the hold is lifted")),
+    Rule("open-case", lambda f: _any_open(f.cases), lambda f, c: None, N_("filed to an open case: kept while it is open")),
     Rule("closed-case", lambda f: bool(f.cases), lambda f, c: _after_last_close(f.cases, c),
-         "filed to closed cases only: kept retention.filed_keep_years after the last one closed"),
+         N_("filed to closed cases only: kept retention.filed_keep_years after the last one closed")),
     Rule("ambiguous-open", lambda f: _any_open(f.candidates), lambda f, c: None,
-         "matches several cases, one of them open: kept while it is open"),
+         N_("matches several cases, one of them open: kept while it is open")),
     Rule("ambiguous-closed", lambda f: bool(f.candidates), lambda f, c: _after_last_close(f.candidates, c),
-         "matches several closed cases: kept as if filed to them"),
+         N_("matches several closed cases: kept as if filed to them")),
     Rule("unfiled", lambda f: True, _unfiled_until,
-         "filed to no case: kept retention.unfiled_keep_days after recording (or ingest, if later)"),
+         N_("filed to no case: kept retention.unfiled_keep_days after recording (or ingest, if later)")),
 )
 
 
@@ -211,6 +212,24 @@ def plan(catalog: Catalog, cfg: RetentionConfig, as_of: datetime | None = None) 
 # -- applying it ------------------------------------------------------------------------------
 
 
+class _Row(dict):  # type: ignore[type-arg]
+    """A row of the report (the JSON's, with English text) that also carries its text as a message."""
+
+    message: Any = None
+
+
+def _row(message: Message, key: str, **fields: Any) -> dict[str, Any]:
+    """``{**fields, key: English}``, with ``.message`` for people (``row_text``)."""
+    row = _Row(fields)
+    row[key], row.message = str(message), message
+    return row
+
+
+def row_text(row: dict[str, Any], key: str) -> Any:
+    """A report row's text as a message when it has one (shown with ``i18n.text``), else its English."""
+    return getattr(row, "message", None) or row[key]
+
+
 @dataclass
 class ApplyReport:
     plan_id: str
@@ -244,8 +263,9 @@ def apply(catalog: Catalog, station: StationContext, cfg: RetentionConfig, the_p
     now = now or now_utc()
     the_plan = the_plan or plan(catalog, cfg, now)
     if expect_plan_id is not None and expect_plan_id != the_plan.plan_id:
-        raise RetentionError(f"the retention plan is now {the_plan.plan_id}, not {expect_plan_id}: something changed "
-                             "since it was reviewed; nothing was deleted — review `evidock retention plan` again")
+        raise RetentionError(N_("the retention plan is now {plan}, not {expected}: something changed "
+                                "since it was reviewed; nothing was deleted — review `evidock retention plan` again"),
+                             plan=the_plan.plan_id, expected=expect_plan_id)
     rep = ApplyReport(the_plan.plan_id)
     for tomb_id, sha in catalog.conn.execute(
             "SELECT id, sha256 FROM retention_deleted WHERE object_state = 'pending' ORDER BY id").fetchall():
@@ -258,9 +278,9 @@ def apply(catalog: Catalog, station: StationContext, cfg: RetentionConfig, the_p
             try:
                 tomb_id = _delete_rows(catalog, cfg, item, the_plan.plan_id, now, actor, rep)
             except sqlite3.IntegrityError as e:
-                rep.errors.append({"footage": item.footage_id, "sha256": item.sha256,
-                                   "error": f"other catalog records still refer to footage {item.footage_id} ({e}); "
-                                            "nothing of it was deleted"})
+                rep.errors.append(_row(Message(N_("other catalog records still refer to footage {id} ({error}); "
+                                                  "nothing of it was deleted"), id=item.footage_id, error=str(e)),
+                                       "error", footage=item.footage_id, sha256=item.sha256))
                 continue
             except EvidockError as e:
                 rep.errors.append({"footage": item.footage_id, "sha256": item.sha256, "error": str(e)})
@@ -281,13 +301,15 @@ def _delete_rows(catalog: Catalog, cfg: RetentionConfig, item: PlanItem, plan_id
     with catalog.transaction() as conn:
         fresh = _facts(conn, item.footage_id)
         if not fresh or fresh[0].sha256 != item.sha256:
-            rep.skipped.append({"footage": item.footage_id, "sha256": item.sha256, "why": "no longer in the catalog"})
+            rep.skipped.append(_row(Message(N_("no longer in the catalog")), "why",
+                                    footage=item.footage_id, sha256=item.sha256))
             return None
         f = fresh[0]
         rule, until = decide(f, cfg)
         if until is None or now < until or rule.name != item.rule:
-            rep.skipped.append({"footage": item.footage_id, "sha256": item.sha256,
-                                "why": f"no longer due: now under rule {rule.name} ({rule.meaning})"})
+            rep.skipped.append(_row(Message(N_("no longer due: now under rule {rule} ({meaning})"), rule=rule.name,
+                                            meaning=Message(rule.meaning)), "why",
+                                    footage=item.footage_id, sha256=item.sha256))
             return None
         cases = [c for c, _, _ in f.cases or f.candidates]
         reason = f"{rule.meaning}; kept until {iso(until)}"
@@ -333,8 +355,8 @@ def _finish(catalog: Catalog, station: StationContext, tomb_id: int, sha: str, d
                          (state, utcnow(), tomb_id))
         done.append({"sha256": sha, "object": state})
     except EvidockError as e:
-        errors.append({"sha256": sha, "error": f"{e}; the deletion is recorded and the next `evidock retention apply` "
-                                              "retries removing the object"})
+        errors.append(_row(Message(N_("{error}; the deletion is recorded and the next `evidock retention apply` "
+                                      "retries removing the object"), error=e), "error", sha256=sha))
 
 
 # -- legal hold -------------------------------------------------------------------------------
@@ -354,14 +376,15 @@ def _hold(catalog: Catalog, footage_ids: Sequence[int], reason: str, actor: str 
     actor = actor or audit.current_actor()
     reason = (reason or "").strip()
     if not reason:
-        raise RetentionError("a legal hold needs a reason (--reason TEXT): it goes into the audit log")
+        raise RetentionError(N_("a legal hold needs a reason (--reason TEXT): it goes into the audit log"))
     out = []
     with catalog.transaction() as conn:
         shas = dict(conn.execute("SELECT id, sha256 FROM footage WHERE id IN (SELECT value FROM json_each(?))",
                                  (json.dumps(list(footage_ids)),)))
         missing = [i for i in footage_ids if i not in shas]
         if missing:
-            raise NotFound(f"no footage with id {', '.join(map(str, missing))}; nothing was changed — see `evidock footage list`")
+            raise NotFound(N_("no footage with id {ids}; nothing was changed — see `evidock footage list`"),
+                           ids=", ".join(map(str, missing)))
         for fid in dict.fromkeys(footage_ids):
             held = conn.execute("SELECT held_at FROM legal_holds WHERE footage_id = ?", (fid,)).fetchone()
             if on == bool(held):

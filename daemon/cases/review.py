@@ -37,6 +37,7 @@ from daemon.catalog.db import Catalog
 from daemon.clock import from_iso, utcnow
 from daemon.errors import ReviewError
 from daemon.evidence import audit
+from daemon.i18n import N_
 
 
 def case_metrics(catalog: Catalog, case_no: str, deadline_days: int) -> dict[str, Any]:
@@ -115,12 +116,12 @@ def sample(catalog: Catalog, n: int, deadline_days: int, seed: int | None = None
     """Draw ``n`` cases (all of them if there are fewer), compute their metrics, keep them in the ledger."""
     actor = actor or audit.current_actor()
     if n < 1:
-        raise ReviewError("--cases must be at least 1")
+        raise ReviewError(N_("--cases must be at least 1"))
     seed = secrets.randbelow(2**31) if seed is None else seed
     with catalog.transaction() as conn:
         population = [r[0] for r in conn.execute("SELECT case_no FROM cases")]
         if not population:
-            raise ReviewError("there are no cases to review; open or import cases first (`evidock case import`)")
+            raise ReviewError(N_("there are no cases to review; open or import cases first (`evidock case import`)"))
         picked = draw(population, n, seed)
         cur = conn.execute(
             "INSERT INTO review_samples (sampled_at, sampled_by, seed, requested, population, deadline_days) VALUES (?,?,?,?,?,?)",
@@ -143,7 +144,7 @@ def record_finding(catalog: Catalog, case_no: str, finding: str, actor: str | No
     actor = actor or audit.current_actor()
     text = (finding or "").strip()
     if not text:
-        raise ReviewError("a finding needs text (--finding TEXT)")
+        raise ReviewError(N_("a finding needs text (--finding TEXT)"))
     with catalog.transaction() as conn:
         need_case(conn, case_no)
         row = conn.execute("SELECT MAX(sample_id) FROM review_entries WHERE case_no = ?", (case_no,)).fetchone()

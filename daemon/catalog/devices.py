@@ -29,13 +29,17 @@ _UPSERT_DEVICE = (
 
 _UPSERT_OFFICER = (
     "INSERT INTO officers (badge, name, unit, first_seen) VALUES (?,?,?,?) ON CONFLICT(badge) DO UPDATE SET "
-    "name = COALESCE(excluded.name, officers.name), unit = COALESCE(excluded.unit, officers.unit)"
+    "name = CASE WHEN officers.registered_at IS NULL THEN COALESCE(excluded.name, officers.name) ELSE officers.name END, "
+    "unit = CASE WHEN officers.registered_at IS NULL THEN COALESCE(excluded.unit, officers.unit) ELSE officers.unit END"
 )
 
 
 def upsert_officer(catalog: Catalog, badge: str, name: str | None = None, unit: str | None = None,
                    now: str | None = None) -> None:
-    """Insert an officer, or fill in the name and unit it lacked. Run inside ``catalog.transaction()``."""
+    """Insert an officer seen on a recorder or an ingest, or update the name and unit it has.
+
+    An officer staff registered (``daemon.catalog.officers``) keeps the registry's name and unit.
+    Run inside ``catalog.transaction()``."""
     catalog.conn.execute(_UPSERT_OFFICER, (badge, name, unit, now or utcnow()))
 
 

@@ -17,12 +17,15 @@ from typing import Any
 
 from daemon.catalog.db import Catalog
 
-_COLUMNS = ("id, sha256, size, device_serial AS device, officer_badge AS officer, source_path, source_path_raw, "
+_COLUMNS = ("id, sha256, size, device_serial AS device, officer_badge AS officer, "
+            "(SELECT name FROM officers o WHERE o.badge = footage.officer_badge) AS officer_name, "
+            "bound_officer, attributed_by, source_path, source_path_raw, "
             "recorded_at, recorded_at_corrected, important, case_no, session_id, ingested_at")
 
 
 def footage_rows(catalog: Catalog) -> list[dict[str, Any]]:
-    """Every footage row in id order: hash, size, recorder, officer, source path, times, flags.
+    """Every footage row in id order: hash, size, recorder, officer (attributed; its name, the
+    recorder's binding and how it was attributed), source path, times, flags.
 
     ``important`` is a bool; a source path that is not UTF-8 also comes as
     ``source_path_bytes_b64`` (the exact name on the recorder, losslessly).
@@ -56,13 +59,15 @@ def add_object(conn: sqlite3.Connection, sha256: str, size: int, now: str) -> No
 
 def add_footage(conn: sqlite3.Connection, *, sha256: str, size: int, device: str | None, officer: str | None,
                 path: str, path_raw: bytes, recorded_at: str, recorded_at_corrected: str | None, important: bool,
-                session_id: int, now: str) -> int:
-    """A new footage row (unfiled); its id."""
+                session_id: int, now: str, bound_officer: str | None = None, attributed_by: str | None = None) -> int:
+    """A new footage row (unfiled); its id. ``officer``: to whom it is attributed; ``bound_officer``:
+    whom the recorder (or the ingest) named; ``attributed_by``: assignment | binding."""
     cur = conn.execute(
         "INSERT INTO footage (sha256, size, device_serial, officer_badge, source_path, source_path_raw,"
-        " recorded_at, recorded_at_corrected, important, case_no, session_id, ingested_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+        " recorded_at, recorded_at_corrected, important, case_no, session_id, ingested_at, bound_officer, attributed_by)"
+        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         (sha256, size, device, officer, path, path_raw, recorded_at, recorded_at_corrected, int(important), None,
-         session_id, now))
+         session_id, now, bound_officer, attributed_by))
     return int(cur.lastrowid)
 
 

@@ -409,7 +409,34 @@ def _m003_jobs(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX job_alerts_open ON job_alerts(job, kind, cleared_at)")
 
 
-def _m004_station(db: sqlite_utils.Database) -> None:
+def _m004_officers(db: sqlite_utils.Database) -> None:
+    """The officer registry and pooled recorders (issue 13, daemon/catalog/officers.py).
+
+    ``officers.registered_at``: set when staff registered the officer (``evidock officer add|import``);
+    NULL for an officer only seen (on a recorder's binding or an ingest). ``officer_assignments``:
+    who had a pooled recorder when (领用); ``until_at`` NULL: still signed out. ``bound_at``: when
+    the assignment was written into the recorder (WriteZFYInfo at a dock). ``footage.bound_officer``:
+    the badge the recorder (or the ingest) gave; ``attributed_by``: ``assignment`` when
+    ``officer_badge`` came from an assignment, ``binding`` when from the recorder (NULL: before).
+    """
+    db["officers"].add_column("registered_at", str)
+    db.execute("""CREATE TABLE officer_assignments (
+            id INTEGER PRIMARY KEY,
+            device_serial TEXT NOT NULL,
+            badge TEXT NOT NULL,
+            from_at TEXT NOT NULL,
+            until_at TEXT,
+            assigned_at TEXT NOT NULL,
+            assigned_by TEXT NOT NULL,
+            bound_at TEXT
+        )""")
+    db.execute("CREATE INDEX officer_assignments_device ON officer_assignments(device_serial, from_at)")
+    db.execute("CREATE INDEX officer_assignments_badge ON officer_assignments(badge, from_at)")
+    db["footage"].add_column("bound_officer", str)
+    db["footage"].add_column("attributed_by", str)
+
+
+def _m005_station(db: sqlite_utils.Database) -> None:
     """Issue 13: a refused USB device's manufacturer string (``evidock devices unknown``), and
     whether the station's own clock was synchronised when a dock measured a recorder's drift
     (``health.station_clock``: synced | unsynced | unknown; NULL for rows from before)."""
@@ -432,5 +459,6 @@ MIGRATIONS: list[Migration] = [
     ("media-001", _m001_media),
     ("messages-002", _m002_messages),
     ("jobs-003", _m003_jobs),
-    ("station-004", _m004_station),
+    ("officers-004", _m004_officers),
+    ("station-005", _m005_station),
 ]

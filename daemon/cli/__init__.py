@@ -172,6 +172,7 @@ from daemon.cli import (  # noqa: E402,F401
     ingest_cmd,
     jobs_cmd,
     media_cmd,
+    officer_cmd,
     probe_cmd,
     retention_cmd,
     review_cmd,

@@ -9,6 +9,7 @@ import click
 
 from daemon.cases import csvimport, filing, records, register
 from daemon.cli import Station, cli, emit_json, pass_station, say
+from daemon.cli.devices_cmd import warn_unregistered
 from daemon.cli.labels import CASE_STATUS, FILED_HOW, SENSITIVITY, label
 from daemon.display import Column, local_time, shown, table
 from daemon.i18n import N_, _
@@ -72,7 +73,8 @@ def case_open(st: Station, case_no: str, party: str, handlers: tuple[str, ...], 
         result = register.open_case(catalog, {"case_no": case_no, "party": party, "handlers": list(handlers),
                                            "opened_at": opened_at, "unit": unit, "sensitivity": sensitivity,
                                            "notes": notes}, st.config.ui.timezone)
-    return _report(result, as_json)
+        warned = warn_unregistered(catalog, handlers)
+    return _report(result, as_json) or warned
 
 
 @case_group.command("edit")
@@ -98,7 +100,8 @@ def case_edit(st: Station, case_no: str, party: str | None, handlers: tuple[str,
              "sensitivity": sensitivity, "notes": notes, "closed_at": "" if reopen else None}
     with st.catalog() as catalog:
         result = register.edit_case(catalog, case_no, given, st.config.ui.timezone)
-    return _report(result, as_json)
+        warned = warn_unregistered(catalog, handlers)
+    return _report(result, as_json) or warned
 
 
 @case_group.command("close")
@@ -155,9 +158,10 @@ def case_text(case: dict[str, Any], tz: str) -> str:
         "  " + _("handling officers: {handlers}").format(handlers=handlers or "-"),
         "",
     ]
-    cols = [Column(_("id"), align=">"), Column(_("recorded"), 16), Column(_("officer"), 10), Column(_("filed at"), 16),
+    cols = [Column(_("id"), align=">"), Column(_("recorded"), 16), Column(_("officer"), 10), Column(_("name"), 8),
+            Column(_("filed at"), 16),
             Column(_("how"), 8), Column(_("by"), 16), Column(_("SHA-256"), 12)]
-    rows = [[f["id"], local_time(f["recorded_at"], tz, missing=_("(time unknown)")), f["officer"],
+    rows = [[f["id"], local_time(f["recorded_at"], tz, missing=_("(time unknown)")), f["officer"], f.get("officer_name"),
              local_time(f["filed_at"], tz), label(FILED_HOW, f["how"]), f["filed_by"], f["sha256"][:12]]
             for f in case["footage"]]
     lines.append(table(cols, rows, empty=_("no footage filed to this case")))
@@ -221,7 +225,7 @@ def case_import(st: Station, file: Path, as_json: bool) -> int:
         say(_("note: columns ignored: {columns}").format(columns=", ".join(rep.ignored_columns)))
     for p in rep.problems:
         where = _("{file}: line {line}").format(file=file, line=p.line) + (f" ({shown(p.case_no)})" if p.case_no else "")
-        say(f"{where}: {shown(p.reason)}")
+        say(f"{where}: {shown(p.text())}")
     for line in rep.filing.lines():
         say(line)
     click.echo(_("{file} ({encoding}): {rows} rows; {created} cases created, {updated} updated, {unchanged} unchanged, "

@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import click
 
 from daemon import health, i18n
-from daemon.cli import Station, cli, emit_json, pass_station
+from daemon.catalog import officers
+from daemon.catalog.db import Catalog
+from daemon.cli import Station, cli, emit_json, pass_station, say
 from daemon.cli.labels import ALERT_KINDS, SEEN_AS, label
 from daemon.display import Column, local_time, shown, table
 from daemon.dock.unknown import unknown_devices
+from daemon.errors import EXIT_OK, EXIT_WARNING
 from daemon.i18n import _, ngettext
 from daemon.schedule.runs import open_job_alerts
+
+
+def warn_unregistered(catalog: Catalog, badges: Iterable[str | None]) -> int:
+    """Warn (stderr) about each badge staff never registered; EXIT_WARNING if there is one."""
+    missing = officers.unregistered(catalog, {b for b in badges if b})
+    for b in missing:
+        say(_("evidock: warning: officer {badge} is not in the officer registry (a typo?); accepted — register "
+              "them with `evidock officer add {badge} --name …`").format(badge=shown(b)))
+    return EXIT_WARNING if missing else EXIT_OK
 
 
 @cli.group("devices", invoke_without_command=True)
@@ -18,6 +32,8 @@ from daemon.schedule.runs import open_job_alerts
 @click.pass_context
 def devices_group(ctx: click.Context, as_json: bool) -> int | None:
     """List each known recorder: its officer, when it was last docked, its last health, open alerts.
+
+    A recorder bound to an officer who is not in the registry is named on stderr (exit 1).
 
     \b
     Example:
@@ -28,9 +44,11 @@ def devices_group(ctx: click.Context, as_json: bool) -> int | None:
     st: Station = ctx.find_object(Station)
     with st.catalog() as catalog:
         rows = health.devices(catalog)
+        # a recorder bound to a badge the registry does not know: named, exit 1 (issue 13)
+        code = warn_unregistered(catalog, [d["officer_badge"] for d in rows])
     if as_json:
         emit_json(health.json_view(rows))
-        return 0
+        return code
     tz = st.config.ui.timezone
     cols = [Column(_("recorder"), 20), Column(_("model"), 14), Column(_("seen as"), 24), Column(_("officer"), 10),
             Column(_("name"), 12), Column(_("last docked"), 16), Column(_("battery"), align=">"), Column(_("storage used"), align=">"),
@@ -45,7 +63,7 @@ def devices_group(ctx: click.Context, as_json: bool) -> int | None:
     click.echo(table(cols, out, empty=_("no recorders known yet")))
     if any((d["last_health"] or {}).get("station_clock") == "unsynced" for d in rows):
         click.echo(UNSYNCED_NOTE())
-    return 0
+    return code
 
 
 def UNSYNCED_NOTE() -> str:  # noqa: N802

@@ -52,8 +52,8 @@ def footage_list(st: Station, as_json: bool, case_no: str | None, unfiled: bool)
 
 def footage_table(rows: list[dict[str, Any]], tz: str) -> str:
     """Footage rows as a table for people: local times, human sizes, the cases each is filed to."""
-    cols = [Column(_("id"), align=">"), Column(_("recorded"), 16), Column(_("recorder"), 16), Column(_("officer"), 10),
-            Column(_("size"), 10, ">"), Column(_("case"), 30), Column(_("important"), 6), Column(_("SHA-256"), 12),
+    cols = [Column(_("id"), align=">"), Column(_("recorded"), 16), Column(_("recorder"), 16), Column(_("officer"), 28),
+            Column(_("name"), 8), Column(_("size"), 10, ">"), Column(_("case"), 30), Column(_("important"), 6), Column(_("SHA-256"), 12),
             Column(_("file"), 60)]
     out = []
     for r in rows:
@@ -68,6 +68,10 @@ def footage_table(rows: list[dict[str, Any]], tz: str) -> str:
             filed = _("ambiguous")
         else:
             filed = _("unfiled, overdue") if r.get("overdue") else _("unfiled")
-        out.append([r["id"], local_time(when, tz), r["device"], r["officer"], size(r["size"]), filed,
+        officer = r["officer"]
+        if r.get("bound_officer") and r["bound_officer"] != officer:
+            # assigned (pooled recorder) to another officer than the recorder's binding: both shown
+            officer = _("{officer} (recorder: {bound})").format(officer=officer, bound=r["bound_officer"])
+        out.append([r["id"], local_time(when, tz), r["device"], officer, r.get("officer_name"), size(r["size"]), filed,
                     yes_no(r["important"]), r["sha256"][:12], name])
     return table(cols, out, empty=_("no footage"))

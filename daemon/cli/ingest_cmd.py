@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from daemon.cli import Station, cli, emit_json, pass_station, say
+from daemon.cli.devices_cmd import warn_unregistered
 from daemon.cli.labels import FILE_STATUS, SESSION_STATUS, SEVERITY, label
 from daemon.display import Column, size, table
 from daemon import i18n
@@ -74,4 +75,6 @@ def ingest_command(st: Station, src: Path, officer: str | None, device: str | No
                                              problems=c["problems"]))
     if result.message:
         say(_("evidock: {message}").format(message=i18n.text(result.message_msg or result.message)))
-    return result.exit_code
+    with st.catalog() as catalog:
+        warned = warn_unregistered(catalog, [officer])
+    return max(result.exit_code, warned)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import click
 
 from daemon.cli import Station, cli, emit_json, pass_station, say
-from daemon.display import Column, duration, local_time, table
-from daemon.i18n import N_, _, text
+from daemon.display import Column, duration, local_time, size, table
 from daemon.clock import from_iso
-from daemon.schedule.jobs import JOBS, job
+from daemon.i18n import N_, _, text
+from daemon.schedule.jobs import COUNT_LABELS, JOBS, job
 from daemon.schedule.report import jobs_report
 from daemon.schedule.scheduler import run_job
 
@@ -24,8 +24,15 @@ def _label(table_: dict[str, str], code: str | None) -> str:
 
 def _counts(name: str, counts: dict) -> str:
     """The counts a job reports, in its table's order (the report's path and plan id are in --json)."""
-    order = job(name).counts
-    return ", ".join(f"{k} {counts[k]}" for k in order if k in counts and k not in ("report", "plan_id")) or "-"
+    shown = []
+    for k in job(name).counts:
+        if k not in counts or k in ("report", "plan_id"):
+            continue
+        v = counts[k]
+        value = size(v) if k == "bytes" else (_("yes") if v else _("no")) if isinstance(v, bool) else v
+        label = _(COUNT_LABELS[k]) if k in COUNT_LABELS else k
+        shown.append(f"{label} {value}")
+    return ", ".join(shown) or "-"
 
 
 @cli.group("jobs", invoke_without_command=True)

@@ -9,8 +9,9 @@ import click
 
 from daemon.cli import Station, cli, emit_json, pass_station, say
 from daemon.display import local_time
+from daemon import i18n
 from daemon.i18n import _
-from daemon.media.listing import retry, status
+from daemon.media.listing import error_texts, retry, status
 from daemon.media.queue import Outcome, run_queue
 
 
@@ -61,9 +62,11 @@ def media_run(st: Station, no_wait: bool, as_json: bool) -> int:
             click.echo(f"{o.proxy:6} {o.footage_id:>6} {o.kind or '-':6} {o.plan or '-':12} {o.sha256[:16]}  {_q(o.source_path)}")
         else:
             what = _("failed: footage {id} {path}: {error}") if o.state == "failed" else _("retry: footage {id} {path}: {error}")
-            say(what.format(id=o.footage_id, path=_q(o.source_path), error=o.error))
+            error = i18n.text(o.error_msg) if o.error_msg is not None else o.error
+            say(what.format(id=o.footage_id, path=_q(o.source_path), error=error))
         if o.note:
-            say(_("note: footage {id}: {note}").format(id=o.footage_id, note=o.note))
+            note = _("; ").join(map(i18n.text, o.note_msgs)) if o.note_msgs else o.note
+            say(_("note: footage {id}: {note}").format(id=o.footage_id, note=note))
 
     # SIGINT/SIGTERM (^C, cron or systemd stopping it): stop ffmpeg and hand running jobs back to
     # the queue, so that they neither count as an attempt nor wait for a dead runner to be noticed.
@@ -78,7 +81,7 @@ def media_run(st: Station, no_wait: bool, as_json: bool) -> int:
         emit_json(report.to_json())
     else:
         for n in report.notes:
-            say(_("note: {note}").format(note=n))
+            say(_("note: {note}").format(note=i18n.text(n)))
         if report.recovered:
             say(_("note: job(s) {ids} were left running by a runner that died; queued again").format(
                 ids=", ".join(map(str, report.recovered))))
@@ -101,20 +104,21 @@ def media_status(st: Station, as_json: bool) -> int:
     """
     with st.catalog() as catalog:
         doc = status(catalog)
+        errors = {} if as_json else error_texts(catalog)
     if as_json:
         emit_json(doc)
         return 0
     for j in doc["jobs"]:
         path = _q(j["source_path"])
         if j["state"] == "failed":
-            click.echo(_("failed  {id:>6}  {path}: {error}").format(id=j["id"], path=path, error=j["error"]))
+            click.echo(_("failed  {id:>6}  {path}: {error}").format(id=j["id"], path=path, error=errors.get(j["id"], j["error"])))
         elif j["state"] == "running":
             click.echo(_("running {id:>6}  {path} (attempt {attempts}, runner {runner})").format(
                 id=j["id"], path=path, attempts=j["attempts"], runner=j["claimed_by"]))
         elif j["state"] == "queued" and j["error"]:
             click.echo(_("retry   {id:>6}  {path} after {when}: {error}").format(
                 id=j["id"], path=path, when=local_time(j["not_before"], st.config.ui.timezone, seconds=True),
-                error=j["error"]))
+                error=errors.get(j["id"], j["error"])))
     c, p = doc["jobs_by_state"], doc["proxies"]
     click.echo(_("jobs: {queued} queued, {running} running, {done} done, {failed} failed; "
                  "proxies: {p_done} done, {p_pending} pending, {p_failed} failed, {p_na} n/a").format(

@@ -10,6 +10,7 @@ from daemon.cases import retention
 from daemon.cli import Station, cli, emit_json, pass_station, say
 from daemon.cli.timeopt import AS_OF
 from daemon.display import Column, local_time, size, table
+from daemon import i18n
 from daemon.i18n import _
 
 
@@ -83,9 +84,9 @@ def retention_apply(st: Station, plan_id: str | None, as_json: bool) -> int:
     for d in rep.deleted:
         click.echo(_("deleted {sha256}  footage {id}  rule {rule}").format(sha256=d["sha256"], id=d["footage"], rule=d["rule"]))
     for s in rep.skipped:
-        say(_("skipped footage {id} ({sha256}): {why}").format(id=s["footage"], sha256=s["sha256"][:16], why=s["why"]))
+        say(_("skipped footage {id} ({sha256}): {why}").format(id=s["footage"], sha256=s["sha256"][:16], why=i18n.text(retention.row_text(s, "why"))))
     for e in rep.errors:
-        say(_("error: {sha256}: {error}").format(sha256=e["sha256"], error=e["error"]))
+        say(_("error: {sha256}: {error}").format(sha256=e["sha256"], error=i18n.text(retention.row_text(e, "error"))))
     click.echo(_("plan {plan_id}: {n} objects deleted ({size}), {skipped} skipped, {errors} not deleted because of errors, "
                  "{finished} earlier deletions finished").format(
         plan_id=rep.plan_id, n=len(rep.deleted), size=size(sum(d["size"] or 0 for d in rep.deleted)),

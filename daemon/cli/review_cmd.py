@@ -51,7 +51,7 @@ def review_sample(st: Station, n: int, seed: int | None, as_json: bool) -> int:
             Column(_("party labelled")), Column(_("handlers labelled")), Column(_("per handler"), 40)]
     click.echo(table(cols, [[m["case_no"], m["footage_count"], _yes(m["filed_on_time"]),
                              duration(m["max_late_by_s"]) if m["max_late_by_s"] else "-", _yes(m["party_labelled"]),
-                             _yes(m["handler_labelled"]), ", ".join(f"{c['badge']}:{c['footage']}" for c in m["coverage"])]
+                             _yes(m["handler_labelled"]), ", ".join(f"{c['badge']}{' ' + c['name'] if c.get('name') else ''}:{c['footage']}" for c in m["coverage"])]
                             for m in s.entries], empty=_("no cases")))
     return 0
 

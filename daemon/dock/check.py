@@ -15,6 +15,12 @@ noted and alerted, and the dock goes on, so the footage still leaves a recorder 
 firmware talks nonsense as long as its mass storage is readable. A recorder that goes away
 (``RecorderGone``) stops the check at once.
 
+Pooled recorders (issue 13): when the recorder is assigned to an officer now
+(``evidock devices assign``) and its binding names someone else, ``assignment_stage`` writes the
+assigned officer into it (WriteZFYInfo) before it leaves for mass storage; the offload still names
+the binding it came with, and each file is attributed by the assignment at its recording time.
+A station already running with the recorder docked does not write it then: at its next dock.
+
 The clock: the drift (recorder − station) is measured before the station sets the clock; the
 offload stores it with the session and corrects footage times with it (``daemon.ingest.record.corrected_time``).
 A clock more than a year from the station's (``drivers.base.CLOCK_TRUST_LIMIT_S``) was set wrong,
@@ -31,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from daemon import health
-from daemon.catalog import devices
+from daemon.catalog import devices, officers
 from daemon.catalog.db import Catalog
 from daemon.clock import utcnow
 from daemon.config import Config, ZfyConfig
@@ -41,7 +47,14 @@ from daemon.evidence.store import ObjectStore
 from daemon.i18n import N_, Message
 from daemon.ingest.pipeline import OnStage, Stage, run_sequential
 from drivers.base import DeviceInfo, Driver, OfficerInfo, VerifiedFile, WipeReport
-from drivers.errors import AuthError, ClockOutOfRange, DriverError, InvalidReply, ProtocolError, Unsupported
+from drivers.errors import (
+    AuthError,
+    ClockOutOfRange,
+    DriverError,
+    InvalidReply,
+    ProtocolError,
+    Unsupported,
+)
 from drivers.zfy import ZfyDriver
 
 log = logging.getLogger(__name__)
@@ -65,6 +78,7 @@ class DockTask:
     health_id: int | None = None
     alerts: list[dict[str, Any]] = field(default_factory=list)
     mass_storage: bool = False
+    rebound: str | None = None  # the assigned officer written into the recorder at this dock
 
     def note(self, what: str, err: DriverError) -> None:
         status = "not_reported" if isinstance(err, Unsupported) else "invalid" if isinstance(err, InvalidReply) else "failed"
@@ -90,6 +104,8 @@ def identify_stage(c: DockContext, t: DockTask) -> None:
     if d.firmware is None:
         t.reading.notes.append(health.Note("firmware", "not_reported", Message(N_("the recorder does not report its firmware"))))
     _remember_device(c.catalog, d)
+    if d.badge and officers.unregistered(c.catalog, [d.badge]):
+        log.warning("recorder %s is bound to officer %r, who is not in the officer registry", d.serial, d.badge)
 
 
 def battery_stage(c: DockContext, t: DockTask) -> None:
@@ -128,6 +144,23 @@ def sync_stage(c: DockContext, t: DockTask) -> None:
         t.reading.clock_set = True
 
 
+def assignment_stage(c: DockContext, t: DockTask) -> None:
+    """A pooled recorder (issue 13): write the officer it is assigned to now into it (WriteZFYInfo)
+    when its binding says someone else. The offload still names the binding it came with (the
+    footage's ``bound_officer``); attribution goes by the assignment at each recording's time.
+    A model without binding, a refusal or a garbled reply is noted, not fatal."""
+    assert t.device is not None
+    a = officers.current_assignment(c.catalog, t.device.serial)
+    if a is None or a["officer"] == t.device.badge:
+        return
+    registry = officers.get_officer(c.catalog, a["officer"]) or {}
+    info = OfficerInfo(a["officer"], a["officer_name"] or "", unit_no=t.device.unit_no or "",
+                       unit_name=registry.get("unit") or t.device.unit_name or "")
+    if _soft(t, "officer binding", lambda: bind_officer(c.catalog, c.driver, info, assignment=a["id"]),
+             also=(AuthError,)) is not None:
+        t.rebound = a["officer"]
+
+
 def record_stage(c: DockContext, t: DockTask) -> None:
     assert t.reading is not None
     t.health_id, t.alerts = health.record(c.catalog, c.config.health, t.reading)
@@ -143,7 +176,8 @@ DockStage = Stage[DockContext, DockTask]
 # The order is the dock's: the health readings (the drift among them) are taken before the clock
 # is set, and recorded with whether the set worked, before the recorder leaves for mass storage.
 STAGES: tuple[DockStage, ...] = (
-    identify_stage, battery_stage, storage_stage, clock_stage, sync_stage, record_stage, mass_storage_stage,
+    identify_stage, battery_stage, storage_stage, clock_stage, sync_stage, assignment_stage, record_stage,
+    mass_storage_stage,
 )
 
 
@@ -159,6 +193,7 @@ class DockCheck:
     notes: list[health.Note]
     important_pattern: str | None
     battery_percent: int | None = None  # for the dock's READY detail; None: not reported
+    rebound: str | None = None  # officer written into the recorder (its assignment) at this dock
 
     def ingest_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``daemon.ingest.offload.ingest``."""
@@ -186,12 +221,16 @@ def dock_check(catalog: Catalog, config: Config, driver: Driver, *,
     assert task.device is not None and task.reading is not None and task.health_id is not None
     battery = task.reading.battery.percent if task.reading.battery is not None else None
     return DockCheck(task.device, task.health_id, task.reading.clock_drift_s, task.reading.clock_set,
-                     task.alerts, task.reading.notes, driver.important_pattern, battery)
+                     task.alerts, task.reading.notes, driver.important_pattern, battery, task.rebound)
 
 
 def attach_session(catalog: Catalog, check: DockCheck, session_id: int) -> None:
-    """After the offload: link the dock's health record to its session."""
+    """After the offload: link the dock's health record to its session (and, when the dock wrote an
+    assignment into the recorder, keep that binding: the session named the one it came with)."""
     health.attach_session(catalog, check.health_id, session_id)
+    if check.rebound:
+        with catalog.transaction():
+            devices.upsert_device(catalog, check.device.serial, officer=check.rebound, seen=False)
 
 
 def _remember_device(catalog: Catalog, d: DeviceInfo) -> None:
@@ -203,8 +242,9 @@ def _remember_device(catalog: Catalog, d: DeviceInfo) -> None:
         devices.upsert_device(catalog, d.serial, model=d.model, officer=d.badge, now=now)
 
 
-def bind_officer(catalog: Catalog, driver: Driver, officer: OfficerInfo) -> DeviceInfo:
-    """Write the officer into the recorder (WriteZFYInfo), read it back, record and audit the binding."""
+def bind_officer(catalog: Catalog, driver: Driver, officer: OfficerInfo, assignment: int | None = None) -> DeviceInfo:
+    """Write the officer into the recorder (WriteZFYInfo), read it back, record and audit the binding
+    (``assignment``: the pooled-recorder assignment it carries out, marked as written)."""
     before = driver.identify()
     driver.bind_officer(officer)
     after = driver.identify()
@@ -216,9 +256,12 @@ def bind_officer(catalog: Catalog, driver: Driver, officer: OfficerInfo) -> Devi
     _remember_device(catalog, after)
     with catalog.transaction():
         devices.upsert_device(catalog, after.serial, officer=officer.badge, seen=False)
-        audit.append(catalog, "device.bind", f"device:{after.serial}",
-                     {"officer": officer.badge, "name": officer.name, "unit_no": officer.unit_no,
-                      "previous_officer": before.badge})
+        details = {"officer": officer.badge, "name": officer.name, "unit_no": officer.unit_no,
+                   "previous_officer": before.badge}
+        if assignment is not None:
+            officers.mark_bound(catalog, assignment)
+            details["assignment"] = assignment
+        audit.append(catalog, "device.bind", f"device:{after.serial}", details)
     return after
 
 

@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from daemon.dock.hotplug import Docked
-from daemon.i18n import N_, Message, dumps
+from daemon.i18n import Message, dumps
 
 if TYPE_CHECKING:
     from daemon.catalog.db import Catalog
-    from daemon.dock.check import DockCheck, DockTask
+    from daemon.dock.check import DockCheck
     from daemon.dock.mount import Mounted
     from daemon.ingest.offload import IngestResult
     from drivers.base import Driver
@@ -98,23 +98,6 @@ class Walk:
     result: IngestResult | None = None
     slot: bool = False  # holds one of the gate's offload slots
     details: dict[State, Message] = field(default_factory=dict)  # what a stage found, for the state it reached
-
-
-def stage_detail(task: DockTask, state: State) -> Message | None:
-    """What the dock check found, for the state it reached (dock_events.detail, status)."""
-    r = task.reading
-    if state is State.IDENTIFIED and task.device:
-        return Message(N_("{model} serial {serial}, officer {officer}"), model=task.device.model or "?",
-                       serial=task.device.serial, officer=task.device.badge or Message(N_("unbound")))
-    if state is State.HEALTH_CHECKED and r:
-        b = f"{r.battery.percent}%" if r.battery else Message(N_("not reported"))
-        return Message(N_("battery {battery}, {n} alert(s)"), battery=b, n=len(task.alerts))
-    if state is State.CLOCK_SYNCED and r:
-        d = f"{r.clock_drift_s:+.1f} s" if r.clock_drift_s is not None else Message(N_("not measured"))
-        if r.clock_set:
-            return Message(N_("drift {drift}, clock set"), drift=d)
-        return Message(N_("drift {drift}, clock NOT set"), drift=d)
-    return None
 
 
 class _JobLog(logging.LoggerAdapter):

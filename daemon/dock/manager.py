@@ -11,9 +11,9 @@ stages and the states entered once each has run; it runs on the one pipeline run
 (``daemon.ingest.pipeline``), whose on-stage hook makes the transitions.
 
 Every transition is written to the catalog (``dock_events``) and the audit log in one
-transaction. The work of each step is done by the library, not here: ``daemon.dock.check``
-(identify, health, clock), ``daemon.dock.mount`` (read-only mount), ``daemon.ingest.offload.ingest``
-(verified offload), ``daemon.dock.check.wipe_stored`` (deletes only what the store holds).
+transaction, with its detail (``daemon.dock.details``). The work of each step is done by the
+library: ``daemon.dock.check`` (identify, health, clock, ``wipe_stored``), ``daemon.dock.mount``
+(read-only mount), ``daemon.ingest.offload.ingest`` (verified offload).
 
 An undock at any state sets the job's cancel flag: a driver call fails with ``RecorderGone``,
 the offload stops at a resumable point (partials kept, session ``interrupted``), and the next
@@ -24,6 +24,7 @@ Hotplug events arrive through ``on_hotplug`` (the demo's too); refusals: ``daemo
 
 from __future__ import annotations
 
+import collections
 import itertools
 import json
 import logging
@@ -39,14 +40,15 @@ from daemon.catalog.db import Catalog
 from daemon.clock import utcnow
 from daemon.config import Config
 from daemon.dock import check as dockcheck
+from daemon.dock.details import stage_detail
 from daemon.dock.gate import OffloadGate
 from daemon.dock.hotplug import Docked
-from daemon.dock.jobs import DockJob, State, Walk, _JobLog, stage_detail
+from daemon.dock.jobs import DockJob, State, Walk, _JobLog
 from daemon.dock.mount import Mounted, mount_volume, unmount
 from daemon.dock.unknown import record_refused
 from daemon.errors import EvidockError, Refused, SourceGone, Undocked
 from daemon.evidence import audit
-from daemon.i18n import N_, Message, dumps, is_message
+from daemon.i18n import N_, Message, dumps, message_of
 from daemon.ingest.offload import ingest
 from daemon.ingest.pipeline import Stage, run_sequential
 from drivers import registry
@@ -141,7 +143,7 @@ class DockManager:
             with self.station.catalog() as cat:
                 self._walk(job, cat)
         except EvidockError as e:  # the catalog itself could not be opened: nothing recorded
-            job.state, job.detail, job.detail_msg = State.ERROR, str(e), _message(e)
+            job.state, job.detail, job.detail_msg = State.ERROR, str(e), message_of(e)
             _JobLog(log, {"job": job}).error("ERROR: %s", e)
             self.write_status(force=True)
         finally:
@@ -165,10 +167,10 @@ class DockManager:
                            on_stage=lambda stage, _m, t: self._enter(t, entered[stage]))
         except (Undocked, RecorderGone) as e:
             why = (Message(N_("undocked in state {state}"), state=job.state.value)
-                   if job.cancel.is_set() or isinstance(e, Undocked) else _message(e))
+                   if job.cancel.is_set() or isinstance(e, Undocked) else message_of(e))
             self._transition(cat, job, State.INTERRUPTED, Message(N_("{why}; the next dock resumes"), why=why))
         except (EvidockError, DriverError) as e:
-            self._transition(cat, job, State.ERROR, _message(e))
+            self._transition(cat, job, State.ERROR, message_of(e))
         except Exception as e:  # one bad recorder must not take the station down (invariant 6)
             jl.exception("unexpected error")
             self._transition(cat, job, State.ERROR, Message(N_("unexpected error: {error}"), error=repr(e)))
@@ -189,7 +191,8 @@ class DockManager:
             self._transition(w.cat, w.job, state, w.details.get(state))
 
     def _check_cancel(self, job: DockJob) -> None:
-        if job.cancel.is_set(): raise Undocked()  # noqa: E701
+        if job.cancel.is_set():
+            raise Undocked()
 
     def _wait_node(self, job: DockJob, get: Callable[[Docked], str | None], what: Message) -> str:
         end = time.monotonic() + self.config.dock.node_wait_s
@@ -429,9 +432,7 @@ class DockManager:
 
     def summary_line(self) -> str:
         s = self.status()
-        states: dict[str, int] = {}
-        for b in s["bays"]:
-            states[b["state"]] = states.get(b["state"], 0) + 1
+        states = collections.Counter(b["state"] for b in s["bays"])
         parts = ", ".join(f"{n} {k.lower()}" for k, n in sorted(states.items()))
         return f"{len(s['bays'])} docked" + (f": {parts}" if parts else "")
 
@@ -483,13 +484,6 @@ class DockManager:
             if j.thread is not None:
                 j.thread.join(max(0.0, end - time.monotonic()))
         return all(j.finished for j in self.history)
-
-
-def _message(e: BaseException) -> Message:
-    """An error as the message it carries (evidock and driver errors carry one), else its English."""
-    if is_message(e):
-        return Message(e.msgid, **e.params)  # type: ignore[attr-defined]
-    return Message(N_("{message}"), message=str(e))
 
 
 def _safe(name: str) -> str:

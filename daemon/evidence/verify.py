@@ -175,7 +175,7 @@ _REPLAYED = ("object.ingest", "object.sighting", "object.delete", "footage.file"
 # footage column -> key in the object.ingest details
 _FOOTAGE_FIELDS = (("size", "size"), ("officer_badge", "officer"), ("device_serial", "device"),
                    ("session_id", "session"), ("source_path", "path"), ("important", "important"),
-                   ("recorded_at", "recorded_at"))
+                   ("recorded_at", "recorded_at"), ("bound_officer", "bound_officer"), ("attributed_by", "attributed_by"))
 
 
 def cross_check(catalog: Catalog, store: LocalObjectStore, rep: VerifyReport) -> dict[str, int]:
@@ -193,8 +193,8 @@ def cross_check(catalog: Catalog, store: LocalObjectStore, rep: VerifyReport) ->
             "SELECT id, event, subject, details FROM audit WHERE event IN (%s) ORDER BY id" % ",".join("?" * len(_REPLAYED)),
             _REPLAYED).fetchall()
         footage = {r[0]: r for r in conn.execute(
-            "SELECT id, sha256, size, officer_badge, device_serial, session_id, source_path, important, recorded_at, case_no"
-            " FROM footage")}
+            "SELECT id, sha256, size, officer_badge, device_serial, session_id, source_path, important, recorded_at, case_no,"
+            " bound_officer, attributed_by FROM footage")}
         objects = dict(conn.execute("SELECT sha256, size FROM objects").fetchall())
         sightings = conn.execute(
             "SELECT id, sha256, session_id, device_serial, officer_badge, source_path, size FROM sightings ORDER BY id").fetchall()
@@ -242,7 +242,7 @@ def cross_check(catalog: Catalog, store: LocalObjectStore, rep: VerifyReport) ->
                         id=row[0], sha256=row[1], row=rid, recorded=sha), sha, row[0], rid)
             continue
         cols = dict(zip(("id", "sha256", "size", "officer_badge", "device_serial", "session_id", "source_path",
-                         "important", "recorded_at", "case_no"), row))
+                         "important", "recorded_at", "case_no", "bound_officer", "attributed_by"), row))
         for col, key in _FOOTAGE_FIELDS:
             if key not in e:
                 continue  # an entry of the old form (before issue 9) that did not state this

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
-from daemon.catalog import footage
+from daemon.catalog import footage, officers
 from daemon.clock import utcnow
 from daemon.errors import (
     StoreError,
@@ -46,18 +46,27 @@ def record_file(ctx: OffloadContext, task: FileTask) -> str:
             return "stored"  # committed by a run that died before it could clear its journal
         footage.add_object(conn, sha, task.size, now)
         known = footage.footage_id(conn, sha)
+        # Pooled recorders (issue 13): the officer assigned at the (corrected) recording time, else
+        # the recorder's binding; a disagreement is kept and audited. Before filing, which uses it.
+        officer, by, assignment = officers.attribute(conn, ctx.device, ctx.officer, corrected)
         if known is None:
-            fid = footage.add_footage(conn, sha256=sha, size=task.size, device=ctx.device, officer=ctx.officer, path=path,
+            fid = footage.add_footage(conn, sha256=sha, size=task.size, device=ctx.device, officer=officer, path=path,
                                       path_raw=e.rel, recorded_at=mtime, recorded_at_corrected=corrected,
-                                      important=e.important, session_id=ctx.session_id, now=now)
+                                      important=e.important, session_id=ctx.session_id, now=now,
+                                      bound_officer=ctx.officer, attributed_by=by)
+            if by == "assignment" and ctx.officer and officer != ctx.officer:
+                audit.append(ctx.catalog, "footage.attribution", sha, {
+                    "footage": fid, "device": ctx.device, "officer": officer, "bound_officer": ctx.officer,
+                    "assignment": assignment, "recorded_at": corrected})
             # Filing (art. 11) and the media job, in the transaction that records it: hooks the
             # station context registered (daemon/context.py), so the offload imports neither.
             ctx.on_footage_recorded(ctx.catalog, conn, fid, sha)
-        footage.add_sighting(conn, sha256=sha, session_id=ctx.session_id, device=ctx.device, officer=ctx.officer,
+        footage.add_sighting(conn, sha256=sha, session_id=ctx.session_id, device=ctx.device, officer=officer,
                              path=path, path_raw=e.rel, size=task.size, mtime=mtime, transfer_key=key, now=now)
         event = "object.ingest" if known is None else "object.sighting"
         audit.append(ctx.catalog, event, sha, {
-            "session": ctx.session_id, "device": ctx.device, "officer": ctx.officer,
+            "session": ctx.session_id, "device": ctx.device, "officer": officer,
+            "bound_officer": ctx.officer, "attributed_by": by,
             "path": path, "size": task.size, "important": e.important,
             # Since issue 9: the row this entry is about and its recording time, so that `verify`
             # can hold each footage row to the entry that created it (older entries lack them).

@@ -9,6 +9,7 @@ import logging
 from daemon.catalog.db import Catalog
 from daemon.clock import utcnow
 from daemon.config import MediaConfig
+from daemon.i18n import N_, Message, dumps
 from daemon.media.derived import DerivedFiles
 from daemon.media.stages import MediaJob
 from daemon.proc import token_alive
@@ -32,17 +33,19 @@ def recover_stale(catalog: Catalog, cfg: MediaConfig, derived: DerivedFiles) -> 
     out = {}
     with catalog.transaction() as conn:
         for fid, sha, attempts, token in dead:
-            why = f"the media runner (process {token}) stopped while working on it"
+            why = Message(N_("the media runner (process {token}) stopped while working on it"), token=token)
             out[fid] = "failed" if attempts >= cfg.max_attempts else "queued"
             if out[fid] == "failed":
-                conn.execute("UPDATE media_jobs SET state='failed', claimed_by=NULL, finished_at=?, error=? "
+                msg = Message(N_("{why}, on every one of {attempts} attempts: the file may crash ffmpeg or "
+                                 "exhaust the station's memory; see `evidock media retry`"), why=why, attempts=attempts)
+                conn.execute("UPDATE media_jobs SET state='failed', claimed_by=NULL, finished_at=?, error=?, error_msg=? "
                              "WHERE footage_id=? AND state='running' AND claimed_by IS ?",
-                             (now, f"{why}, on every one of {attempts} attempts: the file may crash ffmpeg or "
-                              "exhaust the station's memory; see `evidock media retry`", fid, token))
+                             (now, str(msg), dumps(msg), fid, token))
             else:
-                conn.execute("UPDATE media_jobs SET state='queued', claimed_by=NULL, not_before=?, error=? "
+                msg = Message(N_("{why}; queued again"), why=why)
+                conn.execute("UPDATE media_jobs SET state='queued', claimed_by=NULL, not_before=?, error=?, error_msg=? "
                              "WHERE footage_id=? AND state='running' AND claimed_by IS ?",
-                             (now, f"{why}; queued again", fid, token))
+                             (now, str(msg), dumps(msg), fid, token))
     for _, sha, _, _ in dead:
         derived.clean_tmp(sha)
     log.warning("media: %d job(s) left running by a runner that died were recovered", len(dead))

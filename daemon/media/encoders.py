@@ -11,6 +11,7 @@ import ffmpeg
 
 from daemon.config import MediaConfig
 from daemon.errors import MediaFailure
+from daemon.i18n import N_, Message
 from daemon.media.ffmpeg import _compile, run_tool
 
 if TYPE_CHECKING:
@@ -50,7 +51,7 @@ ENCODERS: dict[str, Callable[[MediaConfig], Encoder]] = {
 }
 
 
-def choose_encoder(tools: Tools, cfg: MediaConfig) -> tuple[Encoder, str | None]:
+def choose_encoder(tools: Tools, cfg: MediaConfig) -> tuple[Encoder, Message | None]:
     """The configured encoder if it works here (a one-frame test encode), else libx264 and why."""
     enc = ENCODERS[cfg.hwaccel](cfg)
     if cfg.hwaccel == "none":
@@ -59,12 +60,13 @@ def choose_encoder(tools: Tools, cfg: MediaConfig) -> tuple[Encoder, str | None]
     out = ffmpeg.output(enc.finish(src, cfg), "-", format="null", **enc.options(cfg))
     args = _compile(tools, out.global_args(*enc.global_args), cfg)
     try:
-        ran = run_tool(args, min(cfg.ffmpeg_timeout_s, 60), what=f"{enc.name} test encode")
-        why = None if ran.returncode == 0 else (" / ".join(ran.tail[-3:]) or f"exit code {ran.returncode}")
+        ran = run_tool(args, min(cfg.ffmpeg_timeout_s, 60), what=Message(N_("{encoder} test encode"), encoder=enc.name))
+        why: object = None if ran.returncode == 0 else (" / ".join(ran.tail[-3:]) or Message(N_("exit code {code}"), code=ran.returncode))
     except MediaFailure as e:
         why = e.reason
     if why is None:
         return enc, None
-    note = f"media.hwaccel = '{cfg.hwaccel}' is not usable on this station ({why}); proxies are encoded with libx264"
+    note = Message(N_("media.hwaccel = '{hwaccel}' is not usable on this station ({why}); proxies are encoded with libx264"),
+                   hwaccel=cfg.hwaccel, why=why)
     log.warning("%s", note)
     return ENCODERS["none"](cfg), note

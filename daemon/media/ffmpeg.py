@@ -24,6 +24,7 @@ import ffmpeg
 
 from daemon.config import MediaConfig
 from daemon.errors import Cancelled, MediaError, MediaFailure
+from daemon.i18n import N_, Message
 
 log = logging.getLogger(__name__)
 
@@ -44,34 +45,36 @@ ALLOWED_DEMUXERS = (
 # Permanent means the same bytes through the same ffmpeg fail the same way, so retrying is useless.
 FAILURE_PATTERNS: tuple[tuple[re.Pattern[str], str, bool], ...] = (
     (re.compile(r"moov atom not found"),
-     "the file has no index (MP4/MOV 'moov' atom): the recording was cut short — e.g. by a flat battery — "
+     N_("the file has no index (MP4/MOV 'moov' atom): the recording was cut short — e.g. by a flat battery — "
      "before the recorder could finish it, and without its index nothing in it can be decoded. The original "
-     "is kept as it is; a repair tool (e.g. untrunc with an intact clip from the same recorder) may recover it", True),
+     "is kept as it is; a repair tool (e.g. untrunc with an intact clip from the same recorder) may recover it"), True),
     (re.compile(r"No space left on device|Disk quota exceeded"),
-     "the data dir's disk is full; free some space (the job is retried)", False),
+     N_("the data dir's disk is full; free some space (the job is retried)"), False),
     (re.compile(r"Format not on whitelist|Invalid data found when processing input|Unknown input format|"
                 r"could not find codec parameters|no such file or directory in header", re.I),
-     "not a media file this station can read: its content is no known video, audio or photo format", True),
+     N_("not a media file this station can read: its content is no known video, audio or photo format"), True),
     (re.compile(r"Decoder \(codec [^)]*\) not found|Unsupported codec|Could not find codec", re.I),
-     "coded in a format this station's ffmpeg cannot decode (see the detail); a newer ffmpeg may", True),
+     N_("coded in a format this station's ffmpeg cannot decode (see the detail); a newer ffmpeg may"), True),
     (re.compile(r"Input/output error"),
-     "reading the stored file failed (I/O error); check the store's disk (`evidock verify`)", False),
+     N_("reading the stored file failed (I/O error); check the store's disk (`evidock verify`)"), False),
     (re.compile(r"Cannot allocate memory|Resource temporarily unavailable"),
-     "the station ran out of memory or processes", False),
+     N_("the station ran out of memory or processes"), False),
 )
 
 
-def classify(what: str, returncode: int, tail: list[str]) -> MediaFailure:
+def classify(what: object, returncode: int, tail: list[str]) -> MediaFailure:
     """Turn a failed ffmpeg/ffprobe run into a failure with a reason people can act on."""
     detail = "\n".join(tail)
     for pattern, reason, permanent in FAILURE_PATTERNS:
         if pattern.search(detail):
-            return MediaFailure(f"{what}: {reason}", permanent=permanent, detail=detail)
+            return MediaFailure(N_("{what}: {reason}"), permanent=permanent, detail=detail, what=what,
+                                reason=Message(reason))
     if returncode < 0:
-        return MediaFailure(f"{what}: ffmpeg was killed by signal {-returncode} (out of memory? stopped by hand?)",
-                            permanent=False, detail=detail)
-    last = tail[-1] if tail else "no message"
-    return MediaFailure(f"{what}: ffmpeg failed (exit code {returncode}): {last}", permanent=False, detail=detail)
+        return MediaFailure(N_("{what}: ffmpeg was killed by signal {signal} (out of memory? stopped by hand?)"),
+                            permanent=False, detail=detail, what=what, signal=-returncode)
+    last: object = tail[-1] if tail else Message(N_("no message"))
+    return MediaFailure(N_("{what}: ffmpeg failed (exit code {returncode}): {last}"), permanent=False, detail=detail,
+                        what=what, returncode=returncode, last=last)
 
 
 # -- running ffmpeg/ffprobe -------------------------------------------------------------------
@@ -91,8 +94,8 @@ class Tools:
         found = {name: shutil.which(name) for name in ("ffmpeg", "ffprobe", "setpriv", "nice", "ionice")}
         missing = [n for n, p in found.items() if p is None]
         if missing:
-            raise MediaError(f"{', '.join(missing)} not found on PATH: media jobs need ffmpeg (Debian package ffmpeg) and "
-                             "util-linux/coreutils; run scripts/setup")
+            raise MediaError(N_("{missing} not found on PATH: media jobs need ffmpeg (Debian package ffmpeg) and "
+                                "util-linux/coreutils; run scripts/setup"), missing=", ".join(missing))
         prefix = (found["setpriv"], "--pdeathsig", "KILL", "--", found["nice"], "-n", str(cfg.niceness),
                   found["ionice"], "-c", "2", "-n", "7")
         return cls(found["ffmpeg"], found["ffprobe"], prefix, cfg.threads)  # type: ignore[arg-type]
@@ -118,7 +121,7 @@ def _clean(line: bytes) -> str:
     return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)[:400]
 
 
-def run_tool(args: list[str], timeout: float, *, what: str, cancel: threading.Event | None = None,
+def run_tool(args: list[str], timeout: float, *, what: object, cancel: threading.Event | None = None,
              paused: Callable[[], bool] | None = None, capture_stdout: bool = False,
              started: Callable[[int], None] | None = None) -> Ran:
     """Run one ffmpeg/ffprobe argument list (never a shell) with a time limit.
@@ -132,7 +135,7 @@ def run_tool(args: list[str], timeout: float, *, what: str, cancel: threading.Ev
     """
     while paused is not None and paused():  # no new ffmpeg while an offload runs
         if cancel is not None and cancel.is_set():
-            raise Cancelled(what)
+            raise Cancelled(str(what))
         time.sleep(0.25)
     try:
         # Its own process group: a ^C at the terminal reaches the runner, which stops ffmpeg itself
@@ -140,7 +143,8 @@ def run_tool(args: list[str], timeout: float, *, what: str, cancel: threading.Ev
         proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, process_group=0,
                                 stdout=subprocess.PIPE if capture_stdout else subprocess.DEVNULL, close_fds=True)
     except OSError as e:
-        raise MediaFailure(f"{what}: cannot start {args[0]} ({e.strerror})", permanent=False) from None
+        raise MediaFailure(N_("{what}: cannot start {program} ({error})"), permanent=False, what=what, program=args[0],
+                           error=e.strerror) from None
     tail: deque[str] = deque(maxlen=TAIL_LINES)
     out = bytearray()
 
@@ -199,11 +203,12 @@ def run_tool(args: list[str], timeout: float, *, what: str, cancel: threading.Ev
     for t in readers:
         t.join(timeout=KILL_WAIT_S)
     if stopped == "cancel":
-        raise Cancelled(what)
+        raise Cancelled(str(what))
     if stopped == "timeout":
-        raise MediaFailure(f"{what}: took longer than its limit of {timeout:g} s and was stopped "
-                           "(a stuck disk, or a recording too long for media.ffmpeg_timeout_s / "
-                           "media.timeout_per_media_second)", permanent=False, detail="\n".join(tail))
+        raise MediaFailure(N_("{what}: took longer than its limit of {timeout:g} s and was stopped "
+                              "(a stuck disk, or a recording too long for media.ffmpeg_timeout_s / "
+                              "media.timeout_per_media_second)"), permanent=False, detail="\n".join(tail),
+                           what=what, timeout=timeout)
     return Ran(rc, bytes(out), list(tail))
 
 

@@ -11,6 +11,7 @@ from daemon.catalog.db import Catalog
 from daemon.clock import utcnow
 from daemon.errors import EXIT_OK, EXIT_WARNING, NotFound
 from daemon.evidence import audit
+from daemon.i18n import N_, stored
 from daemon.media.queue import PROXY_STATUS, STATES
 
 # -- status, retry, footage columns -------------------------------------------------------------
@@ -38,6 +39,12 @@ def status(catalog: Catalog) -> dict[str, Any]:
         counts[j["state"]] += 1
         proxies[j["proxy"]] += 1
     return {"jobs_by_state": counts, "proxies": proxies, "jobs": jobs}
+
+
+def error_texts(catalog: Catalog) -> dict[int, str]:
+    """Each job's error in the reader's language (``status`` keeps the English, for the JSON)."""
+    return {fid: stored(error, msg) for fid, error, msg in catalog.conn.execute(
+        "SELECT footage_id, error, error_msg FROM media_jobs WHERE error IS NOT NULL")}
 
 
 def _proxy_status(state: str | None, proxy_path: str | None) -> str:
@@ -69,13 +76,13 @@ def retry(catalog: Catalog, ids: Iterable[int] | None = None) -> Retried:
                 f"SELECT footage_id, state FROM media_jobs WHERE footage_id IN ({','.join('?' * len(ids))})", ids).fetchall())
             unknown = [i for i in ids if i not in rows]
             if unknown:
-                raise NotFound(f"no media job for footage id(s) {', '.join(map(str, unknown))}; "
-                               "see `evidock media status` or `evidock footage list`")
+                raise NotFound(N_("no media job for footage id(s) {ids}; "
+                                  "see `evidock media status` or `evidock footage list`"), ids=", ".join(map(str, unknown)))
         else:
             rows = dict(conn.execute("SELECT footage_id, state FROM media_jobs WHERE state = 'failed'").fetchall())
         busy = sorted(i for i, s in rows.items() if s == "running")
         todo = sorted(i for i, s in rows.items() if s != "running")
-        conn.executemany("UPDATE media_jobs SET state='queued', attempts=0, not_before=?, error=NULL, error_detail=NULL,"
+        conn.executemany("UPDATE media_jobs SET state='queued', attempts=0, not_before=?, error=NULL, error_msg=NULL, error_detail=NULL,"
                          " note=NULL WHERE footage_id=? AND state != 'running'", [(now, i) for i in todo])
         if todo:
             audit.append(catalog, "media.retry", "media:" + ",".join(map(str, todo)), {"jobs": todo})

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from daemon.config import MediaConfig
 from daemon.errors import MediaFailure
+from daemon.i18n import N_
 from daemon.media.ffmpeg import ALLOWED_DEMUXERS, _file, classify, run_tool
 
 if TYPE_CHECKING:
@@ -77,7 +78,7 @@ def probe_args(tools: Tools, path: Path, cfg: MediaConfig) -> list[str]:
             "-show_format", "-show_streams", "-of", "json", "-i", _file(path)]
 
 
-def probe_file(tools: Tools, path: Path, cfg: MediaConfig, *, what: str = "ffprobe",
+def probe_file(tools: Tools, path: Path, cfg: MediaConfig, *, what: object = "ffprobe",
                cancel: threading.Event | None = None, paused: Callable[[], bool] | None = None) -> Probe:
     ran = run_tool(probe_args(tools, path, cfg), cfg.ffmpeg_timeout_s, what=what, cancel=cancel, paused=paused,
                    capture_stdout=True)
@@ -88,7 +89,8 @@ def probe_file(tools: Tools, path: Path, cfg: MediaConfig, *, what: str = "ffpro
         if not isinstance(doc, dict):
             raise ValueError("not an object")
     except ValueError as e:
-        raise MediaFailure(f"{what}: unreadable ffprobe output ({e})", permanent=True) from None
+        raise MediaFailure(N_("{what}: unreadable ffprobe output ({error})"), permanent=True, what=what,
+                           error=str(e)) from None
     return parse_probe(doc)
 
 

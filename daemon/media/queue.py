@@ -26,6 +26,7 @@ in place, result not committed).
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 import threading
@@ -42,6 +43,7 @@ from daemon.config import MediaConfig
 from daemon.crashpoints import crashpoint
 from daemon.errors import EXIT_OK, EXIT_WARNING, Cancelled, MediaFailure
 from daemon.evidence import audit
+from daemon.i18n import N_, Message, dumps
 from daemon.media import encoders, probe, stages
 from daemon.media.claims import claim_next, recover_stale, release
 from daemon.media.ffmpeg import Tools
@@ -113,16 +115,22 @@ class Outcome:
     proxy_path: str | None
     error: str | None
     note: str | None
+    # the same two for people, translated where shown (not in the JSON, which keeps the English)
+    error_msg: Any = field(default=None, repr=False, compare=False)
+    note_msgs: list[Any] = field(default_factory=list, repr=False, compare=False)
 
     def to_json(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        d = dict(self.__dict__)
+        d.pop("error_msg"), d.pop("note_msgs")
+        return d
 
 
 def record(catalog: Catalog, ctx: MediaContext, task: MediaTask, ffmpeg_version: str) -> Outcome:
     """Commit one job's result: probe facts, job row, and (for a new proxy) its audit entry."""
     job, cfg, now = task.job, ctx.cfg, utcnow()
     rel = {role: ctx.derived.rel(p) for role, p in task.final.items()} if not task.failed else {}
-    note = "; ".join(task.notes) or None
+    note = "; ".join(map(str, task.notes)) or None
+    reason: Any = None
     with catalog.transaction() as conn:
         p = task.probe
         if p is not None:
@@ -141,7 +149,8 @@ def record(catalog: Catalog, ctx: MediaContext, task: MediaTask, ffmpeg_version:
             state, error = "done", None
             cur = conn.execute(
                 "UPDATE media_jobs SET state='done', claimed_by=NULL, finished_at=?, kind=?, plan=?, encoder=?,"
-                " proxy_path=?, proxy_sha256=?, thumb_path=?, sheet_path=?, note=?, error=NULL, error_detail=NULL"
+                " proxy_path=?, proxy_sha256=?, thumb_path=?, sheet_path=?, note=?, error=NULL, error_msg=NULL,"
+                " error_detail=NULL"
                 " WHERE footage_id=? AND claimed_by=?",
                 (now, task.kind, task.plan, task.encoder, rel.get("proxy"), task.proxy_sha256, rel.get("thumb"),
                  rel.get("sheet"), note, job.footage_id, ctx.claim))
@@ -158,26 +167,32 @@ def record(catalog: Catalog, ctx: MediaContext, task: MediaTask, ffmpeg_version:
             final = f.permanent or job.attempt >= cfg.max_attempts
             state, not_before = ("failed", now) if final else ("queued", _later(backoff_s(cfg, job.attempt)))
             if not final:
-                reason = (f"{f.reason} (attempt {job.attempt} of {cfg.max_attempts}; "
-                          f"retried in {backoff_s(cfg, job.attempt):g} s)")
+                reason = Message(N_("{reason} (attempt {attempt} of {max_attempts}; retried in {seconds:g} s)"),
+                                 reason=f.reason, attempt=job.attempt, max_attempts=cfg.max_attempts,
+                                 seconds=backoff_s(cfg, job.attempt))
             elif f.permanent:
                 reason = f.reason
+            elif job.attempt == 1:
+                reason = Message(N_("{reason} (gave up after {n} attempt; `evidock media retry {id}` tries again)"),
+                                 reason=f.reason, n=job.attempt, id=job.footage_id)
             else:
-                tries = f"{job.attempt} attempt{'s' if job.attempt != 1 else ''}"
-                reason = f"{f.reason} (gave up after {tries}; `evidock media retry {job.footage_id}` tries again)"
-            error = reason
+                reason = Message(N_("{reason} (gave up after {n} attempts; `evidock media retry {id}` tries again)"),
+                                 reason=f.reason, n=job.attempt, id=job.footage_id)
+            error = str(reason)
             conn.execute(
                 "UPDATE media_jobs SET state=?, claimed_by=NULL, finished_at=?, not_before=?, kind=?, plan=?,"
                 " encoder=?, proxy_path=NULL, proxy_sha256=NULL, thumb_path=NULL, sheet_path=NULL, note=?,"
-                " error=?, error_detail=? WHERE footage_id=? AND claimed_by=?",
+                " error=?, error_msg=?, error_detail=? WHERE footage_id=? AND claimed_by=?",
                 (state, now if final else None, not_before,
-                 task.kind, task.plan, task.encoder, note, reason, f.detail or None, job.footage_id, ctx.claim))
+                 task.kind, task.plan, task.encoder, note, error, dumps(reason), f.detail or None, job.footage_id,
+                 ctx.claim))
     if task.failure is None:
         proxy = "done" if "proxy" in rel else "n/a"
     else:
         proxy = "failed" if state == "failed" else "pending"
     path = str(ctx.derived.data_dir / rel["proxy"]) if "proxy" in rel else None
-    return Outcome(job.footage_id, job.sha256, job.source_name, state, job.attempt, task.kind, task.plan, proxy, path, error, note)
+    return Outcome(job.footage_id, job.sha256, job.source_name, state, job.attempt, task.kind, task.plan, proxy, path, error, note,
+                   error_msg=reason, note_msgs=list(task.notes))
 
 
 # -- the runner -------------------------------------------------------------------------------
@@ -190,7 +205,7 @@ class RunReport:
     outcomes: dict[int, Outcome] = field(default_factory=dict)
     recovered: list[int] = field(default_factory=list)  # left running by a runner that died
     enqueued: int = 0
-    notes: list[str] = field(default_factory=list)
+    notes: list[Any] = field(default_factory=list)  # messages (str() English, in the JSON)
     stopped: bool = False
 
     def counts(self) -> dict[str, int]:
@@ -217,7 +232,7 @@ class RunReport:
 
     def to_json(self) -> dict[str, Any]:
         return {**self.counts(), "summary": self.summary(), "stopped": self.stopped, "recovered": self.recovered,
-                "enqueued": self.enqueued, "notes": self.notes,
+                "enqueued": self.enqueued, "notes": [str(n) for n in self.notes],
                 "jobs": [o.to_json() for o in self.outcomes.values()]}
 
 
@@ -280,7 +295,8 @@ def run_queue(
                 return
             except Exception as e:  # one bad job must not take the queue down (invariant 6)
                 log.error("media job %d: unexpected error:\n%s", task.job.footage_id, traceback.format_exc())
-                task.failure = MediaFailure(f"unexpected error in the media runner: {e!r}", permanent=False)
+                task.failure = MediaFailure(N_("unexpected error in the media runner: {error}"), permanent=False,
+                                            error=repr(e))
             crashpoint("media-before-record")
             outcome = record(catalog, ctx, task, version)
             report.outcomes[task.job.footage_id] = outcome
@@ -334,10 +350,11 @@ def run_queue(
 
 
 def _failed_outcome(catalog: Catalog, fid: int) -> Outcome:
-    sha, name, attempts, kind, error = catalog.conn.execute(
-        "SELECT j.sha256, f.source_path, j.attempts, j.kind, j.error FROM media_jobs j JOIN footage f ON f.id = j.footage_id"
-        " WHERE j.footage_id = ?", (fid,)).fetchone()
-    return Outcome(fid, sha, name, "failed", attempts, kind, None, "failed", None, error, None)
+    sha, name, attempts, kind, error, error_msg = catalog.conn.execute(
+        "SELECT j.sha256, f.source_path, j.attempts, j.kind, j.error, j.error_msg FROM media_jobs j"
+        " JOIN footage f ON f.id = j.footage_id WHERE j.footage_id = ?", (fid,)).fetchone()
+    return Outcome(fid, sha, name, "failed", attempts, kind, None, "failed", None, error, None,
+                   error_msg=Message.from_json(json.loads(error_msg)) if error_msg else None)
 
 
 def _next_due(catalog: Catalog) -> float | None:

@@ -47,6 +47,7 @@ import ffmpeg
 
 from daemon.config import MediaConfig
 from daemon.errors import MediaFailure
+from daemon.i18n import N_, Message
 from daemon.evidence.store import LocalObjectStore, fsync_dir
 from daemon.evidence.transfer import hash_fd
 from daemon.ingest.pipeline import Stage, run_sequential
@@ -111,7 +112,7 @@ class MediaTask:
     final: dict[str, Path] = field(default_factory=dict)  # role -> published file
     proxy_sha256: str | None = None
     proxy_duration_s: float | None = None
-    notes: list[str] = field(default_factory=list)
+    notes: list[Message] = field(default_factory=list)
     failure: MediaFailure | None = None
     proxy_tail: list[str] = field(default_factory=list)
 
@@ -123,6 +124,10 @@ class MediaTask:
     def applies(self) -> bool:
         """Whether the derived-file stages have anything to do."""
         return not self.failed and self.kind in PROXY_EXT
+
+
+# A kind of media as people read it (in a failure's reason).
+KIND_WORDS = {"video": N_("video"), "audio": N_("audio"), "photo": N_("photo")}
 
 
 def _claimed_kind(name: str) -> str | None:
@@ -142,12 +147,13 @@ def probe_stage(ctx: MediaContext, task: MediaTask) -> None:
             task.kind = "other"
             return
         task.failure = MediaFailure(
-            "the file is empty (0 bytes): the recorder wrote nothing into it (power lost as the recording "
-            "started?); there is nothing to make a proxy from", permanent=True)
+            N_("the file is empty (0 bytes): the recorder wrote nothing into it (power lost as the recording "
+               "started?); there is nothing to make a proxy from"), permanent=True)
         return
     if not ctx.store.exists(job.sha256):
-        task.failure = MediaFailure(f"the stored original {job.sha256} is missing from the store; run `evidock verify` "
-                                    "and restore it from a backup, then `evidock media retry`", permanent=True)
+        task.failure = MediaFailure(N_("the stored original {sha256} is missing from the store; run `evidock verify` "
+                                       "and restore it from a backup, then `evidock media retry`"), permanent=True,
+                                    sha256=job.sha256)
         return
     try:
         with ctx.store.open_local(job.sha256) as original:
@@ -160,8 +166,8 @@ def probe_stage(ctx: MediaContext, task: MediaTask) -> None:
         return
     task.kind = task.probe.kind
     if task.kind == "other" and claimed is not None:
-        task.failure = MediaFailure(f"ffprobe found no video, audio or picture in it (a {claimed} file by its name)",
-                                    permanent=True)
+        task.failure = MediaFailure(N_("ffprobe found no video, audio or picture in it (a {kind} file by its name)"),
+                                    permanent=True, kind=Message(KIND_WORDS[claimed]) if claimed in KIND_WORDS else claimed)
         return
     ingested = _when(job.ingested_at) or datetime.now(timezone.utc)
     task.recorded_start, task.recorded_start_source = recording_start(
@@ -200,7 +206,7 @@ def video_proxy(ctx: MediaContext, task: MediaTask, src: Path, dst: Path) -> lis
         enc_globals: tuple[str, ...] = ()
     else:
         if p.width is None or p.height is None:
-            raise MediaFailure("ffprobe found no picture size for the video stream; it cannot be scaled", permanent=True)
+            raise MediaFailure(N_("ffprobe found no picture size for the video stream; it cannot be scaled"), permanent=True)
         w, h = (p.height, p.width) if p.rotation in (90, 270) else (p.width, p.height)  # ffmpeg autorotates
         v = ctx.encoder.finish(inp["v:0"].filter("scale", *_fit(w, h, cfg.proxy_height)), cfg)
         streams, task.plan, task.encoder = [v], "transcode", ctx.encoder.name
@@ -225,7 +231,7 @@ def photo_proxy(ctx: MediaContext, task: MediaTask, src: Path, dst: Path) -> lis
     p, cfg = task.probe, ctx.cfg
     assert p is not None
     if p.width is None or p.height is None:
-        raise MediaFailure("ffprobe found no picture size in the photo", permanent=True)
+        raise MediaFailure(N_("ffprobe found no picture size in the photo"), permanent=True)
     v = _input(src, cfg)["v:0"].filter("scale", *_fit(p.width, p.height, cfg.proxy_height))
     task.plan, task.encoder = "photo", "mjpeg"
     return _compile(ctx.tools, ffmpeg.output(v, _file(dst), format="image2", update=1,
@@ -250,13 +256,13 @@ def proxy_stage(ctx: MediaContext, task: MediaTask) -> None:
     try:
         with ctx.store.open_local(sha) as original:
             args = PROXY_BUILDERS[task.kind](ctx, task, original, tmp)  # type: ignore[index]
-            ran = run_tool(args, _time_limit(ctx.cfg, task.probe), what=f"proxy ({task.plan})",
+            ran = run_tool(args, _time_limit(ctx.cfg, task.probe), what=Message(N_("proxy ({plan})"), plan=task.plan),
                            cancel=ctx.cancel, paused=ctx.paused)
     except MediaFailure as f:
         task.failure = f
         return
     if ran.returncode != 0:
-        task.failure = classify(f"proxy ({task.plan})", ran.returncode, ran.tail)
+        task.failure = classify(Message(N_("proxy ({plan})"), plan=task.plan), ran.returncode, ran.tail)
         return
     task.proxy_tail = ran.tail
 
@@ -267,33 +273,38 @@ def check_stage(ctx: MediaContext, task: MediaTask) -> None:
         return
     kind, cfg = task.kind, ctx.cfg
     try:
-        got = probe_file(ctx.tools, task.tmp["proxy"], cfg, what="checking the proxy",
+        got = probe_file(ctx.tools, task.tmp["proxy"], cfg, what=Message(N_("checking the proxy")),
                          cancel=ctx.cancel, paused=ctx.paused)
     except MediaFailure as f:
-        task.failure = MediaFailure(f"ffmpeg finished but its proxy is unreadable ({f.reason}); nothing in the "
-                                    "original could be decoded", permanent=f.permanent, detail="\n".join(task.proxy_tail))
+        task.failure = MediaFailure(N_("ffmpeg finished but its proxy is unreadable ({reason}); nothing in the "
+                                       "original could be decoded"), permanent=f.permanent, detail="\n".join(task.proxy_tail),
+                                    reason=f.reason)
         return
     codec = got.video_codec if kind in ("video", "photo") else got.audio_codec
     if codec != PROXY_CODEC[kind]:  # type: ignore[index]
-        task.failure = MediaFailure(f"the proxy came out as {codec or 'nothing'} instead of {PROXY_CODEC[kind]}; "  # type: ignore[index]
-                                    "nothing could be decoded", permanent=True, detail="\n".join(task.proxy_tail))
+        task.failure = MediaFailure(N_("the proxy came out as {codec} instead of {expected}; nothing could be decoded"),
+                                    permanent=True, detail="\n".join(task.proxy_tail),
+                                    codec=codec or Message(N_("nothing")), expected=PROXY_CODEC[kind])  # type: ignore[index]
         return
     if kind in ("video", "photo") and got.width and got.height and min(got.width, got.height) > cfg.proxy_height:
-        task.failure = MediaFailure(f"the proxy is {got.width}x{got.height}, larger than media.proxy_height", permanent=False)
+        task.failure = MediaFailure(N_("the proxy is {width}x{height}, larger than media.proxy_height"), permanent=False,
+                                    width=got.width, height=got.height)
         return
     if kind == "photo":
         return
     if not got.duration_s:
-        task.failure = MediaFailure("nothing in the file could be decoded: the proxy is empty", permanent=True,
+        task.failure = MediaFailure(N_("nothing in the file could be decoded: the proxy is empty"), permanent=True,
                                     detail="\n".join(task.proxy_tail))
         return
     task.proxy_duration_s = got.duration_s
     claimed = task.probe.duration_s if task.probe else None
     if claimed and got.duration_s < claimed * 0.95 - 0.5:
-        task.notes.append(f"partly decodable: the proxy covers {got.duration_s:.1f} s of the {claimed:.1f} s the "
-                          "file claims (cut short, e.g. by a flat battery, or damaged)")
+        task.notes.append(Message(N_("partly decodable: the proxy covers {got:.1f} s of the {claimed:.1f} s the "
+                                     "file claims (cut short, e.g. by a flat battery, or damaged)"),
+                                  got=got.duration_s, claimed=claimed))
     elif task.proxy_tail:
-        task.notes.append(f"decoded with errors (the file may be cut short or damaged): {task.proxy_tail[-1]}")
+        task.notes.append(Message(N_("decoded with errors (the file may be cut short or damaged): {line}"),
+                                  line=task.proxy_tail[-1]))
 
 
 def thumbnail_stage(ctx: MediaContext, task: MediaTask) -> None:
@@ -342,8 +353,8 @@ def publish_stage(ctx: MediaContext, task: MediaTask) -> None:
         for d in {p.parent for p in task.final.values()}:
             fsync_dir(d)
     except OSError as e:
-        task.failure = MediaFailure(f"the derived files could not be put in place ({e.strerror}): "
-                                    f"{ctx.derived.data_dir}", permanent=False)
+        task.failure = MediaFailure(N_("the derived files could not be put in place ({error}): {path}"), permanent=False,
+                                    error=e.strerror, path=str(ctx.derived.data_dir))
         return
     task.tmp.clear()
 

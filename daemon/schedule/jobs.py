@@ -112,6 +112,12 @@ JOBS: tuple[Job, ...] = (
         N_("the audit log's hash chain (evidock audit verify)")),
 )
 
+# What each count is called for people (the keys stay the codes in --json).
+COUNT_LABELS = {"checked": N_("checked"), "damaged": N_("damaged"), "missing": N_("missing"),
+                "mismatches": N_("mismatches"), "strays": N_("strays"), "complete": N_("complete"),
+                "to_delete": N_("to delete"), "bytes": N_("bytes"), "pending": N_("pending"),
+                "rows": N_("rows"), "broken": N_("broken"), "notes": N_("notes")}
+
 
 def _check_table() -> dict[str, Job]:
     by_name: dict[str, Job] = {}

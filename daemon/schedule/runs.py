@@ -101,7 +101,8 @@ def record_end(catalog: Catalog, run_id: int, job: str, result: str, counts: dic
 
 def raise_missed(catalog: Catalog, job: str, due: datetime, now: datetime) -> None:
     """Job ``job`` did not start when it was due at ``due``: an alert (once; kept up to date)."""
-    msg = Message(N_("job {job} did not run when it was due at {due}"), job=job, due=iso(due))
+    # ``due`` comes from the job's trigger, in the station's time zone: shown as people read it
+    msg = Message(N_("job {job} did not run when it was due at {due}"), job=job, due=due.strftime("%Y-%m-%d %H:%M"))
     with catalog.transaction():
         _raise(catalog, job, "missed", msg, iso(now), None)
 

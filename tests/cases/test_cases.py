@@ -300,3 +300,22 @@ def test_every_new_command_has_an_example_and_the_example_config_matches() -> No
         for cname, cmd in group.commands.items():
             assert "Example:" in (cmd.help or ""), f"evidock {gname} {cname} has no example"
     assert (REPO / "config" / "evidock.toml").read_text() == render_example()
+
+
+def test_case_and_filing_errors_in_chinese(tmp_path: Path, data_dir: Path, evidock) -> None:
+    """Issue 12: the library's case, register and filing errors reach a Chinese reader in Chinese."""
+    r = evidock("--lang", "zh", "case", "open", "Z-1", "--party", " ", "--handler", BADGE, "--opened-at", "2026-11-01")
+    assert r.code == 2 and "案件 'Z-1'：当事人为空；未做任何改动" in r.err and "is empty" not in r.err
+    ok(evidock("case", "open", "Z-1", "--party", "郑一", "--handler", OTHER, "--opened-at", "2026-11-01T00:00:00Z"))
+    r = evidock("--lang", "zh", "case", "open", "Z-1", "--party", "y", "--handler", BADGE)
+    assert r.code == 2 and "案件 'Z-1' 已存在" in r.err and "already exists" not in r.err
+    r = evidock("--lang", "zh", "case", "show", "Z-9")
+    assert r.code == 2 and "没有案件 'Z-9'" in r.err
+    ingest_clips(data_dir, tmp_path / "v", {"x.mp4": t("2026-11-10 00:00:00")})
+    x = footage_ids(data_dir)["x.mp4"]
+    r = evidock("--lang", "zh", "footage", "file", str(x), "999", "--case", "Z-1", "--reason", "typo")
+    assert r.code == 2 and "没有编号为 999 的录像；未作任何更改" in r.err and "no footage" not in r.err
+    r = evidock("--lang", "zh", "footage", "unfile", str(x), "--case", "Z-1", "--reason", "not there")
+    assert r.code == 2 and f"录像 {x} 未归档到案件 'Z-1'（现归档于：无案件）" in r.err
+    r = evidock("--lang", "zh", "footage", "file", str(x), "--case", "Z-1", "--reason", "   ")
+    assert r.code == 2 and "变更归档须说明理由" in r.err and "needs a reason" not in r.err

@@ -197,3 +197,41 @@ def test_unreadable_files_are_refused_with_what_to_do(tmp_path: Path, evidock) -
     r = evidock("case", "import", tmp_path / "missing.csv")
     assert r.code == 2 and "missing.csv: cannot read it" in r.err
     assert by_no(evidock) == {}
+
+
+def test_problems_in_chinese_and_the_json_reasons_stay_english(tmp_path: Path) -> None:
+    """Issue 12: a row's problem is shown in the reader's language; the JSON `reason` is English in both."""
+    from tests.conftest import run_evidock
+
+    f = write(tmp_path / "export.csv", [
+        ["case_no", "party", "handlers", "opened_at"],
+        ["B-1", "", BADGE, "2026-11-01"],
+        ["B-2", "Bob", BADGE, "2026-11-05"],
+        ["B-2", "Bob", BADGE, "2026-11-06"],
+        ["B-3", "Bob", BADGE, "2026-11-01", "stray"],
+    ], "utf-8")
+    zh = run_evidock("--lang", "zh", "case", "import", f, data_dir=tmp_path / "zh")
+    assert zh.code == 1, zh.err
+    assert "当事人为空" in zh.err and "有 5 个单元格，但表头只有 4 列" in zh.err and "案号 B-2 出现在第 3, 4 行且数据不同" in zh.err
+    for english in ("is empty", "cells but the header", "with different data", "none of them"):
+        assert english not in zh.err
+    en_json = run_evidock("--lang", "en", "case", "import", f, "--json", data_dir=tmp_path / "en-json")
+    zh_json = run_evidock("--lang", "zh", "case", "import", f, "--json", data_dir=tmp_path / "zh-json")
+    assert en_json.code == zh_json.code == 1
+    assert en_json.json() == zh_json.json()
+    reasons = {p["line"]: p["reason"] for p in zh_json.json()["problems"]}
+    assert "party is empty" in reasons[2] and "5 cells but the header has 4" in reasons[5]
+
+
+def test_a_file_that_cannot_be_imported_is_refused_in_chinese(tmp_path: Path, evidock) -> None:
+    u16 = tmp_path / "u16.csv"
+    u16.write_bytes(csv_text([CN_HEADER, CN_ROWS[0]]).encode("utf-16"))
+    r = evidock("--lang", "zh", "case", "import", u16)
+    assert r.code == 2 and "是 UTF-16 编码" in r.err and "save it as" not in r.err
+    empty = tmp_path / "empty.csv"
+    empty.write_bytes(b"")
+    r = evidock("--lang", "zh", "case", "import", empty)
+    assert r.code == 2 and "empty.csv：文件为空" in r.err and "is empty" not in r.err
+    missing = write(tmp_path / "cols.csv", [["案号", "当事人"], ["X-1", "某人"]], "utf-8")
+    r = evidock("--lang", "zh", "case", "import", missing)
+    assert r.code == 2 and "缺少列 handlers (承办人警号), opened_at (立案时间)" in r.err and "missing column" not in r.err

@@ -225,6 +225,11 @@ def test_legal_hold_command(tmp_path: Path, data_dir: Path, evidock) -> None:
     assert r.code == 2 and "no footage with id 4242" in r.err
     r = evidock("footage", "hold", str(x), "--reason", " ")
     assert r.code == 2 and "needs a reason" in r.err
+    # issue 12: the same errors for a Chinese reader
+    r = evidock("--lang", "zh", "footage", "hold", "4242", "--reason", "typo")
+    assert r.code == 2 and "没有编号为 4242 的录像" in r.err and "no footage" not in r.err
+    r = evidock("--lang", "zh", "footage", "hold", str(x), "--reason", " ")
+    assert r.code == 2 and "法律保全须说明理由" in r.err and "needs a reason" not in r.err
     held = [(e["event"], e["details"]["reason"]) for e in audit_rows(data_dir) if e["event"] in ("footage.hold", "footage.release")]
     assert held == [("footage.hold", "行政复议"), ("footage.release", "review closed")]
 
@@ -291,3 +296,22 @@ def test_a_deletion_takes_the_proxy_and_media_rows_with_it(tmp_path: Path, data_
     with sqlite3.connect(data_dir / CATALOG_NAME) as db:
         assert db.execute("SELECT COUNT(*) FROM media_jobs").fetchone()[0] == 0
         assert db.execute("SELECT COUNT(*) FROM media_info").fetchone()[0] == 0
+
+
+def test_a_skipped_deletion_says_why_in_chinese_and_its_json_is_english() -> None:
+    """Issue 12: the report's rows keep English in the JSON and carry the message for people."""
+    import json
+
+    from daemon import i18n
+    from daemon.i18n import N_, Message
+
+    row = retention._row(Message(N_("no longer due: now under rule {rule} ({meaning})"), rule="legal-hold",
+                                 meaning=Message(retention.RULES[0].meaning)), "why", footage=7, sha256="ab")
+    assert json.loads(json.dumps(row)) == {
+        "footage": 7, "sha256": "ab", "why": "no longer due: now under rule legal-hold (on legal hold: kept until the hold is lifted)"}
+    i18n.set_language("zh")
+    try:
+        assert i18n.text(retention.row_text(row, "why")) == "已不到期：现适用规则 legal-hold（处于法律保全：保全解除前一直保留）"
+    finally:
+        i18n.set_language("en")
+    assert retention.row_text({"why": "old"}, "why") == "old"

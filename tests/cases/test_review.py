@@ -102,6 +102,8 @@ def test_findings_and_the_ledger_as_json_and_csv(tmp_path: Path, data_dir: Path,
 def test_review_errors(data_dir: Path, evidock) -> None:
     r = evidock("review", "sample", "--cases", "3")
     assert r.code == 2 and "no cases to review" in r.err
+    r = evidock("--lang", "zh", "review", "sample", "--cases", "3")
+    assert r.code == 2 and "没有可抽查的案件" in r.err and "no cases" not in r.err
     r = evidock("review", "record", "R-404", "--finding", "x")
     assert r.code == 2 and "no case 'R-404'" in r.err
     r = evidock("review", "sample", "--cases", "0")

@@ -298,3 +298,23 @@ def test_config_rejects_unknown_media_key_by_name(tmp_path: Path) -> None:
     assert r.code == 2 and "media.proxy_heigth: unknown key" in r.err and "proxy_height" in r.err
     example = (Path(__file__).resolve().parents[2] / "config" / "evidock.toml").read_text()
     assert example == run_evidock("config", "example").out
+
+
+def test_failures_are_shown_in_chinese_and_the_json_stays_english(station) -> None:
+    """Issue 12: a job's reason is kept as a message (media_jobs.error_msg) and shown in the reader's language."""
+    st = run_evidock("--lang", "zh", "media", "status", data_dir=station["data"])
+    assert st.code == 0, st.err
+    failed = [line for line in st.out.splitlines() if "BATT_0001" in line or "EMPTY_0002" in line or "RAND_0003" in line]
+    assert len(failed) == 3, st.out
+    assert any("文件没有索引" in line for line in failed) and any("文件为空（0 字节）" in line for line in failed)
+    assert any("ffprobe：不是本站可读取的媒体文件" in line for line in failed)
+    for english in ("no index", "the file is empty", "not a media file", "recorder wrote nothing"):
+        assert english not in st.out
+    en = run_evidock("--lang", "en", "media", "status", "--json", data_dir=station["data"])
+    zh = run_evidock("--lang", "zh", "media", "status", "--json", data_dir=station["data"])
+    assert en.code == zh.code == 0 and en.out == zh.out
+
+
+def test_an_unknown_job_is_a_chinese_error(station) -> None:
+    r = run_evidock("--lang", "zh", "media", "retry", "9999", data_dir=station["data"])
+    assert r.code == 2 and "录像 9999 没有媒体任务" in r.err and "no media job" not in r.err

@@ -73,13 +73,13 @@ def test_fit(size: tuple[int, int], limit: int, want: tuple[int, int]) -> None:
 
 def test_failure_classification_table() -> None:
     moov = ffmpeg.classify("ffprobe", 1, ["[mov,mp4] moov atom not found", "file:x: Invalid data found when processing input"])
-    assert moov.permanent and "flat battery" in moov.reason and "moov atom not found" in moov.detail
+    assert moov.permanent and "flat battery" in str(moov.reason) and "moov atom not found" in moov.detail
     full = ffmpeg.classify("proxy (transcode)", 1, ["Error writing trailer: No space left on device"])
-    assert not full.permanent and "disk is full" in full.reason
+    assert not full.permanent and "disk is full" in str(full.reason)
     killed = ffmpeg.classify("proxy (transcode)", -9, [])
-    assert not killed.permanent and "signal 9" in killed.reason
+    assert not killed.permanent and "signal 9" in str(killed.reason)
     other = ffmpeg.classify("proxy (remux)", 3, ["something new"])
-    assert not other.permanent and other.reason.endswith("(exit code 3): something new")
+    assert not other.permanent and str(other.reason).endswith("(exit code 3): something new")
 
 
 def test_backoff_doubles() -> None:
@@ -121,3 +121,21 @@ def test_when_parses_only_real_times() -> None:
     assert media_probe._when("2026-11-27T08:30:00") == datetime(2026, 11, 27, 8, 30, tzinfo=UTC)  # naive: UTC
     assert media_probe._when("yesterday") is None and media_probe._when(12) is None
     assert media_probe._when("2026-11-27T08:30:00+08:00") == datetime(2026, 11, 27, 0, 30, tzinfo=UTC)
+
+
+def test_failures_and_retry_texts_translate(monkeypatch) -> None:
+    """Issue 12: a failure's reason is a message; the queue's "attempt N of M" text nests it."""
+    from daemon import i18n
+    from daemon.i18n import N_, Message
+
+    full = ffmpeg.classify(Message(N_("proxy ({plan})"), plan="transcode"), 1, ["No space left on device"])
+    retry = Message(N_("{reason} (attempt {attempt} of {max_attempts}; retried in {seconds:g} s)"),
+                    reason=full.reason, attempt=1, max_attempts=3, seconds=30.0)
+    assert str(retry) == ("proxy (transcode): the data dir's disk is full; free some space (the job is retried) "
+                          "(attempt 1 of 3; retried in 30 s)")
+    i18n.set_language("zh")
+    try:
+        assert retry.text() == "代理文件（transcode）：数据目录所在磁盘已满；请释放空间（任务将重试）（第 1 次尝试，共 3 次；30 秒后重试）"
+        assert Message.from_json(retry.to_json()).text() == retry.text()
+    finally:
+        i18n.set_language("en")
