@@ -155,3 +155,28 @@ def test_demo_script_takes_the_data_dir_and_each_run_stores_new_footage(tmp_path
     again = run_evidock("--data-dir", data, "demo", "--recorders", "1", "--clips", "1", "--json", timeout=300)
     assert again.code == 0, again.err
     assert again.json()["recorders"][0]["files_stored"] >= 1, again.json()
+
+
+def test_status_watch_refreshes_in_place_on_a_terminal(data_dir: Path) -> None:
+    import pty
+
+    (data_dir / "status.json").write_text(json.dumps({"pid": os.getpid(), "updated": "2026-12-02T05:00:00+00:00",
+                                                      "offloading": 0, "queued": 0, "bays": [_bay("READY")]}))
+    master, slave = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EVIDOCK_")} | {"LANG": "C.UTF-8"}
+    p = subprocess.Popen([sys.executable, "-m", "daemon", "--data-dir", str(data_dir), "status", "--watch", "0.5"],
+                         cwd=REPO, env=env, stdout=slave, stderr=subprocess.PIPE, text=True)
+    os.close(slave)
+    try:
+        seen = b""
+        end = time.monotonic() + 60
+        while seen.count(b"\x1b[H\x1b[2J") < 2 and time.monotonic() < end:
+            seen += os.read(master, 4096)
+        p.send_signal(signal.SIGINT)
+        p.wait(timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+        os.close(master)
+    assert seen.count(b"\x1b[H\x1b[2J") >= 2 and b"station running" in seen  # cleared and drawn again, in place
+    assert p.returncode == 0
