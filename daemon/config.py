@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -21,9 +22,11 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 
 from daemon.config_messages import describe_errors
 from daemon.config_filing import FilingConfig, _known_zone  # [filing] (art. 11), beside this module for its size
+from daemon.config_recorders import RecorderEntry, build_registry, check_recorders
 from daemon.config_schedule import CRON_KEYS, ScheduleConfig, cron_trigger  # noqa: F401 ([schedule], issue 15)
 from daemon.errors import ConfigError
 from daemon.i18n import N_, _
+from drivers.registry import Registry
 
 ENV_CONFIG = "EVIDOCK_CONFIG"
 ENV_DATA_DIR = "EVIDOCK_DATA_DIR"
@@ -45,9 +48,7 @@ class StoreConfig(_Section):
         description="Data dir holding objects/, staging/ and the catalog; unset: $XDG_DATA_HOME/evidock",
     )
     reserve_bytes: int = Field(
-        64 * 1024 * 1024,
-        ge=0,
-        le=1 << 40,
+        64 * 1024 * 1024, ge=0, le=1 << 40,
         description="Free space always left on the store's filesystem; an offload stops before eating into it",
     )
 
@@ -62,21 +63,15 @@ class OffloadConfig(_Section):
         description="Regular expression searched in a file's name that marks it important (offloaded first)",
     )
     chunk_bytes: int = Field(
-        1024 * 1024,
-        ge=64 * 1024,
-        le=64 * 1024 * 1024,
+        1024 * 1024, ge=64 * 1024, le=64 * 1024 * 1024,
         description="Size of one read from the recorder; hashing and writing overlap per chunk",
     )
     checkpoint_bytes: int = Field(
-        64 * 1024 * 1024,
-        ge=1024 * 1024,
-        le=1 << 40,
+        64 * 1024 * 1024, ge=1024 * 1024, le=1 << 40,
         description="A partial transfer is fsync'd and checkpointed every this many bytes (resume point after a power cut)",
     )
     read_timeout_s: float = Field(
-        30.0,
-        gt=0,
-        le=3600,
+        30.0, gt=0, le=3600,
         description="A read from the recorder that takes longer than this is treated as an unplugged recorder",
     )
 
@@ -112,9 +107,7 @@ class WatchConfig(_Section):
         description="Where imported files are moved once stored and verified; unset: <folder>/../evidock-done",
     )
     settle_s: float = Field(
-        5.0,
-        ge=0,
-        le=3600,
+        5.0, ge=0, le=3600,
         description="A file is imported once its size and mtime have not changed for this long",
     )
 
@@ -136,21 +129,15 @@ class ZfyConfig(_Section):
         description="File whose first line is the password (keep it mode 0600); overrides `password`",
     )
     timeout_s: float = Field(
-        2.0,
-        gt=0,
-        le=60,
+        2.0, gt=0, le=60,
         description="One request's deadline: from sending it to the end of its reply",
     )
     retries: int = Field(
-        2,
-        ge=0,
-        le=10,
+        2, ge=0, le=10,
         description="How often a request whose reply was lost or garbled is sent again (SetMSDC never is)",
     )
     backoff_s: float = Field(
-        0.2,
-        ge=0,
-        le=10,
+        0.2, ge=0, le=10,
         description="Wait before the first retry; doubled before each further one",
     )
 
@@ -173,9 +160,7 @@ class HealthConfig(_Section):
     """[health]: thresholds of the alerts raised from each dock's health record (daemon/health.py)."""
 
     battery_low_percent: int = Field(
-        20,
-        ge=0,
-        le=100,
+        20, ge=0, le=100,
         description="Alert when the battery is below this level at dock",
     )
     storage_full_percent: float = Field(
@@ -212,6 +197,10 @@ class HealthConfig(_Section):
         le=10000,
         description="How many of a recorder's latest earlier readings make its history for the capacity-fade rule",
     )
+    not_docked_hours: float = Field(
+        24.0, gt=0, le=24 * 365,
+        description="`health --attention`: a recorder docked here before and not docked again for this long needs a person",
+    )
 
 
 class DockConfig(_Section):
@@ -221,6 +210,7 @@ class DockConfig(_Section):
         default_factory=dict,
         description='USB port path (udev ID_PATH) -> bay name, e.g. { "pci-0000:00:14.0-usb-0:1" = "bay-01" }; unmapped ports are named from their path',
     )
+    _one_port_per_bay = field_validator("bays")(lambda v: _one_port_per_bay(v))
     max_parallel_offloads: int = Field(
         4, ge=1, le=64,
         description="Recorders offloading at once; the rest queue in docking order (GA/T 947 stations run up to 25)",
@@ -249,6 +239,16 @@ class DockConfig(_Section):
         45.0, gt=0, le=600,
         description="On SIGTERM, how long running offloads get to reach a resumable stop (keep below TimeoutStopSec)",
     )
+
+
+def _one_port_per_bay(bays: dict[str, str]) -> dict[str, str]:
+    seen: dict[str, str] = {}
+    for port, bay in bays.items():
+        if bay in seen:
+            raise ValueError(_("ports {first} and {second} are both mapped to bay {bay}; give each port its own bay")
+                             .format(first=seen[bay], second=port, bay=bay))
+        seen[bay] = port
+    return bays
 
 
 class UiConfig(_Section):
@@ -365,11 +365,12 @@ class MediaConfig(_Section):
         max_length=200,
         description="DRM render node used when hwaccel = 'vaapi'",
     )
-    filename_utc_offset_min: int = Field(
-        0,
+    filename_utc_offset_min: int | None = Field(
+        None,
         ge=-720,
         le=840,
-        description="UTC offset (minutes) of the clock recorders name files by (480: China Standard Time), for files without creation_time",
+        description="UTC offset (minutes) of the clock recorders name files by (480: China Standard Time), for files "
+        "without creation_time; unset: the offset of ui.timezone now",
     )
 
 
@@ -388,6 +389,14 @@ class Config(_Section):
     media: MediaConfig = Field(default_factory=MediaConfig, description="Probing, viewing proxies and thumbnails, and their work queue")
     ui: UiConfig = Field(default_factory=UiConfig, description="Language and time zone of what people read")
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig, description="The station's regular jobs and their times")
+    recorders: list[RecorderEntry] = Field(default_factory=list, description="The fleet's own recorder models "
+                                           "([[recorders]], daemon/config_recorders.py), beside the built-in ones")
+
+    _recorders_unique = field_validator("recorders")(lambda v: check_recorders(v))
+
+    def registry(self) -> Registry:
+        """The station's device table: the built-in models plus ``[[recorders]]``."""
+        return build_registry(self.recorders)
 
     @model_validator(mode="after")
     def _old_timezone_key(self) -> Config:
@@ -396,6 +405,10 @@ class Config(_Section):
         old = self.filing.local_timezone
         if old is not None and "timezone" not in self.ui.model_fields_set:
             object.__setattr__(self, "ui", self.ui.model_copy(update={"timezone": old}))
+        if self.media.filename_utc_offset_min is None:  # recorders name files by the station zone's clock
+            off = datetime.now(ZoneInfo(self.ui.timezone)).utcoffset() or timedelta(0)
+            object.__setattr__(self, "media", self.media.model_copy(
+                update={"filename_utc_offset_min": int(off.total_seconds() // 60)}))
         return self
 
     def warnings(self) -> list[str]:
@@ -423,7 +436,7 @@ def load_config(path: str | os.PathLike[str] | None = None) -> tuple[Config, Pat
         raise ConfigError(N_("config {path}: cannot read it ({reason}); check the path given by --config or ${env}"),
                           path=str(p), reason=e.strerror, env=ENV_CONFIG) from None
     try:
-        data = tomllib.loads(raw.decode("utf-8"))
+        data = tomllib.loads(raw.decode("utf-8-sig"))  # a BOM (Windows Notepad) is not TOML, but harmless
     except UnicodeDecodeError:
         raise ConfigError(N_("config {path}: not UTF-8 text; save it as UTF-8"), path=str(p)) from None
     except tomllib.TOMLDecodeError as e:

@@ -6,7 +6,7 @@ Every key is written with its default, bounds and description; a key whose field
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, get_args, get_origin
 
 from pydantic import BaseModel, SecretStr
 
@@ -21,6 +21,9 @@ def render_example() -> str:
         "# Pass it with --config FILE or $EVIDOCK_CONFIG; the service reads /etc/evidock/evidock.toml.",
     ]
     for name, field in Config.model_fields.items():
+        if get_origin(field.annotation) is list:  # an array of tables: none by default, one shown commented out
+            out += ["", f"# {field.description}", "# One block per model, e.g.:"] + _entry_example(name, get_args(field.annotation)[0])
+            continue
         section: type[BaseModel] = field.annotation  # type: ignore[assignment]
         out += ["", f"# {field.description}", f"[{name}]"]
         for key, f in section.model_fields.items():
@@ -33,6 +36,17 @@ def render_example() -> str:
             else:
                 out.append(f"{key} = {_toml_value(default)}")
     return "\n".join(out) + "\n"
+
+
+def _entry_example(name: str, entry: type[BaseModel]) -> list[str]:
+    out = [f"# [[{name}]]"]
+    for key, f in entry.model_fields.items():
+        extra = f.json_schema_extra if isinstance(f.json_schema_extra, dict) else {}
+        value = extra.get("example", None if f.is_required() else f.get_default(call_default_factory=True))
+        shown = _toml_value(value) if value is not None else "…"
+        note = "required" if f.is_required() else ("optional" if value is None else "default")
+        out.append(f"# {key} = {shown}   # {note}: {f.description}{_bounds(f)}")
+    return out
 
 
 def _bounds(f: Any) -> str:

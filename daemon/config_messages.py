@@ -8,7 +8,7 @@ catalog's words, anything else keeps pydantic's text. English is always pydantic
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
@@ -48,10 +48,15 @@ def known_keys_hint(root: type[BaseModel], loc: tuple[Any, ...]) -> str:
     """The valid keys of the section holding the key at ``loc``."""
     model: type[BaseModel] = root
     for part in loc[:-1]:
+        if isinstance(part, int):
+            continue  # an entry of an array of tables ([[recorders]]): its model is the list's item
         field = model.model_fields.get(str(part))
-        if field is None or not isinstance(field.annotation, type) or not issubclass(field.annotation, BaseModel):
+        ann = field.annotation if field is not None else None
+        if get_origin(ann) is list:
+            ann = get_args(ann)[0]
+        if not isinstance(ann, type) or not issubclass(ann, BaseModel):
             break
-        model = field.annotation
+        model = ann
     section = ".".join(str(x) for x in loc[:-1]) or _("top level")
     return _("valid keys in [{section}]: {keys}").format(section=section, keys=", ".join(model.model_fields))
 
@@ -69,6 +74,8 @@ def describe_errors(e: ValidationError, root: type[BaseModel], source: str, secr
         elif isinstance(err.get("input"), bool) and err["type"] in ("int_type", "float_type"):
             lines.append(_("{key}: {error} (got {value}: write a number, not true/false)").format(
                 key=key, error=msg, value=str(err["input"]).lower()))
+        elif isinstance(err.get("input"), (list, dict)):  # a whole section or array: its problem says what
+            lines.append(_("{key}: {error}").format(key=key, error=msg))
         else:
             lines.append(_("{key}: {error} (got {value})").format(key=key, error=msg, value=repr(err.get("input"))))
     return _("config {source}: {problems}. Fix the key(s) named; `evidock config example` prints every valid key").format(

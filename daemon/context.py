@@ -23,6 +23,8 @@ from daemon.evidence.staging import Staging
 from daemon.evidence.store import LocalObjectStore, ObjectStore
 from daemon.media.derived import DerivedFiles
 from daemon.media.queue import enqueue_in_tx
+from drivers import registry as registry_module
+from drivers.registry import Registry
 
 # Called inside the transaction that records a new footage row: (catalog, connection, footage id, sha256).
 FootageHook = Callable[[Catalog, sqlite3.Connection, int, str], None]
@@ -39,6 +41,9 @@ class StationContext:
     store: ObjectStore
     staging: Staging
     derived: DerivedFiles
+    # The device table: the built-in models plus the config's [[recorders]] (drivers.registry.Registry).
+    # Everything that asks "which model is this USB device?" asks this one, never the module's table.
+    registry: Registry = field(default_factory=lambda: registry_module.BUILTIN)
     on_footage_recorded: list[FootageHook] = field(default_factory=list)
     on_footage_probed: list[ProbedHook] = field(default_factory=list)
 
@@ -59,7 +64,7 @@ def build_context(config: Config, data_dir: Path) -> StationContext:
     """Assemble the station: the store and its staging, derived files, and the footage hooks."""
     data_dir = Path(data_dir)
     store = LocalObjectStore(data_dir)
-    ctx = StationContext(config, data_dir, store, Staging(store.staging_dir), DerivedFiles(data_dir))
+    ctx = StationContext(config, data_dir, store, Staging(store.staging_dir), DerivedFiles(data_dir), config.registry())
     # Art. 11: filed in the transaction that records the footage; then probe + proxy, later.
     ctx.on_footage_recorded.append(lambda cat, conn, fid, sha: file_new_footage(cat, sha, FilingRules.of(config.filing)))
     ctx.on_footage_recorded.append(lambda cat, conn, fid, sha: enqueue_in_tx(conn, fid, sha))

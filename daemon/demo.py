@@ -13,7 +13,7 @@ import contextlib
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -58,12 +58,15 @@ def open_demo_case(catalog: Catalog, config: Config, spec: SampleSpec, n: int) -
 def run_demo(data_dir: Path, config: Config, recorders: int = 2, clips: int = 3,
              on_change: Callable[[DockJob], None] | None = None, timeout: float = 600) -> list[dict[str, Any]]:
     """Dock ``recorders`` simulated recorders at once; return one summary per bay."""
+    # Each run docks footage recorded in the shift just ended (its clips carry these times, so the
+    # bytes are new every run: a second demo on the same data dir stores them, as a real shift would).
+    shift = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(hours=3)
     with tempfile.TemporaryDirectory(prefix="evidock-demo-") as tmp, contextlib.ExitStack() as stack:
         sims = []
         for i in range(recorders):
             badge, name = OFFICERS[i % len(OFFICERS)]
             spec = replace(SampleSpec(), serial=f"ZFY-SIM-{i + 1:04d}", badge=badge, officer=name, clips=clips,
-                           start=SampleSpec().start + timedelta(minutes=41 * i))
+                           start=shift + timedelta(minutes=41 * i))
             faults = ["low-battery", "clock-off=-75"] if i == 1 else []
             sim = SimulatedRecorder(Path(tmp) / f"rec{i + 1}", spec=spec, faults=faults)
             sims.append(stack.enter_context(sim))

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from daemon import stationclock
 from daemon.catalog.db import Catalog
 from daemon.catalog.devices import device_exists
 from daemon.clock import utcnow
@@ -75,6 +76,9 @@ class HealthReading:
     clock_drift_s: float | None = None
     clock_set: bool = False
     notes: list[Note] = field(default_factory=list)
+    # the station's own clock when the drift was measured (daemon.stationclock): synced | unsynced | unknown;
+    # None: read at record time
+    station_clock: str | None = None
 
 
 # -- the alert rules -------------------------------------------------------------------------
@@ -124,10 +128,12 @@ def _clock_drift(r: HealthReading, h: History, c: HealthConfig) -> Verdict:
         return UNKNOWN
     if abs(r.clock_drift_s) > c.clock_drift_s:
         return Raise(round(r.clock_drift_s, 3), c.clock_drift_s,
-                     Message(N_("clock {seconds:.1f} s {way} the station's (alert beyond ±{limit:g} s); {set}"),
+                     Message(N_("clock {seconds:.1f} s {way} the station's (alert beyond ±{limit:g} s); {set}{station}"),
                              seconds=abs(r.clock_drift_s), way=_way(r.clock_drift_s), limit=c.clock_drift_s,
                              set=Message(N_("it was set at this dock")) if r.clock_set
-                             else Message(N_("it could NOT be set at this dock"))))
+                             else Message(N_("it could NOT be set at this dock")),
+                             station=Message(N_(" (measured against an unsynchronised station clock)"))
+                             if r.station_clock == "unsynced" else ""))
     return CLEAR
 
 
@@ -203,20 +209,23 @@ def record(catalog: Catalog, config: HealthConfig, r: HealthReading, session_id:
     """Add one health record and update the alerts; returns its id and the recorder's open alerts."""
     now = utcnow()
     b, s = r.battery, r.storage
+    if r.station_clock is None and r.clock_drift_s is not None:
+        r.station_clock = stationclock.read().state
     with catalog.transaction() as conn:
         history = [{"full_charge_mah": row[0]} for row in conn.execute(
             "SELECT full_charge_mah FROM health WHERE device_serial = ? ORDER BY id DESC", (r.serial,))]
         cur = conn.execute(
             "INSERT INTO health (device_serial, session_id, at, model, firmware, officer_badge, battery_percent,"
             " battery_voltage_mv, battery_charging, battery_cycles, full_charge_mah, design_mah, storage_total,"
-            " storage_free, fs_state, fs_detail, clock_drift_s, clock_set, notes) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            " storage_free, fs_state, fs_detail, clock_drift_s, clock_set, notes, station_clock)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (r.serial, session_id, now, r.model, r.firmware, r.badge,
              b.percent if b else None, b.voltage_mv if b else None,
              None if b is None or b.charging is None else int(b.charging), b.cycles if b else None,
              b.full_charge_mah if b else None, b.design_mah if b else None,
              s.total_bytes if s else None, s.free_bytes if s else None, s.fs_state if s else None,
              s.fs_detail if s else None, r.clock_drift_s, int(r.clock_set),
-             json.dumps([n.stored_json() for n in r.notes], ensure_ascii=False)),
+             json.dumps([n.stored_json() for n in r.notes], ensure_ascii=False), r.station_clock),
         )
         hid = int(cur.lastrowid)
         for kind, rule in RULES:
@@ -313,9 +322,14 @@ def devices(catalog: Catalog) -> list[dict[str, Any]]:
     """Each known recorder: its officer, when it was last docked, its last health, open alerts."""
     out = []
     for d in catalog.db.query(
-        "SELECT d.serial, d.model, d.officer_badge, o.name AS officer_name, o.unit AS officer_unit, d.first_seen, d.last_seen "
+        "SELECT d.serial, d.model, d.officer_badge, o.name AS officer_name, o.unit AS officer_unit, d.first_seen, d.last_seen,"
+        " d.registered_at, (SELECT MAX(at) FROM dock_events e WHERE e.serial = d.serial) AS last_docked,"
+        " (SELECT COUNT(*) FROM sessions s WHERE s.device_serial = d.serial) AS sessions "
         "FROM devices d LEFT JOIN officers o ON o.badge = d.officer_badge ORDER BY d.serial"
     ):
+        # docked: through a bay of this station; manual: only offloaded by hand (ingest, the watch
+        # folder); registered: registered here but never docked nor offloaded
+        d["seen_as"] = "docked" if d["last_docked"] else ("manual" if d.pop("sessions") else "registered")
         last = history(catalog, d["serial"], limit=1)
         d["last_health"] = last[0] if last else None
         d["open_alerts"] = [{"kind": a["kind"], "message": a["message"], "message_msg": a["message_msg"],
@@ -332,3 +346,26 @@ def device_report(catalog: Catalog, serial: str | None, limit: int) -> dict[str,
         raise NotFound(N_("no recorder {serial} has been docked here; `evidock devices` lists the known ones"),
                        serial=serial)
     return {"serial": serial, "history": history(catalog, serial, limit), "open_alerts": open_alerts(catalog, serial)}
+
+
+def attention(catalog: Catalog, config: HealthConfig, job_alerts: list[dict[str, Any]],
+              now: str | None = None) -> dict[str, Any]:
+    """``evidock health --attention``: the recorders that need a person — open alerts, or docked
+    here (or registered) and not docked for ``not_docked_hours`` — and the open job alerts the
+    caller passes (``daemon.schedule.runs.open_job_alerts``). Exit 1 when there is anything."""
+    from datetime import datetime, timedelta
+
+    cutoff = (datetime.fromisoformat(now or utcnow()) - timedelta(hours=config.not_docked_hours)).isoformat(
+        timespec="microseconds")
+    out = []
+    for d in devices(catalog):
+        since = d["last_docked"] or (d["registered_at"] if d["seen_as"] == "registered" else None)
+        reasons = [{"kind": "alert", "alert": a["kind"], "message": a["message"], "message_msg": a["message_msg"],
+                    "since": a["raised_at"]} for a in d["open_alerts"]]
+        if since is not None and since < cutoff:
+            reasons.append({"kind": "not_docked", "since": since, "hours": config.not_docked_hours})
+        if reasons:
+            out.append({"serial": d["serial"], "model": d["model"], "officer_badge": d["officer_badge"],
+                        "officer_name": d["officer_name"], "seen_as": d["seen_as"], "last_docked": d["last_docked"],
+                        "reasons": reasons})
+    return {"recorders": out, "job_alerts": job_alerts, "exit_code": 1 if out or job_alerts else 0}

@@ -8,9 +8,12 @@ over one for the bare VID:PID (vendors reuse one chip's VID:PID across models), 
 ``driver_for(model, ...)`` builds the driver. A USB mass-storage device that is in no entry is a
 ``GENERIC_UMS`` recorder: read as a plain volume, with nothing guessed about it.
 
-Only the simulated recorders' entries are real here (VID 0x1209 is pid.codes' open-source
-vendor ID; PIDs 0x0001–0x0002 are its test range). Bureaus add their fleet's models as entries;
-a model's VID:PID can be read with ``lsusb`` when it is docked.
+Only the simulated recorders' entries are built in (VID 0x1209 is pid.codes' open-source
+vendor ID; PIDs 0x0001–0x0002 are its test range). Bureaus add their fleet's models in the
+config (``[[recorders]]``, daemon/config_recorders.py), never by editing this file: the station
+builds one ``Registry`` at config load, the built-in table plus those entries
+(``with_models``), checked by the same rules, and hands it down (``StationContext.registry``).
+The module-level functions look up the built-in table alone.
 """
 
 from __future__ import annotations
@@ -33,6 +36,10 @@ class Quirks:
     baudrate: int = 115200  # CDC-ACM ignores it, but pyserial must be given one
     composite: bool = False  # control port stays up in mass-storage mode (both USB interfaces)
     filesystem: str = "vfat"  # what the card is formatted with: vfat | exfat
+    serial_source: str = "info-file"  # mass storage: which serial wins, the info file's or the USB one (info-file | usb)
+
+
+SERIAL_SOURCES = ("info-file", "usb")
 
 
 # How the station reaches a recorder: over a control channel (a CDC-ACM tty: identify, health and
@@ -95,6 +102,9 @@ def _index(devices: tuple[DeviceModel, ...]) -> dict[tuple[int, int, str | None]
         if d.reach != DRIVER_REACH[d.driver]:
             raise ValueError(f"device table: {d.model} ({d.usb_id}) is reached by {d.reach!r}, but driver "
                              f"{d.driver!r} takes a {DRIVER_REACH[d.driver]!r} transport")
+        if d.quirks.serial_source not in SERIAL_SOURCES:
+            raise ValueError(f"device table: {d.model} ({d.usb_id}) has unknown serial source {d.quirks.serial_source!r}; "
+                             f"known: {', '.join(SERIAL_SOURCES)}")
         if d.key in index:
             raise ValueError(f"device table: duplicate entry for {d.usb_id} product {d.product!r}: "
                              f"{index[d.key].model} and {d.model}")
@@ -102,26 +112,60 @@ def _index(devices: tuple[DeviceModel, ...]) -> dict[tuple[int, int, str | None]
     return index
 
 
-_INDEX = _index(DEVICES)
+class Registry:
+    """A device table: the built-in models plus those a station's config adds, indexed once.
+
+    Built by ``with_models``; the same checks as the built-in table (a duplicate, an unknown
+    driver or a reach the driver cannot take is a ``ValueError`` naming the entry)."""
+
+    def __init__(self, devices: tuple[DeviceModel, ...]):
+        self.devices = tuple(devices)
+        self._index = _index(self.devices)
+
+    def lookup(self, vid: int, pid: int, product: str | None = None) -> DeviceModel | None:
+        """The model for a USB device: the entry with its product string first, then the bare VID:PID."""
+        if product is not None and (hit := self._index.get((vid, pid, product))) is not None:
+            return hit
+        return self._index.get((vid, pid, None))
+
+    def lookup_mass_storage(self, vid: int, pid: int, product: str | None = None) -> DeviceModel:
+        """Like ``lookup`` for a device that is USB mass storage: unknown ones are ``GENERIC_UMS``."""
+        return self.lookup(vid, pid, product) or GENERIC_UMS
+
+    def is_known(self, vid: str, pid: str, product: str | None) -> bool:
+        """Is this USB device (VID and PID as hex text, as udev gives them) a model of this table?"""
+        try:
+            return self.lookup(int(vid, 16), int(pid, 16), product) is not None
+        except ValueError:
+            return False
+
+    def by_model(self, name: str) -> DeviceModel:
+        for d in self.devices:
+            if d.model == name:
+                return d
+        raise KeyError(f"no model {name!r} in the device table; known: {', '.join(d.model for d in self.devices)}")
+
+
+BUILTIN = Registry(DEVICES)
+_INDEX = BUILTIN._index
+
+
+def with_models(extra: tuple[DeviceModel, ...] | list[DeviceModel]) -> Registry:
+    """The built-in table plus ``extra`` (a station's own models), checked as one table."""
+    return Registry((*DEVICES, *extra))
 
 
 def lookup(vid: int, pid: int, product: str | None = None) -> DeviceModel | None:
-    """The model for a USB device: the entry with its product string first, then the bare VID:PID."""
-    if product is not None and (hit := _INDEX.get((vid, pid, product))) is not None:
-        return hit
-    return _INDEX.get((vid, pid, None))
+    """The built-in table's model for a USB device (see ``Registry.lookup``)."""
+    return BUILTIN.lookup(vid, pid, product)
 
 
 def lookup_mass_storage(vid: int, pid: int, product: str | None = None) -> DeviceModel:
-    """Like ``lookup`` for a device that is USB mass storage: unknown ones are ``GENERIC_UMS``."""
-    return lookup(vid, pid, product) or GENERIC_UMS
+    return BUILTIN.lookup_mass_storage(vid, pid, product)
 
 
 def by_model(name: str) -> DeviceModel:
-    for d in DEVICES:
-        if d.model == name:
-            return d
-    raise KeyError(f"no model {name!r} in the device table; known: {', '.join(d.model for d in DEVICES)}")
+    return BUILTIN.by_model(name)
 
 
 def driver_class(model: DeviceModel) -> type[Driver]:

@@ -69,7 +69,8 @@ class UmsDriver(Driver):
 
     def identify(self) -> DeviceInfo:
         values = self._read_info()
-        serial = values.get("serial") or self.usb_serial
+        usb_first = self.model is not None and self.model.quirks.serial_source == "usb"
+        serial = (self.usb_serial or values.get("serial")) if usb_first else (values.get("serial") or self.usb_serial)
         if not serial:
             where = (Message(N_("no {file} on the volume"), file=self.model.quirks.info_file)
                      if self.model and self.model.quirks.info_file else Message(N_("no device-info file")))

@@ -25,6 +25,10 @@ def test_example_config_is_generated_from_the_schema() -> None:
 def test_every_option_has_a_description_and_default() -> None:
     for name, section in Config.model_fields.items():
         assert section.description, name
+        if name == "recorders":  # an array of tables: an entry's IDs, driver and names are required, quirks are not
+            for key, f in section.annotation.__args__[0].model_fields.items():
+                assert f.description, f"{name}.{key} has no description"
+            continue
         for key, f in section.annotation.model_fields.items():
             assert f.description, f"{name}.{key} has no description"
             assert not f.is_required(), f"{name}.{key} has no default"
@@ -95,7 +99,7 @@ def test_listing_commands_print_one_json_document(evidock) -> None:
 
     for args in (["footage", "list"], ["verify"], ["audit", "verify"], ["audit", "list"], ["staging", "list"], ["config", "check"]):
         r = evidock(*args, "--json")
-        assert r.code == 0, (args, r.err)
+        assert r.code == (1 if args == ["config", "check"] else 0), (args, r.err)  # 1: the factory default password
         json.loads(r.out)
 
 

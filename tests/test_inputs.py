@@ -201,7 +201,8 @@ def test_config_numbers_refuse_booleans_and_strings(tmp_path: Path, section: str
 
 def test_config_numbers_still_accept_numbers(tmp_path: Path) -> None:
     cfg = tmp_path / "evidock.toml"
-    cfg.write_text("[store]\nreserve_bytes = 0\n[zfy]\ntimeout_s = 2\n[verify]\nmax_duration_s = 60.5\n", encoding="utf-8")
+    cfg.write_text("[store]\nreserve_bytes = 0\n[zfy]\ntimeout_s = 2\npassword = 'not-the-default'\n"
+                   "[verify]\nmax_duration_s = 60.5\n", encoding="utf-8")
     r = run_evidock("--config", cfg, "config", "check")
     assert r.code == 0, r.err
 

@@ -464,6 +464,12 @@ def _m005_activities(db: sqlite_utils.Database) -> None:
         )""")
     db.execute("CREATE INDEX case_activity_handlers_badge ON case_activity_handlers(badge)")
     db.execute("CREATE INDEX footage_chunks ON footage(device_serial, officer_badge, recorded_at_corrected, id)")
+def _m006_station(db: sqlite_utils.Database) -> None:
+    """Issue 13: a refused USB device's manufacturer string (``evidock devices unknown``), and
+    whether the station's own clock was synchronised when a dock measured a recorder's drift
+    (``health.station_clock``: synced | unsynced | unknown; NULL for rows from before)."""
+    db["alerts_usb"].add_column("manufacturer", str)
+    db["health"].add_column("station_clock", str)
 
 
 # (table, column) of every stored message for people, beside its English column (without _msg).
@@ -483,4 +489,5 @@ MIGRATIONS: list[Migration] = [
     ("jobs-003", _m003_jobs),
     ("officers-004", _m004_officers),
     ("activities-005", _m005_activities),
+    ("station-006", _m006_station),
 ]

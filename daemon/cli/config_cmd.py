@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import click
 
-from daemon.cli import Station, cli, emit_json, pass_station
+from daemon import i18n
+from daemon.cli import Station, cli, emit_json, pass_station, say
 from daemon.config import render_example
+from daemon.config_check import check_config
+from daemon.display import Column, table
 from daemon.i18n import _
 
 
@@ -37,29 +40,43 @@ def config_example() -> int:
 def config_check(st: Station, as_json: bool) -> int:
     """Validate the config (via --config / EVIDOCK_CONFIG) and show the effective values.
 
+    Also lists the recorder models the station knows (built-in and [[recorders]]) and whether
+    the station's clock is synchronised. Exit 1 with warnings (the factory default password),
+    2 with errors (a password_file that cannot be read).
+
     \b
     Example:
       evidock --config /etc/evidock/evidock.toml config check
     """
-    doc = {"config_file": str(st.config_path) if st.config_path else None, "data_dir": str(st.data_dir),
-           **st.config.model_dump()}
+    rep = check_config(st.config, st.config_path, st.data_dir)
     if as_json:
-        emit_json(doc)
-    else:
-        click.echo(_("config {file} is valid; data dir {data_dir}").format(
-            file=doc["config_file"] or _("(built-in defaults)"), data_dir=st.data_dir))
-    return 0
+        emit_json(rep.to_json())
+        return rep.exit_code
+    click.echo(_("config {file} is valid; data dir {data_dir}").format(
+        file=rep.config_file or _("(built-in defaults)"), data_dir=st.data_dir))
+    cols = [Column(_("model"), 20), Column(_("vendor"), 16), Column(_("USB ID")), Column(_("product"), 32),
+            Column(_("driver")), Column(_("from"))]
+    rows = [[m["model"], m["vendor"], m["usb_id"], m["product"] or _("any"), m["driver"],
+             _("built-in") if m["source"] == "built-in" else _("config")] for m in rep.models]
+    click.echo(_("recorder models known:"))
+    click.echo(table(cols, rows, empty=_("no recorder models")))
+    click.echo(i18n.text(rep.clock.message()))
+    for p in rep.problems:
+        line = _("evidock: error: {message}") if p.level == "error" else _("evidock: warning: {message}")
+        say(line.format(message=i18n.text(p.message)))
+    return rep.exit_code
 
 
 @config_group.command("udev-rules")
-def config_udev_rules() -> int:
-    """Print the udev rules for the recorder models in the driver table (systemd/70-evidock.rules).
+@pass_station
+def config_udev_rules(st: Station) -> int:
+    """Print the udev rules for the recorder models of the driver table and [[recorders]] (systemd/70-evidock.rules).
 
     \b
     Example:
-      evidock config udev-rules > /etc/udev/rules.d/70-evidock.rules
+      evidock --config /etc/evidock/evidock.toml config udev-rules > /etc/udev/rules.d/70-evidock.rules
     """
     from daemon.dock.udevrules import render
 
-    click.echo(render(), nl=False)
+    click.echo(render(st.config.registry()), nl=False)
     return 0

@@ -6,14 +6,16 @@ from collections.abc import Iterable
 
 import click
 
-from daemon import health
+from daemon import health, i18n
 from daemon.catalog import officers
 from daemon.catalog.db import Catalog
 from daemon.cli import Station, cli, emit_json, pass_station, say
-from daemon.cli.labels import ALERT_KINDS, label
+from daemon.cli.labels import ALERT_KINDS, SEEN_AS, label
 from daemon.display import Column, local_time, shown, table
+from daemon.dock.unknown import unknown_devices
 from daemon.errors import EXIT_OK, EXIT_WARNING
 from daemon.i18n import _, ngettext
+from daemon.schedule.runs import open_job_alerts
 
 
 def warn_unregistered(catalog: Catalog, badges: Iterable[str | None]) -> int:
@@ -48,39 +50,93 @@ def devices_group(ctx: click.Context, as_json: bool) -> int | None:
         emit_json(health.json_view(rows))
         return code
     tz = st.config.ui.timezone
-    cols = [Column(_("recorder"), 20), Column(_("model"), 14), Column(_("officer"), 10), Column(_("name"), 12),
-            Column(_("last docked"), 16), Column(_("battery"), align=">"), Column(_("storage used"), align=">"),
+    cols = [Column(_("recorder"), 20), Column(_("model"), 14), Column(_("seen as"), 24), Column(_("officer"), 10),
+            Column(_("name"), 12), Column(_("last docked"), 16), Column(_("battery"), align=">"), Column(_("storage used"), align=">"),
             Column(_("clock drift"), align=">"), Column(_("open alerts"), align=">")]
     out = []
     for d in rows:
         h = d["last_health"] or {}
-        out.append([d["serial"], d["model"], d["officer_badge"], d["officer_name"], local_time(d["last_seen"], tz),
-                    _percent(h.get("battery_percent")), _percent(h.get("storage_used_percent")),
-                    _drift(h.get("clock_drift_s")), len(d["open_alerts"])])
+        out.append([d["serial"], d["model"], label(SEEN_AS, d["seen_as"]), d["officer_badge"], d["officer_name"],
+                    local_time(d["last_docked"], tz), _percent(h.get("battery_percent")),
+                    _percent(h.get("storage_used_percent")), _drift(h.get("clock_drift_s"), h.get("station_clock")),
+                    len(d["open_alerts"])])
     click.echo(table(cols, out, empty=_("no recorders known yet")))
+    if any((d["last_health"] or {}).get("station_clock") == "unsynced" for d in rows):
+        click.echo(UNSYNCED_NOTE())
     return code
+
+
+def UNSYNCED_NOTE() -> str:  # noqa: N802
+    return _("*: measured against an unsynchronised station clock")
+
+
+@devices_group.command("unknown")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON array.")
+@pass_station
+def devices_unknown(st: Station, as_json: bool) -> int:
+    """List the USB devices the station refused, each with the [[recorders]] block to add it.
+
+    A device in no entry of the recorder table is never mounted or read. If it is one of your
+    fleet's recorders, paste its block into the config (check driver, model and vendor), run
+    `evidock config udev-rules` into /etc/udev/rules.d/70-evidock.rules and restart the station.
+
+    \b
+    Example:
+      evidock devices unknown
+    """
+    with st.catalog() as catalog:
+        rows = unknown_devices(catalog, st.context.registry)
+    if as_json:
+        emit_json(rows)
+        return 0
+    tz = st.config.ui.timezone
+    cols = [Column(_("USB ID")), Column(_("product"), 24), Column(_("manufacturer"), 20), Column(_("USB serial"), 16),
+            Column(_("port"), 28), Column(_("first seen"), 16), Column(_("last seen"), 16), Column(_("times"), align=">")]
+    out = [[r["usb_id"], r["product"], r["manufacturer"], r["usb_serial"], ", ".join(r["ports"]),
+            local_time(r["first_seen"], tz), local_time(r["last_seen"], tz), r["times"]] for r in rows]
+    click.echo(table(cols, out, empty=_("no refused USB devices")))
+    for r in rows:
+        click.echo("")
+        click.echo(_("# {usb_id} ({product}): add to the config to accept it as a recorder").format(
+            usb_id=r["usb_id"], product=shown(r["product"])))
+        click.echo(shown_block(r["config_block"]), nl=False)
+    return 0
+
+
+def shown_block(block: str) -> str:
+    """The block line by line through ``shown`` (the strings came from a USB device)."""
+    return "".join(shown(line) + "\n" for line in block.splitlines())
 
 
 def _percent(v: float | None) -> str:
     return f"{v}%" if v is not None else _("n/r")
 
 
-def _drift(v: float | None) -> str:
-    return f"{v:+.1f} s" if v is not None else _("n/r")
+def _drift(v: float | None, station_clock: str | None = None) -> str:
+    """A drift; ``*`` when it was measured against an unsynchronised station clock (UNSYNCED_NOTE)."""
+    if v is None:
+        return _("n/r")
+    return f"{v:+.1f} s" + ("*" if station_clock == "unsynced" else "")
 
 
 @cli.command("health")
 @click.argument("serial", required=False)
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True, help="Newest records to show per recorder.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document: history and open alerts.")
+@click.option("--attention", is_flag=True,
+              help="Only what needs a person: recorders with open alerts or not docked for health.not_docked_hours, "
+                   "and failed or missed nightly jobs; exit 1 when there is any.")
 @pass_station
-def health_command(st: Station, serial: str | None, limit: int, as_json: bool) -> int:
+def health_command(st: Station, serial: str | None, limit: int, as_json: bool, attention: bool) -> int:
     """Show the health history (newest first) and the open alerts of one recorder, or of all.
 
     \b
     Example:
       evidock health ZFY-0001 --json
+      evidock health --attention
     """
+    if attention:
+        return _attention(st, as_json)
     with st.catalog() as catalog:
         doc = health.device_report(catalog, serial, limit)
     rows, alerts = doc["history"], doc["open_alerts"]
@@ -93,8 +149,11 @@ def health_command(st: Station, serial: str | None, limit: int, as_json: bool) -
             Column(_("file system"), 10), Column(_("clock drift"), align=">"), Column(_("firmware"), 16)]
     out = [[local_time(r["at"], tz), r["device_serial"], r["session_id"] or "-", _percent(r["battery_percent"]),
             f"{r['full_charge_mah']} mAh" if r["full_charge_mah"] else _("n/r"), _percent(r.get("storage_used_percent")),
-            r["fs_state"] or _("n/r"), _drift(r["clock_drift_s"]), r["firmware"] or _("n/r")] for r in rows]
+            r["fs_state"] or _("n/r"), _drift(r["clock_drift_s"], r.get("station_clock")), r["firmware"] or _("n/r")]
+           for r in rows]
     click.echo(table(cols, out, empty=_("no health records")))
+    if any(r.get("station_clock") == "unsynced" for r in rows):
+        click.echo(UNSYNCED_NOTE())
     click.echo(_("n/r: not reported by the recorder"))
     click.echo(ngettext("{n} open alert", "{n} open alerts", len(alerts)).format(n=len(alerts)))
     for a in alerts:
@@ -102,3 +161,30 @@ def health_command(st: Station, serial: str | None, limit: int, as_json: bool) -
             serial=shown(a["device_serial"]), kind=label(ALERT_KINDS, a["kind"]), message=shown(health.alert_text(a)),
             since=local_time(a["raised_at"], tz)))
     return 0
+
+
+def _attention(st: Station, as_json: bool) -> int:
+    with st.catalog() as catalog:
+        doc = health.attention(catalog, st.config.health, open_job_alerts(catalog))
+    if as_json:
+        emit_json(health.json_view({**doc, "job_alerts": [{k: v for k, v in a.items() if k != "text"}
+                                                          for a in doc["job_alerts"]]}))
+        return doc["exit_code"]
+    tz = st.config.ui.timezone
+    if not doc["recorders"] and not doc["job_alerts"]:
+        click.echo(_("nothing needs attention"))
+    for r in doc["recorders"]:
+        who = f" ({shown(r['officer_badge'])} {shown(r['officer_name'])})" if r["officer_badge"] else ""
+        click.echo(f"{shown(r['serial'])}{who}:")
+        for why in r["reasons"]:
+            if why["kind"] == "not_docked":
+                click.echo("  " + _("not docked since {since} (more than {hours:g} h)").format(
+                    since=local_time(why["since"], tz), hours=why["hours"]))
+            else:
+                click.echo("  " + _("ALERT {kind}: {message} (since {since})").format(
+                    kind=label(ALERT_KINDS, why["alert"]), message=shown(health.alert_text(why)),
+                    since=local_time(why["since"], tz)))
+    for a in doc["job_alerts"]:
+        click.echo(_("job {job}: {message} (since {since}; see `evidock jobs`)").format(
+            job=a["job"], message=i18n.text(a["text"]), since=local_time(a["raised_at"], tz)))
+    return doc["exit_code"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 
 import click
 
@@ -18,6 +19,7 @@ from daemon.dock.station import Station as DockStation
 from daemon.dock.station import read_status
 from daemon.i18n import _, ngettext
 from daemon.schedule.runs import open_job_alerts
+from daemon.stationclock import StationClock
 
 
 @cli.command("run")
@@ -41,21 +43,43 @@ def run_command(st: Station) -> int:
 
 @cli.command("status")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@click.option("--watch", "watch", type=click.FloatRange(min=0.5), default=None, is_flag=False, flag_value=2.0,
+              help="Show it again every SECONDS (default 2), in place on a terminal, until Ctrl-C.")
 @pass_station
-def status_command(st: Station, as_json: bool) -> int:
-    """Show the bays: what is docked, each recorder's state and progress.
+def status_command(st: Station, as_json: bool, watch: float | None) -> int:
+    """Show the bays: what is docked, each recorder's state, progress, battery and alerts.
+
+    Exit 0 while the station runs, 3 when it does not (as systemctl status); then the bays it
+    last reported are shown as unknown, never as ready.
 
     \b
     Example:
       evidock status --json
+      evidock status --watch
     """
+    if watch is None:
+        return _status_once(st, as_json)
+    in_place = sys.stdout.isatty() and not as_json
+    code = 0
+    try:
+        while True:
+            if in_place:
+                click.echo("\x1b[H\x1b[2J", nl=False)  # cursor home, clear the screen: refreshed in place
+            code = _status_once(st, as_json)
+            time.sleep(watch)
+    except KeyboardInterrupt:
+        return code
+
+
+def _status_once(st: Station, as_json: bool) -> int:
     status = read_status(st.data_dir)
     doc, alive = status.doc, status.running
     with st.catalog() as catalog:
         job_alerts = open_job_alerts(catalog)  # a nightly job that failed or did not run (issue 15)
     if as_json:
-        # "detail_msg" is the translatable twin of "detail", for the text below: not part of the JSON
-        bays = {"bays": [{k: v for k, v in b.items() if k != "detail_msg"} for b in doc["bays"]]} if "bays" in doc else {}
+        # "detail_msg"/"alerts_msg" are the translatable twins of "detail"/"alerts", for the text below: not in the JSON
+        bays = {"bays": [{k: v for k, v in b.items() if k not in ("detail_msg", "alerts_msg")} for b in doc["bays"]]} \
+            if "bays" in doc else {}
         emit_json({**doc, **bays, "job_alerts": [{k: v for k, v in a.items() if k != "text"} for a in job_alerts]})
         return status.exit_code
     tz = st.config.ui.timezone
@@ -63,14 +87,25 @@ def status_command(st: Station, as_json: bool) -> int:
     click.echo(head.format(pid=doc.get("pid")) + "; " + _("updated {when}: {offloading} offloading, {queued} queued").format(
         when=local_time(doc.get("updated"), tz, seconds=True), offloading=doc.get("offloading", 0),
         queued=doc.get("queued", 0)))
-    cols = [Column(_("bay"), 12), Column(_("recorder"), 20), Column(_("officer"), 10), Column(_("state"), 14),
-            Column(_("progress"), align=">"), Column(_("detail"), 60)]
-    out = []
+    cols = [Column(_("bay"), 12), Column(_("recorder"), 20), Column(_("officer"), 10), Column(_("state"), 30),
+            Column(_("progress"), align=">"), Column(_("battery"), align=">"), Column(_("detail"), 60)]
+    out, alerts = [], []
     for b in doc.get("bays", []):
         done, total = b["progress"]
-        out.append([b["bay"], b["serial"] or "?", b["officer"], label(STATES, b["state"]),
-                    f"{100 * done // total}%" if total else "-", i18n.stored(b["detail"], b.get("detail_msg"))])
+        stale = b["state"] == "UNKNOWN"  # the station is gone: what it last wrote may no longer hold
+        state = _("unknown (was {state})").format(state=label(STATES, b["last_state"])) if stale else label(STATES, b["state"])
+        battery = f"{b['battery_percent']}%" if b.get("battery_percent") is not None else "-"
+        out.append([b["bay"], b["serial"] or "?", b["officer"], state, f"{100 * done // total}%" if total else "-",
+                    battery, (_("when last reported: {detail}") if stale else "{detail}").format(
+                        detail=i18n.stored(b["detail"], b.get("detail_msg")))])
+        msgs = b.get("alerts_msg") or [None] * len(b.get("alerts", []))
+        alerts += [(b["bay"], i18n.stored(a, m)) for a, m in zip(b.get("alerts", []), msgs)]
     click.echo(table(cols, out, empty=_("no recorder docked")))
+    for bay, text in alerts:
+        click.echo(_("alert: bay {bay}: {message}").format(bay=bay, message=shown(text)))
+    clock = doc.get("station_clock") or {}
+    if clock.get("state") == "unsynced":
+        say(_("alert: {message}").format(message=i18n.text(StationClock(**clock).message())))
     for a in job_alerts:
         say(_("alert: job {job}: {message} (since {since}; see `evidock jobs`)").format(
             job=a["job"], message=i18n.text(a["text"]), since=local_time(a["raised_at"], tz)))
@@ -117,8 +152,9 @@ def demo_command(st: Station, recorders: int, clips: int, as_json: bool) -> int:
                 bay=b["bay"], serial=shown(b["serial"]), officer=shown(b["officer"]), state=label(STATES, b["state"]),
                 stored=b["files_stored"], size=size(b["bytes_stored"]), duplicates=b["files_duplicate"],
                 detail=shown(i18n.stored(b["detail"], b.get("detail_msg")))))
-            for a in b["alerts"]:
-                click.echo("    " + _("alert: {alert}").format(alert=shown(a)))
+            msgs = b.get("alerts_msg") or [None] * len(b["alerts"])
+            for a, m in zip(b["alerts"], msgs):
+                click.echo("    " + _("alert: {alert}").format(alert=shown(i18n.stored(a, m))))
         chain_text = _("audit chain intact ({rows} rows).") if chain.ok else _("audit chain BROKEN ({rows} rows).")
         click.echo(chain_text.format(rows=chain.rows) + " " + _("See: {command}").format(
             command=f"evidock --data-dir {st.data_dir} footage list | devices | health"))

@@ -33,6 +33,7 @@ HOLD_STATES = {"held": N_("held"), "released": N_("released"), "already held": N
 ALERT_KINDS = {"battery_low": N_("battery low"), "storage_full": N_("card nearly full"), "clock_drift": N_("clock drift"),
                "clock_invalid": N_("clock not trusted"), "fs_errors": N_("card filesystem errors"),
                "capacity_fade": N_("battery capacity fading"), "bad_reply": N_("wrong replies")}
+SEEN_AS = {"docked": N_("docked"), "manual": N_("manual import"), "registered": N_("registered, never docked")}
 SEVERITY = {"warning": N_("warning"), "error": N_("error"), "note": N_("note")}
 
 

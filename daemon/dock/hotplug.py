@@ -41,6 +41,7 @@ class Docked:
     known: bool = True  # VID:PID in the driver table
     # A simulated recorder's card (directory or FAT image) in place of a block device: demo, tests.
     volume: str | None = None
+    manufacturer: str | None = None  # the USB manufacturer string (shown for refused devices)
 
     @property
     def vidpid(self) -> str:
@@ -154,7 +155,7 @@ class Hotplug:
         port = usb.properties.get("ID_PATH") or usb.sys_name
         bay = self.bays.get(port) or f"port-{usb.sys_name}"
         return Docked(usb.sys_path, vid.lower(), pid.lower(), product, _attr(attrs, "serial"), port, bay,
-                      known=self.is_known(vid.lower(), pid.lower(), product))
+                      known=self.is_known(vid.lower(), pid.lower(), product), manufacturer=_attr(attrs, "manufacturer"))
 
 
 _HANDLERS: dict[str, Callable[[Hotplug, pyudev.Device], None]] = {

@@ -59,7 +59,8 @@ class DockJob:
     bytes_stored: int = 0
     bytes_total: int = 0
     bytes_done: int = 0
-    alerts: list[str] = field(default_factory=list)
+    alerts: list[str] = field(default_factory=list)  # English (status --json)
+    alerts_msg: list[str | None] = field(default_factory=list)  # the same as stored messages, shown translated
     battery_percent: int | None = None
     started: float = field(default_factory=time.time)
     cancel: threading.Event = field(default_factory=threading.Event)
@@ -79,7 +80,7 @@ class DockJob:
             "bytes_stored": self.bytes_stored, "progress": [self.bytes_done, self.bytes_total],
             "battery_percent": self.battery_percent, "alerts": self.alerts,
             # read by `evidock status` / `demo` to show the detail translated; not in `status --json`
-            "detail_msg": dumps(self.detail_msg),
+            "detail_msg": dumps(self.detail_msg), "alerts_msg": self.alerts_msg,
         }
 
 

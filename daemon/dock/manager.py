@@ -17,10 +17,9 @@ library: ``daemon.dock.check`` (identify, health, clock, ``wipe_stored``), ``dae
 
 An undock at any state sets the job's cancel flag: a driver call fails with ``RecorderGone``,
 the offload stops at a resumable point (partials kept, session ``interrupted``), and the next
-dock of that recorder resumes. At most ``dock.max_parallel_offloads`` jobs offload at once; the
-others queue in docking order (``OffloadGate``). ``idle()`` tells the media queue when no offload
-runs (transcoding never competes with offloads). Hotplug events arrive through ``on_hotplug``;
-the demo feeds simulated recorders through the same call.
+dock of that recorder resumes. At most ``dock.max_parallel_offloads`` jobs offload at once, the
+others queue in docking order (``OffloadGate``); ``idle()``: no offload runs (media may transcode).
+Hotplug events arrive through ``on_hotplug`` (the demo's too); refusals: ``daemon.dock.unknown``.
 """
 
 from __future__ import annotations
@@ -46,6 +45,7 @@ from daemon.dock.gate import OffloadGate
 from daemon.dock.hotplug import Docked
 from daemon.dock.jobs import DockJob, State, Walk, _JobLog
 from daemon.dock.mount import Mounted, mount_volume, unmount
+from daemon.dock.unknown import record_refused
 from daemon.errors import EvidockError, Refused, SourceGone, Undocked
 from daemon.evidence import audit
 from daemon.i18n import N_, Message, dumps, message_of
@@ -133,15 +133,8 @@ class DockManager:
                 job.nodes.notify_all()
 
     def _refused(self, rec: Docked) -> None:
-        msg = Message(N_("unknown USB device {usb_id} ({product}) on bay {bay} refused: "
-                         "not in the recorder table, never mounted or read (unauthorised USB storage)"),
-                      usb_id=rec.vidpid, product=rec.product or Message(N_("no product string")), bay=rec.bay)
-        with self.station.catalog() as cat, cat.transaction() as conn:
-            conn.execute("INSERT INTO alerts_usb (at, bay, port, usb_id, product, usb_serial, message, message_msg)"
-                         " VALUES (?,?,?,?,?,?,?,?)",
-                         (utcnow(), rec.bay, rec.port, rec.vidpid, rec.product, rec.usb_serial, str(msg), dumps(msg)))
-            audit.append(cat, "usb.refused", f"usb:{rec.vidpid}", {"bay": rec.bay, "port": rec.port,
-                                                                   "product": rec.product, "usb_serial": rec.usb_serial})
+        with self.station.catalog() as cat:
+            record_refused(cat, rec)
 
     # -- the state machine -----------------------------------------------------------------
 
@@ -165,7 +158,7 @@ class DockManager:
         try:
             self._transition(cat, job, State.DETECTED, Message(N_("{usb_id} on port {port}"), usb_id=job.rec.vidpid,
                                                                 port=job.rec.port))
-            w.model = registry.lookup(int(job.rec.vid, 16), int(job.rec.pid, 16), job.rec.product)
+            w.model = self.station.registry.lookup(int(job.rec.vid, 16), int(job.rec.pid, 16), job.rec.product)
             if w.model is None:
                 raise Refused(N_("{usb_id} is not in the recorder table"), usb_id=job.rec.vidpid)
             walk = self.WALKS[w.model.reach]
@@ -246,7 +239,7 @@ class DockManager:
 
         assert w.driver is not None
         w.check = dockcheck.dock_check(cat, self.config, w.driver, before=before, on_stage=after)
-        job.alerts = [a["message"] for a in w.check.alerts]
+        job.alerts, job.alerts_msg = [a["message"] for a in w.check.alerts], [a.get("message_msg") for a in w.check.alerts]
         if w.check.battery_percent is not None:
             job.battery_percent = w.check.battery_percent
 
@@ -464,6 +457,7 @@ class DockManager:
 
     def reload(self, config: Config) -> None:
         self.config = config
+        self.station.registry = config.registry()  # [[recorders]] as the reloaded config has them
         self.gate.set_limit(config.dock.max_parallel_offloads)
 
     def shutdown(self, timeout: float | None = None) -> bool:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from daemon import stationclock
 from daemon.config import Config, load_config
 from daemon.context import build_context
 from daemon.dock.hotplug import Hotplug
@@ -63,15 +64,17 @@ def read_status(data_dir: Path) -> StationStatus:
                                 data_dir=str(data_dir)) from None
     pid = doc.get("pid")
     doc["running"] = isinstance(pid, int) and process_alive(pid)
+    if not doc["running"]:
+        # what a station that is gone last wrote is not what the bays hold now: no stale READY
+        doc["bays"] = [{**b, "state": "UNKNOWN", "last_state": b.get("state")} for b in doc.get("bays", [])]
+    doc["station_clock"] = stationclock.read().to_json()
     return StationStatus(doc)
 
 
 def is_known(vid: str, pid: str, product: str | None) -> bool:
-    """Is this USB device a recorder model in the driver table? (Anything else is refused.)"""
-    try:
-        return registry.lookup(int(vid, 16), int(pid, 16), product) is not None
-    except ValueError:
-        return False
+    """Is this USB device a recorder model in the built-in driver table? (The station asks its
+    own table, ``StationContext.registry``, which adds the config's ``[[recorders]]``.)"""
+    return registry.BUILTIN.is_known(vid, pid, product)
 
 
 class Station:
@@ -79,7 +82,9 @@ class Station:
         self.data_dir, self.config, self.config_path = data_dir, config, config_path
         self.context = build_context(config, data_dir)
         self.manager = DockManager(self.context)
-        self.hotplug = Hotplug(is_known, self.manager.on_hotplug, bays=dict(config.dock.bays))
+        # the station's own device table (built-in + [[recorders]]), as reloaded on SIGHUP
+        self.hotplug = Hotplug(lambda *usb: self.context.registry.is_known(*usb), self.manager.on_hotplug,
+                               bays=dict(config.dock.bays))
         self.watch: WatchFolder | None = None
         self.stop = threading.Event()
         self.reload_requested = threading.Event()
@@ -92,6 +97,9 @@ class Station:
     def run(self) -> int:
         self._audit("station.start", {"config": str(self.config_path) if self.config_path else None,
                                       "config_sha256": _sha(self.config_path)})
+        clock = stationclock.read()
+        if not clock.synced:  # every drift and deadline counts from it (status and config check say so too)
+            log.warning("%s", clock.message())
         self.hotplug.start()  # listening (and existing recorders enumerated) from here on
         if self.config.watch.folder:
             self.watch = WatchFolder(self.context, should_pause=lambda: not self.manager.idle())

@@ -77,10 +77,14 @@ def test_install_into_a_root(tmp_path: Path) -> None:
                        capture_output=True, text=True, timeout=60, env={**os.environ, "LANG": "C.UTF-8"})
     assert r.returncode == 0 and "用法:" in r.stdout and "执法记录仪采集工作站" in r.stdout, r.stdout + r.stderr
     # idempotent, and an edited config is never overwritten
-    (root / "etc/evidock/evidock.toml").write_text("[dock]\nmax_parallel_offloads = 9\n")
+    # ... and the udev rules come from the merged table: the config's own models too (issue 13)
+    (root / "etc/evidock/evidock.toml").write_text('[dock]\nmax_parallel_offloads = 9\n[[recorders]]\nvendor_id = "2e3c"\n'
+                                                   'product_id = "5740"\ndriver = "ums"\nmodel = "DSJ-A9"\nvendor = "X"\n')
     p = subprocess.run(["bash", str(REPO / "scripts" / "install"), "--root", str(root)], capture_output=True, text=True,
                        timeout=600, cwd=REPO)
     assert p.returncode == 0 and "max_parallel_offloads = 9" in (root / "etc/evidock/evidock.toml").read_text()
+    rules = (root / "etc/udev/rules.d/70-evidock.rules").read_text()
+    assert 'ATTRS{idVendor}=="2e3c", ATTRS{idProduct}=="5740"' in rules and 'ATTRS{idVendor}=="1209"' in rules
 
 
 class Notify:

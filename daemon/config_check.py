@@ -1,0 +1,76 @@
+"""``evidock config check``: what a config that loaded may still get wrong, and what it makes of
+the station — the recorder models it knows (built-in and ``[[recorders]]``) and the state of
+the station's clock (daemon/stationclock.py).
+
+Problems, collected and reported together (bagit's ``validate``): a ``zfy.password_file`` that
+cannot be read is an error (exit 2: no recorder could be switched or clock-set); the factory
+default password is a warning (exit 1). Two ports mapped to one bay are refused when the
+config loads (``dock.bays``), like every other schema error.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from daemon import stationclock
+from daemon.config import Config
+from daemon.errors import EXIT_ERROR, EXIT_OK, EXIT_WARNING, ConfigError
+from daemon.i18n import N_, Message
+from drivers.registry import DEVICES
+
+FACTORY_PASSWORD = "000000"
+
+
+@dataclass
+class Problem:
+    level: str  # error | warning
+    key: str
+    message: Message
+
+    def to_json(self) -> dict[str, str]:
+        return {"level": self.level, "key": self.key, "message": str(self.message)}
+
+
+@dataclass
+class ConfigCheck:
+    config: Config
+    config_file: Path | None
+    data_dir: Path
+    clock: stationclock.StationClock
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def models(self) -> list[dict[str, Any]]:
+        builtin = {d.key for d in DEVICES}
+        return [{"usb_id": d.usb_id, "product": d.product, "driver": d.driver, "model": str(d.model), "vendor": d.vendor,
+                 "reach": d.reach, "source": "built-in" if d.key in builtin else "config"}
+                for d in self.config.registry().devices]
+
+    @property
+    def exit_code(self) -> int:
+        if any(p.level == "error" for p in self.problems):
+            return EXIT_ERROR
+        return EXIT_WARNING if self.problems else EXIT_OK
+
+    def to_json(self) -> dict[str, Any]:
+        return {"config_file": str(self.config_file) if self.config_file else None, "data_dir": str(self.data_dir),
+                **self.config.model_dump(), "recorder_models": self.models, "station_clock": self.clock.to_json(),
+                "problems": [p.to_json() for p in self.problems]}
+
+
+def check_config(config: Config, config_file: Path | None, data_dir: Path) -> ConfigCheck:
+    """Every problem of a loaded config, the models it knows and the station clock."""
+    rep = ConfigCheck(config, config_file, data_dir, stationclock.read())
+    zc = config.zfy
+    if zc.password_file is not None:
+        try:
+            zc.secret()
+        except ConfigError as e:
+            rep.problems.append(Problem(level="error", key="zfy.password_file", message=Message(e.msgid, **e.params)))
+    elif zc.password.get_secret_value() == FACTORY_PASSWORD:
+        rep.problems.append(Problem(level="warning", key="zfy.password", message=Message(N_(
+            "zfy.password is the factory default: anyone with a recorder of this fleet knows it; set your fleet's "
+            "password (best in a file named by zfy.password_file, mode 0600)"))))
+    return rep
