@@ -30,7 +30,6 @@ from daemon.i18n import _
 from drivers import registry
 from drivers.registry import DeviceModel, Quirks, Registry
 
-
 # Names go into the generated udev rules between double quotes: no quote, backslash or control character.
 _UDEV_SAFE = r'^[^"\\\x00-\x1f\x7f]+$'
 

@@ -24,7 +24,7 @@ from typing import Any
 
 from daemon.catalog.db import Catalog
 from daemon.clock import iso, utcnow
-from daemon.errors import NotFound, OfficerError
+from daemon.errors import EXIT_OK, EXIT_WARNING, NotFound, OfficerError
 from daemon.evidence import audit
 from daemon.i18n import N_, Message
 
@@ -150,6 +150,11 @@ def unregistered(catalog: Catalog, badges: list[str] | tuple[str, ...] | set[str
     """
     known = {r[0] for r in catalog.conn.execute("SELECT badge FROM officers WHERE registered_at IS NOT NULL")}
     return sorted({b for b in badges if b} - known) if known else []
+
+
+def unregistered_exit_code(missing: list[str]) -> int:
+    """A badge accepted though nobody registered it is a warning (exit 1): a typo is noticed."""
+    return EXIT_WARNING if missing else EXIT_OK
 
 
 def names(catalog: Catalog) -> dict[str, str]:

@@ -13,18 +13,17 @@ from daemon.cli import Station, cli, emit_json, pass_station, say
 from daemon.cli.labels import ALERT_KINDS, SEEN_AS, label
 from daemon.display import Column, local_time, shown, table
 from daemon.dock.unknown import unknown_devices
-from daemon.errors import EXIT_OK, EXIT_WARNING
 from daemon.i18n import _, ngettext
 from daemon.schedule.runs import open_job_alerts
 
 
 def warn_unregistered(catalog: Catalog, badges: Iterable[str | None]) -> int:
-    """Warn (stderr) about each badge staff never registered; EXIT_WARNING if there is one."""
+    """Warn (stderr) about each badge staff never registered; exit 1 (a warning) if there is one."""
     missing = officers.unregistered(catalog, {b for b in badges if b})
     for b in missing:
         say(_("evidock: warning: officer {badge} is not in the officer registry (a typo?); accepted — register "
               "them with `evidock officer add {badge} --name …`").format(badge=shown(b)))
-    return EXIT_WARNING if missing else EXIT_OK
+    return officers.unregistered_exit_code(missing)
 
 
 @cli.group("devices", invoke_without_command=True)

@@ -20,6 +20,9 @@ from daemon.catalog.db import Catalog
 from daemon.evidence.store import LocalObjectStore
 
 T0 = datetime(2026, 11, 27, 8, 0, 0, tzinfo=timezone.utc)
+# A recorder's file names are in the station's local time (media.filename_utc_offset_min defaults
+# to the offset of ui.timezone, Asia/Shanghai: +08:00).
+NAME_OFFSET = timedelta(hours=8)
 NEWLINE_NAME = "new\nline_0012.MP4"
 
 # name on the recorder -> (maker, maker kwargs, expectations). Bad media gets the oldest mtimes, so
@@ -35,7 +38,7 @@ CASES: dict[str, tuple[str, dict, dict]] = {
                                   "audio": "aac", "start": ("creation_time", T0 + timedelta(minutes=5))}),
     "20261127_081000_0006.MP4": ("h264", {"size": "1920x1080", "seconds": 1, "freq": 350},
                                  {"state": "done", "kind": "video", "plan": "transcode", "codec": "h264",
-                                  "size": (1280, 720), "audio": "aac", "start": ("file_name", T0 + timedelta(minutes=10))}),
+                                  "size": (1280, 720), "audio": "aac", "start": ("file_name", T0 + timedelta(minutes=10) - NAME_OFFSET)}),
     "H265_0007.MP4": ("h265", {}, {"state": "done", "kind": "video", "plan": "transcode", "codec": "hevc",
                                    "size": (320, 240), "audio": "aac"}),
     "OLD_0008.AVI": ("mjpeg_avi", {}, {"state": "done", "kind": "video", "plan": "transcode", "codec": "mjpeg",
@@ -43,7 +46,7 @@ CASES: dict[str, tuple[str, dict, dict]] = {
     "CLIP_0009.MOV": ("mov", {}, {"state": "done", "kind": "video", "plan": "remux", "codec": "h264",
                                   "size": (320, 240), "audio": "aac"}),
     "20261127_082000_0010.WAV": ("wav", {}, {"state": "done", "kind": "audio", "plan": "encode-audio", "codec": "pcm_s16le",
-                                             "start": ("file_name", T0 + timedelta(minutes=20))}),
+                                             "start": ("file_name", T0 + timedelta(minutes=20) - NAME_OFFSET)}),
     "IMG_0011.JPG": ("jpg", {}, {"state": "done", "kind": "photo", "plan": "photo", "codec": "mjpeg", "size": (960, 720)}),
     NEWLINE_NAME: ("h264", {"freq": 400}, {"state": "done", "kind": "video", "plan": "remux", "codec": "h264",
                                            "size": (320, 240), "audio": "aac"}),
