@@ -13,6 +13,7 @@ from typing import Any
 
 from daemon.cases.records import need_case
 from daemon.catalog.db import Catalog
+from daemon.catalog.kinds import kinds_sql
 from daemon.clock import utcnow
 from daemon.display import shown
 from daemon.errors import FilingError, NotFound
@@ -84,6 +85,9 @@ def _refile(catalog: Catalog, *, ids: Iterable[int] | None = None, officers: Ite
         f"SELECT f.id, f.sha256, f.officer_badge, {_T} FROM footage f WHERE {where}", (arg,))}
     if not footage:
         return changes
+    # issue 14 (i14b): only fileable kinds are filed by officer and time; tracks and logs follow the
+    # media they overlap (file_companions, below), system files belong to the device.
+    fileable = {r[0] for r in conn.execute(f"SELECT f.id FROM footage f WHERE {where} AND {kinds_sql()}", (arg,))}
     matches: dict[int, list[str]] = defaultdict(list)
     for fid, case_no in conn.execute(
         f"SELECT f.id, c.case_no FROM footage f JOIN case_handlers h ON h.badge = f.officer_badge"
@@ -101,7 +105,7 @@ def _refile(catalog: Catalog, *, ids: Iterable[int] | None = None, officers: Ite
     ):
         if how == "manual":
             manual.add(fid)
-        else:
+        elif how == "auto":  # issue 14 (i14b): companion links are file_companions' own
             auto[fid].add(case_no)
     marked = {fid: json.loads(c) for fid, c in conn.execute(
         f"SELECT a.footage_id, a.candidates FROM footage_ambiguous a JOIN footage f ON f.id = a.footage_id WHERE {where}",
@@ -109,7 +113,7 @@ def _refile(catalog: Catalog, *, ids: Iterable[int] | None = None, officers: Ite
     now = utcnow()
     touched: set[int] = set()
     for fid, (sha, officer, t) in footage.items():
-        cands = matches.get(fid, [])
+        cands = matches.get(fid, []) if fid in fileable else []  # issue 14 (i14b)
         want = set() if fid in manual or len(cands) != 1 else {cands[0]}
         for case_no in sorted(auto[fid] - want):
             reason = (f"auto: case {case_no} is no longer the only case of officer {officer} whose window holds "
@@ -138,6 +142,7 @@ def _refile(catalog: Catalog, *, ids: Iterable[int] | None = None, officers: Ite
                          {"footage": fid, "sha256": sha, "candidates": ambiguous, "trigger": trigger}, actor)
             changes.ambiguous.append({"footage": fid, "candidates": ambiguous})
     _sync_case_no(conn, touched)
+    file_companions(catalog, footage_ids=list(footage), actor=actor, trigger=trigger, changes=changes)  # issue 14 (i14b)
     return changes
 
 
@@ -188,6 +193,13 @@ def refile_all(catalog: Catalog, actor: str | None = None) -> FilingChanges:
     with catalog.transaction():
         officers = [r[0] for r in catalog.conn.execute("SELECT DISTINCT officer_badge FROM footage WHERE officer_badge IS NOT NULL")]
         return _refile(catalog, officers=officers, actor=actor, trigger="refile")
+
+
+def file_companions(catalog: Catalog, **kw: Any) -> None:
+    """Tracks and logs follow the media they overlap (issue 14): ``daemon.cases.companions``."""
+    from daemon.cases.companions import file_companions as run  # it builds on this module's helpers
+
+    run(catalog, **kw)
 
 
 # -- manual filing ----------------------------------------------------------------------------
@@ -243,6 +255,7 @@ def file_footage(catalog: Catalog, footage_ids: Sequence[int], case_no: str, rea
                           (f"resolves ambiguity between {', '.join(json.loads(was[0]))}" if was else None))
             changes.filed.append({"footage": fid, "case": case_no, "how": "manual", "reason": reason})
         _sync_case_no(conn, footage_ids)
+        file_companions(catalog, footage_ids=footage_ids, actor=actor, trigger="filed by hand", changes=changes)  # issue 14
     return changes
 
 

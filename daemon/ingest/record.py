@@ -9,6 +9,7 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
 from daemon.catalog import footage
+from daemon.catalog.kinds import COMPANION, kind_of, track_span
 from daemon.clock import utcnow
 from daemon.errors import (
     StoreError,
@@ -47,9 +48,12 @@ def record_file(ctx: OffloadContext, task: FileTask) -> str:
         footage.add_object(conn, sha, task.size, now)
         known = footage.footage_id(conn, sha)
         if known is None:
+            head, tail = task.sample or (None, None)
+            kind = kind_of(e.rel, head=head)
+            span = track_span(head, tail) if kind in COMPANION else None
             fid = footage.add_footage(conn, sha256=sha, size=task.size, device=ctx.device, officer=ctx.officer, path=path,
                                       path_raw=e.rel, recorded_at=mtime, recorded_at_corrected=corrected,
-                                      important=e.important, session_id=ctx.session_id, now=now)
+                                      important=e.important, session_id=ctx.session_id, now=now, kind=kind, span=span)
             # Filing (art. 11) and the media job, in the transaction that records it: hooks the
             # station context registered (daemon/context.py), so the offload imports neither.
             ctx.on_footage_recorded(ctx.catalog, conn, fid, sha)
@@ -63,6 +67,7 @@ def record_file(ctx: OffloadContext, task: FileTask) -> str:
             # can hold each footage row to the entry that created it (older entries lack them).
             "footage": footage.footage_id(conn, sha),
             "recorded_at": mtime,
+            **({"kind": kind} if known is None else {}),  # since issue 14
         })
     return "stored" if known is None else "duplicate"
 
