@@ -1,5 +1,5 @@
 """Cases and what article 11 and 16 ask of them: case fields (``fields``), reading cases
-(``records``), opening and changing them (``register``), filing footage to them (``filing``), the
+(``records``), opening and changing them (``register``), filing footage to them (``filing``; tracks and logs with the media they overlap: ``companions``), the
 case CSV import (``csvimport``), the 2-day report and filing columns (``reports``), the footage
 listing with its filing and media columns (``listing``), retention
 with legal hold (``retention``) and the review ledger (``review``).

@@ -117,7 +117,9 @@ def _refile(catalog: Catalog, *, ids: Iterable[int] | None = None, officers: Ite
         want = set() if fid in manual or len(cands) != 1 else {cands[0]}
         for case_no in sorted(auto[fid] - want):
             reason = (f"auto: case {case_no} is no longer the only case of officer {officer} whose window holds "
-                      f"the recording ({t}); now matching: {', '.join(cands) or 'none'}")
+                      f"the recording ({t}); now matching: {', '.join(cands) or 'none'}") if fid in fileable else (
+                "auto: not footage to file by officer and time (a track or log goes with its recordings, "
+                "a system file stays with the recorder)")  # issue 14 (i14b)
             conn.execute("DELETE FROM footage_cases WHERE footage_id = ? AND case_no = ?", (fid, case_no))
             _audit_filing(catalog, "footage.unfile", fid, sha, case_no, "auto", reason, actor, trigger)
             changes.unfiled.append({"footage": fid, "case": case_no, "how": "auto", "reason": reason})
