@@ -49,7 +49,8 @@ def case_metrics(catalog: Catalog, case_no: str, deadline_days: int) -> dict[str
     deadline = timedelta(days=deadline_days).total_seconds()
     rows = conn.execute(
         "SELECT f.officer_badge, COALESCE(f.recorded_at_corrected, f.recorded_at), f.size, fc.filed_at"
-        " FROM footage_cases fc JOIN footage f ON f.id = fc.footage_id WHERE fc.case_no = ? ORDER BY 2", (case_no,)
+        " FROM footage_cases fc JOIN footage f ON f.id = fc.footage_id WHERE fc.case_no = ?"
+        f" AND {kinds_sql()} ORDER BY 2", (case_no,)  # issue 14: recordings, not their tracks and logs
     ).fetchall()
     delays = [(from_iso(filed) - from_iso(t)).total_seconds() for _, t, _, filed in rows if t]
     coverage = []
