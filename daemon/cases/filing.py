@@ -106,9 +106,12 @@ def _refile(catalog: Catalog, *, ids: Iterable[int] | None = None, officers: Ite
         assert officers is not None
         segs = segments.group(segments.rows(conn, "f.officer_badge IN (SELECT value FROM json_each(?))",
                                             (json.dumps(sorted(set(officers))),)), rules)
+    every = [r for seg in segs for r in seg]
+    _unfile_unfileable(catalog, [r for r in every if not fileable(r)], actor, trigger, changes)
     segs = [[r for r in seg if fileable(r)] for seg in segs]
     segs = [seg for seg in segs if seg]
     if not segs:
+        file_companions(catalog, footage_ids=[r["id"] for r in every], actor=actor, trigger=trigger, changes=changes)
         return changes
     arg = json.dumps(sorted(r["id"] for seg in segs for r in seg))
     windows, acts = _officer_facts(conn, {r["officer_badge"] for seg in segs for r in seg})
@@ -123,7 +126,7 @@ def _refile(catalog: Catalog, *, ids: Iterable[int] | None = None, officers: Ite
     ):
         if how == "manual":
             manual.add(fid)
-        else:
+        elif how == "auto":  # companion links are file_companions' own
             auto[fid].add(case_no)
     marked = {fid: json.loads(c) for fid, c in conn.execute(
         "SELECT footage_id, candidates FROM footage_ambiguous WHERE footage_id IN (SELECT value FROM json_each(?))", (arg,))}
@@ -176,7 +179,30 @@ def _refile(catalog: Catalog, *, ids: Iterable[int] | None = None, officers: Ite
                               "segment": [r["id"] for r in seg], "trigger": trigger}, actor)
                 changes.ambiguous.append({"footage": fid, "candidates": ambiguous})
     _sync_case_no(conn, touched)
+    file_companions(catalog, footage_ids=[r["id"] for r in every], actor=actor, trigger=trigger, changes=changes)
     return changes
+
+
+def _unfile_unfileable(catalog: Catalog, rows: list[dict[str, Any]], actor: str, trigger: str,
+                       changes: FilingChanges) -> None:
+    """Auto links of footage that is not filed by officer and time (a track, a log, a system file:
+    issue 14's kinds) are removed, audited; a person's links stay."""
+    if not rows:
+        return
+    conn, touched = catalog.conn, set()
+    reason = ("auto: not footage to file by officer and time (a track or log goes with its recordings, "
+              "a system file stays with the recorder)")
+    shas = {r["id"]: r["sha256"] for r in rows}
+    for fid, case_no in conn.execute(
+            "SELECT footage_id, case_no FROM footage_cases WHERE how = 'auto' AND footage_id IN"
+            " (SELECT value FROM json_each(?)) ORDER BY footage_id, case_no", (json.dumps(sorted(shas)),)).fetchall():
+        conn.execute("DELETE FROM footage_cases WHERE footage_id = ? AND case_no = ?", (fid, case_no))
+        _audit_filing(catalog, "footage.unfile", fid, shas[fid], case_no, "auto", reason, actor, trigger)
+        changes.unfiled.append({"footage": fid, "case": case_no, "how": "auto", "reason": reason})
+        touched.add(fid)
+    conn.execute("DELETE FROM footage_ambiguous WHERE footage_id IN (SELECT value FROM json_each(?))",
+                 (json.dumps(sorted(shas)),))
+    _sync_case_no(conn, touched)
 
 
 def _audit_filing(catalog: Catalog, event: str, fid: int, sha: str, case_no: str, how: str, reason: str,
@@ -240,6 +266,13 @@ def refile_all(catalog: Catalog, actor: str | None = None, rules: FilingRules | 
     with catalog.transaction():
         officers = [r[0] for r in catalog.conn.execute("SELECT DISTINCT officer_badge FROM footage WHERE officer_badge IS NOT NULL")]
         return _refile(catalog, officers=officers, actor=actor, trigger="refile", rules=rules)
+
+
+def file_companions(catalog: Catalog, **kw: Any) -> None:
+    """Tracks and logs follow the media they overlap (issue 14): ``daemon.cases.companions``."""
+    from daemon.cases.companions import file_companions as run  # it builds on this module's helpers
+
+    run(catalog, **kw)
 
 
 # -- manual filing ----------------------------------------------------------------------------
@@ -310,6 +343,7 @@ def file_footage(catalog: Catalog, footage_ids: Sequence[int], case_no: str, rea
             _audit_filing(catalog, "footage.file", fid, shas[fid], case_no, "manual", reason, actor, why)
             changes.filed.append({"footage": fid, "case": case_no, "how": "manual", "reason": reason})
         _sync_case_no(conn, footage_ids)
+        file_companions(catalog, footage_ids=list(footage_ids), actor=actor, trigger="filed by hand", changes=changes)
     return changes
 
 

@@ -14,15 +14,18 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from daemon.catalog import kinds
+
 
 def fileable(row: Mapping[str, Any]) -> bool:
     """Whether auto-filing files this footage row (``footage`` columns) at all.
 
-    Everything for now; the footage kinds (video/audio/photo/track/log/system, issue 14) decide
-    it once the catalog knows them. A row that is not fileable is neither filed nor part of a
-    segment; what a person filed stays.
+    Its kind decides (``daemon.catalog.kinds``: video, audio, photo and unknown files are;
+    tracks and logs follow the media they overlap, system files stay with the recorder); a row
+    without a kind yet counts as fileable. A row that is not fileable is neither filed by officer
+    and time nor part of a segment; what a person filed stays.
     """
-    return True
+    return kinds.fileable(row.get("kind"))
 
 
 @dataclass(frozen=True)

@@ -16,11 +16,12 @@ from daemon.media.listing import footage_columns
 
 
 def list_footage(catalog: Catalog, deadline_days: int, *, case_no: str | None = None,
-                 unfiled: bool = False) -> list[dict[str, Any]]:
+                 unfiled: bool = False, kind: str | None = None) -> list[dict[str, Any]]:
     """Every footage row, or only those filed to ``case_no`` (an unknown case is an error naming
-    it) or, with ``unfiled``, those filed to no case. ``deadline_days`` decides ``overdue`` (art. 11).
+    it) or, with ``unfiled``, those filed to no case, or those of one ``kind`` (``daemon.catalog.kinds``).
+    ``deadline_days`` decides ``overdue`` (art. 11).
     """
-    rows = footage_rows(catalog)
+    rows = footage_rows(catalog, kind=kind)
     media = footage_columns(catalog)
     for r in rows:
         r.update(media[r["id"]])

@@ -15,6 +15,7 @@ from daemon.cases.filing import _T_DUE
 from daemon.cases.filing_rules import FilingRules
 from daemon.cases.records import need_case
 from daemon.catalog.db import Catalog
+from daemon.catalog.kinds import fileable, kinds_sql
 from daemon.clock import format_duration, from_iso, iso, now_utc
 from daemon.errors import EXIT_OK, EXIT_WARNING
 
@@ -40,7 +41,8 @@ class OverdueReport:
 
 
 def overdue(catalog: Catalog, deadline_days: int, as_of: datetime | None = None) -> OverdueReport:
-    """Footage recorded more than ``deadline_days`` before ``as_of`` and still filed to no case."""
+    """Footage to file (``kinds.FILEABLE``) recorded more than ``deadline_days`` before ``as_of``
+    and still filed to no case."""
     as_of = as_of or now_utc()
     deadline = timedelta(days=deadline_days)
     cutoff = iso(as_of - deadline)
@@ -51,6 +53,7 @@ def overdue(catalog: Catalog, deadline_days: int, as_of: datetime | None = None)
         " FROM footage f LEFT JOIN officers o ON o.badge = f.officer_badge"
         " LEFT JOIN footage_ambiguous a ON a.footage_id = f.id"
         f" WHERE NOT EXISTS (SELECT 1 FROM footage_cases fc WHERE fc.footage_id = f.id) AND {_T_DUE} < ?"
+        f" AND {kinds_sql()}"  # issue 14: only what must be filed (video, audio, photo)
         f" ORDER BY f.officer_badge, {_T_DUE}, f.id", (cutoff,)
     ):
         due = from_iso(t) + deadline
@@ -85,7 +88,7 @@ def annotate_filing(catalog: Catalog, rows: list[dict[str, Any]], deadline_days:
         r["cases"] = [c for c, _ in mine]
         r["filed_at"] = min((f for _, f in mine), default=None)
         t = r.get("recorded_at_corrected") or r.get("ingested_at")  # as _T_DUE
-        r["overdue"] = not mine and t is not None and t < cutoff
+        r["overdue"] = not mine and t is not None and t < cutoff and fileable(r.get("kind"))
         r["ambiguous"] = marked.get(r["id"], [])
         if (case_no is None or case_no in r["cases"]) and (not unfiled or not mine):
             out.append(r)

@@ -34,6 +34,7 @@ from typing import Any
 
 from daemon.cases.records import need_case
 from daemon.catalog.db import Catalog
+from daemon.catalog.kinds import kinds_sql
 from daemon.clock import from_iso, utcnow
 from daemon.errors import ReviewError
 from daemon.evidence import audit
@@ -48,7 +49,8 @@ def case_metrics(catalog: Catalog, case_no: str, deadline_days: int) -> dict[str
     deadline = timedelta(days=deadline_days).total_seconds()
     rows = conn.execute(
         "SELECT f.officer_badge, COALESCE(f.recorded_at_corrected, f.recorded_at), f.size, fc.filed_at"
-        " FROM footage_cases fc JOIN footage f ON f.id = fc.footage_id WHERE fc.case_no = ? ORDER BY 2", (case_no,)
+        " FROM footage_cases fc JOIN footage f ON f.id = fc.footage_id WHERE fc.case_no = ?"
+        f" AND {kinds_sql()} ORDER BY 2", (case_no,)  # issue 14: recordings, not their tracks and logs
     ).fetchall()
     delays = [(from_iso(filed) - from_iso(t)).total_seconds() for _, t, _, filed in rows if t]
     coverage = []
@@ -70,7 +72,8 @@ def case_metrics(catalog: Catalog, case_no: str, deadline_days: int) -> dict[str
         " JOIN cases c ON c.case_no = h.case_no"
         " WHERE COALESCE(f.recorded_at_corrected, f.recorded_at) >= c.opened_at"
         " AND (c.closed_at IS NULL OR COALESCE(f.recorded_at_corrected, f.recorded_at) <= c.closed_at)"
-        " AND NOT EXISTS (SELECT 1 FROM footage_cases fc WHERE fc.footage_id = f.id)", (case_no,)
+        " AND NOT EXISTS (SELECT 1 FROM footage_cases fc WHERE fc.footage_id = f.id)"
+        f" AND {kinds_sql()}", (case_no,)  # issue 14: only what must be filed
     ).fetchone()[0]
     return {
         "case_no": case_no,

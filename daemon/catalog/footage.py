@@ -20,18 +20,20 @@ from daemon.catalog.db import Catalog
 _COLUMNS = ("id, sha256, size, device_serial AS device, officer_badge AS officer, "
             "(SELECT name FROM officers o WHERE o.badge = footage.officer_badge) AS officer_name, "
             "bound_officer, attributed_by, source_path, source_path_raw, "
-            "recorded_at, recorded_at_corrected, important, case_no, session_id, ingested_at")
+            "recorded_at, recorded_at_corrected, important, case_no, session_id, ingested_at, kind")
 
 
-def footage_rows(catalog: Catalog) -> list[dict[str, Any]]:
-    """Every footage row in id order: hash, size, recorder, officer (attributed; its name, the
-    recorder's binding and how it was attributed), source path, times, flags.
+def footage_rows(catalog: Catalog, kind: str | None = None) -> list[dict[str, Any]]:
+    """Every footage row (or those of one ``kind``) in id order: hash, size, recorder, officer
+    (attributed; its name, the recorder's binding and how it was attributed), source path, times,
+    flags, kind (``daemon.catalog.kinds``).
 
     ``important`` is a bool; a source path that is not UTF-8 also comes as
     ``source_path_bytes_b64`` (the exact name on the recorder, losslessly).
     """
     rows = []
-    for r in catalog.db.query(f"SELECT {_COLUMNS} FROM footage ORDER BY id"):
+    where, args = ("WHERE kind = ?", [kind]) if kind is not None else ("", [])
+    for r in catalog.db.query(f"SELECT {_COLUMNS} FROM footage {where} ORDER BY id", args):
         raw = r.pop("source_path_raw")
         r["important"] = bool(r["important"])
         try:
@@ -59,16 +61,27 @@ def add_object(conn: sqlite3.Connection, sha256: str, size: int, now: str) -> No
 
 def add_footage(conn: sqlite3.Connection, *, sha256: str, size: int, device: str | None, officer: str | None,
                 path: str, path_raw: bytes, recorded_at: str, recorded_at_corrected: str | None, important: bool,
-                session_id: int, now: str, bound_officer: str | None = None, attributed_by: str | None = None) -> int:
+                session_id: int, now: str, bound_officer: str | None = None, attributed_by: str | None = None,
+                kind: str | None = None, span: tuple[str, str] | None = None) -> int:
     """A new footage row (unfiled); its id. ``officer``: to whom it is attributed; ``bound_officer``:
-    whom the recorder (or the ingest) named; ``attributed_by``: assignment | binding."""
+    whom the recorder (or the ingest) named; ``attributed_by``: assignment | binding; ``kind``:
+    ``daemon.catalog.kinds``; ``span``: a track's own first and last time (ISO UTC), when it has them."""
     cur = conn.execute(
         "INSERT INTO footage (sha256, size, device_serial, officer_badge, source_path, source_path_raw,"
-        " recorded_at, recorded_at_corrected, important, case_no, session_id, ingested_at, bound_officer, attributed_by)"
-        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        " recorded_at, recorded_at_corrected, important, case_no, session_id, ingested_at, bound_officer, attributed_by,"
+        " kind, span_start, span_end) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         (sha256, size, device, officer, path, path_raw, recorded_at, recorded_at_corrected, int(important), None,
-         session_id, now, bound_officer, attributed_by))
+         session_id, now, bound_officer, attributed_by, kind, *(span or (None, None))))
     return int(cur.lastrowid)
+
+
+def set_kind(conn: sqlite3.Connection, footage_id: int, kind: str) -> tuple[bool, str | None]:
+    """Set a footage row's kind (the media probe refines it): whether it changed, and from what."""
+    row = conn.execute("SELECT kind FROM footage WHERE id = ?", (footage_id,)).fetchone()
+    if row is None or row[0] == kind:
+        return False, None
+    conn.execute("UPDATE footage SET kind = ? WHERE id = ?", (kind, footage_id))
+    return True, row[0]
 
 
 def add_sighting(conn: sqlite3.Connection, *, sha256: str, session_id: int, device: str | None, officer: str | None,

@@ -4,8 +4,8 @@ Each entry of ``MIGRATIONS`` is a name and a function that creates or changes ta
 sqlite-utils. The names are the ones recorded in ``_migrations`` since the first release
 (``core-001``, ``audit-001``…), so data dirs written before the schema moved here open unchanged.
 A new schema change appends an entry (never edits one) and adds a fixture of the schema before it
-under ``tests/fixtures/``. This module imports nothing from the rest of evidock but the clock, so
-opening a catalog loads neither the dock nor the drivers.
+under ``tests/fixtures/``. This module imports nothing from the rest of evidock but the clock and
+the file kinds (``daemon.catalog.kinds``), so opening a catalog loads neither the dock nor the drivers.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 import sqlite_utils
 
+from daemon.catalog.kinds import kind_of
 from daemon.clock import utcnow
 
 Migration = tuple[str, Callable[[sqlite_utils.Database], None]]
@@ -464,12 +465,44 @@ def _m005_activities(db: sqlite_utils.Database) -> None:
         )""")
     db.execute("CREATE INDEX case_activity_handlers_badge ON case_activity_handlers(badge)")
     db.execute("CREATE INDEX footage_chunks ON footage(device_serial, officer_badge, recorded_at_corrected, id)")
+
+
 def _m006_station(db: sqlite_utils.Database) -> None:
     """Issue 13: a refused USB device's manufacturer string (``evidock devices unknown``), and
     whether the station's own clock was synchronised when a dock measured a recorder's drift
     (``health.station_clock``: synced | unsynced | unknown; NULL for rows from before)."""
     db["alerts_usb"].add_column("manufacturer", str)
     db["health"].add_column("station_clock", str)
+
+
+def _m007_kinds(db: sqlite_utils.Database) -> None:
+    """Each stored file's kind (issue 14, ``daemon.catalog.kinds``) and a track's own time span.
+
+    Rows stored before: the kind the media probe found, else the one the name gives (their
+    content is not read here); ``span_*`` stay NULL (filing then goes by the name and the time).
+    """
+    for column in ("kind", "span_start", "span_end"):
+        db["footage"].add_column(column, str)
+    probed = dict(db.execute("SELECT footage_id, kind FROM media_info").fetchall())
+    rows = [(kind_of(bytes(raw) if raw is not None else name, probed.get(fid)), fid)
+            for fid, name, raw in db.execute("SELECT id, source_path, source_path_raw FROM footage").fetchall()]
+    db.conn.executemany("UPDATE footage SET kind = ? WHERE id = ?", rows)
+    db.execute("CREATE INDEX footage_kind ON footage(kind, device_serial)")
+    # A third way a link is made: "companion", a track or log filed with the media it overlaps.
+    db.execute("""
+        CREATE TABLE footage_cases_new (
+            footage_id INTEGER NOT NULL REFERENCES footage(id),
+            case_no TEXT NOT NULL REFERENCES cases(case_no),
+            filed_at TEXT NOT NULL,
+            filed_by TEXT NOT NULL,
+            how TEXT NOT NULL CHECK (how IN ('auto', 'manual', 'companion')),
+            reason TEXT NOT NULL,
+            PRIMARY KEY (footage_id, case_no)
+        )""")
+    db.execute("INSERT INTO footage_cases_new SELECT footage_id, case_no, filed_at, filed_by, how, reason FROM footage_cases")
+    db.execute("DROP TABLE footage_cases")
+    db.execute("ALTER TABLE footage_cases_new RENAME TO footage_cases")
+    db.execute("CREATE INDEX footage_cases_case ON footage_cases(case_no)")
 
 
 # (table, column) of every stored message for people, beside its English column (without _msg).
@@ -490,4 +523,5 @@ MIGRATIONS: list[Migration] = [
     ("officers-004", _m004_officers),
     ("activities-005", _m005_activities),
     ("station-006", _m006_station),
+    ("kinds-007", _m007_kinds),
 ]

@@ -78,6 +78,8 @@ def footage_unfile(st: Station, footage_id: int, case_no: str, reason: str, as_j
 def footage_overdue(st: Station, as_of: datetime | None, as_json: bool) -> int:
     """Footage still unfiled more than filing.deadline_days (art. 11: 2 days) after recording.
 
+    Only what must be filed: video, audio, photo (and files of no known kind). GPS tracks and
+    logs go with the recordings they overlap; the recorder's system files are never listed.
     Grouped by officer, each with how late it is. Exit 0: nothing overdue; 1: something is.
 
     \b

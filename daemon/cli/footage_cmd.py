@@ -8,8 +8,9 @@ from typing import Any
 import click
 
 from daemon.cases.listing import list_footage
+from daemon.catalog.kinds import COMPANION, DEVICE, KINDS
 from daemon.cli import Station, cli, emit_json, pass_station
-from daemon.cli.labels import yes_no
+from daemon.cli.labels import FILE_KINDS, label, yes_no
 from daemon.display import Column, local_time, size, table
 from daemon.i18n import _
 
@@ -28,21 +29,24 @@ def footage_group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON array of footage rows.")
 @click.option("--case", "case_no", metavar="CASE_NO", help="Only footage filed to this case.")
 @click.option("--unfiled", is_flag=True, help="Only footage filed to no case.")
+@click.option("--kind", type=click.Choice(KINDS), help="Only files of this kind (video, audio, photo, track, log, system, other).")
 @pass_station
-def footage_list(st: Station, as_json: bool, case_no: str | None, unfiled: bool) -> int:
-    """List footage: id, recording time (station time zone), recorder, officer, size, case, file.
+def footage_list(st: Station, as_json: bool, case_no: str | None, unfiled: bool, kind: str | None) -> int:
+    """List footage: id, recording time (station time zone), recorder, officer, size, kind, case, file.
 
     The case column names the cases a recording is filed to, or says it is unfiled (and overdue
-    past the art. 11 deadline). With --json each row has every field, exact sizes and ISO-8601
-    times, and its cases, filed_at and overdue.
+    past the art. 11 deadline). Every stored file has a kind: only video, audio and photo (and
+    files of no known kind) must be filed; GPS tracks and logs go with the recordings they
+    overlap, system files belong to the recorder. With --json each row has every field, exact
+    sizes and ISO-8601 times, and its kind, cases, filed_at and overdue.
 
     \b
     Example:
       evidock footage list --json | jq '.[] | select(.important)'
-      evidock footage list --unfiled
+      evidock footage list --unfiled --kind video
     """
     with st.catalog() as catalog:
-        rows = list_footage(catalog, st.config.filing.deadline_days, case_no=case_no, unfiled=unfiled)
+        rows = list_footage(catalog, st.config.filing.deadline_days, case_no=case_no, unfiled=unfiled, kind=kind)
     if as_json:
         emit_json(rows)
         return 0
@@ -53,7 +57,8 @@ def footage_list(st: Station, as_json: bool, case_no: str | None, unfiled: bool)
 def footage_table(rows: list[dict[str, Any]], tz: str) -> str:
     """Footage rows as a table for people: local times, human sizes, the cases each is filed to."""
     cols = [Column(_("id"), align=">"), Column(_("recorded"), 16), Column(_("recorder"), 16), Column(_("officer"), 28),
-            Column(_("name"), 8), Column(_("size"), 10, ">"), Column(_("case"), 30), Column(_("important"), 6), Column(_("SHA-256"), 12),
+            Column(_("name"), 8), Column(_("size"), 10, ">"), Column(_("kind"), 12), Column(_("case"), 30),
+            Column(_("important"), 6), Column(_("SHA-256"), 12),
             Column(_("file"), 60)]
     out = []
     for r in rows:
@@ -64,6 +69,10 @@ def footage_table(rows: list[dict[str, Any]], tz: str) -> str:
         when = r.get("recorded_at_corrected") or r.get("recorded_at")
         if r.get("cases"):
             filed = ", ".join(r["cases"])
+        elif r.get("kind") in DEVICE:
+            filed = _("the recorder's, not filed")
+        elif r.get("kind") in COMPANION:
+            filed = _("unfiled (companion)")
         elif r.get("ambiguous"):
             filed = _("ambiguous")
         else:
@@ -72,6 +81,7 @@ def footage_table(rows: list[dict[str, Any]], tz: str) -> str:
         if r.get("bound_officer") and r["bound_officer"] != officer:
             # assigned (pooled recorder) to another officer than the recorder's binding: both shown
             officer = _("{officer} (recorder: {bound})").format(officer=officer, bound=r["bound_officer"])
-        out.append([r["id"], local_time(when, tz), r["device"], officer, r.get("officer_name"), size(r["size"]), filed,
+        out.append([r["id"], local_time(when, tz), r["device"], officer, r.get("officer_name"), size(r["size"]),
+                    label(FILE_KINDS, r.get("kind")), filed,
                     yes_no(r["important"]), r["sha256"][:12], name])
     return table(cols, out, empty=_("no footage"))

@@ -25,7 +25,10 @@ STATES = {
 
 CASE_STATUS = {"open": N_("open"), "closed": N_("closed")}
 SENSITIVITY = {"normal": N_("normal"), "secret": N_("secret")}
-FILED_HOW = {"auto": N_("automatically"), "manual": N_("by hand")}
+FILED_HOW = {"auto": N_("automatically"), "manual": N_("by hand"), "companion": N_("with the recordings it accompanies")}
+# A stored file's kind (daemon.catalog.kinds.KINDS).
+FILE_KINDS = {"video": N_("video"), "audio": N_("audio"), "photo": N_("photo"), "track": N_("GPS track"),
+              "log": N_("device log"), "system": N_("system file"), "other": N_("other file")}
 FILE_STATUS = {"stored": N_("stored"), "duplicate": N_("duplicate"), "failed": N_("not stored")}
 SESSION_STATUS = {"completed": N_("completed"), "interrupted": N_("interrupted"), "failed": N_("failed")}
 HOLD_STATES = {"held": N_("held"), "released": N_("released"), "already held": N_("already held"),

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
 from daemon.catalog import footage, officers
+from daemon.catalog.kinds import COMPANION, kind_of, track_span
 from daemon.clock import utcnow
 from daemon.errors import (
     StoreError,
@@ -50,10 +51,13 @@ def record_file(ctx: OffloadContext, task: FileTask) -> str:
         # the recorder's binding; a disagreement is kept and audited. Before filing, which uses it.
         officer, by, assignment = officers.attribute(conn, ctx.device, ctx.officer, corrected)
         if known is None:
+            head, tail = task.sample or (None, None)
+            kind = kind_of(e.rel, head=head)
+            span = track_span(head, tail) if kind in COMPANION else None
             fid = footage.add_footage(conn, sha256=sha, size=task.size, device=ctx.device, officer=officer, path=path,
                                       path_raw=e.rel, recorded_at=mtime, recorded_at_corrected=corrected,
                                       important=e.important, session_id=ctx.session_id, now=now,
-                                      bound_officer=ctx.officer, attributed_by=by)
+                                      bound_officer=ctx.officer, attributed_by=by, kind=kind, span=span)
             if by == "assignment" and ctx.officer and officer != ctx.officer:
                 audit.append(ctx.catalog, "footage.attribution", sha, {
                     "footage": fid, "device": ctx.device, "officer": officer, "bound_officer": ctx.officer,
@@ -72,6 +76,7 @@ def record_file(ctx: OffloadContext, task: FileTask) -> str:
             # can hold each footage row to the entry that created it (older entries lack them).
             "footage": footage.footage_id(conn, sha),
             "recorded_at": mtime,
+            **({"kind": kind} if known is None else {}),  # since issue 14
         })
     return "stored" if known is None else "duplicate"
 

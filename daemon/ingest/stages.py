@@ -53,6 +53,7 @@ from daemon.evidence.transfer import check_hasher, check_value, copy_and_hash, d
 from daemon.ingest.confirm import _confirm_unstaged, _Unstaged
 from daemon.ingest.limits import _changing, _discard_changing, _why, read_limit
 from daemon.ingest.pipeline import Stage
+from daemon.catalog.kinds import SAMPLE
 from daemon.ingest.record import record_file
 from daemon.ingest.volume import Entry, Problem, open_beneath, quoted, volume_alive
 
@@ -73,6 +74,7 @@ class FileTask:
     from_journal: bool = False  # copied and verified by an earlier run that died before finishing
     flushed: bool = False  # the partial was fsync'd whole (flush_stage)
     known_sha256: str | None = None  # a sighting with this file's transfer key names this stored object
+    sample: tuple[bytes, bytes] | None = None  # first and last bytes of the verified copy (its kind, issue 14)
     status: str = "pending"  # stored | duplicate | failed
     problem: Problem | None = None
 
@@ -349,6 +351,7 @@ def commit_stage(ctx: OffloadContext, task: FileTask) -> None:
         # until then (Partial.finish) so that a put after a deletion brings the object back.
         with ctx.store.object_lock(sha):
             if part.fd >= 0:
+                task.sample = _sample(part.fd, task.size)
                 if ctx.store.put_staged(part.part_path, sha, task.size) == "repaired":
                     with ctx.catalog.transaction():
                         audit.append(ctx.catalog, "object.repair", sha, {"size": task.size, "session": ctx.session_id,
@@ -372,6 +375,14 @@ def commit_stage(ctx: OffloadContext, task: FileTask) -> None:
 # The offload's stage list, run by daemon.ingest.pipeline (threaded: file n is committed while n+1 is
 # re-read, n+2 flushed and n+3 read from the recorder).
 STAGES: tuple[Stage[OffloadContext, FileTask], ...] = (copy_stage, flush_stage, verify_stage, commit_stage)
+
+
+def _sample(fd: int, size: int) -> tuple[bytes, bytes] | None:
+    """The first and last ``kinds.SAMPLE`` bytes of the verified staged copy (None: unreadable)."""
+    try:
+        return os.pread(fd, SAMPLE, 0), os.pread(fd, SAMPLE, max(0, size - SAMPLE))
+    except OSError:
+        return None  # the kind then comes from the name; the copy itself was verified
 
 
 def _old_journal_holds(ctx: OffloadContext, part: Partial) -> bool:

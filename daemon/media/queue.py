@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
+from daemon.catalog import footage
 from daemon.catalog.db import Catalog
 from daemon.clock import utcnow
 from daemon.config import MediaConfig
@@ -145,6 +146,13 @@ def record(catalog: Catalog, ctx: MediaContext, task: MediaTask, ffmpeg_version:
                  task.recorded_start.isoformat(timespec="seconds") if task.recorded_start else None,
                  task.recorded_start_source, _corrected(task.recorded_start, job),
                  audit.canonical(p.raw), now))
+            # The probe saw the streams: it decides video, audio-only or still picture (issue 14).
+            if p.kind in ("video", "audio", "photo"):
+                changed, was = footage.set_kind(conn, job.footage_id, p.kind)
+                if changed:
+                    audit.append(catalog, "footage.kind", f"footage:{job.footage_id}",
+                                 {"footage": job.footage_id, "sha256": job.sha256, "kind": p.kind, "was": was,
+                                  "by": "probe"})
         if task.failure is None:
             state, error = "done", None
             cur = conn.execute(
