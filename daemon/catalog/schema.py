@@ -4,8 +4,9 @@ Each entry of ``MIGRATIONS`` is a name and a function that creates or changes ta
 sqlite-utils. The names are the ones recorded in ``_migrations`` since the first release
 (``core-001``, ``audit-001``…), so data dirs written before the schema moved here open unchanged.
 A new schema change appends an entry (never edits one) and adds a fixture of the schema before it
-under ``tests/fixtures/``. This module imports nothing from the rest of evidock but the clock and
-the file kinds (``daemon.catalog.kinds``), so opening a catalog loads neither the dock nor the drivers.
+under ``tests/fixtures/``. The migrations of the first release are here; those added since (one per issue) are in
+``daemon.catalog.schema_later``. Neither imports anything of evidock but the clock and the file
+kinds (``daemon.catalog.kinds``), so opening a catalog loads neither the dock nor the drivers.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from collections.abc import Callable
 
 import sqlite_utils
 
-from daemon.catalog.kinds import kind_of
 from daemon.clock import utcnow
 
 Migration = tuple[str, Callable[[sqlite_utils.Database], None]]
@@ -359,156 +359,18 @@ def _m001_review(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX review_findings_case ON review_findings(case_no)")
 
 
+from daemon.catalog.schema_later import (  # noqa: E402 — the migrations after the first release
+    MESSAGE_COLUMNS,
+    _m002_messages,
+    _m003_jobs,
+    _m004_officers,
+    _m005_activities,
+    _m006_station,
+    _m007_kinds,
+)
+
 # In the order they were first applied (by the modules that owned them then: catalog, audit,
-# health, dock, cases, retention, review, media queue). Append only.
-def _m002_messages(db: sqlite_utils.Database) -> None:
-    """Messages the station writes for people, kept as a message id and params as well (issue 12).
-
-    The English column stays what ``--json`` and old readers show; the ``*_msg`` column (JSON of
-    ``daemon.i18n.Message``, NULL for rows written before) lets human output show the message in
-    the reader's language.
-    """
-    for table, column in MESSAGE_COLUMNS:
-        db[table].add_column(column, str)
-
-
-def _m003_jobs(db: sqlite_utils.Database) -> None:
-    """The scheduler's record of runs and its alerts (issue 15, daemon/schedule).
-
-    ``job_runs``: one row per run of a job (schedule, catch-up at start, or by hand), from its
-    start to its end; a row left ``running`` by a process that died becomes ``interrupted``.
-    ``job_alerts``: a job that failed or did not run when due, open until a later run succeeds
-    (as ``health_alerts`` for recorders).
-    """
-    db.execute("""CREATE TABLE job_runs (
-            id INTEGER PRIMARY KEY,
-            job TEXT NOT NULL,
-            trigger TEXT NOT NULL,   -- schedule | catch-up | manual
-            due_at TEXT,             -- the schedule's time this run is for (NULL: by hand)
-            started_at TEXT NOT NULL,
-            ended_at TEXT,
-            result TEXT NOT NULL,    -- running | ok | warning | failed | interrupted
-            counts TEXT,             -- JSON: what the job reports (checked, damaged, …)
-            error TEXT,              -- English, as in --json
-            error_msg TEXT,          -- the same as daemon.i18n.Message JSON, for people
-            pid INTEGER,
-            boot_id TEXT
-        )""")
-    db.execute("CREATE INDEX job_runs_job ON job_runs(job, started_at)")
-    db.execute("""CREATE TABLE job_alerts (
-            id INTEGER PRIMARY KEY,
-            job TEXT NOT NULL,
-            kind TEXT NOT NULL,      -- failed | missed
-            message TEXT NOT NULL,
-            message_msg TEXT,
-            run_id INTEGER REFERENCES job_runs(id),
-            raised_at TEXT NOT NULL,
-            last_seen_at TEXT NOT NULL,
-            cleared_at TEXT,
-            cleared_run_id INTEGER REFERENCES job_runs(id)
-        )""")
-    db.execute("CREATE INDEX job_alerts_open ON job_alerts(job, kind, cleared_at)")
-
-
-def _m004_officers(db: sqlite_utils.Database) -> None:
-    """The officer registry and pooled recorders (issue 13, daemon/catalog/officers.py).
-
-    ``officers.registered_at``: set when staff registered the officer (``evidock officer add|import``);
-    NULL for an officer only seen (on a recorder's binding or an ingest). ``officer_assignments``:
-    who had a pooled recorder when (领用); ``until_at`` NULL: still signed out. ``bound_at``: when
-    the assignment was written into the recorder (WriteZFYInfo at a dock). ``footage.bound_officer``:
-    the badge the recorder (or the ingest) gave; ``attributed_by``: ``assignment`` when
-    ``officer_badge`` came from an assignment, ``binding`` when from the recorder (NULL: before).
-    """
-    db["officers"].add_column("registered_at", str)
-    db.execute("""CREATE TABLE officer_assignments (
-            id INTEGER PRIMARY KEY,
-            device_serial TEXT NOT NULL,
-            badge TEXT NOT NULL,
-            from_at TEXT NOT NULL,
-            until_at TEXT,
-            assigned_at TEXT NOT NULL,
-            assigned_by TEXT NOT NULL,
-            bound_at TEXT
-        )""")
-    db.execute("CREATE INDEX officer_assignments_device ON officer_assignments(device_serial, from_at)")
-    db.execute("CREATE INDEX officer_assignments_badge ON officer_assignments(badge, from_at)")
-    db["footage"].add_column("bound_officer", str)
-    db["footage"].add_column("attributed_by", str)
-
-
-def _m005_activities(db: sqlite_utils.Database) -> None:
-    """Enforcement activities of a case (issue 14, daemon/cases/activities.py): a time window, a
-    kind (现场检查, 询问 …) and the officers it concerns — all of the case's handlers
-    (``all_handlers``, read at filing time) or those in ``case_activity_handlers``. Auto-filing
-    decides by them first. The index on footage finds a chunk's neighbours (its segment).
-    """
-    db.execute("""CREATE TABLE case_activities (
-            id INTEGER PRIMARY KEY,
-            case_no TEXT NOT NULL REFERENCES cases(case_no),
-            kind TEXT NOT NULL,
-            start_at TEXT NOT NULL,
-            end_at TEXT NOT NULL,
-            all_handlers INTEGER NOT NULL CHECK (all_handlers IN (0, 1)),
-            handlers_key TEXT NOT NULL,   -- the badges joined by ';' ('' for all handlers): one activity once
-            source TEXT NOT NULL,         -- cli | import FILE line N
-            created_at TEXT NOT NULL,
-            created_by TEXT NOT NULL,
-            CHECK (end_at >= start_at),
-            UNIQUE (case_no, kind, start_at, end_at, handlers_key)
-        )""")
-    db.execute("CREATE INDEX case_activities_time ON case_activities(start_at, end_at)")
-    db.execute("""CREATE TABLE case_activity_handlers (
-            activity_id INTEGER NOT NULL REFERENCES case_activities(id),
-            badge TEXT NOT NULL,
-            PRIMARY KEY (activity_id, badge)
-        )""")
-    db.execute("CREATE INDEX case_activity_handlers_badge ON case_activity_handlers(badge)")
-    db.execute("CREATE INDEX footage_chunks ON footage(device_serial, officer_badge, recorded_at_corrected, id)")
-
-
-def _m006_station(db: sqlite_utils.Database) -> None:
-    """Issue 13: a refused USB device's manufacturer string (``evidock devices unknown``), and
-    whether the station's own clock was synchronised when a dock measured a recorder's drift
-    (``health.station_clock``: synced | unsynced | unknown; NULL for rows from before)."""
-    db["alerts_usb"].add_column("manufacturer", str)
-    db["health"].add_column("station_clock", str)
-
-
-def _m007_kinds(db: sqlite_utils.Database) -> None:
-    """Each stored file's kind (issue 14, ``daemon.catalog.kinds``) and a track's own time span.
-
-    Rows stored before: the kind the media probe found, else the one the name gives (their
-    content is not read here); ``span_*`` stay NULL (filing then goes by the name and the time).
-    """
-    for column in ("kind", "span_start", "span_end"):
-        db["footage"].add_column(column, str)
-    probed = dict(db.execute("SELECT footage_id, kind FROM media_info").fetchall())
-    rows = [(kind_of(bytes(raw) if raw is not None else name, probed.get(fid)), fid)
-            for fid, name, raw in db.execute("SELECT id, source_path, source_path_raw FROM footage").fetchall()]
-    db.conn.executemany("UPDATE footage SET kind = ? WHERE id = ?", rows)
-    db.execute("CREATE INDEX footage_kind ON footage(kind, device_serial)")
-    # A third way a link is made: "companion", a track or log filed with the media it overlaps.
-    db.execute("""
-        CREATE TABLE footage_cases_new (
-            footage_id INTEGER NOT NULL REFERENCES footage(id),
-            case_no TEXT NOT NULL REFERENCES cases(case_no),
-            filed_at TEXT NOT NULL,
-            filed_by TEXT NOT NULL,
-            how TEXT NOT NULL CHECK (how IN ('auto', 'manual', 'companion')),
-            reason TEXT NOT NULL,
-            PRIMARY KEY (footage_id, case_no)
-        )""")
-    db.execute("INSERT INTO footage_cases_new SELECT footage_id, case_no, filed_at, filed_by, how, reason FROM footage_cases")
-    db.execute("DROP TABLE footage_cases")
-    db.execute("ALTER TABLE footage_cases_new RENAME TO footage_cases")
-    db.execute("CREATE INDEX footage_cases_case ON footage_cases(case_no)")
-
-
-# (table, column) of every stored message for people, beside its English column (without _msg).
-MESSAGE_COLUMNS = (("problems", "reason_msg"), ("health_alerts", "message_msg"), ("dock_events", "detail_msg"),
-                   ("alerts_usb", "message_msg"), ("media_jobs", "error_msg"))
-
+# health, dock, cases, retention, review, media queue; then one per issue). Append only.
 MIGRATIONS: list[Migration] = [
     ("core-001", _m001_core),
     ("audit-001", _m001_audit),

@@ -172,7 +172,9 @@ def test_the_demo_case_keeps_its_footage_when_the_officers_next_case_opens(tmp_p
     clips[f"LOG/{spec.start:%Y%m%d}.LOG"] = spec.start + timedelta(minutes=1)
     ingest_clips(data_dir, tmp_path / "card", clips, officer=spec.badge)
     filed = links(data_dir)
-    assert len(filed) == len(clips) and all(v == {case_no: "auto"} for v in filed.values())
+    ids = footage_ids(data_dir)
+    # the clips by their activity; the log (a companion kind, issue 14) with the clips it overlaps
+    assert filed == {ids[name]: {case_no: "companion" if name.endswith(".LOG") else "auto"} for name in clips}
     # the officer's next case, backdated over the demo's footage
     ok(evidock("case", "open", "人社监察〔2026〕2号", "--party", "某某公司", "--handler", spec.badge,
                "--opened-at", "2026-11-26"))

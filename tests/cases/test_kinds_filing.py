@@ -30,15 +30,19 @@ def _track(folder: Path, name: str, first, last, written) -> None:
 def test_the_demo_device_ini_is_not_overdue(tmp_path: Path, data_dir: Path, evidock) -> None:
     ok(evidock("demo", "--recorders", "1", "--clips", "1"))
     rows = {r["source_path"]: r for r in ok(evidock("footage", "list", "--json")).json()}
+    # each demo run records fresh footage (issue 13): find the files by their folders, not their dates
+    track = next(p for p in rows if p.startswith("GPS/") and p.endswith(".NMEA"))
+    log = next(p for p in rows if p.startswith("LOG/") and p.endswith(".LOG"))
+    clip = next(p for p in rows if p.startswith("DCIM/") and p.endswith(".MP4"))
     assert rows["DEVICE.INI"]["kind"] == "system" and rows["DEVICE.INI"]["cases"] == []
-    assert rows["GPS/20261127.NMEA"]["kind"] == "track" and rows["LOG/20261127.LOG"]["kind"] == "log"
-    late = evidock("footage", "overdue", "--as-of", "2027-06-01 00:00", "--json")
+    assert rows[track]["kind"] == "track" and rows[log]["kind"] == "log"
+    late = evidock("footage", "overdue", "--as-of", "2099-06-01 00:00", "--json")
     listed = {f["source_path"] for o in late.json()["officers"] for f in o["footage"]}
     assert "DEVICE.INI" not in listed and not any(p.startswith(("GPS/", "LOG/")) for p in listed)
     assert all(not r["overdue"] for r in rows.values() if r["kind"] in ("system", "track", "log"))
     # The demo's case holds its clip: the clip is filed, the track and the log go with it, so nothing is overdue.
     assert late.code == 0 and late.json()["count"] == 0
-    assert rows["GPS/20261127.NMEA"]["cases"] == rows["DCIM/100MEDIA/20261127_083000_0001.MP4"]["cases"] != []
+    assert rows[track]["cases"] == rows[clip]["cases"] != []
 
 
 def test_system_files_and_companions_are_not_overdue_without_a_case(tmp_path: Path, data_dir: Path, evidock) -> None:
