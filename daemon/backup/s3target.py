@@ -34,6 +34,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import boto3
+from botocore.config import Config
+from botocore.exceptions import (BotoCoreError, ClientError, ConnectionClosedError, ConnectTimeoutError,
+                                 HTTPClientError, NoCredentialsError, ReadTimeoutError)
+from botocore.exceptions import ConnectionError as BotoConnectionError
+
 from daemon.backup.target import Copy, object_key
 from daemon.errors import BackupError
 from daemon.i18n import N_, Message
@@ -70,6 +76,17 @@ def _utc(t: datetime) -> datetime:
     return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
 
 
+def _why(e: Exception) -> Message:
+    """A connection failure in words."""
+    if isinstance(e, ConnectTimeoutError):
+        return Message(N_("no connection within the timeout"))
+    if isinstance(e, ReadTimeoutError):
+        return Message(N_("no answer within the timeout"))
+    if isinstance(e, ConnectionClosedError):
+        return Message(N_("the connection was closed mid-request"))
+    return Message(N_("connection refused or no route to it"))
+
+
 class S3Target:
     """``[[backup.targets]]`` with ``kind = "s3"``: one bucket at one endpoint."""
 
@@ -99,9 +116,6 @@ class S3Target:
 
     def client(self) -> Any:
         if self._client is None:
-            import boto3
-            from botocore.config import Config
-
             config = Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5, read_timeout=60,
                             s3={"addressing_style": "path"} if self.endpoint else None,
                             request_checksum_calculation="when_required",
@@ -136,9 +150,6 @@ class S3Target:
     @contextmanager
     def _calling(self, doing: Message) -> Iterator[None]:
         """botocore's errors as a ``BackupError`` naming the target and the reason in words."""
-        from botocore.exceptions import (BotoCoreError, ClientError, ConnectionError as BotoConnectionError,
-                                         NoCredentialsError)
-
         try:
             yield
         except BackupError:
@@ -149,13 +160,13 @@ class S3Target:
             raise BackupError(N_("backup target {target}: no S3 credentials: set access_key_id and secret_file, "
                                  "or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the service's environment"),
                               target=self.name) from None
-        except BotoConnectionError as e:  # refused, timed out, reset: the server is down or unreachable
+        except (BotoConnectionError, HTTPClientError) as e:  # refused, timed out, reset: the server is down or unreachable
             log.warning("backup target %s: %s unreachable while %s: %s", self.name, self.where, doing, e)
             raise BackupError(N_("backup target {target}: the S3 server at {endpoint} cannot be reached "
                                  "({reason}) while {doing}; nothing that was not verified there is marked backed "
                                  "up. Check that it runs and that the station may reach it; the next run "
                                  "catches up."),
-                              target=self.name, endpoint=self.endpoint or "AWS", reason=type(e).__name__,
+                              target=self.name, endpoint=self.endpoint or "AWS", reason=_why(e),
                               doing=doing) from None
         except (BotoCoreError, OSError) as e:
             raise BackupError(N_("backup target {target}: {doing} failed: {reason}"),
@@ -189,8 +200,6 @@ class S3Target:
 
     def check(self) -> None:
         """The bucket answers, takes these credentials and has Object Lock (unless not required)."""
-        from botocore.exceptions import ClientError
-
         c = self.client()
         with self._calling(Message(N_("opening bucket {bucket}"), bucket=self.bucket)):
             try:
@@ -286,8 +295,6 @@ class S3Target:
 
     def has(self, sha256: str) -> bool:
         """The bucket's current version of the object carries this SHA-256."""
-        from botocore.exceptions import ClientError
-
         key = object_key(sha256)
         with self._calling(Message(N_("looking up {key}"), key=key)):
             try:
@@ -315,8 +322,6 @@ class S3Target:
         return h.hexdigest(), n
 
     def verify(self, copy: Copy) -> bool:
-        from botocore.exceptions import ClientError
-
         key = object_key(copy.sha256)
         try:
             digest, n = self._read(key, copy.version_id, None, Message(N_("reading {key}"), key=key))
@@ -354,8 +359,6 @@ class S3Target:
 
     def extend_retention(self, copy: Copy, retain_until: datetime) -> None:
         """COMPLIANCE retention of the copy's version until at least ``retain_until``; never shorter."""
-        from botocore.exceptions import ClientError
-
         if self._locked is None:
             self.check()
         if not self._locked:
@@ -375,8 +378,6 @@ class S3Target:
         log.info("backup target %s: %s retained until %s", self.name, key, want.isoformat())
 
     def _delete_version(self, key: str, version: str | None) -> bool:
-        from botocore.exceptions import ClientError
-
         with self._calling(Message(N_("deleting {key}"), key=key)):
             try:
                 self.client().delete_object(Bucket=self.bucket, Key=key,

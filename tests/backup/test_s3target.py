@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -216,3 +217,37 @@ def test_snapshots_put_list_fetch_delete(seaweed: Seaweed, tmp_path: Path) -> No
     u.put_snapshot(keys[0], db, meta)
     assert u.delete_snapshot(keys[0]) is True
     assert u.snapshots(STATION) == []
+
+
+def test_the_filer_port_bypasses_the_lock_and_verify_notices(seaweed: Seaweed, tmp_path: Path) -> None:
+    """What the README warns of: SeaweedFS locks in its S3 layer only; its filer deletes anything."""
+    t = target(seaweed)
+    src, sha = blob(tmp_path, "clip.mp4", 30_000)
+    copy = t.put(sha, src, src.stat().st_size, in_a_year())
+    assert t.delete(copy) is False  # through S3: refused
+    url = f"http://127.0.0.1:{seaweed.ports['filer.port']}/buckets/{t.bucket}/{object_key(sha)}.versions?recursive=true"
+    with urllib.request.urlopen(urllib.request.Request(url, method="DELETE"), timeout=10) as r:
+        assert r.status in (200, 202, 204)
+    assert not t.has(sha)
+    assert t.verify(copy) is False
+
+
+def test_a_head_reporting_another_checksum_is_not_a_copy(tmp_path: Path) -> None:
+    # A mock, as the one failure a real server cannot be made to show: it accepted the PUT with our
+    # checksum and then reports another one (a server bug, a proxy in between). botocore's Stubber
+    # answers the two calls; nothing is sent.
+    from botocore.stub import Stubber
+
+    secret = tmp_path / "secret"
+    secret.write_text("s\n")
+    t = S3Target({"name": "proxied-s3", "endpoint": "http://127.0.0.1:9", "bucket": "b", "region": REGION,
+                  "access_key_id": "k", "secret_file": str(secret)}, STATION)
+    t._locked = True  # as check() found it
+    src, sha = blob(tmp_path, "clip.mp4", 1000)
+    other = hashlib.sha256(b"other").hexdigest()
+    with Stubber(t.client()) as stub:
+        stub.add_response("put_object", {"VersionId": "v1"})
+        stub.add_response("head_object", {"VersionId": "v1", "ContentLength": 1000, "ChecksumSHA256": b64(other)})
+        with pytest.raises(BackupError) as e:
+            t.put(sha, src, 1000, None)
+    assert "proxied-s3" in str(e.value) and "not counted as a copy" in str(e.value)
