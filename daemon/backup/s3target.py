@@ -228,7 +228,8 @@ class S3Target:
     def _lock_args(self, retain_until: datetime | None) -> dict[str, Any]:
         if self._locked is None:
             self.check()
-        if not self._locked or retain_until is None:
+        # no date from retention (kept until a person decides), or one already past: no lock to set
+        if not self._locked or retain_until is None or _utc(retain_until) <= datetime.now(UTC):
             return {}
         return {"ObjectLockMode": "COMPLIANCE", "ObjectLockRetainUntilDate": _utc(retain_until)}
 
@@ -369,7 +370,7 @@ class S3Target:
             try:
                 current = self.client().get_object_retention(**ref).get("Retention", {}).get("RetainUntilDate")
             except ClientError as e:
-                if self._code(e) not in NO_LOCK and self._code(e) != "NoSuchObjectLockConfiguration":
+                if self._code(e) not in NO_LOCK:  # the version has no retention yet
                     raise
                 current = None
             if current is not None and _utc(current) >= want:

@@ -251,3 +251,18 @@ def test_a_head_reporting_another_checksum_is_not_a_copy(tmp_path: Path) -> None
         with pytest.raises(BackupError) as e:
             t.put(sha, src, 1000, None)
     assert "proxied-s3" in str(e.value) and "not counted as a copy" in str(e.value)
+
+
+def test_without_a_retention_date_a_copy_is_unlocked_until_one_is_set(seaweed: Seaweed, tmp_path: Path) -> None:
+    t = target(seaweed)
+    a, sha_a = blob(tmp_path, "a.mp4", 10_000)
+    b, sha_b = blob(tmp_path, "b.mp4", 10_000)
+    copy_a = t.put(sha_a, a, a.stat().st_size, None)  # retention gives no date (yet)
+    copy_b = t.put(sha_b, b, b.stat().st_size, datetime.now(UTC) - timedelta(days=1))  # its date has passed
+    for copy in (copy_a, copy_b):
+        h = seaweed.client().head_object(Bucket=t.bucket, Key=object_key(copy.sha256), VersionId=copy.version_id)
+        assert "ObjectLockMode" not in h
+    t.extend_retention(copy_a, in_a_year())  # a rule now keeps it
+    assert t.delete(copy_a) is False and t.verify(copy_a)
+    assert t.delete(copy_b) is True  # retention has let it go: the next run deletes it
+    assert not t.has(sha_b)
