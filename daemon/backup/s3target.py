@@ -7,6 +7,9 @@ only once ``head_object(ChecksumMode="ENABLED")`` of the version written returns
 SHA-256. Objects over 5 GiB (the limit of one PUT) go up in parts, each part checked by the
 server against its own SHA-256; the whole then carries a composite checksum, not the file's hash,
 so such a copy is verified by reading it back and hashing it. Every read names the version id.
+A copy whose retention gives no date (or one already past) is written without a lock; a later
+``extend_retention`` sets one. A bucket without Object Lock (``require_object_lock = false``)
+gets no locks at all.
 
 Catalog snapshots (``put_snapshot``) are stored the same way, the ``.sqlite`` and the ``.json``
 beside it, each with its checksum and COMPLIANCE retention of ``snapshot_retention_days``
@@ -116,7 +119,7 @@ class S3Target:
 
     def client(self) -> Any:
         if self._client is None:
-            config = Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5, read_timeout=60,
+            config = Config(retries={"total_max_attempts": 3, "mode": "standard"}, connect_timeout=5, read_timeout=60,
                             s3={"addressing_style": "path"} if self.endpoint else None,
                             request_checksum_calculation="when_required",
                             response_checksum_validation="when_required")

@@ -266,3 +266,26 @@ def test_without_a_retention_date_a_copy_is_unlocked_until_one_is_set(seaweed: S
     assert t.delete(copy_a) is False and t.verify(copy_a)
     assert t.delete(copy_b) is True  # retention has let it go: the next run deletes it
     assert not t.has(sha_b)
+
+
+def test_the_server_killed_during_a_large_put_then_the_next_put_completes(tmp_path: Path) -> None:
+    with running(tmp_path / "weed") as server:
+        t = target(server)
+        t.multipart_threshold, t.part_size = 6 * 1024**2, 5 * 1024**2
+        src, sha = blob(tmp_path, "long.mp4", 11 * 1024**2)
+        parts: list[int] = []
+
+        def kill_before_the_second_part(params: dict, **_: object) -> None:
+            parts.append(params["PartNumber"])
+            if params["PartNumber"] == 2:
+                server.kill()  # at a set point of the upload (botocore's own event hook), not by timing
+
+        t.client().meta.events.register("provide-client-params.s3.UploadPart", kill_before_the_second_part)
+        with pytest.raises(BackupError) as e:
+            t.put(sha, src, src.stat().st_size, in_a_year())
+        assert "offsite-s3" in str(e.value) and "cannot be reached" in str(e.value) and 2 in parts
+        t.client().meta.events.unregister("provide-client-params.s3.UploadPart", kill_before_the_second_part)
+        server.start()
+        assert not t.has(sha)  # nothing half-stored counts
+        copy = t.put(sha, src, src.stat().st_size, in_a_year())
+        assert t.has(sha) and t.verify(copy)
