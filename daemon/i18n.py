@@ -122,6 +122,17 @@ def ngettext(singular: str, plural: str, n: int) -> str:
     return _translations.ngettext(singular, plural, n)
 
 
+def pgettext(context: str, message: str) -> str:
+    """``message`` in the current language, as meant in ``context`` (one English word, two uses:
+    ``pgettext("column", "closed")`` is a header, the status ``closed`` another msgid)."""
+    return _translations.pgettext(context, message)
+
+
+def npgettext(context: str, singular: str, plural: str, n: int) -> str:
+    """``ngettext`` within ``context``."""
+    return _translations.npgettext(context, singular, plural, n)
+
+
 def N_(message: str) -> str:  # noqa: N802 — the gettext convention
     """Mark ``message`` for the catalog without translating it yet (translate with ``_`` later)."""
     return message

@@ -249,7 +249,7 @@ def read_case_csv(path: Path, tz: str) -> tuple[ImportReport, list[tuple[int, di
                 N_("{cells} cells but the header has {header} (an unquoted comma?)"), cells=len(cells), header=len(header))))
             continue
         fields, problems = parse_fields(given, tz)
-        if not problems and (p := _window_problem(fields)):
+        if not problems and (p := _window_problem(fields, tz)):
             problems.append(p)
         if problems:
             report.problems.append(_problem(start, case_no, joined(problems)))

@@ -1,0 +1,38 @@
+"""A new user's review in Chinese (issue 12): words for codes, times and punctuation in output
+that was English or ISO UTC, checked through the real CLI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.conftest import run_evidock
+
+CASE = "人社监察〔2026〕12号"
+
+
+def _zh(data_dir: Path, *args: str):
+    return run_evidock("--lang", "zh", *args, data_dir=data_dir)
+
+
+def test_case_status_changes_and_errors_speak_chinese_in_local_time(data_dir: Path) -> None:
+    assert _zh(data_dir, "case", "open", CASE, "--party", "某某建筑公司", "--handler", "010203",
+               "--opened-at", "2026-10-28 08:00").code == 0
+    edit = _zh(data_dir, "case", "edit", CASE, "--sensitivity", "secret", "--handler", "010207")
+    assert "密级：普通 → 秘密" in edit.err + edit.out
+    assert "承办人：010203 → 010207" in edit.err + edit.out
+    close = _zh(data_dir, "case", "close", CASE, "--closed-at", "2026-10-29 09:30")
+    assert "结案时间：- → 2026-10-29 09:30" in close.err + close.out
+    assert "+00:00" not in close.err + close.out
+    listing = _zh(data_dir, "case", "list").out
+    header, row = listing.splitlines()[:2]
+    assert "结案时间" in header and "已结案" in row and "结案时间" not in row
+    assert f"案件 {CASE}（已结案，秘密）" in _zh(data_dir, "case", "show", CASE).out
+    again = _zh(data_dir, "case", "open", CASE, "--party", "x", "--handler", "1")
+    assert again.code == 2 and "立案于 2026-10-28 08:00，已结案" in again.err
+    early = _zh(data_dir, "case", "close", CASE, "--closed-at", "2020-01-01")
+    assert early.code == 2 and "结案时间（2020-01-01 23:59）早于立案时间（2026-10-28 08:00）" in early.err
+    en = run_evidock("--lang", "en", "case", "edit", CASE, "--sensitivity", "normal", data_dir=data_dir)
+    assert "sensitivity: secret → normal" in en.err + en.out
+    # JSON keeps codes and ISO times in every language.
+    assert _zh(data_dir, "case", "show", CASE, "--json").out == \
+        run_evidock("--lang", "en", "case", "show", CASE, "--json", data_dir=data_dir).out
