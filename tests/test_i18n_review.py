@@ -36,3 +36,10 @@ def test_case_status_changes_and_errors_speak_chinese_in_local_time(data_dir: Pa
     # JSON keeps codes and ISO times in every language.
     assert _zh(data_dir, "case", "show", CASE, "--json").out == \
         run_evidock("--lang", "en", "case", "show", CASE, "--json", data_dir=data_dir).out
+
+
+def test_audit_list_shows_details_once_compact(data_dir: Path) -> None:
+    assert _zh(data_dir, "case", "open", CASE, "--party", "某某建筑公司", "--handler", "010203").code == 0
+    out = _zh(data_dir, "audit", "list").out
+    row = [line for line in out.splitlines() if "case.open" in line][0]
+    assert '{"case_no":"' in row and '\\"' not in row
