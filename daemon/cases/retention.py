@@ -120,6 +120,12 @@ RULES: tuple[Rule, ...] = (
 )
 
 
+# The rules' names for people (the codes stay in JSON, the audit log and English output).
+RULE_LABELS = {"legal-hold": N_("legal-hold"), "open-case": N_("open-case"), "closed-case": N_("closed-case"),
+               "ambiguous-open": N_("ambiguous-open"), "ambiguous-closed": N_("ambiguous-closed"),
+               "unfiled": N_("unfiled")}
+
+
 def decide(f: Facts, cfg: RetentionConfig) -> tuple[Rule, datetime | None]:
     """The rule that governs this footage and until when it is kept (None: for ever)."""
     rule = next(r for r in RULES if r.applies(f))
@@ -307,7 +313,8 @@ def _delete_rows(catalog: Catalog, cfg: RetentionConfig, item: PlanItem, plan_id
         f = fresh[0]
         rule, until = decide(f, cfg)
         if until is None or now < until or rule.name != item.rule:
-            rep.skipped.append(_row(Message(N_("no longer due: now under rule {rule} ({meaning})"), rule=rule.name,
+            rep.skipped.append(_row(Message(N_("no longer due: now under rule {rule} ({meaning})"),
+                                            rule=Message(RULE_LABELS.get(rule.name, rule.name)),
                                             meaning=Message(rule.meaning)), "why",
                                     footage=item.footage_id, sha256=item.sha256))
             return None
