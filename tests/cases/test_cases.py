@@ -118,6 +118,9 @@ def test_a_backdated_case_picks_up_footage_already_in_the_store(tmp_path: Path, 
     assert f"filed footage {ids['early.mp4']} to case BD-1 (auto)" in r.err
     entry = audit_rows(data_dir, "footage.file")[-1]
     assert entry["details"]["trigger"] == "case BD-1 opened"
+    zh = ok(evidock("--lang", "zh", "case", "open", "BD-2", "--party", "赵六", "--handler", BADGE,
+                    "--opened-at", "2026-11-07"))
+    assert f"已将录像 {ids['earlier.mp4']} 归入案件 BD-2（自动）" in zh.err
 
 
 def test_a_case_closed_before_its_footage_arrives_still_gets_it(tmp_path: Path, data_dir: Path, evidock) -> None:
