@@ -258,6 +258,80 @@ CLICK_MODULES = ("click.core", "click.exceptions", "click.parser", "click.types"
                  "click.formatting", "click.termui", "click.utils", "click._termui_impl", "click.shell_completion")
 
 
+# The names click's types show in metavars (``INTEGER RANGE``) and messages ("not a valid
+# integer range", "Directory '…' is a file"): class attributes, or set when the tree is built,
+# so never through ``_``. They are looked up in the catalog each time they are read.
+CLICK_TYPE_NAMES = {"StringParamType": N_("text"), "IntParamType": N_("integer"), "IntRange": N_("integer range"),
+                    "FloatParamType": N_("float"), "FloatRange": N_("float range"), "BoolParamType": N_("boolean"),
+                    "UUIDParameterType": N_("uuid"), "DateTime": N_("datetime"), "File": N_("filename"),
+                    "Path": N_("path"), "Choice": N_("choice")}
+# click translates these through a variable (``_(extra["required"])``): marked here for the catalog.
+CLICK_WORDS = (N_("required"), N_("file"), N_("directory"))
+
+
+class _TypeName:
+    """A click type's ``name``, translated when read; an instance may set its own (``Path``)."""
+
+    def __init__(self, default: str) -> None:
+        self.default = default
+
+    def __get__(self, obj: Any, owner: type | None = None) -> str:
+        value = self.default if obj is None else obj.__dict__.get("_evidock_name", self.default)
+        return gettext(value)
+
+    def __set__(self, obj: Any, value: str) -> None:
+        # Built while Chinese is spoken, click set "目录": keep the English, translated when read.
+        english = {gettext(w): w for w in (*CLICK_WORDS, *CLICK_TYPE_NAMES.values())}
+        obj.__dict__["_evidock_name"] = english.get(value, value)
+
+
+def _translate_click_types() -> None:
+    import click.core
+    import click.types
+
+    for cls_name, word in CLICK_TYPE_NAMES.items():
+        cls = getattr(click.types, cls_name, None)
+        if cls is not None and not isinstance(cls.__dict__.get("name"), _TypeName):
+            cls.name = _TypeName(word)
+    if not getattr(click.core.Option.get_help_record, "_evidock", False):
+        original = click.core.Option.get_help_record
+
+        def get_help_record(self: Any, ctx: Any) -> tuple[str, str] | None:
+            rv = original(self, ctx)
+            if rv is None or not rv[1].endswith("]") or "  [" not in rv[1]:
+                return rv
+            text, _sep, extra = rv[1].rpartition("  [")
+            return rv[0], f"{text}  [{extra.replace('; ', gettext('; '))}"
+
+        get_help_record._evidock = True  # type: ignore[attr-defined]
+        click.core.Option.get_help_record = get_help_record  # type: ignore[method-assign]
+
+
+_SENTENCE_END = N_(".")  # the end of click's sentence "Missing option '--x'."
+
+
+def _translate_missing_parameter() -> None:
+    """click ends "Missing option '--x'" with a literal ``.``: the sentence's end, translated."""
+    import click.exceptions as ce
+
+    cls = ce.MissingParameter
+    if getattr(cls.format_message, "_evidock", False):
+        return
+    original = cls.format_message
+
+    def format_message(self: Any) -> str:
+        rv = original(self)
+        hint = self.param_hint if self.param_hint is not None else (
+            self.param.get_error_hint(self.ctx) if self.param is not None else None)
+        hint = ce._join_param_hints(hint)  # type: ignore[attr-defined]
+        end = f" {hint}." if hint else "."
+        head, found, tail = rv.partition(end)
+        return f"{head}{end[:-1]}{gettext(_SENTENCE_END)}{tail}" if found else rv
+
+    format_message._evidock = True  # type: ignore[attr-defined]
+    cls.format_message = format_message  # type: ignore[method-assign]
+
+
 def route_click_messages() -> None:
     """Make click's own messages come from evidock's catalog, in the current language.
 
@@ -280,3 +354,5 @@ def route_click_messages() -> None:
                 setattr(mod, attr, gettext)
             elif value is _gettext.ngettext:
                 setattr(mod, attr, ngettext)
+    _translate_click_types()
+    _translate_missing_parameter()

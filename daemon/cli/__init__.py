@@ -97,6 +97,16 @@ def language_before_parsing(args: list[str]) -> str:
     return i18n.resolve_language(lang, config_lang)
 
 
+def _show_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    """``--version``: the message in the reader's language (click's own is fixed at import)."""
+    if not value or ctx.resilient_parsing:
+        return
+    from importlib.metadata import version
+
+    click.echo(_("%(prog)s, version %(version)s") % {"prog": "evidock", "version": version("evidock")})
+    ctx.exit()
+
+
 class EvidockGroup(Group):
     """The top group: the language is set from argv, env and config before parsing starts."""
 
@@ -115,7 +125,8 @@ class EvidockGroup(Group):
               help="Language of messages, tables and help: zh or en. Env: EVIDOCK_LANG. "
                    "Default: [ui] language in the config, else the locale (LANG=zh_CN…), else en.")
 @click.option("-v", "--verbose", count=True, help="More log output on stderr (-vv for debug).")
-@click.version_option(package_name="evidock")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_show_version,
+              help="Show the version and exit.")
 @click.pass_context
 def cli(ctx: click.Context, config_file: str | None, data_dir: str | None, lang: str | None, verbose: int) -> None:
     """evidock: the docking station for body-worn recorders.

@@ -124,6 +124,23 @@ def _cells(text: str) -> int:
     return width(strip_ansi(text))
 
 
+# Kinsoku: a line never starts with closing punctuation nor ends with an opening one.
+_NO_LINE_START = set("，。；：）」』、！？》】”’")
+_NO_LINE_END = set("（「『《【“‘")
+
+
+def _kinsoku(pieces: list[str]) -> list[str]:
+    """The chunks a line may break between, closing punctuation glued to the chunk before it and
+    opening punctuation to the chunk after it."""
+    out: list[str] = []
+    for piece in pieces:
+        if out and (piece[0] in _NO_LINE_START or (out[-1][-1] in _NO_LINE_END and not piece.isspace())):
+            out[-1] += piece
+        else:
+            out.append(piece)
+    return out
+
+
 def install_cjk_wrapping() -> None:
     """Make click's help wrapping measure display cells and break between CJK characters."""
     try:
@@ -139,7 +156,7 @@ def install_cjk_wrapping() -> None:
         _evidock_cjk = True
 
         def _split(self, text: str) -> list[str]:
-            return [piece for chunk in super()._split(text) for piece in _CJK_RUN.split(chunk) if piece]
+            return _kinsoku([piece for chunk in super()._split(text) for piece in _CJK_RUN.split(chunk) if piece])
 
     tw.TextWrapper = CJKTextWrapper
     if hasattr(tw, "term_len"):
