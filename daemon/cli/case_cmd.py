@@ -252,10 +252,12 @@ def case_import(st: Station, file: Path, as_json: bool) -> int:
         return rep.exit_code
     say(_("read {file} as {encoding}").format(file=file, encoding=rep.encoding))
     if rep.ignored_columns:
-        say(_("note: columns ignored: {columns}").format(columns=", ".join(rep.ignored_columns)))
+        say(_("note: columns ignored: {columns}").format(columns=_(", ").join(rep.ignored_columns)))
     for p in rep.problems:
-        where = _("{file}: line {line}").format(file=file, line=p.line) + (f" ({shown(p.case_no)})" if p.case_no else "")
-        say(f"{where}: {shown(p.text())}")
+        where = _("{file}: line {line}").format(file=file, line=p.line)
+        if p.case_no:
+            where = _("{where} ({case_no})").format(where=where, case_no=shown(p.case_no))
+        say(_("{where}: {problem}").format(where=where, problem=shown(p.text())))
     for line in rep.filing.lines():
         say(line)
     if rep.what == "activities":

@@ -11,7 +11,7 @@ from daemon.catalog import officers
 from daemon.catalog.db import Catalog
 from daemon.cli import Station, cli, emit_json, pass_station, say
 from daemon.cli.labels import ALERT_KINDS, label
-from daemon.display import Column, local_time, shown, table
+from daemon.display import Column, local_time, seconds, shown, table
 from daemon.errors import EXIT_OK, EXIT_WARNING
 from daemon.i18n import _, ngettext
 
@@ -66,7 +66,7 @@ def _percent(v: float | None) -> str:
 
 
 def _drift(v: float | None) -> str:
-    return f"{v:+.1f} s" if v is not None else _("n/r")
+    return seconds(v, missing=_("n/r"), sign=True)
 
 
 @cli.command("health")

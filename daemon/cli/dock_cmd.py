@@ -60,7 +60,7 @@ def status_command(st: Station, as_json: bool) -> int:
         return status.exit_code
     tz = st.config.ui.timezone
     head = _("station running (pid {pid})") if alive else _("station NOT running (pid {pid})")
-    click.echo(head.format(pid=doc.get("pid")) + "; " + _("updated {when}: {offloading} offloading, {queued} queued").format(
+    click.echo(head.format(pid=doc.get("pid")) + _("; ") + _("updated {when}: {offloading} offloading, {queued} queued").format(
         when=local_time(doc.get("updated"), tz, seconds=True), offloading=doc.get("offloading", 0),
         queued=doc.get("queued", 0)))
     cols = [Column(_("bay"), 12), Column(_("recorder"), 20), Column(_("officer"), 10), Column(_("state"), 14),
@@ -120,8 +120,8 @@ def demo_command(st: Station, recorders: int, clips: int, as_json: bool) -> int:
             for a in b["alerts"]:
                 click.echo("    " + _("alert: {alert}").format(alert=shown(a)))
         chain_text = _("audit chain intact ({rows} rows).") if chain.ok else _("audit chain BROKEN ({rows} rows).")
-        click.echo(chain_text.format(rows=chain.rows) + " " + _("See: {command}").format(
-            command=f"evidock --data-dir {st.data_dir} footage list | devices | health"))
+        click.echo(_("{sentence} {next}").format(sentence=chain_text.format(rows=chain.rows), next=_("See: {command}").format(
+            command=f"evidock --data-dir {st.data_dir} footage list | devices | health")))
     return rep.exit_code
 
 

@@ -90,7 +90,7 @@ def media_run(st: Station, no_wait: bool, as_json: bool) -> int:
             say(_("note: {note}").format(note=i18n.text(n)))
         if report.recovered:
             say(_("note: job(s) {ids} were left running by a runner that died; queued again").format(
-                ids=", ".join(map(str, report.recovered))))
+                ids=_(", ").join(map(str, report.recovered))))
         c = report.counts()
         tail = _(" (stopped early; the rest stays queued)") if report.stopped else ""
         say(_("media: {done} proxied, {na} not media, {failed} failed, {retrying} waiting for a retry").format(
@@ -153,9 +153,9 @@ def media_retry(st: Station, ids: tuple[int, ...]) -> int:
         done = retry(catalog, ids)
     queued, busy = done
     if queued:
-        say(_("queued again: {ids}; run `evidock media run`").format(ids=", ".join(map(str, queued))))
+        say(_("queued again: {ids}; run `evidock media run`").format(ids=_(", ").join(map(str, queued))))
     elif not busy:
         say(_("no failed media jobs to retry"))
     if busy:
-        say(_("warning: job(s) {ids} are running right now and were left alone").format(ids=", ".join(map(str, busy))))
+        say(_("warning: job(s) {ids} are running right now and were left alone").format(ids=_(", ").join(map(str, busy))))
     return done.exit_code

@@ -26,6 +26,7 @@ def test_probe_shows_everything(tmp_path: Path, evidock) -> None:
         zh = evidock("--lang", "zh", "probe", sim.channel.path)
         assert zh.code == 0 and "电量" in zh.out and "已循环 143 次" in zh.out and "文件系统 clean" in zh.out, zh.out
         assert "+00:00" not in zh.out and "bytes" not in zh.out
+        assert "76%，" in zh.out and "76 %" not in zh.out and re.search(r"与本工作站相差 \+12\.[45] 秒", zh.out), zh.out
         doc = evidock("probe", sim.channel.path, "--json").json()
         assert doc["ok"] and doc["device"]["serial"] == SPEC.serial and doc["battery"]["percent"] == 76
         assert abs(doc["clock"]["drift_s"] - 12.5) < 1 and doc["storage"]["total_bytes"] == sim.card_bytes
