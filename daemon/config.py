@@ -23,7 +23,7 @@ from daemon.config_messages import describe_errors
 from daemon.config_filing import FilingConfig, _known_zone  # [filing] (art. 11), beside this module for its size
 from daemon.config_schedule import CRON_KEYS, ScheduleConfig, cron_trigger  # noqa: F401 ([schedule], issue 15)
 from daemon.errors import ConfigError
-from daemon.i18n import N_, _
+from daemon.i18n import N_, _, os_error
 
 ENV_CONFIG = "EVIDOCK_CONFIG"
 ENV_DATA_DIR = "EVIDOCK_DATA_DIR"
@@ -421,7 +421,7 @@ def load_config(path: str | os.PathLike[str] | None = None) -> tuple[Config, Pat
         raw = p.read_bytes()
     except OSError as e:
         raise ConfigError(N_("config {path}: cannot read it ({reason}); check the path given by --config or ${env}"),
-                          path=str(p), reason=e.strerror, env=ENV_CONFIG) from None
+                          path=str(p), reason=os_error(e), env=ENV_CONFIG) from None
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:

@@ -253,6 +253,42 @@ def text(obj: object) -> str:
         return render(obj.msgid, obj.params, translate=True)  # type: ignore[attr-defined]
     return str(obj)
 
+# --- the operating system's words ----------------------------------------------------------------
+# ``strerror`` is English (stations run C.UTF-8): the common ones are catalog messages, whose
+# English is exactly ``os.strerror`` (anything else, or another libc's wording, stays as it is).
+
+def _os_errors() -> dict[int, str]:
+    import errno
+
+    words = {"ENOENT": N_("No such file or directory"), "EACCES": N_("Permission denied"),
+             "EPERM": N_("Operation not permitted"), "ENOSPC": N_("No space left on device"),
+             "EIO": N_("Input/output error"), "EISDIR": N_("Is a directory"), "ENOTDIR": N_("Not a directory"),
+             "EROFS": N_("Read-only file system"), "EEXIST": N_("File exists"),
+             "EBUSY": N_("Device or resource busy"), "ENODEV": N_("No such device"),
+             "ETIMEDOUT": N_("Connection timed out")}
+    return {getattr(errno, k): v for k, v in words.items() if hasattr(errno, k)}
+
+
+OS_ERRORS = _os_errors()
+
+
+def os_error(err: BaseException | int | None) -> Message | str:
+    """An OSError's words as a param of a message for people: a catalog message when they are
+    one of the common ones (the English unchanged: it is ``os.strerror``), else its own text."""
+    code = err if isinstance(err, int) else getattr(err, "errno", None)
+    english = os.strerror(code) if isinstance(code, int) else None
+    strerror = getattr(err, "strerror", None) or english or (str(err) if err is not None else "")
+    msgid = OS_ERRORS.get(code) if isinstance(code, int) else None
+    if msgid is not None and msgid == strerror:
+        return Message(msgid)
+    return strerror
+
+
+def os_error_text(err: BaseException | int | None) -> str:
+    """``os_error(err)`` in the current language."""
+    return text(os_error(err))
+
+
 # click's modules that translate (``_termui_impl`` is loaded lazily, so it is loaded here first).
 CLICK_MODULES = ("click.core", "click.exceptions", "click.parser", "click.types", "click.decorators",
                  "click.formatting", "click.termui", "click.utils", "click._termui_impl", "click.shell_completion")

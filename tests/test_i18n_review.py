@@ -43,3 +43,11 @@ def test_audit_list_shows_details_once_compact(data_dir: Path) -> None:
     out = _zh(data_dir, "audit", "list").out
     row = [line for line in out.splitlines() if "case.open" in line][0]
     assert '{"case_no":"' in row and '\\"' not in row
+
+
+def test_os_errors_are_translated_and_english_is_strerror(data_dir: Path, tmp_path: Path) -> None:
+    missing = tmp_path / "nope.csv"
+    zh = _zh(data_dir, "case", "import", str(missing))
+    assert zh.code == 2 and "没有该文件或目录" in zh.err and "No such file" not in zh.err
+    en = run_evidock("case", "import", str(missing), data_dir=data_dir)
+    assert "(No such file or directory)" in en.err

@@ -44,7 +44,7 @@ from typing import Any
 from daemon.catalog.db import Catalog
 from daemon.crashpoints import crashpoint
 from daemon.errors import NotFound, PartialBusy, StoreError
-from daemon.i18n import N_, Message
+from daemon.i18n import Message, N_, os_error
 from daemon.evidence import audit
 from daemon.evidence.store import fsync_dir, still_names
 
@@ -166,7 +166,7 @@ class Staging:
                 fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o640)
             except OSError as e:
                 raise StoreError(N_("staging {dir}: cannot create the lock of partial {key} ({reason}); check the data "
-                                    "dir's disk and permissions"), dir=str(self.dir), key=key, reason=e.strerror) from None
+                                    "dir's disk and permissions"), dir=str(self.dir), key=key, reason=os_error(e)) from None
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
