@@ -51,3 +51,10 @@ def test_os_errors_are_translated_and_english_is_strerror(data_dir: Path, tmp_pa
     assert zh.code == 2 and "没有该文件或目录" in zh.err and "No such file" not in zh.err
     en = run_evidock("case", "import", str(missing), data_dir=data_dir)
     assert "(No such file or directory)" in en.err
+
+
+def test_a_bad_evidock_lang_is_named_in_the_language_of_the_rest(data_dir: Path) -> None:
+    zh = run_evidock("status", data_dir=data_dir, env={"EVIDOCK_LANG": "fr", "LANG": "zh_CN.UTF-8"})
+    assert zh.code == 2 and "$EVIDOCK_LANG" in zh.err and "不是 zh、en 之一" in zh.err
+    en = run_evidock("status", data_dir=data_dir, env={"EVIDOCK_LANG": "fr"})
+    assert en.code == 2 and "'fr' (from $EVIDOCK_LANG) is not one of zh, en" in en.err
