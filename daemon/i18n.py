@@ -333,7 +333,17 @@ def _translate_click_types() -> None:
         original = click.core.Option.get_help_record
 
         def get_help_record(self: Any, ctx: Any) -> tuple[str, str] | None:
-            rv = original(self, ctx)
+            # A default that is a catalog message (``default=N_("registered by staff")``) is
+            # shown translated; the value used stays the English.
+            default = self.default
+            if isinstance(default, str) and default and gettext(default) != default:
+                self.default = gettext(default)
+                try:
+                    rv = original(self, ctx)
+                finally:
+                    self.default = default
+            else:
+                rv = original(self, ctx)
             if rv is None or not rv[1].endswith("]") or "  [" not in rv[1]:
                 return rv
             text, _sep, extra = rv[1].rpartition("  [")

@@ -158,6 +158,10 @@ def test_click_types_versions_and_missing_options_speak_chinese(data_dir: Path) 
     assert "缺少选项 '--party'。" in missing.err
     assert "Missing option '--party'." in run_evidock("case", "open", "X", data_dir=data_dir).err
     assert "[必填]" in run_evidock("case", "open", "--help", env=zh).out
+    sim = run_evidock("simulate", "--help", env=zh).out
+    assert "low-battery: 电量 12%" in sim and "replies are random bytes" not in sim
+    assert "[默认：由工作人员登记]" in run_evidock("devices", "register", "--help", env=zh).out
+    assert "checked N objects" not in run_evidock("verify", "--help", env=zh).out
 
 
 def test_every_help_text_is_chinese_under_zh() -> None:

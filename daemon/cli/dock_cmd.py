@@ -16,7 +16,7 @@ from daemon.display import Column, local_time, pad, shown, size, table
 from daemon.dock.jobs import DockJob
 from daemon.dock.station import Station as DockStation
 from daemon.dock.station import read_status
-from daemon.i18n import _, ngettext
+from daemon.i18n import N_, _, ngettext
 from daemon.schedule.runs import open_job_alerts
 
 
@@ -127,7 +127,7 @@ def demo_command(st: Station, recorders: int, clips: int, as_json: bool) -> int:
 
 @devices_group.command("register")
 @click.argument("serial")
-@click.option("--reason", default="registered by staff", show_default=True, help="Why (goes into the audit log).")
+@click.option("--reason", default=N_("registered by staff"), show_default=True, help="Why (goes into the audit log).")
 @pass_station
 def devices_register(st: Station, serial: str, reason: str) -> int:
     """Register a recorder to this station (needed when dock.unknown_serial = 'refuse').

@@ -38,9 +38,22 @@ def help_units(text: str | None) -> list[str]:
             title = para.split("\n")[1].strip()
             if title.endswith(":"):
                 out.append(title)
+            out += [desc for _term, desc in _listed(para)]
         elif para.strip():
             out.append(fold(para))
     return out
+
+
+_LIST_ITEM = re.compile(r"^(\s+[\w@=\[\]-]+): (.+)$")
+
+
+def _listed(para: str) -> list[tuple[str, str]]:
+    """A ``\b`` block that lists terms (``  low-battery: battery at 12 %``), not an example:
+    its ``(term, description)`` lines; the descriptions are translated, the terms kept."""
+    lines = para.split("\n")
+    if len(lines) < 2 or lines[1].strip().lower().startswith("example"):
+        return []
+    return [(m.group(1), m.group(2)) for line in lines[2:] if (m := _LIST_ITEM.match(line))]
 
 
 def translate_help(text: str | None) -> str | None:
@@ -54,6 +67,11 @@ def translate_help(text: str | None) -> str | None:
             title = lines[1].strip()
             if title.endswith(":"):
                 lines[1] = lines[1].replace(title, gettext(title))
+            items = dict(_listed(para))
+            for i, line in enumerate(lines[2:], 2):
+                m = _LIST_ITEM.match(line)
+                if m and m.group(1) in items:
+                    lines[i] = f"{m.group(1)}: {gettext(m.group(2))}"
             paras.append("\n".join(lines))
         elif para.strip():
             paras.append(gettext(fold(para)))
