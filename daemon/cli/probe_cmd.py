@@ -38,7 +38,9 @@ def probe_command(st: Station, tty: str, timeout: float | None, as_json: bool) -
         click.echo(probe_text(rep, st.config.ui.timezone))
         for n in rep.notes:
             what = _(n.what)  # battery, storage, clock, firmware: the labels of probe_text
-            say(f"{label(SEVERITY, 'note' if n.status == 'not_reported' else 'error')}: {what}: {i18n.text(n.message)}")
+            say(_("{severity}: {what}: {message}").format(
+                severity=label(SEVERITY, "note" if n.status == "not_reported" else "error"), what=what,
+                message=i18n.stored(n.message, n.msg)))
     return rep.exit_code
 
 

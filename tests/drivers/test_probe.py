@@ -101,3 +101,12 @@ def test_probe_notes_in_chinese_and_json_the_same(tmp_path: Path, evidock) -> No
         return {k: v for k, v in doc.items() if k not in drop}
     assert en.code == zh.code == 0 and steady(en.json()) == steady(zh.json())
     assert "not supported by model" in en.json()["notes"][0]["message"]
+
+
+def test_probe_note_of_an_unsupported_request_in_chinese_names_the_model(tmp_path: Path, evidock) -> None:
+    with simulator(tmp_path, "lacks=GetStorageInfo") as sim:
+        zh = evidock("--lang", "zh", "probe", sim.channel.path)
+        en = evidock("probe", sim.channel.path)
+    note = [line for line in zh.err.splitlines() if "GetStorageInfo" in line]
+    assert note and "不支持" in note[0] and "is not supported" not in note[0], zh.err
+    assert "unknown" not in en.err and "未知型号" not in zh.err, (en.err, zh.err)
