@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import sqlite3
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -268,9 +269,12 @@ def apply(catalog: Catalog, station: StationContext, cfg: RetentionConfig, the_p
     actor = actor or audit.current_actor()
     now = now or now_utc()
     the_plan = the_plan or plan(catalog, cfg, now)
-    if expect_plan_id is not None and expect_plan_id != the_plan.plan_id:
-        raise RetentionError(N_("the retention plan is now {plan}, not {expected}: something changed "
-                                "since it was reviewed; nothing was deleted — review `evidock retention plan` again"),
+    if expect_plan_id is not None and not re.fullmatch(r"[0-9a-f]{16}", expect_plan_id.strip().lower()):
+        raise RetentionError(N_("there is no retention plan with the id {expected}: a plan id is the 16 hex digits "
+                                "`evidock retention plan` prints; nothing was deleted"), expected=repr(expect_plan_id))
+    if expect_plan_id is not None and expect_plan_id.strip().lower() != the_plan.plan_id:
+        raise RetentionError(N_("the retention plan is now {plan}, not {expected}: the id is mistyped or "
+                                "something changed since it was reviewed; nothing was deleted — review `evidock retention plan` again"),
                              plan=the_plan.plan_id, expected=expect_plan_id)
     rep = ApplyReport(the_plan.plan_id)
     for tomb_id, sha in catalog.conn.execute(
