@@ -316,8 +316,16 @@ def discard_partial(catalog: Catalog, staging: Staging, key: str, reason: str) -
     """Delete one partial whose source is gone for good, audited with ``reason``; return its entry.
 
     The partial is deleted inside the transaction that audits it: a failed delete records
-    nothing. An unknown key is ``NotFound``; a partial being offloaded right now is ``PartialBusy``.
+    nothing. ``key`` may be the start of one partial's key (``staging list`` shows them whole). An
+    unknown or ambiguous key is ``NotFound``; a partial being offloaded right now is ``PartialBusy``.
     """
+    keys = [e["key"] for e in staging.list()]
+    if key not in keys and key:
+        matches = [k for k in keys if k.startswith(key)]
+        if len(matches) > 1:
+            raise NotFound(N_("the key {key} is the start of several partials' keys ({keys}); give more of it"),
+                           key=key, keys=", ".join(matches))
+        key = matches[0] if matches else key
     with catalog.transaction():
         try:
             entry = staging.discard(key)
