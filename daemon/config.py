@@ -37,7 +37,7 @@ from daemon.config_messages import describe_errors
 from daemon.config_recorders import RecorderEntry, build_registry, check_recorders
 from daemon.config_schedule import CRON_KEYS, ScheduleConfig, cron_trigger  # noqa: F401 ([schedule], issue 15)
 from daemon.errors import ConfigError
-from daemon.i18n import N_, _
+from daemon.i18n import N_, _, os_error
 from drivers.registry import Registry
 
 ENV_CONFIG = "EVIDOCK_CONFIG"
@@ -446,7 +446,7 @@ def load_config(path: str | os.PathLike[str] | None = None) -> tuple[Config, Pat
         raw = p.read_bytes()
     except OSError as e:
         raise ConfigError(N_("config {path}: cannot read it ({reason}); check the path given by --config or ${env}"),
-                          path=str(p), reason=e.strerror, env=ENV_CONFIG) from None
+                          path=str(p), reason=os_error(e), env=ENV_CONFIG) from None
     try:
         data = tomllib.loads(raw.decode("utf-8-sig"))  # a BOM (Windows Notepad) is not TOML, but harmless
     except UnicodeDecodeError:

@@ -132,6 +132,15 @@ def duration(seconds: float | None, missing: str = "-") -> str:
     return sign + " ".join(shown_units)
 
 
+def seconds(value: float | None, missing: str = "-", sign: bool = False) -> str:
+    """A short span or offset in seconds, one decimal: ``-75.0 s`` / ``-75.0 秒`` (never ``-0.0``)."""
+    if value is None:
+        return missing
+    v = round(float(value), 1)
+    v = 0.0 if v == 0 else v  # no negative zero
+    return _("{n} s").format(n=f"{v:+.1f}" if sign else f"{v:.1f}")
+
+
 _SIZE_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
 
 

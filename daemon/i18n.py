@@ -122,6 +122,17 @@ def ngettext(singular: str, plural: str, n: int) -> str:
     return _translations.ngettext(singular, plural, n)
 
 
+def pgettext(context: str, message: str) -> str:
+    """``message`` in the current language, as meant in ``context`` (one English word, two uses:
+    ``pgettext("column", "closed")`` is a header, the status ``closed`` another msgid)."""
+    return _translations.pgettext(context, message)
+
+
+def npgettext(context: str, singular: str, plural: str, n: int) -> str:
+    """``ngettext`` within ``context``."""
+    return _translations.npgettext(context, singular, plural, n)
+
+
 def N_(message: str) -> str:  # noqa: N802 — the gettext convention
     """Mark ``message`` for the catalog without translating it yet (translate with ``_`` later)."""
     return message
@@ -242,9 +253,129 @@ def text(obj: object) -> str:
         return render(obj.msgid, obj.params, translate=True)  # type: ignore[attr-defined]
     return str(obj)
 
+# --- the operating system's words ----------------------------------------------------------------
+# ``strerror`` is English (stations run C.UTF-8): the common ones are catalog messages, whose
+# English is exactly ``os.strerror`` (anything else, or another libc's wording, stays as it is).
+
+def _os_errors() -> dict[int, str]:
+    import errno
+
+    words = {"ENOENT": N_("No such file or directory"), "EACCES": N_("Permission denied"),
+             "EPERM": N_("Operation not permitted"), "ENOSPC": N_("No space left on device"),
+             "EIO": N_("Input/output error"), "EISDIR": N_("Is a directory"), "ENOTDIR": N_("Not a directory"),
+             "EROFS": N_("Read-only file system"), "EEXIST": N_("File exists"),
+             "EBUSY": N_("Device or resource busy"), "ENODEV": N_("No such device"),
+             "ETIMEDOUT": N_("Connection timed out")}
+    return {getattr(errno, k): v for k, v in words.items() if hasattr(errno, k)}
+
+
+OS_ERRORS = _os_errors()
+
+
+def os_error(err: BaseException | int | None) -> Message | str:
+    """An OSError's words as a param of a message for people: a catalog message when they are
+    one of the common ones (the English unchanged: it is ``os.strerror``), else its own text."""
+    code = err if isinstance(err, int) else getattr(err, "errno", None)
+    english = os.strerror(code) if isinstance(code, int) else None
+    strerror = getattr(err, "strerror", None) or english or (str(err) if err is not None else "")
+    msgid = OS_ERRORS.get(code) if isinstance(code, int) else None
+    if msgid is not None and msgid == strerror:
+        return Message(msgid)
+    return strerror
+
+
+def os_error_text(err: BaseException | int | None) -> str:
+    """``os_error(err)`` in the current language."""
+    return text(os_error(err))
+
+
 # click's modules that translate (``_termui_impl`` is loaded lazily, so it is loaded here first).
 CLICK_MODULES = ("click.core", "click.exceptions", "click.parser", "click.types", "click.decorators",
                  "click.formatting", "click.termui", "click.utils", "click._termui_impl", "click.shell_completion")
+
+
+# The names click's types show in metavars (``INTEGER RANGE``) and messages ("not a valid
+# integer range", "Directory '…' is a file"): class attributes, or set when the tree is built,
+# so never through ``_``. They are looked up in the catalog each time they are read.
+CLICK_TYPE_NAMES = {"StringParamType": N_("text"), "IntParamType": N_("integer"), "IntRange": N_("integer range"),
+                    "FloatParamType": N_("float"), "FloatRange": N_("float range"), "BoolParamType": N_("boolean"),
+                    "UUIDParameterType": N_("uuid"), "DateTime": N_("datetime"), "File": N_("filename"),
+                    "Path": N_("path"), "Choice": N_("choice")}
+# click translates these through a variable (``_(extra["required"])``): marked here for the catalog.
+CLICK_WORDS = (N_("required"), N_("file"), N_("directory"))
+
+
+class _TypeName:
+    """A click type's ``name``, translated when read; an instance may set its own (``Path``)."""
+
+    def __init__(self, default: str) -> None:
+        self.default = default
+
+    def __get__(self, obj: Any, owner: type | None = None) -> str:
+        value = self.default if obj is None else obj.__dict__.get("_evidock_name", self.default)
+        return gettext(value)
+
+    def __set__(self, obj: Any, value: str) -> None:
+        # Built while Chinese is spoken, click set "目录": keep the English, translated when read.
+        english = {gettext(w): w for w in (*CLICK_WORDS, *CLICK_TYPE_NAMES.values())}
+        obj.__dict__["_evidock_name"] = english.get(value, value)
+
+
+def _translate_click_types() -> None:
+    import click.core
+    import click.types
+
+    for cls_name, word in CLICK_TYPE_NAMES.items():
+        cls = getattr(click.types, cls_name, None)
+        if cls is not None and not isinstance(cls.__dict__.get("name"), _TypeName):
+            cls.name = _TypeName(word)
+    if not getattr(click.core.Option.get_help_record, "_evidock", False):
+        original = click.core.Option.get_help_record
+
+        def get_help_record(self: Any, ctx: Any) -> tuple[str, str] | None:
+            # A default that is a catalog message (``default=N_("registered by staff")``) is
+            # shown translated; the value used stays the English.
+            default = self.default
+            if isinstance(default, str) and default and gettext(default) != default:
+                self.default = gettext(default)
+                try:
+                    rv = original(self, ctx)
+                finally:
+                    self.default = default
+            else:
+                rv = original(self, ctx)
+            if rv is None or not rv[1].endswith("]") or "  [" not in rv[1]:
+                return rv
+            text, _sep, extra = rv[1].rpartition("  [")
+            return rv[0], f"{text}  [{extra.replace('; ', gettext('; '))}"
+
+        get_help_record._evidock = True  # type: ignore[attr-defined]
+        click.core.Option.get_help_record = get_help_record  # type: ignore[method-assign]
+
+
+_SENTENCE_END = N_(".")  # the end of click's sentence "Missing option '--x'."
+
+
+def _translate_missing_parameter() -> None:
+    """click ends "Missing option '--x'" with a literal ``.``: the sentence's end, translated."""
+    import click.exceptions as ce
+
+    cls = ce.MissingParameter
+    if getattr(cls.format_message, "_evidock", False):
+        return
+    original = cls.format_message
+
+    def format_message(self: Any) -> str:
+        rv = original(self)
+        hint = self.param_hint if self.param_hint is not None else (
+            self.param.get_error_hint(self.ctx) if self.param is not None else None)
+        hint = ce._join_param_hints(hint)  # type: ignore[attr-defined]
+        end = f" {hint}." if hint else "."
+        head, found, tail = rv.partition(end)
+        return f"{head}{end[:-1]}{gettext(_SENTENCE_END)}{tail}" if found else rv
+
+    format_message._evidock = True  # type: ignore[attr-defined]
+    cls.format_message = format_message  # type: ignore[method-assign]
 
 
 def route_click_messages() -> None:
@@ -269,3 +400,5 @@ def route_click_messages() -> None:
                 setattr(mod, attr, gettext)
             elif value is _gettext.ngettext:
                 setattr(mod, attr, ngettext)
+    _translate_click_types()
+    _translate_missing_parameter()

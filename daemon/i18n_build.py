@@ -32,7 +32,8 @@ from daemon.i18n import CATALOGS, DOMAIN, LOCALE_DIR
 REPO = Path(__file__).resolve().parent.parent
 TEMPLATE = LOCALE_DIR / f"{DOMAIN}.pot"
 CLICK_FILES = ("core.py", "exceptions.py", "parser.py", "types.py", "decorators.py", "formatting.py")
-KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2), "N_": None}
+KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2), "N_": None,
+            "pgettext": ((1, "c"), 2), "npgettext": ((1, "c"), 2, 3)}
 
 
 def po_path(lang: str) -> Path:
@@ -146,7 +147,15 @@ def placeholders(text: str) -> set[str]:
 
 def todo(lang: str = "zh") -> dict[str, str]:
     """The untranslated or fuzzy messages of ``lang``, as ``{msgid: ""}`` to fill in."""
-    return {m.id: "" for m in read_po(lang) if m.id and isinstance(m.id, str) and (m.fuzzy or not m.string)}
+    return {_key(m): "" for m in read_po(lang) if m.id and isinstance(m.id, str) and (m.fuzzy or not m.string)}
+
+
+def _key(m: Any) -> Any:
+    """A message's key in ``todo``/``fill``/``check``: its id, ``context\x04id`` within a context
+    (gettext's own spelling), so ``pgettext("column", "closed")`` and ``"closed"`` stay apart."""
+    if m.context and isinstance(m.id, str):
+        return f"{m.context}\x04{m.id}"
+    return m.id
 
 
 def fill(translations: dict[str, str], lang: str = "zh") -> list[str]:
@@ -156,7 +165,8 @@ def fill(translations: dict[str, str], lang: str = "zh") -> list[str]:
     for mid, text in translations.items():
         if not text:
             continue
-        m = po.get(mid)
+        context, _, msgid = mid.rpartition("\x04")
+        m = po.get(msgid, context=context or None)
         if m is None:
             missing.append(mid)
             continue
@@ -172,16 +182,16 @@ def check() -> list[str]:
     from babel.messages.pofile import read_po as _read
 
     template = extract()
-    wanted = {m.id for m in template if m.id}
+    wanted = {_key(m) for m in template if m.id}
     problems = []
     with TEMPLATE.open("rb") as f:
-        pot = {m.id for m in _read(f) if m.id}
+        pot = {_key(m) for m in _read(f) if m.id}
     if pot != wanted:
         problems.append(f"{TEMPLATE.name} is stale ({len(wanted - pot)} new, {len(pot - wanted)} gone messages): "
                         "run `python -m daemon.i18n_build update`")
     for lang in CATALOGS:
         po = read_po(lang)
-        have = {m.id: m for m in po if m.id}
+        have = {_key(m): m for m in po if m.id}
         for mid in sorted(wanted - have.keys(), key=str):
             problems.append(f"{lang}: not in the .po: {mid!r}")
         for mid in sorted(have.keys() - wanted, key=str):

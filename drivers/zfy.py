@@ -145,6 +145,13 @@ class ZfyDriver(Driver):
     def recorder(self) -> str:
         return Message(N_("{serial} on {port}"), serial=self._serial, port=self.port_name) if self._serial else self.port_name
 
+    @property
+    def model_name(self) -> str:
+        """The registry entry's model, else the one the recorder announced (Init_Device), else unknown."""
+        if self.model is None and getattr(self, "_init", None) and self._init.get("model"):
+            return str(self._init["model"])
+        return super().model_name
+
     def close(self) -> None:
         port, self._port = self._port, None
         if port is not None:

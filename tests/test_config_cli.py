@@ -105,7 +105,11 @@ def test_listing_commands_print_one_json_document(evidock) -> None:
 
 def test_ingest_of_a_missing_source_is_a_clear_error(evidock, tmp_path: Path) -> None:
     r = evidock("ingest", tmp_path / "nope")
-    assert r.code == 2 and "not a directory" in r.err and str(tmp_path / "nope") in r.err
+    assert r.code == 2 and "does not exist" in r.err and str(tmp_path / "nope") in r.err
+    zh = evidock("--lang", "zh", "ingest", tmp_path / "nope")
+    assert zh.code == 2 and "不存在" in zh.err and "不是目录" not in zh.err
+    (tmp_path / "a-file").write_text("x")
+    assert "is a file" in evidock("ingest", tmp_path / "a-file").err
 
 
 def test_config_file_errors_in_chinese_and_english_in_str(tmp_path: Path) -> None:

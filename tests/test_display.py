@@ -110,3 +110,16 @@ def test_human_sizes() -> None:
     assert size(512 * 1024 * 1024) == "512 MiB"
     assert size(34356940295) == "32 GiB"
     assert size(1536) == "1.5 KiB" and size(None) == "-"
+
+
+def test_seconds_never_shows_negative_zero_and_translates_its_unit() -> None:
+    from daemon import i18n
+    from daemon.display import seconds
+
+    assert seconds(-0.04) == "0.0 s" and seconds(-0.04, sign=True) == "+0.0 s" and seconds(-75.0) == "-75.0 s"
+    assert seconds(None, missing="n/r") == "n/r"
+    i18n.set_language("zh")
+    try:
+        assert seconds(-75.04, sign=True) == "-75.0 秒"
+    finally:
+        i18n.set_language("en")

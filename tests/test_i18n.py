@@ -147,6 +147,24 @@ def test_help_is_translated_before_parsing(data_dir: Path) -> None:
     assert "执法记录仪采集工作站" in top and "审计日志" in top
 
 
+def test_click_types_versions_and_missing_options_speak_chinese(data_dir: Path) -> None:
+    zh = {"LANG": "zh_CN.UTF-8"}
+    assert run_evidock("--version", env=zh).out.startswith("evidock 版本 ")
+    assert run_evidock("--version").out.startswith("evidock, version ")
+    bad = run_evidock("--data-dir", "/etc/passwd", "status", env=zh)
+    assert bad.code == 2 and "目录 '/etc/passwd' 是文件。" in bad.err and "Directory" not in bad.err
+    rng = run_evidock("audit", "list", "--limit", "x", data_dir=data_dir, env=zh)
+    assert "不是有效的整数范围。" in rng.err
+    missing = run_evidock("case", "open", "X", data_dir=data_dir, env=zh)
+    assert "缺少选项 '--party'。" in missing.err
+    assert "Missing option '--party'." in run_evidock("case", "open", "X", data_dir=data_dir).err
+    assert "[必填]" in run_evidock("case", "open", "--help", env=zh).out
+    sim = run_evidock("simulate", "--help", env=zh).out
+    assert "low-battery: 电量 12%" in sim and "replies are random bytes" not in sim
+    assert "[默认：由工作人员登记]" in run_evidock("devices", "register", "--help", env=zh).out
+    assert "checked N objects" not in run_evidock("verify", "--help", env=zh).out
+
+
 def test_every_help_text_is_chinese_under_zh() -> None:
     """Every command's help, rendered in Chinese, holds none of its English paragraphs."""
     import click
@@ -174,6 +192,12 @@ def test_every_help_text_is_chinese_under_zh() -> None:
             wide = [line for line in help_text.splitlines()
                     if CJK.search(line) and wcswidth(line) > 80 and not line.lstrip().startswith("evidock ")]
             assert not wide, f"{where}: lines wider than 80 cells: {wide}"
+            # kinsoku: no line starts with closing punctuation or ends with an opening one
+            broken = [line for line in help_text.splitlines()
+                      if line.strip() and (line.strip()[0] in "，。；：）」』、！？" or line.rstrip()[-1] in "（「『")]
+            assert not broken, f"{where}: lines broken at punctuation: {broken}"
+            for english in ("[required]", "INTEGER RANGE", "; required]", "default: "):
+                assert english not in help_text, f"{where}: click's {english!r} in English"
     finally:
         i18n.set_language("en")
 

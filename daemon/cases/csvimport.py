@@ -23,7 +23,7 @@ from daemon.cases.register import _store_case
 from daemon.catalog.db import Catalog
 from daemon.errors import EXIT_OK, EXIT_WARNING, CaseImportError
 from daemon.evidence import audit
-from daemon.i18n import N_, Message, text
+from daemon.i18n import Message, N_, os_error, text
 
 # -- case CSV import --------------------------------------------------------------------------
 
@@ -167,7 +167,7 @@ def read_csv_bytes(path: Path) -> bytes:
     except IsADirectoryError:
         raise CaseImportError(N_("{name}: is a directory, not a CSV file; give the exported .csv file"), name=name) from None
     except OSError as e:
-        raise CaseImportError(N_("{name}: cannot read it ({error}); check the path"), name=name, error=e.strerror) from None
+        raise CaseImportError(N_("{name}: cannot read it ({error}); check the path"), name=name, error=os_error(e)) from None
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
@@ -195,7 +195,7 @@ def read_csv_bytes(path: Path) -> bytes:
                                   name=name, max_mib=MAX_CSV_BYTES // (1024 * 1024))
         return b"".join(chunks)
     except OSError as e:
-        raise CaseImportError(N_("{name}: cannot read it ({error}); check the path"), name=name, error=e.strerror) from None
+        raise CaseImportError(N_("{name}: cannot read it ({error}); check the path"), name=name, error=os_error(e)) from None
     finally:
         os.close(fd)
 
@@ -249,7 +249,7 @@ def read_case_csv(path: Path, tz: str) -> tuple[ImportReport, list[tuple[int, di
                 N_("{cells} cells but the header has {header} (an unquoted comma?)"), cells=len(cells), header=len(header))))
             continue
         fields, problems = parse_fields(given, tz)
-        if not problems and (p := _window_problem(fields)):
+        if not problems and (p := _window_problem(fields, tz)):
             problems.append(p)
         if problems:
             report.problems.append(_problem(start, case_no, joined(problems)))

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from daemon.clock import iso, parse_time
+from daemon.display import local_time
 from daemon.i18n import N_, Message, _, is_message, render
 
 
@@ -154,8 +155,9 @@ def parse_fields(given: dict[str, Any], tz: str) -> tuple[dict[str, Any], list[A
     return out, problems
 
 
-def _window_problem(case: dict[str, Any]) -> Message | None:
+def _window_problem(case: dict[str, Any], tz: str) -> Message | None:
     if case.get("closed_at") and case.get("opened_at") and case["closed_at"] < case["opened_at"]:
-        return Message(N_("closed ({closed}) before it was opened ({opened})"), closed=case["closed_at"],
-                       opened=case["opened_at"])
+        return Message(N_("closed ({closed}) before it was opened ({opened})"),
+                       closed=local_time(case["closed_at"], tz),
+                       opened=local_time(case["opened_at"], tz))
     return None

@@ -20,7 +20,7 @@ from daemon.clock import from_iso, iso, utcnow
 from daemon.display import shown
 from daemon.errors import FilingError, NotFound
 from daemon.evidence import audit
-from daemon.i18n import N_, Message, _
+from daemon.i18n import N_, Message, _, pgettext
 
 log = logging.getLogger(__name__)
 
@@ -45,14 +45,23 @@ class FilingChanges:
         return {"filed": self.filed, "unfiled": self.unfiled, "ambiguous": self.ambiguous, "unchanged": self.unchanged}
 
     def lines(self) -> list[str]:
-        out = [_("filed footage {id} to case {case} ({how})").format(id=c["footage"], case=shown(c["case"]), how=c["how"])
-               for c in self.filed]
+        out = [_("filed footage {id} to case {case} ({how})").format(id=c["footage"], case=shown(c["case"]),
+                                                                     how=_how(c["how"])) for c in self.filed]
         out += [_("unfiled footage {id} from case {case} ({how})").format(id=c["footage"], case=shown(c["case"]),
-                                                                         how=c["how"]) for c in self.unfiled]
+                                                                         how=_how(c["how"])) for c in self.unfiled]
         out += [_("footage {id} matches several cases ({cases}): filed to none, file it by hand with "
-                  "`evidock footage file`").format(id=c["footage"], cases=", ".join(map(shown, c["candidates"])))
+                  "`evidock footage file`").format(id=c["footage"], cases=_(", ").join(map(shown, c["candidates"])))
                 for c in self.ambiguous if c["candidates"]]
         return out
+
+
+def _how(code: str) -> str:
+    """How a change was made, in the reader's language (the English is the code itself)."""
+    if code == "auto":
+        return pgettext("filed how", "auto")
+    if code == "manual":
+        return pgettext("filed how", "manual")
+    return shown(code)
 
 
 # The recording time filing goes by is the corrected one only (``footage.recorded_at_corrected``).

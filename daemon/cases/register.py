@@ -12,11 +12,16 @@ from daemon.cases.filing_rules import FilingRules
 from daemon.cases.records import _case, need_case
 from daemon.catalog.db import Catalog
 from daemon.clock import iso, now_utc, utcnow
+from daemon.display import local_time
 from daemon.errors import CaseError
 from daemon.evidence import audit
 from daemon.i18n import N_, Message
 
 log = logging.getLogger(__name__)
+
+
+# The status of a case in a message for people (the same msgids as the CLI's labels).
+CASE_STATUS = {"open": N_("open"), "closed": N_("closed")}
 
 
 # -- opening, changing, closing cases ---------------------------------------------------------
@@ -90,7 +95,7 @@ def open_case(catalog: Catalog, given: dict[str, Any], tz: str, actor: str | Non
     for k in ("party", "handlers"):
         if k not in given:
             problems.append(Message(N_("{field} is required"), field=k.replace("_", "-")))
-    if not problems and (p := _window_problem(fields)):
+    if not problems and (p := _window_problem(fields, tz)):
         problems.append(p)
     if problems:
         raise _invalid(case_no, problems)
@@ -99,7 +104,8 @@ def open_case(catalog: Catalog, given: dict[str, Any], tz: str, actor: str | Non
         if old is not None:
             raise CaseError(N_("case {case_no} already exists (opened {opened}, {status}); change it with "
                                "`evidock case edit {case} …`, close it with `evidock case close {case}`"),
-                            case_no=repr(case_no), opened=old["opened_at"], status=old["status"], case=case_no)
+                            case_no=repr(case_no), opened=local_time(old["opened_at"], tz), case=case_no,
+                            status=Message(CASE_STATUS.get(old["status"], old["status"])))
         changed = _store_case(catalog, fields, None, "cli", actor)
         filing = _refile(catalog, officers=fields["handlers"], actor=actor, trigger=f"case {case_no} opened", rules=rules)
     return CaseResult(case_no, "opened", changed, filing)
@@ -115,7 +121,7 @@ def edit_case(catalog: Catalog, case_no: str, given: dict[str, Any], tz: str, ac
         raise _invalid(case_no, problems)
     with catalog.transaction():
         old = need_case(catalog.conn, case_no)
-        if p := _window_problem({**old, **fields}):
+        if p := _window_problem({**old, **fields}, tz):
             raise _invalid(case_no, [p])
         changed = _store_case(catalog, fields, old, "cli", actor)
         filing = FilingChanges()

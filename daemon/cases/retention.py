@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import sqlite3
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -118,6 +119,12 @@ RULES: tuple[Rule, ...] = (
     Rule("unfiled", lambda f: True, _unfiled_until,
          N_("filed to no case: kept retention.unfiled_keep_days after recording (or ingest, if later)")),
 )
+
+
+# The rules' names for people (the codes stay in JSON, the audit log and English output).
+RULE_LABELS = {"legal-hold": N_("legal-hold"), "open-case": N_("open-case"), "closed-case": N_("closed-case"),
+               "ambiguous-open": N_("ambiguous-open"), "ambiguous-closed": N_("ambiguous-closed"),
+               "unfiled": N_("unfiled")}
 
 
 def decide(f: Facts, cfg: RetentionConfig) -> tuple[Rule, datetime | None]:
@@ -262,9 +269,12 @@ def apply(catalog: Catalog, station: StationContext, cfg: RetentionConfig, the_p
     actor = actor or audit.current_actor()
     now = now or now_utc()
     the_plan = the_plan or plan(catalog, cfg, now)
-    if expect_plan_id is not None and expect_plan_id != the_plan.plan_id:
-        raise RetentionError(N_("the retention plan is now {plan}, not {expected}: something changed "
-                                "since it was reviewed; nothing was deleted — review `evidock retention plan` again"),
+    if expect_plan_id is not None and not re.fullmatch(r"[0-9a-f]{16}", expect_plan_id.strip().lower()):
+        raise RetentionError(N_("there is no retention plan with the id {expected}: a plan id is the 16 hex digits "
+                                "`evidock retention plan` prints; nothing was deleted"), expected=repr(expect_plan_id))
+    if expect_plan_id is not None and expect_plan_id.strip().lower() != the_plan.plan_id:
+        raise RetentionError(N_("the retention plan is now {plan}, not {expected}: the id is mistyped or "
+                                "something changed since it was reviewed; nothing was deleted — review `evidock retention plan` again"),
                              plan=the_plan.plan_id, expected=expect_plan_id)
     rep = ApplyReport(the_plan.plan_id)
     for tomb_id, sha in catalog.conn.execute(
@@ -307,7 +317,8 @@ def _delete_rows(catalog: Catalog, cfg: RetentionConfig, item: PlanItem, plan_id
         f = fresh[0]
         rule, until = decide(f, cfg)
         if until is None or now < until or rule.name != item.rule:
-            rep.skipped.append(_row(Message(N_("no longer due: now under rule {rule} ({meaning})"), rule=rule.name,
+            rep.skipped.append(_row(Message(N_("no longer due: now under rule {rule} ({meaning})"),
+                                            rule=Message(RULE_LABELS.get(rule.name, rule.name)),
                                             meaning=Message(rule.meaning)), "why",
                                     footage=item.footage_id, sha256=item.sha256))
             return None

@@ -29,7 +29,7 @@ import sqlite_utils
 from daemon.catalog.schema import MIGRATIONS
 from daemon.clock import utcnow
 from daemon.errors import CatalogError, EvidockError
-from daemon.i18n import N_
+from daemon.i18n import N_, os_error
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ class Catalog:
             Path(data_dir).mkdir(mode=0o750, parents=True, exist_ok=True)
         except OSError as e:
             raise CatalogError(N_("data dir {path}: cannot create it ({reason}); check the path and its permissions"),
-                               path=str(data_dir), reason=e.strerror) from None
+                               path=str(data_dir), reason=os_error(e)) from None
         try:
             # isolation_level=None: we issue BEGIN/COMMIT ourselves (see module docstring).
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)

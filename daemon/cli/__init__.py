@@ -97,6 +97,30 @@ def language_before_parsing(args: list[str]) -> str:
     return i18n.resolve_language(lang, config_lang)
 
 
+def _show_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    """``--version``: the message in the reader's language (click's own is fixed at import)."""
+    if not value or ctx.resilient_parsing:
+        return
+    from importlib.metadata import version
+
+    click.echo(_("%(prog)s, version %(version)s") % {"prog": "evidock", "version": version("evidock")})
+    ctx.exit()
+
+
+class LangChoice(click.Choice):
+    """``--lang``'s values; a bad one from ``$EVIDOCK_LANG`` is named as coming from there."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        try:
+            return super().convert(value, param, ctx)
+        except click.BadParameter:
+            if ctx is not None and param is not None and param.name and \
+                    ctx.get_parameter_source(param.name) == click.core.ParameterSource.ENVIRONMENT:
+                self.fail(_("{value!r} (from ${env}) is not one of {choices}; unset it or use one of them").format(
+                    value=value, env=i18n.ENV_LANG, choices=_(", ").join(self.choices)), param, ctx)
+            raise
+
+
 class EvidockGroup(Group):
     """The top group: the language is set from argv, env and config before parsing starts."""
 
@@ -111,11 +135,12 @@ class EvidockGroup(Group):
               help="Config file (TOML). Env: EVIDOCK_CONFIG. Default: built-in defaults.")
 @click.option("--data-dir", type=click.Path(file_okay=False), envvar="EVIDOCK_DATA_DIR",
               help="Data dir (objects, staging, catalog). Env: EVIDOCK_DATA_DIR. Default: $XDG_DATA_HOME/evidock.")
-@click.option("--lang", type=click.Choice(i18n.LANGUAGES), envvar=i18n.ENV_LANG,
+@click.option("--lang", type=LangChoice(i18n.LANGUAGES), envvar=i18n.ENV_LANG,
               help="Language of messages, tables and help: zh or en. Env: EVIDOCK_LANG. "
                    "Default: [ui] language in the config, else the locale (LANG=zh_CN…), else en.")
 @click.option("-v", "--verbose", count=True, help="More log output on stderr (-vv for debug).")
-@click.version_option(package_name="evidock")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_show_version,
+              help="Show the version and exit.")
 @click.pass_context
 def cli(ctx: click.Context, config_file: str | None, data_dir: str | None, lang: str | None, verbose: int) -> None:
     """evidock: the docking station for body-worn recorders.

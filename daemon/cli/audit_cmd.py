@@ -53,6 +53,13 @@ def audit_verify(st: Station, as_json: bool) -> int:
     return rep.exit_code
 
 
+def _details(details: object) -> str:
+    """A row's details once, compact: the stored JSON text as it is (``table`` escapes and cuts it)."""
+    if isinstance(details, str):
+        return details
+    return json.dumps(details, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+
 @audit_group.command("list")
 @click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True, help="Newest rows to show.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON array.")
@@ -73,6 +80,6 @@ def audit_list(st: Station, limit: int, as_json: bool) -> int:
         cols = [Column(_("row"), align=">"), Column(_("time"), 19), Column(_("by"), 16), Column(_("event"), 20),
                 Column(_("subject"), 40), Column(_("details"), 80)]
         click.echo(table(cols, [[r["id"], local_time(r["at"], tz, seconds=True), r["actor"], r["event"], r["subject"],
-                                 json.dumps(r["details"], ensure_ascii=False, sort_keys=True)] for r in rows],
+                                 _details(r["details"])] for r in rows],
                          empty=_("the audit log is empty")))
     return 0

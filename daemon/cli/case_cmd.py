@@ -13,7 +13,7 @@ from daemon.cli import Station, cli, emit_json, pass_station, say
 from daemon.cli.devices_cmd import warn_unregistered
 from daemon.cli.labels import CASE_STATUS, FILED_HOW, SENSITIVITY, label
 from daemon.display import Column, local_time, shown, table
-from daemon.i18n import N_, _
+from daemon.i18n import N_, _, pgettext
 
 
 @cli.group("case")
@@ -26,22 +26,38 @@ def case_group() -> None:
     """
 
 
-def _text(v: object) -> str | None:
-    return ";".join(map(str, v)) if isinstance(v, (list, tuple)) else None if v is None else str(v)
-
-
 CASE_ACTIONS = {"opened": N_("case {case_no} opened"), "changed": N_("case {case_no} changed"),
                 "closed": N_("case {case_no} closed"), "unchanged": N_("case {case_no} unchanged")}
 
 
-def _report(result: register.CaseResult, as_json: bool) -> int:
+# A case's fields as a change report names them (the CSV's Chinese headers, in Chinese).
+CASE_FIELDS = {"party": N_("party"), "handlers": N_("handling officers"), "opened_at": N_("opened at"),
+               "closed_at": N_("closed at"), "sensitivity": N_("sensitivity"), "notes": N_("notes"),
+               "unit": N_("handling unit")}
+
+
+def _field_value(field: str, value: object, tz: str) -> str:
+    """One value of a case field for people: a local time, a sensitivity word, badges listed."""
+    if value is None or value == "" or value == []:
+        return "-"
+    if field in ("opened_at", "closed_at"):
+        return local_time(str(value), tz)
+    if field == "sensitivity":
+        return label(SENSITIVITY, str(value))
+    if isinstance(value, (list, tuple)):
+        return _(", ").join(shown(str(v)) for v in value)
+    return shown(str(value))
+
+
+def _report(result: register.CaseResult, as_json: bool, tz: str) -> int:
     if as_json:
         emit_json(result.to_json())
         return 0
     click.echo(_(CASE_ACTIONS.get(result.action, "case {case_no} {action}")).format(
         case_no=shown(result.case_no), action=result.action))
     for k, (old, new) in (result.changed.items() if result.action != "opened" else ()):
-        say(f"  {k}: {shown(_text(old))} -> {shown(_text(new))}")
+        say(_("  {field}: {old} → {new}").format(field=_(CASE_FIELDS[k]) if k in CASE_FIELDS else k,
+                                                  old=_field_value(k, old, tz), new=_field_value(k, new, tz)))
     for line in result.filing.lines():
         say(line)
     return 0
@@ -76,7 +92,7 @@ def case_open(st: Station, case_no: str, party: str, handlers: tuple[str, ...], 
                                            "notes": notes}, st.config.ui.timezone,
                                     rules=FilingRules.of(st.config.filing))
         warned = warn_unregistered(catalog, handlers)
-    return _report(result, as_json) or warned
+    return _report(result, as_json, st.config.ui.timezone) or warned
 
 
 @case_group.command("edit")
@@ -103,7 +119,7 @@ def case_edit(st: Station, case_no: str, party: str | None, handlers: tuple[str,
     with st.catalog() as catalog:
         result = register.edit_case(catalog, case_no, given, st.config.ui.timezone, rules=FilingRules.of(st.config.filing))
         warned = warn_unregistered(catalog, handlers)
-    return _report(result, as_json) or warned
+    return _report(result, as_json, st.config.ui.timezone) or warned
 
 
 @case_group.command("close")
@@ -123,7 +139,7 @@ def case_close(st: Station, case_no: str, closed_at: str | None, as_json: bool) 
     with st.catalog() as catalog:
         result = register.close_case(catalog, case_no, closed_at, st.config.ui.timezone,
                                      rules=FilingRules.of(st.config.filing))
-    return _report(result, as_json)
+    return _report(result, as_json, st.config.ui.timezone)
 
 
 @case_group.command("show")
@@ -149,7 +165,7 @@ def case_show(st: Station, case_no: str, as_json: bool) -> int:
 def case_text(case: dict[str, Any], tz: str) -> str:
     """One case for people: its labels, window and handlers, then its footage as a table."""
     # Case fields came from people or a CSV, officer and file data from recorders: all escaped.
-    handlers = ", ".join(f"{shown(h['badge'])}{' ' + shown(h['name']) if h['name'] else ''}" for h in case["handlers"])
+    handlers = _(", ").join(f"{shown(h['badge'])}{' ' + shown(h['name']) if h['name'] else ''}" for h in case["handlers"])
     lines = [
         _("case {case_no} ({status}, {sensitivity})").format(
             case_no=shown(case["case_no"]), status=label(CASE_STATUS, case["status"]),
@@ -175,7 +191,7 @@ def case_text(case: dict[str, Any], tz: str) -> str:
     lines.append(table(cols, rows, empty=_("no footage filed to this case")))
     for a in case["ambiguous_footage"]:
         lines.append(_("footage {id} is ambiguous: it matches {cases}; file it with `evidock footage file`").format(
-            id=a["id"], cases=", ".join(map(shown, a["candidates"]))))
+            id=a["id"], cases=_(", ").join(map(shown, a["candidates"]))))
     return "\n".join(lines)
 
 
@@ -196,7 +212,8 @@ def case_list(st: Station, status: str | None, as_json: bool) -> int:
         emit_json(rows)
         return 0
     tz = st.config.ui.timezone
-    cols = [Column(_("case"), 30), Column(_("status"), 8), Column(_("opened"), 16), Column(_("closed"), 16),
+    cols = [Column(_("case"), 30), Column(_("status"), 8), Column(pgettext("column", "opened"), 16),
+            Column(pgettext("column", "closed"), 16),
             Column(_("handling officers"), 24), Column(_("footage"), align=">"), Column(_("party"), 30)]
     out = [[r["case_no"], label(CASE_STATUS, r["status"]), local_time(r["opened_at"], tz),
             local_time(r["closed_at"], tz, missing=_("(open)")), "; ".join(r["handlers"]), r["footage"], r["party"]]
@@ -235,10 +252,12 @@ def case_import(st: Station, file: Path, as_json: bool) -> int:
         return rep.exit_code
     say(_("read {file} as {encoding}").format(file=file, encoding=rep.encoding))
     if rep.ignored_columns:
-        say(_("note: columns ignored: {columns}").format(columns=", ".join(rep.ignored_columns)))
+        say(_("note: columns ignored: {columns}").format(columns=_(", ").join(rep.ignored_columns)))
     for p in rep.problems:
-        where = _("{file}: line {line}").format(file=file, line=p.line) + (f" ({shown(p.case_no)})" if p.case_no else "")
-        say(f"{where}: {shown(p.text())}")
+        where = _("{file}: line {line}").format(file=file, line=p.line)
+        if p.case_no:
+            where = _("{where} ({case_no})").format(where=where, case_no=shown(p.case_no))
+        say(_("{where}: {problem}").format(where=where, problem=shown(p.text())))
     for line in rep.filing.lines():
         say(line)
     if rep.what == "activities":

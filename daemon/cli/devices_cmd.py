@@ -11,7 +11,7 @@ from daemon.catalog import officers
 from daemon.catalog.db import Catalog
 from daemon.cli import Station, cli, emit_json, pass_station, say
 from daemon.cli.labels import ALERT_KINDS, SEEN_AS, label
-from daemon.display import Column, local_time, shown, table
+from daemon.display import Column, local_time, seconds, shown, table
 from daemon.dock.unknown import unknown_devices
 from daemon.i18n import _, ngettext
 from daemon.schedule.runs import open_job_alerts
@@ -115,7 +115,7 @@ def _drift(v: float | None, station_clock: str | None = None) -> str:
     """A drift; ``*`` when it was measured against an unsynchronised station clock (UNSYNCED_NOTE)."""
     if v is None:
         return _("n/r")
-    return f"{v:+.1f} s" + ("*" if station_clock == "unsynced" else "")
+    return seconds(v, sign=True) + ("*" if station_clock == "unsynced" else "")
 
 
 @cli.command("health")

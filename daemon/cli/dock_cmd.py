@@ -17,7 +17,7 @@ from daemon.display import Column, local_time, pad, shown, size, table
 from daemon.dock.jobs import DockJob
 from daemon.dock.station import Station as DockStation
 from daemon.dock.station import read_status
-from daemon.i18n import _, ngettext
+from daemon.i18n import N_, _, ngettext
 from daemon.schedule.runs import open_job_alerts
 from daemon.stationclock import StationClock
 
@@ -84,7 +84,7 @@ def _status_once(st: Station, as_json: bool) -> int:
         return status.exit_code
     tz = st.config.ui.timezone
     head = _("station running (pid {pid})") if alive else _("station NOT running (pid {pid})")
-    click.echo(head.format(pid=doc.get("pid")) + "; " + _("updated {when}: {offloading} offloading, {queued} queued").format(
+    click.echo(head.format(pid=doc.get("pid")) + _("; ") + _("updated {when}: {offloading} offloading, {queued} queued").format(
         when=local_time(doc.get("updated"), tz, seconds=True), offloading=doc.get("offloading", 0),
         queued=doc.get("queued", 0)))
     cols = [Column(_("bay"), 12), Column(_("recorder"), 20), Column(_("officer"), 10), Column(_("state"), 30),
@@ -156,14 +156,14 @@ def demo_command(st: Station, recorders: int, clips: int, as_json: bool) -> int:
             for a, m in zip(b["alerts"], msgs):
                 click.echo("    " + _("alert: {alert}").format(alert=shown(i18n.stored(a, m))))
         chain_text = _("audit chain intact ({rows} rows).") if chain.ok else _("audit chain BROKEN ({rows} rows).")
-        click.echo(chain_text.format(rows=chain.rows) + " " + _("See: {command}").format(
-            command=f"evidock --data-dir {st.data_dir} footage list | devices | health"))
+        click.echo(_("{sentence} {next}").format(sentence=chain_text.format(rows=chain.rows), next=_("See: {command}").format(
+            command=f"evidock --data-dir {st.data_dir} footage list | devices | health")))
     return rep.exit_code
 
 
 @devices_group.command("register")
 @click.argument("serial")
-@click.option("--reason", default="registered by staff", show_default=True, help="Why (goes into the audit log).")
+@click.option("--reason", default=N_("registered by staff"), show_default=True, help="Why (goes into the audit log).")
 @pass_station
 def devices_register(st: Station, serial: str, reason: str) -> int:
     """Register a recorder to this station (needed when dock.unknown_serial = 'refuse').

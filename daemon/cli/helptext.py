@@ -38,9 +38,22 @@ def help_units(text: str | None) -> list[str]:
             title = para.split("\n")[1].strip()
             if title.endswith(":"):
                 out.append(title)
+            out += [desc for _term, desc in _listed(para)]
         elif para.strip():
             out.append(fold(para))
     return out
+
+
+_LIST_ITEM = re.compile(r"^(\s+[\w@=\[\]-]+): (.+)$")
+
+
+def _listed(para: str) -> list[tuple[str, str]]:
+    """A ``\b`` block that lists terms (``  low-battery: battery at 12 %``), not an example:
+    its ``(term, description)`` lines; the descriptions are translated, the terms kept."""
+    lines = para.split("\n")
+    if len(lines) < 2 or lines[1].strip().lower().startswith("example"):
+        return []
+    return [(m.group(1), m.group(2)) for line in lines[2:] if (m := _LIST_ITEM.match(line))]
 
 
 def translate_help(text: str | None) -> str | None:
@@ -54,6 +67,11 @@ def translate_help(text: str | None) -> str | None:
             title = lines[1].strip()
             if title.endswith(":"):
                 lines[1] = lines[1].replace(title, gettext(title))
+            items = dict(_listed(para))
+            for i, line in enumerate(lines[2:], 2):
+                m = _LIST_ITEM.match(line)
+                if m and m.group(1) in items:
+                    lines[i] = f"{m.group(1)}: {gettext(m.group(2))}"
             paras.append("\n".join(lines))
         elif para.strip():
             paras.append(gettext(fold(para)))
@@ -124,6 +142,23 @@ def _cells(text: str) -> int:
     return width(strip_ansi(text))
 
 
+# Kinsoku: a line never starts with closing punctuation nor ends with an opening one.
+_NO_LINE_START = set("，。；：）」』、！？》】”’")
+_NO_LINE_END = set("（「『《【“‘")
+
+
+def _kinsoku(pieces: list[str]) -> list[str]:
+    """The chunks a line may break between, closing punctuation glued to the chunk before it and
+    opening punctuation to the chunk after it."""
+    out: list[str] = []
+    for piece in pieces:
+        if out and (piece[0] in _NO_LINE_START or (out[-1][-1] in _NO_LINE_END and not piece.isspace())):
+            out[-1] += piece
+        else:
+            out.append(piece)
+    return out
+
+
 def install_cjk_wrapping() -> None:
     """Make click's help wrapping measure display cells and break between CJK characters."""
     try:
@@ -139,7 +174,7 @@ def install_cjk_wrapping() -> None:
         _evidock_cjk = True
 
         def _split(self, text: str) -> list[str]:
-            return [piece for chunk in super()._split(text) for piece in _CJK_RUN.split(chunk) if piece]
+            return _kinsoku([piece for chunk in super()._split(text) for piece in _CJK_RUN.split(chunk) if piece])
 
     tw.TextWrapper = CJKTextWrapper
     if hasattr(tw, "term_len"):

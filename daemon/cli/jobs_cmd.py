@@ -7,7 +7,7 @@ import click
 from daemon.cli import Station, cli, emit_json, pass_station, say
 from daemon.display import Column, duration, local_time, size, table
 from daemon.clock import from_iso
-from daemon.i18n import N_, _, text
+from daemon.i18n import N_, _, pgettext, text
 from daemon.schedule.jobs import COUNT_LABELS, JOBS, job
 from daemon.schedule.report import jobs_report
 from daemon.schedule.scheduler import run_job
@@ -32,7 +32,7 @@ def _counts(name: str, counts: dict) -> str:
         value = size(v) if k == "bytes" else (_("yes") if v else _("no")) if isinstance(v, bool) else v
         label = _(COUNT_LABELS[k]) if k in COUNT_LABELS else k
         shown.append(f"{label} {value}")
-    return ", ".join(shown) or "-"
+    return pgettext("counts", ", ").join(shown) or "-"
 
 
 @cli.group("jobs", invoke_without_command=True)

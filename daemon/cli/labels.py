@@ -37,6 +37,12 @@ ALERT_KINDS = {"battery_low": N_("battery low"), "storage_full": N_("card nearly
                "clock_invalid": N_("clock not trusted"), "fs_errors": N_("card filesystem errors"),
                "capacity_fade": N_("battery capacity fading"), "bad_reply": N_("wrong replies")}
 SEEN_AS = {"docked": N_("docked"), "manual": N_("manual import"), "registered": N_("registered, never docked")}
+MEDIA_KINDS = {"video": N_("video"), "audio": N_("audio"), "photo": N_("photo"), "other": N_("other")}
+PROXY_STATUS = {"done": N_("made"), "n/a": N_("not needed"), "failed": N_("failed"), "pending": N_("pending")}
+MEDIA_PLANS = {"remux": N_("remuxed"), "transcode": N_("transcoded"), "copy-audio": N_("audio copied"),
+               "encode-audio": N_("audio encoded"), "photo": N_("photo scaled")}
+JOB_STATES = {"queued": N_("queued"), "running": N_("running"), "done": N_("done"), "failed": N_("failed"),
+              "retry": N_("waiting to retry")}
 SEVERITY = {"warning": N_("warning"), "error": N_("error"), "note": N_("note")}
 
 

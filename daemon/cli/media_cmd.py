@@ -8,7 +8,8 @@ import threading
 import click
 
 from daemon.cli import Station, cli, emit_json, pass_station, say
-from daemon.display import local_time
+from daemon.cli.labels import JOB_STATES, MEDIA_KINDS, MEDIA_PLANS, PROXY_STATUS, label
+from daemon.display import Column, local_time, shown, table
 from daemon import i18n
 from daemon.i18n import _
 from daemon.media.listing import error_texts, retry, status
@@ -16,9 +17,8 @@ from daemon.media.queue import Outcome, run_queue
 
 
 def _q(text: str | None) -> str:
-    """A recorder's name on one line: newlines and other control characters escaped."""
-    text = text or ""
-    return "'" + "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text) + "'"
+    """A recorder's file name on one line, escaped (newlines, control characters)."""
+    return shown(text or "")
 
 
 @cli.group("media")
@@ -55,11 +55,14 @@ def media_run(st: Station, no_wait: bool, as_json: bool) -> int:
       evidock media run --json | jq '.jobs[] | select(.state == "failed")'
     """
 
-    def shown(o: Outcome) -> None:
+    done: list[list[object]] = []
+
+    def on_outcome(o: Outcome) -> None:
         if as_json:
             return
         if o.state == "done":
-            click.echo(f"{o.proxy:6} {o.footage_id:>6} {o.kind or '-':6} {o.plan or '-':12} {o.sha256[:16]}  {_q(o.source_path)}")
+            done.append([label(PROXY_STATUS, o.proxy), o.footage_id, label(MEDIA_KINDS, o.kind),
+                         label(MEDIA_PLANS, o.plan), o.sha256[:16], o.source_path or ""])
         else:
             what = _("failed: footage {id} {path}: {error}") if o.state == "failed" else _("retry: footage {id} {path}: {error}")
             error = i18n.text(o.error_msg) if o.error_msg is not None else o.error
@@ -73,18 +76,21 @@ def media_run(st: Station, no_wait: bool, as_json: bool) -> int:
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        report = run_queue(st.context, stop=stop, wait_for_retries=not no_wait, on_outcome=shown)
+        report = run_queue(st.context, stop=stop, wait_for_retries=not no_wait, on_outcome=on_outcome)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     if as_json:
         emit_json(report.to_json())
     else:
+        if done:
+            click.echo(table([Column(_("proxy")), Column(_("footage"), align=">"), Column(_("kind")),
+                              Column(_("how")), Column(_("SHA-256"), 16), Column(_("file"), 60)], done, empty=""))
         for n in report.notes:
             say(_("note: {note}").format(note=i18n.text(n)))
         if report.recovered:
             say(_("note: job(s) {ids} were left running by a runner that died; queued again").format(
-                ids=", ".join(map(str, report.recovered))))
+                ids=_(", ").join(map(str, report.recovered))))
         c = report.counts()
         tail = _(" (stopped early; the rest stays queued)") if report.stopped else ""
         say(_("media: {done} proxied, {na} not media, {failed} failed, {retrying} waiting for a retry").format(
@@ -108,17 +114,20 @@ def media_status(st: Station, as_json: bool) -> int:
     if as_json:
         emit_json(doc)
         return 0
+    rows = []
     for j in doc["jobs"]:
-        path = _q(j["source_path"])
         if j["state"] == "failed":
-            click.echo(_("failed  {id:>6}  {path}: {error}").format(id=j["id"], path=path, error=errors.get(j["id"], j["error"])))
+            rows.append([label(JOB_STATES, "failed"), j["id"], j["source_path"], errors.get(j["id"], j["error"])])
         elif j["state"] == "running":
-            click.echo(_("running {id:>6}  {path} (attempt {attempts}, runner {runner})").format(
-                id=j["id"], path=path, attempts=j["attempts"], runner=j["claimed_by"]))
+            rows.append([label(JOB_STATES, "running"), j["id"], j["source_path"],
+                         _("attempt {attempts}, runner {runner}").format(attempts=j["attempts"], runner=j["claimed_by"])])
         elif j["state"] == "queued" and j["error"]:
-            click.echo(_("retry   {id:>6}  {path} after {when}: {error}").format(
-                id=j["id"], path=path, when=local_time(j["not_before"], st.config.ui.timezone, seconds=True),
-                error=errors.get(j["id"], j["error"])))
+            rows.append([label(JOB_STATES, "retry"), j["id"], j["source_path"], _("after {when}: {error}").format(
+                when=local_time(j["not_before"], st.config.ui.timezone, seconds=True),
+                error=errors.get(j["id"], j["error"]))])
+    if rows:
+        click.echo(table([Column(_("state")), Column(_("job"), align=">"), Column(_("file"), 50),
+                          Column(_("detail"), 80)], rows, empty=""))
     c, p = doc["jobs_by_state"], doc["proxies"]
     click.echo(_("jobs: {queued} queued, {running} running, {done} done, {failed} failed; "
                  "proxies: {p_done} done, {p_pending} pending, {p_failed} failed, {p_na} n/a").format(
@@ -144,9 +153,9 @@ def media_retry(st: Station, ids: tuple[int, ...]) -> int:
         done = retry(catalog, ids)
     queued, busy = done
     if queued:
-        say(_("queued again: {ids}; run `evidock media run`").format(ids=", ".join(map(str, queued))))
+        say(_("queued again: {ids}; run `evidock media run`").format(ids=_(", ").join(map(str, queued))))
     elif not busy:
         say(_("no failed media jobs to retry"))
     if busy:
-        say(_("warning: job(s) {ids} are running right now and were left alone").format(ids=", ".join(map(str, busy))))
+        say(_("warning: job(s) {ids} are running right now and were left alone").format(ids=_(", ").join(map(str, busy))))
     return done.exit_code

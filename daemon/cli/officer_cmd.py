@@ -119,7 +119,7 @@ def officer_show(st: Station, badge: str, as_json: bool) -> int:
     click.echo("  " + _("unit: {unit}").format(unit=shown(o["unit"])))
     click.echo("  " + (_("registered: {when}").format(when=local_time(o["registered_at"], tz)) if o["registered"]
                        else _("not in the registry (only seen on a recorder or an ingest)")))
-    click.echo("  " + _("recorders bound: {devices}").format(devices=", ".join(shown(d) for d in o["devices"]) or "-"))
+    click.echo("  " + _("recorders bound: {devices}").format(devices=_(", ").join(shown(d) for d in o["devices"]) or "-"))
     click.echo(_assignment_table(o["assignments"], tz))
     return 0
 

@@ -8,10 +8,10 @@ import click
 
 from daemon.cli import Station, cli, emit_json, pass_station, say
 from daemon.cli.labels import SEVERITY, label
-from daemon.display import local_time, pad, shown, size, width
+from daemon.display import local_time, pad, seconds, shown, size, width
 from daemon.dock.check import probe_port
 from daemon import i18n
-from daemon.i18n import _
+from daemon.i18n import _, pgettext
 
 
 @cli.command("probe")
@@ -38,7 +38,9 @@ def probe_command(st: Station, tty: str, timeout: float | None, as_json: bool) -
         click.echo(probe_text(rep, st.config.ui.timezone))
         for n in rep.notes:
             what = _(n.what)  # battery, storage, clock, firmware: the labels of probe_text
-            say(f"{label(SEVERITY, 'note' if n.status == 'not_reported' else 'error')}: {what}: {i18n.text(n.message)}")
+            say(_("{severity}: {what}: {message}").format(
+                severity=label(SEVERITY, "note" if n.status == "not_reported" else "error"), what=what,
+                message=i18n.stored(n.message, n.msg)))
     return rep.exit_code
 
 
@@ -52,7 +54,7 @@ def probe_text(rep: Any, tz: str) -> str:
         status=status[w].upper()) for w in ("battery", "storage", "clock")}
     battery = missing["battery"]
     if b:
-        parts = [f"{b['percent']} %"]
+        parts = [_("{percent} %").format(percent=b["percent"])]
         if b["voltage_mv"]:
             parts.append(f"{b['voltage_mv']} mV")
         if b["charging"]:
@@ -61,7 +63,7 @@ def probe_text(rep: Any, tz: str) -> str:
             parts.append(_("{n} cycles").format(n=b["cycles"]))
         if b["full_charge_mah"]:
             parts.append(_("full charge {full}/{design} mAh").format(full=b["full_charge_mah"], design=b["design_mah"]))
-        battery = ", ".join(parts)
+        battery = pgettext("counts", ", ").join(parts)
     storage = missing["storage"]
     if s:
         storage = _("{free} of {total} free ({used} % used), filesystem {fs}").format(
@@ -69,8 +71,8 @@ def probe_text(rep: Any, tz: str) -> str:
             fs=s["fs_state"] or _("not checked"))
     clock = missing["clock"]
     if c:
-        clock = _("{time} (drift {drift:+.3f} s against this station)").format(
-            time=local_time(c["recorder_time"], tz, seconds=True), drift=c["drift_s"])
+        clock = _("{time} (drift {drift} against this station)").format(
+            time=local_time(c["recorder_time"], tz, seconds=True), drift=seconds(c["drift_s"], sign=True))
     lines = [
         (_("recorder"), _("{serial}  model {model}  firmware {firmware}  resolution {resolution}").format(
             serial=shown(d.serial), model=shown(d.model), firmware=shown(d.firmware or nr),

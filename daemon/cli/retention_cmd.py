@@ -7,7 +7,9 @@ from datetime import datetime
 import click
 
 from daemon.cases import retention
+from daemon.cases.retention import RULE_LABELS
 from daemon.cli import Station, cli, emit_json, pass_station, say
+from daemon.cli.labels import label
 from daemon.cli.timeopt import AS_OF
 from daemon.display import Column, local_time, size, table
 from daemon import i18n
@@ -50,9 +52,9 @@ def retention_plan(st: Station, as_of: datetime | None, as_json: bool) -> int:
         cols = [Column(_("id"), align=">"), Column(_("SHA-256"), 16), Column(_("size"), 10, ">"), Column(_("officer"), 10),
                 Column(_("recorded"), 16), Column(_("rule"), 16), Column(_("kept until"), 16), Column(_("case"), 30)]
         click.echo(table(cols, [[i.footage_id, i.sha256[:16], size(i.size), i.officer,
-                                 local_time(i.recorded_at, tz, missing=_("(time unknown)")), i.rule,
-                                 local_time(i.kept_until, tz), ", ".join(i.cases) or "-"] for i in p.delete], empty=""))
-    kept = ", ".join(_("{n} by {rule}").format(n=n, rule=rule) for rule, n in p.kept.items()) or _("nothing")
+                                 local_time(i.recorded_at, tz, missing=_("(time unknown)")), label(RULE_LABELS, i.rule),
+                                 local_time(i.kept_until, tz), _(", ").join(i.cases) or "-"] for i in p.delete], empty=""))
+    kept = _(", ").join(_("{n} by {rule}").format(n=n, rule=label(RULE_LABELS, rule)) for rule, n in p.kept.items()) or _("nothing")
     say(_("kept: {kept}").format(kept=kept))
     if p.pending:
         say(_("{n} earlier deletion(s) still to remove from the store; `retention apply` finishes them").format(
@@ -82,7 +84,7 @@ def retention_apply(st: Station, plan_id: str | None, as_json: bool) -> int:
         emit_json(rep.to_json())
         return rep.exit_code
     for d in rep.deleted:
-        click.echo(_("deleted {sha256}  footage {id}  rule {rule}").format(sha256=d["sha256"], id=d["footage"], rule=d["rule"]))
+        click.echo(_("deleted {sha256}  footage {id}  rule {rule}").format(sha256=d["sha256"], id=d["footage"], rule=label(RULE_LABELS, d["rule"])))
     for s in rep.skipped:
         say(_("skipped footage {id} ({sha256}): {why}").format(id=s["footage"], sha256=s["sha256"][:16], why=i18n.text(retention.row_text(s, "why"))))
     for e in rep.errors:
@@ -112,6 +114,6 @@ def retention_deleted(st: Station, as_json: bool) -> int:
     tz = st.config.ui.timezone
     cols = [Column(_("deleted"), 16), Column(_("by"), 16), Column(_("SHA-256"), 64), Column(_("id"), align=">"),
             Column(_("rule"), 16), Column(_("object"), 12)]
-    click.echo(table(cols, [[local_time(r["deleted_at"], tz), r["deleted_by"], r["sha256"], r["footage_id"], r["rule"],
-                             r["object_state"]] for r in rows], empty=_("retention has deleted nothing")))
+    click.echo(table(cols, [[local_time(r["deleted_at"], tz), r["deleted_by"], r["sha256"], r["footage_id"],
+                             label(RULE_LABELS, r["rule"]), r["object_state"]] for r in rows], empty=_("retention has deleted nothing")))
     return 0

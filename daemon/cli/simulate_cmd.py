@@ -76,7 +76,7 @@ def simulate_command(st: Station, volume: Path | None, image: Path | None, pty_l
         else:
             click.echo(_("recorder {serial} (officer {badge}) on {pty}").format(
                 serial=doc["serial"], badge=doc["badge"], pty=doc["pty"]) + (f" -> {doc['link']}" if doc["link"] else ""))
-            faults = "  " + _("faults: {faults}").format(faults=", ".join(doc["faults"])) if doc["faults"] else ""
+            faults = "  " + _("faults: {faults}").format(faults=_(", ").join(doc["faults"])) if doc["faults"] else ""
             click.echo(_("card: {card}").format(card=doc["volume"] or doc["image"]) + faults)
             say(_("simulate: running; Ctrl-C to stop"))
         while not stop.wait(0.2):

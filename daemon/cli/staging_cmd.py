@@ -48,12 +48,14 @@ def staging_list(st: Station, as_json: bool) -> int:
 def staging_discard(st: Station, key: str, reason: str) -> int:
     """Delete one partial transfer whose source is gone for good (audited).
 
+    KEY is a key from `evidock staging list`, or enough of its start to name one.
+
     \b
     Example:
-      evidock staging discard 3f2a…e1 --reason "recorder card replaced, file lost"
+      evidock staging discard 3f2a91 --reason "recorder card replaced, file lost"
     """
     with st.catalog() as catalog:
         entry = discard_partial(catalog, st.context.staging, key, reason)
     say(_("discarded partial {key} ({staged} of {path})").format(
-        key=key, staged=size(entry["staged_bytes"]), path=shown(entry["path"])))
+        key=entry["key"], staged=size(entry["staged_bytes"]), path=shown(entry["path"])))
     return 0

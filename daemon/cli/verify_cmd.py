@@ -37,7 +37,7 @@ def verify_command(st: Station, max_duration: float | None, restart: bool, as_js
     reported and skipped. `evidock audit verify` checks the chain itself.
 
     Exit 0: clean; 1: only stray files found; 2: damage, missing objects or catalog rows that do
-    not match the audit log. The last line reads "checked N objects, M damaged, K missing".
+    not match the audit log. The last line counts the objects checked, damaged and missing.
 
     \b
     Example:

@@ -3,6 +3,7 @@ rendered in the reader's language where the state is shown (``evidock status``, 
 
 from __future__ import annotations
 
+from daemon.display import seconds
 from daemon.dock import check as dockcheck
 from daemon.dock.jobs import State
 from daemon.i18n import N_, Message
@@ -18,7 +19,7 @@ def stage_detail(task: dockcheck.DockTask, state: State) -> Message | None:
         b = f"{r.battery.percent}%" if r.battery else Message(N_("not reported"))
         return Message(N_("battery {battery}, {n} alert(s)"), battery=b, n=len(task.alerts))
     if state is State.CLOCK_SYNCED and r:
-        d = f"{r.clock_drift_s:+.1f} s" if r.clock_drift_s is not None else Message(N_("not measured"))
+        d = seconds(r.clock_drift_s, sign=True) if r.clock_drift_s is not None else Message(N_("not measured"))
         if r.clock_set:
             return Message(N_("drift {drift}, clock set"), drift=d)
         return Message(N_("drift {drift}, clock NOT set"), drift=d)

@@ -44,7 +44,7 @@ from typing import Any
 from daemon.catalog.db import Catalog
 from daemon.crashpoints import crashpoint
 from daemon.errors import NotFound, PartialBusy, StoreError
-from daemon.i18n import N_, Message
+from daemon.i18n import Message, N_, os_error
 from daemon.evidence import audit
 from daemon.evidence.store import fsync_dir, still_names
 
@@ -166,7 +166,7 @@ class Staging:
                 fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o640)
             except OSError as e:
                 raise StoreError(N_("staging {dir}: cannot create the lock of partial {key} ({reason}); check the data "
-                                    "dir's disk and permissions"), dir=str(self.dir), key=key, reason=e.strerror) from None
+                                    "dir's disk and permissions"), dir=str(self.dir), key=key, reason=os_error(e)) from None
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -316,8 +316,16 @@ def discard_partial(catalog: Catalog, staging: Staging, key: str, reason: str) -
     """Delete one partial whose source is gone for good, audited with ``reason``; return its entry.
 
     The partial is deleted inside the transaction that audits it: a failed delete records
-    nothing. An unknown key is ``NotFound``; a partial being offloaded right now is ``PartialBusy``.
+    nothing. ``key`` may be the start of one partial's key (``staging list`` shows them whole). An
+    unknown or ambiguous key is ``NotFound``; a partial being offloaded right now is ``PartialBusy``.
     """
+    keys = [e["key"] for e in staging.list()]
+    if key not in keys and key:
+        matches = [k for k in keys if k.startswith(key)]
+        if len(matches) > 1:
+            raise NotFound(N_("the key {key} is the start of several partials' keys ({keys}); give more of it"),
+                           key=key, keys=", ".join(matches))
+        key = matches[0] if matches else key
     with catalog.transaction():
         try:
             entry = staging.discard(key)

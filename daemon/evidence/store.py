@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from daemon.errors import StoreError, StoreFullError
-from daemon.i18n import N_, Message
+from daemon.i18n import Message, N_, os_error
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +139,7 @@ class LocalObjectStore:
                 d.mkdir(mode=0o750, parents=True, exist_ok=True)
         except OSError as e:
             raise StoreError(N_("data dir {path}: cannot create it ({reason}); check the path and its permissions"),
-                             path=str(self.data_dir), reason=e.strerror) from None
+                             path=str(self.data_dir), reason=os_error(e)) from None
         # Real path: the per-thread re-entrancy below is keyed by it, and two spellings of one
         # data dir must not look like two locks (the thread would wait for itself). Created on
         # first use, so that read-only commands on an older data dir need no write access.
@@ -211,7 +211,7 @@ class LocalObjectStore:
                 with os.scandir(d) as it:
                     return sorted(it, key=lambda e: e.name)
             except OSError as e:
-                stray(d, Message(N_("cannot be listed ({reason})"), reason=e.strerror))
+                stray(d, Message(N_("cannot be listed ({reason})"), reason=os_error(e)))
                 return []
 
         for a in entries(self.root):
@@ -267,7 +267,7 @@ class LocalObjectStore:
                     continue
             except OSError as e:
                 raise StoreError(N_("store {root}: cannot open the object lock {path} ({reason}); check the permissions "
-                                    "of {locks}"), root=str(self.root), path=str(path), reason=e.strerror,
+                                    "of {locks}"), root=str(self.root), path=str(path), reason=os_error(e),
                                  locks=str(self.locks_dir)) from None
             try:
                 # Blocking: every holder does bounded work (a hash, one catalog commit) and a
@@ -328,7 +328,7 @@ class LocalObjectStore:
             if e.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise StoreFullError(str(self.root), 4096, free_bytes(self.root), Message(N_("the directory entry of {sha256}"), sha256=sha256)) from None
             raise StoreError(N_("store {root}: cannot move {name} into place as {sha256} ({reason})"), root=str(self.root),
-                             name=staged.name, sha256=sha256, reason=e.strerror) from None
+                             name=staged.name, sha256=sha256, reason=os_error(e)) from None
         return outcome
 
     def _intact(self, path: Path, sha256: str, size: int) -> bool:
@@ -377,7 +377,7 @@ class LocalObjectStore:
             fsync_dir(parent)
         except OSError as e:
             raise StoreError(N_("store {root}: cannot delete object {sha256} ({reason}); it is kept"), root=str(self.root),
-                             sha256=sha256, reason=e.strerror) from None
+                             sha256=sha256, reason=os_error(e)) from None
         return True
 
     def _make_dirs(self, d: Path) -> list[Path]:

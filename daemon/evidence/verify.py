@@ -44,7 +44,7 @@ from daemon.catalog.db import Catalog
 from daemon.errors import EXIT_ERROR, EXIT_OK, EXIT_WARNING
 from daemon.evidence.store import LocalObjectStore
 from daemon.evidence.transfer import hash_fd
-from daemon.i18n import N_, Message
+from daemon.i18n import Message, N_, os_error
 
 CHECKPOINT_KEY = "verify.position"
 
@@ -145,14 +145,14 @@ def _check_object(store: LocalObjectStore, sha: str, size: int | None) -> Messag
     except FileNotFoundError:
         return "missing"
     except OSError as e:
-        return Message(N_("cannot be opened ({reason})"), reason=e.strerror)
+        return Message(N_("cannot be opened ({reason})"), reason=os_error(e))
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             return Message(N_("is not a regular file"))
         got, got_size = hash_fd(fd)
     except OSError as e:
-        return Message(N_("read error ({reason})"), reason=e.strerror)
+        return Message(N_("read error ({reason})"), reason=os_error(e))
     finally:
         os.close(fd)
     if got != sha:

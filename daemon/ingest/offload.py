@@ -52,7 +52,7 @@ from daemon.errors import (
     SourceGone,
 )
 from daemon.evidence.staging import transfer_key
-from daemon.i18n import N_, Message
+from daemon.i18n import Message, N_, os_error
 from daemon.ingest.confirm import known_objects
 from daemon.ingest.pipeline import Stage, run_sequential, run_threaded
 from daemon.ingest.stages import STAGES, FileTask, OffloadContext
@@ -141,6 +141,9 @@ def ingest(
     ``important_pattern``: the recorder model's rule (its driver's quirk) instead of the config's.
     """
     source = Path(source)
+    if not source.exists():
+        raise SourceError(N_("source {source}: does not exist (give the recorder's mounted volume or a folder)"),
+                          source=str(source))
     if not source.is_dir():
         raise SourceError(N_("source {source}: not a directory (give the recorder's mounted volume or a folder)"),
                           source=str(source))
@@ -175,7 +178,7 @@ def ingest(
             if ctx.fatal is None and not ctx.cancel.is_set() and only is None:
                 problems += stale_partials(ctx, tasks)
         except OSError as err:
-            ctx.stop_all(SourceGone(N_("source {source}: {error}"), source=str(source), error=err.strerror))
+            ctx.stop_all(SourceGone(N_("source {source}: {error}"), source=str(source), error=os_error(err)))
         if ctx.fatal is not None:
             status = "failed" if isinstance(ctx.fatal, CatalogError) else "interrupted"
             note = Message(ctx.fatal.msgid, **ctx.fatal.params)

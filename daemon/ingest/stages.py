@@ -48,7 +48,7 @@ from daemon.errors import (
 from daemon.evidence import audit
 from daemon.evidence.staging import Partial, Staging
 from daemon.evidence.store import ObjectStore
-from daemon.i18n import N_, Message
+from daemon.i18n import Message, N_, os_error
 from daemon.evidence.transfer import check_hasher, check_value, copy_and_hash, digest_fd, hash_fd, hash_prefix
 from daemon.ingest.confirm import _confirm_unstaged, _Unstaged
 from daemon.ingest.limits import _changing, _discard_changing, _why, read_limit
@@ -224,12 +224,12 @@ def copy_stage(ctx: OffloadContext, task: FileTask) -> None:
             ctx.stop_all(StoreFullError(ctx.store.location, needed, ctx.store.free_for(needed).free, _what(ctx, e)))
         else:
             ctx.stop_all(StoreError(N_("store {store}: writing the partial of {file} failed ({error})"),
-                                    store=str(ctx.store.location), file=quoted(e.rel), error=err.strerror))
+                                    store=str(ctx.store.location), file=quoted(e.rel), error=os_error(err)))
         task.fail(Message(N_("not stored: {error}"), error=ctx.fatal))
         return
     except NotTheSameFile as err:
         part.close()
-        task.fail(Message(N_("{error}: not read; scan the recorder again"), error=err.strerror))
+        task.fail(Message(N_("{error}: not read; scan the recorder again"), error=os_error(err)))
         return
     except FileNotFoundError:
         part.close()
@@ -238,13 +238,13 @@ def copy_stage(ctx: OffloadContext, task: FileTask) -> None:
     except PermissionError as err:
         part.close()
         task.fail(Message(N_("cannot be opened ({error}); the file stays on the recorder — check the volume's permissions"),
-                          error=err.strerror))
+                          error=os_error(err)))
         return
     except OSError as err:
         part.close()
         if not volume_alive(ctx.root):
-            ctx.stop_all(SourceGone(N_("the recorder volume {root} went away ({error})"), root=str(ctx.root), error=err.strerror))
-        task.fail(Message(N_("cannot be opened ({error}); the file stays on the recorder"), error=err.strerror))
+            ctx.stop_all(SourceGone(N_("the recorder volume {root} went away ({error})"), root=str(ctx.root), error=os_error(err)))
+        task.fail(Message(N_("cannot be opened ({error}); the file stays on the recorder"), error=os_error(err)))
         return
     if total < e.size:
         _keep_partial(part, total)
@@ -272,7 +272,7 @@ def flush_stage(ctx: OffloadContext, task: FileTask) -> None:
     except OSError as err:
         part.close()
         ctx.stop_all(StoreError(N_("store {store}: fsync of the partial of {file} failed ({error})"),
-                                store=str(ctx.store.location), file=quoted(task.entry.rel), error=err.strerror))
+                                store=str(ctx.store.location), file=quoted(task.entry.rel), error=os_error(err)))
         task.fail(Message(N_("not stored: {error}"), error=ctx.fatal))
         return
     task.flushed = True
@@ -300,7 +300,7 @@ def verify_stage(ctx: OffloadContext, task: FileTask) -> None:
             read, (disk, size) = task.sha256, hash_fd(part.fd)
     except OSError as err:
         part.close()
-        task.fail(Message(N_("the staged copy could not be re-read ({error}); the file stays on the recorder"), error=err.strerror))
+        task.fail(Message(N_("the staged copy could not be re-read ({error}); the file stays on the recorder"), error=os_error(err)))
         return
     if (disk, size) != (read, task.size):
         os.ftruncate(part.fd, 0)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from daemon.display import shown
 from daemon.errors import NotTheSameFile
-from daemon.i18n import N_, Message
+from daemon.i18n import Message, N_, os_error
 from drivers import beneath
 
 MAX_DEPTH = 128  # deeper than any recorder writes; bounds the directory fds held open
@@ -96,14 +96,14 @@ def _walk(dfd: int, prefix: bytes, root_dev: int, depth: int, important: re.Patt
     try:
         names = sorted(os.fsencode(e.name) for e in os.scandir(dfd))
     except OSError as e:
-        problems.append(Problem(prefix.rstrip(b"/") or b".", Message(N_("directory could not be listed ({error}); its files stay on the recorder"), error=e.strerror), "error"))
+        problems.append(Problem(prefix.rstrip(b"/") or b".", Message(N_("directory could not be listed ({error}); its files stay on the recorder"), error=os_error(e)), "error"))
         return
     for name in names:
         rel = prefix + name
         try:
             st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
         except OSError as e:
-            problems.append(Problem(rel, Message(N_("vanished or unreadable while scanning ({error})"), error=e.strerror), "error"))
+            problems.append(Problem(rel, Message(N_("vanished or unreadable while scanning ({error})"), error=os_error(e)), "error"))
             continue
         mode = st.st_mode
         if stat.S_ISLNK(mode):
@@ -122,7 +122,7 @@ def _walk(dfd: int, prefix: bytes, root_dev: int, depth: int, important: re.Patt
             try:
                 sub = os.open(name, _O_DIR, dir_fd=dfd)
             except OSError as e:
-                problems.append(Problem(rel, Message(N_("directory could not be opened ({error}); its files stay on the recorder"), error=e.strerror), "error"))
+                problems.append(Problem(rel, Message(N_("directory could not be opened ({error}); its files stay on the recorder"), error=os_error(e)), "error"))
                 continue
             try:
                 _walk(sub, rel + b"/", root_dev, depth + 1, important, entries, problems)

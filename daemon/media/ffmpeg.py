@@ -24,7 +24,7 @@ import ffmpeg
 
 from daemon.config import MediaConfig
 from daemon.errors import Cancelled, MediaError, MediaFailure
-from daemon.i18n import N_, Message
+from daemon.i18n import Message, N_, os_error
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +144,7 @@ def run_tool(args: list[str], timeout: float, *, what: object, cancel: threading
                                 stdout=subprocess.PIPE if capture_stdout else subprocess.DEVNULL, close_fds=True)
     except OSError as e:
         raise MediaFailure(N_("{what}: cannot start {program} ({error})"), permanent=False, what=what, program=args[0],
-                           error=e.strerror) from None
+                           error=os_error(e)) from None
     tail: deque[str] = deque(maxlen=TAIL_LINES)
     out = bytearray()
 

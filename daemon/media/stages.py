@@ -47,7 +47,7 @@ import ffmpeg
 
 from daemon.config import MediaConfig
 from daemon.errors import MediaFailure
-from daemon.i18n import N_, Message
+from daemon.i18n import Message, N_, os_error
 from daemon.evidence.store import LocalObjectStore, fsync_dir
 from daemon.evidence.transfer import hash_fd
 from daemon.ingest.pipeline import Stage, run_sequential
@@ -354,7 +354,7 @@ def publish_stage(ctx: MediaContext, task: MediaTask) -> None:
             fsync_dir(d)
     except OSError as e:
         task.failure = MediaFailure(N_("the derived files could not be put in place ({error}): {path}"), permanent=False,
-                                    error=e.strerror, path=str(ctx.derived.data_dir))
+                                    error=os_error(e), path=str(ctx.derived.data_dir))
         return
     task.tmp.clear()
 

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from daemon.errors import JobBusy, StoreError
-from daemon.i18n import N_
+from daemon.i18n import N_, os_error
 
 
 def lock_path(data_dir: Path, job: str) -> Path:
@@ -33,7 +33,7 @@ def job_lock(data_dir: Path, job: str) -> Iterator[None]:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o640)
     except OSError as e:
         raise StoreError(N_("cannot open the lock of job {job} at {path} ({reason}); check the data dir's "
-                            "permissions"), job=job, path=str(path), reason=e.strerror) from None
+                            "permissions"), job=job, path=str(path), reason=os_error(e)) from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -118,6 +118,9 @@ def test_a_backdated_case_picks_up_footage_already_in_the_store(tmp_path: Path, 
     assert f"filed footage {ids['early.mp4']} to case BD-1 (auto)" in r.err
     entry = audit_rows(data_dir, "footage.file")[-1]
     assert entry["details"]["trigger"] == "case BD-1 opened"
+    zh = ok(evidock("--lang", "zh", "case", "open", "BD-2", "--party", "赵六", "--handler", BADGE,
+                    "--opened-at", "2026-11-07"))
+    assert f"已将录像 {ids['earlier.mp4']} 归入案件 BD-2（自动）" in zh.err
 
 
 def test_a_case_closed_before_its_footage_arrives_still_gets_it(tmp_path: Path, data_dir: Path, evidock) -> None:
@@ -314,7 +317,7 @@ def test_case_and_filing_errors_in_chinese(tmp_path: Path, data_dir: Path, evido
     ingest_clips(data_dir, tmp_path / "v", {"x.mp4": t("2026-11-10 00:00:00")})
     x = footage_ids(data_dir)["x.mp4"]
     r = evidock("--lang", "zh", "footage", "file", str(x), "999", "--case", "Z-1", "--reason", "typo")
-    assert r.code == 2 and "没有编号为 999 的录像；未作任何更改" in r.err and "no footage" not in r.err
+    assert r.code == 2 and "没有编号为 999 的录像；未做任何改动" in r.err and "no footage" not in r.err
     r = evidock("--lang", "zh", "footage", "unfile", str(x), "--case", "Z-1", "--reason", "not there")
     assert r.code == 2 and f"录像 {x} 未归档到案件 'Z-1'（现归档于：无案件）" in r.err
     r = evidock("--lang", "zh", "footage", "file", str(x), "--case", "Z-1", "--reason", "   ")

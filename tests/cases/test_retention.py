@@ -315,3 +315,22 @@ def test_a_skipped_deletion_says_why_in_chinese_and_its_json_is_english() -> Non
     finally:
         i18n.set_language("en")
     assert retention.row_text({"why": "old"}, "why") == "old"
+
+
+def test_plan_in_chinese_names_rules_in_chinese_with_chinese_separators(tmp_path: Path, data_dir: Path, evidock) -> None:
+    build(tmp_path, data_dir)
+    r = evidock("--lang", "zh", "retention", "plan")
+    assert r.code == 0, r.err
+    kept = [line for line in r.err.splitlines() if line.startswith("保留")][0]
+    assert "依法保全" in kept and "多案待定" in kept and "、" in kept
+    assert not any(code in r.out + kept for code in ("legal-hold", "ambiguous-open", "unfiled", ", "))
+    assert "未归档" in r.out
+
+
+def test_apply_with_a_malformed_plan_id_says_there_is_no_such_plan(tmp_path: Path, data_dir: Path, evidock) -> None:
+    build(tmp_path, data_dir)
+    r = evidock("retention", "apply", "--plan-id", "deadbeef")
+    assert r.code == 2 and "no retention plan with the id 'deadbeef'" in r.err and "changed" not in r.err
+    wrong = evidock("retention", "apply", "--plan-id", "0" * 16)
+    assert wrong.code == 2 and "mistyped or something changed" in wrong.err
+    assert evidock("retention", "plan", "--json").json()["count"] == 1  # nothing was deleted

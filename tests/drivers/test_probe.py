@@ -26,6 +26,7 @@ def test_probe_shows_everything(tmp_path: Path, evidock) -> None:
         zh = evidock("--lang", "zh", "probe", sim.channel.path)
         assert zh.code == 0 and "电量" in zh.out and "已循环 143 次" in zh.out and "文件系统 clean" in zh.out, zh.out
         assert "+00:00" not in zh.out and "bytes" not in zh.out
+        assert "76%，" in zh.out and "76 %" not in zh.out and re.search(r"与本工作站相差 \+12\.[45] 秒", zh.out), zh.out
         doc = evidock("probe", sim.channel.path, "--json").json()
         assert doc["ok"] and doc["device"]["serial"] == SPEC.serial and doc["battery"]["percent"] == 76
         assert abs(doc["clock"]["drift_s"] - 12.5) < 1 and doc["storage"]["total_bytes"] == sim.card_bytes
@@ -100,3 +101,12 @@ def test_probe_notes_in_chinese_and_json_the_same(tmp_path: Path, evidock) -> No
         return {k: v for k, v in doc.items() if k not in drop}
     assert en.code == zh.code == 0 and steady(en.json()) == steady(zh.json())
     assert "not supported by model" in en.json()["notes"][0]["message"]
+
+
+def test_probe_note_of_an_unsupported_request_in_chinese_names_the_model(tmp_path: Path, evidock) -> None:
+    with simulator(tmp_path, "lacks=GetStorageInfo") as sim:
+        zh = evidock("--lang", "zh", "probe", sim.channel.path)
+        en = evidock("probe", sim.channel.path)
+    note = [line for line in zh.err.splitlines() if "GetStorageInfo" in line]
+    assert note and "不支持" in note[0] and "is not supported" not in note[0], zh.err
+    assert "unknown" not in en.err and "未知型号" not in zh.err, (en.err, zh.err)

@@ -71,3 +71,20 @@ def test_staging_and_store_errors_in_chinese(evidock) -> None:
     assert r.code == 2 and "没有键为" in r.err and "no partial transfer" not in r.err
     r = evidock("--lang", "en", "staging", "discard", "0" * 64, "--reason", "test")
     assert r.code == 2 and "no partial transfer with key" in r.err
+
+
+def test_staging_discard_takes_an_unambiguous_key_prefix(evidock, data_dir: Path) -> None:
+    from daemon.evidence.staging import Staging
+    from daemon.evidence.store import LocalObjectStore
+
+    staging = Staging(LocalObjectStore(data_dir).staging_dir)
+    for rel in (b"DCIM/001.MP4", b"DCIM/002.MP4"):
+        staging.open("src", rel, 10, 1).close()
+    keys = sorted(e["key"] for e in staging.list())
+    common = next(i for i in range(64) if keys[0][i] != keys[1][i])
+    if common:
+        amb = evidock("staging", "discard", keys[0][:common], "--reason", "test")
+        assert amb.code == 2 and keys[0] in amb.err and keys[1] in amb.err
+    r = evidock("staging", "discard", keys[0][:common + 1], "--reason", "test")
+    assert r.code == 0 and f"discarded partial {keys[0]}" in r.err
+    assert [e["key"] for e in staging.list()] == [keys[1]]

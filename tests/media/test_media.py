@@ -266,6 +266,19 @@ def test_text_output_escapes_hostile_names(station) -> None:
     assert all("\n" not in line and line.count("'") % 2 == 0 for line in st.out.splitlines())
 
 
+def test_text_output_in_chinese_has_headers_and_words_for_codes(station) -> None:
+    st = run_evidock("--lang", "zh", "media", "status", data_dir=station["data"])
+    header, first = st.out.splitlines()[:2]
+    assert header.split()[:3] == ["状态", "任务", "文件"] and first.startswith("失败")
+    j = _jobs(station)["CLIP_0009.MOV"]
+    assert run_evidock("media", "retry", str(j["id"]), data_dir=station["data"]).code == 0
+    r = run_evidock("--lang", "zh", "media", "run", data_dir=station["data"], env=station["env"])
+    assert r.code == 0, r.err
+    header, row = r.out.splitlines()[:2]
+    assert header.split()[:4] == ["预览文件", "录像", "类型", "方式"]
+    assert row.split()[:4] == ["已生成", str(j["id"]), "视频", "重新封装"] and "CLIP_0009.MOV" in row
+
+
 def test_unusable_hardware_encoder_falls_back_to_software(tmp_path: Path) -> None:
     vol, data = tmp_path / "vol", tmp_path / "data"
     vol.mkdir()
