@@ -238,7 +238,7 @@ def test_human_output_in_each_language(tmp_path: Path, data_dir: Path) -> None:
     for c, r in en.items():
         assert not CJK.search(data.sub("", r.out + r.err)), f"{c}: Chinese in the English output"
     footage = zh[("footage", "list")].out.splitlines()
-    assert footage[0].split() == ["编号", "录制时间", "执法记录仪", "警号", "姓名", "大小", "种类", "案件", "重要", "SHA-256", "文件"]
+    assert footage[0].split() == ["编号", "录制时间", "执法记录仪", "警号", "姓名", "大小", "类型", "案件", "重要", "SHA-256", "文件"]
     assert all("人社监察〔2026〕12号" in row for row in footage[1:])  # filed to its case
     imp = next(row for row in footage[1:] if "_IMP" in row)
     assert "是" in imp.split()  # the important file, under a header, not a bare "!"
