@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 
 from daemon.config_messages import describe_errors
 from daemon.config_filing import FilingConfig, _known_zone  # [filing] (art. 11), beside this module for its size
+from daemon.config_backup import BackupConfig, BackupTarget, StationConfig  # noqa: F401 ([station], [backup], issue 16)
 from daemon.config_schedule import CRON_KEYS, ScheduleConfig, cron_trigger  # noqa: F401 ([schedule], issue 15)
 from daemon.errors import ConfigError
 from daemon.i18n import N_, _
@@ -388,6 +389,8 @@ class Config(_Section):
     media: MediaConfig = Field(default_factory=MediaConfig, description="Probing, viewing proxies and thumbnails, and their work queue")
     ui: UiConfig = Field(default_factory=UiConfig, description="Language and time zone of what people read")
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig, description="The station's regular jobs and their times")
+    station: StationConfig = Field(default_factory=StationConfig, description="This station's id")
+    backup: BackupConfig = Field(default_factory=BackupConfig, description="Verified backups of the store and the catalog (art. 11)")
 
     @model_validator(mode="after")
     def _old_timezone_key(self) -> Config:

@@ -48,10 +48,16 @@ def known_keys_hint(root: type[BaseModel], loc: tuple[Any, ...]) -> str:
     """The valid keys of the section holding the key at ``loc``."""
     model: type[BaseModel] = root
     for part in loc[:-1]:
+        if isinstance(part, int):
+            continue  # an entry of a list of tables ([[backup.targets]]): its model is the list's item
         field = model.model_fields.get(str(part))
-        if field is None or not isinstance(field.annotation, type) or not issubclass(field.annotation, BaseModel):
+        ann = field.annotation if field is not None else None
+        args = getattr(ann, "__args__", None)
+        if args and isinstance(args[0], type) and issubclass(args[0], BaseModel):
+            ann = args[0]  # list[Model]
+        if not isinstance(ann, type) or not issubclass(ann, BaseModel):
             break
-        model = field.annotation
+        model = ann
     section = ".".join(str(x) for x in loc[:-1]) or _("top level")
     return _("valid keys in [{section}]: {keys}").format(section=section, keys=", ".join(model.model_fields))
 

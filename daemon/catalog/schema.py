@@ -470,6 +470,8 @@ def _m005_activities(db: sqlite_utils.Database) -> None:
 MESSAGE_COLUMNS = (("problems", "reason_msg"), ("health_alerts", "message_msg"), ("dock_events", "detail_msg"),
                    ("alerts_usb", "message_msg"), ("media_jobs", "error_msg"))
 
+from daemon.catalog.schema_backup import _m006_backup  # noqa: E402 (beside this module for its size)
+
 MIGRATIONS: list[Migration] = [
     ("core-001", _m001_core),
     ("audit-001", _m001_audit),
@@ -483,4 +485,5 @@ MIGRATIONS: list[Migration] = [
     ("jobs-003", _m003_jobs),
     ("officers-004", _m004_officers),
     ("activities-005", _m005_activities),
+    ("backup-006", _m006_backup),
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from daemon.cli import Station, cli, emit_json, pass_station
+from daemon.cli import Station, cli, emit_json, pass_station, say
 from daemon.config import render_example
 from daemon.i18n import _
 
@@ -41,13 +41,47 @@ def config_check(st: Station, as_json: bool) -> int:
     Example:
       evidock --config /etc/evidock/evidock.toml config check
     """
+    from daemon.backup.dropin import INSTALLED, installed_state
+    from daemon.backup.targets import masked_dump
+
+    dropin = installed_state(st.config)
     doc = {"config_file": str(st.config_path) if st.config_path else None, "data_dir": str(st.data_dir),
-           **st.config.model_dump()}
+           **masked_dump(st.config), "unit_dropin": dropin}
     if as_json:
         emit_json(doc)
     else:
         click.echo(_("config {file} is valid; data dir {data_dir}").format(
             file=doc["config_file"] or _("(built-in defaults)"), data_dir=st.data_dir))
+        for t in doc["backup"]["targets"]:
+            click.echo(_("backup target {name}: {kind} {where}{key}").format(
+                name=t["name"], kind=t["kind"], where=t["path"] or f"{t['endpoint'] or ''} {t['bucket']}",
+                key=_(", access key {key}").format(key=t["access_key_id"]) if t["access_key_id"] else ""))
+        if dropin == "missing":
+            say(_("the unit drop-in {path} is not installed: the service cannot reach the S3 targets; run "
+                  "scripts/install (or `evidock config unit-dropin`)").format(path=INSTALLED))
+        elif dropin == "differs":
+            say(_("the unit drop-in {path} does not match the config's targets; run scripts/install again").format(
+                path=INSTALLED))
+        elif dropin == "matches":
+            click.echo(_("the unit drop-in {path} allows the targets' hosts").format(path=INSTALLED))
+    return 0
+
+
+@config_group.command("unit-dropin")
+@pass_station
+def config_unit_dropin(st: Station) -> int:
+    """Print the systemd drop-in that lets the service reach its backup targets' hosts.
+
+    IPAddressAllow= takes addresses only: the S3 endpoints' host names are resolved now.
+    scripts/install installs it as /etc/systemd/system/evidock.service.d/backup.conf.
+
+    \b
+    Example:
+      evidock config unit-dropin > /etc/systemd/system/evidock.service.d/backup.conf
+    """
+    from daemon.backup.dropin import render
+
+    click.echo(render(st.config), nl=False)
     return 0
 
 
