@@ -17,13 +17,19 @@ from daemon.backup.run import end_row, start_row
 from daemon.backup.target import Copy
 from daemon.backup.targets import open_target, targets_of
 from daemon.catalog.db import Catalog
-from daemon.clock import iso, now_utc
+from daemon.clock import now_utc
 from daemon.errors import EvidockError
 from daemon.evidence import audit
 from daemon.i18n import N_, Message
 
 if TYPE_CHECKING:
     from daemon.context import StationContext
+
+
+def _stamp() -> str:
+    # microseconds: slices within one second must still take the copies in turn (as text, a
+    # seconds-only stamp of the same second sorts first, as it should)
+    return now_utc().isoformat(timespec="microseconds")
 
 
 @dataclass
@@ -70,7 +76,7 @@ def verify_copies(ctx: StationContext, catalog: Catalog, target: str | None = No
                 with catalog.transaction() as conn:
                     if ok:
                         conn.execute("UPDATE backup_copies SET verified_at = ? WHERE sha256 = ? AND target = ?",
-                                     (iso(now_utc()), sha, entry.name))
+                                     (_stamp(), sha, entry.name))
                     else:
                         conn.execute("DELETE FROM backup_copies WHERE sha256 = ? AND target = ?", (sha, entry.name))
                         audit.append(catalog, "backup.damaged", f"object:{sha}", {"target": entry.name})

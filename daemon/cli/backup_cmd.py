@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
 from daemon.backup.restore import restore
@@ -17,7 +15,14 @@ from daemon.i18n import _, text
 
 @cli.group("backup")
 def backup_group() -> None:
-    """Verified backups of the store and the catalog to [[backup.targets]] (art. 11)."""
+    """Verified backups of the store and the catalog to [[backup.targets]] (art. 11).
+
+    The `backup` job runs them every night ([schedule] backup, 01:30 by default).
+
+    \b
+    Example:
+      evidock backup status
+    """
 
 
 @backup_group.command("run")
@@ -132,13 +137,14 @@ def backup_verify(st: Station, target: str | None, sample: int | None, all_: boo
 
 @cli.command("restore")
 @click.option("--from", "source", required=True, metavar="NAME", help="The backup target to restore from.")
-@click.option("--data-dir", "dest", required=True, type=click.Path(path_type=Path), metavar="DIR",
-              help="An empty directory to restore into.")
 @click.option("--station", metavar="ID", help="The station whose snapshot to take (default: [station] id).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @pass_station
-def restore_cmd(st: Station, source: str, dest: Path, station: str | None, as_json: bool) -> int:
+def restore_cmd(st: Station, source: str, station: str | None, as_json: bool) -> int:
     """Rebuild the store and the catalog from a backup target into an empty data dir.
+
+    The data dir is the global --data-dir (before the command, as for every command); it must
+    be empty or absent.
 
     The newest catalog snapshot becomes the catalog; every object is fetched and hashed; then
     the store is verified and the audit chain checked. Exit 0: complete and clean; 2: something
@@ -146,8 +152,9 @@ def restore_cmd(st: Station, source: str, dest: Path, station: str | None, as_js
 
     \b
     Example:
-      evidock restore --from disk2 --data-dir /var/lib/evidock.new
+      evidock --data-dir /var/lib/evidock.new restore --from disk2
     """
+    dest = st.data_dir
     rep = restore(st.config, source, dest, station)
     if as_json:
         emit_json(rep.to_json())

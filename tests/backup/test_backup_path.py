@@ -86,7 +86,7 @@ def test_job_runs_incrementally_and_restore_is_bit_for_bit(tmp_path: Path, data_
     listing = evidock("footage", "list", "--json").out
     originals = {sha: p.read_bytes() for sha, p in object_files(data_dir).items()}
     shutil.rmtree(data_dir)
-    r = run_evidock("--config", cfg, "restore", "--from", "disk2", "--data-dir", data_dir, "--json")
+    r = run_evidock("--config", cfg, "restore", "--from", "disk2", "--json", data_dir=data_dir)
     assert r.code == 0, r.out + r.err
     assert r.json()["missing"] == [] and r.json()["audit_ok"]
     assert {sha: p.read_bytes() for sha, p in object_files(data_dir).items()} == originals
@@ -100,7 +100,7 @@ def test_restore_refuses_a_data_dir_that_is_not_empty(tmp_path: Path, data_dir: 
     cfg = config(tmp_path, {"name": "disk2", "kind": "path", "path": str(disk)})
     ingest_clips(data_dir, tmp_path / "a", {"a1.mp4": NOW - timedelta(hours=3)})
     assert evidock("--config", cfg, "backup", "run").code == 0
-    r = run_evidock("--config", cfg, "restore", "--from", "disk2", "--data-dir", data_dir)
+    r = run_evidock("--config", cfg, "restore", "--from", "disk2", data_dir=data_dir)
     assert r.code == 2 and "empty" in r.err
 
 
