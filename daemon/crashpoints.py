@@ -21,6 +21,10 @@ POINTS = (
     "after-verify",  # re-read and verified, journal says complete, still in staging
     "after-rename",  # renamed into objects/, catalog not yet committed
     "after-commit",  # catalog committed, journal not yet removed
+)
+
+# The backup run's points (daemon/backup; tests/backup): not on the store's write path.
+BACKUP_POINTS = (
     "backup-copy-mid",  # a backup copy written to its temporary name, not yet fsync'd or verified
     "backup-after-put",  # a backup copy verified at its target, its backup_copies row not yet written
 )
