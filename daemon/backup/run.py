@@ -147,6 +147,7 @@ def run_backup(ctx: StationContext, catalog: Catalog, target: str | None = None)
             t = open_target(entry, station)
             t.check()
             _copy_objects(ctx, catalog, t, tr, keep, secret)
+            _extend_locks(catalog, t, keep)
             _apply_deletions(catalog, t, tr)
             tr.snapshot = take_snapshot(catalog, t, station, ctx.config.backup.keep_snapshots)
         except EvidockError as e:
@@ -183,6 +184,23 @@ def _copy_objects(ctx: StationContext, catalog: Catalog, t: Target, tr: TargetRu
         with catalog.transaction():
             audit.append(catalog, "backup.secret", f"backup:{t.name}",
                          {"objects": secret_copied, "offsite": t.offsite, "rule": "include_secret"})
+
+
+def _extend_locks(catalog: Catalog, t: Target, keep: dict[str, datetime | None]) -> None:
+    """A copy whose object the retention rules now keep longer (a case reopened, a later close)
+    gets its lock extended at the target (never shortened; path targets: nothing to do)."""
+    if getattr(t, "kind", None) == "path":
+        return
+    rows = catalog.conn.execute("SELECT sha256, size, version_id, verified_at, retain_until FROM backup_copies"
+                                " WHERE target = ? AND retain_until IS NOT NULL", (t.name,)).fetchall()
+    for sha, size, version, verified, until in rows:
+        new = keep.get(sha)
+        if new is None or new <= from_iso(until):
+            continue  # kept for ever has no lock date: the copy keeps the one it has, renewed when a date is known
+        t.extend_retention(Copy(sha, int(size), version, verified), new)
+        with catalog.transaction() as conn:
+            conn.execute("UPDATE backup_copies SET retain_until = ? WHERE sha256 = ? AND target = ?",
+                         (iso(new), sha, t.name))
 
 
 def _apply_deletions(catalog: Catalog, t: Target, tr: TargetRun) -> None:
