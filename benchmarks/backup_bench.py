@@ -83,14 +83,15 @@ def main() -> int:
             target, plain = work / f"target{r}", work / f"plain{r}"
             target.mkdir()
             cfg = work / f"evidock{r}.toml"
-            cfg.write_text(f"[station]\nid = 'bench'\n[[backup.targets]]\nname = 't'\nkind = 'path'\npath = '{target}'\n")
+            # a target of its own per round (the catalog remembers what each target holds)
+            cfg.write_text(f"[station]\nid = 'bench'\n[[backup.targets]]\nname = 't{r}'\nkind = 'path'\npath = '{target}'\n")
             dropped &= drop_caches()
             t_backup = timed(lambda: evidock(data, cfg, "backup", "run"))
             dropped &= drop_caches()
             t_cp = timed(lambda: cp_sync(data / "objects", plain))
             restored, plain2 = work / f"restored{r}", work / f"plain2-{r}"
             dropped &= drop_caches()
-            t_restore = timed(lambda: evidock(restored, cfg, "restore", "--from", "t"))
+            t_restore = timed(lambda: evidock(restored, cfg, "restore", "--from", f"t{r}"))
             dropped &= drop_caches()
             t_cp2 = timed(lambda: cp_sync(target / "objects", plain2))
             ratios["backup"].append(t_backup / t_cp)

@@ -47,8 +47,10 @@ class RestoreReport:
 
 
 def _sha(path: Path) -> str:
+    """SHA-256 of a fetched copy, made durable first (it becomes the store's object by a link)."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
+        os.fsync(f.fileno())
         while chunk := f.read(4 << 20):
             h.update(chunk)
     return h.hexdigest()
