@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from daemon import stationclock
+from daemon.backup.dropin import INSTALLED, installed_state
+from daemon.backup.targets import masked_dump
 from daemon.config import Config
 from daemon.errors import EXIT_ERROR, EXIT_OK, EXIT_WARNING, ConfigError
 from daemon.i18n import N_, Message
@@ -39,6 +41,7 @@ class ConfigCheck:
     config_file: Path | None
     data_dir: Path
     clock: stationclock.StationClock
+    unit_dropin: str = "none"  # none | matches | differs | missing (daemon.backup.dropin)
     problems: list[Problem] = field(default_factory=list)
 
     @property
@@ -54,10 +57,15 @@ class ConfigCheck:
             return EXIT_ERROR
         return EXIT_WARNING if self.problems else EXIT_OK
 
+    @property
+    def backup_targets(self) -> list[dict[str, Any]]:
+        """The backup targets as configured, credentials masked (the secret file's path, never its content)."""
+        return list(masked_dump(self.config).get("backup", {}).get("targets", []))
+
     def to_json(self) -> dict[str, Any]:
         return {"config_file": str(self.config_file) if self.config_file else None, "data_dir": str(self.data_dir),
-                **self.config.model_dump(), "recorder_models": self.models, "station_clock": self.clock.to_json(),
-                "problems": [p.to_json() for p in self.problems]}
+                **masked_dump(self.config), "recorder_models": self.models, "station_clock": self.clock.to_json(),
+                "unit_dropin": self.unit_dropin, "problems": [p.to_json() for p in self.problems]}
 
 
 def check_config(config: Config, config_file: Path | None, data_dir: Path) -> ConfigCheck:
@@ -73,4 +81,14 @@ def check_config(config: Config, config_file: Path | None, data_dir: Path) -> Co
         rep.problems.append(Problem(level="warning", key="zfy.password", message=Message(N_(
             "zfy.password is the factory default: anyone with a recorder of this fleet knows it; set your fleet's "
             "password (best in a file named by zfy.password_file, mode 0600)"))))
+    # The service may only reach the hosts its unit allows (issue 16): the targets' need a drop-in.
+    rep.unit_dropin = installed_state(config)
+    if rep.unit_dropin == "missing":
+        rep.problems.append(Problem(level="warning", key="backup.targets", message=Message(N_(
+            "the unit drop-in {path} is not installed: the service cannot reach the S3 targets; run scripts/install "
+            "(or `evidock config unit-dropin`)"), path=str(INSTALLED))))
+    elif rep.unit_dropin == "differs":
+        rep.problems.append(Problem(level="warning", key="backup.targets", message=Message(N_(
+            "the unit drop-in {path} does not match the config's targets; run scripts/install again"),
+            path=str(INSTALLED))))
     return rep

@@ -29,6 +29,12 @@ def render_example() -> str:
         for key, f in section.model_fields.items():
             bounds = _bounds(f)
             out.append(f"# {f.description}{bounds}")
+            item = _table_list_item(f.annotation)
+            if item is not None:  # [[section.key]] tables: one commented-out example entry
+                out += [f"# [[{name}.{key}]]"] + [f"#   {k}: {g.description}" for k, g in item.model_fields.items()]
+                for k, v in (f.json_schema_extra or {}).get("example_entries", []) if isinstance(f.json_schema_extra, dict) else []:
+                    out.append(f"#   {k} = {_toml_value(v)}" if k else f"# [[{name}.{key}]]")
+                continue
             extra = f.json_schema_extra if isinstance(f.json_schema_extra, dict) else {}
             default = extra.get("example", f.get_default(call_default_factory=True))
             if default is None:
@@ -47,6 +53,14 @@ def _entry_example(name: str, entry: type[BaseModel]) -> list[str]:
         note = "required" if f.is_required() else ("optional" if value is None else "default")
         out.append(f"# {key} = {shown}   # {note}: {f.description}{_bounds(f)}")
     return out
+
+
+def _table_list_item(annotation: Any) -> type[BaseModel] | None:
+    """The model of a ``list[Model]`` field (written as ``[[section.key]]`` tables), else None."""
+    args = getattr(annotation, "__args__", None)
+    if args and isinstance(args[0], type) and issubclass(args[0], BaseModel):
+        return args[0]
+    return None
 
 
 def _bounds(f: Any) -> str:

@@ -49,7 +49,7 @@ def known_keys_hint(root: type[BaseModel], loc: tuple[Any, ...]) -> str:
     model: type[BaseModel] = root
     for part in loc[:-1]:
         if isinstance(part, int):
-            continue  # an entry of an array of tables ([[recorders]]): its model is the list's item
+            continue  # an entry of an array of tables ([[recorders]], [[backup.targets]]): its model is the list's item
         field = model.model_fields.get(str(part))
         ann = field.annotation if field is not None else None
         if get_origin(ann) is list:

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from daemon.i18n import _
 
 # The [schedule] keys that hold a cron expression, one per job of daemon/schedule/jobs.py.
-CRON_KEYS = ("verify", "retention_plan", "audit_verify")
+CRON_KEYS = ("verify", "retention_plan", "audit_verify", "backup")
 
 
 class _Section(BaseModel):
@@ -66,6 +66,11 @@ class ScheduleConfig(_Section):
         "0 5 * * *",
         min_length=1, max_length=200,
         description="Cron expression of the audit chain check (`evidock audit verify`)",
+    )
+    backup: str = Field(
+        "30 1 * * *",
+        min_length=1, max_length=200,
+        description="Cron expression of the backup run to every [[backup.targets]] (`evidock backup run`)",
     )
     verify_max_duration_s: float = Field(
         3600.0,

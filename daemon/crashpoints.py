@@ -23,6 +23,12 @@ POINTS = (
     "after-commit",  # catalog committed, journal not yet removed
 )
 
+# The backup run's points (daemon/backup; tests/backup): not on the store's write path.
+BACKUP_POINTS = (
+    "backup-copy-mid",  # a backup copy written to its temporary name, not yet fsync'd or verified
+    "backup-after-put",  # a backup copy verified at its target, its backup_copies row not yet written
+)
+
 
 def crashpoint(name: str) -> None:
     """Die with SIGKILL here if ``$EVIDOCK_CRASH_AT`` is ``name`` (optionally ``name:N``, the Nth time)."""

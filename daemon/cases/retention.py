@@ -418,3 +418,18 @@ def deleted(catalog: Catalog) -> list[dict[str, Any]]:
     for r in rows:
         r["cases"] = json.loads(r["cases"])
     return rows
+
+
+def keep_until_by_object(catalog: Catalog, cfg: RetentionConfig) -> dict[str, datetime | None]:
+    """Until when the retention rules keep each stored object (sha256 -> date; None: for ever,
+    e.g. a legal hold or an open case). An object named by several footage rows is kept as long
+    as the longest of them. What a backup copy's lock is set to (daemon/backup)."""
+    out: dict[str, datetime | None] = {}
+    for f in _facts(catalog.conn):
+        until = decide(f, cfg)[1]
+        if f.sha256 in out:
+            old = out[f.sha256]
+            out[f.sha256] = None if old is None or until is None else max(old, until)
+        else:
+            out[f.sha256] = until
+    return out

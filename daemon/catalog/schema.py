@@ -367,6 +367,7 @@ from daemon.catalog.schema_later import (  # noqa: E402 — the migrations after
     _m005_activities,
     _m006_station,
     _m007_kinds,
+    _m008_backup,
 )
 
 # In the order they were first applied (by the modules that owned them then: catalog, audit,
@@ -386,4 +387,5 @@ MIGRATIONS: list[Migration] = [
     ("activities-005", _m005_activities),
     ("station-006", _m006_station),
     ("kinds-007", _m007_kinds),
+    ("backup-008", _m008_backup),
 ]

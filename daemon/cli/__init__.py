@@ -188,6 +188,7 @@ def main(argv: list[str] | None = None) -> None:
 from daemon.catalog.db import Catalog
 from daemon.cli import (  # noqa: E402,F401
     audit_cmd,
+    backup_cmd,
     case_cmd,
     config_cmd,
     devices_cmd,

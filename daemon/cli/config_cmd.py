@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from daemon import i18n
+from daemon.backup.dropin import INSTALLED
 from daemon.cli import Station, cli, emit_json, pass_station, say
 from daemon.config import render_example
 from daemon.config_check import check_config
@@ -61,10 +62,34 @@ def config_check(st: Station, as_json: bool) -> int:
     click.echo(_("recorder models known:"))
     click.echo(table(cols, rows, empty=_("no recorder models")))
     click.echo(i18n.text(rep.clock.message()))
+    for t in rep.backup_targets:
+        click.echo(_("backup target {name}: {kind} {where}{key}").format(
+            name=t["name"], kind=t["kind"], where=t["path"] or f"{t['endpoint'] or ''} {t['bucket']}",
+            key=_(", access key {key}").format(key=t["access_key_id"]) if t["access_key_id"] else ""))
+    if rep.unit_dropin == "matches":
+        click.echo(_("the unit drop-in {path} allows the targets' hosts").format(path=INSTALLED))
     for p in rep.problems:
         line = _("evidock: error: {message}") if p.level == "error" else _("evidock: warning: {message}")
         say(line.format(message=i18n.text(p.message)))
     return rep.exit_code
+
+
+@config_group.command("unit-dropin")
+@pass_station
+def config_unit_dropin(st: Station) -> int:
+    """Print the systemd drop-in that lets the service reach its backup targets' hosts.
+
+    IPAddressAllow= takes addresses only: the S3 endpoints' host names are resolved now.
+    scripts/install installs it as /etc/systemd/system/evidock.service.d/backup.conf.
+
+    \b
+    Example:
+      evidock config unit-dropin > /etc/systemd/system/evidock.service.d/backup.conf
+    """
+    from daemon.backup.dropin import render
+
+    click.echo(render(st.config), nl=False)
+    return 0
 
 
 @config_group.command("udev-rules")

@@ -103,6 +103,26 @@ def _audit_verify(ctx: StationContext, catalog: Catalog) -> Outcome:
                                              problem=problem))
 
 
+def _backup(ctx: StationContext, catalog: Catalog) -> Outcome:
+    """``evidock backup run`` to every target; then a verify slice of each (as long as the verify job's budget)."""
+    from daemon.backup.run import run_backup
+    from daemon.backup.verify import verify_copies
+
+    if not ctx.config.backup.targets:
+        return Outcome("ok", {"targets": 0})
+    rep = run_backup(ctx, catalog)
+    counts: dict[str, Any] = rep.counts()
+    ver = verify_copies(ctx, catalog, sample=None, max_duration=ctx.config.schedule.verify_max_duration_s / 4)
+    counts.update(verified=ver.checked, damaged=len(ver.damaged))
+    failed = [r for r in rep.runs if r.result == "failed"]
+    if failed:
+        return Outcome("failed", counts, Message(N_("backup failed: {errors}"), errors="; ".join(str(r.error) for r in failed)))
+    if ver.damaged:
+        return Outcome("failed", counts, Message(N_("backup verify found {n} damaged copies — run `evidock backup verify`"),
+                                                 n=len(ver.damaged)))
+    return Outcome("warning" if rep.exit_code else "ok", counts)
+
+
 JOBS: tuple[Job, ...] = (
     Job("verify", "verify", _verify, ("checked", "damaged", "missing", "mismatches", "strays", "complete"),
         N_("a slice of the store's scrub (evidock verify)")),
@@ -110,13 +130,18 @@ JOBS: tuple[Job, ...] = (
         N_("what retention would delete, as a report (never deletes)")),
     Job("audit-verify", "audit_verify", _audit_verify, ("rows", "broken", "notes"),
         N_("the audit log's hash chain (evidock audit verify)")),
+    Job("backup", "backup", _backup, ("targets", "copied", "bytes", "deleted", "skipped_secret", "verified", "damaged",
+                                      "failed"),
+        N_("verified copies to the backup targets (evidock backup run), and a verify slice")),
 )
 
 # What each count is called for people (the keys stay the codes in --json).
 COUNT_LABELS = {"checked": N_("checked"), "damaged": N_("damaged"), "missing": N_("missing"),
                 "mismatches": N_("mismatches"), "strays": N_("strays"), "complete": N_("complete"),
                 "to_delete": N_("to delete"), "bytes": N_("bytes"), "pending": N_("pending"),
-                "rows": N_("rows"), "broken": N_("broken"), "notes": N_("notes")}
+                "rows": N_("rows"), "broken": N_("broken"), "notes": N_("notes"), "targets": N_("targets"),
+                "copied": N_("copied"), "deleted": N_("deleted"), "skipped_secret": N_("secret kept on-site"),
+                "verified": N_("verified"), "failed": N_("failed")}
 
 
 def _check_table() -> dict[str, Job]:

@@ -172,3 +172,20 @@ def offloads_running(catalog: Catalog) -> bool:
         if pid and alive(pid, boot=boot or None):
             return True
     return False
+
+
+def raise_alert(catalog: Catalog, job: str, kind: str, msg: Message, now: datetime) -> None:
+    """An alert of another part of the station under ``job`` (``backup:<target>``: lag, damaged,
+    failed), kept up to date while open; shown with the job alerts. Call inside or outside a
+    transaction."""
+    if catalog.conn.in_transaction:
+        _raise(catalog, job, kind, msg, iso(now), None)
+        return
+    with catalog.transaction():
+        _raise(catalog, job, kind, msg, iso(now), None)
+
+
+def clear_alerts(catalog: Catalog, job: str, kind: str, now: datetime) -> None:
+    """The condition behind ``job``'s ``kind`` alert is over."""
+    catalog.conn.execute("UPDATE job_alerts SET cleared_at=? WHERE job=? AND kind=? AND cleared_at IS NULL",
+                         (iso(now), job, kind))

@@ -1,0 +1,273 @@
+"""A backup run: per target, the objects it lacks, verified there; retention's deletions; a
+catalog snapshot. Every run is a ``backup_runs`` row and an audit entry.
+
+Nothing is marked backed up before it is verified at the target: the ``backup_copies`` row is
+written after ``put`` returned (the target verified the copy), in a transaction of its own. A
+run killed in between leaves the copy at the target and no row: the next run finds the copy
+intact and marks it then (once — the row's key is the object and the target). A target that
+fails (down, full, refused credentials) fails its run with a message naming it; what was
+verified before that stays marked, and the next run goes on from there.
+
+Article 10: footage of secret cases goes only to on-site targets, unless the target sets
+``include_secret = true`` — each run that copies secret footage there says so in the audit log.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import tempfile
+from pathlib import Path
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import daemon
+from daemon.backup.target import Copy, Target, snapshot_key
+from daemon.backup.targets import open_target, targets_of
+from daemon.catalog.db import Catalog
+from daemon.clock import from_iso, iso, now_utc
+from daemon.crashpoints import crashpoint
+from daemon.errors import EvidockError
+from daemon.evidence import audit
+from daemon.i18n import N_, Message
+
+if TYPE_CHECKING:
+    from daemon.context import StationContext
+
+ALERT_JOB = "backup:{target}"  # the job name backup alerts are kept under (daemon/schedule/runs.py)
+
+
+@dataclass
+class TargetRun:
+    target: str
+    result: str = "ok"  # ok | failed
+    copied: int = 0
+    bytes: int = 0
+    skipped_secret: int = 0
+    deleted: int = 0
+    missing: list[str] = field(default_factory=list)  # in the catalog, not in the store
+    snapshot: str | None = None
+    error: Message | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"target": self.target, "result": self.result, "copied": self.copied, "bytes": self.bytes,
+                "skipped_secret": self.skipped_secret, "deleted": self.deleted, "missing": self.missing,
+                "snapshot": self.snapshot, "error": str(self.error) if self.error else None}
+
+
+@dataclass
+class BackupReport:
+    runs: list[TargetRun]
+
+    @property
+    def exit_code(self) -> int:
+        if any(r.result == "failed" for r in self.runs):
+            return 2
+        return 1 if any(r.missing for r in self.runs) else 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"targets": [r.to_json() for r in self.runs], "exit_code": self.exit_code}
+
+    def counts(self) -> dict[str, int]:
+        return {"targets": len(self.runs), "copied": sum(r.copied for r in self.runs),
+                "bytes": sum(r.bytes for r in self.runs), "deleted": sum(r.deleted for r in self.runs),
+                "skipped_secret": sum(r.skipped_secret for r in self.runs),
+                "failed": sum(r.result == "failed" for r in self.runs)}
+
+
+def secret_objects(catalog: Catalog) -> set[str]:
+    """Objects of footage filed to (or possibly belonging to) a secret case."""
+    rows = catalog.conn.execute(
+        "SELECT f.sha256 FROM footage f JOIN footage_cases fc ON fc.footage_id = f.id"
+        " JOIN cases c ON c.case_no = fc.case_no WHERE c.sensitivity = 'secret'"
+        " UNION SELECT f.sha256 FROM footage f JOIN footage_ambiguous a ON a.footage_id = f.id, json_each(a.candidates) j"
+        " JOIN cases c ON c.case_no = j.value WHERE c.sensitivity = 'secret'").fetchall()
+    return {r[0] for r in rows}
+
+
+def _lacking(catalog: Catalog, target: str) -> list[tuple[str, int]]:
+    return [(r[0], int(r[1])) for r in catalog.conn.execute(
+        "SELECT o.sha256, o.size FROM objects o WHERE NOT EXISTS"
+        " (SELECT 1 FROM backup_copies c WHERE c.sha256 = o.sha256 AND c.target = ?) ORDER BY o.stored_at, o.sha256",
+        (target,))]
+
+
+def mark(catalog: Catalog, target: str, copy: Copy, retain_until: datetime | None) -> None:
+    """Record a verified copy (after ``put`` returned)."""
+    with catalog.transaction() as conn:
+        conn.execute("INSERT INTO backup_copies (sha256, target, size, copied_at, version_id, verified_at, retain_until)"
+                     " VALUES (?,?,?,?,?,?,?) ON CONFLICT (sha256, target) DO UPDATE SET size=excluded.size,"
+                     " copied_at=excluded.copied_at, version_id=excluded.version_id, verified_at=excluded.verified_at,"
+                     " retain_until=excluded.retain_until",
+                     (copy.sha256, target, copy.size, iso(now_utc()), copy.version_id, copy.verified_at,
+                      iso(retain_until) if retain_until else None))
+
+
+def start_row(catalog: Catalog, target: str, kind: str) -> int:
+    with catalog.transaction() as conn:
+        return int(conn.execute("INSERT INTO backup_runs (target, kind, started_at, result) VALUES (?,?,?,?)",
+                                (target, kind, iso(now_utc()), "running")).lastrowid)
+
+
+def end_row(catalog: Catalog, rid: int, target: str, kind: str, result: str, counts: dict[str, Any],
+            error: Message | None) -> None:
+    from daemon.schedule.runs import clear_alerts, raise_alert
+
+    now = now_utc()
+    with catalog.transaction() as conn:
+        conn.execute("UPDATE backup_runs SET ended_at=?, result=?, counts=?, error=?, error_msg=? WHERE id=?",
+                     (iso(now), result, json.dumps(counts, sort_keys=True), str(error) if error else None,
+                      json.dumps(error.to_json(), ensure_ascii=False) if error else None, rid))
+        audit.append(catalog, f"backup.{kind}", f"backup:{target}", {"run": rid, "result": result, "counts": counts,
+                                                                     "error": str(error) if error else None})
+        job = ALERT_JOB.format(target=target)
+        if result in ("failed", "damaged"):
+            raise_alert(catalog, job, f"{kind}-{result}", error or Message(N_("backup {target} failed"), target=target), now)
+        else:
+            clear_alerts(catalog, job, f"{kind}-failed", now)
+            if kind == "verify" and counts.get("complete"):
+                clear_alerts(catalog, job, "verify-damaged", now)
+
+
+def run_backup(ctx: StationContext, catalog: Catalog, target: str | None = None) -> BackupReport:
+    """Back up to every configured target (or the one named): objects, deletions, a snapshot."""
+    from daemon.cases.retention import keep_until_by_object
+
+    station = ctx.config.station.station_id()
+    entries = targets_of(ctx.config, target)
+    keep = keep_until_by_object(catalog, ctx.config.retention)
+    secret = secret_objects(catalog)
+    runs = []
+    for entry in entries:
+        tr = TargetRun(entry.name)
+        rid = start_row(catalog, entry.name, "run")
+        try:
+            t = open_target(entry, station)
+            t.check()
+            _copy_objects(ctx, catalog, t, tr, keep, secret)
+            _extend_locks(catalog, t, keep)
+            _apply_deletions(catalog, t, tr)
+            tr.snapshot = take_snapshot(catalog, t, station, ctx.config.backup.keep_snapshots)
+        except EvidockError as e:
+            tr.result, tr.error = "failed", Message(e.msgid, **e.params)
+        end_row(catalog, rid, entry.name, "run", tr.result, {k: v for k, v in tr.to_json().items()
+                                                              if k not in ("target", "result", "error")}, tr.error)
+        runs.append(tr)
+    check_lag(ctx, catalog)
+    return BackupReport(runs)
+
+
+def _copy_objects(ctx: StationContext, catalog: Catalog, t: Target, tr: TargetRun, keep: dict[str, datetime | None],
+                  secret: set[str]) -> None:
+    from daemon.errors import StoreError
+
+    secret_copied = 0
+    for sha, size in _lacking(catalog, t.name):
+        if sha in secret and t.offsite and not t.include_secret:
+            tr.skipped_secret += 1
+            continue
+        until = keep.get(sha)
+        try:
+            with ctx.store.open_local(sha) as path:
+                copy = t.put(sha, path, size, until)
+        except StoreError:
+            tr.missing.append(sha)  # the store lost it: `evidock verify` says more; the target keeps waiting
+            continue
+        crashpoint("backup-after-put")
+        mark(catalog, t.name, copy, until)
+        tr.copied += 1
+        tr.bytes += size
+        secret_copied += sha in secret
+    if secret_copied:
+        with catalog.transaction():
+            audit.append(catalog, "backup.secret", f"backup:{t.name}",
+                         {"objects": secret_copied, "offsite": t.offsite, "rule": "include_secret"})
+
+
+def _extend_locks(catalog: Catalog, t: Target, keep: dict[str, datetime | None]) -> None:
+    """A copy whose object the retention rules now keep longer (a case reopened, a later close)
+    gets its lock extended at the target (never shortened; path targets: nothing to do)."""
+    if getattr(t, "kind", None) == "path":
+        return
+    rows = catalog.conn.execute("SELECT sha256, size, version_id, verified_at, retain_until FROM backup_copies"
+                                " WHERE target = ? AND retain_until IS NOT NULL", (t.name,)).fetchall()
+    for sha, size, version, verified, until in rows:
+        new = keep.get(sha)
+        if new is None or new <= from_iso(until):
+            continue  # kept for ever has no lock date: the copy keeps the one it has, renewed when a date is known
+        t.extend_retention(Copy(sha, int(size), version, verified), new)
+        with catalog.transaction() as conn:
+            conn.execute("UPDATE backup_copies SET retain_until = ? WHERE sha256 = ? AND target = ?",
+                         (iso(new), sha, t.name))
+
+
+def _apply_deletions(catalog: Catalog, t: Target, tr: TargetRun) -> None:
+    """Copies of objects retention deleted (and not brought back since) leave the target."""
+    rows = catalog.conn.execute(
+        "SELECT c.sha256, c.size, c.version_id, c.verified_at FROM backup_copies c WHERE c.target = ?"
+        " AND EXISTS (SELECT 1 FROM retention_deleted d WHERE d.sha256 = c.sha256)"
+        " AND NOT EXISTS (SELECT 1 FROM objects o WHERE o.sha256 = c.sha256)"
+        " AND NOT EXISTS (SELECT 1 FROM footage f WHERE f.sha256 = c.sha256)", (t.name,)).fetchall()
+    for sha, size, version, verified in rows:
+        copy = Copy(sha, int(size), version, verified)
+        if not t.delete(copy):
+            continue  # still locked at the target (S3): a later run tries again
+        with catalog.transaction() as conn:
+            conn.execute("DELETE FROM backup_copies WHERE sha256 = ? AND target = ?", (sha, t.name))
+            audit.append(catalog, "backup.delete", f"object:{sha}", {"target": t.name, "reason": "retention"})
+        tr.deleted += 1
+
+
+def take_snapshot(catalog: Catalog, t: Target, station: str, keep: int) -> str:
+    """A consistent copy of the catalog (SQLite's online backup) to ``t``; older ones pruned (path)."""
+    taken = now_utc()
+    key = snapshot_key(station, taken)
+    with tempfile.TemporaryDirectory(prefix="evidock-snap-", dir=catalog.path.parent) as d:
+        dest = os.path.join(d, "catalog.sqlite")
+        out = sqlite3.connect(dest)
+        try:
+            catalog.conn.backup(out)
+            rows, head = out.execute("SELECT COUNT(*), (SELECT hash FROM audit ORDER BY id DESC LIMIT 1) FROM audit").fetchone()
+            footage = out.execute("SELECT COUNT(*) FROM footage").fetchone()[0]
+            out.execute("PRAGMA journal_mode=DELETE")
+        finally:
+            out.close()
+        meta = {"station": station, "taken_at": iso(taken), "audit_head": head or audit.GENESIS, "audit_rows": rows,
+                "footage_rows": footage, "evidock_version": daemon.__version__}
+        t.put_snapshot(key, Path(dest), meta)
+    if getattr(t, "kind", None) == "path":
+        for old in t.snapshots(station)[:-keep]:
+            t.delete_snapshot(old)
+    return key
+
+
+def lag(catalog: Catalog, target: str, now: datetime | None = None) -> tuple[str | None, float | None]:
+    """The oldest object the target lacks (its stored_at) and its age in seconds; (None, None) when none."""
+    row = catalog.conn.execute(
+        "SELECT MIN(o.stored_at) FROM objects o WHERE NOT EXISTS"
+        " (SELECT 1 FROM backup_copies c WHERE c.sha256 = o.sha256 AND c.target = ?)", (target,)).fetchone()
+    if not row or not row[0]:
+        return None, None
+    return row[0], ((now or now_utc()) - from_iso(row[0])).total_seconds()
+
+
+def check_lag(ctx: StationContext, catalog: Catalog) -> None:
+    """An alert for each target holding no copy of an object older than backup.max_lag_hours."""
+    from daemon.schedule.runs import clear_alerts, raise_alert
+
+    now = now_utc()
+    limit = timedelta(hours=ctx.config.backup.max_lag_hours).total_seconds()
+    for entry in ctx.config.backup.targets:
+        oldest, age = lag(catalog, entry.name, now)
+        job = ALERT_JOB.format(target=entry.name)
+        if age is not None and age > limit:
+            raise_alert(catalog, job, "lag", Message(
+                N_("backup target {target} lacks objects stored since {since} (more than backup.max_lag_hours = "
+                   "{hours}); run `evidock backup run --target {target}`"), target=entry.name, since=oldest,
+                hours=ctx.config.backup.max_lag_hours), now)
+        else:
+            with catalog.transaction():
+                clear_alerts(catalog, job, "lag", now)
+

@@ -1,0 +1,236 @@
+"""Backups to a path target through the real CLI: the scheduler's job, incremental runs, verify
+finding damage, a full target, secret footage kept on-site, retention deletions reaching the
+target, a kill -9 mid-run, and a restore bit for bit into an empty data dir.
+
+The footage comes from the real ingest (support.filing_helpers); the target is a real directory
+(a size-limited tmpfs where it must fill up)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from conftest import run_evidock
+from support.filing_helpers import BADGE, ingest_clips, t
+from support.helpers import object_files, sha256_file
+
+from daemon.cases import register, retention
+from daemon.catalog.db import CATALOG_NAME, Catalog
+from daemon.config import Config, parse_config
+from daemon.context import build_context
+
+NOW = datetime.now(timezone.utc).replace(microsecond=0)
+
+
+def config(tmp_path: Path, *targets: dict) -> Path:
+    lines = ["[station]", "id = 'st7'", ""]
+    for tg in targets:
+        lines.append("[[backup.targets]]")
+        lines += [f"{k} = {json.dumps(v)}" for k, v in tg.items()]
+    p = tmp_path / "evidock.toml"
+    p.write_text("\n".join(lines) + "\n")
+    return p
+
+
+def target_dir(tmp_path: Path, name: str = "disk2") -> Path:
+    d = tmp_path / name
+    d.mkdir(exist_ok=True)
+    return d
+
+
+def copies(data_dir: Path, target: str | None = None) -> list[tuple[str, str]]:
+    with Catalog(data_dir) as c:
+        return sorted(c.conn.execute("SELECT sha256, target FROM backup_copies" + (" WHERE target = ?" if target else ""),
+                                     (target,) if target else ()).fetchall())
+
+
+def at_target(d: Path) -> dict[str, Path]:
+    return {p.name: p for p in (d / "objects").glob("*/*/*") if p.is_file() and not p.name.startswith(".")}
+
+
+def test_job_runs_incrementally_and_restore_is_bit_for_bit(tmp_path: Path, data_dir: Path, evidock) -> None:
+    disk = target_dir(tmp_path)
+    cfg = config(tmp_path, {"name": "disk2", "kind": "path", "path": str(disk)})
+    ingest_clips(data_dir, tmp_path / "a", {"a1.mp4": NOW - timedelta(hours=3), "a2.mp4": NOW - timedelta(hours=2)})
+    r = evidock("--config", cfg, "jobs", "run", "backup", "--json")
+    assert r.code == 0, r.err
+    assert (r.json()["result"], r.json()["counts"]["copied"], r.json()["counts"]["verified"]) == ("ok", 2, 2)
+    assert len(copies(data_dir)) == 2
+    stored = object_files(data_dir)
+    assert set(at_target(disk)) == set(stored)
+    for sha, p in at_target(disk).items():
+        assert sha256_file(p) == sha and (p.stat().st_mode & 0o777) == 0o444
+
+    ingest_clips(data_dir, tmp_path / "b", {"b1.mp4": NOW - timedelta(hours=1)})
+    r = evidock("--config", cfg, "backup", "run", "--json")
+    assert r.code == 0, r.err
+    run = r.json()["targets"][0]
+    assert (run["copied"], run["result"]) == (1, "ok")  # only the new one
+    snaps = sorted((disk / "catalog" / "st7").glob("*.sqlite"))
+    assert snaps and (snaps[-1].parent / (snaps[-1].name + ".json")).is_file()
+    meta = json.loads((snaps[-1].parent / (snaps[-1].name + ".json")).read_text())
+    assert meta["footage_rows"] == 3 and len(meta["audit_head"]) == 64
+
+    st = evidock("--config", cfg, "backup", "status", "--json")
+    assert st.code == 0, st.err
+    s = st.json()["targets"][0]
+    assert (s["objects"], s["objects_total"], s["lag_s"]) == (3, 3, None)
+    assert s["last_run"]["result"] == "ok"
+
+    listing = evidock("footage", "list", "--json").out
+    originals = {sha: p.read_bytes() for sha, p in object_files(data_dir).items()}
+    shutil.rmtree(data_dir)
+    r = run_evidock("--config", cfg, "restore", "--from", "disk2", "--json", data_dir=data_dir)
+    assert r.code == 0, r.out + r.err
+    assert r.json()["missing"] == [] and r.json()["audit_ok"]
+    assert {sha: p.read_bytes() for sha, p in object_files(data_dir).items()} == originals
+    assert evidock("verify").code == 0
+    assert evidock("audit", "verify").code == 0
+    assert evidock("footage", "list", "--json").out == listing
+
+
+def test_restore_refuses_a_data_dir_that_is_not_empty(tmp_path: Path, data_dir: Path, evidock) -> None:
+    disk = target_dir(tmp_path)
+    cfg = config(tmp_path, {"name": "disk2", "kind": "path", "path": str(disk)})
+    ingest_clips(data_dir, tmp_path / "a", {"a1.mp4": NOW - timedelta(hours=3)})
+    assert evidock("--config", cfg, "backup", "run").code == 0
+    r = run_evidock("--config", cfg, "restore", "--from", "disk2", data_dir=data_dir)
+    assert r.code == 2 and "empty" in r.err
+
+
+def test_verify_finds_a_damaged_copy_and_the_next_run_copies_it_again(tmp_path: Path, data_dir: Path, evidock) -> None:
+    disk = target_dir(tmp_path)
+    cfg = config(tmp_path, {"name": "disk2", "kind": "path", "path": str(disk)})
+    ingest_clips(data_dir, tmp_path / "a", {"a1.mp4": NOW - timedelta(hours=3), "a2.mp4": NOW - timedelta(hours=2)})
+    assert evidock("--config", cfg, "backup", "run").code == 0
+    sha, p = sorted(at_target(disk).items())[0]
+    os.chmod(p, 0o644)  # the copies are read-only
+    data = bytearray(p.read_bytes())
+    data[10] ^= 0x01
+    p.write_bytes(bytes(data))
+    r = evidock("--config", cfg, "backup", "verify", "--all", "--json")
+    assert r.code == 2, r.err
+    assert r.json()["damaged"] == [{"target": "disk2", "sha256": sha}]
+    st = evidock("--config", cfg, "backup", "status", "--json").json()["targets"][0]
+    assert any(a["kind"] == "verify-damaged" for a in st["alerts"])
+    from daemon.backup.status import open_backup_alerts  # what `evidock status` shows (it needs the daemon running)
+
+    with Catalog(data_dir) as c:
+        assert [a["job"] for a in open_backup_alerts(c)] == ["backup:disk2"]
+    r = evidock("--config", cfg, "backup", "run", "--json")
+    assert r.json()["targets"][0]["copied"] == 1
+    assert sha256_file(at_target(disk)[sha]) == sha
+    assert evidock("--config", cfg, "backup", "verify", "--json").code == 0
+    assert not evidock("--config", cfg, "backup", "status", "--json").json()["targets"][0]["alerts"]
+
+
+def test_a_sample_resumes_with_the_copies_verified_longest_ago(tmp_path: Path, data_dir: Path, evidock) -> None:
+    disk = target_dir(tmp_path)
+    cfg = config(tmp_path, {"name": "disk2", "kind": "path", "path": str(disk)})
+    ingest_clips(data_dir, tmp_path / "a", {f"a{i}.mp4": NOW - timedelta(hours=i + 1) for i in range(3)})
+    assert evidock("--config", cfg, "backup", "run").code == 0
+    seen = []
+    for _ in range(3):
+        with Catalog(data_dir) as c:
+            seen.append(c.conn.execute("SELECT sha256 FROM backup_copies ORDER BY verified_at, sha256 LIMIT 1").fetchone()[0])
+        assert evidock("--config", cfg, "backup", "verify", "--sample", "1").code == 0
+    assert len(set(seen)) == 3  # every slice took another copy
+
+
+@pytest.fixture
+def small_target(tmp_path: Path):
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    p = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)], capture_output=True, text=True)
+    if p.returncode != 0:
+        pytest.skip(f"cannot mount a size-limited tmpfs here (needs root): {p.stderr.strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def test_a_full_target_fails_the_run_naming_it_and_marks_nothing(tmp_path: Path, data_dir: Path, evidock,
+                                                                  small_target: Path) -> None:
+    from daemon.ingest.offload import ingest
+
+    src = tmp_path / "big"
+    src.mkdir()
+    (src / "big.mp4").write_bytes(os.urandom(3 << 20))
+    assert ingest(build_context(Config(), data_dir), src, device="ZFY-1", officer=BADGE, threaded=False).status == "completed"
+    cfg = config(tmp_path, {"name": "small", "kind": "path", "path": str(small_target)})
+    r = evidock("--config", cfg, "backup", "run", "--json")
+    assert r.code == 2
+    run = r.json()["targets"][0]
+    assert run["result"] == "failed" and "small" in run["error"] and "full" in run["error"]
+    assert copies(data_dir) == []
+    assert not [p for p in small_target.rglob("*") if p.is_file()]  # the temp copy removed
+    st = evidock("--config", cfg, "backup", "status", "--json").json()["targets"][0]
+    assert any(a["kind"] == "run-failed" for a in st["alerts"])
+
+
+def test_secret_footage_stays_off_an_offsite_target_unless_it_includes_secret(tmp_path: Path, data_dir: Path,
+                                                                              evidock) -> None:
+    with Catalog(data_dir) as c:
+        register.open_case(c, {"case_no": "SECRET-1", "party": "甲", "handlers": [BADGE], "sensitivity": "secret",
+                               "opened_at": "2025-01-01T00:00:00Z"}, "Asia/Shanghai")
+    ingest_clips(data_dir, tmp_path / "a", {"secret.mp4": t("2025-01-10 00:00:00")})
+    ingest_clips(data_dir, tmp_path / "b", {"plain.mp4": t("2025-01-10 00:00:00")}, officer="010777", device="ZFY-2")
+    off, inc = target_dir(tmp_path, "off"), target_dir(tmp_path, "inc")
+    cfg = config(tmp_path, {"name": "off", "kind": "path", "path": str(off), "offsite": True},
+                 {"name": "inc", "kind": "path", "path": str(inc), "offsite": True, "include_secret": True})
+    r = evidock("--config", cfg, "backup", "run", "--json")
+    assert r.code == 0, r.err
+    off_run, inc_run = r.json()["targets"]
+    assert (off_run["copied"], off_run["skipped_secret"]) == (1, 1)
+    assert (inc_run["copied"], inc_run["skipped_secret"]) == (2, 0)
+    with Catalog(data_dir) as c:
+        secret_sha = c.conn.execute("SELECT sha256 FROM footage WHERE source_path = 'secret.mp4'").fetchone()[0]
+        events = [e for (e,) in c.conn.execute("SELECT subject FROM audit WHERE event = 'backup.secret'")]
+    assert secret_sha not in at_target(off) and secret_sha in at_target(inc)
+    assert events == ["backup:inc"]
+
+
+def test_retention_deletions_reach_the_path_target(tmp_path: Path, data_dir: Path, evidock) -> None:
+    disk = target_dir(tmp_path)
+    cfg = config(tmp_path, {"name": "disk2", "kind": "path", "path": str(disk)})
+    ingest_clips(data_dir, tmp_path / "a", {"old.mp4": t("2024-01-10 00:00:00")}, officer="010777")
+    ingest_clips(data_dir, tmp_path / "b", {"new.mp4": NOW - timedelta(days=1)}, officer="010777", device="ZFY-2")
+    assert evidock("--config", cfg, "backup", "run").code == 0
+    with sqlite3.connect(data_dir / CATALOG_NAME) as db:
+        db.execute("UPDATE footage SET ingested_at = recorded_at WHERE source_path = 'old.mp4'")
+        old_sha = db.execute("SELECT sha256 FROM footage WHERE source_path = 'old.mp4'").fetchone()[0]
+    cf = parse_config({})
+    with Catalog(data_dir) as c:
+        rep = retention.apply(c, build_context(cf, data_dir), cf.retention)
+    assert old_sha in at_target(disk)
+    r = evidock("--config", cfg, "backup", "run", "--json")
+    assert r.json()["targets"][0]["deleted"] == 1, (rep, r.out)
+    assert old_sha not in at_target(disk) and len(at_target(disk)) == 1
+    assert [s for s, _ in copies(data_dir)] == list(at_target(disk))
+    with Catalog(data_dir) as c:
+        assert c.conn.execute("SELECT COUNT(*) FROM audit WHERE event = 'backup.delete'").fetchone()[0] == 1
+
+
+@pytest.mark.parametrize("point", ["backup-copy-mid:2", "backup-after-put:2"])
+def test_kill_9_mid_run_loses_and_double_marks_nothing(tmp_path: Path, data_dir: Path, evidock, point: str) -> None:
+    disk = target_dir(tmp_path)
+    cfg = config(tmp_path, {"name": "disk2", "kind": "path", "path": str(disk)})
+    ingest_clips(data_dir, tmp_path / "a", {f"a{i}.mp4": NOW - timedelta(hours=i + 1) for i in range(3)})
+    r = evidock("--config", cfg, "backup", "run", env={"EVIDOCK_CRASH_AT": point})
+    assert r.code == -9
+    marked = copies(data_dir)
+    assert len(marked) == 1  # only the first, verified before the kill
+    r = evidock("--config", cfg, "backup", "run", "--json")
+    assert r.code == 0, r.err
+    assert r.json()["targets"][0]["copied"] == 2
+    assert len(copies(data_dir)) == 3 == len({s for s, _ in copies(data_dir)})
+    assert set(at_target(disk)) == set(object_files(data_dir))
+    assert not list(disk.rglob(".*.tmp"))
+    assert evidock("--config", cfg, "backup", "verify", "--all").code == 0
