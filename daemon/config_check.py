@@ -19,7 +19,7 @@ from daemon.backup.dropin import INSTALLED, installed_state
 from daemon.backup.targets import masked_dump
 from daemon.config import Config
 from daemon.errors import EXIT_ERROR, EXIT_OK, EXIT_WARNING, ConfigError
-from daemon.i18n import N_, Message
+from daemon.i18n import N_, Message, message_of
 from drivers.registry import DEVICES
 
 FACTORY_PASSWORD = "000000"
@@ -76,7 +76,7 @@ def check_config(config: Config, config_file: Path | None, data_dir: Path) -> Co
         try:
             zc.secret()
         except ConfigError as e:
-            rep.problems.append(Problem(level="error", key="zfy.password_file", message=Message(e.msgid, **e.params)))
+            rep.problems.append(Problem(level="error", key="zfy.password_file", message=message_of(e)))
     elif zc.password.get_secret_value() == FACTORY_PASSWORD:
         rep.problems.append(Problem(level="warning", key="zfy.password", message=Message(N_(
             "zfy.password is the factory default: anyone with a recorder of this fleet knows it; set your fleet's "

@@ -284,11 +284,6 @@ def os_error(err: BaseException | int | None) -> Message | str:
     return strerror
 
 
-def os_error_text(err: BaseException | int | None) -> str:
-    """``os_error(err)`` in the current language."""
-    return text(os_error(err))
-
-
 # click's modules that translate (``_termui_impl`` is loaded lazily, so it is loaded here first).
 CLICK_MODULES = ("click.core", "click.exceptions", "click.parser", "click.types", "click.decorators",
                  "click.formatting", "click.termui", "click.utils", "click._termui_impl", "click.shell_completion")

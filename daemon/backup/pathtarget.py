@@ -12,7 +12,6 @@ and verified when it got there (only a verified copy is renamed into place).
 from __future__ import annotations
 
 import errno
-import hashlib
 import json
 import os
 import shutil
@@ -27,7 +26,6 @@ from daemon.evidence.store import fsync_dir
 from daemon.evidence.transfer import hash_fd
 from daemon.i18n import N_
 
-_CHUNK = 4 << 20
 
 
 class PathTarget:
@@ -207,8 +205,5 @@ def _copy(src: int, dst: int) -> None:
 
 
 def _sha_file(path: Path) -> str:
-    h = hashlib.sha256()
     with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
+        return hash_fd(f.fileno(), drop_cache=False)[0]

@@ -9,7 +9,6 @@ store is verified against the catalog (``daemon.evidence.verify``) and the audit
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ from daemon.catalog.db import CATALOG_NAME, Catalog
 from daemon.config import Config
 from daemon.errors import BackupError, EvidockError
 from daemon.evidence import audit
+from daemon.evidence.transfer import hash_fd
 from daemon.i18n import N_
 
 
@@ -48,12 +48,9 @@ class RestoreReport:
 
 def _sha(path: Path) -> str:
     """SHA-256 of a fetched copy, made durable first (it becomes the store's object by a link)."""
-    h = hashlib.sha256()
     with open(path, "rb") as f:
         os.fsync(f.fileno())
-        while chunk := f.read(4 << 20):
-            h.update(chunk)
-    return h.hexdigest()
+        return hash_fd(f.fileno(), drop_cache=False)[0]
 
 
 def restore(config: Config, target: str, data_dir: Path, station: str | None = None) -> RestoreReport:

@@ -18,9 +18,9 @@ import json
 import os
 import sqlite3
 import tempfile
-from pathlib import Path
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import daemon
@@ -31,7 +31,7 @@ from daemon.clock import from_iso, iso, now_utc
 from daemon.crashpoints import crashpoint
 from daemon.errors import EvidockError
 from daemon.evidence import audit
-from daemon.i18n import N_, Message
+from daemon.i18n import N_, Message, dumps, message_of
 
 if TYPE_CHECKING:
     from daemon.context import StationContext
@@ -119,7 +119,7 @@ def end_row(catalog: Catalog, rid: int, target: str, kind: str, result: str, cou
     with catalog.transaction() as conn:
         conn.execute("UPDATE backup_runs SET ended_at=?, result=?, counts=?, error=?, error_msg=? WHERE id=?",
                      (iso(now), result, json.dumps(counts, sort_keys=True), str(error) if error else None,
-                      json.dumps(error.to_json(), ensure_ascii=False) if error else None, rid))
+                      dumps(error), rid))
         audit.append(catalog, f"backup.{kind}", f"backup:{target}", {"run": rid, "result": result, "counts": counts,
                                                                      "error": str(error) if error else None})
         job = ALERT_JOB.format(target=target)
@@ -151,7 +151,7 @@ def run_backup(ctx: StationContext, catalog: Catalog, target: str | None = None)
             _apply_deletions(catalog, t, tr)
             tr.snapshot = take_snapshot(catalog, t, station, ctx.config.backup.keep_snapshots)
         except EvidockError as e:
-            tr.result, tr.error = "failed", Message(e.msgid, **e.params)
+            tr.result, tr.error = "failed", message_of(e)
         end_row(catalog, rid, entry.name, "run", tr.result, {k: v for k, v in tr.to_json().items()
                                                               if k not in ("target", "result", "error")}, tr.error)
         runs.append(tr)

@@ -20,7 +20,7 @@ from daemon.catalog.db import Catalog
 from daemon.clock import now_utc
 from daemon.errors import EvidockError
 from daemon.evidence import audit
-from daemon.i18n import N_, Message
+from daemon.i18n import N_, Message, message_of
 
 if TYPE_CHECKING:
     from daemon.context import StationContext
@@ -84,7 +84,7 @@ def verify_copies(ctx: StationContext, catalog: Catalog, target: str | None = No
                     damaged += 1
                     rep.damaged.append({"target": entry.name, "sha256": sha})
         except EvidockError as e:
-            error = Message(e.msgid, **e.params)
+            error = message_of(e)
             rep.failed.append({"target": entry.name, "error": str(error)})
         rep.checked += checked
         result = "failed" if error else "damaged" if damaged else "ok"

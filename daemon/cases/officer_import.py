@@ -18,7 +18,7 @@ from daemon.catalog import officers
 from daemon.catalog.db import Catalog
 from daemon.errors import EXIT_OK, EXIT_WARNING, CaseImportError, EvidockError
 from daemon.evidence import audit
-from daemon.i18n import N_, Message
+from daemon.i18n import N_, Message, message_of
 
 COLUMNS: dict[str, str] = {
     "badge": "badge", "警号": "badge",
@@ -114,7 +114,7 @@ def read_officer_csv(path: Path) -> tuple[OfficerImport, list[tuple[int, str, st
             person = officers.clean_text(given["name"], N_("name"), required=True)
             unit = officers.clean_text(given.get("unit"), N_("unit"))
         except EvidockError as e:
-            report.problems.append(OfficerRowProblem(start, raw_badge, Message(e.msgid, **e.params)))
+            report.problems.append(OfficerRowProblem(start, raw_badge, message_of(e)))
             continue
         assert person is not None
         parsed.setdefault(badge, []).append((start, person, unit))

@@ -360,7 +360,7 @@ def _m001_review(db: sqlite_utils.Database) -> None:
 
 
 from daemon.catalog.schema_later import (  # noqa: E402 — the migrations after the first release
-    MESSAGE_COLUMNS,
+    MESSAGE_COLUMNS,  # noqa: F401 — re-exported: the stored messages' columns
     _m002_messages,
     _m003_jobs,
     _m004_officers,

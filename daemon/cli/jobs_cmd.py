@@ -5,8 +5,9 @@ from __future__ import annotations
 import click
 
 from daemon.cli import Station, cli, emit_json, pass_station, say
-from daemon.display import Column, duration, local_time, size, table
+from daemon.cli.labels import label
 from daemon.clock import from_iso
+from daemon.display import Column, duration, local_time, size, table
 from daemon.i18n import N_, _, pgettext, text
 from daemon.schedule.jobs import COUNT_LABELS, JOBS, job
 from daemon.schedule.report import jobs_report
@@ -16,10 +17,6 @@ RESULTS = {"running": N_("running"), "ok": N_("ok"), "warning": N_("warning"), "
            "interrupted": N_("interrupted")}
 TRIGGERS = {"schedule": N_("on schedule"), "catch-up": N_("catch-up at start"), "manual": N_("by hand")}
 ALERTS = {"failed": N_("failed"), "missed": N_("missed")}
-
-
-def _label(table_: dict[str, str], code: str | None) -> str:
-    return "-" if code is None else (_(table_[code]) if code in table_ else code)
 
 
 def _counts(name: str, counts: dict) -> str:
@@ -66,7 +63,7 @@ def jobs_group(ctx: click.Context, as_json: bool) -> int | None:
             took = (from_iso(last["ended_at"]) - from_iso(last["started_at"])).total_seconds()
         rows.append([j["job"], j["schedule"], local_time(j["next_run"], tz, missing=_("(off)")),
                      local_time(last.get("started_at"), tz, missing=_("never")), duration(took),
-                     _label(RESULTS, last.get("result")), _counts(j["job"], last.get("counts") or {})])
+                     label(RESULTS, last.get("result")), _counts(j["job"], last.get("counts") or {})])
     click.echo(table(cols, rows, empty=_("no jobs")))
     if not rep.enabled:
         say(_("the schedule is off ([schedule] enabled = false): jobs run only with `evidock jobs run NAME`"))
@@ -78,7 +75,7 @@ def jobs_group(ctx: click.Context, as_json: bool) -> int | None:
             say(_("{job}: due at {due} and not started yet").format(job=j["job"], due=local_time(j["late_since"], tz)))
         for a in j["alerts"]:
             say(_("alert: {job}: {kind} since {since}: {message}").format(
-                job=a["job"], kind=_label(ALERTS, a["kind"]), since=local_time(a["raised_at"], tz), message=text(a["text"])))
+                job=a["job"], kind=label(ALERTS, a["kind"]), since=local_time(a["raised_at"], tz), message=text(a["text"])))
     return rep.exit_code
 
 
@@ -106,5 +103,5 @@ def jobs_run(st: Station, name: str, as_json: bool) -> int:
         say(text(o.message))
     tz = st.config.ui.timezone
     click.echo(_("job {job}: {result} at {when}; {counts}").format(
-        job=name, result=_label(RESULTS, o.result), when=local_time(rep.ended_at, tz, seconds=True), counts=_counts(name, o.counts)))
+        job=name, result=label(RESULTS, o.result), when=local_time(rep.ended_at, tz, seconds=True), counts=_counts(name, o.counts)))
     return rep.exit_code

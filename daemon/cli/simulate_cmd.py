@@ -14,7 +14,6 @@ import click
 from daemon import i18n
 from daemon.cli import Station, cli, pass_station, say
 from daemon.errors import ConfigError
-from daemon import i18n
 from daemon.i18n import N_, _
 from drivers.sim.simulator import FaultError, SimulatedRecorder, faults_help
 from drivers.sim.volume import SampleSpec

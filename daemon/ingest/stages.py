@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from daemon.catalog.db import Catalog
+from daemon.catalog.kinds import SAMPLE
 from daemon.config import Config
 from daemon.crashpoints import crashpoint
 from daemon.errors import (
@@ -48,12 +49,11 @@ from daemon.errors import (
 from daemon.evidence import audit
 from daemon.evidence.staging import Partial, Staging
 from daemon.evidence.store import ObjectStore
-from daemon.i18n import Message, N_, os_error
 from daemon.evidence.transfer import check_hasher, check_value, copy_and_hash, digest_fd, hash_fd, hash_prefix
+from daemon.i18n import N_, Message, message_of, os_error
 from daemon.ingest.confirm import _confirm_unstaged, _Unstaged
 from daemon.ingest.limits import _changing, _discard_changing, _why, read_limit
 from daemon.ingest.pipeline import Stage
-from daemon.catalog.kinds import SAMPLE
 from daemon.ingest.record import record_file
 from daemon.ingest.volume import Entry, Problem, open_beneath, quoted, volume_alive
 
@@ -140,7 +140,7 @@ def copy_stage(ctx: OffloadContext, task: FileTask) -> None:
     try:
         part = ctx.staging.open(ctx.source_id, e.rel, e.size, e.mtime_ns)
     except PartialBusy as err:
-        task.fail(Message(err.msgid, **err.params))
+        task.fail(message_of(err))
         return
     task.partial = part
     j = part.journal

@@ -21,7 +21,7 @@ from apscheduler.triggers.cron import CronTrigger
 from daemon.catalog.db import Catalog
 from daemon.clock import from_iso, iso
 from daemon.evidence import audit
-from daemon.i18n import N_, Message
+from daemon.i18n import N_, Message, dumps
 from daemon.proc import alive, boot_id
 
 RESULTS = ("running", "ok", "warning", "failed", "interrupted")
@@ -63,7 +63,7 @@ def _close_dead_runs(catalog: Catalog, now: str) -> None:
             continue  # still running (this process's own runs count as alive)
         msg = Message(N_("the process running job {job} died (crash, kill or power cut)"), job=job)
         conn.execute("UPDATE job_runs SET result='interrupted', ended_at=?, error=?, error_msg=? WHERE id=?",
-                     (now, str(msg), json.dumps(msg.to_json(), ensure_ascii=False), rid))
+                     (now, str(msg), dumps(msg), rid))
         audit.append(catalog, "job.end", f"job:{job}", {"run": rid, "result": "interrupted"})
 
 
@@ -89,7 +89,7 @@ def record_end(catalog: Catalog, run_id: int, job: str, result: str, counts: dic
     with catalog.transaction() as conn:
         conn.execute("UPDATE job_runs SET ended_at=?, result=?, counts=?, error=?, error_msg=? WHERE id=?",
                      (at, result, json.dumps(counts, sort_keys=True), str(error) if error else None,
-                      json.dumps(error.to_json(), ensure_ascii=False) if error else None, run_id))
+                      dumps(error), run_id))
         audit.append(catalog, "job.end", f"job:{job}", {"run": run_id, "result": result, "counts": counts,
                                                         "error": str(error) if error else None})
         if result == "failed":
@@ -110,7 +110,7 @@ def raise_missed(catalog: Catalog, job: str, due: datetime, now: datetime) -> No
 def _raise(catalog: Catalog, job: str, kind: str, msg: Message, at: str, run_id: int | None) -> None:
     conn = catalog.conn
     row = conn.execute("SELECT id FROM job_alerts WHERE job=? AND kind=? AND cleared_at IS NULL", (job, kind)).fetchone()
-    text, stored = str(msg), json.dumps(msg.to_json(), ensure_ascii=False)
+    text, stored = str(msg), dumps(msg)
     if row:
         conn.execute("UPDATE job_alerts SET message=?, message_msg=?, last_seen_at=?, run_id=COALESCE(?, run_id) "
                      "WHERE id=?", (text, stored, at, run_id, row[0]))

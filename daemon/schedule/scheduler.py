@@ -31,7 +31,7 @@ from daemon.catalog.db import Catalog
 from daemon.clock import iso, now_utc
 from daemon.config import cron_trigger
 from daemon.errors import EvidockError
-from daemon.i18n import N_, Message
+from daemon.i18n import N_, Message, message_of
 from daemon.schedule import runs
 from daemon.schedule.jobs import JOBS, Job, Outcome, job
 from daemon.schedule.lock import job_lock
@@ -106,7 +106,7 @@ def _call(ctx: StationContext, spec: Job, cat: Catalog) -> Outcome:
     try:
         return spec.call(ctx, cat)
     except EvidockError as e:
-        return Outcome("failed", {}, Message(e.msgid, **e.params))
+        return Outcome("failed", {}, message_of(e))
     except Exception as e:  # a bug or an OS condition nobody typed: recorded, alerted, the station goes on
         log.exception("job %s failed", spec.name)
         return Outcome("failed", {}, Message(N_("job {job} failed unexpectedly: {error}"), job=spec.name, error=repr(e)))
