@@ -11,7 +11,7 @@ import pytest
 from conftest import REPO
 
 RUNS = {
-    "backup_bench.py": ["--files", "2", "--file-mib", "1", "--rounds", "1"],
+    "backup_bench.py": ["--files", "2", "--file-mib", "1", "--rounds", "1", "--snapshot-rows", "500"],
     "ingest_bench.py": ["--files", "2", "--file-mib", "1", "--rounds", "1"],
     "dock_bench.py": ["--recorders", "2", "--mib", "2", "--idle-seconds", "1"],
     "media_bench.py": ["--seconds", "2", "--reps", "1", "--offload-mib", "4"],

@@ -18,7 +18,7 @@ import shutil
 from datetime import datetime
 from pathlib import Path
 
-from daemon.backup.target import Copy, object_key
+from daemon.backup.target import Copy, marker_key, object_key
 from daemon.clock import iso, now_utc
 from daemon.crashpoints import crashpoint
 from daemon.errors import BackupError
@@ -31,8 +31,9 @@ from daemon.i18n import N_
 class PathTarget:
     kind = "path"
 
-    def __init__(self, name: str, root: Path, *, offsite: bool = False, include_secret: bool = False):
-        self.name, self.root = name, Path(root)
+    def __init__(self, name: str, root: Path, *, offsite: bool = False, include_secret: bool = False,
+                 station_id: str = ""):
+        self.name, self.root, self.station_id = name, Path(root), station_id
         self.offsite, self.include_secret = offsite, include_secret
 
     # -- helpers --------------------------------------------------------------------------------
@@ -165,6 +166,25 @@ class PathTarget:
         side.write_text(json.dumps(meta, sort_keys=True, indent=2))
         self._write(key + ".json", side, 0o444)
         side.unlink()
+
+    def read_marker(self) -> str | None:
+        try:
+            return self.path_of(marker_key(self.station_id, self.name)).read_text().strip() or None
+        except FileNotFoundError:
+            return None
+        except OSError as e:
+            raise BackupError(N_("backup target {target} ({path}): cannot read {what} ({reason})"), target=self.name,
+                              path=str(self.root), what=marker_key(self.station_id, self.name),
+                              reason=e.strerror or str(e)) from None
+
+    def write_marker(self, marker: str) -> None:
+        key = marker_key(self.station_id, self.name)
+        tmp = self.root / f".marker.{os.getpid()}.tmp"
+        try:
+            tmp.write_text(marker + "\n")
+            self._write(key, tmp, 0o644)
+        finally:
+            tmp.unlink(missing_ok=True)
 
     def snapshots(self, station_id: str) -> list[str]:
         d = self.root / "catalog" / station_id

@@ -15,15 +15,18 @@ Article 10: footage of secret cases goes only to on-site targets, unless the tar
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sqlite3
 import tempfile
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import daemon
+from daemon.backup.overlap import overlapped
 from daemon.backup.target import Copy, Target, snapshot_key
 from daemon.backup.targets import open_target, targets_of
 from daemon.catalog.db import Catalog
@@ -36,6 +39,8 @@ from daemon.i18n import N_, Message, dumps, message_of
 if TYPE_CHECKING:
     from daemon.context import StationContext
 
+log = logging.getLogger(__name__)
+
 ALERT_JOB = "backup:{target}"  # the job name backup alerts are kept under (daemon/schedule/runs.py)
 
 
@@ -47,13 +52,15 @@ class TargetRun:
     bytes: int = 0
     skipped_secret: int = 0
     deleted: int = 0
+    forgotten: int = 0  # copies the catalog marked at a target that turned out not to be the one
     missing: list[str] = field(default_factory=list)  # in the catalog, not in the store
     snapshot: str | None = None
     error: Message | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {"target": self.target, "result": self.result, "copied": self.copied, "bytes": self.bytes,
-                "skipped_secret": self.skipped_secret, "deleted": self.deleted, "missing": self.missing,
+                "skipped_secret": self.skipped_secret, "deleted": self.deleted, "forgotten": self.forgotten,
+                "missing": self.missing,
                 "snapshot": self.snapshot, "error": str(self.error) if self.error else None}
 
 
@@ -146,6 +153,7 @@ def run_backup(ctx: StationContext, catalog: Catalog, target: str | None = None)
         try:
             t = open_target(entry, station)
             t.check()
+            tr.forgotten = check_marker(catalog, t)
             _copy_objects(ctx, catalog, t, tr, keep, secret)
             _extend_locks(catalog, t, keep)
             _apply_deletions(catalog, t, tr)
@@ -159,31 +167,69 @@ def run_backup(ctx: StationContext, catalog: Catalog, target: str | None = None)
     return BackupReport(runs)
 
 
+MARKER_META = "backup.marker.{target}"  # the catalog's memory of each target's mark
+
+
+def check_marker(catalog: Catalog, t: Target) -> int:
+    """Is the target the one this catalog's copies were made to? Each target carries a mark the
+    station wrote there, and the catalog remembers it. A target without the mark, or with another
+    one — a disk swapped for an empty one, a share wiped, another bucket under the same name —
+    holds none of what the catalog says it does: its copies are forgotten (audited, and told in
+    the run's figures), so this run copies everything again. Returns how many were forgotten.
+    A catalog that never saw a mark (copies made before marks existed) adopts the target's."""
+    key = MARKER_META.format(target=t.name)
+    remembered, found = catalog.get_meta(key), t.read_marker()
+    if remembered and found == remembered:
+        return 0
+    forgotten = 0
+    if remembered:
+        with catalog.transaction() as conn:
+            forgotten = conn.execute("DELETE FROM backup_copies WHERE target = ?", (t.name,)).rowcount
+            audit.append(catalog, "backup.target_replaced", f"backup:{t.name}",
+                         {"forgotten": forgotten, "expected_marker": remembered, "found_marker": found})
+        log.warning("backup target %s does not carry this station's mark (%s found, %s expected): %d copies the "
+                    "catalog had marked there are copied again", t.name, found, remembered, forgotten)
+    if not found:
+        found = uuid.uuid4().hex
+        t.write_marker(found)
+    catalog.set_meta(key, found)
+    return forgotten
+
+
 def _copy_objects(ctx: StationContext, catalog: Catalog, t: Target, tr: TargetRun, keep: dict[str, datetime | None],
                   secret: set[str]) -> None:
     from daemon.errors import StoreError
 
-    secret_copied = 0
+    todo = []
     for sha, size in _lacking(catalog, t.name):
         if sha in secret and t.offsite and not t.include_secret:
             tr.skipped_secret += 1
-            continue
-        until = keep.get(sha)
-        try:
-            with ctx.store.open_local(sha) as path:
-                copy = t.put(sha, path, size, until)
-        except StoreError:
-            tr.missing.append(sha)  # the store lost it: `evidock verify` says more; the target keeps waiting
-            continue
-        crashpoint("backup-after-put")
-        mark(catalog, t.name, copy, until)
-        tr.copied += 1
-        tr.bytes += size
-        secret_copied += sha in secret
-    if secret_copied:
-        with catalog.transaction():
-            audit.append(catalog, "backup.secret", f"backup:{t.name}",
-                         {"objects": secret_copied, "offsite": t.offsite, "rule": "include_secret"})
+        else:
+            todo.append((sha, size))
+
+    def put(item: tuple[str, int]) -> Copy:
+        sha, size = item
+        with ctx.store.open_local(sha) as path:
+            return t.put(sha, path, size, keep.get(sha))
+
+    secret_copied = 0
+    try:
+        for (sha, size), done in overlapped(todo, put):
+            try:
+                copy = done.result()
+            except StoreError:
+                tr.missing.append(sha)  # the store lost it: `evidock verify` says more; the target keeps waiting
+                continue
+            crashpoint("backup-after-put")
+            mark(catalog, t.name, copy, keep.get(sha))
+            tr.copied += 1
+            tr.bytes += size
+            secret_copied += sha in secret
+    finally:
+        if secret_copied:  # also when the target failed after some secret copies: they are there
+            with catalog.transaction():
+                audit.append(catalog, "backup.secret", f"backup:{t.name}",
+                             {"objects": secret_copied, "offsite": t.offsite, "rule": "include_secret"})
 
 
 def _extend_locks(catalog: Catalog, t: Target, keep: dict[str, datetime | None]) -> None:

@@ -43,7 +43,7 @@ from botocore.exceptions import (BotoCoreError, ClientError, ConnectionClosedErr
                                  HTTPClientError, NoCredentialsError, ReadTimeoutError)
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
-from daemon.backup.target import Copy, object_key
+from daemon.backup.target import Copy, marker_key, object_key
 from daemon.errors import BackupError
 from daemon.i18n import N_, Message
 
@@ -416,6 +416,25 @@ class S3Target:
                                              Metadata={"evidock-station": self.station_id, "sha256": digest})
             self._check_head(k, digest, None, r.get("VersionId"))
         log.info("backup target %s: catalog snapshot %s stored", self.name, key)
+
+    def read_marker(self) -> str | None:
+        key = marker_key(self.station_id, self.name)
+        buf = io.BytesIO()
+        try:
+            self._read(key, None, buf, Message(N_("reading {key}"), key=key))
+        except BackupError as e:
+            cause = e.__context__
+            if isinstance(cause, ClientError) and self._code(cause) in GONE:
+                return None
+            raise
+        return buf.getvalue().decode("utf-8", "replace").strip() or None
+
+    def write_marker(self, marker: str) -> None:
+        key = marker_key(self.station_id, self.name)
+        body = (marker + "\n").encode()
+        with self._calling(Message(N_("writing {key}"), key=key)):
+            self.client().put_object(Bucket=self.bucket, Key=key, Body=body, ChecksumAlgorithm="SHA256",
+                                     ChecksumSHA256=b64(hashlib.sha256(body).hexdigest()))
 
     def snapshots(self, station_id: str) -> list[str]:
         keys: list[str] = []

@@ -30,6 +30,13 @@ def snapshot_key(station_id: str, taken_at: datetime) -> str:
     return f"catalog/{station_id}/{taken_at.strftime('%Y%m%dT%H%M%SZ')}.sqlite"
 
 
+def marker_key(station_id: str, target: str) -> str:
+    """Where a station marks a target as the one it backs up to: a disk swapped for an empty one,
+    a wiped share or another bucket under the same target name lacks the mark the catalog
+    remembers (``daemon.backup.run``), and its copies are not taken for granted."""
+    return f"markers/{station_id}/{target}"
+
+
 @dataclass(frozen=True)
 class Copy:
     """One verified copy of an object at a target."""
@@ -79,3 +86,9 @@ class Target(Protocol):
 
     def delete_snapshot(self, key: str) -> bool:
         """Delete a snapshot and its metadata (keeping the last ``keep_snapshots``)."""
+
+    def read_marker(self) -> str | None:
+        """The target's mark (``marker_key``) as the station wrote it there; None if it has none."""
+
+    def write_marker(self, marker: str) -> None:
+        """Write the station's mark for this target (``marker_key``)."""

@@ -16,7 +16,7 @@ def open_target(entry: BackupTarget, station: str) -> Target:
     """The target of one config entry (kind s3: ``daemon.backup.s3target``, loaded only then)."""
     if entry.kind == "path":
         return PathTarget(entry.name, Path(str(entry.path)), offsite=entry.is_offsite,
-                          include_secret=entry.include_secret)
+                          include_secret=entry.include_secret, station_id=station)
     try:
         from daemon.backup.s3target import S3Target  # type: ignore[import-not-found,unused-ignore]
     except ImportError:

@@ -48,6 +48,10 @@ def backup_run(st: Station, target: str | None, as_json: bool) -> int:
     if not rep.runs:
         say(_("no backup targets: add [[backup.targets]] to the config"))
     for r in rep.runs:
+        if r.forgotten:
+            say(_("backup {target}: the target does not carry this station's mark (another disk, a wiped share or "
+                  "another bucket under the same name?): the {n} copies marked there are made again").format(
+                target=r.target, n=r.forgotten))
         if r.result == "failed":
             say(_("backup {target}: failed: {error}").format(target=r.target, error=text(r.error)))
         else:

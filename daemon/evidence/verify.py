@@ -37,6 +37,7 @@ import os
 import stat
 import time
 from collections import defaultdict
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -90,9 +91,12 @@ class VerifyReport:
 
 
 def verify_store(catalog: Catalog, store: LocalObjectStore, max_duration: float | None = None,
-                 restart: bool = False) -> VerifyReport:
+                 restart: bool = False, hashed: Collection[str] = ()) -> VerifyReport:
     """Cross-check the catalog with the audit log, then hash objects in hash order from the last
-    checkpoint, within ``max_duration`` seconds (the cross-check is not counted against it)."""
+    checkpoint, within ``max_duration`` seconds (the cross-check is not counted against it).
+
+    ``hashed``: objects the caller has just read back cold and hashed itself (a restore does, as
+    it brings each one in); they are checked for presence, size and mode without a second read."""
     rep = VerifyReport()
     deleted = cross_check(catalog, store, rep)
     after = None if restart else catalog.get_meta(CHECKPOINT_KEY)
@@ -109,7 +113,7 @@ def verify_store(catalog: Catalog, store: LocalObjectStore, max_duration: float 
             return rep
         rep.checked += 1
         last = sha
-        problem = _check_object(store, sha, size)
+        problem = _check_object(store, sha, size, read=sha not in hashed)
         if problem == "missing":
             rep.missing.append(sha)
         elif problem:
@@ -138,8 +142,9 @@ def _english(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{k: v for k, v in e.items() if not k.endswith("_msg")} for e in entries]
 
 
-def _check_object(store: LocalObjectStore, sha: str, size: int | None) -> Message | str | None:
-    """None if the object is whole and read-only; "missing"; else what is wrong, in words."""
+def _check_object(store: LocalObjectStore, sha: str, size: int | None, read: bool = True) -> Message | str | None:
+    """None if the object is whole and read-only; "missing"; else what is wrong, in words.
+    ``read=False``: its bytes were just hashed by the caller; only its size and mode are checked."""
     try:
         fd = store.open_fd(sha)
     except FileNotFoundError:
@@ -150,7 +155,7 @@ def _check_object(store: LocalObjectStore, sha: str, size: int | None) -> Messag
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             return Message(N_("is not a regular file"))
-        got, got_size = hash_fd(fd)
+        got, got_size = hash_fd(fd) if read else (sha, st.st_size)
     except OSError as e:
         return Message(N_("read error ({reason})"), reason=os_error(e))
     finally:

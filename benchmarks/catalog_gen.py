@@ -1,0 +1,74 @@
+"""A catalog of a busy station, built through the catalog library the ingest uses (sessions,
+objects, footage, sightings and their audit entries, each docking in a transaction of its own, as
+an offload commits them) — for benchmarks that need many rows (the backup's catalog snapshot;
+later the scale work). The objects themselves are not written: only the catalog is measured.
+
+``build(data_dir, rows)``: ``rows`` footage rows from ``recorders`` recorders, ``per_dock`` files a
+docking, three dockings a day, recorded times spread back from now.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from daemon.catalog import footage, sessions  # noqa: E402
+from daemon.catalog.db import Catalog  # noqa: E402
+from daemon.evidence import audit  # noqa: E402
+
+
+@dataclass
+class _Docked:
+    """What ``sessions.end_session`` records of a generated docking."""
+
+    session_id: int
+    stored: int
+    bytes_stored: int
+    status: str = "completed"
+    message: str | None = None
+    problems: list[Any] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        return {"stored": self.stored, "duplicates": 0, "bytes_stored": self.bytes_stored, "problems": 0}
+
+
+def build(data_dir: Path, rows: int, recorders: int = 25, per_dock: int = 50, size: int = 200 << 20) -> int:
+    """Add ``rows`` footage rows to the catalog in ``data_dir``; returns the number added."""
+    start = datetime.now(UTC) - timedelta(hours=8 * (rows // (recorders * per_dock) + 1))
+    made = 0
+    dock = 0
+    with Catalog(data_dir) as catalog:
+        while made < rows:
+            serial = f"GEN{dock % recorders:05d}"
+            badge = f"{100000 + dock % recorders}"
+            when = start + timedelta(hours=8 * (dock // recorders))
+            sid = sessions.start_session(catalog, serial, badge, "generated")
+            n = min(per_dock, rows - made)
+            with catalog.transaction() as conn:
+                now = datetime.now(UTC).isoformat(timespec="seconds")
+                for i in range(n):
+                    sha = hashlib.sha256(f"{dock}:{i}".encode()).hexdigest()
+                    rec = (when + timedelta(minutes=9 * i)).isoformat(timespec="seconds")
+                    path = f"DCIM/100MEDIA/{serial}_{rec[:10].replace('-', '')}_{i:04d}.MP4"
+                    footage.add_object(conn, sha, size, now)
+                    fid = footage.add_footage(conn, sha256=sha, size=size, device=serial, officer=badge, path=path,
+                                              path_raw=path.encode(), recorded_at=rec, recorded_at_corrected=rec,
+                                              important=False, session_id=sid, now=now, bound_officer=badge,
+                                              attributed_by="binding", kind="video")
+                    footage.add_sighting(conn, sha256=sha, session_id=sid, device=serial, officer=badge, path=path,
+                                         path_raw=path.encode(), size=size, mtime=rec, transfer_key=None, now=now)
+                    audit.append(catalog, "object.ingest", sha, {
+                        "session": sid, "device": serial, "officer": badge, "bound_officer": badge,
+                        "attributed_by": "binding", "path": path, "size": size, "important": False,
+                        "footage": fid, "recorded_at": rec, "kind": "video"})
+            sessions.end_session(catalog, _Docked(sid, n, n * size))
+            made += n
+            dock += 1
+    return made

@@ -1,0 +1,120 @@
+"""Backups to an S3 target through the real CLI against a real SeaweedFS (``weed mini`` on
+loopback): the scheduler's job with COMPLIANCE locks, an incremental run, secret footage kept off
+the off-site bucket, a restore bit for bit from the bucket alone, and a copy deleted by the first
+run after its lock expired (retention's deletion reaching the target).
+
+The target-level failures (server killed, wrong credentials, a bucket without Object Lock, a bad
+checksum) are in test_s3target.py."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from conftest import run_evidock
+from support.filing_helpers import BADGE, ingest_clips, t
+from support.helpers import object_files
+from support.seaweed import REGION, Seaweed, seaweed  # noqa: F401 (fixture)
+
+from daemon.backup.target import object_key
+from daemon.cases import register, retention
+from daemon.catalog.db import CATALOG_NAME, Catalog
+from daemon.config import parse_config
+from daemon.context import build_context
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+def config(tmp_path: Path, server: Seaweed, bucket: str) -> Path:
+    p = tmp_path / "evidock.toml"
+    p.write_text("[station]\nid = 'st7'\n\n[[backup.targets]]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in {
+        "name": "bureau", "kind": "s3", "endpoint": server.endpoint, "bucket": bucket, "region": REGION,
+        "access_key_id": "evidocktestkey", "secret_file": str(server.secret_file())}.items()))
+    return p
+
+
+def copies(data_dir: Path) -> dict[str, str]:
+    with Catalog(data_dir) as c:
+        return dict(c.conn.execute("SELECT sha256, version_id FROM backup_copies WHERE target = 'bureau'").fetchall())
+
+
+def test_job_locks_copies_keeps_secret_home_and_restore_is_bit_for_bit(seaweed: Seaweed, tmp_path: Path,
+                                                                       data_dir: Path, evidock) -> None:
+    bucket = seaweed.bucket(object_lock=True)
+    cfg = config(tmp_path, seaweed, bucket)
+    with Catalog(data_dir) as c:
+        register.open_case(c, {"case_no": "SECRET-1", "party": "甲", "handlers": [BADGE], "sensitivity": "secret",
+                               "opened_at": "2025-01-01T00:00:00Z"}, "Asia/Shanghai")
+    ingest_clips(data_dir, tmp_path / "a", {"secret.mp4": t("2025-01-10 00:00:00")})
+    ingest_clips(data_dir, tmp_path / "b", {"a1.mp4": NOW - timedelta(hours=3), "a2.mp4": NOW - timedelta(hours=2)},
+                 officer="010777", device="ZFY-2")
+    r = evidock("--config", cfg, "jobs", "run", "backup", "--json")
+    assert r.code == 0, r.err
+    assert (r.json()["counts"]["copied"], r.json()["counts"]["skipped_secret"]) == (2, 1)
+    s3 = seaweed.client()
+    with Catalog(data_dir) as c:
+        secret = c.conn.execute("SELECT sha256 FROM footage WHERE source_path = 'secret.mp4'").fetchone()[0]
+    marked = copies(data_dir)
+    assert secret not in marked and len(marked) == 2  # Article 10: an off-site target by default
+    for sha, version in marked.items():
+        ret = s3.get_object_retention(Bucket=bucket, Key=object_key(sha), VersionId=version)["Retention"]
+        assert ret["Mode"] == "COMPLIANCE" and ret["RetainUntilDate"] > NOW + timedelta(days=180)
+    assert s3.list_objects_v2(Bucket=bucket, Prefix="catalog/st7/")["KeyCount"] == 2  # snapshot + its .json
+
+    ingest_clips(data_dir, tmp_path / "c", {"b1.mp4": NOW - timedelta(hours=1)}, officer="010777", device="ZFY-2")
+    r = evidock("--config", cfg, "backup", "run", "--json")
+    assert r.code == 0, r.err
+    assert r.json()["targets"][0]["copied"] == 1  # only the new one
+
+    # The station lost: everything but the secret recording comes back from the bucket alone
+    listing = evidock("footage", "list", "--json").out
+    originals = {sha: p.read_bytes() for sha, p in object_files(data_dir).items()}
+    shutil.rmtree(data_dir)
+    r = run_evidock("--config", cfg, "restore", "--from", "bureau", "--json", data_dir=data_dir)
+    assert r.code == 2, r.out + r.err  # the secret recording was never sent: reported missing, by name
+    assert [m["sha256"] for m in r.json()["missing"]] == [secret] and r.json()["audit_ok"]
+    assert "never backed up to bureau" in r.json()["missing"][0]["reason"]
+    restored = {sha: p.read_bytes() for sha, p in object_files(data_dir).items()}
+    assert restored == {sha: b for sha, b in originals.items() if sha != secret}
+    assert evidock("footage", "list", "--json").out == listing
+    assert evidock("audit", "verify").code == 0
+
+
+def test_a_copy_is_deleted_by_the_first_run_after_its_lock_expired(seaweed: Seaweed, tmp_path: Path,
+                                                                    data_dir: Path, evidock) -> None:
+    bucket = seaweed.bucket(object_lock=True)
+    cfg = config(tmp_path, seaweed, bucket)
+    ingest_clips(data_dir, tmp_path / "a", {"old.mp4": NOW - timedelta(days=100)}, officer="010777")
+    ingest_clips(data_dir, tmp_path / "b", {"new.mp4": NOW - timedelta(days=1)}, officer="010777", device="ZFY-2")
+    # Unfiled footage is kept 184 days from its recording: make the old one's time run out a few
+    # seconds from now, so that its copy is locked until then and no longer.
+    expires = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=4)
+    stamp = (expires - timedelta(days=184)).isoformat()
+    with sqlite3.connect(data_dir / CATALOG_NAME) as db:
+        db.execute("UPDATE footage SET recorded_at = ?, recorded_at_corrected = ?, ingested_at = ?"
+                   " WHERE source_path = 'old.mp4'", (stamp, stamp, stamp))
+        old = db.execute("SELECT sha256 FROM footage WHERE source_path = 'old.mp4'").fetchone()[0]
+    assert evidock("--config", cfg, "backup", "run").code == 0
+    version = copies(data_dir)[old]
+    s3 = seaweed.client()
+    until = s3.get_object_retention(Bucket=bucket, Key=object_key(old), VersionId=version)["Retention"]["RetainUntilDate"]
+    assert abs((until - expires).total_seconds()) <= 1
+    time.sleep(max(0.0, (expires - datetime.now(UTC)).total_seconds()) + 1.5)
+
+    cf = parse_config({})
+    with Catalog(data_dir) as c:
+        retention.apply(c, build_context(cf, data_dir), cf.retention)
+    assert old not in object_files(data_dir)
+    r = evidock("--config", cfg, "backup", "run", "--json")
+    assert r.code == 0, r.err
+    assert r.json()["targets"][0]["deleted"] == 1
+    versions = s3.list_object_versions(Bucket=bucket, Prefix=object_key(old)).get("Versions", [])
+    assert version not in [v["VersionId"] for v in versions]
+    assert old not in copies(data_dir) and len(copies(data_dir)) == 1
+    with Catalog(data_dir) as c:
+        rows = c.conn.execute("SELECT subject, details FROM audit WHERE event = 'backup.delete'").fetchall()
+    assert [(s, json.loads(d)["target"]) for s, d in rows] == [(f"object:{old}", "bureau")]
