@@ -5,7 +5,6 @@ the footage listing.
 from __future__ import annotations
 
 import json
-from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -13,9 +12,8 @@ from typing import Any
 from daemon.cases import segments
 from daemon.cases.filing import _T_DUE
 from daemon.cases.filing_rules import FilingRules
-from daemon.cases.records import need_case
 from daemon.catalog.db import Catalog
-from daemon.catalog.kinds import fileable, kinds_sql
+from daemon.catalog.kinds import kinds_sql
 from daemon.clock import format_duration, from_iso, iso, now_utc
 from daemon.errors import EXIT_OK, EXIT_WARNING
 
@@ -69,30 +67,6 @@ def overdue(catalog: Catalog, deadline_days: int, as_of: datetime | None = None)
         })
     officers = sorted(groups.values(), key=lambda g: (-g["most_late_s"], g["officer"] or ""))
     return OverdueReport(iso(as_of), deadline_days, officers)
-
-
-def annotate_filing(catalog: Catalog, rows: list[dict[str, Any]], deadline_days: int, *,
-                    case_no: str | None = None, unfiled: bool = False, now: datetime | None = None) -> list[dict[str, Any]]:
-    """Add ``cases``, ``filed_at``, ``overdue`` and ``ambiguous`` to footage rows; keep those asked for."""
-    conn = catalog.conn
-    if case_no is not None:
-        need_case(conn, case_no)
-    links: dict[int, list[tuple[str, str]]] = defaultdict(list)
-    for fid, cno, filed_at in conn.execute("SELECT footage_id, case_no, filed_at FROM footage_cases ORDER BY case_no"):
-        links[fid].append((cno, filed_at))
-    marked = {fid: json.loads(c) for fid, c in conn.execute("SELECT footage_id, candidates FROM footage_ambiguous")}
-    cutoff = iso((now or now_utc()) - timedelta(days=deadline_days))
-    out = []
-    for r in rows:
-        mine = links.get(r["id"], [])
-        r["cases"] = [c for c, _ in mine]
-        r["filed_at"] = min((f for _, f in mine), default=None)
-        t = r.get("recorded_at_corrected") or r.get("ingested_at")  # as _T_DUE
-        r["overdue"] = not mine and t is not None and t < cutoff and fileable(r.get("kind"))
-        r["ambiguous"] = marked.get(r["id"], [])
-        if (case_no is None or case_no in r["cases"]) and (not unfiled or not mine):
-            out.append(r)
-    return out
 
 
 def ambiguous_queue(catalog: Catalog, deadline_days: int, rules: FilingRules | None = None,

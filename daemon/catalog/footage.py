@@ -1,47 +1,13 @@
 """The footage, objects and sightings tables: recording a stored file (its object, its footage
-row or a sighting of bytes already stored), looking sightings up by transfer key, and the rows
-as the listings show them (the query behind ``evidock footage list``). Every statement runs in
-the caller's transaction.
-
-Only the ``footage`` table's own columns; the media columns (``daemon.media.listing``) and the
-filing columns and filters (``daemon.cases.reports``) are added above the catalog, by
-``daemon.cases.listing.list_footage``, the one call the CLI makes.
+row or a sighting of bytes already stored) and looking sightings up by transfer key. Every
+statement runs in the caller's transaction. The listing (``evidock footage list``) is
+``daemon.cases.listing``, above the catalog: it joins the media and filing tables.
 """
 
 from __future__ import annotations
 
-import base64
 import sqlite3
 from collections.abc import Iterable, Sequence
-from typing import Any
-
-from daemon.catalog.db import Catalog
-
-_COLUMNS = ("id, sha256, size, device_serial AS device, officer_badge AS officer, "
-            "(SELECT name FROM officers o WHERE o.badge = footage.officer_badge) AS officer_name, "
-            "bound_officer, attributed_by, source_path, source_path_raw, "
-            "recorded_at, recorded_at_corrected, important, case_no, session_id, ingested_at, kind")
-
-
-def footage_rows(catalog: Catalog, kind: str | None = None) -> list[dict[str, Any]]:
-    """Every footage row (or those of one ``kind``) in id order: hash, size, recorder, officer
-    (attributed; its name, the recorder's binding and how it was attributed), source path, times,
-    flags, kind (``daemon.catalog.kinds``).
-
-    ``important`` is a bool; a source path that is not UTF-8 also comes as
-    ``source_path_bytes_b64`` (the exact name on the recorder, losslessly).
-    """
-    rows = []
-    where, args = ("WHERE kind = ?", [kind]) if kind is not None else ("", [])
-    for r in catalog.db.query(f"SELECT {_COLUMNS} FROM footage {where} ORDER BY id", args):
-        raw = r.pop("source_path_raw")
-        r["important"] = bool(r["important"])
-        try:
-            bytes(raw).decode("utf-8")
-        except UnicodeDecodeError:
-            r["source_path_bytes_b64"] = base64.b64encode(raw).decode()
-        rows.append(r)
-    return rows
 
 
 def sighted(conn: sqlite3.Connection, transfer_key: str | None, sha256: str) -> bool:

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import base64
+from datetime import datetime
 from typing import Any
 
 import click
 
-from daemon.cases.listing import list_footage
+from daemon.cases.listing import FootageQuery, iter_footage
 from daemon.catalog.kinds import COMPANION, DEVICE, KINDS
-from daemon.cli import Station, cli, emit_json, pass_station
+from daemon.cli import Station, cli, emit_json_rows, pass_station, say
+from daemon.cli.timeopt import TimeParam
 from daemon.cli.labels import FILE_KINDS, label, yes_no
+from daemon.clock import iso
 from daemon.display import Column, local_time, size, table
 from daemon.i18n import _
 
@@ -25,13 +28,28 @@ def footage_group() -> None:
     """
 
 
+PAGE = 50  # rows a listing for people shows without --limit
+
+
 @footage_group.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON array of footage rows.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print one JSON array of footage rows (streamed row by row: every row unless --limit).")
+@click.option("--officer", metavar="BADGE", help="Only footage attributed to this officer.")
+@click.option("--device", metavar="SERIAL", help="Only footage from this recorder.")
 @click.option("--case", "case_no", metavar="CASE_NO", help="Only footage filed to this case.")
+@click.option("--since", type=TimeParam(), help="Only footage recorded at or after this time (station time zone).")
+@click.option("--until", type=TimeParam(), help="Only footage recorded before this time (station time zone).")
 @click.option("--unfiled", is_flag=True, help="Only footage filed to no case.")
 @click.option("--kind", type=click.Choice(KINDS), help="Only files of this kind (video, audio, photo, track, log, system, other).")
+@click.option("--limit", type=click.IntRange(1), help="At most this many rows (a page).")
+@click.option("--after", type=click.IntRange(0), metavar="CURSOR",
+              help="Only rows after this cursor: the id of the last row of the page before.")
+@click.option("--before", type=click.IntRange(1), metavar="CURSOR",
+              help="Only rows before this cursor (the id of the first row of a page): the page before it.")
 @pass_station
-def footage_list(st: Station, as_json: bool, case_no: str | None, unfiled: bool, kind: str | None) -> int:
+def footage_list(st: Station, as_json: bool, officer: str | None, device: str | None, case_no: str | None,
+                 since: datetime | None, until: datetime | None, unfiled: bool, kind: str | None, limit: int | None,
+                 after: int | None, before: int | None) -> int:
     """List footage: id, recording time (station time zone), recorder, officer, size, kind, case, file.
 
     The case column names the cases a recording is filed to, or says it is unfiled (and overdue
@@ -40,17 +58,36 @@ def footage_list(st: Station, as_json: bool, case_no: str | None, unfiled: bool,
     overlap, system files belong to the recorder. With --json each row has every field, exact
     sizes and ISO-8601 times, and its kind, cases, filed_at and overdue.
 
+    Rows come in id order (the order they were stored). For people, without --limit, a page of
+    the most recent 50; the line after it says how to see the page before. Pages are keyed on
+    the id (--after, --before), so rows stored meanwhile never repeat or shift a page.
+
     \b
     Example:
+      evidock footage list --officer 010203 --since 2026-03-01 --limit 100
+      evidock footage list --after 1200 --limit 100
       evidock footage list --json | jq '.[] | select(.important)'
       evidock footage list --unfiled --kind video
     """
+    people_page = not as_json and limit is None
+    q = FootageQuery(officer=officer, device=device, case_no=case_no, since=iso(since) if since else None,
+                     until=iso(until) if until else None, kind=kind, unfiled=unfiled,
+                     limit=PAGE if people_page else limit, after=after, before=before, latest=people_page)
     with st.catalog() as catalog:
-        rows = list_footage(catalog, st.config.filing.deadline_days, case_no=case_no, unfiled=unfiled, kind=kind)
-    if as_json:
-        emit_json(rows)
-        return 0
-    click.echo(footage_table(rows, st.config.ui.timezone))
+        rows = iter_footage(catalog, st.config.filing.deadline_days, q)
+        if as_json:
+            emit_json_rows(rows)
+            return 0
+        page = list(rows)
+    click.echo(footage_table(page, st.config.ui.timezone))
+    if page and len(page) == q.limit:
+        if q.latest:
+            hint = _("the most recent {n} shown; the page before: --before {first}")
+        elif before is not None:
+            hint = _("the page before: --before {first}; the next: --after {last}")
+        else:
+            hint = _("{n} shown; the next page: --after {last}")
+        say(hint.format(n=len(page), first=page[0]["id"], last=page[-1]["id"]))
     return 0
 
 

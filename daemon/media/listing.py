@@ -89,14 +89,9 @@ def retry(catalog: Catalog, ids: Iterable[int] | None = None) -> Retried:
     return Retried(todo, busy)
 
 
-def footage_columns(catalog: Catalog) -> dict[int, dict[str, Any]]:
-    """`footage list` columns per footage id: duration_s, codec, proxy, proxy_path."""
-    out = {}
-    for fid, state, proxy_path, duration, vcodec, acodec in catalog.conn.execute(
-        "SELECT f.id, j.state, j.proxy_path, i.duration_s, i.video_codec, i.audio_codec FROM footage f"
-        " LEFT JOIN media_jobs j ON j.footage_id = f.id LEFT JOIN media_info i ON i.footage_id = f.id"
-    ):
-        proxy = _proxy_status(state, proxy_path)
-        out[fid] = {"duration_s": duration, "codec": vcodec or acodec, "proxy": proxy,
-                    "proxy_path": str(catalog.data_dir / proxy_path) if proxy == "done" else None}
-    return out
+def proxy_columns(catalog: Catalog, state: str | None, proxy_path: str | None, duration: float | None,
+                  vcodec: str | None, acodec: str | None) -> dict[str, Any]:
+    """`footage list` columns of one footage row from its media job and probe."""
+    proxy = _proxy_status(state, proxy_path)
+    return {"duration_s": duration, "codec": vcodec or acodec, "proxy": proxy,
+            "proxy_path": str(catalog.data_dir / proxy_path) if proxy == "done" and proxy_path else None}
