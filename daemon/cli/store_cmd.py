@@ -6,7 +6,6 @@ import click
 
 from daemon.cli import Station, cli, emit_json, pass_station, say
 from daemon.display import duration, local_time, size
-from daemon.errors import EXIT_ERROR
 from daemon.i18n import _, text
 from daemon.store.status import store_status
 from daemon.store.uploads import run_queue
@@ -40,9 +39,6 @@ def store_upload(st: Station, no_wait: bool, as_json: bool) -> int:
     Example:
       evidock store upload --json
     """
-    if st.config.store.backend != "s3":
-        say(_("store.backend is \"local\": there is no bucket to upload to (set store.backend = \"s3\" and [store.s3])"))
-        return EXIT_ERROR
     with st.catalog() as catalog:
         rep = run_queue(st.context, catalog, due_only=no_wait)
     if as_json:

@@ -40,7 +40,7 @@ from urllib.parse import quote
 from daemon.catalog.db import Catalog
 from daemon.clock import iso, now_utc
 from daemon.crashpoints import crashpoint
-from daemon.errors import EXIT_OK, EXIT_WARNING, EvidockError
+from daemon.errors import EXIT_OK, EXIT_WARNING, EvidockError, StoreError
 from daemon.evidence import audit
 from daemon.i18n import N_, Message, dumps, message_of
 from daemon.proc import process_token, token_alive
@@ -145,6 +145,9 @@ def run_queue(ctx: StationContext, catalog: Catalog, *, due_only: bool = False, 
     from daemon.cases.retention import keep_until_by_object
     from daemon.schedule.runs import clear_alerts, raise_alert
 
+    if ctx.config.store.backend != "s3":
+        raise StoreError(N_("store.backend is \"local\": there is no bucket to upload to (set store.backend = \"s3\" "
+                            "and [store.s3])"))
     rep = UploadReport()
     enqueue_missing(catalog)
     recover_stale(catalog)

@@ -194,3 +194,15 @@ def test_two_stations_sharing_a_bucket_hold_one_object(seaweed: Seaweed, tmp_pat
     head = seaweed.client().head_object(Bucket=bucket, Key=object_key(sha))
     assert head["Metadata"]["evidock-station"] == "st-a"  # the first station's provenance stays
 
+
+
+def test_store_upload_on_a_local_store_is_an_error_and_config_check_masks_the_key(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    r = run_evidock("store", "upload", data_dir=data)
+    assert r.code == 2 and 'store.backend is "local"' in r.err, r.out + r.err
+    r = run_evidock("store", "status", "--json", data_dir=data)
+    assert r.code == 0 and r.json()["backend"] == "local"
+    conf = tmp_path / "c.toml"
+    conf.write_text('[store]\nbackend = "s3"\n[store.s3]\nbucket = "b"\naccess_key_id = "AKIASECRETKEYID"\n')
+    r = run_evidock("--config", conf, "config", "check", "--json", data_dir=data)
+    assert "AKIASECRETKEYID" not in r.out + r.err and "AKIA" in r.out, r.out + r.err
