@@ -163,6 +163,9 @@ def run_queue(ctx: StationContext, catalog: Catalog, *, due_only: bool = False, 
         return rep
     with catalog.transaction():
         clear_alerts(catalog, ALERT_JOB, "bucket", now_utc())
+    if not _count_waiting(catalog):  # the daemon's pass every few seconds: no retention walk for nothing
+        check_lag(ctx, catalog)
+        return rep
     keep = keep_until_by_object(catalog, ctx.config.retention)
     token, tried = process_token(), set[str]()
     while stop is None or not stop.is_set():

@@ -206,3 +206,37 @@ def test_store_upload_on_a_local_store_is_an_error_and_config_check_masks_the_ke
     conf.write_text('[store]\nbackend = "s3"\n[store.s3]\nbucket = "b"\naccess_key_id = "AKIASECRETKEYID"\n')
     r = run_evidock("--config", conf, "config", "check", "--json", data_dir=data)
     assert "AKIASECRETKEYID" not in r.out + r.err and "AKIA" in r.out, r.out + r.err
+
+
+def test_the_daemon_says_a_refused_bucket_at_start_and_in_status(seaweed: Seaweed, tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import REPO
+
+    cfg = config(seaweed, seaweed.bucket(), secret=seaweed.secret_file("not-the-secret"))
+    conf, data = toml(cfg, tmp_path / "c.toml"), tmp_path / "data"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("EVIDOCK_", "NOTIFY_", "WATCHDOG_"))}
+    proc = subprocess.Popen([sys.executable, "-m", "daemon", "--config", str(conf), "--data-dir", str(data), "run"],
+                            cwd=REPO, env={**env, "LANG": "C.UTF-8"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        end, st = time.monotonic() + 30, None
+        while time.monotonic() < end:
+            st = run_evidock("--config", conf, "status", "--json", data_dir=data)
+            if st.code != 3 and any(a["job"] == "store" for a in st.json()["job_alerts"]):
+                break
+            time.sleep(0.3)
+        assert st is not None and [a["kind"] for a in st.json()["job_alerts"]] == ["bucket"], st.out + st.err
+        assert st.json()["store"]["waiting"] == 0
+        text = run_evidock("--config", conf, "status", data_dir=data)
+        assert "evidence store: bucket" in text.out and "refused the credentials" in text.err, text.out + text.err
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0 and "refused the credentials" in err, err
