@@ -68,9 +68,12 @@ def open_bucket(config: Config) -> S3Target:
 
 def enqueue_missing(catalog: Catalog) -> int:
     """A ``waiting`` row for every stored object that has none (new offloads, objects stored
-    before the backend was s3); the number added."""
+    before the backend was s3); the number added. Waiting rows of objects gone from the catalog go."""
     now = iso(now_utc())
     with catalog.transaction() as conn:
+        # an object retention removed before its upload: nothing left to put, and no recorder waits for it
+        conn.execute("DELETE FROM store_uploads WHERE state = 'waiting'"
+                     " AND NOT EXISTS (SELECT 1 FROM objects o WHERE o.sha256 = store_uploads.sha256)")
         return conn.execute(
             "INSERT INTO store_uploads (sha256, size, state, queued_at, not_before)"
             " SELECT o.sha256, o.size, 'waiting', o.stored_at, ? FROM objects o"
@@ -93,10 +96,10 @@ def recover_stale(catalog: Catalog) -> int:
 def _claim(catalog: Catalog, token: str, due_only: bool, tried: set[str]) -> tuple[str, int, int] | None:
     now = iso(now_utc())
     with catalog.transaction() as conn:
+        due, params = (" AND not_before <= ?", (now,)) if due_only else ("", ())
         for sha, size, attempts in conn.execute(
-                "SELECT sha256, size, attempts FROM store_uploads WHERE state = 'waiting'"
-                + (" AND not_before <= ?" if due_only else " AND ? IS NOT NULL")
-                + " ORDER BY queued_at, sha256", (now,)).fetchall():
+                f"SELECT sha256, size, attempts FROM store_uploads WHERE state = 'waiting'{due}"
+                " ORDER BY queued_at, sha256", params).fetchall():
             if sha in tried:
                 continue
             conn.execute("UPDATE store_uploads SET state='uploading', attempts=attempts+1, claimed_by=?"
@@ -113,7 +116,7 @@ def provenance(catalog: Catalog, sha256: str) -> dict[str, str]:
     if row is None:
         return {}
     names = ("first-read", "recorder", "officer", "path", "recorded-at", "recorded-at-corrected")
-    return {k: quote(str(v), safe=":/+-._ ") for k, v in zip(names, row) if v is not None}
+    return {k: quote(str(v), safe=":/+-._") for k, v in zip(names, row) if v is not None}
 
 
 @dataclass
