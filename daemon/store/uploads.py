@@ -162,6 +162,7 @@ def run_queue(ctx: StationContext, catalog: Catalog, *, due_only: bool = False, 
                                "staging and recorders are not wiped until their files are stored there"),
                             reason=message_of(e))
         raise_alert(catalog, ALERT_JOB, "bucket", rep.error, now_utc())
+        check_lag(ctx, catalog)
         rep.waiting = _count_waiting(catalog)
         return rep
     with catalog.transaction():

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -32,9 +33,9 @@ from drivers.ums import UmsDriver
 
 
 def config(server: Seaweed, bucket: str, station: str = "st-a", secret: Path | None = None,
-           **dock: Any) -> Config:
+           lag_hours: float = 24.0, **dock: Any) -> Config:
     return parse_config({
-        "store": {"reserve_bytes": 0, "backend": "s3",
+        "store": {"reserve_bytes": 0, "backend": "s3", "max_upload_lag_hours": lag_hours,
                   "s3": {"endpoint": server.endpoint, "bucket": bucket, "region": REGION, "access_key_id": ACCESS_KEY,
                          "secret_file": str(secret or server.secret_file())}},
         "station": {"id": station}, "zfy": {"timeout_s": 1.0, "retries": 0}, "dock": {"node_wait_s": 10, **dock}})
@@ -42,7 +43,8 @@ def config(server: Seaweed, bucket: str, station: str = "st-a", secret: Path | N
 
 def toml(cfg: Config, path: Path) -> Path:
     s3 = cfg.store.s3
-    path.write_text(f'[station]\nid = "{cfg.station.id}"\n[store]\nbackend = "s3"\nreserve_bytes = 0\n[store.s3]\n'
+    path.write_text(f'[station]\nid = "{cfg.station.id}"\n[store]\nbackend = "s3"\nreserve_bytes = 0\n'
+                    f'max_upload_lag_hours = {cfg.store.max_upload_lag_hours}\n[store.s3]\n'
                     f'endpoint = "{s3.endpoint}"\nbucket = "{s3.bucket}"\nregion = "{s3.region}"\n'
                     f'access_key_id = "{s3.access_key_id}"\nsecret_file = "{s3.secret_file}"\n')
     return path
@@ -157,7 +159,8 @@ def test_kill_9_after_the_put_loses_nothing_and_makes_no_second_version(seaweed:
 def test_an_unusable_bucket_is_said_and_offloads_still_go_to_local_staging(seaweed: Seaweed, tmp_path: Path,
                                                                           fault: str) -> None:
     if fault == "credentials":
-        cfg = config(seaweed, seaweed.bucket(), secret=seaweed.secret_file("not-the-secret"))
+        # and past store.max_upload_lag_hours (a second here) the wait is alerted too
+        cfg = config(seaweed, seaweed.bucket(), secret=seaweed.secret_file("not-the-secret"), lag_hours=0.0003)
         said = "refused the credentials"
     else:
         cfg = config(seaweed, seaweed.bucket(object_lock=False))
@@ -166,12 +169,15 @@ def test_an_unusable_bucket_is_said_and_offloads_still_go_to_local_staging(seawe
     res = ingest(build_context(cfg, data), vol, device="S3-3", threaded=False)
     assert res.counts()["stored"] == 1  # local staging took it
     conf = toml(cfg, tmp_path / "c.toml")
+    time.sleep(1.2 if fault == "credentials" else 0)
     r = run_evidock("--config", conf, "store", "upload", data_dir=data)
     assert r.code == 1 and said in r.err, r.out + r.err
     r = run_evidock("--config", conf, "store", "status", "--json", data_dir=data)
     doc = r.json()
     assert r.code == 1 and doc["waiting"] == 1 and doc["stored"] == 0
     assert said in doc["alerts"][0]["message"]
+    assert [a["kind"] for a in doc["alerts"]] == (["bucket", "lag"] if fault == "credentials" else ["bucket"])
+    assert doc["lagging"] is (fault == "credentials")
     with build_context(cfg, data).catalog() as cat, UmsDriver(vol) as driver:
         assert wipe_stored(cat, build_context(cfg, data).store, driver, vol, "S3-3", in_bucket=True).deleted == []
 
@@ -212,7 +218,6 @@ def test_the_daemon_says_a_refused_bucket_at_start_and_in_status(seaweed: Seawee
     import signal
     import subprocess
     import sys
-    import time
 
     from conftest import REPO
 
