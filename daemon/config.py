@@ -35,7 +35,7 @@ from daemon.config_filing import (  # [filing] (art. 11), beside this module for
 )
 from daemon.config_messages import describe_errors
 from daemon.config_recorders import RecorderEntry, build_registry, check_recorders
-from daemon.config_backup import BackupConfig, BackupTarget, StationConfig  # noqa: F401 ([station], [backup], issue 16)
+from daemon.config_backup import BackupConfig, BackupTarget, StationConfig, StoreS3Config  # noqa: F401 ([station], [backup], issue 16; [store.s3], issue 17)
 from daemon.config_schedule import CRON_KEYS, ScheduleConfig, cron_trigger  # noqa: F401 ([schedule], issue 15)
 from daemon.errors import ConfigError
 from daemon.i18n import N_, _, os_error
@@ -64,6 +64,17 @@ class StoreConfig(_Section):
         64 * 1024 * 1024, ge=0, le=1 << 40,
         description="Free space always left on the store's filesystem; an offload stops before eating into it",
     )
+    backend: Literal["local", "s3"] = Field(
+        "local", description="local: objects/ in the data dir; s3: the bucket of [store.s3], objects/ as local staging")
+    max_upload_lag_hours: float = Field(
+        24.0, gt=0, le=24 * 365, description="backend s3: an object waiting longer than this for its upload is alerted")
+    s3: StoreS3Config = Field(default_factory=StoreS3Config, description="backend s3: the bucket (the keys of an S3 backup target)")
+
+    @model_validator(mode="after")
+    def _s3_bucket(self) -> StoreConfig:
+        if self.backend == "s3" and not self.s3.bucket:
+            raise ValueError(_("store.backend = \"s3\" needs [store.s3] bucket"))
+        return self
 
 
 class OffloadConfig(_Section):

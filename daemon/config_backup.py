@@ -124,3 +124,17 @@ class BackupConfig(_Section):
 
     def target(self, name: str) -> BackupTarget | None:
         return next((t for t in self.targets if t.name == name), None)
+
+
+class StoreS3Config(_Section):
+    """[store.s3]: the bucket that is the evidence store when ``store.backend = "s3"`` (daemon/store).
+
+    The keys of an S3 backup target; Object Lock is required (COMPLIANCE retention from the
+    retention rules), so there is no ``require_object_lock`` here.
+    """
+
+    endpoint: str | None = Field(None, description="The endpoint URL (unset: AWS)")
+    bucket: str | None = Field(None, description="The bucket, created with Object Lock enabled (shared by all stations)")
+    region: str | None = Field(None, description="The region")
+    access_key_id: str | None = Field(None, description="The access key id (else $AWS_ACCESS_KEY_ID)")
+    secret_file: str | None = Field(None, description="A file holding the secret access key (else $AWS_SECRET_ACCESS_KEY)")

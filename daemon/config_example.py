@@ -26,22 +26,35 @@ def render_example() -> str:
             continue
         section: type[BaseModel] = field.annotation  # type: ignore[assignment]
         out += ["", f"# {field.description}", f"[{name}]"]
-        for key, f in section.model_fields.items():
-            bounds = _bounds(f)
-            out.append(f"# {f.description}{bounds}")
-            item = _table_list_item(f.annotation)
-            if item is not None:  # [[section.key]] tables: one commented-out example entry
-                out += [f"# [[{name}.{key}]]"] + [f"#   {k}: {g.description}" for k, g in item.model_fields.items()]
-                for k, v in (f.json_schema_extra or {}).get("example_entries", []) if isinstance(f.json_schema_extra, dict) else []:
-                    out.append(f"#   {k} = {_toml_value(v)}" if k else f"# [[{name}.{key}]]")
-                continue
-            extra = f.json_schema_extra if isinstance(f.json_schema_extra, dict) else {}
-            default = extra.get("example", f.get_default(call_default_factory=True))
-            if default is None:
-                out.append(f"# {key} =   (unset by default)")
-            else:
-                out.append(f"{key} = {_toml_value(default)}")
+        out += _keys(name, section)
     return "\n".join(out) + "\n"
+
+
+def _keys(name: str, section: type[BaseModel]) -> list[str]:
+    """The keys of ``[name]``; a sub-table field (``[store.s3]``) after them, as its own table."""
+    out: list[str] = []
+    subs = {k: f for k, f in section.model_fields.items()
+            if isinstance(f.annotation, type) and issubclass(f.annotation, BaseModel)}
+    for key, f in section.model_fields.items():
+        if key in subs:
+            continue
+        bounds = _bounds(f)
+        out.append(f"# {f.description}{bounds}")
+        item = _table_list_item(f.annotation)
+        if item is not None:  # [[section.key]] tables: one commented-out example entry
+            out += [f"# [[{name}.{key}]]"] + [f"#   {k}: {g.description}" for k, g in item.model_fields.items()]
+            for k, v in (f.json_schema_extra or {}).get("example_entries", []) if isinstance(f.json_schema_extra, dict) else []:
+                out.append(f"#   {k} = {_toml_value(v)}" if k else f"# [[{name}.{key}]]")
+            continue
+        extra = f.json_schema_extra if isinstance(f.json_schema_extra, dict) else {}
+        default = extra.get("example", f.get_default(call_default_factory=True))
+        if default is None:
+            out.append(f"# {key} =   (unset by default)")
+        else:
+            out.append(f"{key} = {_toml_value(default)}")
+    for key, f in subs.items():
+        out += ["", f"# {f.description}", f"[{name}.{key}]"] + _keys(f"{name}.{key}", f.annotation)
+    return out
 
 
 def _entry_example(name: str, entry: type[BaseModel]) -> list[str]:

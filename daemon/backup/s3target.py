@@ -238,10 +238,12 @@ class S3Target:
 
     # -- objects --------------------------------------------------------------------------------
 
-    def put(self, sha256: str, source: Path, size: int, retain_until: datetime | None) -> Copy:
+    def put(self, sha256: str, source: Path, size: int, retain_until: datetime | None,
+            metadata: Mapping[str, str] | None = None) -> Copy:
+        """Write and check one object; ``metadata`` (ASCII) joins the station and the hash in its metadata."""
         key = object_key(sha256)
         lock = self._lock_args(retain_until)
-        meta = {"evidock-station": self.station_id, "sha256": sha256}
+        meta = {**(metadata or {}), "evidock-station": self.station_id, "sha256": sha256}
         doing = Message(N_("writing {key}"), key=key)
         if size > self.multipart_threshold:
             version = self._put_parts(key, source, size, {**lock, "Metadata": meta}, doing)
@@ -299,19 +301,24 @@ class S3Target:
 
     def has(self, sha256: str) -> bool:
         """The bucket's current version of the object carries this SHA-256."""
+        return self.current(sha256) is not None
+
+    def current(self, sha256: str) -> dict[str, Any] | None:
+        """``head_object`` of the bucket's current version of the object if it carries this SHA-256
+        (its ``VersionId``, ``ContentLength``, ``Metadata`` …), else None."""
         key = object_key(sha256)
         with self._calling(Message(N_("looking up {key}"), key=key)):
             try:
                 h = self.client().head_object(Bucket=self.bucket, Key=key, ChecksumMode="ENABLED")
             except ClientError as e:
                 if self._code(e) in GONE:
-                    return False
+                    return None
                 raise
         checksum = h.get("ChecksumSHA256") or ""
         if checksum == b64(sha256):
-            return True
+            return dict(h)
         # a multipart copy: a composite checksum ("…-N"); the hash evidock wrote beside it
-        return "-" in checksum and h.get("Metadata", {}).get("sha256") == sha256
+        return dict(h) if "-" in checksum and h.get("Metadata", {}).get("sha256") == sha256 else None
 
     def _read(self, key: str, version: str | None, sink: Any, doing: Message) -> tuple[str, int]:
         """Stream ``key`` at ``version`` into ``sink`` (``write``-able or None); its SHA-256 and size."""

@@ -48,4 +48,7 @@ def masked_dump(config: Config) -> dict[str, Any]:
     doc = config.model_dump()
     for t in doc.get("backup", {}).get("targets", []):
         t["access_key_id"] = mask(t.get("access_key_id"))
+    s3 = doc.get("store", {}).get("s3")
+    if s3:
+        s3["access_key_id"] = mask(s3.get("access_key_id"))
     return doc

@@ -369,6 +369,7 @@ from daemon.catalog.schema_later import (  # noqa: E402 — the migrations after
     _m007_kinds,
     _m008_backup,
     _m009_listing,
+    _m010_store_uploads,
 )
 
 # In the order they were first applied (by the modules that owned them then: catalog, audit,
@@ -390,4 +391,5 @@ MIGRATIONS: list[Migration] = [
     ("kinds-007", _m007_kinds),
     ("backup-008", _m008_backup),
     ("listing-009", _m009_listing),
+    ("store-uploads-010", _m010_store_uploads),
 ]

@@ -197,3 +197,26 @@ def _m009_listing(db: sqlite_utils.Database) -> None:
     db.execute(f"CREATE INDEX footage_device_time ON footage(device_serial, {when}, id)")
     db.execute(f"CREATE INDEX footage_time ON footage({when}, id)")
     db.execute("CREATE INDEX footage_kind_id ON footage(kind, id)")
+
+
+def _m010_store_uploads(db: sqlite_utils.Database) -> None:
+    # The upload queue of the S3 evidence store (daemon/store): one row per object, ever. A row is
+    # 'stored' only once head_object of the version written returned its SHA-256 (version_id set);
+    # 'uploading' carries its runner's process token, so a runner that died is recognised and its
+    # row goes back to 'waiting' (and the next attempt first asks the bucket what it already holds).
+    db.execute("""CREATE TABLE store_uploads (
+            sha256 TEXT PRIMARY KEY,
+            size INTEGER NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ('waiting', 'uploading', 'stored')),
+            queued_at TEXT NOT NULL,
+            not_before TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            claimed_by TEXT,
+            version_id TEXT,
+            stored_at TEXT,
+            retain_until TEXT,
+            outcome TEXT,
+            error TEXT,
+            error_msg TEXT
+        )""")
+    db.execute("CREATE INDEX store_uploads_due ON store_uploads(state, not_before)")

@@ -218,6 +218,7 @@ from daemon.cli import (  # noqa: E402,F401
     review_cmd,
     simulate_cmd,
     staging_cmd,
+    store_cmd,
     verify_cmd,
 )
 from daemon.context import StationContext, build_context

@@ -12,6 +12,7 @@ from daemon.catalog.devices import register_device
 from daemon.cli import Station, cli, emit_json, pass_station, say
 from daemon.cli.devices_cmd import devices_group
 from daemon.cli.labels import STATES, label
+from daemon.cli.store_cmd import store_line
 from daemon.demo import demo
 from daemon.display import Column, local_time, pad, shown, size, table
 from daemon.dock.jobs import DockJob
@@ -19,6 +20,7 @@ from daemon.dock.station import Station as DockStation
 from daemon.dock.station import read_status
 from daemon.i18n import N_, _, ngettext
 from daemon.schedule.runs import open_job_alerts
+from daemon.store.status import store_status
 from daemon.stationclock import StationClock
 
 
@@ -76,11 +78,13 @@ def _status_once(st: Station, as_json: bool) -> int:
     doc, alive = status.doc, status.running
     with st.catalog() as catalog:
         job_alerts = open_job_alerts(catalog)  # a nightly job that failed or did not run (issue 15)
+        store = store_status(st.config, catalog)  # the upload queue to the bucket (issue 17)
     if as_json:
         # "detail_msg"/"alerts_msg" are the translatable twins of "detail"/"alerts", for the text below: not in the JSON
         bays = {"bays": [{k: v for k, v in b.items() if k not in ("detail_msg", "alerts_msg")} for b in doc["bays"]]} \
             if "bays" in doc else {}
-        emit_json({**doc, **bays, "job_alerts": [{k: v for k, v in a.items() if k != "text"} for a in job_alerts]})
+        emit_json({**doc, **bays, "job_alerts": [{k: v for k, v in a.items() if k != "text"} for a in job_alerts],
+                   "store": {k: v for k, v in store.items() if k != "alerts"}})
         return status.exit_code
     tz = st.config.ui.timezone
     head = _("station running (pid {pid})") if alive else _("station NOT running (pid {pid})")
@@ -101,6 +105,8 @@ def _status_once(st: Station, as_json: bool) -> int:
         msgs = b.get("alerts_msg") or [None] * len(b.get("alerts", []))
         alerts += [(b["bay"], i18n.stored(a, m)) for a, m in zip(b.get("alerts", []), msgs)]
     click.echo(table(cols, out, empty=_("no recorder docked")))
+    if store["backend"] == "s3":
+        click.echo(store_line(store, tz))
     for bay, text in alerts:
         click.echo(_("alert: bay {bay}: {message}").format(bay=bay, message=shown(text)))
     clock = doc.get("station_clock") or {}

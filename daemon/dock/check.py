@@ -266,7 +266,7 @@ def bind_officer(catalog: Catalog, driver: Driver, officer: OfficerInfo, assignm
 
 
 def wipe_stored(catalog: Catalog, store: ObjectStore, driver: Driver, volume: Path, serial: str,
-                should_stop: Callable[[], bool] | None = None) -> WipeReport:
+                should_stop: Callable[[], bool] | None = None, in_bucket: bool = False) -> WipeReport:
     """Delete from the recorder only what the store holds, verified, for this recorder (invariant 2).
 
     The candidates are this recorder's sightings whose object is in the store; the driver then
@@ -277,12 +277,21 @@ def wipe_stored(catalog: Catalog, store: ObjectStore, driver: Driver, volume: Pa
     Each file is wiped under its object's lock, after checking again that the catalog and the
     store still hold the object: retention (``cases.retention._finish``) removes an object only
     under the same lock, so the stored copy cannot go while the recorder's copy is being deleted.
+
+    ``in_bucket`` (``store.backend = "s3"``): local staging is not enough — a file is wiped only
+    once its object is *stored* in the bucket (``daemon.store.uploads``: put, checked by
+    ``head_object``, version id recorded). The others stay on the recorder for the next dock.
     """
     rows = catalog.conn.execute(
         "SELECT s.source_path_raw, s.sha256, s.size FROM sightings s JOIN objects o ON o.sha256 = s.sha256 "
         "WHERE s.device_serial = ? GROUP BY s.source_path_raw, s.sha256", (serial,)).fetchall()
     files = [VerifiedFile(bytes(raw), sha, size) for raw, sha, size in rows if store.size(sha) == size]
     report = WipeReport()
+    if in_bucket:
+        uploaded = {r[0] for r in catalog.conn.execute("SELECT sha256 FROM store_uploads WHERE state = 'stored'")}
+        report.kept += [(f.rel, N_("not yet stored in the evidence store bucket: kept until the next dock"))
+                        for f in files if f.sha256 not in uploaded]
+        files = [f for f in files if f.sha256 in uploaded]
     for f in files:
         if should_stop is not None and should_stop():  # undock or shutdown: stop between files
             break

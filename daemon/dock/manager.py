@@ -353,7 +353,8 @@ class DockManager:
             m = mount_volume(src, root / _safe(job.rec.bay), writable=True)
             volume = m.mountpoint
         try:
-            rep = dockcheck.wipe_stored(cat, self.store, w.driver, volume, job.serial, should_stop=job.cancel.is_set)
+            rep = dockcheck.wipe_stored(cat, self.store, w.driver, volume, job.serial, should_stop=job.cancel.is_set,
+                                        in_bucket=self.config.store.backend == "s3")
         except OSError as e:
             raise EvidockError(N_("the wipe could not reach the card at {volume} ({error}); whatever was not yet "
                                   "deleted stays on the recorder, safe in the store too"),

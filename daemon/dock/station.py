@@ -31,6 +31,7 @@ from daemon.i18n import N_
 from daemon.media import queue as mediaqueue
 from daemon.proc import alive as process_alive
 from daemon.schedule.scheduler import StationScheduler
+from daemon.store import uploads as storeuploads
 from drivers import registry
 
 log = logging.getLogger(__name__)
@@ -106,6 +107,10 @@ class Station:
             self.watch.start()
         media = threading.Thread(target=self._media_loop, name="evidock-media", daemon=True)
         media.start()
+        uploads = None
+        if self.config.store.backend == "s3":  # the upload queue to the evidence store bucket (issue 17)
+            uploads = threading.Thread(target=self._upload_loop, name="evidock-store", daemon=True)
+            uploads.start()
         # The nightly jobs (daemon/schedule); they wait while any offload runs.
         jobs = StationScheduler(self.context, offloads_running=lambda: not self.manager.idle())
         jobs.start()
@@ -127,6 +132,8 @@ class Station:
             self.watch.stop()
         clean = self.manager.shutdown()
         media.join(30)
+        if uploads is not None:
+            uploads.join(30)
         if not clean:
             log.warning("some offloads did not stop within %.0f s; their partials resume on the next dock",
                         self.config.dock.stop_timeout_s)
@@ -144,6 +151,22 @@ class Station:
                 self.stop.wait(60)
                 continue
             self.stop.wait(10)
+
+    def _upload_loop(self) -> None:
+        """Uploads to the evidence store bucket in the background. A bucket that cannot be used
+        (down, wrong credentials, no Object Lock) is said in the log and as a ``store`` alert in
+        `evidock status` — at start and on every pass — while offloads go on into local staging."""
+        while not self.stop.is_set():
+            try:
+                with self.context.catalog() as cat:
+                    rep = storeuploads.run_queue(self.context, cat, due_only=True, stop=self.stop)
+                if rep.error is not None:
+                    log.error("%s", rep.error)
+            except Exception:  # catalog busy, a bug: uploads wait, offloads go on
+                log.exception("store upload run failed; trying again in a minute")
+                self.stop.wait(60)
+                continue
+            self.stop.wait(30 if rep.error is not None else 5)
 
     def _reload(self) -> None:
         notify("RELOADING=1")

@@ -1,0 +1,91 @@
+"""``evidock store upload|status``: the upload queue of the S3 evidence store (issue 17)."""
+
+from __future__ import annotations
+
+import click
+
+from daemon.cli import Station, cli, emit_json, pass_station, say
+from daemon.display import duration, local_time, size
+from daemon.i18n import _, text
+from daemon.store.status import store_status
+from daemon.store.uploads import run_queue
+
+
+@cli.group("store")
+def store_group() -> None:
+    """The evidence store: with store.backend = "s3", the upload queue to the bucket of [store.s3].
+
+    Offloads complete into local staging; the daemon (`evidock run`) uploads each object, checks
+    it there and only then lets the recorder be wiped.
+
+    \b
+    Example:
+      evidock store status
+    """
+
+
+@store_group.command("upload")
+@click.option("--no-wait", is_flag=True, help="Only the objects whose retry back-off is over, instead of every waiting one.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@pass_station
+def store_upload(st: Station, no_wait: bool, as_json: bool) -> int:
+    """Work the upload queue until it is empty (for cron and tests; the daemon works it by itself).
+
+    Each object goes up with its SHA-256 as checksum and COMPLIANCE retention, and counts as
+    stored once the bucket reports the same SHA-256 for the version written. Exit 0: the queue
+    is empty; 1: objects still wait (a failure is retried with back-off); 2: not an s3 store.
+
+    \b
+    Example:
+      evidock store upload --json
+    """
+    with st.catalog() as catalog:
+        rep = run_queue(st.context, catalog, due_only=no_wait)
+    if as_json:
+        emit_json(rep.to_json())
+        return rep.exit_code
+    if rep.error is not None:
+        say(_("store upload failed: {error}").format(error=text(rep.error)))
+    click.echo(_("store upload: {uploaded} uploaded ({bytes}), {present} already in the bucket, {failed} failed, "
+                 "{waiting} waiting").format(uploaded=rep.uploaded, bytes=size(rep.bytes), present=rep.present,
+                                             failed=len(rep.failed), waiting=rep.waiting))
+    for sha, why in rep.failed[:5]:
+        say(_("store upload: {sha256}: {error}").format(sha256=sha, error=text(why)))
+    return rep.exit_code
+
+
+@store_group.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@pass_station
+def store_status_cmd(st: Station, as_json: bool) -> int:
+    """The upload queue: objects waiting, their bytes, the oldest and its age; open alerts.
+
+    Exit 1 when an object waits longer than store.max_upload_lag_hours or an alert is open.
+
+    \b
+    Example:
+      evidock store status --json
+    """
+    with st.catalog() as catalog:
+        doc = store_status(st.config, catalog)
+    code = 1 if doc["lagging"] or doc["alerts"] else 0
+    if as_json:
+        for a in doc["alerts"]:
+            a.pop("text", None)
+        emit_json({**doc, "exit_code": code})
+        return code
+    click.echo(store_line(doc, st.config.ui.timezone))
+    for a in doc["alerts"]:
+        say(_("alert: {message}").format(message=text(a["text"])))
+    return code
+
+
+def store_line(doc: dict, tz: str) -> str:
+    """One line about the upload queue (also in `evidock status`)."""
+    if doc["backend"] != "s3":
+        return _("evidence store: local (the data dir)")
+    return _("evidence store: bucket {bucket}: {waiting} object(s) waiting for upload ({bytes}), oldest since {since} "
+             "({age}); {stored} stored").format(bucket=doc["bucket"], waiting=doc["waiting"],
+                                                bytes=size(doc["waiting_bytes"]),
+                                                since=local_time(doc["oldest_waiting"], tz, missing=_("none")),
+                                                age=duration(doc["oldest_age_s"], missing="-"), stored=doc["stored"])

@@ -1,0 +1,247 @@
+"""The S3 evidence store (issue 17) against a real SeaweedFS (``weed mini`` on loopback).
+
+Offloads complete into local staging; the upload queue puts each object into the bucket and
+checks it there; only then is a recorder wiped. Each test has a bucket of its own on the
+module's server; the one that stops its server mid-dock runs a server of its own.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+import pytest
+from conftest import run_evidock
+from support.docktools import SIM_PID, SIM_PRODUCT, SIM_VID, recorder, template_volume
+from support.seaweed import ACCESS_KEY, REGION, Seaweed, running, seaweed  # noqa: F401 (fixture)
+
+from daemon.backup.target import object_key
+from daemon.config import Config, parse_config
+from daemon.context import build_context
+from daemon.dock.check import wipe_stored
+from daemon.dock.hotplug import Docked
+from daemon.dock.jobs import State
+from daemon.dock.manager import DockManager
+from daemon.ingest.offload import ingest
+from daemon.store.status import store_status
+from daemon.store.uploads import run_queue
+from drivers.ums import UmsDriver
+
+
+def config(server: Seaweed, bucket: str, station: str = "st-a", secret: Path | None = None,
+           lag_hours: float = 24.0, **dock: Any) -> Config:
+    return parse_config({
+        "store": {"reserve_bytes": 0, "backend": "s3", "max_upload_lag_hours": lag_hours,
+                  "s3": {"endpoint": server.endpoint, "bucket": bucket, "region": REGION, "access_key_id": ACCESS_KEY,
+                         "secret_file": str(secret or server.secret_file())}},
+        "station": {"id": station}, "zfy": {"timeout_s": 1.0, "retries": 0}, "dock": {"node_wait_s": 10, **dock}})
+
+
+def toml(cfg: Config, path: Path) -> Path:
+    s3 = cfg.store.s3
+    path.write_text(f'[station]\nid = "{cfg.station.id}"\n[store]\nbackend = "s3"\nreserve_bytes = 0\n'
+                    f'max_upload_lag_hours = {cfg.store.max_upload_lag_hours}\n[store.s3]\n'
+                    f'endpoint = "{s3.endpoint}"\nbucket = "{s3.bucket}"\nregion = "{s3.region}"\n'
+                    f'access_key_id = "{s3.access_key_id}"\nsecret_file = "{s3.secret_file}"\n')
+    return path
+
+
+def card(root: Path, names: dict[str, bytes]) -> Path:
+    for name, data in names.items():
+        p = root / "DCIM" / name
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(data)
+    return root
+
+
+def uploads(data: Path) -> dict[str, tuple[str, str | None, str | None]]:
+    db = sqlite3.connect(data / "catalog.sqlite")
+    try:
+        return {r[0]: (r[1], r[2], r[3]) for r in db.execute("SELECT sha256, state, version_id, outcome FROM store_uploads")}
+    finally:
+        db.close()
+
+
+def versions(server: Seaweed, bucket: str, sha: str) -> list[str]:
+    listed = server.client().list_object_versions(Bucket=bucket, Prefix=object_key(sha))
+    return [v["VersionId"] for v in listed.get("Versions", []) if v["Key"] == object_key(sha)]
+
+
+def test_a_recorder_is_wiped_only_once_its_files_are_stored_in_the_bucket(seaweed: Seaweed, tmp_path: Path) -> None:
+    bucket = seaweed.bucket()
+    cfg = config(seaweed, bucket)
+    data, vol = tmp_path / "data", card(tmp_path / "card", {"录像_0001.MP4": os.urandom(150_000),
+                                                             "B.MP4": os.urandom(90_000)})
+    station = build_context(cfg, data)
+    res = ingest(station, vol, device="S3-1", officer="010203", threaded=False)
+    assert res.counts()["stored"] == 2, res.to_json()
+    with station.catalog() as cat, UmsDriver(vol) as driver:
+        rep = wipe_stored(cat, station.store, driver, vol, "S3-1", in_bucket=True)
+        assert rep.deleted == [] and len(rep.kept) == 2 and "not yet stored" in rep.kept[0][1]
+        assert store_status(cfg, cat)["waiting"] == 2
+        up = run_queue(station, cat)
+        assert (up.uploaded, up.present, up.failed, up.error, up.waiting) == (2, 0, [], None, 0), up.to_json()
+        rep = wipe_stored(cat, station.store, driver, vol, "S3-1", in_bucket=True)
+    assert sorted(rep.deleted) == [b"DCIM/B.MP4", "DCIM/录像_0001.MP4".encode()]
+    rows = uploads(data)
+    sha = next(t.sha256 for t in res.tasks if t.entry.rel.endswith(b"0001.MP4"))
+    state, version, outcome = rows[sha]
+    assert (state, outcome) == ("stored", "uploaded") and version == versions(seaweed, bucket, sha)[0]
+    # the object carries its provenance and a COMPLIANCE lock (unfiled footage: kept 184 days)
+    head = seaweed.client().head_object(Bucket=bucket, Key=object_key(sha), VersionId=version)
+    meta = {k: unquote(v) for k, v in head["Metadata"].items()}
+    assert meta["evidock-station"] == "st-a" and meta["recorder"] == "S3-1" and meta["officer"] == "010203"
+    assert meta["path"] == "DCIM/录像_0001.MP4" and meta["sha256"] == sha
+    assert {"first-read", "recorded-at"} <= set(meta)
+    assert head["ObjectLockMode"] == "COMPLIANCE"
+
+
+def test_the_bucket_stopped_during_a_dock_then_back_wipes_at_the_next_dock(tmp_path: Path) -> None:
+    template = template_volume(tmp_path / "tpl")
+    with running(tmp_path / "weed") as server:
+        bucket = server.bucket()
+        cfg = config(server, bucket)
+        data = tmp_path / "data"
+        server.stop()
+        with recorder(tmp_path, template) as sim:
+            def dock(n: int):
+                m = DockManager(build_context(cfg, data))
+                st = sim.status()
+                m.on_hotplug("docked", Docked(f"/sys/devices/sim/1-{n}", SIM_VID, SIM_PID, SIM_PRODUCT, st["serial"], f"sim-usb-0:{n}",
+                                              "bay-1", tty=st["pty"], volume=st["volume"]))
+                assert m.wait_all(120)
+                return m.history[0]
+
+            job = dock(1)
+            # the offload verified locally; the officer may take the recorder; nothing was wiped
+            assert job.state is State.READY, job.detail
+            files = [p for p in Path(sim.status()["volume"]).rglob("*") if p.is_file()]
+            assert job.files_stored == len(files) > 0
+            ctx = build_context(cfg, data)
+            with ctx.catalog() as cat:
+                up = run_queue(ctx, cat)
+                assert up.error is not None and up.waiting == len(files)  # nothing counted stored
+                assert store_status(cfg, cat)["alerts"][0]["kind"] == "bucket"
+            assert all(s == "waiting" for s, _, _ in uploads(data).values())
+            server.start()
+            r = run_evidock("--config", toml(cfg, tmp_path / "c.toml"), "store", "upload", "--json", data_dir=data)
+            assert r.code == 0 and r.json()["uploaded"] == len(files), r.out + r.err
+            job = dock(2)
+            assert job.state is State.READY, job.detail
+            assert job.files_stored == 0  # everything already stored: no second copy
+            assert [p for p in Path(sim.status()["volume"]).rglob("*") if p.is_file()] == []
+            with ctx.catalog() as cat:
+                assert store_status(cfg, cat)["alerts"] == []  # cleared by the upload that worked
+
+
+def test_kill_9_after_the_put_loses_nothing_and_makes_no_second_version(seaweed: Seaweed, tmp_path: Path) -> None:
+    bucket = seaweed.bucket()
+    cfg = config(seaweed, bucket)
+    data, vol = tmp_path / "data", card(tmp_path / "card", {"A.MP4": os.urandom(120_000)})
+    station = build_context(cfg, data)
+    res = ingest(station, vol, device="S3-2", threaded=False)
+    sha = res.tasks[0].sha256
+    conf = toml(cfg, tmp_path / "c.toml")
+    r = run_evidock("--config", conf, "store", "upload", data_dir=data, env={"EVIDOCK_CRASH_AT": "store-after-put"})
+    assert r.code == -9, r.out + r.err
+    assert uploads(data)[sha][0] == "uploading" and len(versions(seaweed, bucket, sha)) == 1
+    r = run_evidock("--config", conf, "store", "upload", "--json", data_dir=data)
+    assert r.code == 0 and r.json()["present"] == 1 and r.json()["uploaded"] == 0, r.out + r.err
+    state, version, outcome = uploads(data)[sha]
+    assert (state, outcome) == ("stored", "present") and versions(seaweed, bucket, sha) == [version]
+
+
+@pytest.mark.parametrize("fault", ["credentials", "no-object-lock"])
+def test_an_unusable_bucket_is_said_and_offloads_still_go_to_local_staging(seaweed: Seaweed, tmp_path: Path,
+                                                                          fault: str) -> None:
+    if fault == "credentials":
+        # and past store.max_upload_lag_hours (a second here) the wait is alerted too
+        cfg = config(seaweed, seaweed.bucket(), secret=seaweed.secret_file("not-the-secret"), lag_hours=0.0003)
+        said = "refused the credentials"
+    else:
+        cfg = config(seaweed, seaweed.bucket(object_lock=False))
+        said = "does not have Object Lock"
+    data, vol = tmp_path / "data", card(tmp_path / "card", {"A.MP4": os.urandom(50_000)})
+    res = ingest(build_context(cfg, data), vol, device="S3-3", threaded=False)
+    assert res.counts()["stored"] == 1  # local staging took it
+    conf = toml(cfg, tmp_path / "c.toml")
+    time.sleep(1.2 if fault == "credentials" else 0)
+    r = run_evidock("--config", conf, "store", "upload", data_dir=data)
+    assert r.code == 1 and said in r.err, r.out + r.err
+    r = run_evidock("--config", conf, "store", "status", "--json", data_dir=data)
+    doc = r.json()
+    assert r.code == 1 and doc["waiting"] == 1 and doc["stored"] == 0
+    assert said in doc["alerts"][0]["message"]
+    assert [a["kind"] for a in doc["alerts"]] == (["bucket", "lag"] if fault == "credentials" else ["bucket"])
+    assert doc["lagging"] is (fault == "credentials")
+    with build_context(cfg, data).catalog() as cat, UmsDriver(vol) as driver:
+        assert wipe_stored(cat, build_context(cfg, data).store, driver, vol, "S3-3", in_bucket=True).deleted == []
+
+
+def test_two_stations_sharing_a_bucket_hold_one_object(seaweed: Seaweed, tmp_path: Path) -> None:
+    bucket = seaweed.bucket()
+    same = os.urandom(80_000)
+    reps = []
+    for name in ("st-a", "st-b"):
+        cfg = config(seaweed, bucket, station=name)
+        ctx = build_context(cfg, tmp_path / name)
+        res = ingest(ctx, card(tmp_path / f"card-{name}", {"SAME.MP4": same}), device=f"R-{name}", threaded=False)
+        with ctx.catalog() as cat:
+            reps.append(run_queue(ctx, cat))
+        sha = res.tasks[0].sha256
+    assert (reps[0].uploaded, reps[1].uploaded, reps[1].present) == (1, 0, 1)
+    only = versions(seaweed, bucket, sha)
+    assert len(only) == 1
+    assert uploads(tmp_path / "st-a")[sha][1] == uploads(tmp_path / "st-b")[sha][1] == only[0]
+    head = seaweed.client().head_object(Bucket=bucket, Key=object_key(sha))
+    assert head["Metadata"]["evidock-station"] == "st-a"  # the first station's provenance stays
+
+
+
+def test_store_upload_on_a_local_store_is_an_error_and_config_check_masks_the_key(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    r = run_evidock("store", "upload", data_dir=data)
+    assert r.code == 2 and 'store.backend is "local"' in r.err, r.out + r.err
+    r = run_evidock("store", "status", "--json", data_dir=data)
+    assert r.code == 0 and r.json()["backend"] == "local"
+    conf = tmp_path / "c.toml"
+    conf.write_text('[store]\nbackend = "s3"\n[store.s3]\nbucket = "b"\naccess_key_id = "AKIASECRETKEYID"\n')
+    r = run_evidock("--config", conf, "config", "check", "--json", data_dir=data)
+    assert "AKIASECRETKEYID" not in r.out + r.err and "AKIA" in r.out, r.out + r.err
+
+
+def test_the_daemon_says_a_refused_bucket_at_start_and_in_status(seaweed: Seaweed, tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    cfg = config(seaweed, seaweed.bucket(), secret=seaweed.secret_file("not-the-secret"))
+    conf, data = toml(cfg, tmp_path / "c.toml"), tmp_path / "data"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("EVIDOCK_", "NOTIFY_", "WATCHDOG_"))}
+    proc = subprocess.Popen([sys.executable, "-m", "daemon", "--config", str(conf), "--data-dir", str(data), "run"],
+                            cwd=REPO, env={**env, "LANG": "C.UTF-8"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        end, st = time.monotonic() + 30, None
+        while time.monotonic() < end:
+            st = run_evidock("--config", conf, "status", "--json", data_dir=data)
+            if st.code != 3 and any(a["job"] == "store" for a in st.json()["job_alerts"]):
+                break
+            time.sleep(0.3)
+        assert st is not None and [a["kind"] for a in st.json()["job_alerts"]] == ["bucket"], st.out + st.err
+        assert st.json()["store"]["waiting"] == 0
+        text = run_evidock("--config", conf, "status", data_dir=data)
+        assert "evidence store: bucket" in text.out and "refused the credentials" in text.err, text.out + text.err
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0 and "refused the credentials" in err, err
