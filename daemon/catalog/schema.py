@@ -368,6 +368,7 @@ from daemon.catalog.schema_later import (  # noqa: E402 — the migrations after
     _m006_station,
     _m007_kinds,
     _m008_backup,
+    _m009_notify,
 )
 
 # In the order they were first applied (by the modules that owned them then: catalog, audit,
@@ -388,4 +389,5 @@ MIGRATIONS: list[Migration] = [
     ("station-006", _m006_station),
     ("kinds-007", _m007_kinds),
     ("backup-008", _m008_backup),
+    ("notify-009", _m009_notify),
 ]
