@@ -87,10 +87,11 @@ def check_config(config: Config, config_file: Path | None, data_dir: Path) -> Co
         for key in ("password_file", "token_file"):
             path = getattr(c, key)
             if path:
+                where = f"notify.channels.{c.name}.{key}"  # a config key, not a message
                 try:
-                    read_secret(path, f"notify.channels.{c.name}.{key}")
+                    read_secret(path, where)
                 except ConfigError as e:
-                    rep.problems.append(Problem(level="error", key=f"notify.channels.{key}", message=message_of(e)))
+                    rep.problems.append(Problem(level="error", key=where, message=message_of(e)))
     # The service may only reach the hosts its unit allows (issue 16): the targets' need a drop-in.
     rep.unit_dropin = installed_state(config)
     if rep.unit_dropin == "missing":

@@ -219,7 +219,8 @@ def _m009_notify(db: sqlite_utils.Database) -> None:
             state TEXT NOT NULL CHECK (state IN ('queued', 'sent', 'failed', 'dropped')),
             attempts INTEGER NOT NULL DEFAULT 0,
             next_at TEXT NOT NULL,      -- not tried before then (back-off; a digest's time)
-            last_error TEXT,
+            last_error TEXT,            -- English; last_error_msg: the same as daemon.i18n.Message JSON
+            last_error_msg TEXT,
             sent_at TEXT,
             UNIQUE (outbox_id, channel)
         )""")
@@ -229,6 +230,7 @@ def _m009_notify(db: sqlite_utils.Database) -> None:
             delivery_id INTEGER NOT NULL REFERENCES notify_deliveries(id),
             at TEXT NOT NULL,
             ok INTEGER NOT NULL CHECK (ok IN (0, 1)),
-            error TEXT                  -- English; never a secret (no password, token or URL query)
+            error TEXT,                 -- English; never a secret (no password, token or URL query)
+            error_msg TEXT
         )""")
     db.execute("CREATE INDEX notify_attempts_delivery ON notify_attempts(delivery_id)")

@@ -86,7 +86,8 @@ def notify_status_cmd(st: Station, as_json: bool) -> int:
     click.echo(table(cols, rows, empty=_("no notify channels: add [[notify.channels]] to the config")))
     for c in rep.channels:
         if c["failing"]:
-            say(_("channel {channel}: the last try failed: {error}").format(channel=c["channel"], error=c["last_error"]))
+            say(_("channel {channel}: the last try failed: {error}").format(
+                channel=c["channel"], error=i18n.stored(c["last_error"], c["last_error_msg"])))
     if rep.unsent:
         say(_("{n} alert message(s) wait for the sender of `evidock run`").format(n=rep.unsent))
     return rep.exit_code
@@ -110,7 +111,7 @@ def notify_list(st: Station, state: str | None, channel: str | None, before: int
     with st.catalog() as catalog:
         rows = deliveries(catalog, state, channel, before, limit)
     if as_json:
-        emit_json({"deliveries": [{k: v for k, v in r.items() if k != "message_msg"} for r in rows],
+        emit_json({"deliveries": [{k: v for k, v in r.items() if not k.endswith("_msg")} for r in rows],
                    "next_before": rows[-1]["id"] if len(rows) == limit else None})
         return 0
     tz = st.config.ui.timezone

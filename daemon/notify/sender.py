@@ -30,7 +30,7 @@ from daemon.catalog.db import Catalog
 from daemon.clock import iso, now_utc
 from daemon.config import Config, NotifyChannel
 from daemon.errors import NotifyError
-from daemon.i18n import N_
+from daemon.i18n import N_, dumps
 from daemon.notify import channels, text
 
 log = logging.getLogger(__name__)
@@ -99,18 +99,19 @@ def record(catalog: Catalog, config: Config, rows: list[dict[str, Any]], error: 
     with catalog.transaction() as conn:
         for r in rows:
             attempts = int(r["attempts"]) + 1
-            conn.execute("INSERT INTO notify_attempts (delivery_id, at, ok, error) VALUES (?,?,?,?)",
-                         (r["delivery_id"], at, int(error is None), str(error) if error else None))
+            english, stored = (str(error), dumps(error)) if error else (None, None)
+            conn.execute("INSERT INTO notify_attempts (delivery_id, at, ok, error, error_msg) VALUES (?,?,?,?,?)",
+                         (r["delivery_id"], at, int(error is None), english, stored))
             if error is None:
-                conn.execute("UPDATE notify_deliveries SET state='sent', attempts=?, sent_at=?, last_error=NULL WHERE id=?",
-                             (attempts, at, r["delivery_id"]))
+                conn.execute("UPDATE notify_deliveries SET state='sent', attempts=?, sent_at=?, last_error=NULL,"
+                             " last_error_msg=NULL WHERE id=?", (attempts, at, r["delivery_id"]))
             elif retry and attempts < config.notify.max_attempts:
-                conn.execute("UPDATE notify_deliveries SET attempts=?, next_at=?, last_error=? WHERE id=?",
-                             (attempts, iso(now + timedelta(seconds=backoff_s(config, attempts))), str(error),
+                conn.execute("UPDATE notify_deliveries SET attempts=?, next_at=?, last_error=?, last_error_msg=? WHERE id=?",
+                             (attempts, iso(now + timedelta(seconds=backoff_s(config, attempts))), english, stored,
                               r["delivery_id"]))
             else:
-                conn.execute("UPDATE notify_deliveries SET state='failed', attempts=?, last_error=? WHERE id=?",
-                             (attempts, str(error), r["delivery_id"]))
+                conn.execute("UPDATE notify_deliveries SET state='failed', attempts=?, last_error=?, last_error_msg=?"
+                             " WHERE id=?", (attempts, english, stored, r["delivery_id"]))
 
 
 def send_due(catalog: Catalog, config: Config, now: datetime) -> int:

@@ -82,7 +82,9 @@ class NotifyStatus:
         return EXIT_WARNING if any(c["failing"] or c["failed"] for c in self.channels) else EXIT_OK
 
     def to_json(self) -> dict[str, Any]:
-        return {"channels": self.channels, "outbox_unsent": self.unsent, "exit_code": self.exit_code}
+        # the *_msg twins are for showing errors translated; JSON keeps the English
+        return {"channels": [{k: v for k, v in c.items() if not k.endswith("_msg")} for c in self.channels],
+                "outbox_unsent": self.unsent, "exit_code": self.exit_code}
 
 
 def notify_status(catalog: Catalog, config: Config) -> NotifyStatus:
@@ -94,13 +96,14 @@ def notify_status(catalog: Catalog, config: Config) -> NotifyStatus:
                                              " GROUP BY state", (c.name,)):
             counts[state] = n
         last = catalog.conn.execute(
-            "SELECT a.at, a.ok, a.error FROM notify_attempts a JOIN notify_deliveries d ON d.id = a.delivery_id"
+            "SELECT a.at, a.ok, a.error, a.error_msg FROM notify_attempts a JOIN notify_deliveries d ON d.id = a.delivery_id"
             " WHERE d.channel = ? ORDER BY a.id DESC LIMIT 1", (c.name,)).fetchone()
         nxt = catalog.conn.execute("SELECT MIN(next_at) FROM notify_deliveries WHERE channel = ? AND state = 'queued'",
                                    (c.name,)).fetchone()[0]
         out.append({"channel": c.name, "kind": c.kind, "host": c.host_name(), "alerts": list(c.alerts),
                     "digest": c.digest, **counts, "last_attempt_at": last[0] if last else None,
-                    "failing": bool(last and not last[1]), "last_error": last[2] if last else None, "next_at": nxt})
+                    "failing": bool(last and not last[1]), "last_error": last[2] if last else None,
+                    "last_error_msg": last[3] if last else None, "next_at": nxt})
     unsent = catalog.conn.execute("SELECT COUNT(*) FROM notify_outbox WHERE fanned_at IS NULL").fetchone()[0]
     return NotifyStatus(out, int(unsent))
 
@@ -114,6 +117,7 @@ def deliveries(catalog: Catalog, state: str | None = None, channel: str | None =
             where.append(cond)
             params.append(value)
     sql = ("SELECT d.id, d.channel, d.digest, d.state AS delivery, d.attempts, d.next_at, d.sent_at, d.last_error,"
+           " d.last_error_msg,"
            " o.id AS outbox_id, o.at, o.kind, o.state, o.serial, o.subject, o.message, o.message_msg"
            " FROM notify_deliveries d JOIN notify_outbox o ON o.id = d.outbox_id"
            + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY d.id DESC LIMIT ?")

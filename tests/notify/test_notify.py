@@ -213,6 +213,8 @@ def test_notify_test_through_the_cli(tmp_path, data_dir, smtp, hook) -> None:
     assert r.code == 0 and len(lines) == 4 and all("测试消息" in x for x in lines[1:]) and "失败" in lines[1]
     r = run_evidock("--config", cfg, "notify", "status", "--json", data_dir=data_dir)
     assert r.code == 1 and {c["channel"]: c["failing"] for c in r.json()["channels"]} == {"maintenance": False, "ops": True}
+    r = run_evidock("--config", cfg, "--lang", "zh", "notify", "status", data_dir=data_dir)
+    assert r.code == 1 and "通道 ops：上次尝试失败：通道 ops：127.0.0.1 上的 Webhook 答复 HTTP 500" in r.err
 
 
 def _toml(chans: list[dict]) -> str:
@@ -256,3 +258,12 @@ def test_starttls_is_required_before_a_password_is_sent(tmp_path, data_dir, smtp
         row = deliveries(c)[0]
     assert row["delivery"] == "queued" and "does not offer STARTTLS" in row["last_error"]
     assert smtp.mails == [] and smtp.box.logins == []
+
+
+def test_an_alert_older_than_max_age_is_dropped_not_sent(tmp_path, data_dir, hook) -> None:
+    config = _config(_webhook(tmp_path, hook.url), max_age_hours=1.0)
+    with Catalog(data_dir) as c:
+        health.record(c, config.health, health.HealthReading(serial="R1", clock_drift_s=-300.0))
+        sender.step(c, config, sender.now_utc() + timedelta(hours=2))  # the sender first sees it two hours later
+        assert [r["delivery"] for r in deliveries(c)] == ["dropped"] and hook.received == []
+        assert c.conn.execute("SELECT COUNT(*) FROM notify_attempts").fetchone()[0] == 0
