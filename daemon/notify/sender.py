@@ -159,15 +159,22 @@ class Sender:
         self.thread.start()
 
     def _loop(self) -> None:
+        catalog: Catalog | None = None  # one connection for the thread's life, opened again after a failure
         while True:
             cfg = self.config()
             try:
-                with self.catalog_factory() as catalog:
-                    step(catalog, cfg, self.clock())
+                if catalog is None:
+                    catalog = self.catalog_factory()
+                step(catalog, cfg, self.clock())
             except Exception:  # a busy catalog, a bug: alerts wait in the outbox, docks go on
                 log.exception("the alert sender failed; trying again")
+                if catalog is not None:
+                    catalog.close()
+                    catalog = None
             if self.stop.wait(cfg.notify.poll_s):
-                return
+                break
+        if catalog is not None:
+            catalog.close()
 
     def join(self, timeout: float) -> None:
         self.thread.join(timeout)
