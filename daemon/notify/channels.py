@@ -5,7 +5,8 @@ server speaks). With ``starttls`` (the default) a server that does not offer STA
 refused before any login, so a password never crosses the wire in clear. The webhook is
 ``urllib.request`` (standard library) rather than httpx: one POST of one JSON document with a
 timeout needs no client library, and the station gains no dependency for it. Proxies from the
-environment are not used (the service's unit allows only its own hosts, daemon/backup/dropin.py).
+environment are not used (the service's unit allows only its own hosts, daemon/backup/dropin.py),
+nor are redirects followed (the token would go along).
 
 Every failure becomes one ``NotifyError`` naming the channel and the host and why — never the
 password, the token or the URL's query, which may carry one.
@@ -80,7 +81,7 @@ def post_json(channel: NotifyChannel, doc: dict[str, Any], timeout_s: float) -> 
         headers["Authorization"] = "Bearer " + token
     req = urllib.request.Request(url, data=json.dumps(doc, ensure_ascii=False).encode("utf-8"), headers=headers,
                                  method="POST")
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect())
     try:
         with opener.open(req, timeout=timeout_s) as resp:
             resp.read(65536)
@@ -91,6 +92,14 @@ def post_json(channel: NotifyChannel, doc: dict[str, Any], timeout_s: float) -> 
         reason = e.reason if isinstance(e, urllib.error.URLError) else e
         raise NotifyError(N_("channel {channel}: cannot reach the webhook at {host} ({error})"),
                           channel=channel.name, host=host, error=_os_text(reason)) from None
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """A redirect is an answer, not followed: urllib would carry the bearer token to wherever it
+    points (and turn the POST into a GET)."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
 
 
 def _secret(channel: NotifyChannel, key: str) -> str | None:
