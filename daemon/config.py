@@ -36,6 +36,7 @@ from daemon.config_filing import (  # [filing] (art. 11), beside this module for
 from daemon.config_messages import describe_errors
 from daemon.config_recorders import RecorderEntry, build_registry, check_recorders
 from daemon.config_backup import BackupConfig, BackupTarget, StationConfig, StoreS3Config  # noqa: F401 ([station], [backup], issue 16; [store.s3], issue 17)
+from daemon.config_notify import NotifyChannel, NotifyConfig  # noqa: F401 ([notify], issue 18)
 from daemon.config_schedule import CRON_KEYS, ScheduleConfig, cron_trigger  # noqa: F401 ([schedule], issue 15)
 from daemon.errors import ConfigError
 from daemon.i18n import N_, _, os_error
@@ -423,6 +424,7 @@ class Config(_Section):
         return build_registry(self.recorders)
     station: StationConfig = Field(default_factory=StationConfig, description="This station's id")
     backup: BackupConfig = Field(default_factory=BackupConfig, description="Verified backups of the store and the catalog (art. 11)")
+    notify: NotifyConfig = Field(default_factory=NotifyConfig, description="Alerts that reach a person: e-mail and webhooks")
 
     @model_validator(mode="after")
     def _old_timezone_key(self) -> Config:

@@ -18,6 +18,7 @@ from daemon import stationclock
 from daemon.backup.dropin import INSTALLED, installed_state
 from daemon.backup.targets import masked_dump
 from daemon.config import Config
+from daemon.config_notify import read_secret
 from daemon.errors import EXIT_ERROR, EXIT_OK, EXIT_WARNING, ConfigError
 from daemon.i18n import N_, Message, message_of
 from drivers.registry import DEVICES
@@ -81,6 +82,16 @@ def check_config(config: Config, config_file: Path | None, data_dir: Path) -> Co
         rep.problems.append(Problem(level="warning", key="zfy.password", message=Message(N_(
             "zfy.password is the factory default: anyone with a recorder of this fleet knows it; set your fleet's "
             "password (best in a file named by zfy.password_file, mode 0600)"))))
+    # The alert channels' secret files (issue 18): one the service cannot read is a channel that cannot send.
+    for c in config.notify.channels:
+        for key in ("password_file", "token_file"):
+            path = getattr(c, key)
+            if path:
+                where = f"notify.channels.{c.name}.{key}"  # a config key, not a message
+                try:
+                    read_secret(path, where)
+                except ConfigError as e:
+                    rep.problems.append(Problem(level="error", key=where, message=message_of(e)))
     # The service may only reach the hosts its unit allows (issue 16): the targets' need a drop-in.
     rep.unit_dropin = installed_state(config)
     if rep.unit_dropin == "missing":

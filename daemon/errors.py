@@ -242,3 +242,7 @@ class JobBusy(JobError):
     """The job is running right now in this or another process: this start did not run it."""
 
     exit_code = EXIT_WARNING
+
+
+class NotifyError(EvidockError):
+    """An alert message could not be sent through a channel (names the channel and why, never a secret)."""

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from daemon import stationclock
+from daemon.catalog import outbox
 from daemon.catalog.db import Catalog
 from daemon.catalog.devices import device_exists
 from daemon.clock import utcnow
@@ -232,20 +233,25 @@ def record(catalog: Catalog, config: HealthConfig, r: HealthReading, session_id:
             verdict = rule(r, history, config)
             if verdict is UNKNOWN:
                 continue
-            open_row = conn.execute("SELECT id FROM health_alerts WHERE device_serial = ? AND kind = ? AND cleared_at IS NULL",
-                                    (r.serial, kind)).fetchone()
+            open_row = conn.execute("SELECT id, message, message_msg FROM health_alerts WHERE device_serial = ? AND kind = ?"
+                                    " AND cleared_at IS NULL", (r.serial, kind)).fetchone()
             if isinstance(verdict, Raise):
                 if open_row:
                     conn.execute("UPDATE health_alerts SET message=?, message_msg=?, value=?, threshold=?, last_health_id=?,"
                                  " last_seen_at=? WHERE id=?",
                                  (str(verdict.message), dumps(verdict.message), verdict.value, verdict.threshold, hid, now, open_row[0]))
                 else:
-                    conn.execute(
+                    cur = conn.execute(
                         "INSERT INTO health_alerts (device_serial, kind, message, message_msg, value, threshold, health_id,"
                         " last_health_id, raised_at, last_seen_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
                         (r.serial, kind, str(verdict.message), dumps(verdict.message), verdict.value, verdict.threshold, hid, hid, now, now))
+                    # raised: told once (daemon/catalog/outbox.py); an open alert brought up to date is not
+                    outbox.enqueue(conn, kind, "raised", verdict.message, now, serial=r.serial,
+                                   alert_ref=f"health_alerts:{cur.lastrowid}")
             elif open_row:
                 conn.execute("UPDATE health_alerts SET cleared_at=?, cleared_health_id=? WHERE id=?", (now, hid, open_row[0]))
+                outbox.enqueue(conn, kind, "cleared", alert_message({"message": open_row[1], "message_msg": open_row[2]}),
+                               now, serial=r.serial, alert_ref=f"health_alerts:{open_row[0]}")
     return hid, open_alerts(catalog, r.serial)
 
 

@@ -8,6 +8,7 @@ from typing import Any
 from daemon.backup.pathtarget import PathTarget
 from daemon.backup.target import Target
 from daemon.config import BackupTarget, Config
+from daemon.config_notify import masked as notify_masked
 from daemon.errors import BackupError
 from daemon.i18n import N_
 
@@ -51,4 +52,6 @@ def masked_dump(config: Config) -> dict[str, Any]:
     s3 = doc.get("store", {}).get("s3")
     if s3:
         s3["access_key_id"] = mask(s3.get("access_key_id"))
+    if "notify" in doc:  # webhook URLs may carry a password or a token (issue 18)
+        doc["notify"] = notify_masked(doc["notify"])
     return doc

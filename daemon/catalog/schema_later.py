@@ -220,3 +220,51 @@ def _m010_store_uploads(db: sqlite_utils.Database) -> None:
             error_msg TEXT
         )""")
     db.execute("CREATE INDEX store_uploads_due ON store_uploads(state, not_before)")
+
+
+def _m011_notify(db: sqlite_utils.Database) -> None:
+    """Alerts that reach a person (issue 18, daemon/notify): the outbox and its deliveries.
+
+    ``notify_outbox``: one row each time an alert is raised or cleared (written in the same
+    transaction as the alert row, ``daemon.catalog.outbox``), and one per ``notify test``.
+    ``fanned_at``: when the sender made its deliveries (NULL: not yet looked at). A delivery is
+    one message of one row to one ``[[notify.channels]]`` entry: ``queued`` until sent,
+    ``sent``, ``failed`` (attempts used up) or ``dropped`` (too old when first seen); each try is
+    a ``notify_attempts`` row.
+    """
+    db.execute("""CREATE TABLE notify_outbox (
+            id INTEGER PRIMARY KEY,
+            at TEXT NOT NULL,           -- when the alert was raised or cleared
+            kind TEXT NOT NULL,         -- daemon.catalog.outbox.KINDS, or 'test'
+            state TEXT NOT NULL CHECK (state IN ('raised', 'cleared', 'test')),
+            serial TEXT,                -- the recorder's, for recorder alerts
+            subject TEXT,               -- what else it is about: a job, a backup target, a USB id
+            message TEXT NOT NULL,      -- English
+            message_msg TEXT,           -- daemon.i18n.Message JSON: rendered in both languages
+            alert_ref TEXT,             -- the alert row: health_alerts:ID, job_alerts:ID, alerts_usb:ID
+            fanned_at TEXT
+        )""")
+    db.execute("CREATE INDEX notify_outbox_unfanned ON notify_outbox(fanned_at)")
+    db.execute("""CREATE TABLE notify_deliveries (
+            id INTEGER PRIMARY KEY,
+            outbox_id INTEGER NOT NULL REFERENCES notify_outbox(id),
+            channel TEXT NOT NULL,
+            digest INTEGER NOT NULL CHECK (digest IN (0, 1)),
+            state TEXT NOT NULL CHECK (state IN ('queued', 'sent', 'failed', 'dropped')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_at TEXT NOT NULL,      -- not tried before then (back-off; a digest's time)
+            last_error TEXT,            -- English; last_error_msg: the same as daemon.i18n.Message JSON
+            last_error_msg TEXT,
+            sent_at TEXT,
+            UNIQUE (outbox_id, channel)
+        )""")
+    db.execute("CREATE INDEX notify_deliveries_due ON notify_deliveries(state, next_at)")
+    db.execute("""CREATE TABLE notify_attempts (
+            id INTEGER PRIMARY KEY,
+            delivery_id INTEGER NOT NULL REFERENCES notify_deliveries(id),
+            at TEXT NOT NULL,
+            ok INTEGER NOT NULL CHECK (ok IN (0, 1)),
+            error TEXT,                 -- English; never a secret (no password, token or URL query)
+            error_msg TEXT
+        )""")
+    db.execute("CREATE INDEX notify_attempts_delivery ON notify_attempts(delivery_id)")

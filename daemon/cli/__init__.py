@@ -212,6 +212,7 @@ from daemon.cli import (  # noqa: E402,F401
     ingest_cmd,
     jobs_cmd,
     media_cmd,
+    notify_cmd,
     officer_cmd,
     probe_cmd,
     retention_cmd,

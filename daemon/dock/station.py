@@ -1,4 +1,4 @@
-"""``evidock run``: the station's main loop — hotplug, dock manager, watch folder, media queue, systemd.
+"""``evidock run``: the station's main loop — hotplug, dock manager, watch folder, media queue, alert sender, systemd.
 
 Signals: SIGTERM/SIGINT take no new work and bring running offloads to a resumable stop within
 ``dock.stop_timeout_s`` (below the unit's TimeoutStopSec), then the process exits 0. SIGHUP
@@ -29,6 +29,7 @@ from daemon.errors import EXIT_NOT_RUNNING, EXIT_OK, ConfigError, StationNotRunn
 from daemon.evidence import audit
 from daemon.i18n import N_
 from daemon.media import queue as mediaqueue
+from daemon.notify.sender import Sender
 from daemon.proc import alive as process_alive
 from daemon.schedule.scheduler import StationScheduler
 from daemon.store import uploads as storeuploads
@@ -114,6 +115,9 @@ class Station:
         # The nightly jobs (daemon/schedule); they wait while any offload runs.
         jobs = StationScheduler(self.context, offloads_running=lambda: not self.manager.idle())
         jobs.start()
+        # Alert messages ([notify]) in a thread of their own: a slow mail server never holds up a dock.
+        sender = Sender(self.context.catalog, lambda: self.config, self.stop)
+        sender.start()
         self.manager.write_status(force=True)
         notify("READY=1", f"STATUS={self.manager.summary_line()}")
         log.info("station ready: data dir %s", self.data_dir)
@@ -134,6 +138,7 @@ class Station:
         media.join(30)
         if uploads is not None:
             uploads.join(30)
+        sender.join(self.config.notify.timeout_s + 5)
         if not clean:
             log.warning("some offloads did not stop within %.0f s; their partials resume on the next dock",
                         self.config.dock.stop_timeout_s)

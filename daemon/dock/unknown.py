@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from daemon.catalog import outbox
 from daemon.catalog.db import Catalog
 from daemon.clock import utcnow
 from daemon.config_recorders import recorder_block
@@ -27,11 +28,13 @@ def record_refused(catalog: Catalog, rec: Docked) -> None:
     msg = Message(N_("unknown USB device {usb_id} ({product}) on bay {bay} refused: "
                      "not in the recorder table, never mounted or read (unauthorised USB storage)"),
                   usb_id=rec.vidpid, product=rec.product or Message(N_("no product string")), bay=rec.bay)
+    at = utcnow()
     with catalog.transaction() as conn:
-        conn.execute("INSERT INTO alerts_usb (at, bay, port, usb_id, product, manufacturer, usb_serial, message, message_msg)"
-                     " VALUES (?,?,?,?,?,?,?,?,?)",
-                     (utcnow(), rec.bay, rec.port, rec.vidpid, rec.product, rec.manufacturer, rec.usb_serial, str(msg),
-                      dumps(msg)))
+        cur = conn.execute("INSERT INTO alerts_usb (at, bay, port, usb_id, product, manufacturer, usb_serial, message, message_msg)"
+                           " VALUES (?,?,?,?,?,?,?,?,?)",
+                           (at, rec.bay, rec.port, rec.vidpid, rec.product, rec.manufacturer, rec.usb_serial, str(msg),
+                            dumps(msg)))
+        outbox.usb_refused(conn, int(cur.lastrowid), rec.vidpid, rec.usb_serial, msg, at)
         audit.append(catalog, "usb.refused", f"usb:{rec.vidpid}",
                      {"bay": rec.bay, "port": rec.port, "product": rec.product, "manufacturer": rec.manufacturer,
                       "usb_serial": rec.usb_serial})

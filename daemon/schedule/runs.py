@@ -18,6 +18,7 @@ from typing import Any
 
 from apscheduler.triggers.cron import CronTrigger
 
+from daemon.catalog import outbox
 from daemon.catalog.db import Catalog
 from daemon.clock import from_iso, iso
 from daemon.evidence import audit
@@ -95,6 +96,7 @@ def record_end(catalog: Catalog, run_id: int, job: str, result: str, counts: dic
         if result == "failed":
             _raise(catalog, job, "failed", error or Message(N_("job {job} failed"), job=job), at, run_id)
         elif result in ("ok", "warning"):
+            outbox.job_alerts_cleared(conn, at, "job = ?", (job,))
             conn.execute("UPDATE job_alerts SET cleared_at=?, cleared_run_id=? WHERE job=? AND cleared_at IS NULL",
                          (at, run_id, job))
 
@@ -115,8 +117,10 @@ def _raise(catalog: Catalog, job: str, kind: str, msg: Message, at: str, run_id:
         conn.execute("UPDATE job_alerts SET message=?, message_msg=?, last_seen_at=?, run_id=COALESCE(?, run_id) "
                      "WHERE id=?", (text, stored, at, run_id, row[0]))
     else:
-        conn.execute("INSERT INTO job_alerts (job, kind, message, message_msg, run_id, raised_at, last_seen_at)"
-                     " VALUES (?,?,?,?,?,?,?)", (job, kind, text, stored, run_id, at, at))
+        cur = conn.execute("INSERT INTO job_alerts (job, kind, message, message_msg, run_id, raised_at, last_seen_at)"
+                           " VALUES (?,?,?,?,?,?,?)", (job, kind, text, stored, run_id, at, at))
+        outbox.enqueue(conn, outbox.job_kind(job, kind), "raised", msg, at, subject=job,
+                       alert_ref=f"job_alerts:{cur.lastrowid}")
 
 
 # -- reading ------------------------------------------------------------------------------------
@@ -187,5 +191,6 @@ def raise_alert(catalog: Catalog, job: str, kind: str, msg: Message, now: dateti
 
 def clear_alerts(catalog: Catalog, job: str, kind: str, now: datetime) -> None:
     """The condition behind ``job``'s ``kind`` alert is over."""
+    outbox.job_alerts_cleared(catalog.conn, iso(now), "job = ? AND kind = ?", (job, kind))
     catalog.conn.execute("UPDATE job_alerts SET cleared_at=? WHERE job=? AND kind=? AND cleared_at IS NULL",
                          (iso(now), job, kind))
