@@ -8,22 +8,22 @@ without fsync: a benchmark fixture). Then:
   as the CLI renders it), ``--queries`` times with random officers and days: p50 and p99; and the
   whole CLI call (a new process; its interpreter start-up and imports alone are ~0.3-0.5 s here);
 - `footage list --json` of everything in a process of its own: rows per second and its peak
-  memory (``wait4``'s rusage), against Python's sqlite3 reading the same rows
+  memory (its VmHWM, benchmarks/peak.py), against Python's sqlite3 reading the same rows
   (``SELECT * FROM footage``) as the baseline;
+- `case open` with one handler (its filing), in this process;
 - `footage overdue` (a new process) and the catalog's size on disk per million rows.
 
-Targets (issue 19): the page p50/p99 < 50 ms; the JSON listing's peak < 150 MB; overdue < 1 s.
+Targets (issue 19): the page p50/p99 < 50 ms; the JSON listing's peak < 150 MB; overdue < 1 s;
+case open < 1 s.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import shutil
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,18 +36,15 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 
 def run(data: Path, *args: str) -> tuple[float, float, int]:
-    """A CLI call in a process of its own: seconds, peak MB, bytes printed."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EVIDOCK_")}
+    """A CLI call in a process of its own: seconds, its own peak MB (benchmarks/peak.py), bytes printed."""
+    import peak
+
     t0 = time.perf_counter()
-    p = subprocess.Popen([sys.executable, "-m", "daemon", "--data-dir", str(data), *args], cwd=REPO, env=env,
-                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    assert p.stdout is not None
-    n = 0
-    while chunk := p.stdout.read(1 << 20):
-        n += len(chunk)
-    _, status, usage = os.wait4(p.pid, 0)
-    assert os.waitstatus_to_exitcode(status) in (0, 1), (args, status)
-    return time.perf_counter() - t0, usage.ru_maxrss / 1024, n
+    r = peak.Run("--data-dir", str(data), *args)
+    n = sum(len(line) for line in r.lines())
+    code, mb, err = r.finish()
+    assert code in (0, 1), (args, code, err[-2000:])
+    return time.perf_counter() - t0, mb, n
 
 
 def main() -> int:
@@ -103,6 +100,17 @@ def main() -> int:
         print(f"footage list --json of everything: {t_json:.1f} s, {a.rows / t_json:.0f} rows/s, {out / 1e6:.0f} MB "
               f"printed, peak memory {peak:.0f} MB (target < 150 MB); Python's sqlite3 reading the rows: {t_base:.1f} s "
               f"({t_json / t_base:.1f}x)")
+        from daemon.cases import register
+
+        with Catalog(data) as catalog:
+            t = time.perf_counter()
+            opened = now_utc() - timedelta(days=10)
+            register.open_case(catalog, {"case_no": "BENCH-1", "party": "甲", "handlers": ["100001"],
+                                         "opened_at": iso(opened), "closed_at": iso(opened + timedelta(days=3))}, "UTC")
+            t_case = time.perf_counter() - t
+            filed = catalog.conn.execute("SELECT COUNT(*) FROM footage_cases WHERE case_no = 'BENCH-1'").fetchone()[0]
+        print(f"case open (one handler, a 3-day window, {filed} recordings filed), in-process: {t_case:.2f} s "
+              f"(target < 1 s)")
         t_over, peak_over, _ = run(data, "footage", "overdue", "--json")
         print(f"footage overdue --json: {t_over:.1f} s, peak {peak_over:.0f} MB (target < 1 s; every generated row "
               f"is unfiled and overdue, a worst case)")

@@ -95,14 +95,58 @@ def _officer_facts(conn: Any, officers: Iterable[str]) -> tuple[dict[str, list[t
     return windows, acts
 
 
+# A case's footage is looked for in its window widened by this much on each side: a recording that
+# begins inside the window may run past its edge in later chunks, which are one segment with it.
+SCOPE_MARGIN = timedelta(days=1)
+
+
+def case_scope(conn: Any, case_nos: Iterable[str], windows: Iterable[tuple[str, str | None]] = ()
+               ) -> list[tuple[str, str | None]]:
+    """The times a change to these cases can refile: each case's window and its activities'
+    (with ``windows`` given, e.g. a window before an edit), widened by ``SCOPE_MARGIN``."""
+    arg = json.dumps(sorted(set(case_nos)))
+    spans = list(windows)
+    spans += [(o, c) for o, c in conn.execute(
+        "SELECT opened_at, closed_at FROM cases WHERE case_no IN (SELECT value FROM json_each(?))", (arg,))]
+    spans += [(a, b) for a, b in conn.execute(
+        "SELECT start_at, end_at FROM case_activities WHERE case_no IN (SELECT value FROM json_each(?))", (arg,))]
+    return [(iso(from_iso(a) - SCOPE_MARGIN), iso(from_iso(b) + SCOPE_MARGIN) if b else None) for a, b in spans]
+
+
+def _scoped_rows(conn: Any, officers: Iterable[str], cases: Iterable[str], within: list[tuple[str, str | None]],
+                 ) -> list[dict[str, Any]]:
+    """Footage of ``officers`` recorded inside ``within`` (indexed: officer, corrected time), and
+    every row now filed to, or ambiguous between, ``cases`` wherever it lies."""
+    ids: set[int] = set()
+    for badge in sorted(set(officers)):
+        conds, args = [], []
+        for a, b in within:  # each span a range of the index (officer_badge, recorded_at_corrected)
+            conds.append("(f.officer_badge = ? AND f.recorded_at_corrected >= ?"
+                         + (" AND f.recorded_at_corrected <= ?)" if b else ")"))
+            args += [badge, a] + ([b] if b else [])
+        if conds:
+            ids |= {r[0] for r in conn.execute(f"SELECT f.id FROM footage f WHERE {' OR '.join(conds)}", args)}
+    arg = json.dumps(sorted(set(cases)))
+    ids |= {r[0] for r in conn.execute(
+        "SELECT footage_id FROM footage_cases WHERE case_no IN (SELECT value FROM json_each(?1))"
+        " UNION SELECT a.footage_id FROM footage_ambiguous a, json_each(a.candidates) j"
+        " WHERE j.value IN (SELECT value FROM json_each(?1))", (arg,))}
+    return segments.rows(conn, "f.id IN (SELECT value FROM json_each(?))", (json.dumps(sorted(ids)),))
+
+
 def _refile(catalog: Catalog, *, ids: Iterable[int] | None = None, officers: Iterable[str] | None = None,
             actor: str, trigger: str, changes: FilingChanges | None = None,
-            rules: FilingRules | None = None) -> FilingChanges:
+            rules: FilingRules | None = None, cases: Iterable[str] | None = None,
+            within: list[tuple[str, str | None]] | None = None) -> FilingChanges:
     """Re-derive the auto links of the chosen footage (and the rest of their segments) from the
     cases and their activities, in the order of ``daemon.cases.filing_rules``.
 
     Runs inside the caller's transaction; audits every change with ``trigger`` (what caused it).
     Footage that is not ``fileable`` is left as it is; what a person filed or unfiled stays.
+
+    With ``cases`` and ``within`` (``case_scope``), only the officers' footage inside those times
+    and what is filed to or ambiguous between those cases: a change to one case does not walk
+    years of its officers' footage.
     """
     conn = catalog.conn
     if not conn.in_transaction:
@@ -111,6 +155,10 @@ def _refile(catalog: Catalog, *, ids: Iterable[int] | None = None, officers: Ite
     rules = rules or FilingRules()
     if ids is not None:
         segs = segments.segments_of_ids(conn, ids, rules)
+    elif within is not None:
+        assert officers is not None
+        segs = segments.completed(conn, segments.group(_scoped_rows(conn, officers, cases or (), within), rules),
+                                  rules)
     else:
         assert officers is not None
         segs = segments.group(segments.rows(conn, "f.officer_badge IN (SELECT value FROM json_each(?))",

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from daemon.cases.fields import FIELDS, _window_problem, joined, parse_fields
-from daemon.cases.filing import FilingChanges, _refile
+from daemon.cases.filing import FilingChanges, _refile, case_scope
 from daemon.cases.filing_rules import FilingRules
 from daemon.cases.records import _case, need_case
 from daemon.catalog.db import Catalog
@@ -107,7 +107,8 @@ def open_case(catalog: Catalog, given: dict[str, Any], tz: str, actor: str | Non
                             case_no=repr(case_no), opened=local_time(old["opened_at"], tz), case=case_no,
                             status=Message(CASE_STATUS.get(old["status"], old["status"])))
         changed = _store_case(catalog, fields, None, "cli", actor)
-        filing = _refile(catalog, officers=fields["handlers"], actor=actor, trigger=f"case {case_no} opened", rules=rules)
+        filing = _refile(catalog, officers=fields["handlers"], actor=actor, trigger=f"case {case_no} opened", rules=rules,
+                         cases=[case_no], within=case_scope(catalog.conn, [case_no]))
     return CaseResult(case_no, "opened", changed, filing)
 
 
@@ -127,7 +128,9 @@ def edit_case(catalog: Catalog, case_no: str, given: dict[str, Any], tz: str, ac
         filing = FilingChanges()
         if changed:
             officers = set(old["handlers"]) | set(fields.get("handlers", ()))
-            filing = _refile(catalog, officers=officers, actor=actor, trigger=f"case {case_no} changed", rules=rules)
+            filing = _refile(catalog, officers=officers, actor=actor, trigger=f"case {case_no} changed", rules=rules,
+                             cases=[case_no], within=case_scope(catalog.conn, [case_no],
+                                                                [(old["opened_at"], old["closed_at"])]))
     action = ("closed" if set(changed) == {"closed_at"} and fields.get("closed_at") else "changed") if changed else "unchanged"
     return CaseResult(case_no, action, changed, filing)
 

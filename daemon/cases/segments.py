@@ -121,5 +121,23 @@ def group(all_rows: list[Row], rules: FilingRules) -> list[list[Row]]:
     return out
 
 
+def completed(conn: Any, segs: list[list[Row]], rules: FilingRules) -> list[list[Row]]:
+    """Segments ``group`` made of a slice of the catalog (one time range), each made whole: one
+    that a chunk outside the slice continues, before or after, is replaced by its whole segment."""
+    out: list[list[Row]] = []
+    seen: set[int] = set()
+    for seg in segs:
+        if seg[0]["id"] in seen:
+            continue
+        first, last = seg[0], seg[-1]
+        if segmentable(first) and (
+                ((p := next_chunk(conn, first, False)) is not None and joined(p, first, rules))
+                or ((n := next_chunk(conn, last, True)) is not None and joined(last, n, rules))):
+            seg = segment_of(conn, first, rules)
+        seen |= {r["id"] for r in seg}
+        out.append(seg)
+    return out
+
+
 def _json(ids: Iterable[int]) -> str:
     return json.dumps(sorted(set(ids)))

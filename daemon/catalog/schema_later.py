@@ -191,12 +191,14 @@ def _m008_backup(db: sqlite_utils.Database) -> None:
 def _m009_listing(db: sqlite_utils.Database) -> None:
     """Indexes for the listings' filters (issue 19): by officer, by recorder, by recorded time (the
     time a listing shows: corrected, else the recorder's), each a range on that time, and each
-    ending in the row id the pages are keyed on."""
+    ending in the row id the pages are keyed on; and for filing after a case change."""
     when = "COALESCE(recorded_at_corrected, recorded_at)"
     db.execute(f"CREATE INDEX footage_officer_time ON footage(officer_badge, {when}, id)")
     db.execute(f"CREATE INDEX footage_device_time ON footage(device_serial, {when}, id)")
     db.execute(f"CREATE INDEX footage_time ON footage({when}, id)")
     db.execute("CREATE INDEX footage_kind_id ON footage(kind, id)")
+    # filing after a case change looks at its officers' footage inside the case's window only
+    db.execute("CREATE INDEX footage_officer_corrected ON footage(officer_badge, recorded_at_corrected)")
 
 
 def _m010_store_uploads(db: sqlite_utils.Database) -> None:

@@ -6,8 +6,6 @@ through the catalog library as the ingest does; the big one without fsync (a fix
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -20,6 +18,7 @@ from daemon.catalog.db import Catalog
 
 sys.path.insert(0, str(REPO / "benchmarks"))
 import catalog_gen  # noqa: E402
+import peak  # noqa: E402
 
 DEADLINE = 2
 
@@ -143,20 +142,17 @@ GROWTH_BOUND_MB = 8  # ten times the rows may not cost more than this
 
 
 def listing_peak_mb(d: Path, rows: int) -> float:
-    """Peak RSS of `footage list --json` in a process of its own (its own rusage, from wait4)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EVIDOCK_")}
-    p = subprocess.Popen([sys.executable, "-m", "daemon", "--data-dir", str(d), "footage", "list", "--json"],
-                         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    assert p.stdout is not None
+    """Peak memory of `footage list --json` in a process of its own, reading its output as it comes."""
+    run = peak.Run("--data-dir", str(d), "footage", "list", "--json")
     n, last = 0, b""
-    for line in p.stdout:  # read as it comes: the listing streams
+    for line in run.lines():  # read as it comes: the listing streams
         if line.startswith(b'  {"id": '):
             n += 1
         last = line
-    _, status, usage = os.wait4(p.pid, 0)
-    assert status == 0 and last == b"]\n"
+    code, mb, err = run.finish()
+    assert code == 0 and last == b"]\n", err
     assert n == rows
-    return usage.ru_maxrss / 1024  # kilobytes on Linux
+    return mb
 
 
 def test_a_json_listing_streams_in_memory_that_does_not_grow_with_the_catalog(tmp_path: Path) -> None:
