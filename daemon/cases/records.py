@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 from daemon.catalog.db import Catalog
@@ -66,16 +67,37 @@ def get_case(catalog: Catalog, case_no: str) -> dict[str, Any]:
     return case
 
 
-def list_cases(catalog: Catalog, status: str | None = None) -> list[dict[str, Any]]:
-    """Every case (or those with ``status``), with its handlers and how much footage is filed to it."""
-    rows = []
-    for r in catalog.db.query(
-        "SELECT c.case_no, c.party, c.unit, c.opened_at, c.closed_at, c.status, c.sensitivity,"
-        " (SELECT group_concat(badge, ';') FROM (SELECT badge FROM case_handlers h WHERE h.case_no = c.case_no ORDER BY badge)) AS handlers,"
-        " (SELECT COUNT(*) FROM footage_cases fc WHERE fc.case_no = c.case_no) AS footage"
-        " FROM cases c WHERE (:status IS NULL OR c.status = :status) ORDER BY c.opened_at, c.case_no",
-        {"status": status},
-    ):
+def list_cases(catalog: Catalog, status: str | None = None, *, officer: str | None = None, since: str | None = None,
+               until: str | None = None, limit: int | None = None, after: str | None = None,
+               before: str | None = None, latest: bool = False) -> Iterator[dict[str, Any]]:
+    """Cases (or those with ``status``, handled by ``officer``, opened in [since, until)) in the order
+    they were opened, with their handlers and how much footage is filed to each; one at a time.
+    Keyset pages like the footage listing's, the cursor a case number (``after``/``before``):
+    an unknown one is an error naming it."""
+    where, args = ["(:status IS NULL OR c.status = :status)"], {"status": status}
+    if officer is not None:
+        where.append("c.case_no IN (SELECT case_no FROM case_handlers WHERE badge = :officer)")
+        args["officer"] = officer
+    for cond, key, value in (("c.opened_at >= :since", "since", since), ("c.opened_at < :until", "until", until)):
+        if value is not None:
+            where.append(cond)
+            args[key] = value
+    for op, key, cursor in ((">", "after", after), ("<", "before", before)):
+        if cursor is not None:
+            args[key + "_at"] = need_case(catalog.conn, cursor)["opened_at"]
+            args[key] = cursor
+            where.append(f"(c.opened_at, c.case_no) {op} (:{key}_at, :{key})")
+    backwards = before is not None or (latest and after is None)
+    order = "DESC" if backwards else "ASC"
+    sql = ("SELECT c.case_no, c.party, c.unit, c.opened_at, c.closed_at, c.status, c.sensitivity,"
+           " (SELECT group_concat(badge, ';') FROM (SELECT badge FROM case_handlers h WHERE h.case_no = c.case_no"
+           "  ORDER BY badge)) AS handlers,"
+           " (SELECT COUNT(*) FROM footage_cases fc WHERE fc.case_no = c.case_no) AS footage"
+           f" FROM cases c WHERE {' AND '.join(where)} ORDER BY c.opened_at {order}, c.case_no {order}")
+    if limit is not None:
+        sql += " LIMIT :limit"
+        args["limit"] = limit
+    got = catalog.db.query(sql, args)
+    for r in (reversed(list(got)) if backwards else got):
         r["handlers"] = r["handlers"].split(";") if r["handlers"] else []
-        rows.append(r)
-    return rows
+        yield r

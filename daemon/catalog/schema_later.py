@@ -191,7 +191,8 @@ def _m008_backup(db: sqlite_utils.Database) -> None:
 def _m009_listing(db: sqlite_utils.Database) -> None:
     """Indexes for the listings' filters (issue 19): by officer, by recorder, by recorded time (the
     time a listing shows: corrected, else the recorder's), each a range on that time, and each
-    ending in the row id the pages are keyed on; and for filing after a case change."""
+    ending in the row id the pages are keyed on; for filing after a case change; for the audit
+    listing's and the case listing's filters."""
     when = "COALESCE(recorded_at_corrected, recorded_at)"
     db.execute(f"CREATE INDEX footage_officer_time ON footage(officer_badge, {when}, id)")
     db.execute(f"CREATE INDEX footage_device_time ON footage(device_serial, {when}, id)")
@@ -199,6 +200,10 @@ def _m009_listing(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX footage_kind_id ON footage(kind, id)")
     # filing after a case change looks at its officers' footage inside the case's window only
     db.execute("CREATE INDEX footage_officer_corrected ON footage(officer_badge, recorded_at_corrected)")
+    db.execute("CREATE INDEX audit_event ON audit(event, id)")
+    db.execute("CREATE INDEX audit_subject ON audit(subject, id)")
+    db.execute("CREATE INDEX audit_at ON audit(at)")
+    db.execute("CREATE INDEX cases_opened ON cases(opened_at, case_no)")
 
 
 def _m010_store_uploads(db: sqlite_utils.Database) -> None:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 
 import click
 
-from daemon.cli import Station, cli, emit_json, pass_station, say
+from daemon.cli import Station, cli, emit_json, emit_json_rows, pass_station, paging, say
+from daemon.cli.timeopt import TimeParam
+from daemon.clock import iso
 from daemon.display import Column, local_time, table
-from daemon.evidence.auditlog import check_chain, newest
+from daemon.evidence.auditlog import check_chain, rows
 from daemon import i18n
 from daemon.i18n import _
 
@@ -61,25 +64,39 @@ def _details(details: object) -> str:
 
 
 @audit_group.command("list")
-@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True, help="Newest rows to show.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON array.")
+@click.option("--event", metavar="EVENT", help="Only rows of this event (object.ingest, footage.file, …).")
+@click.option("--subject", metavar="SUBJECT", help="Only rows about this subject (a SHA-256, case:NO, footage:ID, …).")
+@click.option("--since", type=TimeParam(), help="Only rows written at or after this time (station time zone).")
+@click.option("--until", type=TimeParam(), help="Only rows written before this time (station time zone).")
+@paging.options()
+@click.option("--json", "as_json", is_flag=True,
+              help="Print one JSON array (streamed row by row: every row unless --limit).")
 @pass_station
-def audit_list(st: Station, limit: int, as_json: bool) -> int:
-    """Show the newest audit rows.
+def audit_list(st: Station, event: str | None, subject: str | None, since: datetime | None, until: datetime | None,
+               limit: int | None, after: int | None, before: int | None, as_json: bool) -> int:
+    """Show audit rows: for people the newest 50 (the line after them says how to see more).
+
+    Rows are in the chain's order; pages are keyed on the row number (--after, --before).
 
     \b
     Example:
       evidock audit list --limit 20
+      evidock audit list --event footage.file --since 2026-03-01
     """
+    latest = not as_json and limit is None
+    limit = paging.PAGE if latest else limit
     with st.catalog() as catalog:
-        rows = newest(catalog, limit)
-    if as_json:
-        emit_json(rows)
-    else:
-        tz = st.config.ui.timezone
-        cols = [Column(_("row"), align=">"), Column(_("time"), 19), Column(_("by"), 16), Column(_("event"), 20),
-                Column(_("subject"), 40), Column(_("details"), 80)]
-        click.echo(table(cols, [[r["id"], local_time(r["at"], tz, seconds=True), r["actor"], r["event"], r["subject"],
-                                 _details(r["details"])] for r in rows],
-                         empty=_("the audit log is empty")))
+        got = rows(catalog, event=event, subject=subject, since=iso(since) if since else None,
+                   until=iso(until) if until else None, limit=limit, after=after, before=before, latest=latest)
+        if as_json:
+            emit_json_rows(got)
+            return 0
+        page = list(got)
+    tz = st.config.ui.timezone
+    cols = [Column(_("row"), align=">"), Column(_("time"), 19), Column(_("by"), 16), Column(_("event"), 20),
+            Column(_("subject"), 40), Column(_("details"), 80)]
+    click.echo(table(cols, [[r["id"], local_time(r["at"], tz, seconds=True), r["actor"], r["event"], r["subject"],
+                             _details(r["details"])] for r in page],
+                     empty=_("the audit log is empty")))
+    paging.hint(page, limit, latest and after is None, before, "id")
     return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -9,9 +10,11 @@ import click
 
 from daemon.cases import activities, activity_import, filing, records, register
 from daemon.cases.filing_rules import FilingRules
-from daemon.cli import Station, cli, emit_json, pass_station, say
+from daemon.cli import Station, cli, emit_json, emit_json_rows, pass_station, paging, say
 from daemon.cli.devices_cmd import warn_unregistered
 from daemon.cli.labels import CASE_STATUS, FILED_HOW, SENSITIVITY, label
+from daemon.cli.timeopt import TimeParam
+from daemon.clock import iso
 from daemon.display import Column, local_time, shown, table
 from daemon.i18n import N_, _, pgettext
 
@@ -197,20 +200,35 @@ def case_text(case: dict[str, Any], tz: str) -> str:
 
 @case_group.command("list")
 @click.option("--status", type=click.Choice(["open", "closed"]), help="Only open or only closed cases.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON array.")
+@click.option("--officer", metavar="BADGE", help="Only cases this officer handles.")
+@click.option("--since", type=TimeParam(), help="Only cases opened at or after this time (station time zone).")
+@click.option("--until", type=TimeParam(), help="Only cases opened before this time (station time zone).")
+@paging.options(click.STRING, "CASE_NO")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print one JSON array (streamed row by row: every case unless --limit).")
 @pass_station
-def case_list(st: Station, status: str | None, as_json: bool) -> int:
+def case_list(st: Station, status: str | None, officer: str | None, since: datetime | None, until: datetime | None,
+              limit: int | None, after: str | None, before: str | None, as_json: bool) -> int:
     """List cases: number, status, window, handlers, party, footage filed.
+
+    In the order they were opened; for people the most recent 50 (the line after them says how
+    to see more). Pages are keyed on the case number (--after, --before).
 
     \b
     Example:
       evidock case list --status open --json
+      evidock case list --officer 010203 --since 2026-01-01
     """
+    latest = not as_json and limit is None
+    limit = paging.PAGE if latest else limit
     with st.catalog() as catalog:
-        rows = records.list_cases(catalog, status)
-    if as_json:
-        emit_json(rows)
-        return 0
+        got = records.list_cases(catalog, status, officer=officer, since=iso(since) if since else None,
+                                 until=iso(until) if until else None, limit=limit, after=after, before=before,
+                                 latest=latest)
+        if as_json:
+            emit_json_rows(got)
+            return 0
+        rows = list(got)
     tz = st.config.ui.timezone
     cols = [Column(_("case"), 30), Column(_("status"), 8), Column(pgettext("column", "opened"), 16),
             Column(pgettext("column", "closed"), 16),
@@ -219,6 +237,7 @@ def case_list(st: Station, status: str | None, as_json: bool) -> int:
             local_time(r["closed_at"], tz, missing=_("(open)")), "; ".join(r["handlers"]), r["footage"], r["party"]]
            for r in rows]
     click.echo(table(cols, out, empty=_("no cases")))
+    paging.hint(rows, limit, latest and after is None, before, "case_no")
     return 0
 
 

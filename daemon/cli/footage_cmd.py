@@ -10,7 +10,7 @@ import click
 
 from daemon.cases.listing import FootageQuery, iter_footage
 from daemon.catalog.kinds import COMPANION, DEVICE, KINDS
-from daemon.cli import Station, cli, emit_json_rows, pass_station, say
+from daemon.cli import Station, cli, emit_json_rows, pass_station, paging
 from daemon.cli.timeopt import TimeParam
 from daemon.cli.labels import FILE_KINDS, label, yes_no
 from daemon.clock import iso
@@ -28,9 +28,6 @@ def footage_group() -> None:
     """
 
 
-PAGE = 50  # rows a listing for people shows without --limit
-
-
 @footage_group.command("list")
 @click.option("--json", "as_json", is_flag=True,
               help="Print one JSON array of footage rows (streamed row by row: every row unless --limit).")
@@ -41,11 +38,7 @@ PAGE = 50  # rows a listing for people shows without --limit
 @click.option("--until", type=TimeParam(), help="Only footage recorded before this time (station time zone).")
 @click.option("--unfiled", is_flag=True, help="Only footage filed to no case.")
 @click.option("--kind", type=click.Choice(KINDS), help="Only files of this kind (video, audio, photo, track, log, system, other).")
-@click.option("--limit", type=click.IntRange(1), help="At most this many rows (a page).")
-@click.option("--after", type=click.IntRange(0), metavar="CURSOR",
-              help="Only rows after this cursor: the id of the last row of the page before.")
-@click.option("--before", type=click.IntRange(1), metavar="CURSOR",
-              help="Only rows before this cursor (the id of the first row of a page): the page before it.")
+@paging.options()
 @pass_station
 def footage_list(st: Station, as_json: bool, officer: str | None, device: str | None, case_no: str | None,
                  since: datetime | None, until: datetime | None, unfiled: bool, kind: str | None, limit: int | None,
@@ -72,7 +65,7 @@ def footage_list(st: Station, as_json: bool, officer: str | None, device: str | 
     people_page = not as_json and limit is None
     q = FootageQuery(officer=officer, device=device, case_no=case_no, since=iso(since) if since else None,
                      until=iso(until) if until else None, kind=kind, unfiled=unfiled,
-                     limit=PAGE if people_page else limit, after=after, before=before, latest=people_page)
+                     limit=paging.PAGE if people_page else limit, after=after, before=before, latest=people_page)
     with st.catalog() as catalog:
         rows = iter_footage(catalog, st.config.filing.deadline_days, q)
         if as_json:
@@ -80,14 +73,7 @@ def footage_list(st: Station, as_json: bool, officer: str | None, device: str | 
             return 0
         page = list(rows)
     click.echo(footage_table(page, st.config.ui.timezone))
-    if page and len(page) == q.limit:
-        if q.latest:
-            hint = _("the most recent {n} shown; the page before: --before {first}")
-        elif before is not None:
-            hint = _("the page before: --before {first}; the next: --after {last}")
-        else:
-            hint = _("{n} shown; the next page: --after {last}")
-        say(hint.format(n=len(page), first=page[0]["id"], last=page[-1]["id"]))
+    paging.hint(page, q.limit, q.latest, before, "id")
     return 0
 
 

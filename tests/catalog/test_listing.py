@@ -163,3 +163,58 @@ def test_a_json_listing_streams_in_memory_that_does_not_grow_with_the_catalog(tm
     base, peak = listing_peak_mb(small, 6_000), listing_peak_mb(big, 60_000)
     assert peak < MEMORY_BOUND_MB, f"peak {peak:.0f} MB"
     assert peak - base < GROWTH_BOUND_MB, f"{base:.0f} MB for 6 k rows, {peak:.0f} MB for 60 k"
+
+
+def test_case_list_filters_and_pages(tmp_path: Path) -> None:
+    from daemon.cases.records import list_cases
+
+    d = tmp_path / "data"
+    with Catalog(d) as c:
+        for i in range(25):
+            register.open_case(c, {"case_no": f"K-{i:03}", "party": "乙", "handlers": [f"0100{i % 3}"],
+                                   "opened_at": f"2026-0{1 + i % 9}-1{i % 10}T08:00:00Z"}, "UTC")
+        every = [r["case_no"] for r in list_cases(c)]
+        assert len(every) == 25
+        pages, cursor = [], None
+        while page := [r["case_no"] for r in list_cases(c, limit=7, after=cursor)]:
+            pages += page
+            cursor = page[-1]
+        assert pages == every
+        mine = [r["case_no"] for r in list_cases(c, officer="01001")]
+        assert mine == [r["case_no"] for r in list_cases(c) if r["handlers"] == ["01001"]] and mine
+        spring = [r["case_no"] for r in list_cases(c, since="2026-03-01T00:00:00+00:00",
+                                                    until="2026-05-01T00:00:00+00:00")]
+        assert spring and all(r["opened_at"][:7] in ("2026-03", "2026-04") for r in list_cases(c)
+                              if r["case_no"] in spring)
+        assert [r["case_no"] for r in list_cases(c, limit=5, latest=True)] == every[-5:]
+        assert [r["case_no"] for r in list_cases(c, limit=5, before=every[-5])] == every[-10:-5]
+        for query in ({"officer": "01001"}, {"since": "2026-03-01T00:00:00+00:00"}):
+            seen: list[str] = []  # the listing's own statements, as SQLite ran them (values bound)
+            c.conn.set_trace_callback(seen.append)
+            try:
+                list(list_cases(c, limit=10, **query))
+            finally:
+                c.conn.set_trace_callback(None)
+            sql = next(q for q in seen if q.lstrip().startswith("SELECT c.case_no"))
+            plan = [r[3] for r in c.conn.execute("EXPLAIN QUERY PLAN " + sql)]
+            assert not [p for p in plan if p.startswith("SCAN c") and "USING" not in p], (query, plan)
+
+
+@pytest.mark.parametrize("filters", [{"event": "object.ingest"}, {"subject": "case:C-1"},
+                                     {"since": "2026-01-01T00:00:00+00:00"}])
+def test_the_audit_listing_filters_by_index_and_pages(catalog_dir: Path, filters: dict) -> None:
+    from daemon.evidence.auditlog import rows, rows_sql
+
+    with Catalog(catalog_dir) as c:
+        every = [r["id"] for r in rows(c, **filters)]
+        want = [r["id"] for r in rows(c) if all(
+            (r["at"] >= v if k == "since" else r[k] == v) for k, v in filters.items())]
+        assert every == want
+        pages, cursor = [], None
+        while page := [r["id"] for r in rows(c, limit=333, after=cursor, **filters)]:
+            pages += page
+            cursor = page[-1]
+        assert pages == every
+        plan = [r[3] for r in c.conn.execute("EXPLAIN QUERY PLAN " + rows_sql(**filters, limit=50)[0],
+                                             rows_sql(**filters, limit=50)[1])]
+        assert not [p for p in plan if p.startswith("SCAN audit") and "USING" not in p], plan
