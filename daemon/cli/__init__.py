@@ -200,6 +200,7 @@ from daemon.cli import (  # noqa: E402,F401
     media_cmd,
     officer_cmd,
     probe_cmd,
+    report_cmd,
     retention_cmd,
     review_cmd,
     simulate_cmd,
