@@ -6,6 +6,8 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -59,6 +61,20 @@ def test_the_report_job_writes_todays_report_and_prunes_old_ones(fleet_dir: Path
     assert not old.exists()
     r = run_evidock("report", "list", data_dir=fleet_dir)
     assert r.code == 0 and rows[0]["date"] in r.out
+
+
+def test_footage_overdue_for_filing_is_a_reason(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    card = tmp_path / "card" / "DCIM"
+    card.mkdir(parents=True)
+    (card / "a.mp4").write_bytes(b"not really a video")
+    old = time.time() - 10 * 86400  # recorded ten days ago: past filing.deadline_days (2)
+    os.utime(card / "a.mp4", (old, old))
+    assert run_evidock("ingest", card.parent, "--officer", "010203", "--device", "ZFY-OLD", data_dir=data).code == 0
+    r = run_evidock("--lang", "en", "report", "health", "--out", tmp_path / "out", "--json", data_dir=data)
+    assert r.code == 1
+    assert [(x["serial"], x["reasons"]) for x in r.json()["attention"]] == [("ZFY-OLD", [{"kind": "overdue", "count": 1}])]
+    assert "files overdue for filing: 1" in (tmp_path / "out" / "index.html").read_text()
 
 
 def test_report_section_is_strict() -> None:
