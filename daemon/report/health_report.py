@@ -35,7 +35,8 @@ from daemon import health, i18n
 from daemon.catalog.db import Catalog
 from daemon.clock import from_iso, iso, now_utc
 from daemon.display import duration, local_time, size
-from daemon.i18n import N_, _
+from daemon.errors import ReportError
+from daemon.i18n import N_, _, os_error
 from daemon.report.charts import line_chart
 
 if TYPE_CHECKING:
@@ -269,7 +270,6 @@ def _atomic(path: Path, data: str, encoding: str = "utf-8") -> None:
 
 def write(doc: dict[str, Any], out: Path, lang: str) -> dict[str, Path]:
     """``index.html``, ``health.csv`` and ``report.json`` into ``out`` (created), in ``lang``."""
-    out.mkdir(parents=True, exist_ok=True, mode=0o750)
     before = i18n.current_language()
     i18n.set_language(lang)
     try:
@@ -277,9 +277,14 @@ def write(doc: dict[str, Any], out: Path, lang: str) -> dict[str, Path]:
     finally:
         i18n.set_language(before)
     paths = {"html": out / "index.html", "csv": out / "health.csv", "json": out / "report.json"}
-    _atomic(paths["html"], html)
-    _atomic(paths["csv"], table, encoding="utf-8-sig")  # the BOM: Excel then reads the file as UTF-8
-    _atomic(paths["json"], json.dumps(json_doc(doc), ensure_ascii=False, default=str))
+    try:
+        out.mkdir(parents=True, exist_ok=True, mode=0o750)
+        _atomic(paths["html"], html)
+        _atomic(paths["csv"], table, encoding="utf-8-sig")  # the BOM: Excel then reads the file as UTF-8
+        _atomic(paths["json"], json.dumps(json_doc(doc), ensure_ascii=False, default=str))
+    except OSError as e:
+        raise ReportError(N_("report folder {path}: cannot write it ({reason}); check the path, its permissions "
+                             "and free space"), path=str(out), reason=os_error(e)) from None
     return paths
 
 

@@ -77,6 +77,12 @@ def test_footage_overdue_for_filing_is_a_reason(tmp_path: Path) -> None:
     assert "files overdue for filing: 1" in (tmp_path / "out" / "index.html").read_text()
 
 
+def test_a_folder_that_cannot_be_written_is_an_error(fleet_dir: Path, tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    r = run_evidock("--lang", "en", "report", "health", "--out", tmp_path / "file" / "sub", data_dir=fleet_dir)
+    assert r.code == 2 and "cannot write it" in r.err and "Traceback" not in r.err
+
+
 def test_report_section_is_strict() -> None:
     assert Config().report.keep_days == 90
     with pytest.raises(ConfigError) as e:
