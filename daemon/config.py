@@ -37,6 +37,7 @@ from daemon.config_messages import describe_errors
 from daemon.config_recorders import RecorderEntry, build_registry, check_recorders
 from daemon.config_backup import BackupConfig, BackupTarget, StationConfig, StoreS3Config  # noqa: F401 ([station], [backup], issue 16; [store.s3], issue 17)
 from daemon.config_notify import NotifyChannel, NotifyConfig  # noqa: F401 ([notify], issue 18)
+from daemon.config_report import ReportConfig  # [report], issue 18
 from daemon.config_schedule import CRON_KEYS, ScheduleConfig, cron_trigger  # noqa: F401 ([schedule], issue 15)
 from daemon.errors import ConfigError
 from daemon.i18n import N_, _, os_error
@@ -225,6 +226,11 @@ class HealthConfig(_Section):
     not_docked_hours: float = Field(
         24.0, gt=0, le=24 * 365,
         description="`health --attention`: a recorder docked here before and not docked again for this long needs a person",
+    )
+    not_docked_long_hours: float = Field(
+        72.0, gt=0, le=24 * 365,
+        description="`health --attention` and the health report: not docked for this long is the urgent case "
+                    "(footage that never reaches the store), listed first",
     )
 
 
@@ -425,6 +431,7 @@ class Config(_Section):
     station: StationConfig = Field(default_factory=StationConfig, description="This station's id")
     backup: BackupConfig = Field(default_factory=BackupConfig, description="Verified backups of the store and the catalog (art. 11)")
     notify: NotifyConfig = Field(default_factory=NotifyConfig, description="Alerts that reach a person: e-mail and webhooks")
+    report: ReportConfig = Field(default_factory=ReportConfig, description="The daily device health report (art. 15)")
 
     @model_validator(mode="after")
     def _old_timezone_key(self) -> Config:

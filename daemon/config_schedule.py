@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from daemon.i18n import _
 
 # The [schedule] keys that hold a cron expression, one per job of daemon/schedule/jobs.py.
-CRON_KEYS = ("verify", "retention_plan", "audit_verify", "backup")
+CRON_KEYS = ("verify", "retention_plan", "audit_verify", "backup", "report")
 
 
 class _Section(BaseModel):
@@ -71,6 +71,11 @@ class ScheduleConfig(_Section):
         "30 1 * * *",
         min_length=1, max_length=200,
         description="Cron expression of the backup run to every [[backup.targets]] (`evidock backup run`)",
+    )
+    report: str = Field(
+        "0 6 * * *",
+        min_length=1, max_length=200,
+        description="Cron expression of the daily device health report (`evidock report health`, [report])",
     )
     verify_max_duration_s: float = Field(
         3600.0,

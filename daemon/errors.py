@@ -234,6 +234,10 @@ class ReviewError(EvidockError):
     """A review cannot be drawn or recorded as asked."""
 
 
+class ReportError(EvidockError):
+    """A report cannot be written (its folder cannot be created or written; daemon/report)."""
+
+
 class JobError(EvidockError):
     """A scheduled job cannot be run as asked (unknown name; daemon/schedule)."""
 

@@ -354,24 +354,68 @@ def device_report(catalog: Catalog, serial: str | None, limit: int) -> dict[str,
     return {"serial": serial, "history": history(catalog, serial, limit), "open_alerts": open_alerts(catalog, serial)}
 
 
+# The attention list's order: the most urgent reason first (footage not reaching the store,
+# then what loses footage, then what degrades it); a recorder is placed by its most urgent reason.
+REASON_ORDER = ("last_dock", "not_docked_long", "fs_errors", "storage_full", "clock_invalid", "capacity_fade",
+                "battery_low", "clock_drift", "bad_reply", "not_docked", "overdue")
+
+
+def reason_key(reason: dict[str, Any]) -> str:
+    """The reason's place in ``REASON_ORDER``: an alert by its kind, else the reason's own kind."""
+    if reason["kind"] == "not_docked" and reason.get("long"):
+        return "not_docked_long"
+    return reason.get("alert") or reason["kind"]
+
+
+def last_dock_ends(catalog: Catalog) -> dict[str, dict[str, Any]]:
+    """Each recorder's latest dock that came to an end (READY, ERROR or INTERRUPTED): state, time, detail."""
+    return {r["serial"]: r for r in catalog.db.query(
+        "SELECT serial, state, at, detail, detail_msg, session_id FROM dock_events WHERE id IN (SELECT MAX(id) FROM"
+        " dock_events WHERE serial IS NOT NULL AND state IN ('READY', 'ERROR', 'INTERRUPTED') GROUP BY serial)")}
+
+
+def dock_failures(catalog: Catalog, since: str | None = None) -> list[dict[str, Any]]:
+    """Docks that ended in ERROR or INTERRUPTED (at or after ``since``), newest first, with the
+    session's own end where there was one."""
+    return list(catalog.db.query(
+        "SELECT e.serial, e.state, e.at, e.detail, e.detail_msg, e.session_id, e.bay, s.status AS session_status,"
+        " s.message AS session_message FROM dock_events e LEFT JOIN sessions s ON s.id = e.session_id"
+        " WHERE e.state IN ('ERROR', 'INTERRUPTED') AND e.at >= ? ORDER BY e.id DESC", [since or ""]))
+
+
 def attention(catalog: Catalog, config: HealthConfig, job_alerts: list[dict[str, Any]],
-              now: str | None = None) -> dict[str, Any]:
-    """``evidock health --attention``: the recorders that need a person — open alerts, or docked
-    here (or registered) and not docked for ``not_docked_hours`` — and the open job alerts the
-    caller passes (``daemon.schedule.runs.open_job_alerts``). Exit 1 when there is anything."""
+              now: str | None = None, overdue_by_device: dict[str, int] | None = None) -> dict[str, Any]:
+    """``evidock health --attention``: the recorders that need a person — open alerts, docked here
+    (or registered) and not docked for ``not_docked_hours`` (``long`` past ``not_docked_long_hours``),
+    whose last dock ended in ERROR or INTERRUPTED, or (``overdue_by_device``, from
+    ``daemon.cases.reports.overdue``) with footage overdue for filing — most urgent first
+    (``REASON_ORDER``), and the open job alerts the caller passes
+    (``daemon.schedule.runs.open_job_alerts``). Exit 1 when there is anything."""
     from datetime import datetime, timedelta
 
-    cutoff = (datetime.fromisoformat(now or utcnow()) - timedelta(hours=config.not_docked_hours)).isoformat(
-        timespec="microseconds")
+    at = datetime.fromisoformat(now or utcnow())
+    cutoff = (at - timedelta(hours=config.not_docked_hours)).isoformat(timespec="microseconds")
+    long_cutoff = (at - timedelta(hours=config.not_docked_long_hours)).isoformat(timespec="microseconds")
+    ends = last_dock_ends(catalog)
     out = []
     for d in devices(catalog):
         since = d["last_docked"] or (d["registered_at"] if d["seen_as"] == "registered" else None)
         reasons = [{"kind": "alert", "alert": a["kind"], "message": a["message"], "message_msg": a["message_msg"],
                     "since": a["raised_at"]} for a in d["open_alerts"]]
         if since is not None and since < cutoff:
-            reasons.append({"kind": "not_docked", "since": since, "hours": config.not_docked_hours})
+            reasons.append({"kind": "not_docked", "since": since, "hours": config.not_docked_hours,
+                            "long": since < long_cutoff,
+                            "days": round((at - datetime.fromisoformat(since)).total_seconds() / 86400, 1)})
+        end = ends.get(d["serial"])
+        if end and end["state"] != "READY":
+            reasons.append({"kind": "last_dock", "state": end["state"], "since": end["at"], "message": end["detail"],
+                            "message_msg": end["detail_msg"], "session_id": end["session_id"]})
+        if overdue_by_device and overdue_by_device.get(d["serial"]):
+            reasons.append({"kind": "overdue", "count": overdue_by_device[d["serial"]]})
         if reasons:
+            reasons.sort(key=lambda r: REASON_ORDER.index(reason_key(r)))
             out.append({"serial": d["serial"], "model": d["model"], "officer_badge": d["officer_badge"],
                         "officer_name": d["officer_name"], "seen_as": d["seen_as"], "last_docked": d["last_docked"],
                         "reasons": reasons})
+    out.sort(key=lambda r: (REASON_ORDER.index(reason_key(r["reasons"][0])), r["serial"]))
     return {"recorders": out, "job_alerts": job_alerts, "exit_code": 1 if out or job_alerts else 0}

@@ -215,6 +215,7 @@ from daemon.cli import (  # noqa: E402,F401
     notify_cmd,
     officer_cmd,
     probe_cmd,
+    report_cmd,
     retention_cmd,
     review_cmd,
     simulate_cmd,

@@ -14,7 +14,8 @@ from daemon.cli.labels import ALERT_KINDS, SEEN_AS, label
 from daemon.display import Column, local_time, seconds, shown, table
 from daemon.dock.unknown import unknown_devices
 from daemon.i18n import _, ngettext
-from daemon.schedule.runs import open_job_alerts
+from daemon.report.health_report import attention as attention_doc
+from daemon.report.health_report import reason_text
 
 
 def warn_unregistered(catalog: Catalog, badges: Iterable[str | None]) -> int:
@@ -138,11 +139,15 @@ def health_command(st: Station, serial: str | None, limit: int, as_json: bool, a
         return _attention(st, as_json)
     with st.catalog() as catalog:
         doc = health.device_report(catalog, serial, limit)
+        need = None if serial or as_json else attention_doc(catalog, st.config)
     rows, alerts = doc["history"], doc["open_alerts"]
     if as_json:
         emit_json(health.json_view(doc))
         return 0
     tz = st.config.ui.timezone
+    if need is not None:  # the fleet: what needs a person first, as the health report lists it
+        click.echo(_attention_table(need, tz))
+        click.echo("")
     cols = [Column(_("time"), 16), Column(_("recorder"), 20), Column(_("session"), align=">"),
             Column(_("battery"), align=">"), Column(_("capacity"), align=">"), Column(_("storage used"), align=">"),
             Column(_("file system"), 10), Column(_("clock drift"), align=">"), Column(_("firmware"), 16)]
@@ -162,9 +167,21 @@ def health_command(st: Station, serial: str | None, limit: int, as_json: bool, a
     return 0
 
 
+def _attention_table(doc: dict, tz: str) -> str:
+    """The attention list as a table: one row per reason, the recorder named on its first."""
+    cols = [Column(_("recorder"), 20), Column(_("officer"), 10), Column(_("name"), 12), Column(_("why"), 60)]
+    out = []
+    for r in doc["recorders"]:
+        for i, why in enumerate(r["reasons"]):
+            first = i == 0
+            out.append([r["serial"] if first else "", (r["officer_badge"] or "-") if first else "",
+                        (r["officer_name"] or "-") if first else "", reason_text(why, tz)])
+    return table(cols, out, empty=_("nothing needs attention"))
+
+
 def _attention(st: Station, as_json: bool) -> int:
     with st.catalog() as catalog:
-        doc = health.attention(catalog, st.config.health, open_job_alerts(catalog))
+        doc = attention_doc(catalog, st.config)
     if as_json:
         emit_json(health.json_view({**doc, "job_alerts": [{k: v for k, v in a.items() if k != "text"}
                                                           for a in doc["job_alerts"]]}))
@@ -176,13 +193,7 @@ def _attention(st: Station, as_json: bool) -> int:
         who = f" ({shown(r['officer_badge'])} {shown(r['officer_name'])})" if r["officer_badge"] else ""
         click.echo(f"{shown(r['serial'])}{who}:")
         for why in r["reasons"]:
-            if why["kind"] == "not_docked":
-                click.echo("  " + _("not docked since {since} (more than {hours:g} h)").format(
-                    since=local_time(why["since"], tz), hours=why["hours"]))
-            else:
-                click.echo("  " + _("ALERT {kind}: {message} (since {since})").format(
-                    kind=label(ALERT_KINDS, why["alert"]), message=shown(health.alert_text(why)),
-                    since=local_time(why["since"], tz)))
+            click.echo("  " + shown(reason_text(why, tz)))
     for a in doc["job_alerts"]:
         click.echo(_("job {job}: {message} (since {since}; see `evidock jobs`)").format(
             job=a["job"], message=i18n.text(a["text"]), since=local_time(a["raised_at"], tz)))

@@ -123,6 +123,13 @@ def _backup(ctx: StationContext, catalog: Catalog) -> Outcome:
     return Outcome("warning" if rep.exit_code else "ok", counts)
 
 
+def _report(ctx: StationContext, catalog: Catalog) -> Outcome:
+    """``evidock report health`` into ``<data-dir>/reports/health/<date>/``; older than report.keep_days pruned."""
+    from daemon.report.health_report import daily
+
+    return Outcome("ok", daily(catalog, ctx.config, ctx.data_dir))
+
+
 JOBS: tuple[Job, ...] = (
     Job("verify", "verify", _verify, ("checked", "damaged", "missing", "mismatches", "strays", "complete"),
         N_("a slice of the store's scrub (evidock verify)")),
@@ -133,6 +140,8 @@ JOBS: tuple[Job, ...] = (
     Job("backup", "backup", _backup, ("targets", "copied", "bytes", "deleted", "skipped_secret", "verified", "damaged",
                                       "failed"),
         N_("verified copies to the backup targets (evidock backup run), and a verify slice")),
+    Job("report", "report", _report, ("recorders", "attention", "pruned", "report"),
+        N_("the daily device health report (evidock report health), older ones pruned")),
 )
 
 # What each count is called for people (the keys stay the codes in --json).
@@ -141,7 +150,9 @@ COUNT_LABELS = {"checked": N_("checked"), "damaged": N_("damaged"), "missing": N
                 "to_delete": N_("to delete"), "bytes": N_("bytes"), "pending": N_("pending"),
                 "rows": N_("rows"), "broken": N_("broken"), "notes": N_("notes"), "targets": N_("targets"),
                 "copied": N_("copied"), "deleted": N_("deleted"), "skipped_secret": N_("secret kept on-site"),
-                "verified": N_("verified"), "failed": N_("failed")}
+                "verified": N_("verified"), "failed": N_("failed"),
+                "recorders": N_("recorders"), "attention": N_("need attention"), "pruned": N_("pruned"),
+                "report": N_("report")}
 
 
 def _check_table() -> dict[str, Job]:
