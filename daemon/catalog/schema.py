@@ -370,6 +370,7 @@ from daemon.catalog.schema_later import (  # noqa: E402 — the migrations after
     _m008_backup,
     _m009_listing,
     _m010_store_uploads,
+    _m011_store_refs,
 )
 
 # In the order they were first applied (by the modules that owned them then: catalog, audit,
@@ -392,4 +393,5 @@ MIGRATIONS: list[Migration] = [
     ("backup-008", _m008_backup),
     ("listing-009", _m009_listing),
     ("store-uploads-010", _m010_store_uploads),
+    ("store-refs-011", _m011_store_refs),
 ]

@@ -129,15 +129,21 @@ class UploadReport:
     failed: list[tuple[str, Message]] = field(default_factory=list)
     error: Message | None = None  # the bucket could not be used at all
     waiting: int = 0  # left in the queue at the end
+    refs: dict[str, int] = field(default_factory=dict)  # daemon.store.refs: written, dropped, holds, released
+    segments: int = 0  # audit segments written (daemon.store.segments)
+    later: list[tuple[str, Message]] = field(default_factory=list)  # refs/segments the next pass retries
 
     @property
     def exit_code(self) -> int:
-        return EXIT_OK if self.error is None and not self.failed and not self.waiting else EXIT_WARNING
+        ok = self.error is None and not self.failed and not self.waiting and not self.later
+        return EXIT_OK if ok else EXIT_WARNING
 
     def to_json(self) -> dict[str, Any]:
         return {"uploaded": self.uploaded, "present": self.present, "bytes": self.bytes, "waiting": self.waiting,
                 "failed": [{"sha256": s, "error": str(m)} for s, m in self.failed],
-                "error": str(self.error) if self.error is not None else None}
+                "error": str(self.error) if self.error is not None else None,
+                "refs": self.refs, "audit_segments": self.segments,
+                "retry_later": [{"subject": s, "error": str(m)} for s, m in self.later]}
 
 
 def run_queue(ctx: StationContext, catalog: Catalog, *, due_only: bool = False, stop: threading.Event | None = None,
@@ -168,6 +174,7 @@ def run_queue(ctx: StationContext, catalog: Catalog, *, due_only: bool = False, 
     with catalog.transaction():
         clear_alerts(catalog, ALERT_JOB, "bucket", now_utc())
     if not _count_waiting(catalog):  # the daemon's pass every few seconds: no retention walk for nothing
+        _bucket_keys(catalog, b, rep)
         check_lag(ctx, catalog)
         return rep
     keep = keep_until_by_object(catalog, ctx.config.retention)
@@ -186,9 +193,25 @@ def run_queue(ctx: StationContext, catalog: Catalog, *, due_only: bool = False, 
         except BaseException:
             _failed(catalog, sha, token, attempts, Message(N_("the upload was interrupted")))
             raise
+    _bucket_keys(catalog, b, rep)
     check_lag(ctx, catalog)
     rep.waiting = _count_waiting(catalog)
     return rep
+
+
+def _bucket_keys(catalog: Catalog, b: S3Target, rep: UploadReport) -> None:
+    """This station's references and audit segments in the bucket (daemon.store.refs, .segments)."""
+    from daemon.store.refs import sync_refs
+    from daemon.store.segments import push_audit
+
+    refs = sync_refs(catalog, b)
+    rep.refs = {"written": refs.written, "dropped": refs.dropped, "holds": refs.holds, "released": refs.released}
+    rep.later += refs.failed
+    try:
+        rep.segments = push_audit(catalog, b)
+    except EvidockError as e:
+        rep.later.append(("audit", message_of(e)))
+        log.warning("store: the audit segment waits for the next pass: %s", e)
 
 
 def _upload(ctx: StationContext, catalog: Catalog, b: S3Target, sha: str, size: int, until: datetime | None,
