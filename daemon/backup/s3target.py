@@ -403,53 +403,6 @@ class S3Target:
     def delete(self, copy: Copy) -> bool:
         return self._delete_version(object_key(copy.sha256), copy.version_id)
 
-    # -- small keys (the evidence store's references and audit segments) ------------------------
-
-    def put_small(self, key: str, body: bytes) -> None:
-        """Write a small object with its checksum and no lock (a reference must be deletable)."""
-        with self._calling(Message(N_("writing {key}"), key=key)):
-            self.client().put_object(Bucket=self.bucket, Key=key, Body=body, ChecksumAlgorithm="SHA256",
-                                     ChecksumSHA256=b64(hashlib.sha256(body).hexdigest()),
-                                     Metadata={"evidock-station": self.station_id})
-
-    def get_small(self, key: str) -> bytes | None:
-        """The current version of a small object; None if there is none."""
-        buf = io.BytesIO()
-        try:
-            self._read(key, None, buf, Message(N_("reading {key}"), key=key))
-        except BackupError as e:
-            cause = e.__context__
-            if isinstance(cause, ClientError) and self._code(cause) in GONE:
-                return None
-            raise
-        return buf.getvalue()
-
-    def keys(self, prefix: str) -> list[str]:
-        """The keys under ``prefix`` that have a current version."""
-        keys: list[str] = []
-        with self._calling(Message(N_("listing {prefix}"), prefix=prefix)):
-            for page in self.client().get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
-                keys += [o["Key"] for o in page.get("Contents", [])]
-        return keys
-
-    def versions(self, prefix: str) -> dict[str, list[str | None]]:
-        """Every version and delete marker under ``prefix``, by key (version id None: unversioned)."""
-        out: dict[str, list[str | None]] = {}
-        with self._calling(Message(N_("listing {prefix}"), prefix=prefix)):
-            for page in self.client().get_paginator("list_object_versions").paginate(Bucket=self.bucket,
-                                                                                      Prefix=prefix):
-                for v in page.get("Versions", []) + page.get("DeleteMarkers", []):
-                    vid = v.get("VersionId")
-                    out.setdefault(v["Key"], []).append(None if vid in (None, "null") else vid)
-        return out
-
-    def delete_key(self, key: str) -> bool:
-        """Every version of ``key`` (a reference leaves no delete marker behind); False while one is locked."""
-        done = True
-        for vid in self.versions(key).get(key, []):
-            done = self._delete_version(key, vid) and done
-        return done
-
     # -- catalog snapshots ----------------------------------------------------------------------
 
     def put_snapshot(self, key: str, source: Path, meta: dict[str, object]) -> None:

@@ -39,7 +39,7 @@ from daemon.evidence import audit
 from daemon.i18n import N_, Message, message_of
 
 if TYPE_CHECKING:
-    from daemon.backup.s3target import S3Target
+    from daemon.store.bucket import StoreBucket
     from daemon.context import StationContext
 
 log = logging.getLogger(__name__)
@@ -76,7 +76,7 @@ class RefsReport:
     failed: list[tuple[str, Message]] = field(default_factory=list)
 
 
-def sync_refs(catalog: Catalog, b: S3Target) -> RefsReport:
+def sync_refs(catalog: Catalog, b: StoreBucket) -> RefsReport:
     """Bring this station's refs and holds in the bucket in line with the catalog."""
     rep = RefsReport()
     with catalog.transaction() as conn:
@@ -120,7 +120,7 @@ def _step(rep: RefsReport, sha: str, call: Any) -> bool:
         return False
 
 
-def _write(catalog: Catalog, b: S3Target, sha: str, version: str | None) -> None:
+def _write(catalog: Catalog, b: StoreBucket, sha: str, version: str | None) -> None:
     key = ref_key(sha, b.station_id)
     b.put_small(key, _body(sha, b.station_id, version_id=version))
     with catalog.transaction() as conn:
@@ -128,7 +128,7 @@ def _write(catalog: Catalog, b: S3Target, sha: str, version: str | None) -> None
         audit.append(catalog, "store.ref", sha, {"bucket": b.bucket, "key": key, "version_id": version})
 
 
-def drop(catalog: Catalog, b: S3Target, sha: str) -> None:
+def drop(catalog: Catalog, b: StoreBucket, sha: str) -> None:
     """Delete this station's ref to an object (every version of the ref; never the object). Audited."""
     key = ref_key(sha, b.station_id)
     b.delete_key(key)
@@ -138,7 +138,7 @@ def drop(catalog: Catalog, b: S3Target, sha: str) -> None:
     log.info("store: reference %s deleted (the object stays while other stations refer to it)", key)
 
 
-def _hold(catalog: Catalog, b: S3Target, sha: str, on: bool) -> None:
+def _hold(catalog: Catalog, b: StoreBucket, sha: str, on: bool) -> None:
     key = hold_key(sha, b.station_id)
     if on:
         b.put_small(key, _body(sha, b.station_id, hold=True))
@@ -197,7 +197,7 @@ def is_gc_station(ctx: StationContext) -> bool:
     return cfg.backend == "s3" and cfg.gc_station is not None and cfg.gc_station == ctx.config.station.station_id()
 
 
-def gc(ctx: StationContext, catalog: Catalog, bucket: S3Target | None = None) -> GcReport:
+def gc(ctx: StationContext, catalog: Catalog, bucket: StoreBucket | None = None) -> GcReport:
     """Delete every object version in the bucket that no station refers to and whose lock has expired."""
     from daemon.store.uploads import open_bucket
 

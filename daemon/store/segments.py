@@ -24,7 +24,7 @@ from daemon.catalog.db import Catalog
 from daemon.clock import iso, now_utc
 
 if TYPE_CHECKING:
-    from daemon.backup.s3target import S3Target
+    from daemon.store.bucket import StoreBucket
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ def _claim(catalog: Catalog) -> tuple[int, int] | None:
         return first, last
 
 
-def push_audit(catalog: Catalog, b: S3Target) -> int:
+def push_audit(catalog: Catalog, b: StoreBucket) -> int:
     """Write every audit segment not yet in the bucket; how many were written. A failed put is
     left for the next pass (its ``BackupError`` goes to the caller)."""
     written = 0

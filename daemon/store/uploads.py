@@ -47,6 +47,7 @@ from daemon.proc import process_token, token_alive
 
 if TYPE_CHECKING:
     from daemon.backup.s3target import S3Target
+    from daemon.store.bucket import StoreBucket
     from daemon.config import Config
     from daemon.context import StationContext
 
@@ -56,14 +57,14 @@ ALERT_JOB = "store"  # job alerts (daemon.schedule.runs): kinds "bucket" (unusab
 BACKOFF_S = (30, 120, 600, 1800, 3600)  # after the 1st, 2nd … failure; the last one repeats
 
 
-def open_bucket(config: Config) -> S3Target:
+def open_bucket(config: Config) -> StoreBucket:
     """The S3 client of ``[store.s3]`` (the backup targets' client; Object Lock required)."""
-    from daemon.backup.s3target import S3Target
+    from daemon.store.bucket import StoreBucket
 
     s3 = config.store.s3
     entry = {"name": "store", "endpoint": s3.endpoint, "bucket": s3.bucket, "region": s3.region,
              "access_key_id": s3.access_key_id, "secret_file": s3.secret_file, "require_object_lock": True}
-    return S3Target(entry, config.station.station_id())
+    return StoreBucket(entry, config.station.station_id())
 
 
 def enqueue_missing(catalog: Catalog) -> int:
@@ -147,7 +148,7 @@ class UploadReport:
 
 
 def run_queue(ctx: StationContext, catalog: Catalog, *, due_only: bool = False, stop: threading.Event | None = None,
-              bucket: S3Target | None = None) -> UploadReport:
+              bucket: StoreBucket | None = None) -> UploadReport:
     """Work the queue once through: every waiting object (``due_only``: only those whose back-off
     is over) is tried once. A bucket that cannot be used (down, wrong credentials, no Object Lock)
     ends the run at once with ``error`` and a ``store``/``bucket`` alert; nothing is counted stored."""
@@ -199,7 +200,7 @@ def run_queue(ctx: StationContext, catalog: Catalog, *, due_only: bool = False, 
     return rep
 
 
-def _bucket_keys(catalog: Catalog, b: S3Target, rep: UploadReport) -> None:
+def _bucket_keys(catalog: Catalog, b: StoreBucket, rep: UploadReport) -> None:
     """This station's references and audit segments in the bucket (daemon.store.refs, .segments)."""
     from daemon.store.refs import sync_refs
     from daemon.store.segments import push_audit
