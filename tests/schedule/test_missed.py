@@ -41,20 +41,22 @@ def test_each_missed_job_runs_once_at_start(data_dir: Path) -> None:
     clock = Clock(utc(2026, 11, 28, 10))
     with ctx.catalog() as cat:
         runs.schedule_since(cat, clock())  # the station first scheduled on the 28th
-    for name in ("verify", "retention-plan", "audit-verify", "backup"):
+    for name in ("verify", "retention-plan", "audit-verify", "backup", "store-gc"):
         run_job(ctx, name, clock=clock)  # each ran on the 28th, before its time
-    clock.advance(days=3)  # off until the 1st: every job missed three nights
-    assert [n for n, _ in missed_jobs(ctx, clock())] == ["verify", "retention-plan", "audit-verify", "backup"]
+    clock.advance(days=3)  # off until the 1st: every job missed three nights (store-gc: Sunday's)
+    assert [n for n, _ in missed_jobs(ctx, clock())] == ["verify", "retention-plan", "audit-verify", "backup",
+                                                         "store-gc"]
 
     sched = StationScheduler(ctx, clock=clock)
     sched.start()
     try:
-        _wait_for(lambda: len(_runs(ctx)) == 8)
+        _wait_for(lambda: len(_runs(ctx)) == 10)
         _wait_for(lambda: all(r["result"] != "running" for r in _runs(ctx)))
     finally:
         sched.stop()
     catch_up = [r for r in _runs(ctx) if r["trigger"] == "catch-up"]
-    assert sorted(r["job"] for r in catch_up) == ["audit-verify", "backup", "retention-plan", "verify"]  # once each
+    assert sorted(r["job"] for r in catch_up) == ["audit-verify", "backup", "retention-plan", "store-gc",
+                                                  "verify"]  # once each
     assert {r["due_at"] for r in catch_up if r["job"] == "verify"} == {"2026-11-28T19:00:00+00:00"}
     assert all(r["result"] == "ok" for r in catch_up)
     assert missed_jobs(ctx, clock()) == []  # the record now says they ran
@@ -62,7 +64,7 @@ def test_each_missed_job_runs_once_at_start(data_dir: Path) -> None:
     sched2 = StationScheduler(ctx, clock=clock)
     sched2.start()
     sched2.stop()
-    assert len(_runs(ctx)) == 8
+    assert len(_runs(ctx)) == 10
 
 
 def _runs(ctx) -> list[dict]:
