@@ -80,10 +80,6 @@ def sync_refs(catalog: Catalog, b: StoreBucket) -> RefsReport:
     """Bring this station's refs and holds in the bucket in line with the catalog."""
     rep = RefsReport()
     with catalog.transaction() as conn:
-        # docked again after retention removed it here: upload (or find) it again, then a new ref
-        conn.execute("UPDATE store_uploads SET state='waiting', ref=NULL, version_id=NULL, not_before=?"
-                     " WHERE ref='dropped' AND EXISTS (SELECT 1 FROM objects o WHERE o.sha256 = store_uploads.sha256)",
-                     (iso(now_utc()),))
         # removed here before its ref was written: nothing to delete in the bucket
         conn.execute("UPDATE store_uploads SET ref='dropped' WHERE ref IS NULL AND state='stored'"
                      " AND NOT EXISTS (SELECT 1 FROM objects o WHERE o.sha256 = store_uploads.sha256)")
@@ -131,11 +127,18 @@ def _write(catalog: Catalog, b: StoreBucket, sha: str, version: str | None) -> N
 def drop(catalog: Catalog, b: StoreBucket, sha: str) -> None:
     """Delete this station's ref to an object (every version of the ref; never the object). Audited."""
     key = ref_key(sha, b.station_id)
-    b.delete_key(key)
+    _delete(b, key)
     with catalog.transaction() as conn:
         conn.execute("UPDATE store_uploads SET ref='dropped' WHERE sha256=? AND ref='written'", (sha,))
         audit.append(catalog, "store.unref", sha, {"bucket": b.bucket, "key": key})
     log.info("store: reference %s deleted (the object stays while other stations refer to it)", key)
+
+
+def _delete(b: StoreBucket, key: str) -> None:
+    if not b.delete_key(key):
+        raise StoreError(N_("bucket {bucket} refused to delete {key}: a default retention rule of the bucket locks "
+                            "it; remove the bucket's default retention (evidock locks each object itself) — the "
+                            "next pass tries again"), bucket=b.bucket, key=key)
 
 
 def _hold(catalog: Catalog, b: StoreBucket, sha: str, on: bool) -> None:
@@ -143,7 +146,7 @@ def _hold(catalog: Catalog, b: StoreBucket, sha: str, on: bool) -> None:
     if on:
         b.put_small(key, _body(sha, b.station_id, hold=True))
     else:
-        b.delete_key(key)
+        _delete(b, key)
     with catalog.transaction() as conn:
         conn.execute("UPDATE store_uploads SET hold_ref=? WHERE sha256=?", (1 if on else 0, sha))
         audit.append(catalog, "store.hold" if on else "store.release", sha, {"bucket": b.bucket, "key": key})

@@ -75,6 +75,12 @@ def enqueue_missing(catalog: Catalog) -> int:
         # an object retention removed before its upload: nothing left to put, and no recorder waits for it
         conn.execute("DELETE FROM store_uploads WHERE state = 'waiting'"
                      " AND NOT EXISTS (SELECT 1 FROM objects o WHERE o.sha256 = store_uploads.sha256)")
+        # docked again after retention removed it here and dropped this station's ref: the bucket may
+        # have let it go since (store gc), so upload it (or find it present) again, then a new ref
+        conn.execute("UPDATE store_uploads SET state='waiting', ref=NULL, version_id=NULL, stored_at=NULL, outcome=NULL,"
+                     " queued_at=?, not_before=?, attempts=0"
+                     " WHERE ref='dropped' AND EXISTS (SELECT 1 FROM objects o WHERE o.sha256 = store_uploads.sha256)",
+                     (now, now))
         return conn.execute(
             "INSERT INTO store_uploads (sha256, size, state, queued_at, not_before)"
             " SELECT o.sha256, o.size, 'waiting', o.stored_at, ? FROM objects o"

@@ -167,3 +167,27 @@ def test_the_audit_segments_in_the_bucket_are_the_stations_chain(seaweed: Seawee
     assert rows == table
     assert ends[-1][0]["chain_hash"] == table[-1]["hash"]
     assert all(r["prev_hash"] == p["hash"] for p, r in zip(rows, rows[1:]))
+
+
+def test_an_object_docked_again_after_retention_removed_it_is_referenced_again(seaweed: Seaweed,
+                                                                               tmp_path: Path) -> None:
+    bucket = seaweed.bucket()
+    cfg = config(seaweed, bucket, "st-c")
+    clip = os.urandom(40_000)
+    expires = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=2)
+    data, sha, _ = dock(tmp_path, cfg, "c", clip, expires)
+    st = build_context(cfg, data)
+    with Catalog(data) as cat:
+        assert run_queue(st, cat).refs["written"] == 1
+        time.sleep(max(0.0, (expires - datetime.now(UTC)).total_seconds()) + 1.0)
+        assert len(retention.apply(cat, st, cfg.retention).deleted) == 1
+    assert keys(seaweed, bucket, "refs/") == []
+    again = tmp_path / "again" / "DCIM"
+    again.mkdir(parents=True)
+    (again / "CLIP.MP4").write_bytes(clip)
+    assert ingest(st, again.parent, device="R-c", officer="010203", threaded=False).counts()["stored"] == 1
+    with Catalog(data) as cat:
+        up = run_queue(st, cat)  # back in the queue: the bucket still has it (gc has not run)
+        assert (up.present, up.refs["written"], up.waiting) == (1, 1, 0), up.to_json()
+    assert keys(seaweed, bucket, "refs/") == [ref_key(sha, "st-c")]
+    assert events(data, "store.ref", "store.unref") == [("store.ref", sha), ("store.unref", sha), ("store.ref", sha)]
