@@ -33,8 +33,10 @@ def store_upload(st: Station, no_wait: bool, as_json: bool) -> int:
     """Work the upload queue until it is empty (for cron and tests; the daemon works it by itself).
 
     Each object goes up with its SHA-256 as checksum and COMPLIANCE retention, and counts as
-    stored once the bucket reports the same SHA-256 for the version written. Exit 0: the queue
-    is empty; 1: objects still wait (a failure is retried with back-off); 2: not an s3 store.
+    stored once the bucket reports the same SHA-256 for the version written; then this station's
+    references (refs/, holds/) and its new audit rows (audit/) go to the bucket. Exit 0: the
+    queue is empty; 1: objects, references or audit rows still wait (a failure is retried with
+    back-off); 2: not an s3 store.
 
     \b
     Example:
@@ -52,6 +54,9 @@ def store_upload(st: Station, no_wait: bool, as_json: bool) -> int:
                                              failed=len(rep.failed), waiting=rep.waiting))
     for sha, why in rep.failed[:5]:
         say(_("store upload: {sha256}: {error}").format(sha256=sha, error=text(why)))
+    for subject, why in rep.later[:5]:
+        say(_("store upload: {subject}: tried again at the next pass: {error}").format(subject=subject,
+                                                                                     error=text(why)))
     return rep.exit_code
 
 
