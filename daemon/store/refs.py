@@ -88,21 +88,18 @@ def sync_refs(catalog: Catalog, b: StoreBucket) -> RefsReport:
     for sha, version in todo:
         if _step(rep, sha, lambda: _write(catalog, b, sha, version)):
             rep.written += 1
-    gone = catalog.conn.execute(
-        "SELECT sha256 FROM store_uploads WHERE ref='written'"
-        " AND NOT EXISTS (SELECT 1 FROM objects o WHERE o.sha256 = store_uploads.sha256)").fetchall()
-    for (sha,) in gone:
+    for (sha,) in catalog.conn.execute("SELECT sha256 FROM store_uploads WHERE ref='drop'").fetchall():
         if _step(rep, sha, lambda: drop(catalog, b, sha)):
             rep.dropped += 1
-    held = _held(catalog)
-    for sha, hold in catalog.conn.execute(
-            "SELECT sha256, hold_ref FROM store_uploads WHERE state='stored' AND (hold_ref = 1 OR ref='written')").fetchall():
-        if sha in held and not hold:
-            if _step(rep, sha, lambda: _hold(catalog, b, sha, on=True)):
-                rep.holds += 1
-        elif sha not in held and hold:
-            if _step(rep, sha, lambda: _hold(catalog, b, sha, on=False)):
-                rep.released += 1
+    held = _held(catalog)  # legal holds are few: from them, not from every stored object
+    for sha in sorted(held):
+        row = catalog.conn.execute("SELECT hold_ref FROM store_uploads WHERE sha256=? AND state='stored'"
+                                   " AND ref='written'", (sha,)).fetchone()
+        if row is not None and not row[0] and _step(rep, sha, lambda: _hold(catalog, b, sha, on=True)):
+            rep.holds += 1
+    for (sha,) in catalog.conn.execute("SELECT sha256 FROM store_uploads WHERE hold_ref = 1").fetchall():
+        if sha not in held and _step(rep, sha, lambda: _hold(catalog, b, sha, on=False)):
+            rep.released += 1
     return rep
 
 
@@ -129,7 +126,7 @@ def drop(catalog: Catalog, b: StoreBucket, sha: str) -> None:
     key = ref_key(sha, b.station_id)
     _delete(b, key)
     with catalog.transaction() as conn:
-        conn.execute("UPDATE store_uploads SET ref='dropped' WHERE sha256=? AND ref='written'", (sha,))
+        conn.execute("UPDATE store_uploads SET ref='dropped' WHERE sha256=? AND ref='drop'", (sha,))
         audit.append(catalog, "store.unref", sha, {"bucket": b.bucket, "key": key})
     log.info("store: reference %s deleted (the object stays while other stations refer to it)", key)
 
@@ -157,8 +154,9 @@ def release_ref(ctx: StationContext, catalog: Catalog, sha: str) -> None:
     (else the next pass of the upload queue does). Nothing with the local backend."""
     if ctx.config.store.backend != "s3":
         return
-    row = catalog.conn.execute("SELECT ref FROM store_uploads WHERE sha256 = ?", (sha,)).fetchone()
-    if row is None or row[0] != "written":
+    with catalog.transaction() as conn:
+        marked = conn.execute("UPDATE store_uploads SET ref='drop' WHERE sha256=? AND ref='written'", (sha,)).rowcount
+    if not marked:
         return
     from daemon.store.uploads import open_bucket
 

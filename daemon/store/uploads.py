@@ -79,7 +79,7 @@ def enqueue_missing(catalog: Catalog) -> int:
         # have let it go since (store gc), so upload it (or find it present) again, then a new ref
         conn.execute("UPDATE store_uploads SET state='waiting', ref=NULL, version_id=NULL, stored_at=NULL, outcome=NULL,"
                      " queued_at=?, not_before=?, attempts=0"
-                     " WHERE ref='dropped' AND EXISTS (SELECT 1 FROM objects o WHERE o.sha256 = store_uploads.sha256)",
+                     " WHERE ref IN ('drop', 'dropped') AND EXISTS (SELECT 1 FROM objects o WHERE o.sha256 = store_uploads.sha256)",
                      (now, now))
         return conn.execute(
             "INSERT INTO store_uploads (sha256, size, state, queued_at, not_before)"
