@@ -70,6 +70,10 @@ class StoreConfig(_Section):
         "local", description="local: objects/ in the data dir; s3: the bucket of [store.s3], objects/ as local staging")
     max_upload_lag_hours: float = Field(
         24.0, gt=0, le=24 * 365, description="backend s3: an object waiting longer than this for its upload is alerted")
+    gc_station: str | None = Field(
+        None, min_length=1, max_length=64,
+        description="backend s3: the one station (its station id) whose scheduled `store gc` deletes objects no station "
+                    "refers to; unset: none does")
     s3: StoreS3Config = Field(default_factory=StoreS3Config, description="backend s3: the bucket (the keys of an S3 backup target)")
 
     @model_validator(mode="after")

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from daemon.i18n import _
 
 # The [schedule] keys that hold a cron expression, one per job of daemon/schedule/jobs.py.
-CRON_KEYS = ("verify", "retention_plan", "audit_verify", "backup", "report")
+CRON_KEYS = ("verify", "retention_plan", "audit_verify", "backup", "report", "store_gc")
 
 
 class _Section(BaseModel):
@@ -76,6 +76,11 @@ class ScheduleConfig(_Section):
         "0 6 * * *",
         min_length=1, max_length=200,
         description="Cron expression of the daily device health report (`evidock report health`, [report])",
+    )
+    store_gc: str = Field(
+        "0 3 * * sun",
+        min_length=1, max_length=200,
+        description="Cron expression of the evidence store bucket's gc (`evidock store gc`); runs only at store.gc_station",
     )
     verify_max_duration_s: float = Field(
         3600.0,

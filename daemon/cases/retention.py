@@ -365,6 +365,12 @@ def _finish(catalog: Catalog, station: StationContext, tomb_id: int, sha: str, d
             conn.execute("UPDATE retention_deleted SET object_state = ?, object_done_at = ? WHERE id = ?",
                          (state, utcnow(), tomb_id))
         done.append({"sha256": sha, "object": state})
+        if state == "removed":
+            # s3 backend: only this station's reference in the bucket goes, never the object
+            # (other stations may hold it; ``evidock store gc`` deletes it once none does)
+            from daemon.store.refs import release_ref
+
+            release_ref(station, catalog, sha)
     except EvidockError as e:
         errors.append(_row(Message(N_("{error}; the deletion is recorded and the next `evidock retention apply` "
                                       "retries removing the object"), error=e), "error", sha256=sha))

@@ -371,6 +371,7 @@ from daemon.catalog.schema_later import (  # noqa: E402 — the migrations after
     _m009_listing,
     _m010_store_uploads,
     _m011_notify,
+    _m012_store_refs,
 )
 
 # In the order they were first applied (by the modules that owned them then: catalog, audit,
@@ -394,4 +395,5 @@ MIGRATIONS: list[Migration] = [
     ("listing-009", _m009_listing),
     ("store-uploads-010", _m010_store_uploads),
     ("notify-011", _m011_notify),
+    ("store-refs-012", _m012_store_refs),
 ]

@@ -275,3 +275,24 @@ def _m011_notify(db: sqlite_utils.Database) -> None:
             error_msg TEXT
         )""")
     db.execute("CREATE INDEX notify_attempts_delivery ON notify_attempts(delivery_id)")
+
+
+def _m012_store_refs(db: sqlite_utils.Database) -> None:
+    # Many stations share one bucket (issue 17): an object there is kept while any station has a
+    # reference to it (refs/<sha256>/<station-id>, holds/<sha256>/<station-id>). ``ref`` is this
+    # station's reference as the bucket has it: NULL not yet written, 'written', 'drop' (retention
+    # removed the object here; the reference is still to be deleted), 'dropped'; ``hold_ref`` 1 while
+    # holds/… is written. Indexed so that each pass of the queue finds the few rows to act on.
+    db.execute("ALTER TABLE store_uploads ADD COLUMN ref TEXT")
+    db.execute("ALTER TABLE store_uploads ADD COLUMN hold_ref INTEGER NOT NULL DEFAULT 0")
+    db.execute("CREATE INDEX store_uploads_ref ON store_uploads(ref)")
+    db.execute("CREATE INDEX store_uploads_hold_ref ON store_uploads(hold_ref)")
+    # The audit chain in the bucket: one segment per row range (audit/<station-id>/<first>.jsonl). A
+    # range is claimed (a row here) before its put, so two runners never write overlapping ranges;
+    # written_at stays NULL until the bucket has it, and the next pass puts it again (same rows, same bytes).
+    db.execute("""CREATE TABLE store_audit_segments (
+            first_row INTEGER PRIMARY KEY,
+            last_row INTEGER NOT NULL,
+            chain_hash TEXT NOT NULL,
+            written_at TEXT
+        )""")

@@ -1,4 +1,4 @@
-"""``evidock store upload|status``: the upload queue of the S3 evidence store (issue 17)."""
+"""``evidock store upload|status|gc``: the upload queue of the S3 evidence store and its gc (issue 17)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import click
 from daemon.cli import Station, cli, emit_json, pass_station, say
 from daemon.display import duration, local_time, size
 from daemon.i18n import _, text
+from daemon.store.refs import gc
 from daemon.store.status import store_status
 from daemon.store.uploads import run_queue
 
@@ -32,8 +33,10 @@ def store_upload(st: Station, no_wait: bool, as_json: bool) -> int:
     """Work the upload queue until it is empty (for cron and tests; the daemon works it by itself).
 
     Each object goes up with its SHA-256 as checksum and COMPLIANCE retention, and counts as
-    stored once the bucket reports the same SHA-256 for the version written. Exit 0: the queue
-    is empty; 1: objects still wait (a failure is retried with back-off); 2: not an s3 store.
+    stored once the bucket reports the same SHA-256 for the version written; then this station's
+    references (refs/, holds/) and its new audit rows (audit/) go to the bucket. Exit 0: the
+    queue is empty; 1: objects, references or audit rows still wait (a failure is retried with
+    back-off); 2: not an s3 store.
 
     \b
     Example:
@@ -51,6 +54,39 @@ def store_upload(st: Station, no_wait: bool, as_json: bool) -> int:
                                              failed=len(rep.failed), waiting=rep.waiting))
     for sha, why in rep.failed[:5]:
         say(_("store upload: {sha256}: {error}").format(sha256=sha, error=text(why)))
+    for subject, why in rep.later[:5]:
+        say(_("store upload: {subject}: tried again at the next pass: {error}").format(subject=subject,
+                                                                                     error=text(why)))
+    return rep.exit_code
+
+
+@store_group.command("gc")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@pass_station
+def store_gc(st: Station, as_json: bool) -> int:
+    """Delete the objects in the bucket that no station refers to, once their Object Lock expired.
+
+    Runs only at the station store.gc_station names (the scheduled job store-gc runs it there).
+    An object is kept while any station has a ref (refs/SHA256/STATION) or a legal hold
+    (holds/SHA256/STATION) on it; a version still locked is kept and tried again next time.
+    Each deletion is in the audit log. Exit 0: done; 1: some objects could not be checked or
+    deleted; 2: not the gc station, or the bucket cannot be used.
+
+    \b
+    Example:
+      evidock store gc --json
+    """
+    with st.catalog() as catalog:
+        rep = gc(st.context, catalog)
+    if as_json:
+        emit_json(rep.to_json())
+        return rep.exit_code
+    click.echo(_("store gc: {objects} object(s) in the bucket, {deleted} deleted, {referenced} still referenced, "
+                 "{locked} still locked, {failed} failed").format(
+        objects=rep.objects, deleted=len(rep.deleted), referenced=rep.referenced, locked=len(rep.locked),
+        failed=len(rep.errors)))
+    for sha, why in rep.errors[:5]:
+        say(_("store gc: {sha256}: {error}").format(sha256=sha, error=text(why)))
     return rep.exit_code
 
 

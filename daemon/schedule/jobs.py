@@ -130,6 +130,20 @@ def _report(ctx: StationContext, catalog: Catalog) -> Outcome:
     return Outcome("ok", daily(catalog, ctx.config, ctx.data_dir))
 
 
+def _store_gc(ctx: StationContext, catalog: Catalog) -> Outcome:
+    """``evidock store gc`` at the one station ``store.gc_station`` names; elsewhere nothing to do."""
+    from daemon.store.refs import gc, is_gc_station
+
+    if not is_gc_station(ctx):
+        return Outcome("ok", {"objects": 0})
+    rep = gc(ctx, catalog)
+    if rep.errors:
+        return Outcome("warning", rep.counts(), Message(N_("store gc: {n} object(s) could not be checked or deleted; "
+                                                           "the next run tries again — run `evidock store gc`"),
+                                                        n=len(rep.errors)))
+    return Outcome("ok", rep.counts())
+
+
 JOBS: tuple[Job, ...] = (
     Job("verify", "verify", _verify, ("checked", "damaged", "missing", "mismatches", "strays", "complete"),
         N_("a slice of the store's scrub (evidock verify)")),
@@ -142,6 +156,8 @@ JOBS: tuple[Job, ...] = (
         N_("verified copies to the backup targets (evidock backup run), and a verify slice")),
     Job("report", "report", _report, ("recorders", "attention", "pruned", "report"),
         N_("the daily device health report (evidock report health), older ones pruned")),
+    Job("store-gc", "store_gc", _store_gc, ("objects", "gc_deleted", "referenced", "locked", "failed"),
+        N_("objects in the evidence store bucket no station refers to, deleted once unlocked (evidock store gc)")),
 )
 
 # What each count is called for people (the keys stay the codes in --json).
@@ -152,7 +168,9 @@ COUNT_LABELS = {"checked": N_("checked"), "damaged": N_("damaged"), "missing": N
                 "copied": N_("copied"), "deleted": N_("deleted"), "skipped_secret": N_("secret kept on-site"),
                 "verified": N_("verified"), "failed": N_("failed"),
                 "recorders": N_("recorders"), "attention": N_("need attention"), "pruned": N_("pruned"),
-                "report": N_("report")}
+                "report": N_("report"), "objects": N_("objects"),
+                "gc_deleted": N_("deleted from the bucket"), "referenced": N_("still referenced"),
+                "locked": N_("still locked")}
 
 
 def _check_table() -> dict[str, Job]:

@@ -47,6 +47,7 @@ from daemon.proc import process_token, token_alive
 
 if TYPE_CHECKING:
     from daemon.backup.s3target import S3Target
+    from daemon.store.bucket import StoreBucket
     from daemon.config import Config
     from daemon.context import StationContext
 
@@ -56,14 +57,14 @@ ALERT_JOB = "store"  # job alerts (daemon.schedule.runs): kinds "bucket" (unusab
 BACKOFF_S = (30, 120, 600, 1800, 3600)  # after the 1st, 2nd … failure; the last one repeats
 
 
-def open_bucket(config: Config) -> S3Target:
+def open_bucket(config: Config) -> StoreBucket:
     """The S3 client of ``[store.s3]`` (the backup targets' client; Object Lock required)."""
-    from daemon.backup.s3target import S3Target
+    from daemon.store.bucket import StoreBucket
 
     s3 = config.store.s3
     entry = {"name": "store", "endpoint": s3.endpoint, "bucket": s3.bucket, "region": s3.region,
              "access_key_id": s3.access_key_id, "secret_file": s3.secret_file, "require_object_lock": True}
-    return S3Target(entry, config.station.station_id())
+    return StoreBucket(entry, config.station.station_id())
 
 
 def enqueue_missing(catalog: Catalog) -> int:
@@ -74,6 +75,12 @@ def enqueue_missing(catalog: Catalog) -> int:
         # an object retention removed before its upload: nothing left to put, and no recorder waits for it
         conn.execute("DELETE FROM store_uploads WHERE state = 'waiting'"
                      " AND NOT EXISTS (SELECT 1 FROM objects o WHERE o.sha256 = store_uploads.sha256)")
+        # docked again after retention removed it here and dropped this station's ref: the bucket may
+        # have let it go since (store gc), so upload it (or find it present) again, then a new ref
+        conn.execute("UPDATE store_uploads SET state='waiting', ref=NULL, version_id=NULL, stored_at=NULL, outcome=NULL,"
+                     " queued_at=?, not_before=?, attempts=0"
+                     " WHERE ref IN ('drop', 'dropped') AND EXISTS (SELECT 1 FROM objects o WHERE o.sha256 = store_uploads.sha256)",
+                     (now, now))
         return conn.execute(
             "INSERT INTO store_uploads (sha256, size, state, queued_at, not_before)"
             " SELECT o.sha256, o.size, 'waiting', o.stored_at, ? FROM objects o"
@@ -129,19 +136,25 @@ class UploadReport:
     failed: list[tuple[str, Message]] = field(default_factory=list)
     error: Message | None = None  # the bucket could not be used at all
     waiting: int = 0  # left in the queue at the end
+    refs: dict[str, int] = field(default_factory=dict)  # daemon.store.refs: written, dropped, holds, released
+    segments: int = 0  # audit segments written (daemon.store.segments)
+    later: list[tuple[str, Message]] = field(default_factory=list)  # refs/segments the next pass retries
 
     @property
     def exit_code(self) -> int:
-        return EXIT_OK if self.error is None and not self.failed and not self.waiting else EXIT_WARNING
+        ok = self.error is None and not self.failed and not self.waiting and not self.later
+        return EXIT_OK if ok else EXIT_WARNING
 
     def to_json(self) -> dict[str, Any]:
         return {"uploaded": self.uploaded, "present": self.present, "bytes": self.bytes, "waiting": self.waiting,
                 "failed": [{"sha256": s, "error": str(m)} for s, m in self.failed],
-                "error": str(self.error) if self.error is not None else None}
+                "error": str(self.error) if self.error is not None else None,
+                "refs": self.refs, "audit_segments": self.segments,
+                "retry_later": [{"subject": s, "error": str(m)} for s, m in self.later]}
 
 
 def run_queue(ctx: StationContext, catalog: Catalog, *, due_only: bool = False, stop: threading.Event | None = None,
-              bucket: S3Target | None = None) -> UploadReport:
+              bucket: StoreBucket | None = None) -> UploadReport:
     """Work the queue once through: every waiting object (``due_only``: only those whose back-off
     is over) is tried once. A bucket that cannot be used (down, wrong credentials, no Object Lock)
     ends the run at once with ``error`` and a ``store``/``bucket`` alert; nothing is counted stored."""
@@ -168,6 +181,7 @@ def run_queue(ctx: StationContext, catalog: Catalog, *, due_only: bool = False, 
     with catalog.transaction():
         clear_alerts(catalog, ALERT_JOB, "bucket", now_utc())
     if not _count_waiting(catalog):  # the daemon's pass every few seconds: no retention walk for nothing
+        _bucket_keys(catalog, b, rep)
         check_lag(ctx, catalog)
         return rep
     keep = keep_until_by_object(catalog, ctx.config.retention)
@@ -186,9 +200,25 @@ def run_queue(ctx: StationContext, catalog: Catalog, *, due_only: bool = False, 
         except BaseException:
             _failed(catalog, sha, token, attempts, Message(N_("the upload was interrupted")))
             raise
+    _bucket_keys(catalog, b, rep)
     check_lag(ctx, catalog)
     rep.waiting = _count_waiting(catalog)
     return rep
+
+
+def _bucket_keys(catalog: Catalog, b: StoreBucket, rep: UploadReport) -> None:
+    """This station's references and audit segments in the bucket (daemon.store.refs, .segments)."""
+    from daemon.store.refs import sync_refs
+    from daemon.store.segments import push_audit
+
+    refs = sync_refs(catalog, b)
+    rep.refs = {"written": refs.written, "dropped": refs.dropped, "holds": refs.holds, "released": refs.released}
+    rep.later += refs.failed
+    try:
+        rep.segments = push_audit(catalog, b)
+    except EvidockError as e:
+        rep.later.append(("audit", message_of(e)))
+        log.warning("store: the audit segment waits for the next pass: %s", e)
 
 
 def _upload(ctx: StationContext, catalog: Catalog, b: S3Target, sha: str, size: int, until: datetime | None,

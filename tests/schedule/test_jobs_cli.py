@@ -22,7 +22,7 @@ def test_the_schedule_comes_from_the_config(tmp_path: Path, data_dir: Path) -> N
     assert r.code == 0, r.err
     doc = r.json()
     by = {j["job"]: j for j in doc["jobs"]}
-    assert list(by) == ["verify", "retention-plan", "audit-verify", "backup", "report"]
+    assert list(by) == ["verify", "retention-plan", "audit-verify", "backup", "report", "store-gc"]
     assert by["verify"]["schedule"] == "30 1 * * mon-fri" and by["verify"]["next_run"].endswith("T01:30:00+00:00")
     assert by["retention-plan"]["schedule"] == "0 4 * * *"  # the default
     assert by["audit-verify"]["next_run"][11:16] in ("00:00", "06:00", "12:00", "18:00")

@@ -41,10 +41,11 @@ def test_each_missed_job_runs_once_at_start(data_dir: Path) -> None:
     clock = Clock(utc(2026, 11, 28, 10))
     with ctx.catalog() as cat:
         runs.schedule_since(cat, clock())  # the station first scheduled on the 28th
-    for name in ("verify", "retention-plan", "audit-verify", "backup", "report"):
+    for name in ("verify", "retention-plan", "audit-verify", "backup", "report", "store-gc"):
         run_job(ctx, name, clock=clock)  # each ran on the 28th, before its time
-    clock.advance(days=3)  # off until the 1st: every job missed three nights
-    assert [n for n, _ in missed_jobs(ctx, clock())] == ["verify", "retention-plan", "audit-verify", "backup", "report"]
+    clock.advance(days=3)  # off until the 1st: every job missed three nights (store-gc: Sunday's)
+    assert [n for n, _ in missed_jobs(ctx, clock())] == ["verify", "retention-plan", "audit-verify", "backup",
+                                                         "report", "store-gc"]
 
     sched = StationScheduler(ctx, clock=clock)
     sched.start()
@@ -54,7 +55,8 @@ def test_each_missed_job_runs_once_at_start(data_dir: Path) -> None:
     finally:
         sched.stop()
     catch_up = [r for r in _runs(ctx) if r["trigger"] == "catch-up"]
-    assert sorted(r["job"] for r in catch_up) == ["audit-verify", "backup", "report", "retention-plan", "verify"]  # once each
+    assert sorted(r["job"] for r in catch_up) == ["audit-verify", "backup", "report", "retention-plan",
+                                                  "store-gc", "verify"]  # once each
     assert {r["due_at"] for r in catch_up if r["job"] == "verify"} == {"2026-11-28T19:00:00+00:00"}
     assert all(r["result"] == "ok" for r in catch_up)
     assert missed_jobs(ctx, clock()) == []  # the record now says they ran

@@ -1,0 +1,50 @@
+"""The evidence store's bucket: the backup targets' S3 client, plus the small keys of daemon/store.
+
+The references (``refs/``, ``holds/``) and the audit segments (``audit/``) are small objects put
+with their checksum and no lock — a reference must be deletable, and a versioned bucket keeps a
+deleted one's versions, so deleting one deletes every version (no delete marker left behind).
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from daemon.backup.s3target import S3Target, b64
+from daemon.i18n import N_, Message
+
+
+class StoreBucket(S3Target):
+    """``[store.s3]``'s bucket."""
+
+    def put_small(self, key: str, body: bytes) -> None:
+        """Write a small object with its checksum and no lock (a reference must be deletable)."""
+        with self._calling(Message(N_("writing {key}"), key=key)):
+            self.client().put_object(Bucket=self.bucket, Key=key, Body=body, ChecksumAlgorithm="SHA256",
+                                     ChecksumSHA256=b64(hashlib.sha256(body).hexdigest()),
+                                     Metadata={"evidock-station": self.station_id})
+
+    def keys(self, prefix: str) -> list[str]:
+        """The keys under ``prefix`` that have a current version."""
+        keys: list[str] = []
+        with self._calling(Message(N_("listing {prefix}"), prefix=prefix)):
+            for page in self.client().get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+                keys += [o["Key"] for o in page.get("Contents", [])]
+        return keys
+
+    def versions(self, prefix: str) -> dict[str, list[str | None]]:
+        """Every version and delete marker under ``prefix``, by key (version id None: unversioned)."""
+        out: dict[str, list[str | None]] = {}
+        with self._calling(Message(N_("listing {prefix}"), prefix=prefix)):
+            for page in self.client().get_paginator("list_object_versions").paginate(Bucket=self.bucket,
+                                                                                      Prefix=prefix):
+                for v in page.get("Versions", []) + page.get("DeleteMarkers", []):
+                    vid = v.get("VersionId")
+                    out.setdefault(v["Key"], []).append(None if vid in (None, "null") else vid)
+        return out
+
+    def delete_key(self, key: str) -> bool:
+        """Every version of ``key`` (a reference leaves no delete marker behind); False while one is locked."""
+        done = True
+        for vid in self.versions(key).get(key, []):
+            done = self._delete_version(key, vid) and done
+        return done
