@@ -16,6 +16,7 @@ RUNS = {
     "dock_bench.py": ["--recorders", "2", "--mib", "2", "--idle-seconds", "1"],
     "media_bench.py": ["--seconds", "2", "--reps", "1", "--offload-mib", "4"],
     "listing_bench.py": ["--rows", "300", "--officers", "3", "--queries", "5"],
+    "store_bench.py": ["--files", "2", "--file-mib", "1", "--rounds", "1"],
 }
 
 
