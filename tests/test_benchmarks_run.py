@@ -17,6 +17,7 @@ RUNS = {
     "media_bench.py": ["--seconds", "2", "--reps", "1", "--offload-mib", "4"],
     "listing_bench.py": ["--rows", "300", "--officers", "3", "--queries", "5"],
     "report_bench.py": ["--recorders", "3", "--days", "3", "--rounds", "1"],
+    "store_bench.py": ["--files", "2", "--file-mib", "1", "--rounds", "1"],
 }
 
 
