@@ -29,7 +29,7 @@ from daemon.catalog.db import Catalog
 from daemon.catalog.devices import device_exists
 from daemon.clock import utcnow
 from daemon.config import HealthConfig
-from daemon.display import shown
+from daemon.display import local_time, shown
 from daemon.errors import NotFound
 from daemon.i18n import N_, Message, dumps, is_message, stored
 from drivers.base import CLOCK_TRUST_LIMIT_S, Battery, Storage, clock_trusted
@@ -252,7 +252,48 @@ def record(catalog: Catalog, config: HealthConfig, r: HealthReading, session_id:
                 conn.execute("UPDATE health_alerts SET cleared_at=?, cleared_health_id=? WHERE id=?", (now, hid, open_row[0]))
                 outbox.enqueue(conn, kind, "cleared", alert_message({"message": open_row[1], "message_msg": open_row[2]}),
                                now, serial=r.serial, alert_ref=f"health_alerts:{open_row[0]}")
+        # docked again: a not-docked alert (``check_not_docked``) is over
+        for aid, english, stored in conn.execute(
+                "SELECT id, message, message_msg FROM health_alerts WHERE device_serial = ? AND kind = ?"
+                " AND cleared_at IS NULL", (r.serial, NOT_DOCKED)).fetchall():
+            conn.execute("UPDATE health_alerts SET cleared_at=?, cleared_health_id=? WHERE id=?", (now, hid, aid))
+            outbox.enqueue(conn, NOT_DOCKED, "cleared", alert_message({"message": english, "message_msg": stored}),
+                           now, serial=r.serial, alert_ref=f"health_alerts:{aid}")
     return hid, open_alerts(catalog, r.serial)
+
+
+NOT_DOCKED = "not_docked"  # an alert of time, not of a reading: raised by check_not_docked, cleared by a dock
+
+
+def check_not_docked(catalog: Catalog, config: HealthConfig, tz: str, now: str | None = None) -> dict[str, int]:
+    """Raise a ``not_docked`` alert for each recorder docked here (or registered) and not docked
+    for ``not_docked_hours`` — the commonest way footage never reaches the store — told once
+    (``daemon.catalog.outbox``); the recorder's next dock clears it (``record``). The scheduler's
+    ``not-docked`` job runs this every hour."""
+    from datetime import datetime, timedelta
+
+
+
+    at = now or utcnow()
+    cutoff = (datetime.fromisoformat(at) - timedelta(hours=config.not_docked_hours)).isoformat(timespec="microseconds")
+    raised = 0
+    recorders = devices(catalog)
+    with catalog.transaction() as conn:
+        for d in recorders:
+            since = d["last_docked"] or (d["registered_at"] if d["seen_as"] == "registered" else None)
+            if since is None or since >= cutoff or any(a["kind"] == NOT_DOCKED for a in d["open_alerts"]):
+                continue
+            msg = Message(N_("recorder {serial} ({officer}) has not been docked since {since}, more than "
+                             "health.not_docked_hours = {hours}: find it and dock it, or its footage never reaches "
+                             "the store"), serial=d["serial"], officer=d["officer_name"] or d["officer_badge"] or "-",
+                          since=local_time(since, tz), hours=config.not_docked_hours)
+            cur = conn.execute(
+                "INSERT INTO health_alerts (device_serial, kind, message, message_msg, threshold, raised_at, last_seen_at)"
+                " VALUES (?,?,?,?,?,?,?)", (d["serial"], NOT_DOCKED, str(msg), dumps(msg), config.not_docked_hours, at, at))
+            outbox.enqueue(conn, NOT_DOCKED, "raised", msg, at, serial=d["serial"],
+                           alert_ref=f"health_alerts:{cur.lastrowid}")
+            raised += 1
+    return {"recorders": len(recorders), "raised": raised}
 
 
 def attach_session(catalog: Catalog, health_id: int, session_id: int) -> None:
@@ -401,7 +442,7 @@ def attention(catalog: Catalog, config: HealthConfig, job_alerts: list[dict[str,
     for d in devices(catalog):
         since = d["last_docked"] or (d["registered_at"] if d["seen_as"] == "registered" else None)
         reasons = [{"kind": "alert", "alert": a["kind"], "message": a["message"], "message_msg": a["message_msg"],
-                    "since": a["raised_at"]} for a in d["open_alerts"]]
+                    "since": a["raised_at"]} for a in d["open_alerts"] if a["kind"] != NOT_DOCKED]
         if since is not None and since < cutoff:
             reasons.append({"kind": "not_docked", "since": since, "hours": config.not_docked_hours,
                             "long": since < long_cutoff,

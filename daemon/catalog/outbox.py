@@ -30,6 +30,7 @@ KINDS: dict[str, tuple[str, str]] = {
     "fs_errors": ("health", N_("card filesystem errors")),
     "capacity_fade": ("health", N_("battery capacity fading")),
     "bad_reply": ("health", N_("wrong replies")),
+    "not_docked": ("health", N_("recorder not docked")),  # daemon.health.check_not_docked: of time, not a reading
     "job_failed": ("jobs", N_("job failed")),
     "job_missed": ("jobs", N_("job did not run")),
     "backup_run_failed": ("backup", N_("backup failed")),

@@ -14,11 +14,12 @@ import json
 import logging
 import signal
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from daemon import stationclock
+from daemon import health, stationclock
 from daemon.config import Config, load_config
 from daemon.context import build_context
 from daemon.dock.hotplug import Hotplug
@@ -36,6 +37,8 @@ from daemon.store import uploads as storeuploads
 from drivers import registry
 
 log = logging.getLogger(__name__)
+
+NOT_DOCKED_CHECK_S = 600.0  # how often the daemon looks for recorders not docked (an alert of hours)
 
 
 @dataclass
@@ -122,7 +125,11 @@ class Station:
         notify("READY=1", f"STATUS={self.manager.summary_line()}")
         log.info("station ready: data dir %s", self.data_dir)
         tick = watchdog_interval() or 5.0
+        next_absent_check = 0.0
         while not self.stop.wait(min(tick, 5.0)):
+            if time.monotonic() >= next_absent_check:
+                next_absent_check = time.monotonic() + NOT_DOCKED_CHECK_S
+                self._check_not_docked()
             if self.reload_requested.is_set():
                 self.reload_requested.clear()
                 self._reload()
@@ -172,6 +179,15 @@ class Station:
                 self.stop.wait(60)
                 continue
             self.stop.wait(30 if rep.error is not None else 5)
+
+    def _check_not_docked(self) -> None:
+        """Recorders not docked for health.not_docked_hours get an alert (told by [notify]); a
+        failure here is logged and tried again at the next check, the station goes on."""
+        try:
+            with self.context.catalog() as catalog:
+                health.check_not_docked(catalog, self.config.health, self.config.ui.timezone)
+        except Exception as e:  # noqa: BLE001 — see the docstring
+            log.error("could not check for recorders not docked: %s", e)
 
     def _reload(self) -> None:
         notify("RELOADING=1")

@@ -58,6 +58,7 @@ LABELS = {
     "detail": N_("detail"), "station": N_("The station"), "disk_free": N_("disk free"),
     "disk_trend": N_("disk free, from earlier reports (GiB)"), "backup": N_("backup"), "target": N_("target"),
     "lag": N_("lag"), "lagging": N_("lagging"), "no_targets": N_("no backup targets"),
+    "uploads": N_("uploads to the evidence bucket"), "waiting": N_("waiting"), "oldest_waiting": N_("oldest waiting"),
     "at": N_("docked at"), "battery_percent": N_("battery %"), "full_charge_mah": N_("full-charge mAh"),
     "design_mah": N_("design mAh"), "storage_total": N_("card bytes"), "storage_free": N_("card bytes free"),
     "storage_used_percent": N_("card used %"), "fs_state": N_("file system"), "clock_drift_s": N_("clock drift s"),
@@ -186,8 +187,20 @@ def build(catalog: Catalog, config: Config, data_dir: Path, since: datetime | No
                     "disk_trend": _disk_trend(data_dir),
                     "backup": [{"target": t["target"], "kind": t["kind"], "lag_s": t["lag_s"], "lagging": t["lagging"],
                                 "objects": t["objects"], "objects_total": t["objects_total"]}
-                               for t in backups["targets"]]},
+                               for t in backups["targets"]],
+                    "upload": _upload(config, catalog)},
     }
+
+
+def _upload(config: Config, catalog: Catalog) -> dict[str, Any] | None:
+    """The S3 store's upload queue (issue 17): objects waiting, their bytes, the oldest's age; None
+    with the local store."""
+    if config.store.backend != "s3":
+        return None
+    from daemon.store.status import store_status
+
+    st = store_status(config, catalog)
+    return {k: st[k] for k in ("waiting", "waiting_bytes", "oldest_waiting", "oldest_age_s", "lagging")}
 
 
 # -- rendering ---------------------------------------------------------------------------------
@@ -234,7 +247,10 @@ def render_html(doc: dict[str, Any]) -> str:
                                    [(t["disk_free"], [round(x["disk_free"] / 2**30, 1) for x in trend])],
                                    width=500)) if len(trend) > 1 else None
     station = {"disk_free": size(st["disk_free"]), "disk_total": size(st["disk_total"]), "disk_chart": disk_chart,
-               "backup": [{**b, "lag_shown": duration(b["lag_s"], missing=t["none"])} for b in st["backup"]]}
+               "backup": [{**b, "lag_shown": duration(b["lag_s"], missing=t["none"])} for b in st["backup"]],
+               "upload": {**st["upload"], "bytes_shown": size(st["upload"]["waiting_bytes"]),
+                          "age_shown": duration(st["upload"]["oldest_age_s"], missing=t["none"])}
+               if st.get("upload") else None}
     return _env().get_template("health.html.j2").render(
         t=t, lang=i18n.current_language(), doc=doc, summary=doc["summary"], attention=attention,
         recorders=recorders, failures=failures, station=station,

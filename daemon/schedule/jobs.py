@@ -125,8 +125,10 @@ def _backup(ctx: StationContext, catalog: Catalog) -> Outcome:
 
 def _report(ctx: StationContext, catalog: Catalog) -> Outcome:
     """``evidock report health`` into ``<data-dir>/reports/health/<date>/``; older than report.keep_days pruned."""
+    from daemon import health
     from daemon.report.health_report import daily
 
+    health.check_not_docked(catalog, ctx.config.health, ctx.config.ui.timezone)  # also the daemon's, every 10 min
     return Outcome("ok", daily(catalog, ctx.config, ctx.data_dir))
 
 

@@ -193,7 +193,8 @@ def test_job_backup_and_usb_alerts_are_told_once(tmp_path, data_dir, hook) -> No
 
 
 def test_the_kinds_table_names_every_health_rule() -> None:
-    assert {k for k, _rule in health.RULES} == {k for k, (g, _l) in outbox.KINDS.items() if g == "health"}
+    assert {k for k, _rule in health.RULES} | {health.NOT_DOCKED} == {
+        k for k, (g, _l) in outbox.KINDS.items() if g == "health"}
 
 
 def test_notify_test_through_the_cli(tmp_path, data_dir, smtp, hook) -> None:
@@ -267,3 +268,27 @@ def test_an_alert_older_than_max_age_is_dropped_not_sent(tmp_path, data_dir, hoo
         sender.step(c, config, sender.now_utc() + timedelta(hours=2))  # the sender first sees it two hours later
         assert [r["delivery"] for r in deliveries(c)] == ["dropped"] and hook.received == []
         assert c.conn.execute("SELECT COUNT(*) FROM notify_attempts").fetchone()[0] == 0
+
+
+def test_a_recorder_not_docked_is_told_once_and_cleared_by_its_next_dock(tmp_path: Path) -> None:
+    """The commonest failure (a recorder simply not docked) reaches a person: raised once by the
+    check the daemon runs every ten minutes, however often it runs, and cleared by the next dock."""
+    from daemon.catalog.db import Catalog
+    from daemon.config import parse_config
+    from daemon.health import HealthReading, NOT_DOCKED, check_not_docked, record
+
+    from daemon.catalog.devices import upsert_device
+
+    cfg = parse_config({})
+    with Catalog(tmp_path / "data") as c:
+        with c.transaction() as conn:  # a recorder that docked (a dock event) two days ago
+            upsert_device(c, "ZFY-9", model="sim")
+            conn.execute("INSERT INTO dock_events (serial, at, state) VALUES ('ZFY-9', ?, 'READY')",
+                         ((datetime.now(timezone.utc) - timedelta(days=2)).isoformat(),))
+        for _ in range(3):
+            assert check_not_docked(c, cfg.health, "Asia/Shanghai")["recorders"] == 1
+        rows = c.conn.execute("SELECT kind, state, serial FROM notify_outbox WHERE kind = ?", (NOT_DOCKED,)).fetchall()
+        assert rows == [(NOT_DOCKED, "raised", "ZFY-9")]
+        record(c, cfg.health, HealthReading(serial="ZFY-9", model="sim"))  # docked again
+        rows = c.conn.execute("SELECT state FROM notify_outbox WHERE kind = ? ORDER BY id", (NOT_DOCKED,)).fetchall()
+        assert rows == [("raised",), ("cleared",)]

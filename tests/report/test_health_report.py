@@ -193,3 +193,18 @@ def test_pdf_has_the_fleet_summary_on_page_one(rendered) -> None:
     assert "设备健康报告" in page1 and "设备总览" in page1 and "今日已接入" in page1
     pages = subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True, timeout=60).stdout
     assert int(re.search(r"Pages:\s+(\d+)", pages).group(1)) > 1
+
+
+def test_the_station_section_shows_the_upload_queue_of_an_s3_store(station, tmp_path: Path) -> None:
+    from daemon.config import parse_config
+
+    ctx, _docks, _doc, _out = station
+    cfg = parse_config({"store": {"backend": "s3", "s3": {"endpoint": "http://127.0.0.1:9", "bucket": "evidence",
+                                                           "region": "us-east-1"}}})
+    with ctx.catalog() as cat:  # no bucket is reached: the queue is the catalog's
+        doc = health_report.health_report(cat, cfg, ctx.data_dir, tmp_path / "r", "zh", now=fleet.NOW)
+    assert doc["station"]["upload"] == {"waiting": 0, "waiting_bytes": 0, "oldest_waiting": None,
+                                        "oldest_age_s": None, "lagging": False}
+    label = i18n.load_translations("zh").gettext("uploads to the evidence bucket")
+    assert label != "uploads to the evidence bucket" and label in (tmp_path / "r" / "index.html").read_text()
+    assert station[2]["station"]["upload"] is None  # the local store has no queue
