@@ -19,20 +19,9 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    SecretStr,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
-from daemon.config_filing import (  # [filing] (art. 11), beside this module for its size
-    FilingConfig,
-    _known_zone,
-)
+from daemon.config_filing import FilingConfig, _known_zone  # [filing] (art. 11), beside this module for its size
 from daemon.config_messages import describe_errors
 from daemon.config_recorders import RecorderEntry, build_registry, check_recorders
 from daemon.config_backup import BackupConfig, BackupTarget, StationConfig, StoreS3Config  # noqa: F401 ([station], [backup], issue 16; [store.s3], issue 17)

@@ -50,7 +50,7 @@ def test_each_missed_job_runs_once_at_start(data_dir: Path) -> None:
     sched = StationScheduler(ctx, clock=clock)
     sched.start()
     try:
-        _wait_for(lambda: len(_runs(ctx)) == 10)
+        _wait_for(lambda: len(_runs(ctx)) == 12)
         _wait_for(lambda: all(r["result"] != "running" for r in _runs(ctx)))
     finally:
         sched.stop()
@@ -64,7 +64,7 @@ def test_each_missed_job_runs_once_at_start(data_dir: Path) -> None:
     sched2 = StationScheduler(ctx, clock=clock)
     sched2.start()
     sched2.stop()
-    assert len(_runs(ctx)) == 10
+    assert len(_runs(ctx)) == 12
 
 
 def _runs(ctx) -> list[dict]:
