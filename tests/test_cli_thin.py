@@ -28,3 +28,37 @@ def test_reports_carry_their_exit_codes(tmp_path: Path) -> None:
     assert DemoReport(tmp_path, [bay, {"state": "DETECTED"}], ChainReport()).exit_code == 1
     assert DemoReport(tmp_path, [bay, {"state": "ERROR"}], ChainReport()).exit_code == 2
     assert DemoReport(tmp_path, [bay], ChainReport(ok=False)).exit_code == 2
+
+
+def test_the_command_table_names_every_module_of_every_command() -> None:
+    """``daemon.cli.COMMANDS`` (which modules a command is loaded from) against what the modules
+    register: every command of a top-level command's tree comes from a module its entry names,
+    and every command module is in the table."""
+    import click
+
+    from daemon.cli import COMMANDS, cli
+
+    def modules(cmd: click.Command) -> set[str]:
+        subs = cmd.commands.values() if isinstance(cmd, click.Group) else ()
+        own = {cmd.callback.__module__.rpartition(".")[2]} if cmd.callback else set()
+        return own.union(*(modules(c) for c in subs))
+
+    assert sorted(cli.commands) == sorted(COMMANDS)
+    assert {name: modules(cmd) <= set(COMMANDS[name]) for name, cmd in cli.commands.items()} == \
+        {name: True for name in COMMANDS}
+    assert {m for mods in COMMANDS.values() for m in mods} == {p.stem for p in CLI.glob("*_cmd.py")}
+
+
+def test_a_command_imports_only_what_it_needs() -> None:
+    """``evidock footage list`` does not import the dock, the report or the scheduler's runner."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom daemon.cli import main\nsys.argv = ['evidock', 'footage', 'list', '--help']\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in sys.modules if m.startswith(('daemon.', 'pygal', 'pyudev'))), file=sys.stderr)")
+    err = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stderr
+    loaded = set(eval(err.strip().splitlines()[-1]))  # a list literal this test printed itself
+    assert {"daemon.cli.footage_cmd", "daemon.cli.filing_cmd"} <= loaded
+    assert not loaded & {"daemon.dock.manager", "daemon.report.health_report", "daemon.cli.dock_cmd", "pygal",
+                         "daemon.schedule.scheduler"}

@@ -13,13 +13,14 @@ it too; ``--json`` output, exit codes and audit events never depend on it.
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -28,6 +29,11 @@ from daemon.cli.helptext import Group, install_cjk_wrapping
 from daemon.config import Config, load_config, resolve_data_dir
 from daemon.errors import EXIT_ERROR, ConfigError, EvidockError
 from daemon.i18n import _
+from drivers.errors import DriverError
+
+if TYPE_CHECKING:
+    from daemon.catalog.db import Catalog
+    from daemon.context import StationContext
 
 i18n.route_click_messages()
 install_cjk_wrapping()
@@ -46,6 +52,8 @@ class Station:
     @property
     def context(self) -> StationContext:
         if self._context is None:
+            from daemon.context import build_context  # the station's whole library: only when used
+
             self._context = build_context(self.config, self.data_dir)
         return self._context
 
@@ -135,8 +143,71 @@ class LangChoice(click.Choice):
             raise
 
 
+# The command modules, assembled in one place: each top-level command and the modules that
+# register it and its subcommands on `cli` (`devices register` is dock_cmd's, `footage file`
+# filing_cmd's). A command imports only its own modules: every CLI call pays for what it imports
+# (importing them all took 0.5 s here, more than most commands' own work). tests/test_cli_thin.py
+# holds this table to what the modules register.
+COMMANDS: dict[str, tuple[str, ...]] = {
+    "audit": ("audit_cmd",),
+    "backup": ("backup_cmd",),
+    "case": ("case_cmd",),
+    "config": ("config_cmd",),
+    "demo": ("dock_cmd",),
+    "devices": ("devices_cmd", "dock_cmd", "officer_cmd"),
+    "footage": ("footage_cmd", "filing_cmd"),
+    "health": ("devices_cmd",),
+    "ingest": ("ingest_cmd",),
+    "jobs": ("jobs_cmd",),
+    "media": ("media_cmd",),
+    "notify": ("notify_cmd",),
+    "officer": ("officer_cmd",),
+    "probe": ("probe_cmd",),
+    "report": ("report_cmd",),
+    "restore": ("backup_cmd",),
+    "retention": ("retention_cmd",),
+    "review": ("review_cmd",),
+    "run": ("dock_cmd",),
+    "simulate": ("simulate_cmd",),
+    "staging": ("staging_cmd",),
+    "status": ("dock_cmd",),
+    "store": ("store_cmd",),
+    "verify": ("verify_cmd",),
+}
+
+
+def load_commands(names: Iterable[str] | None = None) -> None:
+    """Import the modules of these top-level commands (default: all of them)."""
+    for name in COMMANDS if names is None else names:
+        for module in COMMANDS.get(name, ()):
+            importlib.import_module(f"daemon.cli.{module}")
+
+
 class EvidockGroup(Group):
-    """The top group: the language is set from argv, env and config before parsing starts."""
+    """The top group: the language is set from argv, env and config before parsing starts, and
+    a command's modules are imported when it is looked up (``COMMANDS``)."""
+
+    @property  # type: ignore[override]
+    def commands(self) -> dict[str, click.Command]:
+        """Every command (all modules loaded): for help, docs and tests that walk the tree."""
+        load_commands()
+        return self._commands
+
+    @commands.setter
+    def commands(self, value: dict[str, click.Command]) -> None:
+        self._commands = value
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        # Straight into the dict: the `commands` property would import every module while the
+        # first one is still being imported.
+        self._commands[name or cmd.name or ""] = cmd
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        load_commands([cmd_name])
+        return self._commands.get(cmd_name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
 
     def main(self, args: Any = None, *a: Any, **kw: Any) -> Any:
         argv = list(sys.argv[1:] if args is None else args)
@@ -196,32 +267,3 @@ def main(argv: list[str] | None = None) -> None:
         click.echo(_("evidock: aborted"), err=True)
         sys.exit(EXIT_ERROR)
     sys.exit(rv if isinstance(rv, int) else 0)
-
-
-# The command modules, assembled in one place. Each registers its commands on `cli`.
-from daemon.catalog.db import Catalog
-from daemon.cli import (  # noqa: E402,F401
-    audit_cmd,
-    backup_cmd,
-    case_cmd,
-    config_cmd,
-    devices_cmd,
-    dock_cmd,
-    filing_cmd,
-    footage_cmd,
-    ingest_cmd,
-    jobs_cmd,
-    media_cmd,
-    notify_cmd,
-    officer_cmd,
-    probe_cmd,
-    report_cmd,
-    retention_cmd,
-    review_cmd,
-    simulate_cmd,
-    staging_cmd,
-    store_cmd,
-    verify_cmd,
-)
-from daemon.context import StationContext, build_context
-from drivers.errors import DriverError
