@@ -52,7 +52,8 @@ class Station:
     @property
     def context(self) -> StationContext:
         if self._context is None:
-            from daemon.context import build_context  # the station's whole library: only when used
+            # The station's whole library, imported only by a command that uses it.
+            from daemon.context import build_context
 
             self._context = build_context(self.config, self.data_dir)
         return self._context
