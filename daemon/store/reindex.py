@@ -17,7 +17,7 @@
 
 Objects stay in the bucket — the local store is a cache; only a ``head_object`` per footage
 row replayed is asked (its provenance). Into a data dir without a catalog only: a reindex never
-overwrites evidence records. What cannot be rebuilt is reported (``ReindexReport``): entries
+overwrites evidence records; one that fails half way removes the catalog it began. What cannot be rebuilt is reported (``ReindexReport``): entries
 whose tables are not rebuilt, footage whose times came from the entry, objects the bucket lacks,
 and what is never in the bucket (health readings, dock events, alerts after the snapshot).
 """
@@ -204,25 +204,32 @@ def reindex(config: Config, data_dir: Path, station: str | None = None) -> Reind
     rows, segments = read_chain(b, station)
     rep = ReindexReport(station, b.bucket, str(data_dir), segments=len(segments), rows=len(rows), head=rows[-1]["hash"])
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
-    start = _place_snapshot(b, station, rows, data_dir, rep)
-    with Catalog(data_dir) as catalog:
-        replay = Replay(catalog, station, lambda sha: b.object_head(sha, None))
-        with catalog.transaction() as conn:
-            for row in rows[start:]:
-                replay.apply(row)
-            replay.finish()
-            now = iso(now_utc())
-            conn.execute("DELETE FROM store_audit_segments")
-            conn.executemany("INSERT INTO store_audit_segments (first_row, last_row, chain_hash, written_at)"
-                             " VALUES (?,?,?,?)", [(s.first_row, s.last_row, s.chain_hash, now) for s in segments])
-            audit.append(catalog, "store.reindex", f"station:{station}", {
-                "bucket": b.bucket, "segments": len(segments), "rows": len(rows), "head": rep.head,
-                "snapshot": rep.snapshot, "replayed": replay.applied, "missing": len(replay.missing)})
-        audit.write_anchor(catalog)
-        rep.replayed, rep.not_rebuilt = replay.applied, dict(replay.not_rebuilt)
-        rep.approximate, rep.missing = replay.approximate, replay.missing
-        rep.unaudited_after = rows[start - 1]["at"] if start else None
-        rep.audit_ok = check_chain(catalog).ok
+    try:
+        start = _place_snapshot(b, station, rows, data_dir, rep)
+        with Catalog(data_dir) as catalog:
+            replay = Replay(catalog, station, lambda sha: b.object_head(sha, None))
+            with catalog.transaction() as conn:
+                for row in rows[start:]:
+                    replay.apply(row)
+                replay.finish()
+                now = iso(now_utc())
+                conn.execute("DELETE FROM store_audit_segments")
+                conn.executemany("INSERT INTO store_audit_segments (first_row, last_row, chain_hash, written_at)"
+                                 " VALUES (?,?,?,?)", [(s.first_row, s.last_row, s.chain_hash, now) for s in segments])
+                audit.append(catalog, "store.reindex", f"station:{station}", {
+                    "bucket": b.bucket, "segments": len(segments), "rows": len(rows), "head": rep.head,
+                    "snapshot": rep.snapshot, "replayed": replay.applied, "missing": len(replay.missing)})
+            audit.write_anchor(catalog)
+            rep.replayed, rep.not_rebuilt = replay.applied, dict(replay.not_rebuilt)
+            rep.approximate, rep.missing = replay.approximate, replay.missing
+            rep.unaudited_after = rows[start - 1]["at"] if start else None
+            rep.audit_ok = check_chain(catalog).ok
+    except BaseException:
+        # A rebuild that stopped half way (the bucket went away mid-replay) leaves no catalog
+        # behind: the next run starts again, into the same dir. Only files this run created.
+        for name in (CATALOG_NAME, CATALOG_NAME + "-wal", CATALOG_NAME + "-shm", audit.ANCHOR_NAME):
+            (data_dir / name).unlink(missing_ok=True)
+        raise
     log.info("reindex: station %s rebuilt from bucket %s: %d rows, snapshot %s, %d replayed", station, b.bucket,
              len(rows), rep.snapshot, rep.replayed)
     return rep

@@ -23,7 +23,9 @@ provenance the bucket lacks (times from the entry: ``approximate``), objects the
 from __future__ import annotations
 
 import json
+import logging
 import re
+import sqlite3
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from datetime import datetime
@@ -34,6 +36,8 @@ from daemon.catalog import devices, footage
 from daemon.catalog.db import Catalog
 from daemon.catalog.schema import MEDIA_TABLES
 from daemon.i18n import N_, Message
+
+log = logging.getLogger(__name__)
 
 Row = dict[str, Any]  # one audit row as a segment carries it (daemon.store.segments.COLUMNS)
 Head = Callable[[str], "dict[str, Any] | None"]  # sha256 -> head_object of its current version, metadata decoded
@@ -85,10 +89,19 @@ class Replay:
                           " VALUES (:id, :at, :actor, :event, :subject, :details, :prev_hash, :hash)", row)
         self.applied += 1
         handler = HANDLERS.get(row["event"])
-        if handler is not None:
+        if handler is None:
+            if row["event"] not in RECORD_ONLY:
+                self.not_rebuilt[row["event"]] += 1
+            return
+        # An entry of an older form (lacking what its handler needs) is counted, not half applied.
+        self.conn.execute("SAVEPOINT replay_entry")
+        try:
             handler(self, row, json.loads(row["details"]))
-        elif row["event"] not in RECORD_ONLY:
+        except (KeyError, ValueError, TypeError, sqlite3.IntegrityError) as e:
+            self.conn.execute("ROLLBACK TO replay_entry")
             self.not_rebuilt[row["event"]] += 1
+            log.warning("reindex: audit row %s (%s %s) not applied: %r", row["id"], row["event"], row["subject"], e)
+        self.conn.execute("RELEASE replay_entry")
 
     def footage_here(self, row: Row, d: dict[str, Any]) -> int | None:
         """The footage id an entry is about, or None when it waits for its ingest."""
