@@ -267,6 +267,11 @@ def _audit_filing(catalog: Catalog, event: str, fid: int, sha: str, case_no: str
     details: dict[str, Any] = {"footage": fid, "sha256": sha, "case": case_no, "how": how, "reason": reason}
     if trigger:
         details["trigger"] = trigger
+    if event == "footage.file":  # the link's own time: a catalog rebuilt from the log has it (daemon.store.replay)
+        row = catalog.conn.execute("SELECT filed_at FROM footage_cases WHERE footage_id = ? AND case_no = ?",
+                                   (fid, case_no)).fetchone()
+        if row is not None:
+            details["filed_at"] = row[0]
     audit.append(catalog, event, f"footage:{fid}", details, actor)
 
 

@@ -1,13 +1,16 @@
-"""``evidock store upload|status|gc``: the upload queue of the S3 evidence store and its gc (issue 17)."""
+"""``evidock store upload|status|gc`` and ``evidock reindex --from-store``: the upload queue of the S3
+evidence store, its gc, and a station's catalog rebuilt from the bucket (issue 17)."""
 
 from __future__ import annotations
 
 import click
 
 from daemon.cli import Station, cli, emit_json, pass_station, say
-from daemon.display import duration, local_time, size
+from daemon.display import duration, local_time, shown, size
 from daemon.i18n import _, text
 from daemon.store.refs import gc
+from daemon.store.reindex import reindex
+from daemon.store.replay import lost_with
 from daemon.store.status import store_status
 from daemon.store.uploads import run_queue
 
@@ -125,3 +128,52 @@ def store_line(doc: dict, tz: str) -> str:
                                                 bytes=size(doc["waiting_bytes"]),
                                                 since=local_time(doc["oldest_waiting"], tz, missing=_("none")),
                                                 age=duration(doc["oldest_age_s"], missing="-"), stored=doc["stored"])
+
+
+@cli.command("reindex")
+@click.option("--from-store", "from_store", is_flag=True,
+              help="Rebuild from the evidence store bucket ([store.s3]); the one source there is, named for clarity.")
+@click.option("--station", metavar="ID", help="The station whose catalog to rebuild (default: [station] id).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@pass_station
+def reindex_cmd(st: Station, from_store: bool, station: str | None, as_json: bool) -> int:
+    """Rebuild a lost station's catalog from the bucket alone, into a data dir without a catalog.
+
+    The data dir is the global --data-dir (before the command, as for every command); a catalog
+    there is never overwritten. The station's audit segments (audit/STATION/) are checked row by
+    row: a break refuses the reindex, naming the key. The newest catalog snapshot
+    (catalog/STATION/) that is a prefix of that chain becomes the catalog (none: a fresh one),
+    and every entry after it is appended as it is and applied. Objects stay in the bucket.
+    What cannot be rebuilt is listed. Exit 0: rebuilt, `audit verify` passes; 1: objects the
+    chain records are missing from the bucket; 2: refused, or the chain check failed.
+
+    \b
+    Example:
+      evidock --data-dir /var/lib/evidock reindex --from-store --station st-07
+    """
+    if not from_store:
+        raise click.UsageError(_("say where to rebuild from: --from-store (the bucket of [store.s3])"))
+    rep = reindex(st.config, st.data_dir, station)
+    if as_json:
+        emit_json(rep.to_json())
+        return rep.exit_code
+    tz = st.config.ui.timezone
+    click.echo(_("reindex: station {station} rebuilt from bucket {bucket} into {dir}: {rows} audit rows in {segments} "
+                 "segment(s), {snapshot_rows} from the snapshot {snapshot}, {replayed} replayed").format(
+        station=shown(rep.station), bucket=rep.bucket, dir=rep.data_dir, rows=rep.rows, segments=rep.segments,
+        snapshot_rows=rep.snapshot_rows, snapshot=rep.snapshot or _("(none: from the first entry)"),
+        replayed=rep.replayed))
+    for key, why in rep.skipped_snapshots:
+        say(_("reindex: snapshot {key} not used: {reason}").format(key=key, reason=text(why)))
+    for event, n in sorted(rep.not_rebuilt.items()):
+        say(_("reindex: not rebuilt: {n} {event} entr(ies): {what}").format(n=n, event=event, what=text(lost_with(event))))
+    if rep.approximate:
+        say(_("reindex: {n} footage row(s) without their provenance in the bucket: their ingest time is the audit "
+              "entry's ({ids})").format(n=len(rep.approximate), ids=", ".join(map(str, rep.approximate[:20]))))
+    for sha, fid in sorted(rep.missing.items()):
+        say(_("reindex: missing from the bucket: {sha256} (footage {id})").format(sha256=sha, id=fid))
+    say(_("reindex: not in the bucket (never audited): health readings and alerts, dock events, the problems of each "
+          "offload and notifications after {since}").format(
+        since=local_time(rep.unaudited_after, tz, missing=_("the first entry"))))
+    click.echo(_("reindex: audit chain: {audit}").format(audit=_("intact") if rep.audit_ok else _("BROKEN")))
+    return rep.exit_code

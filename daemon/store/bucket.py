@@ -8,8 +8,14 @@ deleted one's versions, so deleting one deletes every version (no delete marker 
 from __future__ import annotations
 
 import hashlib
+import io
+from typing import Any
+from urllib.parse import unquote
 
-from daemon.backup.s3target import S3Target, b64
+from botocore.exceptions import ClientError
+
+from daemon.backup.s3target import GONE, S3Target, b64
+from daemon.backup.target import object_key
 from daemon.i18n import N_, Message
 
 
@@ -48,3 +54,23 @@ class StoreBucket(S3Target):
         for vid in self.versions(key).get(key, []):
             done = self._delete_version(key, vid) and done
         return done
+
+    def read_small(self, key: str) -> bytes:
+        """The current version of a small key (an audit segment, a reference), whole."""
+        buf = io.BytesIO()
+        self._read(key, None, buf, Message(N_("reading {key}"), key=key))
+        return buf.getvalue()
+
+    def object_head(self, sha256: str, version_id: str | None) -> dict[str, Any] | None:
+        """``head_object`` of one version of an object (the current one: None), its metadata
+        decoded (daemon.store.uploads.provenance percent-encodes it); None when it is not there."""
+        key = object_key(sha256)
+        with self._calling(Message(N_("looking up {key}"), key=key)):
+            try:
+                h = self.client().head_object(Bucket=self.bucket, Key=key,
+                                              **({"VersionId": version_id} if version_id else {}))
+            except ClientError as e:
+                if self._code(e) in GONE:
+                    return None
+                raise
+        return {**h, "Metadata": {k: unquote(v) for k, v in h.get("Metadata", {}).items()}}

@@ -57,14 +57,15 @@ ALERT_JOB = "store"  # job alerts (daemon.schedule.runs): kinds "bucket" (unusab
 BACKOFF_S = (30, 120, 600, 1800, 3600)  # after the 1st, 2nd … failure; the last one repeats
 
 
-def open_bucket(config: Config) -> StoreBucket:
-    """The S3 client of ``[store.s3]`` (the backup targets' client; Object Lock required)."""
+def open_bucket(config: Config, station: str | None = None) -> StoreBucket:
+    """The S3 client of ``[store.s3]`` (the backup targets' client; Object Lock required), as this
+    station (``[station] id``) or the one named."""
     from daemon.store.bucket import StoreBucket
 
     s3 = config.store.s3
     entry = {"name": "store", "endpoint": s3.endpoint, "bucket": s3.bucket, "region": s3.region,
              "access_key_id": s3.access_key_id, "secret_file": s3.secret_file, "require_object_lock": True}
-    return StoreBucket(entry, config.station.station_id())
+    return StoreBucket(entry, station or config.station.station_id())
 
 
 def enqueue_missing(catalog: Catalog) -> int:
@@ -139,6 +140,7 @@ class UploadReport:
     refs: dict[str, int] = field(default_factory=dict)  # daemon.store.refs: written, dropped, holds, released
     segments: int = 0  # audit segments written (daemon.store.segments)
     later: list[tuple[str, Message]] = field(default_factory=list)  # refs/segments the next pass retries
+    snapshot: str | None = None  # the catalog snapshot this pass put into the bucket (daemon.store.snapshot)
 
     @property
     def exit_code(self) -> int:
@@ -150,7 +152,7 @@ class UploadReport:
                 "failed": [{"sha256": s, "error": str(m)} for s, m in self.failed],
                 "error": str(self.error) if self.error is not None else None,
                 "refs": self.refs, "audit_segments": self.segments,
-                "retry_later": [{"subject": s, "error": str(m)} for s, m in self.later]}
+                "retry_later": [{"subject": s, "error": str(m)} for s, m in self.later], "snapshot": self.snapshot}
 
 
 def run_queue(ctx: StationContext, catalog: Catalog, *, due_only: bool = False, stop: threading.Event | None = None,
@@ -181,7 +183,7 @@ def run_queue(ctx: StationContext, catalog: Catalog, *, due_only: bool = False, 
     with catalog.transaction():
         clear_alerts(catalog, ALERT_JOB, "bucket", now_utc())
     if not _count_waiting(catalog):  # the daemon's pass every few seconds: no retention walk for nothing
-        _bucket_keys(catalog, b, rep)
+        _bucket_keys(catalog, b, rep, ctx.config.store.snapshot_hours)
         check_lag(ctx, catalog)
         return rep
     keep = keep_until_by_object(catalog, ctx.config.retention)
@@ -200,16 +202,18 @@ def run_queue(ctx: StationContext, catalog: Catalog, *, due_only: bool = False, 
         except BaseException:
             _failed(catalog, sha, token, attempts, Message(N_("the upload was interrupted")))
             raise
-    _bucket_keys(catalog, b, rep)
+    _bucket_keys(catalog, b, rep, ctx.config.store.snapshot_hours)
     check_lag(ctx, catalog)
     rep.waiting = _count_waiting(catalog)
     return rep
 
 
-def _bucket_keys(catalog: Catalog, b: StoreBucket, rep: UploadReport) -> None:
-    """This station's references and audit segments in the bucket (daemon.store.refs, .segments)."""
+def _bucket_keys(catalog: Catalog, b: StoreBucket, rep: UploadReport, snapshot_hours: float) -> None:
+    """This station's references, audit segments and catalog snapshot in the bucket
+    (daemon.store.refs, .segments, .snapshot)."""
     from daemon.store.refs import sync_refs
     from daemon.store.segments import push_audit
+    from daemon.store.snapshot import put_snapshot, snapshot_due
 
     refs = sync_refs(catalog, b)
     rep.refs = {"written": refs.written, "dropped": refs.dropped, "holds": refs.holds, "released": refs.released}
@@ -219,6 +223,13 @@ def _bucket_keys(catalog: Catalog, b: StoreBucket, rep: UploadReport) -> None:
     except EvidockError as e:
         rep.later.append(("audit", message_of(e)))
         log.warning("store: the audit segment waits for the next pass: %s", e)
+        return  # a snapshot only once its audit head is in the bucket
+    if snapshot_due(catalog, snapshot_hours):
+        try:
+            rep.snapshot = put_snapshot(catalog, b)
+        except EvidockError as e:
+            rep.later.append(("snapshot", message_of(e)))
+            log.warning("store: the catalog snapshot waits for the next pass: %s", e)
 
 
 def _upload(ctx: StationContext, catalog: Catalog, b: S3Target, sha: str, size: int, until: datetime | None,
