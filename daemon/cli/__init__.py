@@ -167,6 +167,7 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "report": ("report_cmd",),
     "restore": ("backup_cmd",),
     "retention": ("retention_cmd",),
+    "reindex": ("store_cmd",),
     "review": ("review_cmd",),
     "run": ("dock_cmd",),
     "simulate": ("simulate_cmd",),
