@@ -103,7 +103,7 @@ def store_status_cmd(st: Station, as_json: bool) -> int:
       evidock store status --json
     """
     with st.catalog() as catalog:
-        doc = store_status(st.config, catalog)
+        doc = store_status(st.config, catalog, st.context.store)
     code = 1 if doc["lagging"] or doc["alerts"] else 0
     if as_json:
         for a in doc["alerts"]:
@@ -111,6 +111,11 @@ def store_status_cmd(st: Station, as_json: bool) -> int:
         emit_json({**doc, "exit_code": code})
         return code
     click.echo(store_line(doc, st.config.ui.timezone))
+    if doc["cache"] is not None:
+        c = doc["cache"]
+        click.echo(_("local cache: {cached} object(s), {bytes} of store.cache_bytes = {bound}; {remote} in the bucket "
+                     "only").format(cached=c["cached"], bytes=size(c["cached_bytes"]), bound=size(c["cache_bytes"]),
+                                    remote=c["in_bucket_only"]))
     for a in doc["alerts"]:
         say(_("alert: {message}").format(message=text(a["text"])))
     return code

@@ -139,6 +139,7 @@ class UploadReport:
     refs: dict[str, int] = field(default_factory=dict)  # daemon.store.refs: written, dropped, holds, released
     segments: int = 0  # audit segments written (daemon.store.segments)
     later: list[tuple[str, Message]] = field(default_factory=list)  # refs/segments the next pass retries
+    cache: dict[str, int] | None = None  # the eviction pass after it (daemon.evidence.cache), if one ran
 
     @property
     def exit_code(self) -> int:
@@ -149,7 +150,7 @@ class UploadReport:
         return {"uploaded": self.uploaded, "present": self.present, "bytes": self.bytes, "waiting": self.waiting,
                 "failed": [{"sha256": s, "error": str(m)} for s, m in self.failed],
                 "error": str(self.error) if self.error is not None else None,
-                "refs": self.refs, "audit_segments": self.segments,
+                "refs": self.refs, "audit_segments": self.segments, "cache": self.cache,
                 "retry_later": [{"subject": s, "error": str(m)} for s, m in self.later]}
 
 
@@ -182,6 +183,8 @@ def run_queue(ctx: StationContext, catalog: Catalog, *, due_only: bool = False, 
         clear_alerts(catalog, ALERT_JOB, "bucket", now_utc())
     if not _count_waiting(catalog):  # the daemon's pass every few seconds: no retention walk for nothing
         _bucket_keys(catalog, b, rep)
+        if rep.refs.get("written"):  # a ref that waited for the bucket: its object is evictable now
+            rep.cache = evict_cache(ctx)
         check_lag(ctx, catalog)
         return rep
     keep = keep_until_by_object(catalog, ctx.config.retention)
@@ -201,9 +204,24 @@ def run_queue(ctx: StationContext, catalog: Catalog, *, due_only: bool = False, 
             _failed(catalog, sha, token, attempts, Message(N_("the upload was interrupted")))
             raise
     _bucket_keys(catalog, b, rep)
+    if rep.uploaded or rep.present or rep.refs.get("written"):  # something became evictable
+        rep.cache = evict_cache(ctx)
     check_lag(ctx, catalog)
     rep.waiting = _count_waiting(catalog)
     return rep
+
+
+def evict_cache(ctx: StationContext) -> dict[str, int] | None:
+    """The local cache's eviction pass (``store.cache_bytes``), as JSON; None for a store without a cache."""
+    from daemon.evidence.cache import CachedObjectStore
+
+    if not isinstance(ctx.store, CachedObjectStore):
+        return None
+    try:
+        return ctx.store.evict().to_json()
+    except (EvidockError, OSError) as e:  # the copies stay; the next pass tries again
+        log.warning("store: cache eviction failed: %s", e)
+        return None
 
 
 def _bucket_keys(catalog: Catalog, b: StoreBucket, rep: UploadReport) -> None:
