@@ -69,7 +69,8 @@ def build_context(config: Config, data_dir: Path) -> StationContext:
         # objects/ is local staging and a bounded cache of the bucket (the system of record)
         from daemon.store.uploads import open_bucket
 
-        store = CachedObjectStore(data_dir, config.store.cache_bytes, lambda: open_bucket(config))
+        store = CachedObjectStore(data_dir, config.store.cache_bytes, lambda: open_bucket(config),
+                                  config.store.reserve_bytes)
     else:
         store = LocalObjectStore(data_dir)
     ctx = StationContext(config, data_dir, store, Staging(store.staging_dir), DerivedFiles(data_dir), config.registry())

@@ -6,7 +6,7 @@ import click
 
 from daemon.cli import Station, cli, emit_json, pass_station, say
 from daemon.display import duration, local_time, size
-from daemon.i18n import _, text
+from daemon.i18n import _, ngettext, text
 from daemon.store.refs import gc
 from daemon.store.status import store_status
 from daemon.store.uploads import run_queue
@@ -52,6 +52,10 @@ def store_upload(st: Station, no_wait: bool, as_json: bool) -> int:
     click.echo(_("store upload: {uploaded} uploaded ({bytes}), {present} already in the bucket, {failed} failed, "
                  "{waiting} waiting").format(uploaded=rep.uploaded, bytes=size(rep.bytes), present=rep.present,
                                              failed=len(rep.failed), waiting=rep.waiting))
+    if rep.cache is not None and rep.cache["evicted"]:
+        click.echo(ngettext("local cache: {n} copy evicted ({bytes}), {cached} cached",
+                            "local cache: {n} copies evicted ({bytes}), {cached} cached", rep.cache["evicted"]).format(
+            n=rep.cache["evicted"], bytes=size(rep.cache["evicted_bytes"]), cached=size(rep.cache["cached_bytes"])))
     for sha, why in rep.failed[:5]:
         say(_("store upload: {sha256}: {error}").format(sha256=sha, error=text(why)))
     for subject, why in rep.later[:5]:

@@ -22,10 +22,11 @@ In use: ``open_local`` holds a *pin* for its block, a shared ``flock`` on ``lock
 (dies with its process); eviction takes it exclusively without waiting and skips the object when
 that fails. Pins are taken and pin files unlinked only under the object's lock, so a pin cannot
 be taken on a file eviction is removing. ``open_fd`` needs no pin: an unlinked file stays readable
-through a descriptor already open. Least recently used: the copy's access time, which
-``open_local`` sets (explicitly, so ``noatime`` mounts work too); ``open_fd`` (verify's scrub, an
-offload's comparison) reads with ``O_NOATIME`` where it may, so a nightly scrub does not make
-every copy "recent".
+through a descriptor already open; it opens only a local copy (an offload comparing a recorder's
+file with an evicted object stages the file rather than download the object). Least recently
+used: the copy's access time, which ``open_local`` sets (explicitly, so ``noatime`` mounts work
+too); ``open_fd`` (verify's scrub, an offload's comparison) reads with ``O_NOATIME`` where it may,
+so a nightly scrub does not make every copy "recent".
 """
 
 from __future__ import annotations
@@ -50,6 +51,8 @@ from daemon.evidence.transfer import hash_fd
 from daemon.i18n import N_, Message, message_of
 
 log = logging.getLogger(__name__)
+
+EVICT_EVERY_S = 600.0  # an upload pass that stored nothing evicts at most this often (evict_due)
 
 
 class Bucket(Protocol):
@@ -81,12 +84,14 @@ class Eviction:
 class CachedObjectStore(LocalObjectStore):
     """``objects/`` as local staging and cache in front of the bucket of ``[store.s3]``."""
 
-    def __init__(self, data_dir: Path, cache_bytes: int, bucket: Callable[[], Bucket]):
+    def __init__(self, data_dir: Path, cache_bytes: int, bucket: Callable[[], Bucket], reserve_bytes: int = 0):
         super().__init__(data_dir)
         self.cache_bytes = cache_bytes
+        self.reserve_bytes = reserve_bytes  # store.reserve_bytes: a download leaves it free, as an offload does
         self._bucket_factory = bucket
         self._bucket: Bucket | None = None
         self._local = threading.local()  # a catalog connection per thread, for version ids
+        self._evicted_at: float | None = None  # time.monotonic() of the last pass
 
     # -- what the catalog says is stored ----------------------------------------------------
 
@@ -155,20 +160,15 @@ class CachedObjectStore(LocalObjectStore):
             self._unpin(sha256, pin)
 
     def open_fd(self, sha256: str) -> int:
-        if not self.cached(sha256):
-            with self.open_local(sha256):
-                return self._open_noatime(sha256)
-        return self._open_noatime(sha256)
-
-    def _open_noatime(self, sha256: str) -> int:
+        """The local copy only (``FileNotFoundError`` when evicted): its callers re-hash in place — an
+        offload comparing a recorder's file stages that file instead of downloading the object, and
+        verify checks an evicted object in the bucket (``check_in_bucket``)."""
         flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
         try:
             return os.open(self.path_of(sha256), flags | getattr(os, "O_NOATIME", 0))
         except PermissionError:
             return os.open(self.path_of(sha256), flags)  # O_NOATIME needs the file's owner
 
-    def open(self, sha256: str) -> BinaryIO:
-        return os.fdopen(self.open_fd(sha256), "rb")
 
     def _download(self, sha256: str) -> None:
         """Bring the recorded version of an evicted object back into ``objects/`` (object lock held)."""
@@ -177,7 +177,7 @@ class CachedObjectStore(LocalObjectStore):
             raise StoreError(N_("store {root}: object {sha256} is neither in local staging nor stored in the evidence "
                                 "store bucket; run `evidock verify`"), root=str(self.root), sha256=sha256)
         version, size = stored
-        space = self.free_for(size)
+        space = self.free_for(size + self.reserve_bytes)
         if not space.fits:
             raise StoreError(N_("store {root}: no room to download object {sha256} ({size} bytes, {free} free); lower "
                                 "store.cache_bytes or free the disk"), root=str(self.root), sha256=sha256, size=size,
@@ -274,6 +274,8 @@ class CachedObjectStore(LocalObjectStore):
     def evict(self, room: int = 0) -> Eviction:
         """Remove least recently used local copies of stored objects until the local copies and
         ``room`` more fit in ``store.cache_bytes``. Waiting objects and pinned copies stay."""
+        self._evicted_at = time.monotonic()
+        self._drop_leftovers()
         ev, candidates = self._scan()
         bound = max(self.cache_bytes - room, 0)
         for _, sha, size in sorted(candidates):
@@ -291,6 +293,23 @@ class CachedObjectStore(LocalObjectStore):
             log.info("store: cache: %d local copies evicted (%d bytes), %d bytes cached (store.cache_bytes = %d)",
                      ev.evicted, ev.evicted_bytes, ev.cached_bytes, self.cache_bytes)
         return ev
+
+    def evict_due(self, changed: bool) -> Eviction | None:
+        """An eviction pass after an upload pass: when it ``changed`` what may be evicted (an object
+        stored, a ref written), else at most every ``EVICT_EVERY_S`` (copies that came back by a
+        re-dock) — the daemon's queue pass runs every few seconds, and a pass stats every object."""
+        if changed or self._evicted_at is None or time.monotonic() - self._evicted_at >= EVICT_EVERY_S:
+            return self.evict()
+        return None
+
+    def _drop_leftovers(self) -> None:
+        """Downloads a dead run left in staging (``cache-<sha>.tmp``; only the object's lock holder writes one)."""
+        for tmp in self.staging_dir.glob("cache-*.tmp"):
+            sha = tmp.name[len("cache-"):-len(".tmp")]
+            with contextlib.suppress(ValueError), self._try_lock(sha) as locked:
+                if locked:
+                    tmp.unlink(missing_ok=True)
+                    log.info("store: cache: removed %s, left by a download that did not finish", tmp.name)
 
     def usage(self) -> Eviction:
         """The cache as it is (nothing evicted): local copies and their bytes, objects in the bucket only."""
@@ -331,7 +350,11 @@ class CachedObjectStore(LocalObjectStore):
             try:
                 if not self._exclusive(fd):
                     return False  # being read right now (a proxy, a backup, an upload)
-                self._delete_locked(sha256)
+                try:
+                    self._delete_locked(sha256)
+                except StoreError as e:  # one copy that cannot go does not stop the pass
+                    log.warning("store: cache: %s", e)
+                    return False
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(path)
                 return True

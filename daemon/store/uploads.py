@@ -183,8 +183,7 @@ def run_queue(ctx: StationContext, catalog: Catalog, *, due_only: bool = False, 
         clear_alerts(catalog, ALERT_JOB, "bucket", now_utc())
     if not _count_waiting(catalog):  # the daemon's pass every few seconds: no retention walk for nothing
         _bucket_keys(catalog, b, rep)
-        if rep.refs.get("written"):  # a ref that waited for the bucket: its object is evictable now
-            rep.cache = evict_cache(ctx)
+        rep.cache = evict_cache(ctx, changed=bool(rep.refs.get("written")))  # a ref that waited: evictable now
         check_lag(ctx, catalog)
         return rep
     keep = keep_until_by_object(catalog, ctx.config.retention)
@@ -204,21 +203,22 @@ def run_queue(ctx: StationContext, catalog: Catalog, *, due_only: bool = False, 
             _failed(catalog, sha, token, attempts, Message(N_("the upload was interrupted")))
             raise
     _bucket_keys(catalog, b, rep)
-    if rep.uploaded or rep.present or rep.refs.get("written"):  # something became evictable
-        rep.cache = evict_cache(ctx)
+    rep.cache = evict_cache(ctx, changed=bool(rep.uploaded or rep.present or rep.refs.get("written")))
     check_lag(ctx, catalog)
     rep.waiting = _count_waiting(catalog)
     return rep
 
 
-def evict_cache(ctx: StationContext) -> dict[str, int] | None:
-    """The local cache's eviction pass (``store.cache_bytes``), as JSON; None for a store without a cache."""
+def evict_cache(ctx: StationContext, changed: bool) -> dict[str, int] | None:
+    """The local cache's eviction pass (``store.cache_bytes``) after an upload pass, as JSON; None when
+    none was due (``changed``: the pass stored an object or wrote a ref) or the store has no cache."""
     from daemon.evidence.cache import CachedObjectStore
 
     if not isinstance(ctx.store, CachedObjectStore):
         return None
     try:
-        return ctx.store.evict().to_json()
+        ev = ctx.store.evict_due(changed)
+        return ev.to_json() if ev is not None else None
     except (EvidockError, OSError) as e:  # the copies stay; the next pass tries again
         log.warning("store: cache eviction failed: %s", e)
         return None

@@ -149,6 +149,10 @@ def test_open_local_downloads_the_recorded_version_once_and_refuses_other_bytes(
         pytest.fail("a path was handed out")
     assert sha in str(e.value) and foreign in str(e.value) and "refused" in str(e.value)
     assert not path.exists() and list(store.staging_dir.glob("cache-*")) == []
+    # a download a dead run left behind goes with the next eviction pass
+    (store.staging_dir / f"cache-{sha}.tmp").write_bytes(b"half")
+    store.evict()
+    assert list(store.staging_dir.glob("cache-*")) == []
     r = run_evidock("--config", toml(cfg, tmp_path / "c.toml"), "verify", "--json", data_dir=data)
     assert r.code == 2 and r.json()["damaged"][0]["sha256"] == sha, r.out + r.err
 
@@ -170,3 +174,25 @@ def test_a_proxy_is_made_from_a_cached_download(seaweed: Seaweed, tmp_path: Path
     proxy = ctx.derived.path("proxy", sha, "mp4")
     assert mc.streams(proxy, "video") and mc.streams(proxy, "audio")  # a real proxy, from the downloaded original
     assert ctx.store.cached(sha)  # downloaded, re-hashed and kept until the next eviction pass
+
+
+def test_an_evicted_object_docked_again_is_staged_not_downloaded_and_not_uploaded_twice(
+        seaweed: Seaweed, tmp_path: Path) -> None:
+    cfg = config(seaweed, seaweed.bucket(), cache_bytes=0)
+    data, vol = tmp_path / "data", card(tmp_path / "c", {"A.MP4": os.urandom(70_000)})
+    ctx = build_context(cfg, data)
+    sha = ingest(ctx, vol, device="C-4", threaded=False).tasks[0].sha256
+    with ctx.catalog() as cat:
+        assert run_queue(ctx, cat).cache["evicted"] == 1
+        again = ingest(ctx, vol, device="C-4", threaded=False)
+        assert again.counts()["failed"] == 0, again.to_json()
+        assert ctx.store.cached(sha)  # the recorder's verified bytes, staged again
+        up = run_queue(ctx, cat)
+        assert (up.uploaded, up.present) == (0, 0) and up.waiting == 0, up.to_json()
+    conf = toml(cfg, tmp_path / "c.toml")
+    r = run_evidock("--config", conf, "verify", "--json", data_dir=data)
+    assert r.code == 0, r.out + r.err
+    # a pass that stores nothing still evicts now and then (a new runner at once)
+    r = run_evidock("--config", conf, "store", "upload", data_dir=data)
+    assert r.code == 0 and "local cache: 1 copy evicted" in r.out, r.out + r.err
+    assert not ctx.store.cached(sha)
