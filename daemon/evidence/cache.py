@@ -112,6 +112,13 @@ class CachedObjectStore(LocalObjectStore):
             return None  # a catalog from before the upload queue: nothing is stored in a bucket
         return (str(row[0]), int(row[1])) if row else None
 
+    def _evictable(self, sha256: str) -> bool:
+        """Stored, with its version id, and this station's ref in the bucket (no gc may take it)."""
+        row = self._catalog().conn.execute(
+            "SELECT 1 FROM store_uploads WHERE sha256 = ? AND state = 'stored' AND version_id IS NOT NULL"
+            " AND ref = 'written'", (sha256,)).fetchone()
+        return row is not None
+
     def cached(self, sha256: str) -> bool:
         """Is there a local copy of the object?"""
         return super().exists(sha256)
@@ -186,7 +193,7 @@ class CachedObjectStore(LocalObjectStore):
         tmp = self.staging_dir / f"cache-{sha256}.tmp"
         tmp.unlink(missing_ok=True)
         try:
-            with open(tmp, "xb") as f:
+            with open(tmp, "x+b") as f:  # readable too: the re-hash may read through this descriptor
                 try:
                     streamed = self.bucket().read_version(sha256, version, f)
                 except EvidockError as e:
@@ -339,7 +346,7 @@ class CachedObjectStore(LocalObjectStore):
 
     def _evict_one(self, sha256: str) -> bool:
         with self._try_lock(sha256) as locked:
-            if not locked or self.stored(sha256) is None:
+            if not locked or not self._evictable(sha256):  # again, under the lock: retention may have struck
                 return False
             path = self._pin_path(sha256)
             try:
