@@ -176,7 +176,6 @@ class CachedObjectStore(LocalObjectStore):
         except PermissionError:
             return os.open(self.path_of(sha256), flags)  # O_NOATIME needs the file's owner
 
-
     def _download(self, sha256: str) -> None:
         """Bring the recorded version of an evicted object back into ``objects/`` (object lock held)."""
         stored = self.stored(sha256)
@@ -328,15 +327,16 @@ class CachedObjectStore(LocalObjectStore):
         candidates: list[tuple[int, str, int]] = []
         try:
             rows = self._catalog().conn.execute(
-                "SELECT o.sha256, u.state = 'stored' AND u.version_id IS NOT NULL AND u.ref = 'written'"
+                "SELECT o.sha256, u.state = 'stored' AND u.version_id IS NOT NULL AND u.ref = 'written',"
+                " u.state = 'stored' AND u.version_id IS NOT NULL"
                 " FROM objects o LEFT JOIN store_uploads u ON u.sha256 = o.sha256").fetchall()
         except sqlite3.OperationalError:
             return ev, candidates  # a catalog not yet migrated: nothing is stored in a bucket yet
-        for sha, evictable in rows:
+        for sha, evictable, stored in rows:
             try:
                 st = os.stat(self.path_of(sha))
             except FileNotFoundError:
-                ev.stored_only += 1
+                ev.stored_only += bool(stored)  # else lost from staging before its upload: `verify` says so
                 continue
             ev.cached += 1
             ev.cached_bytes += st.st_size

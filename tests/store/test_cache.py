@@ -91,13 +91,18 @@ def test_eviction_keeps_waiting_and_open_objects_honours_the_bound_and_verify_st
         assert all(store.exists(s) and store.size(s) == 60_000 for s in shas)
     # verify checks them in the bucket and is clean; store status shows the cache
     conf = toml(cfg, tmp_path / "c.toml")
+    b = store.path_of(waiting)
+    os.utime(b, ns=(1_000_000_000, os.stat(b).st_mtime_ns))  # an old access time: a plain read would move it
     r = run_evidock("--config", conf, "verify", "--json", data_dir=data)
     assert r.code == 0 and r.json()["in_bucket"] == 3 and r.json()["missing"] == [], r.out + r.err
+    assert os.stat(b).st_atime_ns == 1_000_000_000  # the scrub is no use: the LRU order stays
     r = run_evidock("--config", conf, "store", "status", "--json", data_dir=data)
     cache = r.json()["cache"]
     assert (cache["cached"], cache["cached_bytes"], cache["in_bucket_only"], cache["cache_bytes"]) == (1, 50_000, 3, 130_000)
     r = run_evidock("--config", conf, "store", "status", data_dir=data)
     assert "local cache: 1 object(s)" in r.out, r.out + r.err
+    r = run_evidock("--config", conf, "config", "check", "--json", data_dir=data)
+    assert r.json()["store"]["cache_bytes"] == 130_000, r.out + r.err
     # an evicted object whose version is gone from the bucket is not clean
     db = sqlite3.connect(data / "catalog.sqlite")
     with db:
