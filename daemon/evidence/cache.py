@@ -53,6 +53,7 @@ from daemon.i18n import N_, Message, message_of
 log = logging.getLogger(__name__)
 
 EVICT_EVERY_S = 600.0  # an upload pass that stored nothing evicts at most this often (evict_due)
+BUCKET_DOWN_S = 60.0  # verify: after the bucket failed to answer, the next objects are not asked for this long
 
 
 class Bucket(Protocol):
@@ -92,6 +93,7 @@ class CachedObjectStore(LocalObjectStore):
         self._bucket: Bucket | None = None
         self._local = threading.local()  # a catalog connection per thread, for version ids
         self._evicted_at: float | None = None  # time.monotonic() of the last pass
+        self._down: tuple[float, Message] | None = None  # the bucket failed verify's question: until when, why
 
     # -- what the catalog says is stored ----------------------------------------------------
 
@@ -377,11 +379,19 @@ class CachedObjectStore(LocalObjectStore):
         if stored is None:
             return "missing"
         version, stored_size = stored
-        try:
-            head = self.bucket().head_version(sha256, version)
-        except EvidockError as e:
+        down = self._down
+        if down is not None and time.monotonic() < down[0]:
+            reason = down[1]  # asked a moment ago: a scrub does not wait out the timeouts for every object
+        else:
+            try:
+                head = self.bucket().head_version(sha256, version)
+                reason = None
+            except EvidockError as e:
+                reason = message_of(e)
+                self._down = (time.monotonic() + BUCKET_DOWN_S, reason)
+        if reason is not None:
             return Message(N_("has no local copy, and the evidence store bucket cannot be asked for version {version}: "
-                              "{reason}"), version=version, reason=message_of(e))
+                              "{reason}"), version=version, reason=reason)
         if head is None:
             return Message(N_("has no local copy, and the evidence store bucket has no version {version} of it"),
                            version=version)

@@ -25,7 +25,7 @@ from daemon.context import build_context
 from daemon.errors import StoreError
 from daemon.evidence.cache import CachedObjectStore
 from daemon.ingest.offload import ingest
-from daemon.store.uploads import run_queue
+from daemon.store.uploads import open_bucket, run_queue
 
 
 def config(server: Seaweed, bucket: str, cache_bytes: int) -> Config:
@@ -160,6 +160,11 @@ def test_open_local_downloads_the_recorded_version_once_and_refuses_other_bytes(
     assert list(store.staging_dir.glob("cache-*")) == []
     r = run_evidock("--config", toml(cfg, tmp_path / "c.toml"), "verify", "--json", data_dir=data)
     assert r.code == 2 and r.json()["damaged"][0]["sha256"] == sha, r.out + r.err
+    # a bucket that cannot be reached: not checked, said so (and not asked again for every object)
+    gone = Seaweed(tmp_path / "gone")  # never started: its port refuses connections
+    store._bucket = open_bucket(config(gone, bucket, cache_bytes=0))
+    first = store.check_in_bucket(sha, None)
+    assert "cannot be asked" in str(first) and str(store.check_in_bucket(sha, None)) == str(first)
 
 
 def test_a_proxy_is_made_from_a_cached_download(seaweed: Seaweed, tmp_path: Path) -> None:
