@@ -59,10 +59,10 @@ class StoreConfig(_Section):
         "local", description="local: objects/ in the data dir; s3: the bucket of [store.s3], objects/ as local staging")
     max_upload_lag_hours: float = Field(
         24.0, gt=0, le=24 * 365, description="backend s3: an object waiting longer than this for its upload is alerted")
-    snapshot_hours: float = Field(
-        24.0, ge=0, le=24 * 365,
-        description="backend s3: an upload pass puts a catalog snapshot into the bucket (catalog/<station>/) when the "
+    snapshot_hours: float = Field(24.0, ge=0, le=24 * 365, description="backend s3: an upload pass puts a catalog snapshot into the bucket (catalog/<station>/) when the "
                     "last one is older than this (the start of `evidock reindex --from-store`); 0: none")
+    cache_bytes: int = Field(256 * 1024**3, ge=0, le=1 << 50, description="backend s3: local copies of objects already stored in the bucket are evicted, least recently used "
+                    "first, down to this many bytes in objects/ (waiting uploads are never evicted)")
     gc_station: str | None = Field(
         None, min_length=1, max_length=64,
         description="backend s3: the one station (its station id) whose scheduled `store gc` deletes objects no station "

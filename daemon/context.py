@@ -19,6 +19,7 @@ from daemon.cases.filing import file_new_footage, refile_probed
 from daemon.cases.filing_rules import FilingRules
 from daemon.catalog.db import Catalog
 from daemon.config import Config
+from daemon.evidence.cache import CachedObjectStore
 from daemon.evidence.staging import Staging
 from daemon.evidence.store import LocalObjectStore, ObjectStore
 from daemon.media.derived import DerivedFiles
@@ -63,7 +64,15 @@ class StationContext:
 def build_context(config: Config, data_dir: Path) -> StationContext:
     """Assemble the station: the store and its staging, derived files, and the footage hooks."""
     data_dir = Path(data_dir)
-    store = LocalObjectStore(data_dir)
+    store: LocalObjectStore
+    if config.store.backend == "s3":
+        # objects/ is local staging and a bounded cache of the bucket (the system of record)
+        from daemon.store.uploads import open_bucket
+
+        store = CachedObjectStore(data_dir, config.store.cache_bytes, lambda: open_bucket(config),
+                                  config.store.reserve_bytes)
+    else:
+        store = LocalObjectStore(data_dir)
     ctx = StationContext(config, data_dir, store, Staging(store.staging_dir), DerivedFiles(data_dir), config.registry())
     # Art. 11: filed in the transaction that records the footage; then probe + proxy, later.
     ctx.on_footage_recorded.append(lambda cat, conn, fid, sha: file_new_footage(cat, sha, FilingRules.of(config.filing)))

@@ -7,7 +7,7 @@ import click
 
 from daemon.cli import Station, cli, emit_json, pass_station, say
 from daemon.display import duration, local_time, shown, size
-from daemon.i18n import _, text
+from daemon.i18n import _, ngettext, text
 from daemon.store.refs import gc
 from daemon.store.reindex import reindex
 from daemon.store.replay import lost_with
@@ -55,6 +55,10 @@ def store_upload(st: Station, no_wait: bool, as_json: bool) -> int:
     click.echo(_("store upload: {uploaded} uploaded ({bytes}), {present} already in the bucket, {failed} failed, "
                  "{waiting} waiting").format(uploaded=rep.uploaded, bytes=size(rep.bytes), present=rep.present,
                                              failed=len(rep.failed), waiting=rep.waiting))
+    if rep.cache is not None and rep.cache["evicted"]:
+        click.echo(ngettext("local cache: {n} copy evicted ({bytes}), {cached} cached",
+                            "local cache: {n} copies evicted ({bytes}), {cached} cached", rep.cache["evicted"]).format(
+            n=rep.cache["evicted"], bytes=size(rep.cache["evicted_bytes"]), cached=size(rep.cache["cached_bytes"])))
     for sha, why in rep.failed[:5]:
         say(_("store upload: {sha256}: {error}").format(sha256=sha, error=text(why)))
     for subject, why in rep.later[:5]:
@@ -106,7 +110,7 @@ def store_status_cmd(st: Station, as_json: bool) -> int:
       evidock store status --json
     """
     with st.catalog() as catalog:
-        doc = store_status(st.config, catalog)
+        doc = store_status(st.config, catalog, st.context.store)
     code = 1 if doc["lagging"] or doc["alerts"] else 0
     if as_json:
         for a in doc["alerts"]:
@@ -114,6 +118,11 @@ def store_status_cmd(st: Station, as_json: bool) -> int:
         emit_json({**doc, "exit_code": code})
         return code
     click.echo(store_line(doc, st.config.ui.timezone))
+    if doc["cache"] is not None:
+        c = doc["cache"]
+        click.echo(_("local cache: {cached} object(s), {bytes} of store.cache_bytes = {bound}; {remote} in the bucket "
+                     "only").format(cached=c["cached"], bytes=size(c["cached_bytes"]), bound=size(c["cache_bytes"]),
+                                    remote=c["in_bucket_only"]))
     for a in doc["alerts"]:
         say(_("alert: {message}").format(message=text(a["text"])))
     return code

@@ -77,6 +77,8 @@ def summary_text(rep: Any) -> str:
         text += _(", {n} catalog row(s) not matching the audit log").format(n=len(rep.mismatches))
     if rep.strays:
         text += _(", {n} stray file(s) in objects/").format(n=len(rep.strays))
+    if rep.in_bucket:
+        text += _(", {n} checked in the bucket (not cached locally)").format(n=rep.in_bucket)
     if not rep.complete:
         text += _(" (stopped at the time limit; the next run continues after {after}…)").format(after=rep.next_after[:16])
     return text

@@ -43,6 +43,7 @@ pages (``posix_fadvise(DONTNEED)`` after an fsync) and reading through the cache
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import mmap
 import os
@@ -395,6 +396,8 @@ def _open_direct(fd: int) -> int:
     if not flag:
         return -1
     try:
+        # O_NOATIME carried over (daemon.evidence.cache): a scrub must not make every cached copy "recent"
+        flag |= fcntl.fcntl(fd, fcntl.F_GETFL) & getattr(os, "O_NOATIME", 0)
         direct = os.open(f"/proc/self/fd/{fd}", os.O_RDONLY | os.O_CLOEXEC | flag)
     except OSError:
         return -1  # EINVAL: the filesystem has no O_DIRECT (tmpfs); no /proc

@@ -43,6 +43,7 @@ from typing import Any
 
 from daemon.catalog.db import Catalog
 from daemon.errors import EXIT_ERROR, EXIT_OK, EXIT_WARNING
+from daemon.evidence.cache import CachedObjectStore
 from daemon.evidence.store import LocalObjectStore
 from daemon.evidence.transfer import hash_fd
 from daemon.i18n import Message, N_, os_error
@@ -53,6 +54,7 @@ CHECKPOINT_KEY = "verify.position"
 @dataclass
 class VerifyReport:
     checked: int = 0
+    in_bucket: int = 0  # of those checked: evicted from the local cache, checked in the bucket (s3 backend)
     damaged: list[dict[str, Any]] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     unreferenced: list[str] = field(default_factory=list)
@@ -79,11 +81,13 @@ class VerifyReport:
             extra += f", {len(self.mismatches)} catalog row(s) not matching the audit log"
         if self.strays:
             extra += f", {len(self.strays)} stray file(s) in objects/"
+        if self.in_bucket:
+            extra += f", {self.in_bucket} checked in the bucket (not cached locally)"
         return f"checked {self.checked} objects, {len(self.damaged)} damaged, {len(self.missing)} missing{extra}{tail}"
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "checked": self.checked, "damaged": _english(self.damaged), "missing": self.missing,
+            "checked": self.checked, "in_bucket": self.in_bucket, "damaged": _english(self.damaged), "missing": self.missing,
             "unreferenced": self.unreferenced, "mismatches": _english(self.mismatches), "strays": _english(self.strays),
             "pending_removal": self.pending_removal, "complete": self.complete,
             "resumed_after": self.resumed_after, "next_after": self.next_after, "summary": self.summary(),
@@ -113,7 +117,12 @@ def verify_store(catalog: Catalog, store: LocalObjectStore, max_duration: float 
             return rep
         rep.checked += 1
         last = sha
-        problem = _check_object(store, sha, size, read=sha not in hashed)
+        if isinstance(store, CachedObjectStore) and not store.cached(sha):
+            # evicted from the local cache: the bucket holds it, checked there (head_object's checksum)
+            rep.in_bucket += 1
+            problem = store.check_in_bucket(sha, size)
+        else:
+            problem = _check_object(store, sha, size, read=sha not in hashed)
         if problem == "missing":
             rep.missing.append(sha)
         elif problem:

@@ -46,8 +46,8 @@ from typing import TYPE_CHECKING, Any
 import ffmpeg
 
 from daemon.config import MediaConfig
-from daemon.errors import MediaFailure
-from daemon.i18n import Message, N_, os_error
+from daemon.errors import MediaFailure, StoreError
+from daemon.i18n import Message, N_, message_of, os_error
 from daemon.evidence.store import LocalObjectStore, fsync_dir
 from daemon.evidence.transfer import hash_fd
 from daemon.ingest.pipeline import Stage, run_sequential
@@ -138,6 +138,11 @@ def _time_limit(cfg: MediaConfig, probe: Probe | None) -> float:
     return cfg.ffmpeg_timeout_s + cfg.timeout_per_media_second * ((probe.duration_s or 0) if probe else 0)
 
 
+def _unreadable(e: StoreError) -> MediaFailure:
+    return MediaFailure(N_("the stored original could not be had from the store ({reason}); tried again later"),
+                        permanent=False, reason=message_of(e))
+
+
 def probe_stage(ctx: MediaContext, task: MediaTask) -> None:
     """Cheap checks first (empty, missing), then ffprobe; decide the kind and the recording's start."""
     job = task.job
@@ -158,6 +163,9 @@ def probe_stage(ctx: MediaContext, task: MediaTask) -> None:
     try:
         with ctx.store.open_local(job.sha256) as original:
             task.probe = probe_file(ctx.tools, original, ctx.cfg, cancel=ctx.cancel, paused=ctx.paused)
+    except StoreError as e:  # s3 backend: an evicted original that could not be downloaded now
+        task.failure = _unreadable(e)
+        return
     except MediaFailure as f:
         if claimed is None and f.permanent:
             task.kind = "other"  # a log, GPS track or settings file: not media, nothing to do
@@ -258,6 +266,9 @@ def proxy_stage(ctx: MediaContext, task: MediaTask) -> None:
             args = PROXY_BUILDERS[task.kind](ctx, task, original, tmp)  # type: ignore[index]
             ran = run_tool(args, _time_limit(ctx.cfg, task.probe), what=Message(N_("proxy ({plan})"), plan=task.plan),
                            cancel=ctx.cancel, paused=ctx.paused)
+    except StoreError as e:
+        task.failure = _unreadable(e)
+        return
     except MediaFailure as f:
         task.failure = f
         return

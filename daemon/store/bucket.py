@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import io
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import unquote
 
 from botocore.exceptions import ClientError
@@ -28,6 +28,23 @@ class StoreBucket(S3Target):
             self.client().put_object(Bucket=self.bucket, Key=key, Body=body, ChecksumAlgorithm="SHA256",
                                      ChecksumSHA256=b64(hashlib.sha256(body).hexdigest()),
                                      Metadata={"evidock-station": self.station_id})
+
+    def read_version(self, sha256: str, version: str, sink: BinaryIO) -> tuple[str, int]:
+        """Stream one recorded version of an object into ``sink``; the SHA-256 and size of what came."""
+        key = object_key(sha256)
+        return self._read(key, version, sink, Message(N_("reading {key}"), key=key))
+
+    def head_version(self, sha256: str, version: str) -> dict[str, Any] | None:
+        """``head_object(ChecksumMode=ENABLED)`` of one version of an object; None if the bucket has no such version."""
+        key = object_key(sha256)
+        with self._calling(Message(N_("looking up {key}"), key=key)):
+            try:
+                return dict(self.client().head_object(Bucket=self.bucket, Key=key, VersionId=version,
+                                                      ChecksumMode="ENABLED"))
+            except ClientError as e:
+                if self._code(e) in GONE or self._code(e) == "400":  # a version id the bucket never gave
+                    return None
+                raise
 
     def keys(self, prefix: str) -> list[str]:
         """The keys under ``prefix`` that have a current version."""

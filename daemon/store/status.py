@@ -11,10 +11,14 @@ from daemon.store.uploads import ALERT_JOB, oldest_waiting
 
 if TYPE_CHECKING:
     from daemon.config import Config
+    from daemon.evidence.store import ObjectStore
 
 
-def store_status(config: Config, catalog: Catalog) -> dict[str, Any]:
-    """The status document (``--json`` prints it, minus the ``Message`` objects of the alerts)."""
+def store_status(config: Config, catalog: Catalog, store: ObjectStore | None = None) -> dict[str, Any]:
+    """The status document (``--json`` prints it, minus the ``Message`` objects of the alerts).
+
+    With the station's ``store`` (s3 backend) it says the local cache too: one stat per object."""
+    from daemon.evidence.cache import CachedObjectStore
     from daemon.schedule.runs import open_job_alerts
 
     counts = {state: (0, 0) for state in ("waiting", "uploading", "stored")}
@@ -33,4 +37,6 @@ def store_status(config: Config, catalog: Catalog) -> dict[str, Any]:
             "stored": counts["stored"][0], "stored_bytes": counts["stored"][1],
             "oldest_waiting": oldest, "oldest_age_s": age, "max_upload_lag_hours": config.store.max_upload_lag_hours,
             "lagging": age is not None and age > config.store.max_upload_lag_hours * 3600,
-            "alerts": open_job_alerts(catalog, ALERT_JOB)}
+            "alerts": open_job_alerts(catalog, ALERT_JOB),
+            "cache": ({**store.usage().to_json(), "cache_bytes": store.cache_bytes}
+                      if isinstance(store, CachedObjectStore) else None)}

@@ -141,6 +141,7 @@ class UploadReport:
     segments: int = 0  # audit segments written (daemon.store.segments)
     later: list[tuple[str, Message]] = field(default_factory=list)  # refs/segments the next pass retries
     snapshot: str | None = None  # the catalog snapshot this pass put into the bucket (daemon.store.snapshot)
+    cache: dict[str, int] | None = None  # the eviction pass after it (daemon.evidence.cache), if one ran
 
     @property
     def exit_code(self) -> int:
@@ -151,7 +152,7 @@ class UploadReport:
         return {"uploaded": self.uploaded, "present": self.present, "bytes": self.bytes, "waiting": self.waiting,
                 "failed": [{"sha256": s, "error": str(m)} for s, m in self.failed],
                 "error": str(self.error) if self.error is not None else None,
-                "refs": self.refs, "audit_segments": self.segments,
+                "refs": self.refs, "audit_segments": self.segments, "cache": self.cache,
                 "retry_later": [{"subject": s, "error": str(m)} for s, m in self.later], "snapshot": self.snapshot}
 
 
@@ -184,6 +185,7 @@ def run_queue(ctx: StationContext, catalog: Catalog, *, due_only: bool = False, 
         clear_alerts(catalog, ALERT_JOB, "bucket", now_utc())
     if not _count_waiting(catalog):  # the daemon's pass every few seconds: no retention walk for nothing
         _bucket_keys(catalog, b, rep, ctx.config.store.snapshot_hours)
+        rep.cache = evict_cache(ctx, changed=bool(rep.refs.get("written")))  # a ref that waited: evictable now
         check_lag(ctx, catalog)
         return rep
     keep = keep_until_by_object(catalog, ctx.config.retention)
@@ -203,9 +205,25 @@ def run_queue(ctx: StationContext, catalog: Catalog, *, due_only: bool = False, 
             _failed(catalog, sha, token, attempts, Message(N_("the upload was interrupted")))
             raise
     _bucket_keys(catalog, b, rep, ctx.config.store.snapshot_hours)
+    rep.cache = evict_cache(ctx, changed=bool(rep.uploaded or rep.present or rep.refs.get("written")))
     check_lag(ctx, catalog)
     rep.waiting = _count_waiting(catalog)
     return rep
+
+
+def evict_cache(ctx: StationContext, changed: bool) -> dict[str, int] | None:
+    """The local cache's eviction pass (``store.cache_bytes``) after an upload pass, as JSON; None when
+    none was due (``changed``: the pass stored an object or wrote a ref) or the store has no cache."""
+    from daemon.evidence.cache import CachedObjectStore
+
+    if not isinstance(ctx.store, CachedObjectStore):
+        return None
+    try:
+        ev = ctx.store.evict_due(changed)
+        return ev.to_json() if ev is not None else None
+    except (EvidockError, OSError) as e:  # the copies stay; the next pass tries again
+        log.warning("store: cache eviction failed: %s", e)
+        return None
 
 
 def _bucket_keys(catalog: Catalog, b: StoreBucket, rep: UploadReport, snapshot_hours: float) -> None:
