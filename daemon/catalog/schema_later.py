@@ -296,3 +296,30 @@ def _m012_store_refs(db: sqlite_utils.Database) -> None:
             chain_hash TEXT NOT NULL,
             written_at TEXT
         )""")
+
+
+def _m013_overdue(db: sqlite_utils.Database) -> None:
+    """Whether a footage row is filed to any case (issue 19), so that the overdue list is one
+    indexed query rather than a walk of every row.
+
+    ``footage.case_no`` cannot say it: it is NULL both for unfiled footage and for footage filed to
+    several cases. ``filed`` is 1 while the row has a ``footage_cases`` link, kept by triggers on
+    that table, so every writer (filing, companions, a restore's refile) keeps it in the very
+    statement that links or unlinks; rows stored before are set here. The partial indexes hold only
+    unfiled rows (few on a station that files), each with the time the deadline runs from and the
+    kind: by officer (the summary, the --officer filter), by recorder (the health report's count,
+    --device) and by id (the pages).
+    """
+    due = "COALESCE(recorded_at_corrected, ingested_at)"  # as daemon.cases.filing._T_DUE
+    db.execute("ALTER TABLE footage ADD COLUMN filed INTEGER NOT NULL DEFAULT 0")
+    db.execute("UPDATE footage SET filed = 1 WHERE id IN (SELECT footage_id FROM footage_cases)")
+    db.execute("""CREATE TRIGGER footage_cases_filed AFTER INSERT ON footage_cases BEGIN
+            UPDATE footage SET filed = 1 WHERE id = NEW.footage_id AND filed = 0;
+        END""")
+    db.execute("""CREATE TRIGGER footage_cases_unfiled AFTER DELETE ON footage_cases BEGIN
+            UPDATE footage SET filed = 0 WHERE id = OLD.footage_id
+                AND NOT EXISTS (SELECT 1 FROM footage_cases WHERE footage_id = OLD.footage_id);
+        END""")
+    db.execute(f"CREATE INDEX footage_unfiled_officer ON footage(officer_badge, {due}, kind) WHERE filed = 0")
+    db.execute(f"CREATE INDEX footage_unfiled_device ON footage(device_serial, {due}, kind) WHERE filed = 0")
+    db.execute(f"CREATE INDEX footage_unfiled_id ON footage(id, {due}, kind) WHERE filed = 0")
