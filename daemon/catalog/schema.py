@@ -373,6 +373,7 @@ from daemon.catalog.schema_later import (  # noqa: E402 — the migrations after
     _m011_notify,
     _m012_store_refs,
     _m013_overdue,
+    _m014_listings,
 )
 
 # In the order they were first applied (by the modules that owned them then: catalog, audit,
@@ -398,4 +399,5 @@ MIGRATIONS: list[Migration] = [
     ("notify-011", _m011_notify),
     ("store-refs-012", _m012_store_refs),
     ("overdue-013", _m013_overdue),
+    ("listings-014", _m014_listings),
 ]

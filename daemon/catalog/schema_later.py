@@ -323,3 +323,16 @@ def _m013_overdue(db: sqlite_utils.Database) -> None:
     db.execute(f"CREATE INDEX footage_unfiled_officer ON footage(officer_badge, {due}, kind) WHERE filed = 0")
     db.execute(f"CREATE INDEX footage_unfiled_device ON footage(device_serial, {due}, kind) WHERE filed = 0")
     db.execute(f"CREATE INDEX footage_unfiled_id ON footage(id, {due}, kind) WHERE filed = 0")
+
+
+def _m014_listings(db: sqlite_utils.Database) -> None:
+    """Indexes for the recorder and health listings' filters (issue 19, ``daemon.health_listing``),
+    each ending in the key its pages are keyed on (the serial, the record's id); and for each
+    recorder's last dock, which the recorder listing shows."""
+    db.execute("CREATE INDEX devices_officer ON devices(officer_badge, serial)")
+    db.execute("CREATE INDEX devices_model ON devices(model, serial)")
+    db.execute("CREATE INDEX dock_events_serial ON dock_events(serial, at)")
+    db.execute("CREATE INDEX sessions_device ON sessions(device_serial)")
+    db.execute("CREATE INDEX health_officer_at ON health(officer_badge, at, id)")
+    db.execute("CREATE INDEX health_device_at ON health(device_serial, at, id)")
+    db.execute("CREATE INDEX health_at ON health(at, id)")
