@@ -148,7 +148,8 @@ def main() -> int:
         print(f"health: {docks} records added (one a docking) in {time.perf_counter() - t0:.0f} s")
         with sqlite3.connect(data / "catalog.sqlite") as db:
             db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        size = sum(p.stat().st_size for p in data.glob("catalog.sqlite*"))
+        # the catalog and its WAL (not the copy an upgrade keeps, catalog.sqlite.before-*)
+        size = sum(p.stat().st_size for p in data.glob("catalog.sqlite*") if ".before-" not in p.name)
         print(f"catalog: {a.rows} footage rows ({have} there before), {a.officers} officers, built in {built:.0f} s "
               f"({(a.rows - have) / max(built, 1e-9):.0f} rows/s); {size / 1e6:.0f} MB on disk, {size / 1e6 / (a.rows / 1e6):.0f} MB "
               f"per million rows")

@@ -320,8 +320,11 @@ def _m013_overdue(db: sqlite_utils.Database) -> None:
             UPDATE footage SET filed = 0 WHERE id = OLD.footage_id
                 AND NOT EXISTS (SELECT 1 FROM footage_cases WHERE footage_id = OLD.footage_id);
         END""")
-    db.execute(f"CREATE INDEX footage_unfiled_officer ON footage(officer_badge, {due}, kind) WHERE filed = 0")
-    db.execute(f"CREATE INDEX footage_unfiled_device ON footage(device_serial, {due}, kind) WHERE filed = 0")
+    # The raw times and ``filed`` too: SQLite (3.40) reads an index as covering only when it holds the
+    # columns themselves, and the summaries then never touch the table (a fifth of their time).
+    covering = "kind, recorded_at_corrected, ingested_at, filed"
+    db.execute(f"CREATE INDEX footage_unfiled_officer ON footage(officer_badge, {due}, {covering}) WHERE filed = 0")
+    db.execute(f"CREATE INDEX footage_unfiled_device ON footage(device_serial, {due}, {covering}) WHERE filed = 0")
     db.execute(f"CREATE INDEX footage_unfiled_id ON footage(id, {due}, kind) WHERE filed = 0")
 
 

@@ -70,7 +70,7 @@ def test_the_overdue_list_is_an_indexed_query_on_the_unfiled_rows(catalog_dir: P
             plan = [r[3] for r in c.conn.execute("EXPLAIN QUERY PLAN " + sql, args)]
             # no read of every footage row: the partial indexes hold only unfiled rows
             assert not [p for p in plan if p.startswith("SCAN f") and "USING" not in p], plan
-            assert any(p.startswith(("SEARCH f USING INDEX footage_unfiled_", "SCAN f USING INDEX footage_unfiled_"))
+            assert any(p.startswith(("SEARCH f USING", "SCAN f USING")) and "INDEX footage_unfiled_" in p
                        for p in plan), plan
 
 
