@@ -141,10 +141,11 @@ def _facts(conn: sqlite3.Connection, footage_id: int) -> list[Facts]:
     return _facts_of(conn, footage_id, footage_id)
 
 
-def iter_facts(conn: sqlite3.Connection, batch: int = BATCH) -> Iterator[Facts]:
-    """The facts of every footage row, in id order, read in keyset batches of ``batch`` rows (each
-    batch a range of ids: the footage rows, then their holds, links and candidates in that range),
-    so memory stays that of one batch whatever the catalog holds."""
+def iter_facts(conn: sqlite3.Connection, batch: int | None = None) -> Iterator[Facts]:
+    """The facts of every footage row, in id order, read in keyset batches of ``batch`` rows (default
+    ``BATCH``; each batch a range of ids: the footage rows, then their holds, links and candidates in
+    that range), so memory stays that of one batch whatever the catalog holds."""
+    batch = batch or BATCH
     last = 0
     while True:
         row = conn.execute("SELECT MAX(id) FROM (SELECT id FROM footage WHERE id > ? ORDER BY id LIMIT ?)",
