@@ -16,7 +16,7 @@ import pytest
 from conftest import REPO, run_evidock
 
 from daemon.cases import filing, register, reports
-from daemon.cases.listing import FootageQuery, iter_footage
+from daemon.cases.listing import FootageQuery, footage_sql, iter_footage
 from daemon.catalog.db import Catalog
 
 sys.path.insert(0, str(REPO / "benchmarks"))
@@ -161,3 +161,15 @@ def test_the_cli_pages_for_people_and_streams_json(catalog_dir: Path) -> None:
     none = run_evidock("footage", "overdue", "--as-of", "2000-01-01 00:00", "--json", data_dir=catalog_dir)
     assert none.code == 0 and none.json() == {"as_of": "1999-12-31T16:00:00+00:00", "deadline_days": 2, "count": 0,
                                               "officers": [], "footage": []}
+
+
+@pytest.mark.parametrize("q", [FootageQuery(unfiled=True), FootageQuery(unfiled=True, limit=50, latest=True),
+                               FootageQuery(unfiled=True, officer="100003")])
+def test_footage_list_unfiled_reads_the_unfiled_rows_by_index(catalog_dir: Path, q: FootageQuery) -> None:
+    sql, args = footage_sql(q)
+    with Catalog(catalog_dir) as c:
+        plan = [r[3] for r in c.conn.execute("EXPLAIN QUERY PLAN " + sql, args)]
+        got = [r["id"] for r in iter_footage(c, DEADLINE, q)]
+        every = [r for r in iter_footage(c, DEADLINE) if not r["cases"] and (q.officer is None or r["officer"] == q.officer)]
+    assert not [p for p in plan if p.startswith("SCAN f") and "USING" not in p], plan
+    assert got == [r["id"] for r in every][-(q.limit or len(every)):] and got
