@@ -80,3 +80,28 @@ def build(data_dir: Path, rows: int, recorders: int = 25, per_dock: int = 50, si
             made += n
             dock += 1
     return made
+
+
+def add_health(data_dir: Path, durable: bool = True) -> int:
+    """One health record for each generated docking that has none yet (``daemon.health.record``, as
+    a dock writes it: the alerts it raises too), every tenth with a low battery; returns how many.
+    ``durable=False``: without fsync, as ``build``."""
+    from daemon import health
+    from daemon.config import HealthConfig
+    from drivers.base import Battery, Storage
+
+    cfg, made = HealthConfig(), 0
+    with Catalog(data_dir) as catalog:
+        if not durable:
+            catalog.conn.execute("PRAGMA synchronous = OFF")
+        docks = catalog.conn.execute(
+            "SELECT s.id, s.device_serial, s.officer_badge FROM sessions s WHERE s.device_serial IS NOT NULL"
+            " AND NOT EXISTS (SELECT 1 FROM health h WHERE h.session_id = s.id) ORDER BY s.id").fetchall()
+        for sid, serial, badge in docks:
+            reading = health.HealthReading(serial, model="GEN-1", firmware="1.0", badge=badge,
+                                           battery=Battery(percent=10 if sid % 10 == 0 else 80, full_charge_mah=3000),
+                                           storage=Storage(total_bytes=64 << 30, free_bytes=32 << 30, fs_state="clean"),
+                                           clock_drift_s=1.0, station_clock="synced")
+            health.record(catalog, cfg, reading, session_id=sid)
+            made += 1
+    return made

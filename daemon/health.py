@@ -367,23 +367,9 @@ def json_view(obj: Any) -> Any:
 
 def devices(catalog: Catalog) -> list[dict[str, Any]]:
     """Each known recorder: its officer, when it was last docked, its last health, open alerts."""
-    out = []
-    for d in catalog.db.query(
-        "SELECT d.serial, d.model, d.officer_badge, o.name AS officer_name, o.unit AS officer_unit, d.first_seen, d.last_seen,"
-        " d.registered_at, (SELECT MAX(at) FROM dock_events e WHERE e.serial = d.serial) AS last_docked,"
-        " (SELECT COUNT(*) FROM sessions s WHERE s.device_serial = d.serial) AS sessions "
-        "FROM devices d LEFT JOIN officers o ON o.badge = d.officer_badge ORDER BY d.serial"
-    ):
-        # docked: through a bay of this station; manual: only offloaded by hand (ingest, the watch
-        # folder); registered: registered here but never docked nor offloaded
-        d["seen_as"] = "docked" if d["last_docked"] else ("manual" if d.pop("sessions") else "registered")
-        last = history(catalog, d["serial"], limit=1)
-        d["last_health"] = last[0] if last else None
-        d["open_alerts"] = [{"kind": a["kind"], "message": a["message"], "message_msg": a["message_msg"],
-                             "raised_at": a["raised_at"]}
-                            for a in open_alerts(catalog, d["serial"])]
-        out.append(d)
-    return out
+    from daemon.health_listing import iter_devices  # built on this module's readers
+
+    return list(iter_devices(catalog))
 
 
 def device_report(catalog: Catalog, serial: str | None, limit: int) -> dict[str, Any]:

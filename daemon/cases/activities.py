@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from daemon.cases.fields import FieldProblem, _clean_text, _p_handlers, joined
-from daemon.cases.filing import FilingChanges, _refile
+from daemon.cases.filing import FilingChanges, _refile, activity_scope
 from daemon.cases.filing_rules import FilingRules
 from daemon.cases.records import need_case
 from daemon.catalog.db import Catalog
@@ -105,5 +105,6 @@ def add_activity(catalog: Catalog, given: dict[str, Any], tz: str, actor: str | 
         filing = FilingChanges()
         if new:
             filing = _refile(catalog, officers=doc["officers"], actor=actor, rules=rules,
-                             trigger=f"activity {a['kind']} added to case {a['case_no']}")
+                             trigger=f"activity {a['kind']} added to case {a['case_no']}",
+                             cases=[a["case_no"]], within=activity_scope(a["start"], a["end"]))
     return ActivityResult(doc, "added" if new else "unchanged", filing)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import unicodedata
+from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from daemon.cases import csvimport
 from daemon.cases.activities import parse_activity, store_activity
 from daemon.cases.csvimport import ImportReport, _header, _problem, open_csv
 from daemon.cases.fields import joined
-from daemon.cases.filing import _refile
+from daemon.cases.filing import _refile, activity_scope
 from daemon.cases.filing_rules import FilingRules
 from daemon.catalog.db import Catalog
 from daemon.errors import NotFound
@@ -86,7 +87,8 @@ def import_activities(catalog: Catalog, path: Path, tz: str, actor: str | None =
         parsed.append((start, fields))
     source = f"import {Path(path).name}"
     with catalog.transaction():
-        officers: set[str] = set()
+        scopes: dict[str, list[tuple[str, str | None]]] = defaultdict(list)
+        cases: set[str] = set()
         for ln, a in parsed:
             try:
                 doc, new = store_activity(catalog, a, f"{source} line {ln}", actor)
@@ -96,11 +98,14 @@ def import_activities(catalog: Catalog, path: Path, tz: str, actor: str | None =
                 continue
             if new:
                 report.activities.append({k: v for k, v in doc.items() if k != "officers"})
-                officers |= set(doc["officers"])
+                for badge in doc["officers"]:  # a new activity refiles its officers' footage around it only
+                    scopes[badge] += activity_scope(a["start"], a["end"])
+                cases.add(a["case_no"])
             else:
                 report.activities_unchanged += 1
-        if officers:
-            _refile(catalog, officers=officers, actor=actor, trigger=source, changes=report.filing, rules=rules)
+        if scopes:
+            _refile(catalog, officers=scopes, actor=actor, trigger=source, changes=report.filing, rules=rules,
+                    cases=cases, within=dict(scopes))
         audit.append(catalog, "case.import", f"file:{Path(path).name}", {
             "file": str(path), "encoding": report.encoding, "what": "activities", "rows": report.rows,
             "added": len(report.activities), "unchanged": report.activities_unchanged,

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from daemon.cases.fields import _window_problem, joined, parse_fields
-from daemon.cases.filing import FilingChanges, _refile
+from daemon.cases.filing import FilingChanges, _refile, officer_scopes
 from daemon.cases.filing_rules import FilingRules
 from daemon.cases.records import _case
 from daemon.cases.register import _store_case
@@ -288,7 +288,7 @@ def import_cases(catalog: Catalog, path: Path, tz: str, actor: str | None = None
     report, good = read_case_csv(Path(path), tz)
     source = f"import {Path(path).name}"
     with catalog.transaction():
-        officers: set[str] = set()
+        changed_cases: list[tuple[str, set[str], list[tuple[str, str | None]]]] = []
         for line, fields in good:
             old = _case(catalog.conn, fields["case_no"])
             changed = _store_case(catalog, fields, old, f"{source} line {line}", actor)
@@ -299,9 +299,14 @@ def import_cases(catalog: Catalog, path: Path, tz: str, actor: str | None = None
             else:
                 report.unchanged.append(fields["case_no"])
             if old is None or changed:
-                officers |= set(fields["handlers"]) | set(old["handlers"] if old else ())
-        if officers:
-            _refile(catalog, officers=officers, actor=actor, trigger=source, changes=report.filing, rules=rules)
+                changed_cases.append((fields["case_no"], set(fields["handlers"]) | set(old["handlers"] if old else ()),
+                                      [(old["opened_at"], old["closed_at"])] if old else []))
+        if changed_cases:
+            # as a case open or edit: each case's officers' footage inside its window (old and new)
+            # and its activities', and what is filed to it, not everything its officers recorded
+            scopes = officer_scopes(catalog.conn, changed_cases)
+            _refile(catalog, officers=scopes, actor=actor, trigger=source, changes=report.filing, rules=rules,
+                    cases=[c for c, _o, _w in changed_cases], within=scopes)
         audit.append(catalog, "case.import", f"file:{Path(path).name}", {
             "file": str(path), "encoding": report.encoding, "rows": report.rows, "created": len(report.created),
             "updated": len(report.updated), "unchanged": len(report.unchanged),

@@ -113,18 +113,55 @@ def case_scope(conn: Any, case_nos: Iterable[str], windows: Iterable[tuple[str, 
     return [(iso(from_iso(a) - SCOPE_MARGIN), iso(from_iso(b) + SCOPE_MARGIN) if b else None) for a, b in spans]
 
 
-def _scoped_rows(conn: Any, officers: Iterable[str], cases: Iterable[str], within: list[tuple[str, str | None]],
+def officer_scopes(conn: Any, changed: Iterable[tuple[str, Iterable[str], Iterable[tuple[str, str | None]]]]
+                   ) -> dict[str, list[tuple[str, str | None]]]:
+    """For a change to many cases at once (an import): per officer, the times it can refile — the
+    ``case_scope`` of each changed case (``changed``: its number, the officers who handle or
+    handled it, its window before the change, if any) for the officers concerned only."""
+    out: dict[str, list[tuple[str, str | None]]] = defaultdict(list)
+    for case_no, officers, before in changed:
+        spans = case_scope(conn, [case_no], before)
+        for badge in set(officers):
+            out[badge] += spans
+    return dict(out)
+
+
+def activity_scope(start: str, end: str) -> list[tuple[str, str | None]]:
+    """The times a new activity can refile: its own, widened by ``SCOPE_MARGIN`` (no less than the
+    largest ``filing.activity_margin_min``, a day)."""
+    return [(iso(from_iso(start) - SCOPE_MARGIN), iso(from_iso(end) + SCOPE_MARGIN))]
+
+
+def _merged(spans: Iterable[tuple[str, str | None]]) -> list[tuple[str, str | None]]:
+    """Overlapping spans as one (an import's cases of one officer often overlap): fewer ranges to read."""
+    out: list[tuple[str, str | None]] = []
+    for a, b in sorted(spans, key=lambda s: from_iso(s[0])):
+        if out and (out[-1][1] is None or from_iso(a) <= from_iso(out[-1][1])):
+            last = out[-1][1]
+            out[-1] = (out[-1][0], None if last is None or b is None else max(last, b, key=from_iso))
+        else:
+            out.append((a, b))
+    return out
+
+
+SPANS_A_QUERY = 100  # ranges OR-ed in one statement: SQLite's expression depth is 1000
+
+
+def _scoped_rows(conn: Any, officers: Iterable[str], cases: Iterable[str],
+                 within: list[tuple[str, str | None]] | dict[str, list[tuple[str, str | None]]],
                  ) -> list[dict[str, Any]]:
-    """Footage of ``officers`` recorded inside ``within`` (indexed: officer, corrected time), and
-    every row now filed to, or ambiguous between, ``cases`` wherever it lies."""
+    """Footage of ``officers`` recorded inside ``within`` (the same times for all, or per officer:
+    ``officer_scopes``; indexed: officer, corrected time), and every row now filed to, or
+    ambiguous between, ``cases`` wherever it lies."""
     ids: set[int] = set()
     for badge in sorted(set(officers)):
-        conds, args = [], []
-        for a, b in within:  # each span a range of the index (officer_badge, recorded_at_corrected)
-            conds.append("(f.officer_badge = ? AND f.recorded_at_corrected >= ?"
-                         + (" AND f.recorded_at_corrected <= ?)" if b else ")"))
-            args += [badge, a] + ([b] if b else [])
-        if conds:
+        spans = _merged(within.get(badge, []) if isinstance(within, dict) else within)
+        for i in range(0, len(spans), SPANS_A_QUERY):
+            conds, args = [], []
+            for a, b in spans[i:i + SPANS_A_QUERY]:  # each span a range of the index (officer_badge, recorded_at_corrected)
+                conds.append("(f.officer_badge = ? AND f.recorded_at_corrected >= ?"
+                             + (" AND f.recorded_at_corrected <= ?)" if b else ")"))
+                args += [badge, a] + ([b] if b else [])
             ids |= {r[0] for r in conn.execute(f"SELECT f.id FROM footage f WHERE {' OR '.join(conds)}", args)}
     arg = json.dumps(sorted(set(cases)))
     ids |= {r[0] for r in conn.execute(
@@ -137,7 +174,8 @@ def _scoped_rows(conn: Any, officers: Iterable[str], cases: Iterable[str], withi
 def _refile(catalog: Catalog, *, ids: Iterable[int] | None = None, officers: Iterable[str] | None = None,
             actor: str, trigger: str, changes: FilingChanges | None = None,
             rules: FilingRules | None = None, cases: Iterable[str] | None = None,
-            within: list[tuple[str, str | None]] | None = None) -> FilingChanges:
+            within: list[tuple[str, str | None]] | dict[str, list[tuple[str, str | None]]] | None = None,
+            ) -> FilingChanges:
     """Re-derive the auto links of the chosen footage (and the rest of their segments) from the
     cases and their activities, in the order of ``daemon.cases.filing_rules``.
 
@@ -146,7 +184,8 @@ def _refile(catalog: Catalog, *, ids: Iterable[int] | None = None, officers: Ite
 
     With ``cases`` and ``within`` (``case_scope``), only the officers' footage inside those times
     and what is filed to or ambiguous between those cases: a change to one case does not walk
-    years of its officers' footage.
+    years of its officers' footage. ``within`` may name the times per officer (``officer_scopes``:
+    an import changes many cases, each with its own officers).
     """
     conn = catalog.conn
     if not conn.in_transaction:

@@ -5,6 +5,7 @@ the footage listing.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 from daemon.cases import segments
 from daemon.cases.filing import _T_DUE
 from daemon.cases.filing_rules import FilingRules
+from daemon.cases.listing import RECORDED, FootageQuery
 from daemon.catalog.db import Catalog
 from daemon.catalog.kinds import kinds_sql
 from daemon.clock import format_duration, from_iso, iso, now_utc
@@ -22,9 +24,13 @@ from daemon.errors import EXIT_OK, EXIT_WARNING
 
 @dataclass
 class OverdueReport:
+    """The overdue footage a query asks for: per officer a summary (over every row the filters
+    name), and the rows themselves (``footage``: streamed in id order, a page with ``limit``)."""
+
     as_of: str
     deadline_days: int
     officers: list[dict[str, Any]]
+    footage: Iterable[dict[str, Any]] = ()
 
     @property
     def count(self) -> int:
@@ -34,39 +40,99 @@ class OverdueReport:
     def exit_code(self) -> int:
         return EXIT_WARNING if self.count else EXIT_OK
 
-    def to_json(self) -> dict[str, Any]:
+    def head(self) -> dict[str, Any]:
+        """The document without its rows (``--json`` writes them after it, streamed)."""
         return {"as_of": self.as_of, "deadline_days": self.deadline_days, "count": self.count, "officers": self.officers}
 
+    def to_json(self) -> dict[str, Any]:
+        return {**self.head(), "footage": list(self.footage)}
 
-def overdue(catalog: Catalog, deadline_days: int, as_of: datetime | None = None) -> OverdueReport:
-    """Footage to file (``kinds.FILEABLE``) recorded more than ``deadline_days`` before ``as_of``
-    and still filed to no case."""
+
+def _overdue_where(q: FootageQuery, cutoff: str) -> tuple[list[str], list[Any]]:
+    """The conditions of the overdue list (migration overdue-013's partial indexes answer them)."""
+    where = ["f.filed = 0", f"{_T_DUE} < ?", kinds_sql()]  # issue 14: only what must be filed (video, audio, photo)
+    args: list[Any] = [cutoff]
+    for cond, value in (("f.officer_badge = ?", q.officer), ("f.device_serial = ?", q.device),
+                        (f"{RECORDED} >= ?", q.since), (f"{RECORDED} < ?", q.until), ("f.kind = ?", q.kind)):
+        if value is not None:
+            where.append(cond)
+            args.append(value)
+    return where, args
+
+
+def _unfiled_index(q: FootageQuery, otherwise: str) -> str:
+    """Which of migration overdue-013's partial indexes a query reads. Named, since SQLite, not
+    knowing how few rows are unfiled, would rather walk all of an officer's rows or every video."""
+    return ("footage_unfiled_officer" if q.officer is not None else
+            "footage_unfiled_device" if q.device is not None else otherwise)
+
+
+def overdue_summary_sql(q: FootageQuery, cutoff: str) -> tuple[str, list[Any]]:
+    """Per officer: how many rows are overdue and the earliest time the deadline ran from."""
+    where, args = _overdue_where(q, cutoff)
+    return (f"SELECT f.officer_badge, COUNT(*), MIN({_T_DUE})"
+            f" FROM footage f INDEXED BY {_unfiled_index(q, 'footage_unfiled_officer')} WHERE {' AND '.join(where)}"
+            " GROUP BY f.officer_badge", args)
+
+
+def overdue_sql(q: FootageQuery, cutoff: str) -> tuple[str, list[Any]]:
+    """The overdue rows, in id order (backwards for the page before a cursor or the latest page)."""
+    where, args = _overdue_where(q, cutoff)
+    for cond, value in (("f.id > ?", q.after), ("f.id < ?", q.before)):
+        if value is not None:
+            where.append(cond)
+            args.append(value)
+    backwards = q.before is not None or (q.latest and q.after is None)
+    index = _unfiled_index(q, "footage_unfiled_id")
+    sql = (f"SELECT f.id, f.sha256, f.officer_badge, {_T_DUE}, f.device_serial, f.source_path, a.candidates,"
+           " f.recorded_at_corrected, f.ingested_at, f.kind"
+           f" FROM footage f INDEXED BY {index} LEFT JOIN footage_ambiguous a ON a.footage_id = f.id"
+           f" WHERE {' AND '.join(where)} ORDER BY f.id" + (" DESC" if backwards else ""))
+    if q.limit is not None:
+        sql += " LIMIT ?"
+        args.append(q.limit)
+    return sql, args
+
+
+def overdue(catalog: Catalog, deadline_days: int, as_of: datetime | None = None,
+            q: FootageQuery = FootageQuery()) -> OverdueReport:
+    """Footage to file (``kinds.FILEABLE``) whose deadline (``deadline_days`` after recording, or
+    after ingest when the recording time is not trusted) passed before ``as_of``, still filed to no
+    case; narrowed by ``q``'s filters (officer, recorder, recorded time, kind) and paged by its
+    cursor (its ``case_no`` and ``unfiled`` do not apply). The officers' summary is one aggregate query; the rows come as SQLite reads them."""
     as_of = as_of or now_utc()
     deadline = timedelta(days=deadline_days)
     cutoff = iso(as_of - deadline)
-    groups: dict[str | None, dict[str, Any]] = {}
-    for fid, sha, officer, name, t, device, path, cands, recorded, ingested in catalog.conn.execute(
-        f"SELECT f.id, f.sha256, f.officer_badge, o.name, {_T_DUE}, f.device_serial, f.source_path, a.candidates,"
-        " f.recorded_at_corrected, f.ingested_at"
-        " FROM footage f LEFT JOIN officers o ON o.badge = f.officer_badge"
-        " LEFT JOIN footage_ambiguous a ON a.footage_id = f.id"
-        f" WHERE NOT EXISTS (SELECT 1 FROM footage_cases fc WHERE fc.footage_id = f.id) AND {_T_DUE} < ?"
-        f" AND {kinds_sql()}"  # issue 14: only what must be filed (video, audio, photo)
-        f" ORDER BY f.officer_badge, {_T_DUE}, f.id", (cutoff,)
-    ):
+    conn = catalog.conn
+    names = dict(conn.execute("SELECT badge, name FROM officers"))
+    officers = []
+    for officer, n, first in conn.execute(*overdue_summary_sql(q, cutoff)):
+        officers.append({"officer": officer, "name": names.get(officer), "count": n,
+                         "most_late_s": int((as_of - from_iso(first) - deadline).total_seconds())})
+    officers.sort(key=lambda g: (-g["most_late_s"], g["officer"] or ""))
+    return OverdueReport(iso(as_of), deadline_days, officers, _overdue_rows(catalog, q, cutoff, as_of, deadline, names))
+
+
+def _overdue_rows(catalog: Catalog, q: FootageQuery, cutoff: str, as_of: datetime, deadline: timedelta,
+                  names: dict[str, str]) -> Iterator[dict[str, Any]]:
+    cur = catalog.conn.execute(*overdue_sql(q, cutoff))
+    backwards = q.before is not None or (q.latest and q.after is None)
+    rows = reversed(cur.fetchall()) if backwards else cur  # a backwards page is at most ``limit`` rows
+    for fid, sha, officer, t, device, path, cands, recorded, ingested, kind in rows:
         due = from_iso(t) + deadline
         late = (as_of - due).total_seconds()
-        g = groups.setdefault(officer, {"officer": officer, "name": name, "count": 0, "most_late_s": 0, "footage": []})
-        g["count"] += 1
-        g["most_late_s"] = max(g["most_late_s"], int(late))
-        g["footage"].append({
-            "id": fid, "sha256": sha, "device": device, "source_path": path, "recorded_at": recorded,
-            "ingested_at": ingested, "due_at": iso(due),
-            "late_by_s": int(late), "late_by": format_duration(late),
-            "ambiguous": json.loads(cands) if cands else [],
-        })
-    officers = sorted(groups.values(), key=lambda g: (-g["most_late_s"], g["officer"] or ""))
-    return OverdueReport(iso(as_of), deadline_days, officers)
+        yield {"id": fid, "sha256": sha, "officer": officer, "name": names.get(officer), "device": device,
+               "source_path": path, "kind": kind, "recorded_at": recorded, "ingested_at": ingested,
+               "due_at": iso(due), "late_by_s": int(late), "late_by": format_duration(late),
+               "ambiguous": json.loads(cands) if cands else []}
+
+
+def overdue_per_device(catalog: Catalog, deadline_days: int, as_of: datetime) -> dict[str, int]:
+    """How many rows are overdue per recorder (one aggregate query on the unfiled rows' index)."""
+    where, args = _overdue_where(FootageQuery(), iso(as_of - timedelta(days=deadline_days)))
+    return {serial: n for serial, n in catalog.conn.execute(
+        f"SELECT f.device_serial, COUNT(*) FROM footage f INDEXED BY footage_unfiled_device WHERE {' AND '.join(where)} GROUP BY f.device_serial", args)
+        if serial is not None}
 
 
 def ambiguous_queue(catalog: Catalog, deadline_days: int, rules: FilingRules | None = None,

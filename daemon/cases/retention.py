@@ -38,7 +38,7 @@ import json
 import re
 import sqlite3
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -133,25 +133,52 @@ def decide(f: Facts, cfg: RetentionConfig) -> tuple[Rule, datetime | None]:
     return rule, rule.keep_until(f, cfg)
 
 
-def _facts(conn: sqlite3.Connection, footage_id: int | None = None) -> list[Facts]:
-    where, args = ("WHERE f.id = ?", (footage_id,)) if footage_id is not None else ("", ())
+BATCH = 2000  # footage rows a step of the walk reads (the plan never holds every row's facts)
+
+
+def _facts(conn: sqlite3.Connection, footage_id: int) -> list[Facts]:
+    """The facts of one footage row (none if it is gone)."""
+    return _facts_of(conn, footage_id, footage_id)
+
+
+def iter_facts(conn: sqlite3.Connection, batch: int | None = None) -> Iterator[Facts]:
+    """The facts of every footage row, in id order, read in keyset batches of ``batch`` rows (default
+    ``BATCH``; each batch a range of ids: the footage rows, then their holds, links and candidates in
+    that range), so memory stays that of one batch whatever the catalog holds."""
+    batch = batch or BATCH
+    last = 0
+    while True:
+        row = conn.execute("SELECT MAX(id) FROM (SELECT id FROM footage WHERE id > ? ORDER BY id LIMIT ?)",
+                           (last, batch)).fetchone()
+        if row[0] is None:
+            return
+        yield from _facts_of(conn, last + 1, row[0])
+        last = row[0]
+
+
+def _facts_of(conn: sqlite3.Connection, lo: int, hi: int) -> list[Facts]:
+    """The facts of the footage rows with ids ``lo`` to ``hi`` (each query a range of a primary key)."""
+    args = (lo, hi)
     out = {r[0]: Facts(*r) for r in conn.execute(
         "SELECT f.id, f.sha256, f.size, f.officer_badge, f.device_serial, f.source_path,"
         # The corrected time only: NULL when the recorder's clock was not trusted (a year or more
         # off, ingest.record.corrected_time), so retention counts from the ingest, not a bogus 2057.
-        f" f.recorded_at_corrected, f.ingested_at FROM footage f {where} ORDER BY f.id", args)}
-    for (fid,) in conn.execute(f"SELECT h.footage_id FROM legal_holds h JOIN footage f ON f.id = h.footage_id {where}", args):
-        out[fid].held = True
+        " f.recorded_at_corrected, f.ingested_at FROM footage f WHERE f.id BETWEEN ? AND ? ORDER BY f.id", args)}
+    for (fid,) in conn.execute("SELECT footage_id FROM legal_holds WHERE footage_id BETWEEN ? AND ?", args):
+        if fid in out:
+            out[fid].held = True
     for fid, case_no, status, closed in conn.execute(
         "SELECT fc.footage_id, c.case_no, c.status, c.closed_at FROM footage_cases fc JOIN cases c ON c.case_no = fc.case_no"
-        f" JOIN footage f ON f.id = fc.footage_id {where} ORDER BY c.case_no", args
+        " WHERE fc.footage_id BETWEEN ? AND ? ORDER BY c.case_no", args
     ):
-        out[fid].cases.append((case_no, status, closed))
+        if fid in out:
+            out[fid].cases.append((case_no, status, closed))
     for fid, case_no, status, closed in conn.execute(
         "SELECT a.footage_id, c.case_no, c.status, c.closed_at FROM footage_ambiguous a, json_each(a.candidates) j"
-        f" JOIN cases c ON c.case_no = j.value JOIN footage f ON f.id = a.footage_id {where} ORDER BY c.case_no", args
+        " JOIN cases c ON c.case_no = j.value WHERE a.footage_id BETWEEN ? AND ? ORDER BY c.case_no", args
     ):
-        out[fid].candidates.append((case_no, status, closed))
+        if fid in out:
+            out[fid].candidates.append((case_no, status, closed))
     return list(out.values())
 
 
@@ -204,7 +231,7 @@ def plan(catalog: Catalog, cfg: RetentionConfig, as_of: datetime | None = None) 
     as_of = as_of or now_utc()
     delete: list[PlanItem] = []
     kept: Counter[str] = Counter()
-    for f in _facts(catalog.conn):
+    for f in iter_facts(catalog.conn):
         rule, until = decide(f, cfg)
         if until is not None and as_of >= until:
             delete.append(PlanItem(f.footage_id, f.sha256, f.size, f.officer, f.recorded_at, f.ingested_at,
@@ -431,7 +458,7 @@ def keep_until_by_object(catalog: Catalog, cfg: RetentionConfig) -> dict[str, da
     e.g. a legal hold or an open case). An object named by several footage rows is kept as long
     as the longest of them. What a backup copy's lock is set to (daemon/backup)."""
     out: dict[str, datetime | None] = {}
-    for f in _facts(catalog.conn):
+    for f in iter_facts(catalog.conn):
         until = decide(f, cfg)[1]
         if f.sha256 in out:
             old = out[f.sha256]

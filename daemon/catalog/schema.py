@@ -372,6 +372,8 @@ from daemon.catalog.schema_later import (  # noqa: E402 — the migrations after
     _m010_store_uploads,
     _m011_notify,
     _m012_store_refs,
+    _m013_overdue,
+    _m014_listings,
 )
 
 # In the order they were first applied (by the modules that owned them then: catalog, audit,
@@ -396,4 +398,6 @@ MIGRATIONS: list[Migration] = [
     ("store-uploads-010", _m010_store_uploads),
     ("notify-011", _m011_notify),
     ("store-refs-012", _m012_store_refs),
+    ("overdue-013", _m013_overdue),
+    ("listings-014", _m014_listings),
 ]

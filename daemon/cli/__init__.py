@@ -83,6 +83,20 @@ def emit_json_rows(rows: Iterable[Any]) -> None:
     out.flush()
 
 
+def emit_json_object(head: dict[str, Any], key: str, rows: Iterable[Any]) -> None:
+    """One JSON object: ``head``'s fields, then ``key``: an array of ``rows`` written a row at a
+    time as they come (as ``emit_json_rows``), so a document of millions of rows never sits in memory."""
+    out = click.get_text_stream("stdout")
+    text = json.dumps(head, ensure_ascii=False, indent=2, default=str)
+    out.write((text[:-2] + ",\n" if head else "{\n") + f"  {json.dumps(key)}: ")
+    first = True
+    for row in rows:
+        out.write(("[\n    " if first else ",\n    ") + json.dumps(row, ensure_ascii=False, default=str))
+        first = False
+    out.write("[]\n}\n" if first else "\n  ]\n}\n")
+    out.flush()
+
+
 def say(msg: str) -> None:
     """A message for people: stderr."""
     click.echo(msg, err=True)

@@ -8,10 +8,13 @@ import click
 
 from daemon.cases import filing, reports, retention
 from daemon.cases.filing_rules import FilingRules
-from daemon.cli import Station, emit_json, pass_station, say
+from daemon.cases.listing import FootageQuery
+from daemon.catalog.kinds import KINDS
+from daemon.cli import Station, emit_json, emit_json_object, pass_station, paging, say
 from daemon.cli.footage_cmd import footage_group
 from daemon.cli.labels import HOLD_STATES, label, yes_no
-from daemon.cli.timeopt import AS_OF
+from daemon.cli.timeopt import AS_OF, TimeParam
+from daemon.clock import iso
 from daemon.display import Column, duration, local_time, shown, table
 from daemon.i18n import _, ngettext
 
@@ -73,37 +76,58 @@ def footage_unfile(st: Station, footage_id: int, case_no: str, reason: str, as_j
 
 @footage_group.command("overdue")
 @click.option("--as-of", type=AS_OF, metavar="TIME", help="Judge the deadline at this time instead of now (1970-01-01 … 9000-12-31 UTC).")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document, grouped by officer.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print one JSON document: the summary by officer, then the rows (streamed: every row unless --limit).")
+@click.option("--officer", metavar="BADGE", help="Only footage attributed to this officer.")
+@click.option("--device", metavar="SERIAL", help="Only footage from this recorder.")
+@click.option("--since", type=TimeParam(), help="Only footage recorded at or after this time (station time zone).")
+@click.option("--until", type=TimeParam(), help="Only footage recorded before this time (station time zone).")
+@click.option("--kind", type=click.Choice(KINDS), help="Only files of this kind (video, audio, photo, track, log, system, other).")
+@paging.options()
 @pass_station
-def footage_overdue(st: Station, as_of: datetime | None, as_json: bool) -> int:
+def footage_overdue(st: Station, as_of: datetime | None, as_json: bool, officer: str | None, device: str | None,
+                    since: datetime | None, until: datetime | None, kind: str | None, limit: int | None,
+                    after: int | None, before: int | None) -> int:
     """Footage still unfiled more than filing.deadline_days (art. 11: 2 days) after recording.
 
     Only what must be filed: video, audio, photo (and files of no known kind). GPS tracks and
     logs go with the recordings they overlap; the recorder's system files are never listed.
-    Grouped by officer, each with how late it is. Exit 0: nothing overdue; 1: something is.
+    First each officer with how many are overdue and how late the latest is, then the rows in
+    id order: for people, without --limit, the most recent 50 (the line after them says how to
+    see the page before); pages are keyed on the id (--after, --before) as in `footage list`.
+    Exit 0: nothing overdue; 1: something is.
 
     \b
     Example:
       evidock footage overdue --as-of "2026-12-01 08:00" --json
+      evidock footage overdue --officer 010203 --limit 100
     """
-    with st.catalog() as catalog:
-        rep = reports.overdue(catalog, st.config.filing.deadline_days, as_of)
-    if as_json:
-        emit_json(rep.to_json())
-        return rep.exit_code
+    people_page = not as_json and limit is None
+    q = FootageQuery(officer=officer, device=device, since=iso(since) if since else None,
+                     until=iso(until) if until else None, kind=kind,
+                     limit=paging.PAGE if people_page else limit, after=after, before=before, latest=people_page)
     tz = st.config.ui.timezone
-    cols = [Column(_("id"), align=">"), Column(_("recorded"), 16), Column(_("ingested"), 16), Column(_("overdue by"), 14, ">"),
-            Column(_("ambiguous between"), 30), Column(_("file"), 60)]
+    with st.catalog() as catalog:
+        rep = reports.overdue(catalog, st.config.filing.deadline_days, as_of, q)
+        if as_json:
+            emit_json_object(rep.head(), "footage", rep.footage)
+            return rep.exit_code
+        page = list(rep.footage)
     for o in rep.officers:
         no_officer = _("(no officer)")
         who = f"{shown(o['officer'], no_officer)}{' ' + shown(o['name']) if o['name'] else ''}"
         click.echo(ngettext("officer {who}: {n} recording unfiled, the latest {late} overdue",
                             "officer {who}: {n} recordings unfiled, the latest {late} overdue", o["count"]).format(
             who=who, n=o["count"], late=duration(o["most_late_s"])))
-        rows = [[f["id"], local_time(f["recorded_at"], tz, missing=_("(time unknown)")), local_time(f["ingested_at"], tz),
-                 duration(f["late_by_s"]), ", ".join(f["ambiguous"]) or "-", f["source_path"]] for f in o["footage"]]
-        click.echo(table(cols, rows, empty=""))
+    if page:
+        cols = [Column(_("id"), align=">"), Column(_("officer"), 10), Column(_("recorded"), 16), Column(_("ingested"), 16),
+                Column(_("overdue by"), 14, ">"), Column(_("ambiguous between"), 30), Column(_("file"), 60)]
+        rows = [[f["id"], shown(f["officer"], "-"), local_time(f["recorded_at"], tz, missing=_("(time unknown)")),
+                 local_time(f["ingested_at"], tz), duration(f["late_by_s"]), ", ".join(f["ambiguous"]) or "-",
+                 f["source_path"]] for f in page]
         click.echo("")
+        click.echo(table(cols, rows, empty=""))
+        paging.hint(page, q.limit, q.latest, before, "id")
     say(ngettext("{n} recording overdue as of {as_of} (deadline {days} days)",
                  "{n} recordings overdue as of {as_of} (deadline {days} days)", rep.count).format(
         n=rep.count, as_of=local_time(rep.as_of, tz), days=rep.deadline_days))

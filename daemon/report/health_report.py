@@ -22,7 +22,7 @@ import json
 import os
 import re
 import shutil
-from collections import Counter, defaultdict
+from collections import defaultdict
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -81,14 +81,9 @@ def _env() -> Environment:
 
 def overdue_by_device(catalog: Catalog, deadline_days: int, now: datetime) -> dict[str, int]:
     """Footage overdue for filing (``filing.deadline_days``), counted per recorder."""
-    from daemon.cases.reports import overdue
+    from daemon.cases.reports import overdue_per_device
 
-    counts: Counter[str] = Counter()
-    for o in overdue(catalog, deadline_days, now).officers:
-        for f in o["footage"]:
-            if f["device"]:
-                counts[f["device"]] += 1
-    return dict(counts)
+    return overdue_per_device(catalog, deadline_days, now)
 
 
 def attention(catalog: Catalog, config: Config, now: datetime | None = None) -> dict[str, Any]:

@@ -90,7 +90,7 @@ def test_overlapping_cases_make_footage_ambiguous_until_a_person_files_it(tmp_pa
     assert show["ambiguous_footage"] == [{"id": ids["both.mp4"], "candidates": ["A", "B"]}]
     assert [f["id"] for f in show["footage"]] == [ids["only_b.mp4"]]
     od = ok_or_warn(evidock("footage", "overdue", "--as-of", "2026-12-01T00:00:00+00:00", "--json")).json()
-    both = [f for o in od["officers"] for f in o["footage"] if f["id"] == ids["both.mp4"]]
+    both = [f for f in od["footage"] if f["id"] == ids["both.mp4"]]
     assert both and both[0]["ambiguous"] == ["A", "B"]
     # a person settles it; later case changes never undo that
     ok(evidock("footage", "file", str(ids["both.mp4"]), "--case", "B", "--reason", "the inspection of 乙公司"))
@@ -249,19 +249,18 @@ def test_overdue_groups_by_officer_with_how_late(tmp_path: Path, data_dir: Path,
     assert r.code == 1, r.err  # something is overdue: a warning
     doc = r.json()
     assert doc["deadline_days"] == 2 and doc["count"] == 3 and doc["as_of"] == iso(as_of)
-    got = [(o["officer"], [(f["id"], f["late_by_s"]) for f in o["footage"]]) for o in doc["officers"]]
-    assert got == [
-        (None, [(ids["nobody.mp4"], 3 * 86400)]),
-        (OTHER, [(ids["other.mp4"], 86400)]),
-        (BADGE, [(ids["one_second_late.mp4"], 1)]),
-    ]
-    first = doc["officers"][2]["footage"][0]
+    # the officers, the latest first; then the rows in id order (the order they were stored)
+    assert [(o["officer"], o["count"], o["most_late_s"]) for o in doc["officers"]] == [
+        (None, 1, 3 * 86400), (OTHER, 1, 86400), (BADGE, 1, 1)]
+    assert [(f["id"], f["officer"], f["late_by_s"]) for f in doc["footage"]] == [
+        (ids["one_second_late.mp4"], BADGE, 1), (ids["other.mp4"], OTHER, 86400), (ids["nobody.mp4"], None, 3 * 86400)]
+    first = doc["footage"][0]
     assert first["due_at"] == iso(as_of - timedelta(seconds=1)) and first["late_by"] == "0 min"
-    assert doc["officers"][1]["footage"][0]["late_by"] == "1 d"
+    assert doc["footage"][1]["late_by"] == "1 d"
     text = evidock("footage", "overdue", "--as-of", "2026-11-30 20:00")  # Beijing time = 12:00 UTC
     assert text.code == 1 and f"officer {OTHER}: 1 recording unfiled" in text.out and "3 recordings overdue" in text.err
     r = evidock("footage", "overdue", "--as-of", "2026-11-20T00:00:00Z", "--json")
-    assert r.code == 0 and r.json()["count"] == 0 and r.json()["officers"] == []
+    assert r.code == 0 and r.json()["count"] == 0 and r.json()["officers"] == [] and r.json()["footage"] == []
     r = evidock("footage", "overdue", "--as-of", "soon")
     assert r.code == 2 and "--as-of" in r.err
 

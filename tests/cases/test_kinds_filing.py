@@ -37,7 +37,7 @@ def test_the_demo_device_ini_is_not_overdue(tmp_path: Path, data_dir: Path, evid
     assert rows["DEVICE.INI"]["kind"] == "system" and rows["DEVICE.INI"]["cases"] == []
     assert rows[track]["kind"] == "track" and rows[log]["kind"] == "log"
     late = evidock("footage", "overdue", "--as-of", "2099-06-01 00:00", "--json")
-    listed = {f["source_path"] for o in late.json()["officers"] for f in o["footage"]}
+    listed = {f["source_path"] for f in late.json()["footage"]}
     assert "DEVICE.INI" not in listed and not any(p.startswith(("GPS/", "LOG/")) for p in listed)
     assert all(not r["overdue"] for r in rows.values() if r["kind"] in ("system", "track", "log"))
     # The demo's case holds its clip: the clip is filed, the track and the log go with it, so nothing is overdue.
@@ -51,7 +51,7 @@ def test_system_files_and_companions_are_not_overdue_without_a_case(tmp_path: Pa
                                     "x.LOG": t("2026-11-20 10:00:00")})
     late = evidock("footage", "overdue", "--as-of", "2026-12-01 00:00", "--json")
     assert late.code == 1
-    assert [f["source_path"] for o in late.json()["officers"] for f in o["footage"]] == ["a.MP4"]
+    assert [f["source_path"] for f in late.json()["footage"]] == ["a.MP4"]
     zh = evidock("--lang", "zh", "footage", "list")
     assert "系统文件" in zh.out and "属于执法记录仪，不归档" in zh.out and "日志" in zh.out
 
