@@ -82,9 +82,11 @@ def append(catalog: Catalog, event: str, subject: str, details: dict[str, Any], 
 
 def write_anchor(catalog: Catalog) -> None:
     """Record the chain's current length and head hash beside the catalog (atomic replace)."""
-    count, head = catalog.conn.execute(
-        "SELECT COUNT(*), (SELECT hash FROM audit ORDER BY id DESC LIMIT 1) FROM audit"
-    ).fetchone()
+    # The last row's id is the row count: ids are the rowid, given in order from 1 and never
+    # freed (rows are only appended). COUNT(*) would walk the whole table at every commit —
+    # ~10 ms per 100 k rows here, the slowest part of a commit in a catalog of millions.
+    last = catalog.conn.execute("SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1").fetchone()
+    count, head = (last[0], last[1]) if last else (0, None)
     path = catalog.data_dir / ANCHOR_NAME
     tmp = path.with_name(f".{ANCHOR_NAME}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
