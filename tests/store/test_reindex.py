@@ -107,6 +107,10 @@ def test_a_lost_station_is_rebuilt_from_the_bucket(seaweed: Seaweed, tmp_path: P
     assert listings(conf, new) == (footage_before, cases_before)
     v = run_evidock("--config", conf, "audit", "verify", "--json", data_dir=new)
     assert v.code == 0, v.out + v.err
+    # no object was downloaded, and the store check finds each in the bucket (the local cache)
+    assert not any(p.is_file() for p in (new / "objects").rglob("*"))
+    v = run_evidock("--config", conf, "verify", "--json", data_dir=new)
+    assert v.code == 0 and v.json()["in_bucket"] == 3, v.out + v.err
     # the station carries on: its next pass writes only the rows after the bucket's chain
     st = build_context(cfg, new)
     with Catalog(new) as cat:
