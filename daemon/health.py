@@ -213,8 +213,11 @@ def record(catalog: Catalog, config: HealthConfig, r: HealthReading, session_id:
     if r.station_clock is None and r.clock_drift_s is not None:
         r.station_clock = stationclock.read().state
     with catalog.transaction() as conn:
+        # Only what the rules look at (the capacity fade's window of earlier readings), newest
+        # first through the (device_serial, id) index: not years of history at every dock.
         history = [{"full_charge_mah": row[0]} for row in conn.execute(
-            "SELECT full_charge_mah FROM health WHERE device_serial = ? ORDER BY id DESC", (r.serial,))]
+            "SELECT full_charge_mah FROM health WHERE device_serial = ? AND full_charge_mah IS NOT NULL"
+            " ORDER BY id DESC LIMIT ?", (r.serial, config.capacity_fade_window))]
         cur = conn.execute(
             "INSERT INTO health (device_serial, session_id, at, model, firmware, officer_badge, battery_percent,"
             " battery_voltage_mv, battery_charging, battery_cycles, full_charge_mah, design_mah, storage_total,"
