@@ -28,7 +28,6 @@ import json
 import os
 import pwd
 import re
-import sqlite3
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -125,35 +124,34 @@ class AuditReport:
 
 
 def verify(catalog: Catalog) -> AuditReport:
-    """Walk the whole chain read-only; stop at the first broken row and say how it broke."""
+    """Walk the whole chain read-only, a row at a time (memory does not grow with the chain);
+    stop at the first broken row and say how it broke."""
     rep = AuditReport()
-    rows = catalog.conn.execute(
-        "SELECT id, at, actor, event, subject, details, prev_hash, hash FROM audit ORDER BY id"
-    ).fetchall()
-    all_hashes = {r[7]: r[0] for r in rows}
-    prev = GENESIS
-    for i, (rid, at, actor, event, subject, details, prev_hash, h) in enumerate(rows):
-        rep.rows = i + 1
+    conn = catalog.conn
+    prev, last_id = GENESIS, None
+    for rid, at, actor, event, subject, details, prev_hash, h in conn.execute(
+            "SELECT id, at, actor, event, subject, details, prev_hash, hash FROM audit ORDER BY id"):
+        rep.rows += 1
         if row_hash(prev_hash, at, actor, event, subject, details) != h:
             return _broken(rep, rid, "edited", Message(
                 N_("audit row {row} ({event} {subject}) was edited: its content no longer matches its hash"),
                 row=rid, event=event, subject=subject))
         if prev_hash != prev:
-            if prev_hash in all_hashes and all_hashes[prev_hash] > rid:
+            linked = conn.execute("SELECT MAX(id) FROM audit WHERE hash = ?", (prev_hash,)).fetchone()[0]
+            if linked is not None and linked > rid:
                 return _broken(
                     rep, rid, "reordered",
                     Message(N_("audit row {row} ({event} {subject}) is out of order: it was written after row "
                                "{after}, which now stands after it"),
-                            row=rid, event=event, subject=subject, after=all_hashes[prev_hash]),
+                            row=rid, event=event, subject=subject, after=linked),
                 )
-            before = rows[i - 1][0] if i else None
-            where = (Message(N_("between row {before} and row {row}"), before=before, row=rid) if before is not None
+            where = (Message(N_("between row {before} and row {row}"), before=last_id, row=rid) if last_id is not None
                      else Message(N_("before row {row}"), row=rid))
             return _broken(rep, rid, "deleted", Message(
                 N_("audit row(s) {where} were deleted: row {row} does not follow the row before it"), where=where, row=rid))
-        prev = h
+        prev, last_id = h, rid
     rep.head = prev
-    _check_anchor(catalog, rep, rows)
+    _check_anchor(catalog, rep, last_id)
     return rep
 
 
@@ -163,43 +161,51 @@ def _broken(rep: AuditReport, rid: int, kind: str, message: Message) -> AuditRep
     return rep
 
 
-def _check_anchor(catalog: Catalog, rep: AuditReport, rows: list[sqlite3.Row]) -> None:
+def _check_anchor(catalog: Catalog, rep: AuditReport, last_id: int | None) -> None:
+    """The anchor against the intact chain ``verify`` walked: ``rep.rows`` rows, the last
+    ``last_id`` with hash ``rep.head``."""
     path: Path = catalog.data_dir / ANCHOR_NAME
+    n, last, head_hash = rep.rows, last_id or 0, rep.head
     try:
         count_s, head = path.read_text().split()
         count = int(count_s)
     except FileNotFoundError:
-        if rows:
+        if n:
             # The anchor is written after the very first commit, so a chain with rows and no
             # anchor means someone removed it — the one thing that hides a cut-off tail.
-            _broken(rep, rows[-1][0], "anchor",
+            _broken(rep, last, "anchor",
                     Message(N_("the anchor file {path} is missing although the chain has {rows} rows (it is written at "
                                "every commit): rows may have been cut off after row {row}. Compare the head {head} with "
                                "the last printed report or an off-station copy before trusting this log"),
-                            path=str(path), rows=len(rows), row=rows[-1][0], head=rows[-1][7]))
+                            path=str(path), rows=n, row=last, head=head_hash))
         return
     except (OSError, ValueError, UnicodeDecodeError):
-        if rows:
-            _broken(rep, rows[-1][0], "anchor",
+        if n:
+            _broken(rep, last, "anchor",
                     Message(N_("the anchor file {path} is unreadable or not an anchor (\"<rows> <hash>\"): rows may have "
                                "been cut off after row {row}. Compare the head {head} with the last printed report or "
                                "an off-station copy before trusting this log"),
-                            path=str(path), row=rows[-1][0], head=rows[-1][7]))
+                            path=str(path), row=last, head=head_hash))
         return
     if count < 0 or not _HEX64.match(head):
-        _broken(rep, rows[-1][0] if rows else 0, "anchor", Message(
+        _broken(rep, last, "anchor", Message(
                 N_("the anchor file {path} is not an anchor (\"<rows> <hash>\"): rows may have been cut off the end; "
                    "compare the head with the last printed report"), path=str(path)))
         return
-    if count > len(rows):
-        last = rows[-1][0] if rows else 0
+    if count > n:
         _broken(rep, last + 1, "truncated",
                 Message(N_("the last {n} audit row(s) after row {row} were deleted (the anchor {path} recorded "
-                           "{count} rows)"), n=count - len(rows), row=last, path=str(path), count=count))
-    elif count and rows[count - 1][7] != head:
-        _broken(rep, rows[count - 1][0], "edited",
+                           "{count} rows)"), n=count - n, row=last, path=str(path), count=count))
+    elif count and (at := _nth_row(catalog, count))[1] != head:
+        _broken(rep, at[0], "edited",
                 Message(N_("audit row {row} differs from the one the anchor {path} recorded: the chain was rewritten"),
-                        row=rows[count - 1][0], path=str(path)))
-    elif count < len(rows):
+                        row=at[0], path=str(path)))
+    elif count < n:
         rep.notes.append(Message(N_("anchor {path} lags by {n} row(s) (a crash or a concurrent write); not a break"),
-                                 path=str(path), n=len(rows) - count))
+                                 path=str(path), n=n - count))
+
+
+def _nth_row(catalog: Catalog, n: int) -> tuple[int, str]:
+    """The id and hash of the chain's ``n``-th row (1-based), by position, not by id."""
+    row = catalog.conn.execute("SELECT id, hash FROM audit ORDER BY id LIMIT 1 OFFSET ?", (n - 1,)).fetchone()
+    return row[0], row[1]

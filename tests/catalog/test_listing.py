@@ -6,6 +6,8 @@ through the catalog library as the ingest does; the big one without fsync (a fix
 
 from __future__ import annotations
 
+import json
+
 import sys
 from pathlib import Path
 
@@ -163,6 +165,18 @@ def test_a_json_listing_streams_in_memory_that_does_not_grow_with_the_catalog(tm
     base, peak = listing_peak_mb(small, 6_000), listing_peak_mb(big, 60_000)
     assert peak < MEMORY_BOUND_MB, f"peak {peak:.0f} MB"
     assert peak - base < GROWTH_BOUND_MB, f"{base:.0f} MB for 6 k rows, {peak:.0f} MB for 60 k"
+    # `audit verify` walks the chain (60 k entries, one per row, against 6 k) in the same bound
+    base, peak = chain_peak_mb(small), chain_peak_mb(big)
+    assert peak < MEMORY_BOUND_MB and peak - base < GROWTH_BOUND_MB, f"{base:.0f} MB, then {peak:.0f} MB"
+
+
+def chain_peak_mb(d: Path) -> float:
+    """Peak memory of `audit verify --json` in a process of its own; the chain must check clean."""
+    run = peak.Run("--data-dir", str(d), "audit", "verify", "--json")
+    out = b"".join(run.lines())
+    code, mb, err = run.finish()
+    assert code == 0 and json.loads(out)["ok"], err
+    return mb
 
 
 def test_case_list_filters_and_pages(tmp_path: Path) -> None:
