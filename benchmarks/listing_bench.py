@@ -17,6 +17,7 @@ without fsync: a benchmark fixture). Then:
 - `devices` and `health`: one health record a generated docking (``catalog_gen.add_health``,
   through ``daemon.health.record``); a filtered page of each in this process (p50/p99), and their
   `--json` of everything (a new process: time, peak memory);
+- `audit verify` of the whole chain (a new process: entries per second, peak memory);
 - the catalog's size on disk per million rows.
 
 ``--dir D`` keeps the catalog in D (and reuses what it holds: only the missing rows are added).
@@ -193,6 +194,11 @@ def main() -> int:
               f"(target < 1 s)")
         overdue_bench(data, a)
         fleet_bench(data, a)
+        t_chain, peak_chain, _ = run(data, "audit", "verify", "--json")
+        with sqlite3.connect(data / "catalog.sqlite") as db:
+            entries = db.execute("SELECT COUNT(*) FROM audit").fetchone()[0]
+        print(f"audit verify (the whole CLI call): {entries} entries in {t_chain:.1f} s, {entries / t_chain:.0f} "
+              f"entries/s, peak memory {peak_chain:.0f} MB")
     finally:
         if not a.dir:
             shutil.rmtree(work, ignore_errors=True)
