@@ -46,13 +46,16 @@ def build(data_dir: Path, rows: int, recorders: int = 25, per_dock: int = 50, si
     ``durable=False`` — a benchmark and test fixture only, never a station's way: SQLite does not
     fsync its commits (``PRAGMA synchronous = OFF``) while the rows are written, so that millions
     of rows take minutes rather than hours; the rows themselves are the same."""
-    start = datetime.now(UTC) - timedelta(hours=8 * (rows // (recorders * per_dock) + 1))
     made = 0
     with Catalog(data_dir) as catalog:
         if not durable:
             catalog.conn.execute("PRAGMA synchronous = OFF")
             catalog.conn.execute("PRAGMA cache_size = -262144")  # 256 MiB: millions of rows' indexes
         dock = catalog.conn.execute("SELECT COUNT(*) FROM sessions").fetchone()[0]  # a second call adds more
+        # The last docking of this call is now: a call that adds to a catalog moves the whole
+        # history back (it went on from the docks already there, into the future).
+        docks = dock + -(-rows // per_dock)
+        start = datetime.now(UTC) - timedelta(hours=8 * (docks // recorders + 1))
         while made < rows:
             serial = f"GEN{dock % recorders:05d}"
             badge = f"{100000 + dock % recorders}"

@@ -70,9 +70,21 @@ def _unfiled_index(q: FootageQuery, otherwise: str) -> str:
 def overdue_summary_sql(q: FootageQuery, cutoff: str) -> tuple[str, list[Any]]:
     """Per officer: how many rows are overdue and the earliest time the deadline ran from."""
     where, args = _overdue_where(q, cutoff)
-    return (f"SELECT f.officer_badge, COUNT(*), MIN({_T_DUE})"
-            f" FROM footage f INDEXED BY {_unfiled_index(q, 'footage_unfiled_officer')} WHERE {' AND '.join(where)}"
-            " GROUP BY f.officer_badge", args)
+    if q.officer is not None or q.device is not None:  # one range of the index already
+        return (f"SELECT f.officer_badge, COUNT(*), MIN({_T_DUE})"
+                f" FROM footage f INDEXED BY {_unfiled_index(q, 'footage_unfiled_officer')} WHERE {' AND '.join(where)}"
+                " GROUP BY f.officer_badge", args)
+    # Every officer: one range of (officer, due) per officer, the officers found by a loose index
+    # scan, so the cost follows the overdue rows and not every unfiled one (a GROUP BY walks them
+    # all: 1.8 s for 51 k overdue among 5 M unfiled rows).
+    idx, cond = "footage INDEXED BY footage_unfiled_officer", " AND ".join(where)
+    return (f"WITH RECURSIVE o(b) AS (SELECT MIN(officer_badge) FROM {idx} WHERE filed = 0"
+            f" UNION ALL SELECT (SELECT MIN(officer_badge) FROM {idx} WHERE filed = 0 AND officer_badge > o.b)"
+            " FROM o WHERE o.b IS NOT NULL)"
+            f" SELECT o.b, COUNT(*), MIN({_T_DUE}) FROM o CROSS JOIN footage f INDEXED BY footage_unfiled_officer"
+            f" ON f.officer_badge = o.b WHERE o.b IS NOT NULL AND {cond} GROUP BY o.b"
+            f" UNION ALL SELECT NULL, COUNT(*), MIN({_T_DUE}) FROM footage f INDEXED BY footage_unfiled_officer"
+            f" WHERE f.officer_badge IS NULL AND {cond} HAVING COUNT(*) > 0", args + args)
 
 
 def overdue_sql(q: FootageQuery, cutoff: str) -> tuple[str, list[Any]]:
