@@ -22,19 +22,15 @@ INSTALLED = Path("/etc/systemd/system/evidock.service.d/backup.conf")
 
 
 def hosts(config: Config) -> list[str]:
-    """The host names (or addresses) of the S3 targets' endpoints, then those of the
-    ``[[notify.channels]]`` (SMTP servers, webhooks; issue 18), in config order, once each."""
-    out: list[str] = []
-    for t in config.backup.targets:
-        if t.kind == "s3" and t.endpoint:
-            h = urlsplit(t.endpoint if "//" in t.endpoint else "//" + t.endpoint).hostname
-            if h and h not in out:
-                out.append(h)
-    for c in config.notify.channels:
-        h = c.host_name()
-        if h and h not in out:
-            out.append(h)
-    return out
+    """The host names (or addresses) of the S3 targets' endpoints and of the S3 evidence store's,
+    then those of the ``[[notify.channels]]`` (SMTP servers, webhooks; issue 18), in config order,
+    once each."""
+    endpoints = [t.endpoint for t in config.backup.targets if t.kind == "s3" and t.endpoint]
+    if config.store.backend == "s3" and config.store.s3.endpoint:  # the evidence store's bucket (issue 17)
+        endpoints.append(config.store.s3.endpoint)
+    names = [urlsplit(e if "//" in e else "//" + e).hostname for e in endpoints]
+    names += [c.host_name() for c in config.notify.channels]
+    return [h for h in dict.fromkeys(names) if h]
 
 
 def _addresses(host: str) -> list[str] | None:

@@ -53,3 +53,11 @@ def test_the_unit_dropin_allows_the_s3_hosts_addresses(tmp_path: Path) -> None:
     assert any(line.startswith("IPAddressAllow=") and "127.0.0.1" in line for line in lines)  # localhost, resolved
     assert not any("/mnt/b" in line for line in lines)
     assert "unit drop-in" in run_evidock("--config", cfg, "config", "check").err  # not installed here
+
+
+
+def test_the_unit_dropin_allows_the_s3_evidence_stores_host(tmp_path: Path) -> None:
+    cfg = _cfg(tmp_path, '[store]\nbackend = "s3"\n[store.s3]\nendpoint = "http://127.0.0.3:8333"\nbucket = "ev"\n')
+    r = run_evidock("--config", cfg, "config", "unit-dropin")
+    assert r.code == 0, r.err
+    assert "IPAddressAllow=127.0.0.3" in r.out.splitlines()
