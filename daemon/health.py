@@ -26,11 +26,9 @@ from typing import Any
 from daemon import stationclock
 from daemon.catalog import outbox
 from daemon.catalog.db import Catalog
-from daemon.catalog.devices import device_exists
 from daemon.clock import utcnow
 from daemon.config import HealthConfig
 from daemon.display import local_time, shown
-from daemon.errors import NotFound
 from daemon.i18n import N_, Message, dumps, is_message, stored
 from drivers.base import CLOCK_TRUST_LIMIT_S, Battery, Storage, clock_trusted
 
@@ -373,15 +371,6 @@ def devices(catalog: Catalog) -> list[dict[str, Any]]:
     from daemon.health_listing import iter_devices  # built on this module's readers
 
     return list(iter_devices(catalog))
-
-
-def device_report(catalog: Catalog, serial: str | None, limit: int) -> dict[str, Any]:
-    """``evidock health``: the newest ``limit`` health records per recorder (newest first) and the
-    open alerts, of one recorder or of all. A recorder never docked here is ``NotFound``."""
-    if serial and not device_exists(catalog, serial):
-        raise NotFound(N_("no recorder {serial} has been docked here; `evidock devices` lists the known ones"),
-                       serial=serial)
-    return {"serial": serial, "history": history(catalog, serial, limit), "open_alerts": open_alerts(catalog, serial)}
 
 
 # The attention list's order: the most urgent reason first (footage not reaching the store,

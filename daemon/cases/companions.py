@@ -164,7 +164,7 @@ def file_companions(catalog: Catalog, *, footage_ids: Sequence[int], actor: str,
                 conn.execute(
                     "INSERT OR REPLACE INTO footage_cases (footage_id, case_no, filed_at, filed_by, how, reason)"
                     " VALUES (?,?,?,?,?,?)", (fid, case_no, now, actor, "companion", reason))
-                _audit_filing(catalog, "footage.file", fid, sha, case_no, "companion", reason, actor, trigger)
+                _audit_filing(catalog, "footage.file", fid, sha, case_no, "companion", reason, actor, trigger, now)
                 changes.filed.append({"footage": fid, "case": case_no, "how": "companion", "reason": reason})
                 touched.add(fid)
     _sync_case_no(conn, touched)

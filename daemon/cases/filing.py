@@ -260,7 +260,7 @@ def _refile(catalog: Catalog, *, ids: Iterable[int] | None = None, officers: Ite
                     "INSERT INTO footage_cases (footage_id, case_no, filed_at, filed_by, how, reason) VALUES (?,?,?,?,?,?)",
                     (fid, case_no, now, actor, "auto", reason),
                 )
-                _audit_filing(catalog, "footage.file", fid, sha, case_no, "auto", reason, actor, trigger)
+                _audit_filing(catalog, "footage.file", fid, sha, case_no, "auto", reason, actor, trigger, now)
                 changes.filed.append({"footage": fid, "case": case_no, "how": "auto", "reason": reason})
                 touched.add(fid)
             ambiguous = d.candidates if fid not in manual else []
@@ -302,15 +302,14 @@ def _unfile_unfileable(catalog: Catalog, rows: list[dict[str, Any]], actor: str,
 
 
 def _audit_filing(catalog: Catalog, event: str, fid: int, sha: str, case_no: str, how: str, reason: str,
-                  actor: str, trigger: str | None = None) -> None:
+                  actor: str, trigger: str | None = None, filed_at: str | None = None) -> None:
+    """``filed_at``: a ``footage.file``'s link time, so a catalog rebuilt from the log has it
+    (daemon.store.replay)."""
     details: dict[str, Any] = {"footage": fid, "sha256": sha, "case": case_no, "how": how, "reason": reason}
     if trigger:
         details["trigger"] = trigger
-    if event == "footage.file":  # the link's own time: a catalog rebuilt from the log has it (daemon.store.replay)
-        row = catalog.conn.execute("SELECT filed_at FROM footage_cases WHERE footage_id = ? AND case_no = ?",
-                                   (fid, case_no)).fetchone()
-        if row is not None:
-            details["filed_at"] = row[0]
+    if filed_at is not None:
+        details["filed_at"] = filed_at
     audit.append(catalog, event, f"footage:{fid}", details, actor)
 
 
@@ -441,7 +440,8 @@ def file_footage(catalog: Catalog, footage_ids: Sequence[int], case_no: str, rea
                    (f"resolves ambiguity between {', '.join(json.loads(was[0]))}" if was else None))
             if fid in via:
                 why = "; ".join(filter(None, [f"segment of footage {via[fid]}", why]))
-            _audit_filing(catalog, "footage.file", fid, shas[fid], case_no, "manual", reason, actor, why)
+            _audit_filing(catalog, "footage.file", fid, shas[fid], case_no, "manual", reason, actor, why,
+                          link[1] if link is not None else now)
             changes.filed.append({"footage": fid, "case": case_no, "how": "manual", "reason": reason})
         _sync_case_no(conn, footage_ids)
         file_companions(catalog, footage_ids=list(footage_ids), actor=actor, trigger="filed by hand", changes=changes)

@@ -26,7 +26,6 @@ from daemon.clock import iso, now_utc
 from daemon.media.listing import proxy_columns
 
 RECORDED = "COALESCE(f.recorded_at_corrected, f.recorded_at)"  # the time a listing shows and filters on
-_DUE = "COALESCE(f.recorded_at_corrected, f.ingested_at)"  # as daemon.cases.filing: what the deadline runs from
 
 
 @dataclass(frozen=True)

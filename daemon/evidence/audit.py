@@ -128,7 +128,8 @@ def verify(catalog: Catalog) -> AuditReport:
     stop at the first broken row and say how it broke."""
     rep = AuditReport()
     conn = catalog.conn
-    prev, last_id = GENESIS, None
+    prev, last_id, at_anchor = GENESIS, None, None
+    anchored = _anchor_count(catalog)  # the anchor's row is kept as the walk passes it
     for rid, at, actor, event, subject, details, prev_hash, h in conn.execute(
             "SELECT id, at, actor, event, subject, details, prev_hash, hash FROM audit ORDER BY id"):
         rep.rows += 1
@@ -150,8 +151,10 @@ def verify(catalog: Catalog) -> AuditReport:
             return _broken(rep, rid, "deleted", Message(
                 N_("audit row(s) {where} were deleted: row {row} does not follow the row before it"), where=where, row=rid))
         prev, last_id = h, rid
+        if rep.rows == anchored:
+            at_anchor = (rid, h)
     rep.head = prev
-    _check_anchor(catalog, rep, last_id)
+    _check_anchor(catalog, rep, last_id, at_anchor)
     return rep
 
 
@@ -161,9 +164,19 @@ def _broken(rep: AuditReport, rid: int, kind: str, message: Message) -> AuditRep
     return rep
 
 
-def _check_anchor(catalog: Catalog, rep: AuditReport, last_id: int | None) -> None:
+def _anchor_count(catalog: Catalog) -> int | None:
+    """The row count the anchor file records, if it can be read (``_check_anchor`` says why not)."""
+    try:
+        return int((catalog.data_dir / ANCHOR_NAME).read_text().split()[0])
+    except (OSError, ValueError, IndexError, UnicodeDecodeError):
+        return None
+
+
+def _check_anchor(catalog: Catalog, rep: AuditReport, last_id: int | None,
+                  at_anchor: tuple[int, str] | None) -> None:
     """The anchor against the intact chain ``verify`` walked: ``rep.rows`` rows, the last
-    ``last_id`` with hash ``rep.head``."""
+    ``last_id`` with hash ``rep.head``; ``at_anchor``: the id and hash of the row the anchor's
+    count names, as the walk passed it."""
     path: Path = catalog.data_dir / ANCHOR_NAME
     n, last, head_hash = rep.rows, last_id or 0, rep.head
     try:
@@ -196,7 +209,8 @@ def _check_anchor(catalog: Catalog, rep: AuditReport, last_id: int | None) -> No
         _broken(rep, last + 1, "truncated",
                 Message(N_("the last {n} audit row(s) after row {row} were deleted (the anchor {path} recorded "
                            "{count} rows)"), n=count - n, row=last, path=str(path), count=count))
-    elif count and (at := _nth_row(catalog, count))[1] != head:
+    elif count and at_anchor is not None and at_anchor[1] != head:
+        at = at_anchor
         _broken(rep, at[0], "edited",
                 Message(N_("audit row {row} differs from the one the anchor {path} recorded: the chain was rewritten"),
                         row=at[0], path=str(path)))
@@ -204,8 +218,3 @@ def _check_anchor(catalog: Catalog, rep: AuditReport, last_id: int | None) -> No
         rep.notes.append(Message(N_("anchor {path} lags by {n} row(s) (a crash or a concurrent write); not a break"),
                                  path=str(path), n=n - count))
 
-
-def _nth_row(catalog: Catalog, n: int) -> tuple[int, str]:
-    """The id and hash of the chain's ``n``-th row (1-based), by position, not by id."""
-    row = catalog.conn.execute("SELECT id, hash FROM audit ORDER BY id LIMIT 1 OFFSET ?", (n - 1,)).fetchone()
-    return row[0], row[1]

@@ -31,7 +31,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from daemon.cases.filing import FOOTAGE_TABLES
+from daemon.cases.filing import FOOTAGE_TABLES, _sync_case_no
 from daemon.catalog import devices, footage
 from daemon.catalog.db import Catalog
 from daemon.catalog.schema import MEDIA_TABLES
@@ -117,12 +117,6 @@ class Replay:
             for row, _ in entries:
                 self.not_rebuilt[row["event"]] += 1
         self.pending.clear()
-
-
-def _sync_case_no(conn: Any, fid: int) -> None:
-    # as daemon.cases.filing._sync_case_no: the case when there is exactly one
-    conn.execute("UPDATE footage SET case_no = (SELECT CASE WHEN COUNT(*) = 1 THEN MAX(case_no) END"
-                 " FROM footage_cases fc WHERE fc.footage_id = footage.id) WHERE id = ?", (fid,))
 
 
 # -- offloads -----------------------------------------------------------------------------------
@@ -232,7 +226,7 @@ def _file(r: Replay, row: Row, d: dict[str, Any]) -> None:
             r.conn.execute("DELETE FROM footage_ambiguous WHERE footage_id = ?", (fid,))
         r.conn.execute("INSERT OR IGNORE INTO footage_cases (footage_id, case_no, filed_at, filed_by, how, reason)"
                        " VALUES (?,?,?,?,?,?)", (fid, case, d.get("filed_at") or row["at"], actor, how, d["reason"]))
-    _sync_case_no(r.conn, fid)
+    _sync_case_no(r.conn, [fid])
 
 
 def _ambiguous(r: Replay, row: Row, d: dict[str, Any]) -> None:

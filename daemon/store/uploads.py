@@ -30,6 +30,7 @@ the version, the catalog does not know it yet).
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from dataclasses import dataclass, field
@@ -105,15 +106,17 @@ def _claim(catalog: Catalog, token: str, due_only: bool, tried: set[str]) -> tup
     now = iso(now_utc())
     with catalog.transaction() as conn:
         due, params = (" AND not_before <= ?", (now,)) if due_only else ("", ())
-        for sha, size, attempts in conn.execute(
-                f"SELECT sha256, size, attempts FROM store_uploads WHERE state = 'waiting'{due}"
-                " ORDER BY queued_at, sha256", params).fetchall():
-            if sha in tried:
-                continue
-            conn.execute("UPDATE store_uploads SET state='uploading', attempts=attempts+1, claimed_by=?"
-                         " WHERE sha256=? AND state='waiting'", (token, sha))
-            return sha, size, attempts + 1
-    return None
+        # The first waiting row not tried in this pass: one row read, not the whole queue per claim.
+        row = conn.execute(
+            f"SELECT sha256, size, attempts FROM store_uploads WHERE state = 'waiting'{due}"
+            " AND sha256 NOT IN (SELECT value FROM json_each(?)) ORDER BY queued_at, sha256 LIMIT 1",
+            (*params, json.dumps(sorted(tried)))).fetchone()
+        if row is None:
+            return None
+        sha, size, attempts = row
+        conn.execute("UPDATE store_uploads SET state='uploading', attempts=attempts+1, claimed_by=?"
+                     " WHERE sha256=? AND state='waiting'", (token, sha))
+        return sha, size, attempts + 1
 
 
 def provenance(catalog: Catalog, sha256: str) -> dict[str, str]:
