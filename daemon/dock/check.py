@@ -30,6 +30,7 @@ and the files of that dock get no corrected time, so auto-filing leaves them for
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -288,7 +289,9 @@ def wipe_stored(catalog: Catalog, store: ObjectStore, driver: Driver, volume: Pa
     files = [VerifiedFile(bytes(raw), sha, size) for raw, sha, size in rows if store.size(sha) == size]
     report = WipeReport()
     if in_bucket:
-        uploaded = {r[0] for r in catalog.conn.execute("SELECT sha256 FROM store_uploads WHERE state = 'stored'")}
+        uploaded = {r[0] for r in catalog.conn.execute(  # of this recorder's files, not every stored object
+            "SELECT sha256 FROM store_uploads WHERE state = 'stored' AND sha256 IN (SELECT value FROM json_each(?))",
+            (json.dumps(sorted({f.sha256 for f in files})),))}
         report.kept += [(f.rel, N_("not yet stored in the evidence store bucket: kept until the next dock"))
                         for f in files if f.sha256 not in uploaded]
         files = [f for f in files if f.sha256 in uploaded]
