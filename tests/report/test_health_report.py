@@ -208,3 +208,18 @@ def test_the_station_section_shows_the_upload_queue_of_an_s3_store(station, tmp_
     label = i18n.load_translations("zh").gettext("uploads to the evidence bucket")
     assert label != "uploads to the evidence bucket" and label in (tmp_path / "r" / "index.html").read_text()
     assert station[2]["station"]["upload"] is None  # the local store has no queue
+
+
+def test_the_station_section_shows_each_backup_targets_lag(station, tmp_path: Path) -> None:
+    from daemon.config import parse_config
+
+    ctx, _docks, _doc, _out = station
+    cfg = parse_config({"backup": {"targets": [{"name": "nas-east", "kind": "path", "path": str(tmp_path / "nas")}]}})
+    with ctx.catalog() as cat:  # a target never run: no lag figure yet, nothing copied
+        doc = health_report.health_report(cat, cfg, ctx.data_dir, tmp_path / "r", "zh", now=fleet.NOW)
+    [entry] = doc["station"]["backup"]
+    assert (entry["target"], entry["kind"], entry["lag_s"], entry["lagging"], entry["objects"]) == \
+        ("nas-east", "path", None, False, 0)
+    html = (tmp_path / "r" / "index.html").read_text()
+    assert "nas-east" in html and i18n.load_translations("zh").gettext("lag") in html
+    assert station[2]["station"]["backup"] == []  # no targets configured
