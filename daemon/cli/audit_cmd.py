@@ -98,5 +98,5 @@ def audit_list(st: Station, event: str | None, subject: str | None, since: datet
     click.echo(table(cols, [[r["id"], local_time(r["at"], tz, seconds=True), r["actor"], r["event"], r["subject"],
                              _details(r["details"])] for r in page],
                      empty=_("the audit log is empty")))
-    paging.hint(page, limit, latest and after is None, before, "id")
+    paging.hint(page, limit, latest, before, "id", after)
     return 0

@@ -237,7 +237,7 @@ def case_list(st: Station, status: str | None, officer: str | None, since: datet
             local_time(r["closed_at"], tz, missing=_("(open)")), "; ".join(r["handlers"]), r["footage"], r["party"]]
            for r in rows]
     click.echo(table(cols, out, empty=_("no cases")))
-    paging.hint(rows, limit, latest and after is None, before, "case_no")
+    paging.hint(rows, limit, latest, before, "case_no", after)
     return 0
 
 

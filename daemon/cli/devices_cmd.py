@@ -90,7 +90,7 @@ def devices_group(ctx: click.Context, as_json: bool, officer: str | None, model:
     click.echo(table(cols, out, empty=_("no recorders known yet")))
     if any((d["last_health"] or {}).get("station_clock") == "unsynced" for d in page):
         click.echo(UNSYNCED_NOTE())
-    paging.hint(page, q.limit, q.latest, before, "serial")
+    paging.hint(page, q.limit, q.latest, before, "serial", after)
     return code
 
 
@@ -203,7 +203,7 @@ def health_command(st: Station, serial: str | None, officer: str | None, since: 
     if any(r.get("station_clock") == "unsynced" for r in rows):
         click.echo(UNSYNCED_NOTE())
     click.echo(_("n/r: not reported by the recorder"))
-    paging.hint([{"id": r["id"]} for r in rows], q.limit, q.latest, before, "id")
+    paging.hint([{"id": r["id"]} for r in rows], q.limit, q.latest, before, "id", after)
     click.echo(ngettext("{n} open alert", "{n} open alerts", len(alerts)).format(n=len(alerts)))
     for a in alerts:
         click.echo(_("ALERT {serial} {kind}: {message} (since {since})").format(

@@ -127,7 +127,7 @@ def footage_overdue(st: Station, as_of: datetime | None, as_json: bool, officer:
                  f["source_path"]] for f in page]
         click.echo("")
         click.echo(table(cols, rows, empty=""))
-        paging.hint(page, q.limit, q.latest, before, "id")
+        paging.hint(page, q.limit, q.latest, before, "id", after)
     say(ngettext("{n} recording overdue as of {as_of} (deadline {days} days)",
                  "{n} recordings overdue as of {as_of} (deadline {days} days)", rep.count).format(
         n=rep.count, as_of=local_time(rep.as_of, tz), days=rep.deadline_days))

@@ -73,7 +73,7 @@ def footage_list(st: Station, as_json: bool, officer: str | None, device: str | 
             return 0
         page = list(rows)
     click.echo(footage_table(page, st.config.ui.timezone))
-    paging.hint(page, q.limit, q.latest, before, "id")
+    paging.hint(page, q.limit, q.latest, before, "id", after)
     return 0
 
 

@@ -32,11 +32,15 @@ def options(cursor: click.ParamType | type = click.IntRange(0), metavar: str = "
     return wrap
 
 
-def hint(page: list[dict[str, Any]], limit: int | None, latest: bool, before: Any, key: str) -> None:
-    """On stderr, when the page is full: how to see the page before (and after)."""
+def hint(page: list[dict[str, Any]], limit: int | None, latest: bool, before: Any, key: str,
+         after: Any = None) -> None:
+    """On stderr, when the page is full: how to see the page before (and after).
+
+    ``latest``: the listing was asked for without ``--limit`` (a page for people); it is the most
+    recent page only when no cursor was given either."""
     if not page or len(page) != limit:
         return
-    if latest:
+    if latest and after is None and before is None:
         text = _("the most recent {n} shown; the page before: --before {first}")
     elif before is not None:
         text = _("the page before: --before {first}; the next: --after {last}")

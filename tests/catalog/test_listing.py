@@ -137,6 +137,11 @@ def test_the_cli_pages_for_people_and_streams_json(catalog_dir: Path) -> None:
     assert r2.json()[0]["id"] > page[-1]["id"]
     full = evidock_at(catalog_dir, "footage", "list", "--json")
     assert [x["id"] for x in full.json()] == [x["id"] for x in all_rows(catalog_dir)]
+    # a page for people from a cursor is the page after it, and says how to go on, not "the most recent"
+    ids = [x["id"] for x in full.json()]
+    r = evidock_at(catalog_dir, "footage", "list", "--after", str(ids[99]))
+    assert r.code == 0 and f"--after {ids[149]}" in r.err and "--before" not in r.err, r.err
+    assert str(ids[100]) in r.out.split() and str(ids[99]) not in r.out.split()
 
 
 MEMORY_BOUND_MB = 150  # the target for a listing of everything
