@@ -273,28 +273,36 @@ def check_not_docked(catalog: Catalog, config: HealthConfig, tz: str, now: str |
     ``not-docked`` job runs this every hour."""
     from datetime import datetime, timedelta
 
-
-
     at = now or utcnow()
     cutoff = (datetime.fromisoformat(at) - timedelta(hours=config.not_docked_hours)).isoformat(timespec="microseconds")
     raised = 0
-    recorders = devices(catalog)
+    # One query for the recorders that may need the alert (none open yet), not the whole listing
+    # with each one's last health and alerts: the daemon runs this every 10 minutes.
+    candidates = catalog.conn.execute(
+        "SELECT d.serial, d.officer_badge, o.name, d.registered_at,"
+        " (SELECT MAX(at) FROM dock_events e WHERE e.serial = d.serial),"
+        " EXISTS (SELECT 1 FROM sessions s WHERE s.device_serial = d.serial)"
+        " FROM devices d LEFT JOIN officers o ON o.badge = d.officer_badge"
+        " WHERE NOT EXISTS (SELECT 1 FROM health_alerts a WHERE a.device_serial = d.serial AND a.kind = ?"
+        " AND a.cleared_at IS NULL) ORDER BY d.serial", (NOT_DOCKED,)).fetchall()
+    recorders = int(catalog.conn.execute("SELECT COUNT(*) FROM devices").fetchone()[0])
     with catalog.transaction() as conn:
-        for d in recorders:
-            since = d["last_docked"] or (d["registered_at"] if d["seen_as"] == "registered" else None)
-            if since is None or since >= cutoff or any(a["kind"] == NOT_DOCKED for a in d["open_alerts"]):
+        for serial, badge, name, registered_at, last_docked, offloaded in candidates:
+            # a recorder only ever offloaded by hand has no dock to be late for (seen as "manual")
+            since = last_docked or (registered_at if not offloaded else None)
+            if since is None or since >= cutoff:
                 continue
             msg = Message(N_("recorder {serial} ({officer}) has not been docked since {since}, more than "
                              "health.not_docked_hours = {hours}: find it and dock it, or its footage never reaches "
-                             "the store"), serial=d["serial"], officer=d["officer_name"] or d["officer_badge"] or "-",
+                             "the store"), serial=serial, officer=name or badge or "-",
                           since=local_time(since, tz), hours=config.not_docked_hours)
             cur = conn.execute(
                 "INSERT INTO health_alerts (device_serial, kind, message, message_msg, threshold, raised_at, last_seen_at)"
-                " VALUES (?,?,?,?,?,?,?)", (d["serial"], NOT_DOCKED, str(msg), dumps(msg), config.not_docked_hours, at, at))
-            outbox.enqueue(conn, NOT_DOCKED, "raised", msg, at, serial=d["serial"],
+                " VALUES (?,?,?,?,?,?,?)", (serial, NOT_DOCKED, str(msg), dumps(msg), config.not_docked_hours, at, at))
+            outbox.enqueue(conn, NOT_DOCKED, "raised", msg, at, serial=serial,
                            alert_ref=f"health_alerts:{cur.lastrowid}")
             raised += 1
-    return {"recorders": len(recorders), "raised": raised}
+    return {"recorders": recorders, "raised": raised}
 
 
 def attach_session(catalog: Catalog, health_id: int, session_id: int) -> None:
@@ -403,13 +411,15 @@ def dock_failures(catalog: Catalog, since: str | None = None) -> list[dict[str, 
 
 
 def attention(catalog: Catalog, config: HealthConfig, job_alerts: list[dict[str, Any]],
-              now: str | None = None, overdue_by_device: dict[str, int] | None = None) -> dict[str, Any]:
+              now: str | None = None, overdue_by_device: dict[str, int] | None = None,
+              recorders: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """``evidock health --attention``: the recorders that need a person — open alerts, docked here
     (or registered) and not docked for ``not_docked_hours`` (``long`` past ``not_docked_long_hours``),
     whose last dock ended in ERROR or INTERRUPTED, or (``overdue_by_device``, from
     ``daemon.cases.reports.overdue``) with footage overdue for filing — most urgent first
     (``REASON_ORDER``), and the open job alerts the caller passes
-    (``daemon.schedule.runs.open_job_alerts``). Exit 1 when there is anything."""
+    (``daemon.schedule.runs.open_job_alerts``). Exit 1 when there is anything. ``recorders``: the
+    listing of ``devices`` when the caller has read it already (the report), else read here."""
     from datetime import datetime, timedelta
 
     at = datetime.fromisoformat(now or utcnow())
@@ -417,7 +427,7 @@ def attention(catalog: Catalog, config: HealthConfig, job_alerts: list[dict[str,
     long_cutoff = (at - timedelta(hours=config.not_docked_long_hours)).isoformat(timespec="microseconds")
     ends = last_dock_ends(catalog)
     out = []
-    for d in devices(catalog):
+    for d in devices(catalog) if recorders is None else recorders:
         since = d["last_docked"] or (d["registered_at"] if d["seen_as"] == "registered" else None)
         reasons = [{"kind": "alert", "alert": a["kind"], "message": a["message"], "message_msg": a["message_msg"],
                     "since": a["raised_at"]} for a in d["open_alerts"] if a["kind"] != NOT_DOCKED]

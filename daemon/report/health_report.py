@@ -2,7 +2,7 @@
 
 ``build`` gathers one document from the library that already holds the rules — the attention
 list is ``daemon.health.attention`` (plus the footage overdue for filing, from
-``daemon.cases.reports.overdue``), the history ``daemon.health.history``, the recorders
+``daemon.cases.reports.overdue``), the history of its window ``daemon.health_listing.iter_history``, the recorders
 ``daemon.health.devices``, the station's backups ``daemon.backup.status`` — and ``write`` turns it
 into ``index.html`` (one self-contained file: inline CSS and SVG, no script, nothing fetched,
 ``@media print`` for A4) and ``health.csv`` (one row per recorder per dock, UTF-8 with a BOM so
@@ -36,6 +36,7 @@ from daemon.catalog.db import Catalog
 from daemon.clock import from_iso, iso, now_utc
 from daemon.display import duration, local_time, size
 from daemon.errors import ReportError
+from daemon.health_listing import HealthQuery, iter_history
 from daemon.i18n import N_, _, os_error
 from daemon.report.charts import line_chart
 
@@ -86,14 +87,16 @@ def overdue_by_device(catalog: Catalog, deadline_days: int, now: datetime) -> di
     return overdue_per_device(catalog, deadline_days, now)
 
 
-def attention(catalog: Catalog, config: Config, now: datetime | None = None) -> dict[str, Any]:
+def attention(catalog: Catalog, config: Config, now: datetime | None = None,
+              recorders: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """``daemon.health.attention`` with the footage overdue for filing and the open job alerts:
-    what the report and ``evidock health`` list first."""
+    what the report and ``evidock health`` list first (``recorders``: ``health.devices`` if read)."""
     from daemon.schedule.runs import open_job_alerts
 
     now = now or now_utc()
     return health.attention(catalog, config.health, open_job_alerts(catalog), now=now.isoformat(),
-                            overdue_by_device=overdue_by_device(catalog, config.filing.deadline_days, now))
+                            overdue_by_device=overdue_by_device(catalog, config.filing.deadline_days, now),
+                            recorders=recorders)
 
 
 def _labels() -> Any:
@@ -145,14 +148,15 @@ def build(catalog: Catalog, config: Config, data_dir: Path, since: datetime | No
     tz = ZoneInfo(config.ui.timezone)
     today = now.astimezone(tz).date()
     since_s = iso(since) if since else None
-    att = attention(catalog, config, now)
+    known = health.devices(catalog)
+    att = attention(catalog, config, now, known)
     by_serial = {r["serial"]: r for r in att["recorders"]}
     hist: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for row in reversed(health.history(catalog)):  # oldest first
-        if since_s is None or row["at"] >= since_s:
-            hist[row["device_serial"]].append(row)
+    # only the report's window, oldest first (an indexed range: not the whole history)
+    for row in iter_history(catalog, HealthQuery(since=since_s)):
+        hist[row["device_serial"]].append(row)
     recorders = []
-    for d in health.devices(catalog):
+    for d in known:
         rows = hist.get(d["serial"], [])
         last = d["last_health"] or {}
         design = next((r["design_mah"] for r in reversed(rows) if r["design_mah"]), None)
