@@ -35,6 +35,7 @@ import logging
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -69,11 +70,21 @@ def open_bucket(config: Config, station: str | None = None) -> StoreBucket:
     return StoreBucket(entry, station or config.station.station_id())
 
 
+# The newest object row each catalog had when this process last looked for objects without an
+# upload row. The look is an anti-join over every object (millions, five years on): the daemon
+# passes every few seconds, so it looks again only when an object was added since. An insert
+# always takes the highest rowid (the table has no AUTOINCREMENT, so a deleted top rowid can be
+# taken again), and a new row has a new stored_at: (rowid, sha256, stored_at) of the top row
+# changes with every insert, and a new process looks once at its first pass.
+_newest_seen: dict[Path, tuple[Any, ...] | None] = {}
+
+
 def enqueue_missing(catalog: Catalog) -> int:
     """A ``waiting`` row for every stored object that has none (new offloads, objects stored
     before the backend was s3); the number added. Waiting rows of objects gone from the catalog go."""
     now = iso(now_utc())
     with catalog.transaction() as conn:
+        newest = conn.execute("SELECT rowid, sha256, stored_at FROM objects ORDER BY rowid DESC LIMIT 1").fetchone()
         # an object retention removed before its upload: nothing left to put, and no recorder waits for it
         conn.execute("DELETE FROM store_uploads WHERE state = 'waiting'"
                      " AND NOT EXISTS (SELECT 1 FROM objects o WHERE o.sha256 = store_uploads.sha256)")
@@ -83,10 +94,15 @@ def enqueue_missing(catalog: Catalog) -> int:
                      " queued_at=?, not_before=?, attempts=0"
                      " WHERE ref IN ('drop', 'dropped') AND EXISTS (SELECT 1 FROM objects o WHERE o.sha256 = store_uploads.sha256)",
                      (now, now))
-        return conn.execute(
+        key, mark = catalog.path.resolve(), tuple(newest) if newest else None
+        if key in _newest_seen and _newest_seen[key] == mark:
+            return 0
+        added = conn.execute(
             "INSERT INTO store_uploads (sha256, size, state, queued_at, not_before)"
             " SELECT o.sha256, o.size, 'waiting', o.stored_at, ? FROM objects o"
             " WHERE NOT EXISTS (SELECT 1 FROM store_uploads u WHERE u.sha256 = o.sha256)", (now,)).rowcount
+    _newest_seen[key] = mark  # committed: the rows are there
+    return added
 
 
 def recover_stale(catalog: Catalog) -> int:
