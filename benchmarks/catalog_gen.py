@@ -22,6 +22,7 @@ sys.path.insert(0, str(REPO))
 from daemon.catalog import footage, sessions  # noqa: E402
 from daemon.catalog.db import Catalog  # noqa: E402
 from daemon.evidence import audit  # noqa: E402
+from daemon.evidence.store import LocalObjectStore  # noqa: E402
 
 
 @dataclass
@@ -40,13 +41,16 @@ class _Docked:
 
 
 def build(data_dir: Path, rows: int, recorders: int = 25, per_dock: int = 50, size: int = 200 << 20,
-          durable: bool = True) -> int:
+          durable: bool = True, objects: bool = False) -> int:
     """Add ``rows`` footage rows to the catalog in ``data_dir``; returns the number added.
 
     ``durable=False`` — a benchmark and test fixture only, never a station's way: SQLite does not
     fsync its commits (``PRAGMA synchronous = OFF``) while the rows are written, so that millions
-    of rows take minutes rather than hours; the rows themselves are the same."""
+    of rows take minutes rather than hours; the rows themselves are the same.
+    ``objects=True``: the objects are written too (their few bytes, read-only, where the store
+    keeps them; ``size`` is then theirs), so that ``verify`` finds a whole store."""
     made = 0
+    store = LocalObjectStore(data_dir) if objects else None
     with Catalog(data_dir) as catalog:
         if not durable:
             catalog.conn.execute("PRAGMA synchronous = OFF")
@@ -65,7 +69,14 @@ def build(data_dir: Path, rows: int, recorders: int = 25, per_dock: int = 50, si
             with catalog.transaction() as conn:
                 now = datetime.now(UTC).isoformat(timespec="seconds")
                 for i in range(n):
-                    sha = hashlib.sha256(f"{dock}:{i}".encode()).hexdigest()
+                    content = f"{dock}:{i}".encode()
+                    sha = hashlib.sha256(content).hexdigest()
+                    if store is not None:
+                        size = len(content)
+                        obj = store.path_of(sha)
+                        obj.parent.mkdir(parents=True, exist_ok=True)
+                        obj.write_bytes(content)
+                        obj.chmod(0o444)
                     rec = (when + timedelta(minutes=9 * i)).isoformat(timespec="seconds")
                     path = f"DCIM/100MEDIA/{serial}_{rec[:10].replace('-', '')}_{i:04d}.MP4"
                     footage.add_object(conn, sha, size, now)
