@@ -37,6 +37,7 @@ from daemon.evidence import audit
 from daemon.i18n import N_, Message, dumps, message_of
 
 if TYPE_CHECKING:
+    from daemon.config import BackupTarget
     from daemon.context import StationContext
 
 log = logging.getLogger(__name__)
@@ -289,14 +290,23 @@ def take_snapshot(catalog: Catalog, t: Target, station: str, keep: int) -> str:
     return key
 
 
-def lag(catalog: Catalog, target: str, now: datetime | None = None) -> tuple[str | None, float | None]:
-    """The oldest object the target lacks (its stored_at) and its age in seconds; (None, None) when none."""
-    row = catalog.conn.execute(
-        "SELECT MIN(o.stored_at) FROM objects o WHERE NOT EXISTS"
-        " (SELECT 1 FROM backup_copies c WHERE c.sha256 = o.sha256 AND c.target = ?)", (target,)).fetchone()
-    if not row or not row[0]:
-        return None, None
-    return row[0], ((now or now_utc()) - from_iso(row[0])).total_seconds()
+def withheld(catalog: Catalog, entry: BackupTarget) -> set[str]:
+    """Objects a target is not to get (Article 10: secret footage and an off-site target without
+    ``include_secret``): kept off it on purpose, so never its lag."""
+    return secret_objects(catalog) if entry.is_offsite and not entry.include_secret else set()
+
+
+def lag(catalog: Catalog, target: str, now: datetime | None = None,
+        skip: set[str] | frozenset[str] = frozenset()) -> tuple[str | None, float | None]:
+    """The oldest object the target lacks (its stored_at) and its age in seconds; (None, None) when
+    none. ``skip``: objects the target is not to get (``withheld``)."""
+    rows = catalog.conn.execute(
+        "SELECT o.sha256, o.stored_at FROM objects o WHERE NOT EXISTS"
+        " (SELECT 1 FROM backup_copies c WHERE c.sha256 = o.sha256 AND c.target = ?) ORDER BY o.stored_at", (target,))
+    for sha, stored in rows:  # the withheld are few (secret footage): the first other row ends the walk
+        if sha not in skip and stored:
+            return stored, ((now or now_utc()) - from_iso(stored)).total_seconds()
+    return None, None
 
 
 def check_lag(ctx: StationContext, catalog: Catalog) -> None:
@@ -306,7 +316,7 @@ def check_lag(ctx: StationContext, catalog: Catalog) -> None:
     now = now_utc()
     limit = timedelta(hours=ctx.config.backup.max_lag_hours).total_seconds()
     for entry in ctx.config.backup.targets:
-        oldest, age = lag(catalog, entry.name, now)
+        oldest, age = lag(catalog, entry.name, now, withheld(catalog, entry))
         job = ALERT_JOB.format(target=entry.name)
         if age is not None and age > limit:
             raise_alert(catalog, job, "lag", Message(

@@ -28,8 +28,10 @@ from daemon.context import build_context
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 
 
-def config(tmp_path: Path, *targets: dict) -> Path:
+def config(tmp_path: Path, *targets: dict, backup: dict | None = None) -> Path:
     lines = ["[station]", "id = 'st7'", ""]
+    if backup:
+        lines += ["[backup]", *(f"{k} = {json.dumps(v)}" for k, v in backup.items()), ""]
     for tg in targets:
         lines.append("[[backup.targets]]")
         lines += [f"{k} = {json.dumps(v)}" for k, v in tg.items()]
@@ -263,3 +265,64 @@ def test_a_disk_swapped_for_an_empty_one_gets_every_copy_again(tmp_path: Path, d
     (disk / "markers" / "st7" / "disk2").write_text("someone-else\n")
     r = evidock("--config", cfg, "backup", "run")
     assert r.code == 0 and "mark" in r.err, r.err
+
+
+def backup_alerts(evidock, cfg: Path) -> tuple[list[dict], str, int]:
+    """The backup alerts ``health --attention --json`` lists, its text form and its exit code."""
+    r = evidock("--config", cfg, "health", "--attention", "--json")
+    text = evidock("--config", cfg, "health", "--attention")
+    assert r.code == text.code, (r.err, text.err)
+    return [a for a in r.json()["job_alerts"] if a["job"].startswith("backup")], text.out + text.err, r.code
+
+
+def test_a_target_lagging_past_max_lag_hours_is_an_alert_until_a_run_catches_up(tmp_path: Path, data_dir: Path,
+                                                                                 evidock) -> None:
+    disk = tmp_path / "disk2"  # not there: the disk is not mounted
+    cfg = config(tmp_path, {"name": "disk2", "kind": "path", "path": str(disk)}, backup={"max_lag_hours": 2})
+    ingest_clips(data_dir, tmp_path / "a", {"a1.mp4": NOW - timedelta(hours=5), "a2.mp4": NOW - timedelta(hours=4)})
+    stored = (NOW - timedelta(hours=3)).isoformat().replace("+00:00", "Z")
+    with sqlite3.connect(data_dir / CATALOG_NAME) as db:  # stored 3 hours ago, the limit is 2
+        old = db.execute("SELECT sha256 FROM objects ORDER BY sha256 LIMIT 1").fetchone()[0]
+        db.execute("UPDATE objects SET stored_at = ? WHERE sha256 = ?", (stored, old))
+    r = evidock("--config", cfg, "jobs", "run", "backup", "--json")  # the scheduler's job, as at 01:30
+    assert r.code == 2 and r.json()["result"] == "failed", r.out + r.err
+    alerts, text, code = backup_alerts(evidock, cfg)
+    assert code == 1
+    lag = [a for a in alerts if a["kind"] == "lag"]
+    assert [a["job"] for a in lag] == ["backup:disk2"]
+    assert "disk2" in lag[0]["message"] and "backup.max_lag_hours = 2" in lag[0]["message"], lag
+    assert "backup:disk2" in text and "backup.max_lag_hours = 2" in text, text
+    st = evidock("--config", cfg, "backup", "status", "--json").json()["targets"][0]
+    assert st["lagging"] and st["lag_s"] > 2 * 3600 and st["oldest_not_backed_up"] == stored
+    assert {"lag", "run-failed"} <= {a["kind"] for a in st["alerts"]}  # and the job's verify slice failed too
+    shown = evidock("--config", cfg, "backup", "status")
+    assert "disk2" in shown.out + shown.err
+
+    disk.mkdir()  # mounted again: the next run catches up and the alerts clear
+    r = evidock("--config", cfg, "jobs", "run", "backup", "--json")
+    assert r.code == 0 and r.json()["counts"]["copied"] == 2, r.out + r.err
+    alerts, text, code = backup_alerts(evidock, cfg)
+    assert alerts == [] and code == 0 and "backup" not in text, text
+    st = evidock("--config", cfg, "backup", "status", "--json").json()["targets"][0]
+    assert (st["lagging"], st["lag_s"], st["alerts"]) == (False, None, [])
+
+
+def test_secret_footage_kept_off_an_offsite_target_is_not_lag(tmp_path: Path, data_dir: Path, evidock) -> None:
+    """Article 10 keeps it off that target on purpose: it is not waiting to be backed up there."""
+    with Catalog(data_dir) as c:
+        register.open_case(c, {"case_no": "SECRET-1", "party": "甲", "handlers": [BADGE], "sensitivity": "secret",
+                               "opened_at": "2025-01-01T00:00:00Z"}, "Asia/Shanghai")
+    ingest_clips(data_dir, tmp_path / "a", {"secret.mp4": t("2025-01-10 00:00:00")})
+    off, home = target_dir(tmp_path, "off"), target_dir(tmp_path, "home")
+    cfg = config(tmp_path, {"name": "off", "kind": "path", "path": str(off), "offsite": True},
+                 {"name": "home", "kind": "path", "path": str(home)}, backup={"max_lag_hours": 2})
+    with sqlite3.connect(data_dir / CATALOG_NAME) as db:
+        db.execute("UPDATE objects SET stored_at = ?", ((NOW - timedelta(hours=3)).isoformat(),))
+    r = evidock("--config", cfg, "backup", "run", "--json")
+    assert r.code == 0, r.err
+    assert [(x["target"], x["copied"], x["skipped_secret"]) for x in r.json()["targets"]] == [("off", 0, 1),
+                                                                                          ("home", 1, 0)]
+    alerts, text, code = backup_alerts(evidock, cfg)
+    assert (alerts, code) == ([], 0), text
+    st = {x["target"]: x for x in evidock("--config", cfg, "backup", "status", "--json").json()["targets"]}
+    assert (st["off"]["lagging"], st["off"]["lag_s"], st["off"]["objects"]) == (False, None, 0)
