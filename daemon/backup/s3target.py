@@ -267,14 +267,14 @@ class S3Target:
         return Copy(sha256, size, version, _now())
 
     def _take_up(self, sha256: str, size: int, retain_until: datetime | None) -> Copy | None:
-        """The copy already in the bucket, if its current version is this object: one that a run
-        killed between its PUT and its ``backup_copies`` row left there (or another station wrote).
+        """The copy already in the bucket, if its current version is this object written by this
+        station: one that a run killed between its PUT and its ``backup_copies`` row left there.
         Taken up — its lock extended to ``retain_until`` where that is later — instead of a second
         locked version of the same bytes that nothing would ever name. A single-PUT version is this
         object when the server's checksum of it is the SHA-256; a multipart one is read back."""
         h = self.current(sha256)
-        if h is None or h.get("ContentLength") != size:
-            return None
+        if h is None or h.get("ContentLength") != size or h.get("Metadata", {}).get("evidock-station") != self.station_id:
+            return None  # another station's copy stays its own: its retention may delete it before ours
         copy = Copy(sha256, size, h.get("VersionId"), _now())
         if "-" in (h.get("ChecksumSHA256") or "") and not self.verify(copy):
             return None  # metadata says so, the bytes do not: written again

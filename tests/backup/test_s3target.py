@@ -308,6 +308,10 @@ def test_an_object_already_in_the_bucket_is_taken_up_with_its_lock_extended(seaw
     assert ret["RetainUntilDate"].astimezone(UTC) == later
     # other bytes under an object's name (written past evidock) are not taken up: a new version is
     other, other_sha = blob(tmp_path, "other.mp4", 30_000)
-    wrong = s3.put_object(Bucket=t.bucket, Key=object_key(other_sha), Body=os.urandom(30_000))["VersionId"]
+    wrong = s3.put_object(Bucket=t.bucket, Key=object_key(other_sha), Body=os.urandom(30_000),
+                          Metadata={"evidock-station": STATION, "sha256": other_sha})["VersionId"]
     copy = t.put(other_sha, other, 30_000, in_a_year())
     assert copy.version_id != wrong and t.verify(copy)
+    # another station's copy of the same bytes (one bucket for the bureau) stays its own
+    theirs = S3Target(entry(seaweed, t.bucket), "station-08")
+    assert theirs.put(sha, src, 30_000, in_a_year()).version_id != first.version_id
