@@ -19,6 +19,7 @@ import logging
 import os
 import sqlite3
 import tempfile
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -268,9 +269,18 @@ def _apply_deletions(catalog: Catalog, t: Target, tr: TargetRun) -> None:
 
 
 def take_snapshot(catalog: Catalog, t: Target, station: str, keep: int) -> str:
-    """A consistent copy of the catalog (SQLite's online backup) to ``t``; older ones pruned (path)."""
+    """A consistent copy of the catalog (SQLite's online backup) to ``t``; older ones pruned (path).
+
+    A key names its second: a run in the same second as the one before it (a run by hand right
+    after the nightly one) waits for the next, so that each run leaves a snapshot of its own and
+    none at a target is ever replaced."""
+    existing = set(t.snapshots(station))
     taken = now_utc()
     key = snapshot_key(station, taken)
+    while key in existing:  # at most a second
+        time.sleep(1.0 - taken.microsecond / 1e6 + 0.01)
+        taken = now_utc()
+        key = snapshot_key(station, taken)
     with tempfile.TemporaryDirectory(prefix="evidock-snap-", dir=catalog.path.parent) as d:
         dest = os.path.join(d, "catalog.sqlite")
         out = sqlite3.connect(dest)

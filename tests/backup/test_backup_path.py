@@ -326,3 +326,40 @@ def test_secret_footage_kept_off_an_offsite_target_is_not_lag(tmp_path: Path, da
     assert (alerts, code) == ([], 0), text
     st = {x["target"]: x for x in evidock("--config", cfg, "backup", "status", "--json").json()["targets"]}
     assert (st["off"]["lagging"], st["off"]["lag_s"], st["off"]["objects"]) == (False, None, 0)
+
+
+def test_keep_snapshots_leaves_the_newest_on_a_path_target_each_naming_its_audit_head(tmp_path: Path,
+                                                                                      data_dir: Path, evidock) -> None:
+    from daemon.backup.pathtarget import PathTarget
+    from daemon.backup.run import take_snapshot
+
+    disk = target_dir(tmp_path)
+    cfg = config(tmp_path, {"name": "disk2", "kind": "path", "path": str(disk)}, backup={"keep_snapshots": 2})
+    ingest_clips(data_dir, tmp_path / "a", {"a1.mp4": NOW - timedelta(hours=3)})
+    keys = []
+    for i in range(4):
+        if i == 2:  # footage between runs: the later snapshots hold more
+            ingest_clips(data_dir, tmp_path / "b", {"b1.mp4": NOW - timedelta(hours=1)})
+        r = evidock("--config", cfg, "backup", "run", "--json")
+        assert r.code == 0, r.err
+        keys.append(r.json()["targets"][0]["snapshot"])
+    assert len(set(keys)) == 4 and keys == sorted(keys)  # each run its own snapshot, named by its time
+    snaps = disk / "catalog" / "st7"
+    assert sorted(p.name for p in snaps.iterdir()) == sorted(
+        n for k in keys[-2:] for n in (Path(k).name, Path(k).name + ".json"))  # the newest two, each with its .json
+    heads = []
+    for key in keys[-2:]:
+        meta = json.loads((disk / (key + ".json")).read_text())
+        with sqlite3.connect(f"file:{disk / key}?mode=ro", uri=True) as db:
+            rows, head = db.execute("SELECT COUNT(*), (SELECT hash FROM audit ORDER BY id DESC LIMIT 1) FROM audit").fetchone()
+            footage = db.execute("SELECT COUNT(*) FROM footage").fetchone()[0]
+        assert (meta["audit_rows"], meta["audit_head"], meta["footage_rows"]) == (rows, head, footage)
+        assert meta["station"] == "st7" and meta["evidock_version"]
+        heads.append(head)
+    assert heads[0] != heads[1]  # the later run's snapshot holds the earlier run's audit entries
+    # Two snapshots within one second (a key names its second): the second waits for the next
+    # second rather than replace the first at the target.
+    t = PathTarget("disk2", disk, station_id="st7")
+    with Catalog(data_dir) as c:
+        first, second = take_snapshot(c, t, "st7", keep=10), take_snapshot(c, t, "st7", keep=10)
+    assert first < second and {first, second} <= set(t.snapshots("st7"))
