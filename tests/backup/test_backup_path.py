@@ -363,3 +363,38 @@ def test_keep_snapshots_leaves_the_newest_on_a_path_target_each_naming_its_audit
     with Catalog(data_dir) as c:
         first, second = take_snapshot(c, t, "st7", keep=10), take_snapshot(c, t, "st7", keep=10)
     assert first < second and {first, second} <= set(t.snapshots("st7"))
+
+
+def test_footage_on_legal_hold_keeps_its_copy_until_the_hold_is_lifted(tmp_path: Path, data_dir: Path,
+                                                                      evidock) -> None:
+    from support.filing_helpers import footage_ids
+
+    disk = target_dir(tmp_path)
+    cfg = config(tmp_path, {"name": "disk2", "kind": "path", "path": str(disk)})
+    ingest_clips(data_dir, tmp_path / "a", {"old.mp4": t("2024-01-10 00:00:00")}, officer="010777")
+    ingest_clips(data_dir, tmp_path / "b", {"new.mp4": NOW - timedelta(days=1)}, officer="010777", device="ZFY-2")
+    assert evidock("--config", cfg, "backup", "run").code == 0
+    with sqlite3.connect(data_dir / CATALOG_NAME) as db:  # its retention has run out (unfiled: 184 days)
+        db.execute("UPDATE footage SET ingested_at = recorded_at WHERE source_path = 'old.mp4'")
+        old_sha = db.execute("SELECT sha256 FROM footage WHERE source_path = 'old.mp4'").fetchone()[0]
+    fid = footage_ids(data_dir)["old.mp4"]
+    assert [x["sha256"] for x in evidock("--config", cfg, "retention", "plan", "--json").json()["delete"]] == [old_sha]
+    r = evidock("--config", cfg, "footage", "hold", str(fid), "--reason", "complaint 2026-11 under review", "--json")
+    assert r.code == 0 and r.json()[0]["state"] == "held", r.err
+
+    r = evidock("--config", cfg, "retention", "apply", "--json")
+    assert r.json()["deleted"] == [], r.out
+    assert old_sha in object_files(data_dir)
+    r = evidock("--config", cfg, "backup", "run", "--json")
+    assert r.code == 0 and r.json()["targets"][0]["deleted"] == 0, r.out + r.err
+    assert old_sha in at_target(disk) and sha256_file(at_target(disk)[old_sha]) == old_sha
+    assert (old_sha, "disk2") in copies(data_dir)
+
+    r = evidock("--config", cfg, "footage", "hold", str(fid), "--release", "--reason", "review closed", "--json")
+    assert r.code == 0 and r.json()[0]["state"] == "released", r.err
+    r = evidock("--config", cfg, "retention", "apply", "--json")
+    assert [d["sha256"] for d in r.json()["deleted"]] == [old_sha], r.out
+    r = evidock("--config", cfg, "backup", "run", "--json")
+    assert r.code == 0 and r.json()["targets"][0]["deleted"] == 1, r.out + r.err
+    assert old_sha not in at_target(disk) and len(at_target(disk)) == 1
+    assert (old_sha, "disk2") not in copies(data_dir)
