@@ -19,6 +19,7 @@ import logging
 import os
 import sqlite3
 import tempfile
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -37,6 +38,7 @@ from daemon.evidence import audit
 from daemon.i18n import N_, Message, dumps, message_of
 
 if TYPE_CHECKING:
+    from daemon.config import BackupTarget
     from daemon.context import StationContext
 
 log = logging.getLogger(__name__)
@@ -267,9 +269,18 @@ def _apply_deletions(catalog: Catalog, t: Target, tr: TargetRun) -> None:
 
 
 def take_snapshot(catalog: Catalog, t: Target, station: str, keep: int) -> str:
-    """A consistent copy of the catalog (SQLite's online backup) to ``t``; older ones pruned (path)."""
+    """A consistent copy of the catalog (SQLite's online backup) to ``t``; older ones pruned (path).
+
+    A key names its second: a run in the same second as the one before it (a run by hand right
+    after the nightly one) waits for the next, so that each run leaves a snapshot of its own and
+    none at a target is ever replaced."""
+    existing = set(t.snapshots(station))
     taken = now_utc()
     key = snapshot_key(station, taken)
+    while key in existing:  # at most a second
+        time.sleep(1.0 - taken.microsecond / 1e6 + 0.01)
+        taken = now_utc()
+        key = snapshot_key(station, taken)
     with tempfile.TemporaryDirectory(prefix="evidock-snap-", dir=catalog.path.parent) as d:
         dest = os.path.join(d, "catalog.sqlite")
         out = sqlite3.connect(dest)
@@ -289,14 +300,23 @@ def take_snapshot(catalog: Catalog, t: Target, station: str, keep: int) -> str:
     return key
 
 
-def lag(catalog: Catalog, target: str, now: datetime | None = None) -> tuple[str | None, float | None]:
-    """The oldest object the target lacks (its stored_at) and its age in seconds; (None, None) when none."""
-    row = catalog.conn.execute(
-        "SELECT MIN(o.stored_at) FROM objects o WHERE NOT EXISTS"
-        " (SELECT 1 FROM backup_copies c WHERE c.sha256 = o.sha256 AND c.target = ?)", (target,)).fetchone()
-    if not row or not row[0]:
-        return None, None
-    return row[0], ((now or now_utc()) - from_iso(row[0])).total_seconds()
+def withheld(catalog: Catalog, entry: BackupTarget) -> set[str]:
+    """Objects a target is not to get (Article 10: secret footage and an off-site target without
+    ``include_secret``): kept off it on purpose, so never its lag."""
+    return secret_objects(catalog) if entry.is_offsite and not entry.include_secret else set()
+
+
+def lag(catalog: Catalog, target: str, now: datetime | None = None,
+        skip: set[str] | frozenset[str] = frozenset()) -> tuple[str | None, float | None]:
+    """The oldest object the target lacks (its stored_at) and its age in seconds; (None, None) when
+    none. ``skip``: objects the target is not to get (``withheld``)."""
+    rows = catalog.conn.execute(
+        "SELECT o.sha256, o.stored_at FROM objects o WHERE NOT EXISTS"
+        " (SELECT 1 FROM backup_copies c WHERE c.sha256 = o.sha256 AND c.target = ?) ORDER BY o.stored_at", (target,))
+    for sha, stored in rows:  # the withheld are few (secret footage): the first other row ends the walk
+        if sha not in skip and stored:
+            return stored, ((now or now_utc()) - from_iso(stored)).total_seconds()
+    return None, None
 
 
 def check_lag(ctx: StationContext, catalog: Catalog) -> None:
@@ -306,7 +326,7 @@ def check_lag(ctx: StationContext, catalog: Catalog) -> None:
     now = now_utc()
     limit = timedelta(hours=ctx.config.backup.max_lag_hours).total_seconds()
     for entry in ctx.config.backup.targets:
-        oldest, age = lag(catalog, entry.name, now)
+        oldest, age = lag(catalog, entry.name, now, withheld(catalog, entry))
         job = ALERT_JOB.format(target=entry.name)
         if age is not None and age > limit:
             raise_alert(catalog, job, "lag", Message(

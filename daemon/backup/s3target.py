@@ -9,7 +9,9 @@ server against its own SHA-256; the whole then carries a composite checksum, not
 so such a copy is verified by reading it back and hashing it. Every read names the version id.
 A copy whose retention gives no date (or one already past) is written without a lock; a later
 ``extend_retention`` sets one. A bucket without Object Lock (``require_object_lock = false``)
-gets no locks at all.
+gets no locks at all. An object whose current version in the bucket already is that object,
+written by this station (a run killed after its PUT, before the catalog marked it), is taken
+up, not written again.
 
 Catalog snapshots (``put_snapshot``) are stored the same way, the ``.sqlite`` and the ``.json``
 beside it, each with its checksum and COMPLIANCE retention of ``snapshot_retention_days``
@@ -239,10 +241,15 @@ class S3Target:
     # -- objects --------------------------------------------------------------------------------
 
     def put(self, sha256: str, source: Path, size: int, retain_until: datetime | None,
-            metadata: Mapping[str, str] | None = None) -> Copy:
-        """Write and check one object; ``metadata`` (ASCII) joins the station and the hash in its metadata."""
+            metadata: Mapping[str, str] | None = None, take_up: bool = True) -> Copy:
+        """Write and check one object; ``metadata`` (ASCII) joins the station and the hash in its metadata.
+        ``take_up``: first look for this station's copy already there (``_take_up``); False for a
+        caller that has just looked itself (the store's upload, daemon/store/uploads.py)."""
         key = object_key(sha256)
         lock = self._lock_args(retain_until)
+        taken = self._take_up(sha256, size, retain_until if lock else None) if take_up else None
+        if taken is not None:
+            return taken
         meta = {**(metadata or {}), "evidock-station": self.station_id, "sha256": sha256}
         doing = Message(N_("writing {key}"), key=key)
         if size > self.multipart_threshold:
@@ -261,6 +268,25 @@ class S3Target:
         self._check_head(key, sha256, size, version)
         log.info("backup target %s: stored %s (version %s)", self.name, key, version)
         return Copy(sha256, size, version, _now())
+
+    def _take_up(self, sha256: str, size: int, retain_until: datetime | None) -> Copy | None:
+        """The copy already in the bucket, if its current version is this object written by this
+        station: one that a run killed between its PUT and its ``backup_copies`` row left there.
+        Taken up — its lock extended to ``retain_until`` where that is later — instead of a second
+        locked version of the same bytes that nothing would ever name. A single-PUT version is this
+        object when the server's checksum of it is the SHA-256; a multipart one is read back."""
+        h = self.current(sha256)
+        mine = h is not None and h.get("Metadata", {}).get("evidock-station") == self.station_id
+        if h is None or not mine or h.get("ContentLength") != size:
+            return None  # another station's copy stays its own: its retention may delete it before ours
+        copy = Copy(sha256, size, h.get("VersionId"), _now())
+        if "-" in (h.get("ChecksumSHA256") or "") and not self.verify(copy):
+            return None  # metadata says so, the bytes do not: written again
+        if retain_until is not None:
+            self.extend_retention(copy, retain_until)
+        log.info("backup target %s: %s already there (version %s): taken up", self.name, object_key(sha256),
+                 copy.version_id)
+        return copy
 
     def _check_head(self, key: str, sha256: str, size: int | None, version: str | None) -> None:
         """``head_object(ChecksumMode=ENABLED)`` of the version written returns the same SHA-256."""

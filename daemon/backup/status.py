@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from daemon.backup.run import lag
+from daemon.backup.run import lag, withheld
 from daemon.catalog.db import Catalog
 from daemon.clock import now_utc
 from daemon.i18n import Message
@@ -37,7 +37,7 @@ def backup_status(config: Config, catalog: Catalog) -> dict[str, Any]:
         n, b = catalog.conn.execute(
             "SELECT COUNT(*), COALESCE(SUM(o.size), 0) FROM backup_copies c JOIN objects o ON o.sha256 = c.sha256"
             " WHERE c.target = ?", (e.name,)).fetchone()
-        oldest, age = lag(catalog, e.name, now)
+        oldest, age = lag(catalog, e.name, now, withheld(catalog, e))
         alerts = open_job_alerts(catalog, f"backup:{e.name}")
         out.append({"target": e.name, "kind": e.kind, "offsite": e.is_offsite, "objects": n, "bytes": b,
                     "objects_total": total_n, "bytes_total": total_b, "oldest_not_backed_up": oldest,

@@ -276,7 +276,7 @@ def _upload(ctx: StationContext, catalog: Catalog, b: S3Target, sha: str, size: 
         version, outcome = head.get("VersionId"), "present"  # a dead run's put, or another station's
     else:
         with ctx.store.open_local(sha) as path:
-            copy = b.put(sha, path, size, until, metadata=provenance(catalog, sha))
+            copy = b.put(sha, path, size, until, metadata=provenance(catalog, sha), take_up=False)  # looked above
         crashpoint("store-after-put")
         version, outcome = copy.version_id, "uploaded"
     now = iso(now_utc())

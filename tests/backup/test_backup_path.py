@@ -28,8 +28,10 @@ from daemon.context import build_context
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 
 
-def config(tmp_path: Path, *targets: dict) -> Path:
+def config(tmp_path: Path, *targets: dict, backup: dict | None = None) -> Path:
     lines = ["[station]", "id = 'st7'", ""]
+    if backup:
+        lines += ["[backup]", *(f"{k} = {json.dumps(v)}" for k, v in backup.items()), ""]
     for tg in targets:
         lines.append("[[backup.targets]]")
         lines += [f"{k} = {json.dumps(v)}" for k, v in tg.items()]
@@ -263,3 +265,136 @@ def test_a_disk_swapped_for_an_empty_one_gets_every_copy_again(tmp_path: Path, d
     (disk / "markers" / "st7" / "disk2").write_text("someone-else\n")
     r = evidock("--config", cfg, "backup", "run")
     assert r.code == 0 and "mark" in r.err, r.err
+
+
+def backup_alerts(evidock, cfg: Path) -> tuple[list[dict], str, int]:
+    """The backup alerts ``health --attention --json`` lists, its text form and its exit code."""
+    r = evidock("--config", cfg, "health", "--attention", "--json")
+    text = evidock("--config", cfg, "health", "--attention")
+    assert r.code == text.code, (r.err, text.err)
+    return [a for a in r.json()["job_alerts"] if a["job"].startswith("backup")], text.out + text.err, r.code
+
+
+def test_a_target_lagging_past_max_lag_hours_is_an_alert_until_a_run_catches_up(tmp_path: Path, data_dir: Path,
+                                                                                 evidock) -> None:
+    disk = tmp_path / "disk2"  # not there: the disk is not mounted
+    cfg = config(tmp_path, {"name": "disk2", "kind": "path", "path": str(disk)}, backup={"max_lag_hours": 2})
+    ingest_clips(data_dir, tmp_path / "a", {"a1.mp4": NOW - timedelta(hours=5), "a2.mp4": NOW - timedelta(hours=4)})
+    stored = (NOW - timedelta(hours=3)).isoformat().replace("+00:00", "Z")
+    with sqlite3.connect(data_dir / CATALOG_NAME) as db:  # stored 3 hours ago, the limit is 2
+        old = db.execute("SELECT sha256 FROM objects ORDER BY sha256 LIMIT 1").fetchone()[0]
+        db.execute("UPDATE objects SET stored_at = ? WHERE sha256 = ?", (stored, old))
+    r = evidock("--config", cfg, "jobs", "run", "backup", "--json")  # the scheduler's job, as at 01:30
+    assert r.code == 2 and r.json()["result"] == "failed", r.out + r.err
+    alerts, text, code = backup_alerts(evidock, cfg)
+    assert code == 1
+    lag = [a for a in alerts if a["kind"] == "lag"]
+    assert [a["job"] for a in lag] == ["backup:disk2"]
+    assert "disk2" in lag[0]["message"] and "backup.max_lag_hours = 2" in lag[0]["message"], lag
+    assert "backup:disk2" in text and "backup.max_lag_hours = 2" in text, text
+    st = evidock("--config", cfg, "backup", "status", "--json").json()["targets"][0]
+    assert st["lagging"] and st["lag_s"] > 2 * 3600 and st["oldest_not_backed_up"] == stored
+    assert {"lag", "run-failed"} <= {a["kind"] for a in st["alerts"]}  # and the job's verify slice failed too
+    shown = evidock("--config", cfg, "backup", "status")
+    assert "disk2" in shown.out + shown.err
+
+    disk.mkdir()  # mounted again: the next run catches up and the alerts clear
+    r = evidock("--config", cfg, "jobs", "run", "backup", "--json")
+    assert r.code == 0 and r.json()["counts"]["copied"] == 2, r.out + r.err
+    alerts, text, code = backup_alerts(evidock, cfg)
+    assert alerts == [] and code == 0 and "backup" not in text, text
+    st = evidock("--config", cfg, "backup", "status", "--json").json()["targets"][0]
+    assert (st["lagging"], st["lag_s"], st["alerts"]) == (False, None, [])
+
+
+def test_secret_footage_kept_off_an_offsite_target_is_not_lag(tmp_path: Path, data_dir: Path, evidock) -> None:
+    """Article 10 keeps it off that target on purpose: it is not waiting to be backed up there."""
+    with Catalog(data_dir) as c:
+        register.open_case(c, {"case_no": "SECRET-1", "party": "甲", "handlers": [BADGE], "sensitivity": "secret",
+                               "opened_at": "2025-01-01T00:00:00Z"}, "Asia/Shanghai")
+    ingest_clips(data_dir, tmp_path / "a", {"secret.mp4": t("2025-01-10 00:00:00")})
+    off, home = target_dir(tmp_path, "off"), target_dir(tmp_path, "home")
+    cfg = config(tmp_path, {"name": "off", "kind": "path", "path": str(off), "offsite": True},
+                 {"name": "home", "kind": "path", "path": str(home)}, backup={"max_lag_hours": 2})
+    with sqlite3.connect(data_dir / CATALOG_NAME) as db:
+        db.execute("UPDATE objects SET stored_at = ?", ((NOW - timedelta(hours=3)).isoformat(),))
+    r = evidock("--config", cfg, "backup", "run", "--json")
+    assert r.code == 0, r.err
+    assert [(x["target"], x["copied"], x["skipped_secret"]) for x in r.json()["targets"]] == [("off", 0, 1),
+                                                                                          ("home", 1, 0)]
+    alerts, text, code = backup_alerts(evidock, cfg)
+    assert (alerts, code) == ([], 0), text
+    st = {x["target"]: x for x in evidock("--config", cfg, "backup", "status", "--json").json()["targets"]}
+    assert (st["off"]["lagging"], st["off"]["lag_s"], st["off"]["objects"]) == (False, None, 0)
+
+
+def test_keep_snapshots_leaves_the_newest_on_a_path_target_each_naming_its_audit_head(tmp_path: Path,
+                                                                                      data_dir: Path, evidock) -> None:
+    from daemon.backup.pathtarget import PathTarget
+    from daemon.backup.run import take_snapshot
+
+    disk = target_dir(tmp_path)
+    cfg = config(tmp_path, {"name": "disk2", "kind": "path", "path": str(disk)}, backup={"keep_snapshots": 2})
+    ingest_clips(data_dir, tmp_path / "a", {"a1.mp4": NOW - timedelta(hours=3)})
+    keys = []
+    for i in range(4):
+        if i == 2:  # footage between runs: the later snapshots hold more
+            ingest_clips(data_dir, tmp_path / "b", {"b1.mp4": NOW - timedelta(hours=1)})
+        r = evidock("--config", cfg, "backup", "run", "--json")
+        assert r.code == 0, r.err
+        keys.append(r.json()["targets"][0]["snapshot"])
+    assert len(set(keys)) == 4 and keys == sorted(keys)  # each run its own snapshot, named by its time
+    snaps = disk / "catalog" / "st7"
+    assert sorted(p.name for p in snaps.iterdir()) == sorted(
+        n for k in keys[-2:] for n in (Path(k).name, Path(k).name + ".json"))  # the newest two, each with its .json
+    heads = []
+    for key in keys[-2:]:
+        meta = json.loads((disk / (key + ".json")).read_text())
+        with sqlite3.connect(f"file:{disk / key}?mode=ro", uri=True) as db:
+            rows, head = db.execute("SELECT COUNT(*), (SELECT hash FROM audit ORDER BY id DESC LIMIT 1) FROM audit").fetchone()
+            footage = db.execute("SELECT COUNT(*) FROM footage").fetchone()[0]
+        assert (meta["audit_rows"], meta["audit_head"], meta["footage_rows"]) == (rows, head, footage)
+        assert meta["station"] == "st7" and meta["evidock_version"]
+        heads.append(head)
+    assert heads[0] != heads[1]  # the later run's snapshot holds the earlier run's audit entries
+    # Two snapshots within one second (a key names its second): the second waits for the next
+    # second rather than replace the first at the target.
+    t = PathTarget("disk2", disk, station_id="st7")
+    with Catalog(data_dir) as c:
+        first, second = take_snapshot(c, t, "st7", keep=10), take_snapshot(c, t, "st7", keep=10)
+    assert first < second and {first, second} <= set(t.snapshots("st7"))
+
+
+def test_footage_on_legal_hold_keeps_its_copy_until_the_hold_is_lifted(tmp_path: Path, data_dir: Path,
+                                                                      evidock) -> None:
+    from support.filing_helpers import footage_ids
+
+    disk = target_dir(tmp_path)
+    cfg = config(tmp_path, {"name": "disk2", "kind": "path", "path": str(disk)})
+    ingest_clips(data_dir, tmp_path / "a", {"old.mp4": t("2024-01-10 00:00:00")}, officer="010777")
+    ingest_clips(data_dir, tmp_path / "b", {"new.mp4": NOW - timedelta(days=1)}, officer="010777", device="ZFY-2")
+    assert evidock("--config", cfg, "backup", "run").code == 0
+    with sqlite3.connect(data_dir / CATALOG_NAME) as db:  # its retention has run out (unfiled: 184 days)
+        db.execute("UPDATE footage SET ingested_at = recorded_at WHERE source_path = 'old.mp4'")
+        old_sha = db.execute("SELECT sha256 FROM footage WHERE source_path = 'old.mp4'").fetchone()[0]
+    fid = footage_ids(data_dir)["old.mp4"]
+    assert [x["sha256"] for x in evidock("--config", cfg, "retention", "plan", "--json").json()["delete"]] == [old_sha]
+    r = evidock("--config", cfg, "footage", "hold", str(fid), "--reason", "complaint 2026-11 under review", "--json")
+    assert r.code == 0 and r.json()[0]["state"] == "held", r.err
+
+    r = evidock("--config", cfg, "retention", "apply", "--json")
+    assert r.json()["deleted"] == [], r.out
+    assert old_sha in object_files(data_dir)
+    r = evidock("--config", cfg, "backup", "run", "--json")
+    assert r.code == 0 and r.json()["targets"][0]["deleted"] == 0, r.out + r.err
+    assert old_sha in at_target(disk) and sha256_file(at_target(disk)[old_sha]) == old_sha
+    assert (old_sha, "disk2") in copies(data_dir)
+
+    r = evidock("--config", cfg, "footage", "hold", str(fid), "--release", "--reason", "review closed", "--json")
+    assert r.code == 0 and r.json()[0]["state"] == "released", r.err
+    r = evidock("--config", cfg, "retention", "apply", "--json")
+    assert [d["sha256"] for d in r.json()["deleted"]] == [old_sha], r.out
+    r = evidock("--config", cfg, "backup", "run", "--json")
+    assert r.code == 0 and r.json()["targets"][0]["deleted"] == 1, r.out + r.err
+    assert old_sha not in at_target(disk) and len(at_target(disk)) == 1
+    assert (old_sha, "disk2") not in copies(data_dir)

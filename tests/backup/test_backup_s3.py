@@ -118,3 +118,45 @@ def test_a_copy_is_deleted_by_the_first_run_after_its_lock_expired(seaweed: Seaw
     with Catalog(data_dir) as c:
         rows = c.conn.execute("SELECT subject, details FROM audit WHERE event = 'backup.delete'").fetchall()
     assert [(s, json.loads(d)["target"]) for s, d in rows] == [(f"object:{old}", "bureau")]
+
+
+def test_a_copy_on_legal_hold_is_kept_past_its_lock_date_until_the_hold_is_lifted(seaweed: Seaweed, tmp_path: Path,
+                                                                                   data_dir: Path, evidock) -> None:
+    from support.filing_helpers import footage_ids
+
+    bucket = seaweed.bucket(object_lock=True)
+    cfg = config(tmp_path, seaweed, bucket)
+    ingest_clips(data_dir, tmp_path / "a", {"old.mp4": NOW - timedelta(days=100)}, officer="010777")
+    ingest_clips(data_dir, tmp_path / "b", {"new.mp4": NOW - timedelta(days=1)}, officer="010777", device="ZFY-2")
+    # as in the test above: the old one's retention runs out a few seconds from now, its lock with it
+    expires = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=4)
+    stamp = (expires - timedelta(days=184)).isoformat()
+    with sqlite3.connect(data_dir / CATALOG_NAME) as db:
+        db.execute("UPDATE footage SET recorded_at = ?, recorded_at_corrected = ?, ingested_at = ?"
+                   " WHERE source_path = 'old.mp4'", (stamp, stamp, stamp))
+        old = db.execute("SELECT sha256 FROM footage WHERE source_path = 'old.mp4'").fetchone()[0]
+    assert evidock("--config", cfg, "backup", "run").code == 0
+    version = copies(data_dir)[old]
+    fid = footage_ids(data_dir)["old.mp4"]
+    r = evidock("--config", cfg, "footage", "hold", str(fid), "--reason", "court order 2026-118", "--json")
+    assert r.code == 0 and r.json()[0]["state"] == "held", r.err
+    time.sleep(max(0.0, (expires - datetime.now(UTC)).total_seconds()) + 1.5)
+
+    s3 = seaweed.client()
+    until = s3.get_object_retention(Bucket=bucket, Key=object_key(old), VersionId=version)["Retention"]["RetainUntilDate"]
+    assert until < datetime.now(UTC)  # the lock no longer keeps it: only evidock's rules do
+    r = evidock("--config", cfg, "retention", "apply", "--json")
+    assert r.json()["deleted"] == [] and old in object_files(data_dir), r.out
+    r = evidock("--config", cfg, "backup", "run", "--json")
+    assert r.code == 0 and r.json()["targets"][0]["deleted"] == 0, r.out + r.err
+    held = s3.list_object_versions(Bucket=bucket, Prefix=object_key(old)).get("Versions", [])
+    assert [v["VersionId"] for v in held] == [version] and copies(data_dir)[old] == version
+
+    r = evidock("--config", cfg, "footage", "hold", str(fid), "--release", "--reason", "order lifted", "--json")
+    assert r.code == 0 and r.json()[0]["state"] == "released", r.err
+    r = evidock("--config", cfg, "retention", "apply", "--json")
+    assert [d["sha256"] for d in r.json()["deleted"]] == [old], r.out
+    r = evidock("--config", cfg, "backup", "run", "--json")
+    assert r.code == 0 and r.json()["targets"][0]["deleted"] == 1, r.out + r.err
+    assert s3.list_object_versions(Bucket=bucket, Prefix=object_key(old)).get("Versions", []) == []
+    assert old not in copies(data_dir) and len(copies(data_dir)) == 1

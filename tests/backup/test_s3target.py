@@ -235,7 +235,7 @@ def test_the_filer_port_bypasses_the_lock_and_verify_notices(seaweed: Seaweed, t
 def test_a_head_reporting_another_checksum_is_not_a_copy(tmp_path: Path) -> None:
     # A mock, as the one failure a real server cannot be made to show: it accepted the PUT with our
     # checksum and then reports another one (a server bug, a proxy in between). botocore's Stubber
-    # answers the two calls; nothing is sent.
+    # answers the three calls (is it there already? no; the PUT; its HEAD); nothing is sent.
     from botocore.stub import Stubber
 
     secret = tmp_path / "secret"
@@ -246,6 +246,7 @@ def test_a_head_reporting_another_checksum_is_not_a_copy(tmp_path: Path) -> None
     src, sha = blob(tmp_path, "clip.mp4", 1000)
     other = hashlib.sha256(b"other").hexdigest()
     with Stubber(t.client()) as stub:
+        stub.add_client_error("head_object", service_error_code="404", http_status_code=404)
         stub.add_response("put_object", {"VersionId": "v1"})
         stub.add_response("head_object", {"VersionId": "v1", "ContentLength": 1000, "ChecksumSHA256": b64(other)})
         with pytest.raises(BackupError) as e:
@@ -289,3 +290,28 @@ def test_the_server_killed_during_a_large_put_then_the_next_put_completes(tmp_pa
         assert not t.has(sha)  # nothing half-stored counts
         copy = t.put(sha, src, src.stat().st_size, in_a_year())
         assert t.has(sha) and t.verify(copy)
+
+
+def test_an_object_already_in_the_bucket_is_taken_up_with_its_lock_extended(seaweed: Seaweed, tmp_path: Path) -> None:
+    # What a run killed between its PUT and its catalog row leaves: the version is there, unmarked.
+    # The next put takes it up (no second locked version of the same bytes), its lock made longer.
+    t = target(seaweed)
+    src, sha = blob(tmp_path, "clip.mp4", 30_000)
+    first = t.put(sha, src, src.stat().st_size, in_a_year())
+    later = in_a_year() + timedelta(days=30)
+    again = t.put(sha, src, src.stat().st_size, later)
+    assert again.version_id == first.version_id
+    s3 = seaweed.client()
+    listed = s3.list_object_versions(Bucket=t.bucket, Prefix=object_key(sha))
+    assert [v["VersionId"] for v in listed["Versions"]] == [first.version_id]
+    ret = s3.get_object_retention(Bucket=t.bucket, Key=object_key(sha), VersionId=first.version_id)["Retention"]
+    assert ret["RetainUntilDate"].astimezone(UTC) == later
+    # other bytes under an object's name (written past evidock) are not taken up: a new version is
+    other, other_sha = blob(tmp_path, "other.mp4", 30_000)
+    wrong = s3.put_object(Bucket=t.bucket, Key=object_key(other_sha), Body=os.urandom(30_000),
+                          Metadata={"evidock-station": STATION, "sha256": other_sha})["VersionId"]
+    copy = t.put(other_sha, other, 30_000, in_a_year())
+    assert copy.version_id != wrong and t.verify(copy)
+    # another station's copy of the same bytes (one bucket for the bureau) stays its own
+    theirs = S3Target(entry(seaweed, t.bucket), "station-08")
+    assert theirs.put(sha, src, 30_000, in_a_year()).version_id != first.version_id
