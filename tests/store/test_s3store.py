@@ -7,16 +7,22 @@ module's server; the one that stops its server mid-dock runs a server of its own
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import signal
 import sqlite3
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
 import pytest
-from conftest import run_evidock
+from conftest import REPO, run_evidock
 from support.docktools import SIM_PID, SIM_PRODUCT, SIM_VID, recorder, template_volume
+from support.holdproxy import hold_proxy
 from support.seaweed import ACCESS_KEY, REGION, Seaweed, running, seaweed  # noqa: F401 (fixture)
 
 from daemon.backup.target import object_key
@@ -33,20 +39,22 @@ from drivers.ums import UmsDriver
 
 
 def config(server: Seaweed, bucket: str, station: str = "st-a", secret: Path | None = None,
-           lag_hours: float = 24.0, **dock: Any) -> Config:
+           lag_hours: float = 24.0, endpoint: str | None = None, **dock: Any) -> Config:
+    """``endpoint``: another way to the server than its own port (a ``support.holdproxy``)."""
     return parse_config({
         "store": {"reserve_bytes": 0, "backend": "s3", "max_upload_lag_hours": lag_hours,
-                  "s3": {"endpoint": server.endpoint, "bucket": bucket, "region": REGION, "access_key_id": ACCESS_KEY,
+                  "s3": {"endpoint": endpoint or server.endpoint, "bucket": bucket, "region": REGION, "access_key_id": ACCESS_KEY,
                          "secret_file": str(secret or server.secret_file())}},
         "station": {"id": station}, "zfy": {"timeout_s": 1.0, "retries": 0}, "dock": {"node_wait_s": 10, **dock}})
 
 
-def toml(cfg: Config, path: Path) -> Path:
+def toml(cfg: Config, path: Path, extra: str = "") -> Path:
+    """The config file of ``cfg``'s store for a subprocess; ``extra``: more TOML sections after it."""
     s3 = cfg.store.s3
     path.write_text(f'[station]\nid = "{cfg.station.id}"\n[store]\nbackend = "s3"\nreserve_bytes = 0\n'
                     f'max_upload_lag_hours = {cfg.store.max_upload_lag_hours}\n[store.s3]\n'
                     f'endpoint = "{s3.endpoint}"\nbucket = "{s3.bucket}"\nregion = "{s3.region}"\n'
-                    f'access_key_id = "{s3.access_key_id}"\nsecret_file = "{s3.secret_file}"\n')
+                    f'access_key_id = "{s3.access_key_id}"\nsecret_file = "{s3.secret_file}"\n' + extra)
     return path
 
 
@@ -245,3 +253,73 @@ def test_the_daemon_says_a_refused_bucket_at_start_and_in_status(seaweed: Seawee
             proc.kill()
             proc.wait()
     assert proc.returncode == 0 and "refused the credentials" in err, err
+
+
+def spawn_evidock(*args: str | os.PathLike[str], data_dir: Path) -> subprocess.Popen[str]:
+    """``evidock ARGS`` started, not waited for (``run_evidock``'s environment): a runner to overlap another."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("EVIDOCK_") and k not in ("LC_ALL", "LC_MESSAGES", "LANGUAGE")}
+    return subprocess.Popen([sys.executable, "-m", "daemon", "--data-dir", str(data_dir), *map(str, args)], cwd=REPO,
+                            env={**env, "LANG": "C.UTF-8"}, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def catalog_rows(data: Path, sql: str, *params: Any) -> list[tuple]:
+    db = sqlite3.connect(data / "catalog.sqlite", timeout=30)
+    try:
+        return db.execute(sql, params).fetchall()
+    finally:
+        db.close()
+
+
+def sha256_of_version(server: Seaweed, bucket: str, sha: str, version: str) -> str:
+    body = server.client().get_object(Bucket=bucket, Key=object_key(sha), VersionId=version)["Body"].read()
+    return hashlib.sha256(body).hexdigest()
+
+
+def test_two_runners_at_once_upload_each_object_exactly_once(seaweed: Seaweed, tmp_path: Path) -> None:
+    bucket = seaweed.bucket()
+    files = {f"R{n:02d}.MP4": os.urandom(40_000 + n) for n in range(8)}
+    data = tmp_path / "data"
+    # How the overlap is guaranteed, not hoped for: both runners reach the bucket through a proxy
+    # that holds the first PUT of an object it sees (before one byte of it reaches the server).
+    # The runner that sent it is then inside an upload — its claim on that object is taken,
+    # 'uploading' — and stays there until the test releases it, after the other runner has
+    # worked the whole rest of the queue and exited. Whichever of the two is held, the other
+    # runs entirely during the held upload.
+    with hold_proxy(seaweed.ports["s3.port"], f"PUT /{bucket}/objects/".encode()) as proxy:
+        cfg = config(seaweed, bucket, endpoint=proxy.endpoint)
+        res = ingest(build_context(cfg, data), card(tmp_path / "card", files), device="S3-R", threaded=False)
+        assert res.counts()["stored"] == len(files), res.to_json()
+        conf = toml(cfg, tmp_path / "c.toml")
+        runners = [spawn_evidock("--config", conf, "store", "upload", "--json", data_dir=data) for _ in range(2)]
+        try:
+            assert proxy.held.wait(120), "no runner put an object"
+            claims = catalog_rows(data, "SELECT sha256, claimed_by FROM store_uploads WHERE state = 'uploading'")
+            assert len(claims) == 1, claims
+            held_sha, token = claims[0]
+            held = next(p for p in runners if token.startswith(f"{p.pid}:"))
+            other = next(p for p in runners if p is not held)
+            out, err = other.communicate(timeout=120)  # it never waits for the held object: nothing to wait for
+            assert held.poll() is None  # still inside its upload: the two really ran at once
+            assert other.returncode == 1, out + err  # the held object was still not stored when it ended
+            other_rep = json.loads(out)
+            assert catalog_rows(data, "SELECT state, claimed_by FROM store_uploads WHERE sha256 = ?",
+                                held_sha) == [("uploading", token)]  # the other runner left it alone
+        finally:
+            proxy.release()
+            outs = [p.communicate(timeout=120) for p in runners]
+    held_out = outs[runners.index(held)]
+    assert held.returncode == 0, held_out
+    held_rep = json.loads(held_out[0])
+    assert (held_rep["uploaded"], other_rep["uploaded"]) == (1, len(files) - 1), (held_rep, other_rep)
+    assert held_rep["present"] == other_rep["present"] == 0 and held_rep["waiting"] == 0
+    rows = uploads(data)
+    assert len(rows) == len(files) and {(s, o) for s, _, o in rows.values()} == {("stored", "uploaded")}
+    by_sha = {hashlib.sha256(v).hexdigest() for v in files.values()}
+    assert set(rows) == by_sha
+    for sha, (_, version, _) in rows.items():  # one version each: no object put by both
+        assert versions(seaweed, bucket, sha) == [version]
+        assert sha256_of_version(seaweed, bucket, sha, version) == sha
+    audited = catalog_rows(data, "SELECT subject FROM audit WHERE event = 'store.upload'")
+    assert sorted(s for (s,) in audited) == sorted(by_sha)  # and each recorded stored once
