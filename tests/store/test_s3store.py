@@ -14,7 +14,9 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -323,3 +325,79 @@ def test_two_runners_at_once_upload_each_object_exactly_once(seaweed: Seaweed, t
         assert sha256_of_version(seaweed, bucket, sha, version) == sha
     audited = catalog_rows(data, "SELECT subject FROM audit WHERE event = 'store.upload'")
     assert sorted(s for (s,) in audited) == sorted(by_sha)  # and each recorded stored once
+
+
+def test_a_failed_upload_backs_off_and_a_due_only_pass_waits_for_it(tmp_path: Path) -> None:
+    from daemon.clock import from_iso, now_utc
+    from daemon.store.uploads import BACKOFF_S
+
+    data = tmp_path / "data"
+    with running(tmp_path / "weed") as server:
+        bucket = server.bucket()
+        # The upload itself must fail, not the bucket check before it (a pass whose check fails
+        # tries nothing and so sets no back-off): the proxy holds the PUT, the test stops the
+        # server, then lets the PUT go on — to a server that is gone.
+        with hold_proxy(server.ports["s3.port"], f"PUT /{bucket}/objects/".encode()) as proxy:
+            cfg = config(server, bucket, endpoint=proxy.endpoint)
+            ctx = build_context(cfg, data)
+            sha = ingest(ctx, card(tmp_path / "card", {"B.MP4": os.urandom(60_000)}), device="S3-B",
+                         threaded=False).tasks[0].sha256
+
+            def row() -> tuple[str, int, str]:
+                return catalog_rows(data, "SELECT state, attempts, not_before FROM store_uploads WHERE sha256 = ?",
+                                    sha)[0]
+
+            def failing_pass(due_only: bool) -> Any:
+                out: list[Any] = []
+
+                def work() -> None:
+                    with ctx.catalog() as cat:
+                        out.append(run_queue(ctx, cat, due_only=due_only))
+
+                t = threading.Thread(target=work)
+                t.start()
+                assert proxy.held.wait(60), "the pass put nothing"
+                before = now_utc()  # the PUT may fail as soon as the server goes
+                server.stop()
+                proxy.release()
+                t.join(120)
+                assert not t.is_alive() and out, "the pass did not end"
+                return out[0], before
+
+            def due_only_pass() -> Any:
+                with ctx.catalog() as cat:
+                    return run_queue(ctx, cat, due_only=True)
+
+            def overdue() -> None:
+                # The clock moved on honestly: the back-off is over when not_before is past, so
+                # write it into the past rather than sleep for minutes.
+                db = sqlite3.connect(data / "catalog.sqlite", timeout=30)
+                with db:
+                    db.execute("UPDATE store_uploads SET not_before = '2000-01-01T00:00:00+00:00' WHERE sha256 = ?",
+                               (sha,))
+                db.close()
+
+            for attempt in (1, 2):
+                rep, before = failing_pass(due_only=attempt > 1)
+                assert rep.uploaded == 0 and [s for s, _ in rep.failed] == [sha], rep.to_json()
+                assert "cannot be reached" in str(rep.failed[0][1])  # says the server is unreachable
+                state, attempts, not_before = row()
+                wait = BACKOFF_S[attempt - 1]
+                assert (state, attempts) == ("waiting", attempt)
+                # the failure + the back-off of this attempt (not_before is stored to the second)
+                assert before + timedelta(seconds=wait - 1) <= from_iso(not_before)
+                assert from_iso(not_before) <= now_utc() + timedelta(seconds=wait)
+                server.start()
+                proxy.rearm()
+                rep = due_only_pass()  # the daemon's pass: the bucket answers, but the back-off is not over
+                assert rep.error is None and rep.uploaded == 0 and rep.failed == [] and rep.waiting == 1
+                assert not proxy.held.is_set() and row()[:2] == ("waiting", attempt)  # not even tried
+                assert versions(server, bucket, sha) == []
+                overdue()
+            proxy.release()  # the third try is let through
+            rep = due_only_pass()
+            assert (rep.uploaded, rep.failed, rep.waiting) == (1, [], 0), rep.to_json()
+        state, version, outcome = uploads(data)[sha]
+        assert (state, outcome, row()[1]) == ("stored", "uploaded", 3)
+        assert versions(server, bucket, sha) == [version]
+        assert sha256_of_version(server, bucket, sha, version) == sha

@@ -42,6 +42,13 @@ class HoldProxy:
         """Let the held request go on (and every later one pass)."""
         self._release.set()
 
+    def rearm(self) -> None:
+        """Hold the next matching request too (after the held one was released)."""
+        with self._lock:
+            self._triggered = False
+            self.held.clear()
+            self._release.clear()
+
     def close(self) -> None:
         self._closing.set()
         self._release.set()
