@@ -17,6 +17,8 @@ import sys
 import threading
 import time
 from datetime import timedelta
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -224,39 +226,6 @@ def test_store_upload_on_a_local_store_is_an_error_and_config_check_masks_the_ke
     assert "AKIASECRETKEYID" not in r.out + r.err and "AKIA" in r.out, r.out + r.err
 
 
-def test_the_daemon_says_a_refused_bucket_at_start_and_in_status(seaweed: Seaweed, tmp_path: Path) -> None:
-    import signal
-    import subprocess
-    import sys
-
-    from conftest import REPO
-
-    cfg = config(seaweed, seaweed.bucket(), secret=seaweed.secret_file("not-the-secret"))
-    conf, data = toml(cfg, tmp_path / "c.toml"), tmp_path / "data"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("EVIDOCK_", "NOTIFY_", "WATCHDOG_"))}
-    proc = subprocess.Popen([sys.executable, "-m", "daemon", "--config", str(conf), "--data-dir", str(data), "run"],
-                            cwd=REPO, env={**env, "LANG": "C.UTF-8"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
-    try:
-        end, st = time.monotonic() + 30, None
-        while time.monotonic() < end:
-            st = run_evidock("--config", conf, "status", "--json", data_dir=data)
-            if st.code != 3 and any(a["job"] == "store" for a in st.json()["job_alerts"]):
-                break
-            time.sleep(0.3)
-        assert st is not None and [a["kind"] for a in st.json()["job_alerts"]] == ["bucket"], st.out + st.err
-        assert st.json()["store"]["waiting"] == 0
-        text = run_evidock("--config", conf, "status", data_dir=data)
-        assert "evidence store: bucket" in text.out and "refused the credentials" in text.err, text.out + text.err
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 0 and "refused the credentials" in err, err
-
-
 def spawn_evidock(*args: str | os.PathLike[str], data_dir: Path) -> subprocess.Popen[str]:
     """``evidock ARGS`` started, not waited for (``run_evidock``'s environment): a runner to overlap another."""
     env = {k: v for k, v in os.environ.items()
@@ -277,6 +246,90 @@ def catalog_rows(data: Path, sql: str, *params: Any) -> list[tuple]:
 def sha256_of_version(server: Seaweed, bucket: str, sha: str, version: str) -> str:
     body = server.client().get_object(Bucket=bucket, Key=object_key(sha), VersionId=version)["Body"].read()
     return hashlib.sha256(body).hexdigest()
+
+
+@contextmanager
+def daemon(conf: Path, data: Path) -> Iterator[subprocess.Popen[str]]:
+    """The real daemon (``python -m daemon … run``) on ``data``; the caller SIGTERMs it and reads its stderr
+    (``proc.communicate``); killed if it is still running when the test ends."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("EVIDOCK_", "NOTIFY_", "WATCHDOG_"))}
+    proc = subprocess.Popen([sys.executable, "-m", "daemon", "--config", str(conf), "--data-dir", str(data), "run"],
+                            cwd=REPO, env={**env, "LANG": "C.UTF-8"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+
+def stop_daemon(proc: subprocess.Popen[str]) -> str:
+    """SIGTERM, then its stderr once it has exited."""
+    proc.send_signal(signal.SIGTERM)
+    return proc.communicate(timeout=60)[1]
+
+
+def poll_status(conf: Path, data: Path, done: Any, what: str, timeout: float = 60) -> Any:
+    """``evidock status --json`` (``what`` = "status") or ``store status --json`` until ``done(doc)``."""
+    args = ("status", "--json") if what == "status" else ("store", "status", "--json")
+    end, r = time.monotonic() + timeout, None
+    while time.monotonic() < end:
+        r = run_evidock("--config", conf, *args, data_dir=data)
+        if r.code != 3 and r.out.strip() and done(r.json()):
+            return r.json()
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting on {what}: {r.out + r.err if r else ''}")
+
+
+@pytest.mark.parametrize("fault", ["credentials", "no-object-lock"])
+def test_the_daemon_says_an_unusable_bucket_at_start_and_in_status(seaweed: Seaweed, tmp_path: Path,
+                                                                   fault: str) -> None:
+    if fault == "credentials":
+        cfg, said = config(seaweed, seaweed.bucket(), secret=seaweed.secret_file("not-the-secret")), \
+            "refused the credentials"
+    else:
+        cfg, said = config(seaweed, seaweed.bucket(object_lock=False)), "does not have Object Lock"
+    watch, data = tmp_path / "watch", tmp_path / "data"
+    conf = toml(cfg, tmp_path / "c.toml", f'[watch]\nfolder = "{watch}"\nsettle_s = 0.2\n')
+    with daemon(conf, data) as proc:
+        st = poll_status(conf, data, lambda d: any(a["job"] == "store" for a in d["job_alerts"]), "status")
+        assert [a["kind"] for a in st["job_alerts"]] == ["bucket"] and said in st["job_alerts"][0]["message"], st
+        assert st["store"]["waiting"] == 0
+        text = run_evidock("--config", conf, "status", data_dir=data)
+        assert "evidence store: bucket" in text.out and said in text.err, text.out + text.err
+        # an offload the daemon takes meanwhile (the watch folder) still goes into local staging
+        clip = os.urandom(30_000)
+        (watch / "010203").mkdir(parents=True)
+        (watch / "010203" / "W.MP4").write_bytes(clip)
+        doc = poll_status(conf, data, lambda d: d["waiting"] == 1, "store")
+        assert doc["stored"] == 0 and said in doc["alerts"][0]["message"]
+        sha = hashlib.sha256(clip).hexdigest()
+        assert (data / "objects" / sha[:2] / sha[2:4] / sha).read_bytes() == clip
+        err = stop_daemon(proc)
+    assert proc.returncode == 0 and said in err, err
+
+
+def test_the_daemon_works_the_upload_queue_by_itself(seaweed: Seaweed, tmp_path: Path) -> None:
+    bucket = seaweed.bucket()
+    cfg = config(seaweed, bucket)
+    files = {f"D{n}.MP4": os.urandom(70_000 + n) for n in range(3)}
+    data = tmp_path / "data"
+    # offloaded into local staging while the daemon was not running: waiting for their upload
+    res = ingest(build_context(cfg, data), card(tmp_path / "card", files), device="S3-D", threaded=False)
+    assert res.counts()["stored"] == len(files)
+    conf = toml(cfg, tmp_path / "c.toml")
+    assert run_evidock("--config", conf, "store", "status", "--json", data_dir=data).json()["waiting"] == len(files)
+    with daemon(conf, data) as proc:  # and no `store upload` anywhere: the daemon's own loop
+        doc = poll_status(conf, data, lambda d: d["waiting"] == 0, "store", timeout=90)
+        assert doc["stored"] == len(files) and doc["alerts"] == [], doc
+        rows = uploads(data)
+        for sha in (hashlib.sha256(v).hexdigest() for v in files.values()):
+            state, version, outcome = rows[sha]
+            assert (state, outcome) == ("stored", "uploaded") and versions(seaweed, bucket, sha) == [version]
+            assert sha256_of_version(seaweed, bucket, sha, version) == sha
+        err = stop_daemon(proc)
+    assert proc.returncode == 0, err
 
 
 def test_two_runners_at_once_upload_each_object_exactly_once(seaweed: Seaweed, tmp_path: Path) -> None:
