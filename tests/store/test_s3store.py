@@ -194,7 +194,7 @@ def test_an_unusable_bucket_is_said_and_offloads_still_go_to_local_staging(seawe
         assert wipe_stored(cat, build_context(cfg, data).store, driver, vol, "S3-3", in_bucket=True).deleted == []
 
 
-def test_two_stations_sharing_a_bucket_hold_one_object(seaweed: Seaweed, tmp_path: Path) -> None:
+def test_two_stations_sharing_a_bucket_hold_one_object_and_two_sightings(seaweed: Seaweed, tmp_path: Path) -> None:
     bucket = seaweed.bucket()
     same = os.urandom(80_000)
     reps = []
@@ -211,7 +211,23 @@ def test_two_stations_sharing_a_bucket_hold_one_object(seaweed: Seaweed, tmp_pat
     assert uploads(tmp_path / "st-a")[sha][1] == uploads(tmp_path / "st-b")[sha][1] == only[0]
     head = seaweed.client().head_object(Bucket=bucket, Key=object_key(sha))
     assert head["Metadata"]["evidock-station"] == "st-a"  # the first station's provenance stays
-
+    # Two sightings: each station's catalog records its own (its recorder, its offload session,
+    # when it saw the bytes), and its own audit segment in the bucket says so under its station id.
+    client = seaweed.client()
+    for name in ("st-a", "st-b"):
+        seen = catalog_rows(tmp_path / name, "SELECT s.device_serial, s.seen_at, s.source_path, x.device_serial"
+                            " FROM sightings s JOIN sessions x ON x.id = s.session_id WHERE s.sha256 = ?", sha)
+        assert len(seen) == 1, seen
+        device, seen_at, path, session_device = seen[0]
+        assert (device, session_device, path) == (f"R-{name}", f"R-{name}", "DCIM/SAME.MP4") and seen_at
+        keys = [o["Key"] for o in client.list_objects_v2(Bucket=bucket, Prefix=f"audit/{name}/").get("Contents", [])]
+        rows = [json.loads(line) for k in keys
+                for line in client.get_object(Bucket=bucket, Key=k)["Body"].read().decode().splitlines()]
+        ingests = [json.loads(r["details"]) for r in rows if r.get("event") == "object.ingest" and r["subject"] == sha]
+        assert [d["device"] for d in ingests] == [f"R-{name}"], rows
+    # and one reference per station on the one object: refs/<sha256>/<station-id>
+    refs = client.list_objects_v2(Bucket=bucket, Prefix=f"refs/{sha}/").get("Contents", [])
+    assert sorted(o["Key"] for o in refs) == [f"refs/{sha}/st-a", f"refs/{sha}/st-b"]
 
 
 def test_store_upload_on_a_local_store_is_an_error_and_config_check_masks_the_key(tmp_path: Path) -> None:
