@@ -7,7 +7,8 @@ client sends. The first time ``pattern`` (e.g. ``b"PUT /bucket/objects/"``) appe
 ``after`` more bytes past the end of the pattern (0: none of the request; N: the request line,
 headers and some of the body), then stops reading from that client until ``release()``.
 ``held`` is set at that moment: the client is blocked in its request, and the server has seen
-exactly what was forwarded. Other connections and later requests pass unhindered.
+exactly what was forwarded. Other connections and later requests pass unhindered (``matches``
+counts them: a client retrying the request shows there).
 
 It binds 127.0.0.1 on a free port; ``close()`` (or the context manager) stops it and closes
 every socket it opened.
@@ -28,6 +29,7 @@ class HoldProxy:
         self.target, self.pattern, self.after = target, pattern, after
         self.held, self._release, self._closing = threading.Event(), threading.Event(), threading.Event()
         self._triggered = False
+        self.matches = 0  # requests seen that match the pattern (held or not): a client's retry counts again
         self._lock = threading.Lock()
         self._socks: list[socket.socket] = []
         self._listener = socket.create_server(("127.0.0.1", 0))
@@ -83,10 +85,11 @@ class HoldProxy:
                 chunk = src.recv(65536)
                 if not chunk:
                     break
-                if watch and owed < 0 and not self._triggered:
+                if watch and owed < 0:
                     at = (tail + chunk).find(self.pattern)
                     if at >= 0:
                         with self._lock:
+                            self.matches += 1
                             mine = not self._triggered
                             self._triggered = True
                         if mine:
