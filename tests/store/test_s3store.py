@@ -366,9 +366,10 @@ def test_two_runners_at_once_upload_each_object_exactly_once(seaweed: Seaweed, t
         runners = [spawn_evidock("--config", conf, "store", "upload", "--json", data_dir=data) for _ in range(2)]
         try:
             assert proxy.held.wait(120), "no runner put an object"
-            claims = catalog_rows(data, "SELECT sha256, claimed_by FROM store_uploads WHERE state = 'uploading'")
-            assert len(claims) == 1, claims
-            held_sha, token = claims[0]
+            held_sha = proxy.held_request.split(b" ")[1].split(b"?")[0].rsplit(b"/", 1)[1].decode()
+            claims = catalog_rows(data, "SELECT state, claimed_by FROM store_uploads WHERE sha256 = ?", held_sha)
+            assert len(claims) == 1 and claims[0][0] == "uploading", claims
+            token = claims[0][1]
             held = next(p for p in runners if token.startswith(f"{p.pid}:"))
             other = next(p for p in runners if p is not held)
             out, err = other.communicate(timeout=120)  # it never waits for the held object: nothing to wait for

@@ -29,6 +29,7 @@ class HoldProxy:
         self.target, self.pattern, self.after = target, pattern, after
         self.held, self._release, self._closing = threading.Event(), threading.Event(), threading.Event()
         self._triggered = False
+        self.held_request = b""  # the request line of the held request ("PUT /bucket/key?… HTTP/1.1")
         self.matches = 0  # requests seen that match the pattern (held or not): a client's retry counts again
         self._lock = threading.Lock()
         self._socks: list[socket.socket] = []
@@ -94,6 +95,7 @@ class HoldProxy:
                             self._triggered = True
                         if mine:
                             owed = max(0, at - len(tail) + len(self.pattern)) + self.after
+                            self.held_request = (tail + chunk)[at:at + 512].split(b"\r\n", 1)[0]
                     tail = (tail + chunk)[-len(self.pattern):]
                 if owed >= 0:
                     dst.sendall(chunk[:owed])
