@@ -7,16 +7,26 @@ module's server; the one that stops its server mid-dock runs a server of its own
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import signal
 import sqlite3
+import subprocess
+import sys
+import threading
 import time
+from datetime import timedelta
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
 import pytest
-from conftest import run_evidock
+from conftest import REPO, run_evidock
 from support.docktools import SIM_PID, SIM_PRODUCT, SIM_VID, recorder, template_volume
+from support.holdproxy import hold_proxy
 from support.seaweed import ACCESS_KEY, REGION, Seaweed, running, seaweed  # noqa: F401 (fixture)
 
 from daemon.backup.target import object_key
@@ -33,20 +43,22 @@ from drivers.ums import UmsDriver
 
 
 def config(server: Seaweed, bucket: str, station: str = "st-a", secret: Path | None = None,
-           lag_hours: float = 24.0, **dock: Any) -> Config:
+           lag_hours: float = 24.0, endpoint: str | None = None, **dock: Any) -> Config:
+    """``endpoint``: another way to the server than its own port (a ``support.holdproxy``)."""
     return parse_config({
         "store": {"reserve_bytes": 0, "backend": "s3", "max_upload_lag_hours": lag_hours,
-                  "s3": {"endpoint": server.endpoint, "bucket": bucket, "region": REGION, "access_key_id": ACCESS_KEY,
+                  "s3": {"endpoint": endpoint or server.endpoint, "bucket": bucket, "region": REGION, "access_key_id": ACCESS_KEY,
                          "secret_file": str(secret or server.secret_file())}},
         "station": {"id": station}, "zfy": {"timeout_s": 1.0, "retries": 0}, "dock": {"node_wait_s": 10, **dock}})
 
 
-def toml(cfg: Config, path: Path) -> Path:
+def toml(cfg: Config, path: Path, extra: str = "") -> Path:
+    """The config file of ``cfg``'s store for a subprocess; ``extra``: more TOML sections after it."""
     s3 = cfg.store.s3
     path.write_text(f'[station]\nid = "{cfg.station.id}"\n[store]\nbackend = "s3"\nreserve_bytes = 0\n'
                     f'max_upload_lag_hours = {cfg.store.max_upload_lag_hours}\n[store.s3]\n'
                     f'endpoint = "{s3.endpoint}"\nbucket = "{s3.bucket}"\nregion = "{s3.region}"\n'
-                    f'access_key_id = "{s3.access_key_id}"\nsecret_file = "{s3.secret_file}"\n')
+                    f'access_key_id = "{s3.access_key_id}"\nsecret_file = "{s3.secret_file}"\n' + extra)
     return path
 
 
@@ -182,7 +194,7 @@ def test_an_unusable_bucket_is_said_and_offloads_still_go_to_local_staging(seawe
         assert wipe_stored(cat, build_context(cfg, data).store, driver, vol, "S3-3", in_bucket=True).deleted == []
 
 
-def test_two_stations_sharing_a_bucket_hold_one_object(seaweed: Seaweed, tmp_path: Path) -> None:
+def test_two_stations_sharing_a_bucket_hold_one_object_and_two_sightings(seaweed: Seaweed, tmp_path: Path) -> None:
     bucket = seaweed.bucket()
     same = os.urandom(80_000)
     reps = []
@@ -199,7 +211,23 @@ def test_two_stations_sharing_a_bucket_hold_one_object(seaweed: Seaweed, tmp_pat
     assert uploads(tmp_path / "st-a")[sha][1] == uploads(tmp_path / "st-b")[sha][1] == only[0]
     head = seaweed.client().head_object(Bucket=bucket, Key=object_key(sha))
     assert head["Metadata"]["evidock-station"] == "st-a"  # the first station's provenance stays
-
+    # Two sightings: each station's catalog records its own (its recorder, its offload session,
+    # when it saw the bytes), and its own audit segment in the bucket says so under its station id.
+    client = seaweed.client()
+    for name in ("st-a", "st-b"):
+        seen = catalog_rows(tmp_path / name, "SELECT s.device_serial, s.seen_at, s.source_path, x.device_serial"
+                            " FROM sightings s JOIN sessions x ON x.id = s.session_id WHERE s.sha256 = ?", sha)
+        assert len(seen) == 1, seen
+        device, seen_at, path, session_device = seen[0]
+        assert (device, session_device, path) == (f"R-{name}", f"R-{name}", "DCIM/SAME.MP4") and seen_at
+        keys = [o["Key"] for o in client.list_objects_v2(Bucket=bucket, Prefix=f"audit/{name}/").get("Contents", [])]
+        rows = [json.loads(line) for k in keys
+                for line in client.get_object(Bucket=bucket, Key=k)["Body"].read().decode().splitlines()]
+        ingests = [json.loads(r["details"]) for r in rows if r.get("event") == "object.ingest" and r["subject"] == sha]
+        assert [d["device"] for d in ingests] == [f"R-{name}"], rows
+    # and one reference per station on the one object: refs/<sha256>/<station-id>
+    refs = client.list_objects_v2(Bucket=bucket, Prefix=f"refs/{sha}/").get("Contents", [])
+    assert sorted(o["Key"] for o in refs) == [f"refs/{sha}/st-a", f"refs/{sha}/st-b"]
 
 
 def test_store_upload_on_a_local_store_is_an_error_and_config_check_masks_the_key(tmp_path: Path) -> None:
@@ -214,34 +242,232 @@ def test_store_upload_on_a_local_store_is_an_error_and_config_check_masks_the_ke
     assert "AKIASECRETKEYID" not in r.out + r.err and "AKIA" in r.out, r.out + r.err
 
 
-def test_the_daemon_says_a_refused_bucket_at_start_and_in_status(seaweed: Seaweed, tmp_path: Path) -> None:
-    import signal
-    import subprocess
-    import sys
+def spawn_evidock(*args: str | os.PathLike[str], data_dir: Path) -> subprocess.Popen[str]:
+    """``evidock ARGS`` started, not waited for (``run_evidock``'s environment): a runner to overlap another."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("EVIDOCK_") and k not in ("LC_ALL", "LC_MESSAGES", "LANGUAGE")}
+    return subprocess.Popen([sys.executable, "-m", "daemon", "--data-dir", str(data_dir), *map(str, args)], cwd=REPO,
+                            env={**env, "LANG": "C.UTF-8"}, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
 
-    from conftest import REPO
 
-    cfg = config(seaweed, seaweed.bucket(), secret=seaweed.secret_file("not-the-secret"))
-    conf, data = toml(cfg, tmp_path / "c.toml"), tmp_path / "data"
+def catalog_rows(data: Path, sql: str, *params: Any) -> list[tuple]:
+    db = sqlite3.connect(data / "catalog.sqlite", timeout=30)
+    try:
+        return db.execute(sql, params).fetchall()
+    finally:
+        db.close()
+
+
+def sha256_of_version(server: Seaweed, bucket: str, sha: str, version: str) -> str:
+    body = server.client().get_object(Bucket=bucket, Key=object_key(sha), VersionId=version)["Body"].read()
+    return hashlib.sha256(body).hexdigest()
+
+
+@contextmanager
+def daemon(conf: Path, data: Path) -> Iterator[subprocess.Popen[str]]:
+    """The real daemon (``python -m daemon … run``) on ``data``; the caller SIGTERMs it and reads its stderr
+    (``proc.communicate``); killed if it is still running when the test ends."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("EVIDOCK_", "NOTIFY_", "WATCHDOG_"))}
     proc = subprocess.Popen([sys.executable, "-m", "daemon", "--config", str(conf), "--data-dir", str(data), "run"],
                             cwd=REPO, env={**env, "LANG": "C.UTF-8"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     try:
-        end, st = time.monotonic() + 30, None
-        while time.monotonic() < end:
-            st = run_evidock("--config", conf, "status", "--json", data_dir=data)
-            if st.code != 3 and any(a["job"] == "store" for a in st.json()["job_alerts"]):
-                break
-            time.sleep(0.3)
-        assert st is not None and [a["kind"] for a in st.json()["job_alerts"]] == ["bucket"], st.out + st.err
-        assert st.json()["store"]["waiting"] == 0
-        text = run_evidock("--config", conf, "status", data_dir=data)
-        assert "evidence store: bucket" in text.out and "refused the credentials" in text.err, text.out + text.err
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=60)
+        yield proc
     finally:
         if proc.poll() is None:
             proc.kill()
-            proc.wait()
-    assert proc.returncode == 0 and "refused the credentials" in err, err
+            proc.communicate()
+
+
+def stop_daemon(proc: subprocess.Popen[str]) -> str:
+    """SIGTERM, then its stderr once it has exited."""
+    proc.send_signal(signal.SIGTERM)
+    return proc.communicate(timeout=60)[1]
+
+
+def poll_status(conf: Path, data: Path, done: Any, what: str, timeout: float = 60) -> Any:
+    """``evidock status --json`` (``what`` = "status") or ``store status --json`` until ``done(doc)``."""
+    args = ("status", "--json") if what == "status" else ("store", "status", "--json")
+    end, r = time.monotonic() + timeout, None
+    while time.monotonic() < end:
+        r = run_evidock("--config", conf, *args, data_dir=data)
+        if r.code != 3 and r.out.strip() and done(r.json()):
+            return r.json()
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting on {what}: {r.out + r.err if r else ''}")
+
+
+@pytest.mark.parametrize("fault", ["credentials", "no-object-lock"])
+def test_the_daemon_says_an_unusable_bucket_at_start_and_in_status(seaweed: Seaweed, tmp_path: Path,
+                                                                   fault: str) -> None:
+    if fault == "credentials":
+        cfg, said = config(seaweed, seaweed.bucket(), secret=seaweed.secret_file("not-the-secret")), \
+            "refused the credentials"
+    else:
+        cfg, said = config(seaweed, seaweed.bucket(object_lock=False)), "does not have Object Lock"
+    watch, data = tmp_path / "watch", tmp_path / "data"
+    conf = toml(cfg, tmp_path / "c.toml", f'[watch]\nfolder = "{watch}"\nsettle_s = 0.2\n')
+    with daemon(conf, data) as proc:
+        st = poll_status(conf, data, lambda d: any(a["job"] == "store" for a in d["job_alerts"]), "status")
+        assert [a["kind"] for a in st["job_alerts"]] == ["bucket"] and said in st["job_alerts"][0]["message"], st
+        assert st["store"]["waiting"] == 0
+        text = run_evidock("--config", conf, "status", data_dir=data)
+        assert "evidence store: bucket" in text.out and said in text.err, text.out + text.err
+        # an offload the daemon takes meanwhile (the watch folder) still goes into local staging
+        clip = os.urandom(30_000)
+        (watch / "010203").mkdir(parents=True)
+        (watch / "010203" / "W.MP4").write_bytes(clip)
+        doc = poll_status(conf, data, lambda d: d["waiting"] == 1, "store")
+        assert doc["stored"] == 0 and said in doc["alerts"][0]["message"]
+        sha = hashlib.sha256(clip).hexdigest()
+        assert (data / "objects" / sha[:2] / sha[2:4] / sha).read_bytes() == clip
+        err = stop_daemon(proc)
+    assert proc.returncode == 0 and said in err, err
+
+
+def test_the_daemon_works_the_upload_queue_by_itself(seaweed: Seaweed, tmp_path: Path) -> None:
+    bucket = seaweed.bucket()
+    cfg = config(seaweed, bucket)
+    files = {f"D{n}.MP4": os.urandom(70_000 + n) for n in range(3)}
+    data = tmp_path / "data"
+    # offloaded into local staging while the daemon was not running: waiting for their upload
+    res = ingest(build_context(cfg, data), card(tmp_path / "card", files), device="S3-D", threaded=False)
+    assert res.counts()["stored"] == len(files)
+    conf = toml(cfg, tmp_path / "c.toml")
+    assert run_evidock("--config", conf, "store", "status", "--json", data_dir=data).json()["waiting"] == len(files)
+    with daemon(conf, data) as proc:  # and no `store upload` anywhere: the daemon's own loop
+        doc = poll_status(conf, data, lambda d: d["waiting"] == 0, "store", timeout=90)
+        assert doc["stored"] == len(files) and doc["alerts"] == [], doc
+        rows = uploads(data)
+        for sha in (hashlib.sha256(v).hexdigest() for v in files.values()):
+            state, version, outcome = rows[sha]
+            assert (state, outcome) == ("stored", "uploaded") and versions(seaweed, bucket, sha) == [version]
+            assert sha256_of_version(seaweed, bucket, sha, version) == sha
+        err = stop_daemon(proc)
+    assert proc.returncode == 0, err
+
+
+def test_two_runners_at_once_upload_each_object_exactly_once(seaweed: Seaweed, tmp_path: Path) -> None:
+    bucket = seaweed.bucket()
+    files = {f"R{n:02d}.MP4": os.urandom(40_000 + n) for n in range(8)}
+    data = tmp_path / "data"
+    # How the overlap is guaranteed, not hoped for: both runners reach the bucket through a proxy
+    # that holds the first PUT of an object it sees (before one byte of it reaches the server).
+    # The runner that sent it is then inside an upload — its claim on that object is taken,
+    # 'uploading' — and stays there until the test releases it, after the other runner has
+    # worked the whole rest of the queue and exited. Whichever of the two is held, the other
+    # runs entirely during the held upload.
+    with hold_proxy(seaweed.ports["s3.port"], f"PUT /{bucket}/objects/".encode()) as proxy:
+        cfg = config(seaweed, bucket, endpoint=proxy.endpoint)
+        res = ingest(build_context(cfg, data), card(tmp_path / "card", files), device="S3-R", threaded=False)
+        assert res.counts()["stored"] == len(files), res.to_json()
+        conf = toml(cfg, tmp_path / "c.toml")
+        runners = [spawn_evidock("--config", conf, "store", "upload", "--json", data_dir=data) for _ in range(2)]
+        try:
+            assert proxy.held.wait(120), "no runner put an object"
+            held_sha = proxy.held_request.split(b" ")[1].split(b"?")[0].rsplit(b"/", 1)[1].decode()
+            claims = catalog_rows(data, "SELECT state, claimed_by FROM store_uploads WHERE sha256 = ?", held_sha)
+            assert len(claims) == 1 and claims[0][0] == "uploading", claims
+            token = claims[0][1]
+            held = next(p for p in runners if token.startswith(f"{p.pid}:"))
+            other = next(p for p in runners if p is not held)
+            out, err = other.communicate(timeout=120)  # it never waits for the held object: nothing to wait for
+            assert held.poll() is None  # still inside its upload: the two really ran at once
+            assert other.returncode == 1, out + err  # the held object was still not stored when it ended
+            other_rep = json.loads(out)
+            assert catalog_rows(data, "SELECT state, claimed_by FROM store_uploads WHERE sha256 = ?",
+                                held_sha) == [("uploading", token)]  # the other runner left it alone
+        finally:
+            proxy.release()
+            outs = [p.communicate(timeout=120) for p in runners]
+    held_out = outs[runners.index(held)]
+    assert held.returncode == 0, held_out
+    held_rep = json.loads(held_out[0])
+    assert (held_rep["uploaded"], other_rep["uploaded"]) == (1, len(files) - 1), (held_rep, other_rep)
+    assert held_rep["present"] == other_rep["present"] == 0 and held_rep["waiting"] == 0
+    rows = uploads(data)
+    assert len(rows) == len(files) and {(s, o) for s, _, o in rows.values()} == {("stored", "uploaded")}
+    by_sha = {hashlib.sha256(v).hexdigest() for v in files.values()}
+    assert set(rows) == by_sha
+    for sha, (_, version, _) in rows.items():  # one version each: no object put by both
+        assert versions(seaweed, bucket, sha) == [version]
+        assert sha256_of_version(seaweed, bucket, sha, version) == sha
+    audited = catalog_rows(data, "SELECT subject FROM audit WHERE event = 'store.upload'")
+    assert sorted(s for (s,) in audited) == sorted(by_sha)  # and each recorded stored once
+
+
+def test_a_failed_upload_backs_off_and_a_due_only_pass_waits_for_it(tmp_path: Path) -> None:
+    from daemon.clock import from_iso, now_utc
+    from daemon.store.uploads import BACKOFF_S
+
+    data = tmp_path / "data"
+    with running(tmp_path / "weed") as server:
+        bucket = server.bucket()
+        # The upload itself must fail, not the bucket check before it (a pass whose check fails
+        # tries nothing and so sets no back-off): the proxy holds the PUT, the test stops the
+        # server, then lets the PUT go on — to a server that is gone.
+        with hold_proxy(server.ports["s3.port"], f"PUT /{bucket}/objects/".encode()) as proxy:
+            cfg = config(server, bucket, endpoint=proxy.endpoint)
+            ctx = build_context(cfg, data)
+            sha = ingest(ctx, card(tmp_path / "card", {"B.MP4": os.urandom(60_000)}), device="S3-B",
+                         threaded=False).tasks[0].sha256
+
+            def row() -> tuple[str, int, str]:
+                return catalog_rows(data, "SELECT state, attempts, not_before FROM store_uploads WHERE sha256 = ?",
+                                    sha)[0]
+
+            def failing_pass(due_only: bool) -> Any:
+                out: list[Any] = []
+
+                def work() -> None:
+                    with ctx.catalog() as cat:
+                        out.append(run_queue(ctx, cat, due_only=due_only))
+
+                t = threading.Thread(target=work)
+                t.start()
+                assert proxy.held.wait(60), "the pass put nothing"
+                before = now_utc()  # the PUT may fail as soon as the server goes
+                server.stop()
+                proxy.release()
+                t.join(120)
+                assert not t.is_alive() and out, "the pass did not end"
+                return out[0], before
+
+            def due_only_pass() -> Any:
+                with ctx.catalog() as cat:
+                    return run_queue(ctx, cat, due_only=True)
+
+            def overdue() -> None:
+                # The clock moved on honestly: the back-off is over when not_before is past, so
+                # write it into the past rather than sleep for minutes.
+                db = sqlite3.connect(data / "catalog.sqlite", timeout=30)
+                with db:
+                    db.execute("UPDATE store_uploads SET not_before = '2000-01-01T00:00:00+00:00' WHERE sha256 = ?",
+                               (sha,))
+                db.close()
+
+            for attempt in (1, 2):
+                rep, before = failing_pass(due_only=attempt > 1)
+                assert rep.uploaded == 0 and [s for s, _ in rep.failed] == [sha], rep.to_json()
+                assert "cannot be reached" in str(rep.failed[0][1])  # says the server is unreachable
+                state, attempts, not_before = row()
+                wait = BACKOFF_S[attempt - 1]
+                assert (state, attempts) == ("waiting", attempt)
+                # the failure + the back-off of this attempt (not_before is stored to the second)
+                assert before + timedelta(seconds=wait - 1) <= from_iso(not_before)
+                assert from_iso(not_before) <= now_utc() + timedelta(seconds=wait)
+                server.start()
+                proxy.rearm()
+                rep = due_only_pass()  # the daemon's pass: the bucket answers, but the back-off is not over
+                assert rep.error is None and rep.uploaded == 0 and rep.failed == [] and rep.waiting == 1
+                assert not proxy.held.is_set() and row()[:2] == ("waiting", attempt)  # not even tried
+                assert versions(server, bucket, sha) == []
+                overdue()
+            proxy.release()  # the third try is let through
+            rep = due_only_pass()
+            assert (rep.uploaded, rep.failed, rep.waiting) == (1, [], 0), rep.to_json()
+        state, version, outcome = uploads(data)[sha]
+        assert (state, outcome, row()[1]) == ("stored", "uploaded", 3)
+        assert versions(server, bucket, sha) == [version]
+        assert sha256_of_version(server, bucket, sha, version) == sha

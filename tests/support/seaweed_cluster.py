@@ -36,6 +36,7 @@ class Proc:
     dir: Path
     args: list[str]
     port: int
+    grace: float = 20.0  # how long a SIGTERM may take before SIGKILL
     proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -74,7 +75,7 @@ class Proc:
             return
         self.proc.send_signal(sig)
         try:
-            self.proc.wait(timeout=20)
+            self.proc.wait(timeout=self.grace)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(timeout=20)
@@ -104,10 +105,16 @@ class Cluster:
             "-defaultReplication=001", "-telemetry=false", "-volumeSizeLimitMB=64"], mp)
         self.volumes = [Proc(f"volume-{n}", self.dir / f"volume-{n}", [
             "volume", *ip, f"-port={p}", f"-port.grpc={g}", f"-dir={self.dir / f'volume-{n}'}", f"-master={master}",
-            "-max=20", "-minFreeSpace=1"], p) for n, (p, g) in enumerate(((v1, v1g), (v2, v2g)))]
+            # -preStopSeconds=0: a stopping volume server otherwise keeps running 10 s after it
+            # told the master it goes (time for clients to move on; here nothing writes by then)
+            "-max=20", "-minFreeSpace=1", "-preStopSeconds=0"], p) for n, (p, g) in enumerate(((v1, v1g), (v2, v2g)))]
         self.filer = Proc("filer", self.dir / "filer", [
             "filer", *ip, f"-port={fp}", f"-port.grpc={fg}", f"-master={master}", "-s3=false", "-webdav=false",
-            "-iam=false"], fp)
+            "-iam=false"], fp,
+            # On SIGTERM the filer stops its gRPC server gracefully, which waits out 15 s for its
+            # own metadata subscription to itself (a stream that never ends): nothing is left to
+            # flush by then (each write was answered), so a short grace, then SIGKILL.
+            grace=3.0)
         self.s3 = Proc("s3", self.dir / "s3", [
             "s3", *ip, f"-port={sp}", f"-port.grpc={sg}", f"-filer=127.0.0.1:{fp}.{fg}", "-port.iceberg=0",
             "-port.lance=0", "-iam=false"], sp)
