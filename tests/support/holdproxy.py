@@ -10,6 +10,12 @@ headers and some of the body), then stops reading from that client until ``relea
 exactly what was forwarded. Other connections and later requests pass unhindered (``matches``
 counts them: a client retrying the request shows there).
 
+With ``action`` it acts instead of holding (``support.s3tap``: a kill at a set byte of the Nth
+object PUT): at the point it calls ``action`` — kill the server by its PID, or kill -9 the client
+— and drops that connection; later requests pass through (a restarted server on the same port is
+reached again). ``nth``: the matching request to stop at (1: the first); ``from_start``: count
+``after`` from the start of the pattern rather than its end.
+
 It binds 127.0.0.1 on a free port; ``close()`` (or the context manager) stops it and closes
 every socket it opened.
 """
@@ -18,15 +24,17 @@ from __future__ import annotations
 
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 
 class HoldProxy:
     """Forwards 127.0.0.1:``port`` to 127.0.0.1:``target``; holds the first request matching ``pattern``."""
 
-    def __init__(self, target: int, pattern: bytes, after: int = 0) -> None:
-        self.target, self.pattern, self.after = target, pattern, after
+    def __init__(self, target: int, pattern: bytes, after: int = 0, *, nth: int = 1,
+                 action: Callable[[], None] | None = None, from_start: bool = False) -> None:
+        self.target, self.pattern, self.nth, self.action = target, pattern, nth, action
+        self.after = after - (len(pattern) if from_start else 0)  # bytes past the pattern's end
         self.held, self._release, self._closing = threading.Event(), threading.Event(), threading.Event()
         self._triggered = False
         self.held_request = b""  # the request line of the held request ("PUT /bucket/key?… HTTP/1.1")
@@ -91,15 +99,19 @@ class HoldProxy:
                     if at >= 0:
                         with self._lock:
                             self.matches += 1
-                            mine = not self._triggered
-                            self._triggered = True
+                            mine = not self._triggered and self.matches >= self.nth
+                            self._triggered = self._triggered or mine
                         if mine:
-                            owed = max(0, at - len(tail) + len(self.pattern)) + self.after
+                            owed = max(0, at - len(tail) + len(self.pattern) + self.after)
                             self.held_request = (tail + chunk)[at:at + 512].split(b"\r\n", 1)[0]
                     tail = (tail + chunk)[-len(self.pattern):]
                 if owed >= 0:
                     dst.sendall(chunk[:owed])
                     rest, owed = chunk[owed:], max(0, owed - len(chunk))
+                    if owed == 0 and self.action is not None:
+                        self.held.set()
+                        self.action()
+                        break  # that connection ends here
                     if owed == 0:
                         self.held.set()
                         self._release.wait()
