@@ -19,6 +19,7 @@ from daemon.catalog.devices import device_exists
 from daemon.errors import NotFound
 from daemon.health import _row, open_alerts
 from daemon.i18n import N_
+from daemon.catalog import keyset
 
 OPEN_ALERT = "EXISTS (SELECT 1 FROM health_alerts a WHERE a.device_serial = d.serial AND a.cleared_at IS NULL)"
 
@@ -53,7 +54,7 @@ class HealthQuery:
 
 
 def _backwards(q: DeviceQuery | HealthQuery) -> bool:
-    return q.before is not None or (q.latest and q.after is None)
+    return keyset.backwards(q.before, q.after, q.latest)
 
 
 def _paged(sql: str, where: list[str], args: list[Any], key: str, q: DeviceQuery | HealthQuery) -> tuple[str, list[Any]]:
@@ -85,8 +86,7 @@ def iter_devices(catalog: Catalog, q: DeviceQuery = DeviceQuery()) -> Iterator[d
     """Each recorder ``q`` asks for: its officer, when it was last docked, its last health, open alerts."""
     cur = catalog.conn.execute(*devices_sql(q))
     names = [c[0] for c in cur.description]
-    rows = reversed(cur.fetchall()) if _backwards(q) else cur
-    for values in rows:
+    for values in keyset.in_order(cur, _backwards(q)):
         d = dict(zip(names, values))
         # docked: through a bay of this station; manual: only offloaded by hand (ingest, the watch
         # folder); registered: registered here but never docked nor offloaded
@@ -116,8 +116,7 @@ def iter_history(catalog: Catalog, q: HealthQuery = HealthQuery()) -> Iterator[d
     """The health records ``q`` asks for, in id order, one at a time."""
     cur = catalog.conn.execute(*history_sql(q))
     names = [c[0] for c in cur.description]
-    rows = reversed(cur.fetchall()) if _backwards(q) else cur
-    for values in rows:
+    for values in keyset.in_order(cur, _backwards(q)):
         yield _row(dict(zip(names, values)))
 
 

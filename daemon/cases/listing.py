@@ -24,6 +24,7 @@ from daemon.catalog.db import Catalog
 from daemon.catalog.kinds import fileable
 from daemon.clock import iso, now_utc
 from daemon.media.listing import proxy_columns
+from daemon.catalog import keyset
 
 RECORDED = "COALESCE(f.recorded_at_corrected, f.recorded_at)"  # the time a listing shows and filters on
 
@@ -61,7 +62,7 @@ def footage_sql(q: FootageQuery) -> tuple[str, list[Any]]:
             args.append(value)
     if q.unfiled:
         where.append("f.filed = 0")  # kept with the links (migration overdue-013)
-    backwards = q.before is not None or (q.latest and q.after is None)
+    backwards = keyset.backwards(q.before, q.after, q.latest)
     # A time range alone: without this SQLite would rather walk the whole table in id order than
     # sort the range's rows, which at millions of rows is the slow choice for a day or a week.
     # Unfiled alone: the index of the unfiled rows only, in id order, rather than every row.
@@ -98,9 +99,7 @@ def iter_footage(catalog: Catalog, deadline_days: int, q: FootageQuery = Footage
     sql, args = footage_sql(q)
     cur = catalog.conn.execute(sql, args)
     names = [d[0] for d in cur.description]
-    backwards = q.before is not None or (q.latest and q.after is None)
-    rows = reversed(cur.fetchall()) if backwards else cur  # a backwards page is at most ``limit`` rows
-    for values in rows:
+    for values in keyset.in_order(cur, keyset.backwards(q.before, q.after, q.latest)):
         yield _row(catalog, dict(zip(names, values)), cutoff)
 
 

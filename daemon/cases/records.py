@@ -9,6 +9,7 @@ from typing import Any
 from daemon.catalog.db import Catalog
 from daemon.errors import NotFound
 from daemon.i18n import N_
+from daemon.catalog import keyset
 
 # -- reading cases ----------------------------------------------------------------------------
 
@@ -87,7 +88,7 @@ def list_cases(catalog: Catalog, status: str | None = None, *, officer: str | No
             args[key + "_at"] = need_case(catalog.conn, cursor)["opened_at"]
             args[key] = cursor
             where.append(f"(c.opened_at, c.case_no) {op} (:{key}_at, :{key})")
-    backwards = before is not None or (latest and after is None)
+    backwards = keyset.backwards(before, after, latest)
     order = "DESC" if backwards else "ASC"
     sql = ("SELECT c.case_no, c.party, c.unit, c.opened_at, c.closed_at, c.status, c.sensitivity,"
            " (SELECT group_concat(badge, ';') FROM (SELECT badge FROM case_handlers h WHERE h.case_no = c.case_no"
@@ -98,6 +99,6 @@ def list_cases(catalog: Catalog, status: str | None = None, *, officer: str | No
         sql += " LIMIT :limit"
         args["limit"] = limit
     got = catalog.db.query(sql, args)
-    for r in (reversed(list(got)) if backwards else got):
+    for r in keyset.in_order(got, backwards):
         r["handlers"] = r["handlers"].split(";") if r["handlers"] else []
         yield r

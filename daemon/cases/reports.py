@@ -18,6 +18,7 @@ from daemon.catalog.db import Catalog
 from daemon.catalog.kinds import kinds_sql
 from daemon.clock import format_duration, from_iso, iso, now_utc
 from daemon.errors import EXIT_OK, EXIT_WARNING
+from daemon.catalog import keyset
 
 # -- the 2-day report and the footage listing -------------------------------------------------
 
@@ -94,7 +95,7 @@ def overdue_sql(q: FootageQuery, cutoff: str) -> tuple[str, list[Any]]:
         if value is not None:
             where.append(cond)
             args.append(value)
-    backwards = q.before is not None or (q.latest and q.after is None)
+    backwards = keyset.backwards(q.before, q.after, q.latest)
     index = _unfiled_index(q, "footage_unfiled_id")
     sql = (f"SELECT f.id, f.sha256, f.officer_badge, {_T_DUE}, f.device_serial, f.source_path, a.candidates,"
            " f.recorded_at_corrected, f.ingested_at, f.kind"
@@ -128,8 +129,7 @@ def overdue(catalog: Catalog, deadline_days: int, as_of: datetime | None = None,
 def _overdue_rows(catalog: Catalog, q: FootageQuery, cutoff: str, as_of: datetime, deadline: timedelta,
                   names: dict[str, str]) -> Iterator[dict[str, Any]]:
     cur = catalog.conn.execute(*overdue_sql(q, cutoff))
-    backwards = q.before is not None or (q.latest and q.after is None)
-    rows = reversed(cur.fetchall()) if backwards else cur  # a backwards page is at most ``limit`` rows
+    rows = keyset.in_order(cur, keyset.backwards(q.before, q.after, q.latest))
     for fid, sha, officer, t, device, path, cands, recorded, ingested, kind in rows:
         due = from_iso(t) + deadline
         late = (as_of - due).total_seconds()

@@ -12,6 +12,7 @@ from typing import Any
 from daemon.catalog.db import Catalog
 from daemon.errors import EXIT_ERROR, EXIT_OK
 from daemon.evidence import audit
+from daemon.catalog import keyset
 
 
 class ChainReport(audit.AuditReport):
@@ -38,7 +39,7 @@ def rows_sql(*, event: str | None = None, subject: str | None = None, since: str
         if value is not None:
             where.append(cond)
             args.append(value)
-    backwards = before is not None or (latest and after is None)
+    backwards = keyset.backwards(before, after, latest)
     # A time range alone: SQLite would rather walk the chain in id order than use the time index.
     hint = " INDEXED BY audit_at" if (since or until) and not (event or subject) else ""
     sql = (f"SELECT * FROM audit{hint}" + (" WHERE " + " AND ".join(where) if where else "")
@@ -52,5 +53,4 @@ def rows(catalog: Catalog, **query: Any) -> Iterator[dict[str, Any]]:
     ``query``: the keywords of ``rows_sql``."""
     sql, args = rows_sql(**query)
     got = catalog.db.query(sql, args)
-    backwards = query.get("before") is not None or (query.get("latest") and query.get("after") is None)
-    yield from (reversed(list(got)) if backwards else got)
+    yield from keyset.in_order(got, keyset.backwards(query.get("before"), query.get("after"), query.get("latest")))
