@@ -172,8 +172,9 @@ class S3Target(S3Snapshots):
     def _refused(self, e: Any, doing: Message) -> BackupError:
         error = e.response.get("Error", {})
         code = str(error.get("Code", ""))
-        log.warning("backup target %s: %s refused %s: %s %s", self.name, self.where, doing, code,
-                    error.get("Message", ""))
+        if code not in GONE:  # a key not there is an answer (a first run has no mark yet): its caller decides
+            log.warning("backup target %s: %s refused %s: %s %s", self.name, self.where, doing, code,
+                        error.get("Message", ""))
         if code in REFUSED:
             return BackupError(N_("backup target {target}: the target refused the credentials ({code}) while "
                                   "{doing}; check access_key_id and secret_file (and the key's rights on bucket "
