@@ -70,16 +70,22 @@ def emit_json(doc: Any) -> None:
     click.echo(json.dumps(doc, ensure_ascii=False, indent=2, default=str))
 
 
+def _write_rows(out: Any, rows: Iterable[Any], indent: str) -> None:
+    """A JSON array of ``rows`` written a row at a time, one row to a line, each ``indent`` in."""
+    first = True
+    for row in rows:
+        out.write(("[\n" if first else ",\n") + indent + "  " + json.dumps(row, ensure_ascii=False, default=str))
+        first = False
+    out.write("[]" if first else "\n" + indent + "]")
+
+
 def emit_json_rows(rows: Iterable[Any]) -> None:
     """One JSON array, written a row at a time as the rows come (a listing of millions of rows
     never sits in memory), one row to a line: compact rows go through json's C encoder, which
     an indented dump cannot use (five times the time for a big listing)."""
     out = click.get_text_stream("stdout")
-    first = True
-    for row in rows:
-        out.write(("[\n  " if first else ",\n  ") + json.dumps(row, ensure_ascii=False, default=str))
-        first = False
-    out.write("[]\n" if first else "\n]\n")
+    _write_rows(out, rows, "")
+    out.write("\n")
     out.flush()
 
 
@@ -89,11 +95,8 @@ def emit_json_object(head: dict[str, Any], key: str, rows: Iterable[Any]) -> Non
     out = click.get_text_stream("stdout")
     text = json.dumps(head, ensure_ascii=False, indent=2, default=str)
     out.write((text[:-2] + ",\n" if head else "{\n") + f"  {json.dumps(key)}: ")
-    first = True
-    for row in rows:
-        out.write(("[\n    " if first else ",\n    ") + json.dumps(row, ensure_ascii=False, default=str))
-        first = False
-    out.write("[]\n}\n" if first else "\n  ]\n}\n")
+    _write_rows(out, rows, "  ")
+    out.write("\n}\n")
     out.flush()
 
 
