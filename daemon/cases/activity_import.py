@@ -10,7 +10,6 @@ concerned is re-filed, backdated activities included, all in one transaction.
 
 from __future__ import annotations
 
-import csv
 import unicodedata
 from collections import defaultdict
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import Any
 
 from daemon.cases import csvimport
 from daemon.cases.activities import parse_activity, store_activity
-from daemon.cases.csvimport import ImportReport, _header, _problem, open_csv
+from daemon.cases.csvimport import ImportReport, _header, _problem, csv_rows, open_csv
 from daemon.cases.fields import joined
 from daemon.cases.filing import _refile, activity_scope
 from daemon.cases.filing_rules import FilingRules
@@ -61,20 +60,9 @@ def import_activities(catalog: Catalog, path: Path, tz: str, actor: str | None =
     columns, ignored = _header(header, name, ACTIVITY_COLUMNS, REQUIRED)
     report = ImportReport(name, encoding, ignored_columns=ignored, what="activities")
     parsed: list[tuple[int, dict[str, Any]]] = []
-    line = reader.line_num + 1
-    while True:
-        try:
-            cells = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as e:
-            report.problems.append(_problem(line, None, Message(N_("not valid CSV ({error})"), error=str(e))))
-            break
-        start, line = line, reader.line_num + 1
-        if not any(c.strip() for c in cells):
-            continue
+    for start, cells, given in csv_rows(reader, columns,
+                                        lambda ln, m: report.problems.append(_problem(ln, None, m))):
         report.rows += 1
-        given = {fld: (cells[i] if i < len(cells) else "") for i, fld in columns.items()}
         case_no = given["case_no"].strip() or None
         if len(cells) > len(header) and any(c.strip() for c in cells[len(header):]):
             report.problems.append(_problem(start, case_no, Message(

@@ -13,6 +13,7 @@ import unicodedata
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from daemon.cases.fields import _window_problem, joined, parse_fields
@@ -222,6 +223,26 @@ def open_csv(path: Path) -> tuple[str, Any, list[str]]:
     return encoding, reader, header
 
 
+def csv_rows(reader: Any, columns: dict[int, str],
+             on_error: Callable[[int, Message], None]) -> Iterator[tuple[int, list[str], dict[str, str]]]:
+    """The rows of an import after its header: (the row's first line, its cells, its cells by
+    field), blank rows skipped. A row that is not valid CSV ends the reading: told to ``on_error``
+    with its line (the rows before it stand)."""
+    line = reader.line_num + 1
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as e:
+            on_error(line, Message(N_("not valid CSV ({error})"), error=str(e)))
+            return
+        start, line = line, reader.line_num + 1
+        if not any(c.strip() for c in cells):
+            continue  # blank line
+        yield start, cells, {fld: (cells[i] if i < len(cells) else "") for i, fld in columns.items()}
+
+
 def read_case_csv(path: Path, tz: str) -> tuple[ImportReport, list[tuple[int, dict[str, Any]]]]:
     """Parse a case export: the good rows (line, fields) and a report of the bad ones. Writes nothing."""
     name = str(path)
@@ -229,20 +250,9 @@ def read_case_csv(path: Path, tz: str) -> tuple[ImportReport, list[tuple[int, di
     columns, ignored = _header(header, name)
     report = ImportReport(name, encoding, ignored_columns=ignored)
     parsed: list[tuple[int, dict[str, Any]]] = []
-    line = reader.line_num + 1
-    while True:
-        try:
-            cells = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as e:
-            report.problems.append(_problem(line, None, Message(N_("not valid CSV ({error})"), error=str(e))))
-            break
-        start, line = line, reader.line_num + 1
-        if not any(c.strip() for c in cells):
-            continue  # blank line
+    for start, cells, given in csv_rows(reader, columns,
+                                        lambda ln, m: report.problems.append(_problem(ln, None, m))):
         report.rows += 1
-        given = {fld: (cells[i] if i < len(cells) else "") for i, fld in columns.items()}
         case_no = given["case_no"].strip() or None
         if len(cells) > len(header) and any(c.strip() for c in cells[len(header):]):
             report.problems.append(_problem(start, case_no, Message(

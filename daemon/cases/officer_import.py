@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from daemon.cases.csvimport import decode_csv, read_csv_bytes
+from daemon.cases.csvimport import csv_rows, decode_csv, read_csv_bytes
 from daemon.catalog import officers
 from daemon.catalog.db import Catalog
 from daemon.errors import EXIT_OK, EXIT_WARNING, CaseImportError, EvidockError
@@ -94,20 +94,9 @@ def read_officer_csv(path: Path) -> tuple[OfficerImport, list[tuple[int, str, st
     columns, ignored = _header(header, name)
     report = OfficerImport(name, encoding, ignored_columns=ignored)
     parsed: dict[str, list[tuple[int, str, str | None]]] = {}
-    line = reader.line_num + 1
-    while True:
-        try:
-            cells = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as e:
-            report.problems.append(OfficerRowProblem(line, None, Message(N_("not valid CSV ({error})"), error=str(e))))
-            break
-        start, line = line, reader.line_num + 1
-        if not any(c.strip() for c in cells):
-            continue
+    for start, cells, given in csv_rows(reader, columns,
+                                        lambda ln, m: report.problems.append(OfficerRowProblem(ln, None, m))):
         report.rows += 1
-        given = {fld: (cells[i] if i < len(cells) else "") for i, fld in columns.items()}
         raw_badge = given["badge"].strip() or None
         try:
             badge = officers.clean_badge(given["badge"])
