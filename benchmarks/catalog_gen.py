@@ -96,6 +96,36 @@ def build(data_dir: Path, rows: int, recorders: int = 25, per_dock: int = 50, si
     return made
 
 
+def add_cases(data_dir: Path, cases: int, durable: bool = True, seed: int = 19) -> int:
+    """Open cases (``GEN-000001`` …) until the catalog holds ``cases`` of them, through the library
+    as `case open` does (``register.open_case``, which files their footage): each with one handler,
+    a generated officer with footage, and a window of 2 to 8 hours somewhere in the footage's
+    history, opened in time order. Returns how many were opened. ``durable=False``: as ``build``."""
+    import random
+
+    from daemon.cases import register
+
+    rng = random.Random(seed)
+    with Catalog(data_dir) as catalog:
+        if not durable:
+            catalog.conn.execute("PRAGMA synchronous = OFF")
+            catalog.conn.execute("PRAGMA cache_size = -262144")
+        have = catalog.conn.execute("SELECT COUNT(*) FROM cases WHERE case_no LIKE 'GEN-%'").fetchone()[0]
+        badges = [r[0] for r in catalog.conn.execute("SELECT DISTINCT officer_badge FROM sessions"
+                                                     " WHERE officer_badge IS NOT NULL")]
+        first, last = catalog.conn.execute("SELECT MIN(recorded_at), MAX(recorded_at) FROM footage").fetchone()
+        if not badges or first is None or have >= cases:
+            return 0
+        t0, t1 = datetime.fromisoformat(first), datetime.fromisoformat(last)
+        span = (t1 - t0).total_seconds()
+        starts = sorted(t0 + timedelta(seconds=rng.uniform(0, span)) for _ in range(cases - have))
+        for i, start in enumerate(starts, start=have + 1):
+            end = start + timedelta(hours=rng.uniform(2, 8))
+            register.open_case(catalog, {"case_no": f"GEN-{i:06d}", "party": "甲", "handlers": [rng.choice(badges)],
+                                         "opened_at": start.isoformat(), "closed_at": end.isoformat()}, "UTC")
+    return cases - have
+
+
 def add_health(data_dir: Path, durable: bool = True) -> int:
     """One health record for each generated docking that has none yet (``daemon.health.record``, as
     a dock writes it: the alerts it raises too), every tenth with a low battery; returns how many.

@@ -1,8 +1,9 @@
 """The footage listing on a big catalog (issue 19): a filtered page, everything as JSON, overdue.
 
 A catalog of ``--rows`` footage rows from ``--officers`` officers (one recorder each, 50 files a
-docking, three dockings a day) is built through the catalog library (benchmarks/catalog_gen.py,
-without fsync: a benchmark fixture). Then:
+docking, three dockings a day) and ``--cases`` cases (one handler each, a window of 2 to 8 hours,
+their footage filed) is built through the catalog library (benchmarks/catalog_gen.py, without
+fsync: a benchmark fixture). Then:
 
 - `footage list --officer X --since T --limit 100` in this process (the query and its rendering
   as the CLI renders it), ``--queries`` times with random officers and days: p50 and p99; and the
@@ -138,6 +139,7 @@ def main() -> int:
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--officers", type=int, default=200)
     ap.add_argument("--queries", type=int, default=200)
+    ap.add_argument("--cases", type=int, default=10_000, help="cases opened (one handler, a 2-8 h window each)")
     ap.add_argument("--dir", type=Path, default=None)
     ap.add_argument("--verify-only", action="store_true",
                     help="with --dir: only verify's cross-check of the catalog already there")
@@ -162,6 +164,10 @@ def main() -> int:
                 have = db.execute("SELECT COUNT(*) FROM footage").fetchone()[0]
         catalog_gen.build(data, max(0, a.rows - have), recorders=a.officers, per_dock=50, durable=False)
         built = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        opened = catalog_gen.add_cases(data, a.cases, durable=False)
+        print(f"cases: {opened} opened through the library (their footage filed), {a.cases} in all, "
+              f"in {time.perf_counter() - t0:.0f} s")
         t0 = time.perf_counter()
         docks = catalog_gen.add_health(data, durable=False)
         print(f"health: {docks} records added (one a docking) in {time.perf_counter() - t0:.0f} s")

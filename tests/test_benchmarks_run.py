@@ -15,7 +15,7 @@ RUNS = {
     "ingest_bench.py": ["--files", "2", "--file-mib", "1", "--rounds", "1"],
     "dock_bench.py": ["--recorders", "2", "--mib", "2", "--idle-seconds", "1"],
     "media_bench.py": ["--seconds", "2", "--reps", "1", "--offload-mib", "4"],
-    "listing_bench.py": ["--rows", "300", "--officers", "3", "--queries", "5"],
+    "listing_bench.py": ["--rows", "300", "--officers", "3", "--queries", "5", "--cases", "20"],
     "report_bench.py": ["--recorders", "3", "--days", "3", "--rounds", "1"],
     "store_bench.py": ["--files", "2", "--file-mib", "1", "--rounds", "1"],
 }
