@@ -33,32 +33,17 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-
-
-def drop_caches() -> bool:
-    subprocess.run(["sync"], check=True)
-    try:
-        Path("/proc/sys/vm/drop_caches").write_text("3\n")
-        return True
-    except OSError:
-        return False
+from cold import drop_caches, timed  # noqa: E402
 
 
 def evidock(data_dir: Path, cfg: Path, *args: str) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("EVIDOCK_")}
     subprocess.run([sys.executable, "-m", "daemon", "--config", str(cfg), "--data-dir", str(data_dir), *args],
                    cwd=REPO, check=True, env=env, stdout=subprocess.DEVNULL)
-
-
-def timed(fn) -> float:  # type: ignore[no-untyped-def]
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
 
 
 def cp_sync(src: Path, dest: Path) -> None:

@@ -38,16 +38,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+from cold import drop_caches  # noqa: E402
 OCOPY = REPO / ".venv-bench" / "bin" / "ocopy"
-
-
-def drop_caches() -> bool:
-    subprocess.run(["sync"], check=True)
-    try:
-        Path("/proc/sys/vm/drop_caches").write_text("3\n")
-        return True
-    except OSError:
-        return False
 
 
 def warm(src: Path) -> None:

@@ -36,6 +36,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+from cold import timed  # noqa: E402
 
 from daemon.clock import utcnow  # noqa: E402
 from daemon.config import Config  # noqa: E402
@@ -99,12 +100,6 @@ def _cpu() -> float:
     """CPU seconds of this process and of every child (and grandchild) it has waited for."""
     me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
-
-
-def timed(fn) -> float:
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
 
 
 def timed_cpu(fn) -> tuple[float, float]:
