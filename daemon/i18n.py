@@ -27,7 +27,7 @@ import gettext as _gettext
 import logging
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -222,12 +222,14 @@ def is_message(obj: object) -> bool:
     return isinstance(getattr(obj, "msgid", None), str) and isinstance(getattr(obj, "params", None), Mapping)
 
 
-def render(msgid: str, params: Mapping[str, Any], translate: bool) -> str:
-    """``msgid`` (translated or not) with ``params`` filled in; nested messages rendered alike.
+def render(msgid: str, params: Mapping[str, Any], translate: bool | Callable[[str], str]) -> str:
+    """``msgid`` with ``params`` filled in, nested messages rendered alike: translated into the
+    current language (``translate=True``), by a catalog's own gettext (a language not the
+    current one: an alert told in both), or the English (False).
 
     A message without params is not formatted (its braces are literal), as gettext's own.
     """
-    template = gettext(msgid) if translate else msgid
+    template = (translate(msgid) if callable(translate) else gettext(msgid)) if translate else msgid
     if not params:
         return template
     values = {k: (render(v.msgid, v.params, translate) if is_message(v) else v) for k, v in params.items()}

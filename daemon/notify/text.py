@@ -39,18 +39,7 @@ def in_language(obj: object, lang: str) -> str:
     """A message (or a plain string, as it is) in ``lang``, nested messages alike."""
     if not is_message(obj):
         return str(obj)
-    return _render(obj.msgid, obj.params, _catalog(lang))  # type: ignore[attr-defined]
-
-
-def _render(msgid: str, params: Any, t: _gettext.NullTranslations) -> str:
-    template = t.gettext(msgid)
-    if not params:
-        return template
-    values = {k: (_render(v.msgid, v.params, t) if is_message(v) else v) for k, v in params.items()}
-    try:
-        return template.format(**values)
-    except (KeyError, IndexError, ValueError):  # a broken translation: the English, as daemon.i18n.render
-        return msgid.format(**values)
+    return i18n.render(obj.msgid, obj.params, _catalog(lang).gettext)  # type: ignore[attr-defined]
 
 
 def languages(config: Config) -> tuple[str, str]:
