@@ -236,14 +236,16 @@ def _copy_objects(ctx: StationContext, catalog: Catalog, t: Target, tr: TargetRu
 
 def _extend_locks(catalog: Catalog, t: Target, keep: dict[str, datetime | None]) -> None:
     """A copy whose object the retention rules now keep longer (a case reopened, a later close)
-    gets its lock extended at the target (never shortened; path targets: nothing to do)."""
+    gets its lock extended at the target (never shortened; path targets: nothing to do) — and a
+    copy written while the rules gave no date (filed to an open case, on hold) gets its first lock
+    as soon as they give one."""
     if getattr(t, "kind", None) == "path":
         return
     rows = catalog.conn.execute("SELECT sha256, size, version_id, verified_at, retain_until FROM backup_copies"
-                                " WHERE target = ? AND retain_until IS NOT NULL", (t.name,)).fetchall()
+                                " WHERE target = ?", (t.name,)).fetchall()
     for sha, size, version, verified, until in rows:
         new = keep.get(sha)
-        if new is None or new <= from_iso(until):
+        if new is None or (until is not None and new <= from_iso(until)):
             continue  # kept for ever has no lock date: the copy keeps the one it has, renewed when a date is known
         t.extend_retention(Copy(sha, int(size), version, verified), new)
         with catalog.transaction() as conn:

@@ -160,3 +160,39 @@ def test_a_copy_on_legal_hold_is_kept_past_its_lock_date_until_the_hold_is_lifte
     assert r.code == 0 and r.json()["targets"][0]["deleted"] == 1, r.out + r.err
     assert s3.list_object_versions(Bucket=bucket, Prefix=object_key(old)).get("Versions", []) == []
     assert old not in copies(data_dir) and len(copies(data_dir)) == 1
+
+
+def test_a_copy_written_without_a_lock_date_is_locked_once_retention_gives_one(seaweed: Seaweed, tmp_path: Path,
+                                                                               data_dir: Path, evidock) -> None:
+    # footage filed to an open case is kept for as long as the case is open: no date, so its copy
+    # goes up without a lock; the first run after the case closes must lock it (COMPLIANCE)
+    from daemon.cases.retention import keep_until_by_object
+
+    bucket = seaweed.bucket(object_lock=True)
+    cfg = config(tmp_path, seaweed, bucket)
+    cfg.write_text(cfg.read_text() + "\n[retention]\nfiled_keep_years = 5\n")  # unset: filed footage kept for ever
+    rules = parse_config({"retention": {"filed_keep_years": 5}}).retention
+    with Catalog(data_dir) as c:
+        register.open_case(c, {"case_no": "OPEN-1", "party": "甲", "handlers": [BADGE],
+                               "opened_at": (NOW - timedelta(days=3)).isoformat()}, "Asia/Shanghai")
+    ingest_clips(data_dir, tmp_path / "a", {"filed.mp4": NOW - timedelta(days=2)})
+    with Catalog(data_dir) as c:
+        (sha,) = [r[0] for r in c.conn.execute("SELECT sha256 FROM footage WHERE case_no = 'OPEN-1'")]
+        assert keep_until_by_object(c, rules)[sha] is None
+    assert evidock("--config", cfg, "backup", "run").code == 0
+    version, s3 = copies(data_dir)[sha], seaweed.client()
+    try:
+        unlocked = s3.get_object_retention(Bucket=bucket, Key=object_key(sha), VersionId=version).get("Retention")
+    except s3.exceptions.ClientError:
+        unlocked = None
+    assert not unlocked, unlocked
+    with Catalog(data_dir) as c:
+        register.close_case(c, "OPEN-1", NOW.isoformat(), "Asia/Shanghai")
+        until = keep_until_by_object(c, rules)[sha]
+    assert until is not None and until > datetime.now(UTC)
+    assert evidock("--config", cfg, "backup", "run").code == 0
+    got = s3.get_object_retention(Bucket=bucket, Key=object_key(sha), VersionId=version)["Retention"]
+    assert got["Mode"] == "COMPLIANCE" and abs((got["RetainUntilDate"] - until).total_seconds()) <= 1
+    with Catalog(data_dir) as c:
+        row = c.conn.execute("SELECT retain_until FROM backup_copies WHERE sha256 = ?", (sha,)).fetchone()
+    assert row[0] is not None and copies(data_dir)[sha] == version  # the same version, now locked
