@@ -245,7 +245,7 @@ def _extend_locks(catalog: Catalog, t: Target, keep: dict[str, datetime | None])
                                 " WHERE target = ?", (t.name,)).fetchall()
     for sha, size, version, verified, until in rows:
         new = keep.get(sha)
-        if new is None or (until is not None and new <= from_iso(until)):
+        if new is None or (until is not None and iso(new) <= until):  # as recorded: ISO-8601 UTC, one form
             continue  # kept for ever has no lock date: the copy keeps the one it has, renewed when a date is known
         t.extend_retention(Copy(sha, int(size), version, verified), new)
         with catalog.transaction() as conn:

@@ -269,6 +269,10 @@ def _store_upload(r: Replay, row: Row, d: dict[str, Any]) -> None:
                    (row["subject"], d["size"], at, at, d.get("version_id"), at, d.get("outcome")))
 
 
+def _store_lock(r: Replay, row: Row, d: dict[str, Any]) -> None:
+    r.conn.execute("UPDATE store_uploads SET retain_until=? WHERE sha256=?", (d["retain_until"], row["subject"]))
+
+
 def _store_ref(r: Replay, row: Row, d: dict[str, Any]) -> None:
     ref = {"store.ref": "written", "store.unref": "dropped"}[row["event"]]
     r.conn.execute("UPDATE store_uploads SET ref=? WHERE sha256=?", (ref, row["subject"]))
@@ -355,7 +359,7 @@ HANDLERS: dict[str, Handler] = {
     "footage.file": _file, "footage.unfile": _file, "footage.ambiguous": _ambiguous, "footage.kind": _kind,
     "footage.hold": _hold, "footage.release": _hold,
     "store.upload": _store_upload, "store.ref": _store_ref, "store.unref": _store_ref,
-    "store.hold": _store_hold, "store.release": _store_hold,
+    "store.hold": _store_hold, "store.release": _store_hold, "store.lock": _store_lock,
     "case.open": _case_open, "case.change": _case_change, "case.close": _case_change, "case.activity": _case_activity,
     "officer.register": _officer, "officer.edit": _officer,
     "device.register": _device_register, "device.assign": _device_assign, "device.bind": _device_bind,

@@ -41,6 +41,7 @@ from urllib.parse import quote
 
 from daemon.catalog.db import Catalog
 from daemon.clock import iso, now_utc
+from daemon.backup.target import Copy
 from daemon.crashpoints import crashpoint
 from daemon.errors import EXIT_OK, EXIT_WARNING, EvidockError, StoreError
 from daemon.evidence import audit
@@ -50,7 +51,7 @@ from daemon.proc import process_token, token_alive
 if TYPE_CHECKING:
     from daemon.backup.s3target import S3Target
     from daemon.store.bucket import StoreBucket
-    from daemon.config import Config
+    from daemon.config import Config, RetentionConfig
     from daemon.context import StationContext
 
 log = logging.getLogger(__name__)
@@ -161,6 +162,7 @@ class UploadReport:
     later: list[tuple[str, Message]] = field(default_factory=list)  # refs/segments the next pass retries
     snapshot: str | None = None  # the catalog snapshot this pass put into the bucket (daemon.store.snapshot)
     cache: dict[str, int] | None = None  # the eviction pass after it (daemon.evidence.cache), if one ran
+    locks_extended: int = 0  # objects whose lock the daily look extended (daemon.store.locks)
 
     @property
     def exit_code(self) -> int:
@@ -172,7 +174,8 @@ class UploadReport:
                 "failed": [{"sha256": s, "error": str(m)} for s, m in self.failed],
                 "error": str(self.error) if self.error is not None else None,
                 "refs": self.refs, "audit_segments": self.segments, "cache": self.cache,
-                "retry_later": [{"subject": s, "error": str(m)} for s, m in self.later], "snapshot": self.snapshot}
+                "retry_later": [{"subject": s, "error": str(m)} for s, m in self.later], "snapshot": self.snapshot,
+                "locks_extended": self.locks_extended}
 
 
 def run_queue(ctx: StationContext, catalog: Catalog, *, due_only: bool = False, stop: threading.Event | None = None,
@@ -203,7 +206,7 @@ def run_queue(ctx: StationContext, catalog: Catalog, *, due_only: bool = False, 
     with catalog.transaction():
         clear_alerts(catalog, ALERT_JOB, "bucket", now_utc())
     if not _count_waiting(catalog):  # the daemon's pass every few seconds: no retention walk for nothing
-        _bucket_keys(catalog, b, rep, ctx.config.store.snapshot_hours)
+        _bucket_keys(catalog, b, rep, ctx.config.store.snapshot_hours, ctx.config.retention)
         rep.cache = evict_cache(ctx, changed=bool(rep.refs.get("written")))  # a ref that waited: evictable now
         check_lag(ctx, catalog)
         return rep
@@ -223,7 +226,7 @@ def run_queue(ctx: StationContext, catalog: Catalog, *, due_only: bool = False, 
         except BaseException:
             _failed(catalog, sha, token, attempts, Message(N_("the upload was interrupted")))
             raise
-    _bucket_keys(catalog, b, rep, ctx.config.store.snapshot_hours)
+    _bucket_keys(catalog, b, rep, ctx.config.store.snapshot_hours, ctx.config.retention)
     rep.cache = evict_cache(ctx, changed=bool(rep.uploaded or rep.present or rep.refs.get("written")))
     check_lag(ctx, catalog)
     rep.waiting = _count_waiting(catalog)
@@ -245,9 +248,11 @@ def evict_cache(ctx: StationContext, changed: bool) -> dict[str, int] | None:
         return None
 
 
-def _bucket_keys(catalog: Catalog, b: StoreBucket, rep: UploadReport, snapshot_hours: float) -> None:
-    """This station's references, audit segments and catalog snapshot in the bucket
-    (daemon.store.refs, .segments, .snapshot)."""
+def _bucket_keys(catalog: Catalog, b: StoreBucket, rep: UploadReport, snapshot_hours: float,
+                 rules: RetentionConfig) -> None:
+    """This station's references, its objects' locks (once a day), audit segments and catalog
+    snapshot in the bucket (daemon.store.refs, .locks, .segments, .snapshot)."""
+    from daemon.store.locks import extend_locks, locks_due
     from daemon.store.refs import sync_refs
     from daemon.store.segments import push_audit
     from daemon.store.snapshot import put_snapshot, snapshot_due
@@ -255,6 +260,9 @@ def _bucket_keys(catalog: Catalog, b: StoreBucket, rep: UploadReport, snapshot_h
     refs = sync_refs(catalog, b)
     rep.refs = {"written": refs.written, "dropped": refs.dropped, "holds": refs.holds, "released": refs.released}
     rep.later += refs.failed
+    if locks_due(catalog):
+        rep.locks_extended, failed = extend_locks(catalog, b, rules)
+        rep.later += failed
     try:
         rep.segments = push_audit(catalog, b)
     except EvidockError as e:
@@ -274,6 +282,8 @@ def _upload(ctx: StationContext, catalog: Catalog, b: S3Target, sha: str, size: 
     head = b.current(sha)
     if head is not None and head.get("ContentLength") == size:
         version, outcome = head.get("VersionId"), "present"  # a dead run's put, or another station's
+        if until is not None:  # it carries the lock of whoever put it: at least ours too
+            b.extend_retention(Copy(sha, size, version, iso(now_utc())), until)
     else:
         with ctx.store.open_local(sha) as path:
             copy = b.put(sha, path, size, until, metadata=provenance(catalog, sha), take_up=False)  # looked above
