@@ -323,6 +323,8 @@ def _officer(r: Replay, row: Row, d: dict[str, Any]) -> None:
                    " ON CONFLICT(badge) DO UPDATE SET name = excluded.name, unit = COALESCE(excluded.unit, officers.unit),"
                    " registered_at = COALESCE(officers.registered_at, excluded.registered_at)",
                    (badge, d.get("name"), d.get("unit"), at, at))
+    if "user" in d:  # the login tied to the badge (issue 20): only entries that changed it carry it
+        r.conn.execute("UPDATE officers SET user = ? WHERE badge = ?", (d["user"], badge))
 
 
 def _device_register(r: Replay, row: Row, d: dict[str, Any]) -> None:
