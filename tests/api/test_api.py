@@ -37,7 +37,7 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: unshare -
 
 UNIT1, UNIT2 = "劳动监察一队", "劳动监察二队"
 ZHANG, LI, NOLOGIN = "010201", "010202", "010203"  # officers: zhangwei (unit 1), lina (unit 2), no login (unit 1)
-GROUPS = {"evidock-staff": 2200, "officers": 2201, "legal": 2202}
+GROUPS = {"evidock-staff": 2200, "officers": 2201, "legal": 2202, "admins": 2203}
 USERS = [
     User("zhangwei", 2101, ("evidock-staff", "officers")),
     User("lina", 2102, ("evidock-staff", "officers")),
@@ -46,16 +46,21 @@ USERS = [
     User("liqiang", 2105, ("evidock-staff",)),            # maintenance
     User("sunli", 2106, ("evidock-staff",)),              # may connect, has no role
     User("outsider", 2107, ("legal",)),                   # legal by group, but not in the socket's group
+    User("zhouming", 2108, ("evidock-staff",)),           # section head of unit 2
+    User("gaofeng", 2109, ("evidock-staff", "admins")),   # admin, through the group
 ]
 CONFIG = f"""
 [access.roles]
 officer = ["group:officers"]
 clerk = ["user:wangfang"]
+section-head = ["user:zhouming"]
 legal = ["group:legal"]
 maintenance = ["user:liqiang"]
+admin = ["group:admins"]
 
 [access.units]
 wangfang = "{UNIT1}"
+zhouming = "{UNIT2}"
 """
 
 
@@ -142,6 +147,8 @@ def test_whoami_names_each_caller_by_the_kernels_word(station: Station) -> None:
         "wangfang": (["clerk"], UNIT1, None),  # unit from [access.units]
         "zhaolei": (["legal"], None, None),
         "liqiang": (["maintenance"], None, None),
+        "zhouming": (["section-head"], UNIT2, None),
+        "gaofeng": (["admin"], None, None),
         "sunli": ([], None, None),
     }
     for name, (roles, unit, badge) in expected.items():
@@ -166,8 +173,11 @@ def test_footage_is_scoped_by_role(station: Station) -> None:
     assert {r["officer"] for r in _footage(station, "lina")["footage"]} == {LI}
     unit = _footage(station, "wangfang")
     assert unit["scope"] == "unit" and {r["officer"] for r in unit["footage"]} == {ZHANG, NOLOGIN}
+    head = _footage(station, "zhouming")
+    assert head["scope"] == "unit" and {r["officer"] for r in head["footage"]} == {LI}
     everything = _footage(station, "zhaolei")
     assert everything["scope"] == "all" and len(everything["footage"]) == 6 and everything["next"] is None
+    assert [r["id"] for r in _footage(station, "gaofeng")["footage"]] == [r["id"] for r in everything["footage"]]
     # the rows are the CLI's `footage list --json` rows, field for field (but the media queue's, which the
     # station's media thread moves on meanwhile: these clips are no real video)
     cli = run_evidock("footage", "list", "--json", data_dir=station.data)
@@ -219,8 +229,9 @@ def test_maintenance_reads_recorders_but_not_footage(station: Station) -> None:
     assert devices["status"] == 200 and [d["serial"] for d in devices["body"]["devices"]] == ["ZFY-1", "ZFY-2", "ZFY-3"]
     assert page["body"]["next"] == "ZFY-2" and len(page["body"]["devices"]) == 2
     assert health["status"] == 200 and health["body"]["serial"] == "ZFY-1" and health["body"]["history"] == []
-    # and the other way round: legal lists footage, not recorders
+    # and the other way round: legal lists footage, not recorders; an admin both
     assert station.one("zhaolei", "/v1/devices")["status"] == 403
+    assert station.one("gaofeng", "/v1/devices")["body"]["devices"] == devices["body"]["devices"]
 
 
 def test_a_caller_with_no_role_may_only_ask_who_they_are(station: Station) -> None:
@@ -234,6 +245,8 @@ def test_a_caller_with_no_role_may_only_ask_who_they_are(station: Station) -> No
     got = [(e["uid"], e["user"], e["method"], e["path"]) for e in station.refusals() if e["uid"] == 2106]
     assert got == [(2106, "sunli", "GET", p) for p in ("/v1/footage", "/v1/devices", "/v1/health")]
     assert all("no role" in e["reason"] for e in station.refusals() if e["uid"] == 2106)
+    # written by the API beside the docks' own entries, the chain holds
+    assert run_evidock("audit", "verify", data_dir=station.data).code == 0
 
 
 def test_a_client_cannot_claim_to_be_someone_else(station: Station) -> None:
