@@ -8,11 +8,12 @@ another process still answers, or that is no socket, is an ``ApiUnavailable`` na
 ``api.socket`` — the docks run on without an API, and the log and ``evidock status`` say it.
 
 Every request: the caller from ``SO_PEERCRED`` (``daemon.api.peer``), their roles, unit and
-badge (``daemon.api.roles``), the route's action authorized, then its handler. Every error is
-JSON ``{"error": {"code": …, "message": …, "message_msg": …}}`` (``message`` English as all
-JSON is, ``message_msg`` the message id and params for a client to show in its reader's
-language, ``text`` in the station's) with its HTTP status; every refusal (403) is an audit
-entry ``api.refused`` naming the caller's uid and user, the method, the path and the reason.
+badge (``daemon.api.roles``), the route's action authorized, its query parameters checked, then
+its handler. Every error is JSON ``{"error": {"code": …, "message": …, "message_msg": …, "text":
+…}}`` with its HTTP status: ``message`` English as all JSON is, ``message_msg`` the message id and
+params for a client to show in its reader's language, ``text`` in the station's language. Every
+refusal (403) is an audit entry ``api.refused`` (on the record only: reindex appends it, nothing
+to rebuild) naming the caller's uid and user, the method, the path, the query and the reason.
 Catalog work runs in a small pool of worker threads, each with its own catalog connection.
 """
 

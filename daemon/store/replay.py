@@ -47,7 +47,7 @@ _ESCAPE = re.compile(r"\\x([0-9a-f]{2})")
 # On the record only: nothing in the catalog changes with them.
 RECORD_ONLY = frozenset({"footage.attribution", "recorder.wipe", "object.repair", "store.gc", "case.import",
                          "officer.import", "store.reindex", "backup.restore", "backup.secret",
-                         "backup.target_replaced"})
+                         "backup.target_replaced", "api.refused"})
 
 # Entries whose table is not rebuilt: what is lost with them (for people).
 NOT_REBUILT = {
