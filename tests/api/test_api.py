@@ -186,6 +186,9 @@ def test_footage_is_scoped_by_role(station: Station) -> None:
     assert {r["device"] for r in _footage(station, "zhaolei", "?device=ZFY-2")["footage"]} == {"ZFY-2"}
     day = _footage(station, "wangfang", "?since=2026-11-23T00:00:00%2B00:00&until=2026-11-23T02:00:00Z")["footage"]
     assert [(r["officer"], r["source_path"]) for r in day] == [(NOLOGIN, f"{NOLOGIN}_a.mp4")]
+    # the same hours as a person types them: +08:00 not written %2B (it arrives as a space), a bare time in
+    # the station's zone (Asia/Shanghai)
+    assert _footage(station, "wangfang", "?since=2026-11-23T08:00:00+08:00&until=2026-11-23 10:00")["footage"] == day
     assert [r["id"] for r in _footage(station, "zhangwei", f"?officer={ZHANG}&kind=video")["footage"]] == \
         [r["id"] for r in own["footage"]]
 
@@ -204,8 +207,14 @@ def test_footage_pages_carry_a_cursor(station: Station) -> None:
     assert len(rest["footage"]) == 2 and rest["next"] is None
     ids = [r["id"] for r in first["footage"] + rest["footage"]]
     assert ids == sorted(set(ids)) and len(ids) == 6
-    bad = station.one("zhaolei", "/v1/footage?limit=5000")
-    assert bad["status"] == 400 and bad["body"]["error"]["code"] == "bad_request" and "limit" in bad["body"]["error"]["message"]
+    answers = station.ask("zhaolei", "/v1/footage?limit=5000", "/v1/footage?kind=movie", "/v1/footage?unfiled=maybe",
+                          "/v1/footage?since=yesterday", "/v1/footage?case=NO-SUCH-CASE", "/v1/footage?limit=1&limit=2",
+                          {"method": "DELETE", "path": "/v1/footage"})
+    assert [a["status"] for a in answers] == [400, 400, 400, 400, 404, 400, 405]
+    assert [a["body"]["error"]["code"] for a in answers] == ["bad_request"] * 4 + ["not_found", "bad_request",
+                                                                                "method_not_allowed"]
+    for a, names in zip(answers, ("limit", "kind", "unfiled", "since", "NO-SUCH-CASE", "limit", "DELETE")):
+        assert names in a["body"]["error"]["message"], a
 
 
 def test_another_officers_footage_is_refused_and_audited(station: Station) -> None:
