@@ -285,7 +285,11 @@ class ApiServer:
             if e.errno not in (errno.ECONNREFUSED, errno.ENOENT):
                 raise ApiUnavailable(N_("api.socket {path}: cannot tell whether another process serves there ({reason})"),
                                      path=str(path), reason=os_error(e)) from None
-            path.unlink(missing_ok=True)  # a station that died left it: nobody listens
+            try:
+                path.unlink(missing_ok=True)  # a station that died left it: nobody listens
+            except OSError as gone:
+                raise ApiUnavailable(N_("api.socket {path}: a stale socket is there and cannot be removed ({reason})"),
+                                     path=str(path), reason=os_error(gone)) from None
             return
         finally:
             probe.close()

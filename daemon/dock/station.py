@@ -5,9 +5,8 @@ it cannot create is said in the log and in `evidock status`, and the docks run o
 
 Signals: SIGTERM/SIGINT take no new work and bring running offloads to a resumable stop within
 ``dock.stop_timeout_s`` (below the unit's TimeoutStopSec), then the process exits 0; the API
-stops first and its socket is removed. SIGHUP
-reloads the config file (bays, limits, thresholds, passwords) and audits the change with the
-file's SHA-256. systemd hears READY=1 once the udev monitor listens, STATUS= with a bay summary,
+stops first and its socket is removed. SIGHUP reloads the config file (bays, limits, thresholds,
+passwords, the API's roles) and audits the change with the file's SHA-256. systemd hears READY=1 once the udev monitor listens, STATUS= with a bay summary,
 WATCHDOG=1 every half watchdog period, RELOADING=1 and STOPPING=1.
 """
 
@@ -21,7 +20,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from daemon import health, i18n, stationclock
 from daemon.config import Config, load_config
@@ -39,6 +38,9 @@ from daemon.proc import alive as process_alive
 from daemon.schedule.scheduler import StationScheduler
 from daemon.store import uploads as storeuploads
 from drivers import registry
+
+if TYPE_CHECKING:
+    from daemon.api.server import ApiServer
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +161,7 @@ class Station:
         self._audit("station.stop", {"clean": clean})
         return 0
 
-    def _start_api(self) -> Any:
+    def _start_api(self) -> ApiServer | None:
         """The API on ``api.socket`` (None: not configured, or it cannot be served — then the log and
         `evidock status` say why, and the docks run on)."""
         path = self.config.api.socket
@@ -171,9 +173,12 @@ class Station:
         server = ApiServer(self.context.catalog, lambda: self.config)
         try:
             server.start()
-        except ApiUnavailable as e:
-            log.error("%s; the station runs its docks without an API", e)
-            self.manager.extra_status["api"] = {"socket": path, "serving": False, "error": str(e),
+        except Exception as e:  # noqa: BLE001 — ApiUnavailable says why; anything else is a bug: either way the docks run on
+            if isinstance(e, ApiUnavailable):
+                log.error("%s; the station runs its docks without an API", e)
+            else:
+                log.exception("the API could not be started; the station runs its docks without it")
+            self.manager.extra_status["api"] = {"socket": path, "serving": False, "error": str(e) or repr(e),
                                                 "error_msg": i18n.dumps(e)}
             return None
         self.manager.extra_status["api"] = server.status()
