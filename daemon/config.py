@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
+from daemon.config_access import AccessConfig, ApiConfig  # [api], [access]: the API and its roles, issue 20
 from daemon.config_filing import FilingConfig, _known_zone  # [filing] (art. 11), beside this module for its size
 from daemon.config_messages import describe_errors
 from daemon.config_recorders import RecorderEntry, build_registry, check_recorders
@@ -429,6 +430,8 @@ class Config(_Section):
     backup: BackupConfig = Field(default_factory=BackupConfig, description="Verified backups of the store and the catalog (art. 11)")
     notify: NotifyConfig = Field(default_factory=NotifyConfig, description="Alerts that reach a person: e-mail and webhooks")
     report: ReportConfig = Field(default_factory=ReportConfig, description="The daily device health report (art. 15)")
+    api: ApiConfig = Field(default_factory=ApiConfig, description="The daemon's API for staff, on a Unix socket")
+    access: AccessConfig = Field(default_factory=AccessConfig, description="Who may do what through the API: roles and units")
 
     @model_validator(mode="after")
     def _old_timezone_key(self) -> Config:

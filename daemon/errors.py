@@ -250,3 +250,22 @@ class JobBusy(JobError):
 
 class NotifyError(EvidockError):
     """An alert message could not be sent through a channel (names the channel and why, never a secret)."""
+
+
+class ApiError(EvidockError):
+    """A request to the station's API (daemon/api) that is answered with an error: its HTTP status
+    and code go into the JSON ``{"error": {"code": …, "message": …}}``."""
+
+    status = 400
+    code = "bad_request"
+
+
+class Forbidden(ApiError):
+    """The caller's role does not allow what they asked (403); the message says why, to them."""
+
+    status = 403
+    code = "forbidden"
+
+
+class ApiUnavailable(EvidockError):
+    """The API cannot be served (``api.socket`` cannot be created); the docks still run."""

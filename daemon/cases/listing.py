@@ -35,6 +35,7 @@ class FootageQuery:
     ``after``/``before``: a cursor (a row's id): rows after it, or the last ``limit`` before it."""
 
     officer: str | None = None
+    unit: str | None = None  # only footage of the officers of this unit (the registry's), the API's scope
     device: str | None = None
     case_no: str | None = None
     since: str | None = None
@@ -54,7 +55,9 @@ def footage_sql(q: FootageQuery) -> tuple[str, list[Any]]:
     if q.case_no is not None:
         join = " JOIN footage_cases fc ON fc.footage_id = f.id AND fc.case_no = ?"
         args.append(q.case_no)
-    for cond, value in (("f.officer_badge = ?", q.officer), ("f.device_serial = ?", q.device),
+    for cond, value in (("f.officer_badge = ?", q.officer),
+                        ("f.officer_badge IN (SELECT badge FROM officers WHERE unit = ?)", q.unit),
+                        ("f.device_serial = ?", q.device),
                         (f"{RECORDED} >= ?", q.since), (f"{RECORDED} < ?", q.until), ("f.kind = ?", q.kind),
                         ("f.id > ?", q.after), ("f.id < ?", q.before)):
         if value is not None:
@@ -66,8 +69,9 @@ def footage_sql(q: FootageQuery) -> tuple[str, list[Any]]:
     # A time range alone: without this SQLite would rather walk the whole table in id order than
     # sort the range's rows, which at millions of rows is the slow choice for a day or a week.
     # Unfiled alone: the index of the unfiled rows only, in id order, rather than every row.
-    hint = (" INDEXED BY footage_time" if (q.since or q.until) and not (q.officer or q.device or q.case_no)
-            else " INDEXED BY footage_unfiled_id" if q.unfiled and not (q.officer or q.device or q.case_no or q.kind)
+    narrow = q.officer or q.unit or q.device or q.case_no  # a filter with an index of its own
+    hint = (" INDEXED BY footage_time" if (q.since or q.until) and not narrow
+            else " INDEXED BY footage_unfiled_id" if q.unfiled and not (narrow or q.kind)
             else "")
     sql = ("SELECT f.id, f.sha256, f.size, f.device_serial AS device, f.officer_badge AS officer,"
            " (SELECT name FROM officers o WHERE o.badge = f.officer_badge) AS officer_name,"

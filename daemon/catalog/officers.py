@@ -14,6 +14,10 @@ A recording is attributed to the officer assigned to its recorder at the time it
 (its corrected time); without an assignment then, or without a trusted time, to the recorder's
 own binding. Both are kept on the footage row (``officer_badge`` attributed, ``bound_officer``,
 ``attributed_by``). Every change is audited in its transaction.
+
+The user an officer logs in as (``officers.user``, issue 20): the API knows its caller by user
+name (the kernel's word); ``officer edit BADGE --user NAME`` ties that user to the badge, so that
+an officer's own footage and unit follow. One user is one officer.
 """
 
 from __future__ import annotations
@@ -52,7 +56,9 @@ def clean_text(value: str | None, what: str, required: bool = False, max_len: in
     return s
 
 
-_OFFICER = "SELECT badge, name, unit, first_seen, registered_at FROM officers"
+_OFFICER = "SELECT badge, name, unit, user, first_seen, registered_at FROM officers"
+USER = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,31}$")  # as daemon.config_access.NAME: a login name
+KEEP: Any = object()  # ``store_officer(user=KEEP)``: the officer's user stays as it is
 
 
 def _row(r: dict[str, Any]) -> dict[str, Any]:
@@ -61,6 +67,12 @@ def _row(r: dict[str, Any]) -> dict[str, Any]:
 
 def get_officer(catalog: Catalog, badge: str) -> dict[str, Any] | None:
     rows = list(catalog.db.query(f"{_OFFICER} WHERE badge = ?", [badge]))
+    return _row(rows[0]) if rows else None
+
+
+def officer_of_user(catalog: Catalog, user: str) -> dict[str, Any] | None:
+    """The officer the login ``user`` is tied to (``officer edit BADGE --user NAME``), or None."""
+    rows = list(catalog.db.query(f"{_OFFICER} WHERE user = ?", [user]))
     return _row(rows[0]) if rows else None
 
 
@@ -88,14 +100,17 @@ def show_officer(catalog: Catalog, badge: str) -> dict[str, Any]:
 
 
 def store_officer(catalog: Catalog, badge: str, name: str, unit: str | None, source: str,
-                  actor: str | None = None) -> str:
-    """Register (or update) one officer, audited; in the caller's transaction.
+                  actor: str | None = None, user: Any = KEEP) -> str:
+    """Register (or update) one officer, audited; in the caller's transaction. ``user``: the login
+    tied to the badge (None: untied; ``KEEP``: as it is).
 
     Returns ``created`` (new, or only seen before), ``updated`` or ``unchanged``.
     """
     old = get_officer(catalog, badge)
     now = utcnow()
-    if old is not None and old["registered"] and old["name"] == name and (unit is None or old["unit"] == unit):
+    same_user = user is KEEP or (old is not None and old["user"] == user)
+    if old is not None and old["registered"] and old["name"] == name and (unit is None or old["unit"] == unit) \
+            and same_user:
         return "unchanged"
     if old is None:
         catalog.conn.execute("INSERT INTO officers (badge, name, unit, first_seen, registered_at) VALUES (?,?,?,?,?)",
@@ -103,10 +118,16 @@ def store_officer(catalog: Catalog, badge: str, name: str, unit: str | None, sou
     else:
         catalog.conn.execute("UPDATE officers SET name = ?, unit = COALESCE(?, unit), "
                              "registered_at = COALESCE(registered_at, ?) WHERE badge = ?", (name, unit, now, badge))
+    if not same_user:
+        catalog.conn.execute("UPDATE officers SET user = ? WHERE badge = ?", (user, badge))
     action = "updated" if old is not None and old["registered"] else "created"
     details: dict[str, Any] = {"name": name, "unit": unit, "source": source}
+    if not same_user:  # only when it changes: the replay of older entries keeps the user (daemon/store/replay.py)
+        details["user"] = user
     if old is not None:
         details["previous"] = {"name": old["name"], "unit": old["unit"], "registered": old["registered"]}
+        if not same_user:
+            details["previous"]["user"] = old["user"]
     audit.append(catalog, "officer.register" if action == "created" else "officer.edit", f"officer:{badge}",
                  details, actor)
     return action
@@ -129,16 +150,25 @@ def add_officer(catalog: Catalog, badge: str, name: str, unit: str | None = None
 
 
 def edit_officer(catalog: Catalog, badge: str, name: str | None = None, unit: str | None = None,
-                 actor: str | None = None) -> dict[str, Any]:
-    """``evidock officer edit``: change a registered officer's name or unit (audited)."""
+                 actor: str | None = None, user: Any = KEEP) -> dict[str, Any]:
+    """``evidock officer edit``: change a registered officer's name, unit or user (the login tied
+    to the badge; None unties it), audited. A user tied to another officer is an error naming them."""
+    if user is not KEEP and user is not None and not USER.match(str(user)):
+        raise OfficerError(N_("{user!r} is not a user name (a letter or '_', then letters, digits, '.', '_', '-'; "
+                              "at most 32)"), user=user)
     with catalog.transaction():
         old = need_officer(catalog, badge)
         if not old["registered"]:
             raise OfficerError(N_("officer {badge} is not in the registry (only seen on a recorder or an ingest); "
                                   "register them with `evidock officer add {badge} --name …`"), badge=badge)
+        if user is not KEEP and user is not None:
+            other = officer_of_user(catalog, user)
+            if other is not None and other["badge"] != badge:
+                raise OfficerError(N_("user {user} is tied to officer {other} already; untie them first with "
+                                      "`evidock officer edit {other} --no-user`"), user=user, other=other["badge"])
         name_ = clean_text(name, N_("name")) or old["name"]
         unit_ = clean_text(unit, N_("unit"))
-        store_officer(catalog, badge, name_, unit_, "officer edit", actor)
+        store_officer(catalog, badge, name_, unit_, "officer edit", actor, user=user)
     return need_officer(catalog, badge)
 
 

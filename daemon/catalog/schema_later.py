@@ -339,3 +339,12 @@ def _m014_listings(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX health_officer_at ON health(officer_badge, at, id)")
     db.execute("CREATE INDEX health_device_at ON health(device_serial, at, id)")
     db.execute("CREATE INDEX health_at ON health(at, id)")
+
+
+def _m015_officer_users(db: sqlite_utils.Database) -> None:
+    """The user an officer logs in as (issue 20, ``officer edit BADGE --user NAME``): the API
+    names a caller by the kernel's word (their uid's user name), and this ties that user to their
+    badge — the footage that is their own, and their unit. One user is one officer: a partial
+    unique index (officers with no user are many)."""
+    db.execute("ALTER TABLE officers ADD COLUMN user TEXT")
+    db.execute("CREATE UNIQUE INDEX officers_user ON officers(user) WHERE user IS NOT NULL")

@@ -83,7 +83,8 @@ def _status_once(st: Station, as_json: bool) -> int:
         # "detail_msg"/"alerts_msg" are the translatable twins of "detail"/"alerts", for the text below: not in the JSON
         bays = {"bays": [{k: v for k, v in b.items() if k not in ("detail_msg", "alerts_msg")} for b in doc["bays"]]} \
             if "bays" in doc else {}
-        emit_json({**doc, **bays, "job_alerts": [{k: v for k, v in a.items() if k != "text"} for a in job_alerts],
+        api = {"api": {k: v for k, v in doc["api"].items() if not k.endswith("_msg")}} if "api" in doc else {}
+        emit_json({**doc, **bays, **api, "job_alerts": [{k: v for k, v in a.items() if k != "text"} for a in job_alerts],
                    "store": {k: v for k, v in store.items() if k != "alerts"}})
         return status.exit_code
     tz = st.config.ui.timezone
@@ -109,6 +110,12 @@ def _status_once(st: Station, as_json: bool) -> int:
         click.echo(store_line(store, tz))
     for bay, text in alerts:
         click.echo(_("alert: bay {bay}: {message}").format(bay=bay, message=shown(text)))
+    api = doc.get("api") or {}
+    if api.get("serving") and alive:
+        click.echo(_("API for staff: {socket}").format(socket=shown(api["socket"])))
+    for key in ("error", "warning"):  # the API not served (the docks run on), or served with a problem
+        if api.get(key):
+            say(_("alert: API: {message}").format(message=shown(i18n.stored(api[key], api.get(key + "_msg")))))
     clock = doc.get("station_clock") or {}
     if clock.get("state") == "unsynced":
         say(_("alert: {message}").format(message=i18n.text(StationClock(**clock).message())))

@@ -59,17 +59,27 @@ def officer_add(st: Station, badge: str, name: str, unit: str | None, as_json: b
 @click.argument("badge")
 @click.option("--name", help="New name.")
 @click.option("--unit", help="New unit.")
+@click.option("--user", metavar="NAME", help="The login (user name) of the officer: the station's API knows them by it.")
+@click.option("--no-user", is_flag=True, help="Untie the officer's login.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document: the officer.")
 @pass_station
-def officer_edit(st: Station, badge: str, name: str | None, unit: str | None, as_json: bool) -> int:
-    """Change a registered officer's name or unit (audited).
+def officer_edit(st: Station, badge: str, name: str | None, unit: str | None, user: str | None, no_user: bool,
+                 as_json: bool) -> int:
+    """Change a registered officer's name, unit or login (audited).
+
+    The login (--user) ties the user the officer logs in as to the badge: through the station's
+    API they see their own footage, and their unit is the officer's.
 
     \b
     Example:
       evidock officer edit 010203 --unit 劳动监察二队
+      evidock officer edit 010203 --user zhangwei
     """
+    if user is not None and no_user:
+        raise click.UsageError(_("--user and --no-user exclude each other"))
     with st.catalog() as catalog:
-        o = officers.edit_officer(catalog, badge, name, unit)
+        o = officers.edit_officer(catalog, badge, name, unit,
+                                  user=None if no_user else officers.KEEP if user is None else user)
     _one(o, as_json)
     return 0
 
@@ -117,6 +127,8 @@ def officer_show(st: Station, badge: str, as_json: bool) -> int:
     tz = st.config.ui.timezone
     click.echo(_("officer {badge} {name}").format(badge=shown(o["badge"]), name=shown(o["name"])))
     click.echo("  " + _("unit: {unit}").format(unit=shown(o["unit"])))
+    if o["user"]:
+        click.echo("  " + _("login: {user}").format(user=shown(o["user"])))
     click.echo("  " + (_("registered: {when}").format(when=local_time(o["registered_at"], tz)) if o["registered"]
                        else _("not in the registry (only seen on a recorder or an ingest)")))
     click.echo("  " + _("recorders bound: {devices}").format(devices=_(", ").join(shown(d) for d in o["devices"]) or "-"))

@@ -83,6 +83,7 @@ class DockManager:
         self._lock = threading.Lock()
         self._accepting = True
         self._last_status = 0.0
+        self.extra_status: dict[str, Any] = {}  # the station's parts beside the bays (its API): into status.json
         self._pending: dict[str, Docked] = {}  # re-docked while the previous job was winding down
 
     # -- input ---------------------------------------------------------------------------
@@ -429,7 +430,8 @@ class DockManager:
             jobs = list(self.jobs.values())
         running = sum(1 for j in jobs if j.state is State.OFFLOADING)
         return {"pid": os.getpid(), "updated": utcnow(), "offloading": running, "queued": len(self.gate.waiting),
-                "max_parallel_offloads": self.gate.limit, "bays": [j.summary() for j in sorted(jobs, key=lambda j: j.rec.bay)]}
+                "max_parallel_offloads": self.gate.limit, "bays": [j.summary() for j in sorted(jobs, key=lambda j: j.rec.bay)],
+                **self.extra_status}
 
     def summary_line(self) -> str:
         s = self.status()

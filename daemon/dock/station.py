@@ -1,9 +1,12 @@
 """``evidock run``: the station's main loop — hotplug, dock manager, watch folder, media queue, alert sender, systemd.
 
+The API for staff (``daemon.api``) is served on ``[api] socket`` in a thread of its own; a socket
+it cannot create is said in the log and in `evidock status`, and the docks run on without it.
+
 Signals: SIGTERM/SIGINT take no new work and bring running offloads to a resumable stop within
-``dock.stop_timeout_s`` (below the unit's TimeoutStopSec), then the process exits 0. SIGHUP
-reloads the config file (bays, limits, thresholds, passwords) and audits the change with the
-file's SHA-256. systemd hears READY=1 once the udev monitor listens, STATUS= with a bay summary,
+``dock.stop_timeout_s`` (below the unit's TimeoutStopSec), then the process exits 0; the API
+stops first and its socket is removed. SIGHUP reloads the config file (bays, limits, thresholds,
+passwords, the API's roles) and audits the change with the file's SHA-256. systemd hears READY=1 once the udev monitor listens, STATUS= with a bay summary,
 WATCHDOG=1 every half watchdog period, RELOADING=1 and STOPPING=1.
 """
 
@@ -17,16 +20,16 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from daemon import health, stationclock
+from daemon import health, i18n, stationclock
 from daemon.config import Config, load_config
 from daemon.context import build_context
 from daemon.dock.hotplug import Hotplug
 from daemon.dock.manager import DockManager
 from daemon.dock.notify import notify, watchdog_interval
 from daemon.dock.watchfolder import WatchFolder
-from daemon.errors import EXIT_NOT_RUNNING, EXIT_OK, ConfigError, StationNotRunning
+from daemon.errors import EXIT_NOT_RUNNING, EXIT_OK, ApiUnavailable, ConfigError, StationNotRunning
 from daemon.evidence import audit
 from daemon.i18n import N_
 from daemon.media import queue as mediaqueue
@@ -35,6 +38,9 @@ from daemon.proc import alive as process_alive
 from daemon.schedule.scheduler import StationScheduler
 from daemon.store import uploads as storeuploads
 from drivers import registry
+
+if TYPE_CHECKING:
+    from daemon.api.server import ApiServer
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +127,7 @@ class Station:
         # Alert messages ([notify]) in a thread of their own: a slow mail server never holds up a dock.
         sender = Sender(self.context.catalog, lambda: self.config, self.stop)
         sender.start()
+        api = self._start_api()
         self.manager.write_status(force=True)
         notify("READY=1", f"STATUS={self.manager.summary_line()}")
         log.info("station ready: data dir %s", self.data_dir)
@@ -137,6 +144,8 @@ class Station:
             notify("WATCHDOG=1", f"STATUS={self.manager.summary_line()}")
         notify("STOPPING=1", "STATUS=stopping: bringing offloads to a resumable stop")
         log.info("stopping: no new work; running offloads stop at a resumable point")
+        if api is not None:
+            api.stop()
         jobs.stop()
         self.hotplug.stop()
         if self.watch is not None:
@@ -151,6 +160,29 @@ class Station:
                         self.config.dock.stop_timeout_s)
         self._audit("station.stop", {"clean": clean})
         return 0
+
+    def _start_api(self) -> ApiServer | None:
+        """The API on ``api.socket`` (None: not configured, or it cannot be served — then the log and
+        `evidock status` say why, and the docks run on)."""
+        path = self.config.api.socket
+        if not path:
+            self.manager.extra_status["api"] = {"socket": None, "serving": False, "error": None}
+            return None
+        from daemon.api.server import ApiServer  # aiohttp: only the daemon loads it, not every CLI command
+
+        server = ApiServer(self.context.catalog, lambda: self.config)
+        try:
+            server.start()
+        except Exception as e:  # noqa: BLE001 — ApiUnavailable says why; anything else is a bug: either way the docks run on
+            if isinstance(e, ApiUnavailable):
+                log.error("%s; the station runs its docks without an API", e)
+            else:
+                log.exception("the API could not be started; the station runs its docks without it")
+            self.manager.extra_status["api"] = {"socket": path, "serving": False, "error": str(e) or repr(e),
+                                                "error_msg": i18n.dumps(e)}
+            return None
+        self.manager.extra_status["api"] = server.status()
+        return server
 
     def _media_loop(self) -> None:
         """Probes and proxies in the background; paused (ffmpeg stopped) while any offload runs."""
@@ -197,6 +229,8 @@ class Station:
             log.error("config not reloaded, the old one stays in force: %s", e)
             notify("READY=1")
             return
+        if config.api != self.config.api:  # the socket is bound once; roles and units ([access]) apply at once
+            log.warning("[api] changed in the config: it takes effect when the station restarts")
         self.config = config
         self.manager.reload(config)
         self.hotplug.bays = dict(config.dock.bays)

@@ -47,7 +47,7 @@ _ESCAPE = re.compile(r"\\x([0-9a-f]{2})")
 # On the record only: nothing in the catalog changes with them.
 RECORD_ONLY = frozenset({"footage.attribution", "recorder.wipe", "object.repair", "store.gc", "case.import",
                          "officer.import", "store.reindex", "backup.restore", "backup.secret",
-                         "backup.target_replaced"})
+                         "backup.target_replaced", "api.refused"})
 
 # Entries whose table is not rebuilt: what is lost with them (for people).
 NOT_REBUILT = {
@@ -327,6 +327,8 @@ def _officer(r: Replay, row: Row, d: dict[str, Any]) -> None:
                    " ON CONFLICT(badge) DO UPDATE SET name = excluded.name, unit = COALESCE(excluded.unit, officers.unit),"
                    " registered_at = COALESCE(officers.registered_at, excluded.registered_at)",
                    (badge, d.get("name"), d.get("unit"), at, at))
+    if "user" in d:  # the login tied to the badge (issue 20): only entries that changed it carry it
+        r.conn.execute("UPDATE officers SET user = ? WHERE badge = ?", (d["user"], badge))
 
 
 def _device_register(r: Replay, row: Row, d: dict[str, Any]) -> None:

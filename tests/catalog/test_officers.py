@@ -39,6 +39,27 @@ def test_add_edit_list_show(data_dir: Path, evidock) -> None:
     assert ok(evidock("--lang", "en", "officer", "show", "999999"), 2).err.count("no officer") == 1
 
 
+def test_an_officers_login_is_tied_to_the_badge(data_dir: Path, evidock) -> None:
+    """`officer edit BADGE --user NAME` (issue 20): the API's caller is a user name, this ties it to a
+    badge; one user is one officer, the change is audited with what it was, --no-user unties."""
+    ok(evidock("officer", "add", BADGE, "--name", "张伟", "--unit", "劳动监察一队"))
+    ok(evidock("officer", "add", OTHER, "--name", "李娜"))
+    assert ok(evidock("officer", "edit", BADGE, "--user", "zhangwei", "--json")).json()["user"] == "zhangwei"
+    rows = {o["badge"]: o for o in ok(evidock("officer", "list", "--json")).json()}
+    assert rows[BADGE]["user"] == "zhangwei" and rows[OTHER]["user"] is None
+    taken = ok(evidock("--lang", "en", "officer", "edit", OTHER, "--user", "zhangwei"), 2)
+    assert f"tied to officer {BADGE} already" in taken.err and f"officer edit {BADGE} --no-user" in taken.err
+    assert "not a user name" in ok(evidock("--lang", "en", "officer", "edit", OTHER, "--user", "zhang wei"), 2).err
+    assert "登录名：zhangwei" in ok(evidock("--lang", "zh", "officer", "show", BADGE)).out
+    ok(evidock("officer", "edit", BADGE, "--no-user"))
+    ok(evidock("officer", "edit", OTHER, "--user", "zhangwei"))
+    rows = {o["badge"]: o for o in ok(evidock("officer", "list", "--json")).json()}
+    assert (rows[BADGE]["user"], rows[OTHER]["user"]) == (None, "zhangwei")
+    edits = [e["details"] for e in audit_rows(data_dir, "officer.edit")]
+    assert [(d["user"], d["previous"]["user"]) for d in edits] == [("zhangwei", None), (None, "zhangwei"),
+                                                                   ("zhangwei", None)]
+
+
 def test_import_in_gbk_reports_bad_rows_by_line(evidock, tmp_path: Path) -> None:
     f = tmp_path / "民警名册.csv"
     f.write_bytes(csv_bytes([["警号", "姓名", "单位", "备注"],

@@ -40,7 +40,7 @@ TABLES = {  # table -> the columns a replay gives back as they were
     "footage_cases": "footage_id, case_no, filed_at, filed_by, how, reason",
     "retention_deleted": "sha256, footage_id, size, officer, device, source_path, recorded_at, ingested_at, cases, rule,"
                          " reason, plan_id, deleted_by",
-    "officers": "badge, name, unit",
+    "officers": "badge, name, unit, user",
     "devices": "serial, officer_badge",
     "sessions": "id, device_serial, officer_badge, source, clock_drift_s, status, files_stored, files_duplicate",
     "sightings": "sha256, session_id, device_serial, officer_badge, source_path, source_path_raw, size, mtime",
@@ -61,6 +61,10 @@ def test_a_whole_chain_replayed_gives_the_same_catalog(tmp_path: Path) -> None:
     data, far = tmp_path / "data", t("2200-01-01 00:00:00")
     with Catalog(data) as c:
         officers.add_officer(c, BADGE, "王五", "一中队")
+        officers.add_officer(c, "010778", "赵六")
+        officers.edit_officer(c, "010778", user="wangwu")  # a login moved to another badge (issue 20)
+        officers.edit_officer(c, "010778", user=None)
+        officers.edit_officer(c, BADGE, user="wangwu")
         devices.register_device(c, "POOL-1", "by staff")
         officers.assign(c, "POOL-1", OTHER, from_at=t("2026-11-20 00:00:00"))
         officers.assign(c, "POOL-1", BADGE, from_at=t("2026-11-20 12:00:00"))  # closes the first one
