@@ -167,6 +167,46 @@ def test_kill_9_after_the_put_loses_nothing_and_makes_no_second_version(seaweed:
     assert (state, outcome) == ("stored", "present") and versions(seaweed, bucket, sha) == [version]
 
 
+def test_kill_9_in_the_middle_of_a_put_loses_nothing_and_the_next_run_puts_it_once(seaweed: Seaweed,
+                                                                                     tmp_path: Path) -> None:
+    import hashlib
+    import signal
+    import subprocess
+    import sys
+
+    from conftest import REPO
+    from support.s3tap import S3Tap
+
+    bucket = seaweed.bucket()
+    cfg = config(seaweed, bucket)
+    data, body = tmp_path / "data", os.urandom(300_000)
+    res = ingest(build_context(cfg, data), card(tmp_path / "card", {"A.MP4": body}), device="S3-9", threaded=False)
+    sha = res.tasks[0].sha256
+    conf = toml(cfg, tmp_path / "c.toml")
+    procs: list[subprocess.Popen] = []
+    # the tap forwards the PUT's request line, headers and 64 KiB of its body, then kill -9 of the
+    # runner: the server holds a half request, the catalog a claim of a dead process
+    with S3Tap(seaweed.ports["s3.port"], bucket, nth=1, after=64 * 1024,
+               action=lambda: os.kill(procs[0].pid, signal.SIGKILL)) as tap:
+        via = tmp_path / "via-tap.toml"
+        via.write_text(conf.read_text().replace(seaweed.endpoint, tap.endpoint))
+        env = {k: v for k, v in os.environ.items() if not k.startswith("EVIDOCK_")}
+        procs.append(subprocess.Popen([sys.executable, "-m", "daemon", "--config", str(via), "--data-dir", str(data),
+                                       "store", "upload"], cwd=REPO, env={**env, "LANG": "C.UTF-8"},
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        procs[0].communicate(timeout=120)
+        assert procs[0].returncode == -9 and tap.tripped.is_set() and tap.cut == sha
+    assert versions(seaweed, bucket, sha) == []  # half a PUT stores nothing
+    assert uploads(data)[sha][0] == "uploading"  # the dead runner's claim, not counted stored
+    assert (data / "objects" / sha[:2] / sha[2:4] / sha).read_bytes() == body  # the local copy stands
+    r = run_evidock("--config", conf, "store", "upload", "--json", data_dir=data)
+    assert r.code == 0 and r.json()["uploaded"] == 1, r.out + r.err
+    state, version, outcome = uploads(data)[sha]
+    assert (state, outcome) == ("stored", "uploaded") and versions(seaweed, bucket, sha) == [version]
+    got = seaweed.client().get_object(Bucket=bucket, Key=object_key(sha), VersionId=version)["Body"].read()
+    assert hashlib.sha256(got).hexdigest() == sha
+
+
 @pytest.mark.parametrize("fault", ["credentials", "no-object-lock"])
 def test_an_unusable_bucket_is_said_and_offloads_still_go_to_local_staging(seaweed: Seaweed, tmp_path: Path,
                                                                           fault: str) -> None:
