@@ -280,7 +280,12 @@ def _bucket_keys(catalog: Catalog, b: StoreBucket, rep: UploadReport, snapshot_h
 def _upload(ctx: StationContext, catalog: Catalog, b: S3Target, sha: str, size: int, until: datetime | None,
             token: str, rep: UploadReport) -> None:
     head = b.current(sha)
-    if head is not None and head.get("ContentLength") == size:
+    present = head is not None and head.get("ContentLength") == size
+    if present and "-" in (head.get("ChecksumSHA256") or ""):
+        # a version put in parts carries a composite checksum: only its metadata names the SHA-256,
+        # and metadata is what anyone writes; read it back before the recorder may be wiped for it
+        present = b.verify(Copy(sha, size, head.get("VersionId"), iso(now_utc())))
+    if present:
         version, outcome = head.get("VersionId"), "present"  # a dead run's put, or another station's
         if until is not None:  # it carries the lock of whoever put it: at least ours too
             b.extend_retention(Copy(sha, size, version, iso(now_utc())), until)

@@ -207,6 +207,34 @@ def test_kill_9_in_the_middle_of_a_put_loses_nothing_and_the_next_run_puts_it_on
     assert hashlib.sha256(got).hexdigest() == sha
 
 
+def test_a_version_in_parts_that_names_the_hash_but_holds_other_bytes_is_not_taken_as_stored(
+        seaweed: Seaweed, tmp_path: Path) -> None:
+    import hashlib
+
+    bucket = seaweed.bucket()
+    cfg = config(seaweed, bucket)
+    data, body = tmp_path / "data", os.urandom(200_000)
+    res = ingest(build_context(cfg, data), card(tmp_path / "card", {"A.MP4": body}), device="S3-8", threaded=False)
+    sha = res.tasks[0].sha256
+    # someone else's put in parts under the object's key: the same size and a metadata SHA-256 that
+    # names it, other bytes (a composite checksum, "…-1", is all the server vouches for)
+    s3, other = seaweed.client(), os.urandom(len(body))
+    up = s3.create_multipart_upload(Bucket=bucket, Key=object_key(sha), ChecksumAlgorithm="SHA256",
+                                    Metadata={"sha256": sha, "evidock-station": "st-x"})
+    part = s3.upload_part(Bucket=bucket, Key=object_key(sha), UploadId=up["UploadId"], PartNumber=1, Body=other,
+                          ChecksumAlgorithm="SHA256")
+    done = s3.complete_multipart_upload(Bucket=bucket, Key=object_key(sha), UploadId=up["UploadId"], MultipartUpload={
+        "Parts": [{"PartNumber": 1, "ETag": part["ETag"], "ChecksumSHA256": part["ChecksumSHA256"]}]})
+    ctx = build_context(cfg, data)
+    with ctx.catalog() as cat:
+        rep = run_queue(ctx, cat)
+    assert (rep.uploaded, rep.present) == (1, 0), rep.to_json()
+    state, version, outcome = uploads(data)[sha]
+    assert (state, outcome) == ("stored", "uploaded") and version != done.get("VersionId")
+    got = s3.get_object(Bucket=bucket, Key=object_key(sha), VersionId=version)["Body"].read()
+    assert hashlib.sha256(got).hexdigest() == sha
+
+
 @pytest.mark.parametrize("fault", ["credentials", "no-object-lock"])
 def test_an_unusable_bucket_is_said_and_offloads_still_go_to_local_staging(seaweed: Seaweed, tmp_path: Path,
                                                                           fault: str) -> None:
