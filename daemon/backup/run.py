@@ -146,7 +146,7 @@ def run_backup(ctx: StationContext, catalog: Catalog, target: str | None = None)
 
     station = ctx.config.station.station_id()
     entries = targets_of(ctx.config, target)
-    keep = keep_until_by_object(catalog, ctx.config.retention)
+    keep = {sha: _whole_second(until) for sha, until in keep_until_by_object(catalog, ctx.config.retention).items()}
     secret = secret_objects(catalog)
     runs = []
     for entry in entries:
@@ -167,6 +167,16 @@ def run_backup(ctx: StationContext, catalog: Catalog, target: str | None = None)
         runs.append(tr)
     check_lag(ctx, catalog)
     return BackupReport(runs)
+
+
+def _whole_second(t: datetime | None) -> datetime | None:
+    """A keep date as a lock date: S3 keeps whole seconds and the catalog stores them (``iso``),
+    so a date with a fraction (from an ingest time) is rounded up — never a lock shorter than the
+    rules, and the stored date compares equal to it on the next run, which then leaves the lock
+    alone instead of asking the bucket about every such copy again."""
+    if t is None or t.microsecond == 0:
+        return t
+    return t.replace(microsecond=0) + timedelta(seconds=1)
 
 
 MARKER_META = "backup.marker.{target}"  # the catalog's memory of each target's mark

@@ -29,10 +29,10 @@ from daemon.context import build_context
 NOW = datetime.now(UTC).replace(microsecond=0)
 
 
-def config(tmp_path: Path, server: Seaweed, bucket: str) -> Path:
+def config(tmp_path: Path, server: Seaweed, bucket: str, endpoint: str | None = None) -> Path:
     p = tmp_path / "evidock.toml"
     p.write_text("[station]\nid = 'st7'\n\n[[backup.targets]]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in {
-        "name": "bureau", "kind": "s3", "endpoint": server.endpoint, "bucket": bucket, "region": REGION,
+        "name": "bureau", "kind": "s3", "endpoint": endpoint or server.endpoint, "bucket": bucket, "region": REGION,
         "access_key_id": "evidocktestkey", "secret_file": str(server.secret_file())}.items()))
     return p
 
@@ -196,3 +196,34 @@ def test_a_copy_written_without_a_lock_date_is_locked_once_retention_gives_one(s
     with Catalog(data_dir) as c:
         row = c.conn.execute("SELECT retain_until FROM backup_copies WHERE sha256 = ?", (sha,)).fetchone()
     assert row[0] is not None and copies(data_dir)[sha] == version  # the same version, now locked
+
+
+def test_a_run_with_nothing_new_leaves_the_locks_alone(seaweed: Seaweed, tmp_path: Path, data_dir: Path,
+                                                       evidock) -> None:
+    """Unfiled footage is kept 184 days from its ingest time, which has a fraction of a second;
+    S3 and the catalog keep whole seconds. The lock is that date rounded up, and the next run finds
+    it as stored: it does not extend (GET + PUT ?retention) every such copy again, run after run."""
+    from support.s3tap import S3Tap
+
+    bucket = seaweed.bucket(object_lock=True)
+    ingest_clips(data_dir, tmp_path / "a", {"a.mp4": NOW - timedelta(days=3), "b.mp4": NOW - timedelta(days=2)},
+                 officer="010777")
+    with Catalog(data_dir) as c:
+        assert all("." in r[0] for r in c.conn.execute("SELECT ingested_at FROM footage"))  # the fraction
+    # through a tap that never acts: it counts the PUTs to objects/ (uploads, retention changes)
+    with S3Tap(seaweed.ports["s3.port"], bucket, nth=10**9, action=lambda: None) as tap:
+        cfg = config(tmp_path, seaweed, bucket, endpoint=tap.endpoint)
+        r = evidock("--config", cfg, "backup", "run", "--json")
+        assert r.code == 0 and r.json()["targets"][0]["copied"] == 2, r.out + r.err
+        assert tap.seen == 2  # the two uploads, each with its lock: no retention PUT after them
+        r = evidock("--config", cfg, "backup", "run", "--json")
+        assert r.code == 0 and r.json()["targets"][0]["copied"] == 0, r.out + r.err
+        assert tap.seen == 2
+    s3 = seaweed.client()
+    with Catalog(data_dir) as c:
+        rows = c.conn.execute("SELECT f.ingested_at, b.sha256, b.version_id, b.retain_until FROM footage f"
+                              " JOIN backup_copies b ON b.sha256 = f.sha256").fetchall()
+    for ingested, sha, version, until in rows:
+        lock = s3.get_object_retention(Bucket=bucket, Key=object_key(sha), VersionId=version)["Retention"]
+        assert lock["RetainUntilDate"] == datetime.fromisoformat(until)  # what the catalog says, to the second
+        assert datetime.fromisoformat(until) >= datetime.fromisoformat(ingested) + timedelta(days=184)  # never less
