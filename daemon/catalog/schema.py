@@ -374,6 +374,7 @@ from daemon.catalog.schema_later import (  # noqa: E402 — the migrations after
     _m012_store_refs,
     _m013_overdue,
     _m014_listings,
+    _m015_backup_hold,
 )
 
 # In the order they were first applied (by the modules that owned them then: catalog, audit,
@@ -400,4 +401,5 @@ MIGRATIONS: list[Migration] = [
     ("store-refs-012", _m012_store_refs),
     ("overdue-013", _m013_overdue),
     ("listings-014", _m014_listings),
+    ("backup-hold-015", _m015_backup_hold),
 ]

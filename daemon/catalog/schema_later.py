@@ -339,3 +339,16 @@ def _m014_listings(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX health_officer_at ON health(officer_badge, at, id)")
     db.execute("CREATE INDEX health_device_at ON health(device_serial, at, id)")
     db.execute("CREATE INDEX health_at ON health(at, id)")
+
+
+def _m015_backup_hold(db: sqlite_utils.Database) -> None:
+    """Which backup copies carry evidock's legal hold at their S3 target (issue 16).
+
+    Footage on legal hold has no retention date, so its copy's COMPLIANCE lock is never extended
+    and in time runs out; an S3 Object Legal Hold on the version keeps it while the hold lasts.
+    ``legal_hold`` is 1 once the target accepted the hold ON for the recorded version, 0 again
+    once it accepted OFF: a run asks the bucket only about the copies whose footage's hold changed
+    (those held and not marked, and the marked ones, found through the partial index), never
+    about every object. Path targets have no such thing: their rows stay 0."""
+    db.execute("ALTER TABLE backup_copies ADD COLUMN legal_hold INTEGER NOT NULL DEFAULT 0")
+    db.execute("CREATE INDEX backup_copies_held ON backup_copies(target) WHERE legal_hold = 1")
