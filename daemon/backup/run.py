@@ -13,6 +13,10 @@ copy carries an S3 Object Legal Hold on its version instead, from its PUT or fro
 after the hold, lifted by the first run after the release (``_sync_holds``; the catalog marks
 which copies carry it, so a run asks the bucket only about changes).
 
+An error that is not a target's (``EvidockError``) — a full data disk under the snapshot, the
+catalog's own SQLite — still ends the run's row as failed with its alert; it is raised after
+the other targets ran.
+
 Article 10: footage of secret cases goes only to on-site targets, unless the target sets
 ``include_secret = true`` — each run that copies secret footage there says so in the audit log.
 """
@@ -172,6 +176,7 @@ def run_backup(ctx: StationContext, catalog: Catalog, target: str | None = None)
     secret = secret_objects(catalog)
     held = held_objects(catalog)
     runs = []
+    bug: Exception | None = None  # the first failure that is not a target's: raised after every target's run
     for entry in entries:
         tr = TargetRun(entry.name)
         rid = start_row(catalog, entry.name, "run")
@@ -186,9 +191,29 @@ def run_backup(ctx: StationContext, catalog: Catalog, target: str | None = None)
             tr.snapshot = take_snapshot(catalog, t, station, ctx.config.backup.keep_snapshots)
         except EvidockError as e:
             tr.result, tr.error = "failed", message_of(e)
+        except BaseException as e:
+            # Not a target's error (a full data disk under the snapshot, the catalog's own SQLite,
+            # a bug): the run still ends as failed, with its alert, and the error is raised again
+            # (after the other targets, which may well succeed; at once for an interrupt) so that
+            # it is seen: the CLI's exit code, the job's failure.
+            tr.result, tr.error = "failed", unexpected(entry.name, e)
+            log.exception("backup target %s: the run failed on an unexpected error", entry.name)
+            _end_run(catalog, rid, tr, after_error=True)
+            runs.append(tr)
+            if not isinstance(e, Exception):
+                raise
+            bug = bug or e
+            continue
         _end_run(catalog, rid, tr)
         runs.append(tr)
-    check_lag(ctx, catalog)
+    try:
+        check_lag(ctx, catalog)
+    except Exception:
+        if bug is None:
+            raise
+        log.exception("backup: the lag check failed too")  # the first error is the one raised
+    if bug is not None:
+        raise bug
     return BackupReport(runs)
 
 
@@ -202,9 +227,27 @@ def _whole_second(t: datetime | None) -> datetime | None:
     return t.replace(microsecond=0) + timedelta(seconds=1)
 
 
-def _end_run(catalog: Catalog, rid: int, tr: TargetRun) -> None:
+def unexpected(target: str, e: BaseException, command: str = "backup run") -> Message:
+    """The words for a run (``command``: backup run, backup verify) ended by an error that is not
+    a target's, naming what to do."""
+    reason = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+    return Message(N_("backup {target}: `evidock {command}` stopped on an unexpected error ({reason}); nothing that "
+                      "was not verified at the target is marked backed up. Check the data disk's free space and "
+                      "the service log (journalctl -u evidock), then run `evidock {command} --target {target}`"),
+                   target=target, reason=reason, command=command)
+
+
+def _end_run(catalog: Catalog, rid: int, tr: TargetRun, after_error: bool = False) -> None:
+    """``end_row`` for a backup run. ``after_error``: the run is ending on an unexpected error;
+    should the catalog itself not take the row's end either (the same full disk, SQLite's own
+    error), that is logged and the first error is the one raised."""
     counts = {k: v for k, v in tr.to_json().items() if k not in ("target", "result", "error")}
-    end_row(catalog, rid, tr.target, "run", tr.result, counts, tr.error)
+    try:
+        end_row(catalog, rid, tr.target, "run", tr.result, counts, tr.error)
+    except Exception:
+        if not after_error:
+            raise
+        log.exception("backup target %s: could not record the end of run %d", tr.target, rid)
 
 
 MARKER_META = "backup.marker.{target}"  # the catalog's memory of each target's mark
