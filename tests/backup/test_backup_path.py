@@ -400,12 +400,12 @@ def test_footage_on_legal_hold_keeps_its_copy_until_the_hold_is_lifted(tmp_path:
     assert (old_sha, "disk2") not in copies(data_dir)
 
 
-def test_a_run_stopped_by_a_full_data_disk_ends_its_row_alerts_and_raises(tmp_path: Path, small_store: Path) -> None:
+def test_a_run_stopped_by_a_full_data_disk_ends_its_rows_alerts_and_raises(tmp_path: Path, small_store: Path) -> None:
     """Not a target's error: the data disk fills up while the catalog snapshot is written to its
-    temporary file (a real ENOSPC on a size-limited tmpfs under the data dir). The run's row still
-    ends "failed" with the reason, the run-failed alert names the target and what to do, the lag
-    of every target is still checked, and the error is raised: its traceback shown, exit code 2.
-    With room again the next run succeeds and clears the alert."""
+    temporary file (a real ENOSPC on a size-limited tmpfs under the data dir). Each target's row
+    still ends "failed" with the reason, its run-failed alert names the target and what to do, the
+    other target runs all the same, so does the lag check, and the error is raised: its traceback
+    shown, exit code 2. With room again the next run succeeds and clears the alerts."""
     from daemon.ingest.offload import ingest
 
     data = small_store / "data"
@@ -417,20 +417,31 @@ def test_a_run_stopped_by_a_full_data_disk_ends_its_row_alerts_and_raises(tmp_pa
     def run(*args: str | Path) -> Run:
         return run_evidock("--config", cfg, "--data-dir", data, *args)
 
+    def open_alerts() -> dict[tuple[str, str], str]:
+        with Catalog(data) as c:
+            return {(j, k): m for j, k, m in c.conn.execute(
+                "SELECT job, kind, message FROM job_alerts WHERE cleared_at IS NULL")}
+
     src = tmp_path / "rec"
     src.mkdir()
     for i in range(2):
         (src / f"clip{i}.mp4").write_bytes(os.urandom(200_000))
     assert ingest(build_context(parse_config({"store": {"reserve_bytes": 0}}), data), src, device="ZFY-1",
                   officer=BADGE, threaded=False).status == "completed"
-    # Keep the WAL alive and rewound (as test_tamper does for the audit anchor), so that the run's
-    # commits reuse pages the filesystem already gave it: the catalog can commit, a new file cannot.
-    keep = sqlite3.connect(data / CATALOG_NAME)
-    keep.execute("SELECT COUNT(*) FROM audit").fetchone()
-    first = run("backup", "run", "--target", "nas")
-    assert first.code == 0, first.err
-    with sqlite3.connect(data / CATALOG_NAME) as db:  # stored 2 days ago: `other`, never run, lags
+    with sqlite3.connect(data / CATALOG_NAME) as db:  # stored 2 days ago: a target without them lags
         db.execute("UPDATE objects SET stored_at = ?", ((NOW - timedelta(days=2)).isoformat(),))
+    first = run("backup", "run", "--target", "other")
+    assert first.code == 0, first.err
+    assert ("backup:nas", "lag") in open_alerts()  # nas has none of them yet
+    # Keep the WAL alive and rewound (as test_tamper does for the audit anchor), grown by a page
+    # pad first, so that the next run's commits reuse pages the filesystem already gave it: the
+    # catalog can commit, a new file cannot.
+    keep = sqlite3.connect(data / CATALOG_NAME)
+    keep.execute("CREATE TABLE pad (x BLOB)")
+    keep.execute("INSERT INTO pad VALUES (zeroblob(500000))")
+    keep.commit()
+    keep.execute("DROP TABLE pad")
+    keep.commit()
     keep.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
     filler = small_store / "filler"
     fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
@@ -442,27 +453,26 @@ def test_a_run_stopped_by_a_full_data_disk_ends_its_row_alerts_and_raises(tmp_pa
     finally:
         os.close(fd)
 
-    r = run("backup", "run", "--target", "nas")
+    r = run("backup", "run")
     assert r.code == 2, r.out + r.err
     assert "Traceback" in r.err and "internal error" in r.err  # a bug or an OS condition stays in sight
     with Catalog(data) as c:
         rows = c.conn.execute("SELECT target, result, error, ended_at FROM backup_runs ORDER BY id").fetchall()
-        alerts = {(j, k): m for j, k, m in c.conn.execute(
-            "SELECT job, kind, message FROM job_alerts WHERE cleared_at IS NULL")}
-        audited = json.loads(c.conn.execute("SELECT details FROM audit WHERE event = 'backup.run'"
-                                            " ORDER BY id DESC LIMIT 1").fetchone()[0])
-    (_, first, _, _), (target, result, error, ended) = rows
-    assert first == "ok" and (target, result) == ("nas", "failed") and ended, rows
-    assert "full" in error and "nas" in error and "evidock backup run --target nas" in error
-    assert audited["result"] == "failed" and audited["error"] == error
-    assert "full" in alerts[("backup:nas", "run-failed")]
-    assert ("backup:other", "lag") in alerts  # the lag check ran all the same
+        audited = [json.loads(d) for (d,) in c.conn.execute("SELECT details FROM audit WHERE event = 'backup.run'"
+                                                              " ORDER BY id")]
+        marked = c.conn.execute("SELECT COUNT(*) FROM backup_copies WHERE target = 'nas'").fetchone()[0]
+    assert [(tg, res) for tg, res, _, _ in rows] == [("other", "ok"), ("nas", "failed"), ("other", "failed")], rows
+    for (tg, _, error, ended), entry in zip(rows[1:], audited[1:], strict=True):
+        assert ended and "full" in error and f"evidock backup run --target {tg}" in error
+        assert (entry["result"], entry["error"]) == ("failed", error)
+    assert marked == 2  # what nas got before the snapshot failed is verified there and stays marked
+    alerts = open_alerts()
+    assert "full" in alerts[("backup:nas", "run-failed")] and "full" in alerts[("backup:other", "run-failed")]
+    assert ("backup:nas", "lag") not in alerts  # the lag check ran after the runs: nas has them now
     assert list(data.glob("evidock-snap-*")) == []  # the temporary snapshot went
 
     filler.unlink()
     keep.close()
-    r = run("backup", "run", "--target", "nas", "--json")
-    assert r.code == 0 and r.json()["targets"][0]["snapshot"], r.out + r.err
-    st = run("backup", "status", "--json").json()
-    nas_status = next(tg for tg in st["targets"] if tg["target"] == "nas")
-    assert not any(a["kind"] == "run-failed" for a in nas_status["alerts"])
+    r = run("backup", "run", "--json")
+    assert r.code == 0 and all(tg["snapshot"] for tg in r.json()["targets"]), r.out + r.err
+    assert open_alerts() == {}
