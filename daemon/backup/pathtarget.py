@@ -99,7 +99,8 @@ class PathTarget:
     def has(self, sha256: str) -> bool:
         return self.path_of(object_key(sha256)).is_file()
 
-    def put(self, sha256: str, source: Path, size: int, retain_until: datetime | None) -> Copy:
+    def put(self, sha256: str, source: Path, size: int, retain_until: datetime | None,
+            legal_hold: bool = False) -> Copy:
         key = object_key(sha256)
         dest = self.path_of(key)
         if dest.is_file() and dest.stat().st_size == size and self._hash(dest) == sha256:
@@ -144,6 +145,9 @@ class PathTarget:
 
     def extend_retention(self, copy: Copy, retain_until: datetime) -> None:
         return None
+
+    def set_legal_hold(self, copy: Copy, on: bool) -> bool:
+        return False  # a file has no legal hold: evidock's own rules keep it (it never deletes one held)
 
     def delete(self, copy: Copy) -> bool:
         p = self.path_of(object_key(copy.sha256))

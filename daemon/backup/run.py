@@ -8,6 +8,15 @@ intact and marks it then (once — the row's key is the object and the target). 
 fails (down, full, refused credentials) fails its run with a message naming it; what was
 verified before that stays marked, and the next run goes on from there.
 
+Footage on legal hold has no retention date, so its S3 copies' locks never get one: each such
+copy carries an S3 Object Legal Hold on its version instead, from its PUT or from the next run
+after the hold, lifted by the first run after the release (``_sync_holds``; the catalog marks
+which copies carry it, so a run asks the bucket only about changes).
+
+An error that is not a target's (``EvidockError``) — a full data disk under the snapshot, the
+catalog's own SQLite — still ends the run's row as failed with its alert; it is raised after
+the other targets ran.
+
 Article 10: footage of secret cases goes only to on-site targets, unless the target sets
 ``include_secret = true`` — each run that copies secret footage there says so in the audit log.
 """
@@ -54,6 +63,8 @@ class TargetRun:
     bytes: int = 0
     skipped_secret: int = 0
     deleted: int = 0
+    held: int = 0  # copies given an S3 legal hold ON this run (footage on legal hold)
+    released: int = 0  # copies whose legal hold was lifted (OFF) this run
     forgotten: int = 0  # copies the catalog marked at a target that turned out not to be the one
     missing: list[str] = field(default_factory=list)  # in the catalog, not in the store
     snapshot: str | None = None
@@ -61,7 +72,8 @@ class TargetRun:
 
     def to_json(self) -> dict[str, Any]:
         return {"target": self.target, "result": self.result, "copied": self.copied, "bytes": self.bytes,
-                "skipped_secret": self.skipped_secret, "deleted": self.deleted, "forgotten": self.forgotten,
+                "skipped_secret": self.skipped_secret, "deleted": self.deleted, "held": self.held,
+                "released": self.released, "forgotten": self.forgotten,
                 "missing": self.missing,
                 "snapshot": self.snapshot, "error": str(self.error) if self.error else None}
 
@@ -96,6 +108,12 @@ def secret_objects(catalog: Catalog) -> set[str]:
     return {r[0] for r in rows}
 
 
+def held_objects(catalog: Catalog) -> set[str]:
+    """Objects of footage on legal hold (few: people put them there one by one)."""
+    return {r[0] for r in catalog.conn.execute(
+        "SELECT DISTINCT f.sha256 FROM legal_holds h JOIN footage f ON f.id = h.footage_id")}
+
+
 def _lacking(catalog: Catalog, target: str) -> list[tuple[str, int]]:
     return [(r[0], int(r[1])) for r in catalog.conn.execute(
         "SELECT o.sha256, o.size FROM objects o WHERE NOT EXISTS"
@@ -104,14 +122,22 @@ def _lacking(catalog: Catalog, target: str) -> list[tuple[str, int]]:
 
 
 def mark(catalog: Catalog, target: str, copy: Copy, retain_until: datetime | None) -> None:
-    """Record a verified copy (after ``put`` returned)."""
+    """Record a verified copy (after ``put`` returned); one written with a legal hold is audited
+    as such in the same transaction."""
     with catalog.transaction() as conn:
-        conn.execute("INSERT INTO backup_copies (sha256, target, size, copied_at, version_id, verified_at, retain_until)"
-                     " VALUES (?,?,?,?,?,?,?) ON CONFLICT (sha256, target) DO UPDATE SET size=excluded.size,"
+        conn.execute("INSERT INTO backup_copies (sha256, target, size, copied_at, version_id, verified_at, retain_until,"
+                     " legal_hold) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (sha256, target) DO UPDATE SET size=excluded.size,"
                      " copied_at=excluded.copied_at, version_id=excluded.version_id, verified_at=excluded.verified_at,"
-                     " retain_until=excluded.retain_until",
+                     " retain_until=excluded.retain_until, legal_hold=excluded.legal_hold",
                      (copy.sha256, target, copy.size, iso(now_utc()), copy.version_id, copy.verified_at,
-                      iso(retain_until) if retain_until else None))
+                      iso(retain_until) if retain_until else None, int(copy.legal_hold)))
+        if copy.legal_hold:
+            _audit_hold(catalog, target, copy, True)
+
+
+def _audit_hold(catalog: Catalog, target: str, copy: Copy, on: bool) -> None:
+    audit.append(catalog, "backup.legal_hold", f"object:{copy.sha256}",
+                 {"target": target, "version": copy.version_id, "status": "ON" if on else "OFF"})
 
 
 def start_row(catalog: Catalog, target: str, kind: str) -> int:
@@ -146,9 +172,11 @@ def run_backup(ctx: StationContext, catalog: Catalog, target: str | None = None)
 
     station = ctx.config.station.station_id()
     entries = targets_of(ctx.config, target)
-    keep = keep_until_by_object(catalog, ctx.config.retention)
+    keep = {sha: _whole_second(until) for sha, until in keep_until_by_object(catalog, ctx.config.retention).items()}
     secret = secret_objects(catalog)
+    held = held_objects(catalog)
     runs = []
+    bug: Exception | None = None  # the first failure that is not a target's: raised after every target's run
     for entry in entries:
         tr = TargetRun(entry.name)
         rid = start_row(catalog, entry.name, "run")
@@ -156,17 +184,70 @@ def run_backup(ctx: StationContext, catalog: Catalog, target: str | None = None)
             t = open_target(entry, station)
             t.check()
             tr.forgotten = check_marker(catalog, t)
-            _copy_objects(ctx, catalog, t, tr, keep, secret)
+            _copy_objects(ctx, catalog, t, tr, keep, secret, held)
             _extend_locks(catalog, t, keep)
+            _sync_holds(catalog, t, tr, held)  # before the deletions: a hold lifted lets them through
             _apply_deletions(catalog, t, tr)
             tr.snapshot = take_snapshot(catalog, t, station, ctx.config.backup.keep_snapshots)
         except EvidockError as e:
             tr.result, tr.error = "failed", message_of(e)
-        end_row(catalog, rid, entry.name, "run", tr.result, {k: v for k, v in tr.to_json().items()
-                                                              if k not in ("target", "result", "error")}, tr.error)
+        except BaseException as e:
+            # Not a target's error (a full data disk under the snapshot, the catalog's own SQLite,
+            # a bug): the run still ends as failed, with its alert, and the error is raised again
+            # (after the other targets, which may well succeed; at once for an interrupt) so that
+            # it is seen: the CLI's exit code, the job's failure.
+            tr.result, tr.error = "failed", unexpected(entry.name, e)
+            log.exception("backup target %s: the run failed on an unexpected error", entry.name)
+            _end_run(catalog, rid, tr, after_error=True)
+            runs.append(tr)
+            if not isinstance(e, Exception):
+                raise
+            bug = bug or e
+            continue
+        _end_run(catalog, rid, tr)
         runs.append(tr)
-    check_lag(ctx, catalog)
+    try:
+        check_lag(ctx, catalog)
+    except Exception:
+        if bug is None:
+            raise
+        log.exception("backup: the lag check failed too")  # the first error is the one raised
+    if bug is not None:
+        raise bug
     return BackupReport(runs)
+
+
+def _whole_second(t: datetime | None) -> datetime | None:
+    """A keep date as a lock date: S3 keeps whole seconds and the catalog stores them (``iso``),
+    so a date with a fraction (from an ingest time) is rounded up — never a lock shorter than the
+    rules, and the stored date compares equal to it on the next run, which then leaves the lock
+    alone instead of asking the bucket about every such copy again."""
+    if t is None or t.microsecond == 0:
+        return t
+    return t.replace(microsecond=0) + timedelta(seconds=1)
+
+
+def unexpected(target: str, e: BaseException, command: str = "backup run") -> Message:
+    """The words for a run (``command``: backup run, backup verify) ended by an error that is not
+    a target's, naming what to do."""
+    reason = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+    return Message(N_("backup {target}: `evidock {command}` stopped on an unexpected error ({reason}); nothing that "
+                      "was not verified at the target is marked backed up. Check the data disk's free space and "
+                      "the service log (journalctl -u evidock), then run `evidock {command} --target {target}`"),
+                   target=target, reason=reason, command=command)
+
+
+def _end_run(catalog: Catalog, rid: int, tr: TargetRun, after_error: bool = False) -> None:
+    """``end_row`` for a backup run. ``after_error``: the run is ending on an unexpected error;
+    should the catalog itself not take the row's end either (the same full disk, SQLite's own
+    error), that is logged and the first error is the one raised."""
+    counts = {k: v for k, v in tr.to_json().items() if k not in ("target", "result", "error")}
+    try:
+        end_row(catalog, rid, tr.target, "run", tr.result, counts, tr.error)
+    except Exception:
+        if not after_error:
+            raise
+        log.exception("backup target %s: could not record the end of run %d", tr.target, rid)
 
 
 MARKER_META = "backup.marker.{target}"  # the catalog's memory of each target's mark
@@ -199,7 +280,7 @@ def check_marker(catalog: Catalog, t: Target) -> int:
 
 
 def _copy_objects(ctx: StationContext, catalog: Catalog, t: Target, tr: TargetRun, keep: dict[str, datetime | None],
-                  secret: set[str]) -> None:
+                  secret: set[str], held: set[str]) -> None:
     from daemon.errors import StoreError
 
     todo = []
@@ -212,7 +293,7 @@ def _copy_objects(ctx: StationContext, catalog: Catalog, t: Target, tr: TargetRu
     def put(item: tuple[str, int]) -> Copy:
         sha, size = item
         with ctx.store.open_local(sha) as path:
-            return t.put(sha, path, size, keep.get(sha))
+            return t.put(sha, path, size, keep.get(sha), legal_hold=sha in held)
 
     secret_copied = 0
     try:
@@ -251,6 +332,36 @@ def _extend_locks(catalog: Catalog, t: Target, keep: dict[str, datetime | None])
         with catalog.transaction() as conn:
             conn.execute("UPDATE backup_copies SET retain_until = ? WHERE sha256 = ? AND target = ?",
                          (iso(new), sha, t.name))
+
+
+def _sync_holds(catalog: Catalog, t: Target, tr: TargetRun, held: set[str]) -> None:
+    """Bring the S3 legal holds of the target's copies in line with evidock's: ON for each copy
+    of held footage not yet marked so, OFF for each marked one whose hold was lifted (its
+    retention then applies as for any copy). Only those rows are read — the held objects by key,
+    the marked ones through their partial index — and only their versions are asked of the bucket.
+    Each change is audited with the catalog's mark, after the target took it: a run killed in
+    between sets it again next time, which changes nothing at the target."""
+    if getattr(t, "kind", None) == "path":
+        return
+    on = catalog.conn.execute(
+        "SELECT sha256, size, version_id, verified_at FROM backup_copies WHERE target = ? AND legal_hold = 0"
+        " AND sha256 IN (SELECT value FROM json_each(?)) ORDER BY sha256", (t.name, json.dumps(sorted(held)))).fetchall()
+    off = [r for r in catalog.conn.execute(
+        "SELECT sha256, size, version_id, verified_at FROM backup_copies WHERE target = ? AND legal_hold = 1"
+        " ORDER BY sha256", (t.name,)) if r[0] not in held]
+    for rows, status in ((on, True), (off, False)):
+        for sha, size, version, verified in rows:
+            copy = Copy(sha, int(size), version, verified)
+            if not t.set_legal_hold(copy, status):
+                return  # no legal hold at this target (a bucket without Object Lock): nothing to mirror
+            with catalog.transaction() as conn:
+                conn.execute("UPDATE backup_copies SET legal_hold = ? WHERE sha256 = ? AND target = ?",
+                             (int(status), sha, t.name))
+                _audit_hold(catalog, t.name, copy, status)
+            if status:
+                tr.held += 1
+            else:
+                tr.released += 1
 
 
 def _apply_deletions(catalog: Catalog, t: Target, tr: TargetRun) -> None:

@@ -9,9 +9,11 @@ server against its own SHA-256; the whole then carries a composite checksum, not
 so such a copy is verified by reading it back and hashing it. Every read names the version id.
 A copy whose retention gives no date (or one already past) is written without a lock; a later
 ``extend_retention`` sets one. A bucket without Object Lock (``require_object_lock = false``)
-gets no locks at all. An object whose current version in the bucket already is that object,
-written by this station (a run killed after its PUT, before the catalog marked it), is taken
-up, not written again.
+gets no locks at all. Footage on legal hold has no retention date: its copy is written with (or
+later given, ``set_legal_hold``) an S3 Object Legal Hold on its version, which S3 honours past
+any lock date until evidock lifts it. An object whose current version in the bucket already is
+that object, written by this station (a run killed after its PUT, before the catalog marked it),
+is taken up, not written again.
 
 Catalog snapshots (``put_snapshot``) are stored the same way, the ``.sqlite`` and the ``.json``
 beside it, each with its checksum and COMPLIANCE retention of ``snapshot_retention_days``
@@ -33,6 +35,7 @@ import logging
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -234,20 +237,26 @@ class S3Target(S3Snapshots):
     # -- objects --------------------------------------------------------------------------------
 
     def put(self, sha256: str, source: Path, size: int, retain_until: datetime | None,
-            metadata: Mapping[str, str] | None = None, take_up: bool = True) -> Copy:
+            metadata: Mapping[str, str] | None = None, take_up: bool = True, legal_hold: bool = False) -> Copy:
         """Write and check one object; ``metadata`` (ASCII) joins the station and the hash in its metadata.
         ``take_up``: first look for this station's copy already there (``_take_up``); False for a
-        caller that has just looked itself (the store's upload, daemon/store/uploads.py)."""
+        caller that has just looked itself (the store's upload, daemon/store/uploads.py).
+        ``legal_hold``: its footage is on legal hold — the version is written with an Object Legal
+        Hold ON (a copy taken up gets it set), so that it is kept however its lock date passes; the
+        copy says so (``Copy.legal_hold``). A bucket without Object Lock has no legal hold."""
         key = object_key(sha256)
         lock = self._lock_args(retain_until)
-        taken = self._take_up(sha256, size, retain_until if lock else None) if take_up else None
+        if legal_hold and self._locked:
+            lock["ObjectLockLegalHoldStatus"] = "ON"
+        held = "ObjectLockLegalHoldStatus" in lock
+        taken = self._take_up(sha256, size, retain_until if "ObjectLockMode" in lock else None) if take_up else None
         if taken is not None:
-            return taken
+            return replace(taken, legal_hold=self.set_legal_hold(taken, True)) if held else taken
         meta = {**(metadata or {}), "evidock-station": self.station_id, "sha256": sha256}
         doing = Message(N_("writing {key}"), key=key)
         if size > self.multipart_threshold:
             version = self._put_parts(key, source, size, {**lock, "Metadata": meta}, doing)
-            copy = Copy(sha256, size, version, _now())
+            copy = Copy(sha256, size, version, _now(), held)
             if not self.verify(copy):
                 raise BackupError(N_("backup target {target}: {key} (version {version}) read back does not match "
                                      "its SHA-256; it is not counted as a copy"),
@@ -260,7 +269,7 @@ class S3Target(S3Snapshots):
         version = r.get("VersionId")
         self._check_head(key, sha256, size, version)
         log.info("backup target %s: stored %s (version %s)", self.name, key, version)
-        return Copy(sha256, size, version, _now())
+        return Copy(sha256, size, version, _now(), held)
 
     def _take_up(self, sha256: str, size: int, retain_until: datetime | None) -> Copy | None:
         """The copy already in the bucket, if its current version is this object written by this
@@ -406,6 +415,25 @@ class S3Target(S3Snapshots):
                 return
             self.client().put_object_retention(**ref, Retention={"Mode": "COMPLIANCE", "RetainUntilDate": want})
         log.info("backup target %s: %s retained until %s", self.name, key, want.isoformat())
+
+    def set_legal_hold(self, copy: Copy, on: bool) -> bool:
+        """An Object Legal Hold ON (or OFF) on the copy's version: while ON, S3 refuses to delete
+        that version whatever its retention date (evidock's legal hold, mirrored where a person
+        with the bucket's credentials could otherwise delete it once the lock date passed).
+        False for a bucket without Object Lock, which has no legal hold to set."""
+        if self._locked is None:
+            self.check()
+        if not self._locked:
+            return False
+        key = object_key(copy.sha256)
+        ref = {"Bucket": self.bucket, "Key": key, **({"VersionId": copy.version_id} if copy.version_id else {})}
+        doing = (Message(N_("setting the legal hold of {key}"), key=key) if on
+                 else Message(N_("lifting the legal hold of {key}"), key=key))
+        with self._calling(doing):
+            self.client().put_object_legal_hold(**ref, LegalHold={"Status": "ON" if on else "OFF"})
+        log.info("backup target %s: %s version %s legal hold %s", self.name, key, copy.version_id,
+                 "ON" if on else "OFF")
+        return True
 
     def _delete_version(self, key: str, version: str | None) -> bool:
         with self._calling(Message(N_("deleting {key}"), key=key)):

@@ -45,6 +45,7 @@ class Copy:
     size: int
     version_id: str | None  # S3: the version written (every later read names it); path: None
     verified_at: str  # ISO-8601 UTC
+    legal_hold: bool = False  # S3: written with an Object Legal Hold ON (footage on legal hold)
 
 
 class Target(Protocol):
@@ -60,8 +61,10 @@ class Target(Protocol):
     def has(self, sha256: str) -> bool:
         """Does the target hold this object (a copy evidock wrote)?"""
 
-    def put(self, sha256: str, source: Path, size: int, retain_until: datetime | None) -> Copy:
-        """Copy ``source`` (the object's file in the store) as ``sha256`` and verify it there."""
+    def put(self, sha256: str, source: Path, size: int, retain_until: datetime | None,
+            legal_hold: bool = False) -> Copy:
+        """Copy ``source`` (the object's file in the store) as ``sha256`` and verify it there;
+        ``legal_hold``: its footage is on legal hold (S3: the copy is written with a legal hold ON)."""
 
     def verify(self, copy: Copy) -> bool:
         """Read the copy back at the target and hash it: True when it is the object, bit for bit."""
@@ -71,6 +74,10 @@ class Target(Protocol):
 
     def extend_retention(self, copy: Copy, retain_until: datetime) -> None:
         """Keep the copy at least until ``retain_until`` (never shortened). Path targets: no-op."""
+
+    def set_legal_hold(self, copy: Copy, on: bool) -> bool:
+        """Put the copy's version on legal hold (``on``) or lift it; False where the target has no
+        such thing (path targets, an S3 bucket without Object Lock)."""
 
     def delete(self, copy: Copy) -> bool:
         """Delete the copy (retention deleted the object); False where the target refuses (a lock)."""

@@ -4,16 +4,18 @@ A slice takes the copies verified longest ago first (``backup_copies.verified_at
 that stop at ``--sample N`` or ``--max-duration S`` cover every copy over time, each resuming
 where the last stopped (restic's ``check --read-data-subset`` in spirit). A copy that reads back
 wrong is damage: an alert, an audit entry, and its row is dropped — it no longer counts as backed
-up, and the next run copies the object again.
+up, and the next run copies the object again. A verify stopped by anything else (Ctrl-C, an
+error that is not a target's) still ends its row as failed, with its alert, and the error goes on.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from daemon.backup.run import end_row, start_row
+from daemon.backup.run import end_row, start_row, unexpected
 from daemon.backup.target import Copy
 from daemon.backup.targets import open_target, targets_of
 from daemon.catalog.db import Catalog
@@ -24,6 +26,8 @@ from daemon.i18n import N_, Message, message_of
 
 if TYPE_CHECKING:
     from daemon.context import StationContext
+
+log = logging.getLogger(__name__)
 
 
 def _stamp() -> str:
@@ -86,6 +90,17 @@ def verify_copies(ctx: StationContext, catalog: Catalog, target: str | None = No
         except EvidockError as e:
             error = message_of(e)
             rep.failed.append({"target": entry.name, "error": str(error)})
+        except BaseException as e:
+            # Not a target's error (an interrupt, SQLite's own, a bug): the verify's row still ends
+            # as failed with its alert, and the error goes on (the CLI's exit code, the job's failure).
+            error = unexpected(entry.name, e, "backup verify")
+            log.exception("backup target %s: the verify failed on an unexpected error", entry.name)
+            try:
+                end_row(catalog, rid, entry.name, "verify", "failed",
+                        {"checked": checked, "damaged": damaged, "complete": False}, error)
+            except Exception:  # the catalog cannot take it either (a full disk): the first error is raised
+                log.exception("backup target %s: could not record the end of verify %d", entry.name, rid)
+            raise
         rep.checked += checked
         result = "failed" if error else "damaged" if damaged else "ok"
         if damaged and error is None:

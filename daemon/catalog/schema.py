@@ -375,6 +375,7 @@ from daemon.catalog.schema_later import (  # noqa: E402 — the migrations after
     _m013_overdue,
     _m014_listings,
     _m015_officer_users,
+    _m016_backup_hold,
 )
 
 # In the order they were first applied (by the modules that owned them then: catalog, audit,
@@ -402,4 +403,5 @@ MIGRATIONS: list[Migration] = [
     ("overdue-013", _m013_overdue),
     ("listings-014", _m014_listings),
     ("officer-users-015", _m015_officer_users),
+    ("backup-hold-016", _m016_backup_hold),
 ]

@@ -348,3 +348,16 @@ def _m015_officer_users(db: sqlite_utils.Database) -> None:
     unique index (officers with no user are many)."""
     db.execute("ALTER TABLE officers ADD COLUMN user TEXT")
     db.execute("CREATE UNIQUE INDEX officers_user ON officers(user) WHERE user IS NOT NULL")
+
+
+def _m016_backup_hold(db: sqlite_utils.Database) -> None:
+    """Which backup copies carry evidock's legal hold at their S3 target (issue 16).
+
+    Footage on legal hold has no retention date, so its copy's COMPLIANCE lock is never extended
+    and in time runs out; an S3 Object Legal Hold on the version keeps it while the hold lasts.
+    ``legal_hold`` is 1 once the target accepted the hold ON for the recorded version, 0 again
+    once it accepted OFF: a run asks the bucket only about the copies whose footage's hold changed
+    (those held and not marked, and the marked ones, found through the partial index), never
+    about every object. Path targets have no such thing: their rows stay 0."""
+    db.execute("ALTER TABLE backup_copies ADD COLUMN legal_hold INTEGER NOT NULL DEFAULT 0")
+    db.execute("CREATE INDEX backup_copies_held ON backup_copies(target) WHERE legal_hold = 1")

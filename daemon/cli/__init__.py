@@ -17,6 +17,7 @@ import importlib
 import json
 import logging
 import sys
+import traceback
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -284,5 +285,13 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(EXIT_ERROR if e.exit_code == 2 else e.exit_code)
     except click.exceptions.Abort:
         click.echo(_("evidock: aborted"), err=True)
+        sys.exit(EXIT_ERROR)
+    except Exception:
+        # A bug, or an OS condition no error of evidock's names (a full disk under SQLite): its
+        # traceback stays in sight, and the exit code is an error's (2), not Python's 1, which
+        # would read as "finished with warnings".
+        traceback.print_exc()
+        click.echo(_("evidock: internal error (traceback above): what was being done may be incomplete; "
+                     "check the data disk's free space and the log, and report the traceback if it recurs"), err=True)
         sys.exit(EXIT_ERROR)
     sys.exit(rv if isinstance(rv, int) else 0)

@@ -59,6 +59,10 @@ def backup_run(st: Station, target: str | None, as_json: bool) -> int:
                          "on-site; snapshot {snapshot}").format(target=r.target, copied=r.copied, bytes=size(r.bytes),
                                                                 deleted=r.deleted, secret=r.skipped_secret,
                                                                 snapshot=r.snapshot))
+        if r.held or r.released:
+            click.echo(_("backup {target}: S3 legal hold set on {held} copies of footage on legal hold, lifted on "
+                         "{released} whose hold was released").format(target=r.target, held=r.held,
+                                                                      released=r.released))
         if r.missing:
             say(_("backup {target}: {n} objects are missing from the store; run `evidock verify`").format(
                 target=r.target, n=len(r.missing)))

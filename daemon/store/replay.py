@@ -59,6 +59,7 @@ NOT_REBUILT = {
     "backup.run": N_("backup runs and copies (the next backup run checks the targets again)"),
     "backup.damaged": N_("backup runs and copies (the next backup run checks the targets again)"),
     "backup.delete": N_("backup runs and copies (the next backup run checks the targets again)"),
+    "backup.legal_hold": N_("backup runs and copies (the next backup run checks the targets again)"),
     "staging.discard": N_("discarded partial transfers"),
 }
 

@@ -224,3 +224,40 @@ def test_kill_9_mid_s3_upload_loses_and_double_marks_nothing(tmp_path: Path, dat
         for sha in shas:
             # one version per object: the copy the killed run left unmarked is taken up, not written again
             assert versions(server, bucket, sha) == [marked[sha]], sha
+
+
+@pytest.mark.parametrize("command", ["run", "verify"])
+def test_ctrl_c_mid_run_or_verify_ends_its_row_as_failed(tmp_path: Path, data_dir: Path, command: str,
+                                                         evidock) -> None:
+    """A person's Ctrl-C (SIGINT: KeyboardInterrupt, not a target's error) while the second
+    object goes up (run) or is read back (verify): the run's row still ends failed, naming the
+    interrupt, with its alert; nothing is marked that the bucket lacks; the command exits 2."""
+    shas = ingest_objects(tmp_path, data_dir, 3)
+    with running(tmp_path / "weed") as server:
+        bucket = server.bucket(object_lock=True)
+        direct = config(tmp_path, server.endpoint, bucket, server.secret_file())
+        if command == "verify":
+            assert evidock("--config", direct, "backup", "run").code == 0
+        procs: list[subprocess.Popen] = []
+        with S3Tap(server.ports["s3.port"], bucket, nth=2, after=64 if command == "verify" else 64 * 1024,
+                   method="PUT" if command == "run" else "GET",
+                   action=lambda: os.kill(procs[0].pid, signal.SIGINT)) as tap:
+            cfg = config(tmp_path, tap.endpoint, bucket, server.secret_file(), "tapped.toml")
+            procs.append(spawn_evidock(data_dir, "--config", cfg, "backup", command))
+            r = finish(procs[0])
+            assert tap.tripped.is_set()
+        assert r.code == 2 and "aborted" in r.err, r.out + r.err
+        with Catalog(data_dir) as c:
+            result, error = c.conn.execute("SELECT result, error FROM backup_runs WHERE kind = ? ORDER BY id DESC",
+                                           (command,)).fetchone()
+        assert result == "failed" and "KeyboardInterrupt" in error and "bureau" in error, error
+        assert f"evidock backup {command} --target bureau" in error
+        alerts, _ = backup_alerts(evidock, direct)
+        assert [a["kind"] for a in alerts] == [f"{command}-failed"]
+        before = assert_marked_copies_are_there(data_dir, server, bucket)
+        if command == "verify":
+            assert set(before) == set(shas)  # a verify cut short drops no copy
+            assert evidock("--config", direct, "backup", "verify", "--all").code == 0
+            assert backup_alerts(evidock, direct)[0] == []
+        else:
+            catches_up(evidock, direct, data_dir, server, bucket, shas, before)

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from conftest import run_evidock
+from conftest import Run, run_evidock
 from support.filing_helpers import BADGE, ingest_clips, t
 from support.helpers import object_files, sha256_file
 
@@ -398,3 +398,81 @@ def test_footage_on_legal_hold_keeps_its_copy_until_the_hold_is_lifted(tmp_path:
     assert r.code == 0 and r.json()["targets"][0]["deleted"] == 1, r.out + r.err
     assert old_sha not in at_target(disk) and len(at_target(disk)) == 1
     assert (old_sha, "disk2") not in copies(data_dir)
+
+
+def test_a_run_stopped_by_a_full_data_disk_ends_its_rows_alerts_and_raises(tmp_path: Path, small_store: Path) -> None:
+    """Not a target's error: the data disk fills up while the catalog snapshot is written to its
+    temporary file (a real ENOSPC on a size-limited tmpfs under the data dir). Each target's row
+    still ends "failed" with the reason, its run-failed alert names the target and what to do, the
+    other target runs all the same, so does the lag check, and the error is raised: its traceback
+    shown, exit code 2. With room again the next run succeeds and clears the alerts."""
+    from daemon.ingest.offload import ingest
+
+    data = small_store / "data"
+    nas, other = target_dir(tmp_path, "nas"), target_dir(tmp_path, "other")
+    cfg = config(tmp_path, {"name": "nas", "kind": "path", "path": str(nas)},
+                 {"name": "other", "kind": "path", "path": str(other)})
+    cfg.write_text(cfg.read_text() + "\n[store]\nreserve_bytes = 0\n")  # 64 MiB by default: more than this disk
+
+    def run(*args: str | Path) -> Run:
+        return run_evidock("--config", cfg, "--data-dir", data, *args)
+
+    def open_alerts() -> dict[tuple[str, str], str]:
+        with Catalog(data) as c:
+            return {(j, k): m for j, k, m in c.conn.execute(
+                "SELECT job, kind, message FROM job_alerts WHERE cleared_at IS NULL")}
+
+    src = tmp_path / "rec"
+    src.mkdir()
+    for i in range(2):
+        (src / f"clip{i}.mp4").write_bytes(os.urandom(200_000))
+    assert ingest(build_context(parse_config({"store": {"reserve_bytes": 0}}), data), src, device="ZFY-1",
+                  officer=BADGE, threaded=False).status == "completed"
+    with sqlite3.connect(data / CATALOG_NAME) as db:  # stored 2 days ago: a target without them lags
+        db.execute("UPDATE objects SET stored_at = ?", ((NOW - timedelta(days=2)).isoformat(),))
+    first = run("backup", "run", "--target", "other")
+    assert first.code == 0, first.err
+    assert ("backup:nas", "lag") in open_alerts()  # nas has none of them yet
+    # Keep the WAL alive and rewound (as test_tamper does for the audit anchor), grown by a page
+    # pad first, so that the next run's commits reuse pages the filesystem already gave it: the
+    # catalog can commit, a new file cannot.
+    keep = sqlite3.connect(data / CATALOG_NAME)
+    keep.execute("CREATE TABLE pad (x BLOB)")
+    keep.execute("INSERT INTO pad VALUES (zeroblob(500000))")
+    keep.commit()
+    keep.execute("DROP TABLE pad")
+    keep.commit()
+    keep.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
+    filler = small_store / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        while True:
+            os.write(fd, b"\0" * 4096)
+    except OSError:
+        pass  # ENOSPC: every block is taken
+    finally:
+        os.close(fd)
+
+    r = run("backup", "run")
+    assert r.code == 2, r.out + r.err
+    assert "Traceback" in r.err and "internal error" in r.err  # a bug or an OS condition stays in sight
+    with Catalog(data) as c:
+        rows = c.conn.execute("SELECT target, result, error, ended_at FROM backup_runs ORDER BY id").fetchall()
+        audited = [json.loads(d) for (d,) in c.conn.execute("SELECT details FROM audit WHERE event = 'backup.run'"
+                                                              " ORDER BY id")]
+        marked = c.conn.execute("SELECT COUNT(*) FROM backup_copies WHERE target = 'nas'").fetchone()[0]
+    assert [(tg, res) for tg, res, _, _ in rows] == [("other", "ok"), ("nas", "failed"), ("other", "failed")], rows
+    for (tg, _, error, ended), entry in zip(rows[1:], audited[1:], strict=True):
+        assert ended and "full" in error and f"evidock backup run --target {tg}" in error
+        assert (entry["result"], entry["error"]) == ("failed", error)
+    assert marked == 2  # what nas got before the snapshot failed is verified there and stays marked
+    alerts = open_alerts()
+    assert "full" in alerts[("backup:nas", "run-failed")] and "full" in alerts[("backup:other", "run-failed")]
+    assert ("backup:nas", "lag") not in alerts  # the lag check ran after the runs: nas has them now
+    assert list(data.glob("evidock-snap-*")) == []  # the temporary snapshot went
+
+    filler.unlink()
+    keep.close()
+    r = run("backup", "run", "--json")
+    assert r.code == 0 and all(tg["snapshot"] for tg in r.json()["targets"]), r.out + r.err
+    assert open_alerts() == {}

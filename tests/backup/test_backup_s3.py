@@ -15,6 +15,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+from botocore.exceptions import ClientError
 from conftest import run_evidock
 from support.filing_helpers import BADGE, ingest_clips, t
 from support.helpers import object_files
@@ -29,10 +31,10 @@ from daemon.context import build_context
 NOW = datetime.now(UTC).replace(microsecond=0)
 
 
-def config(tmp_path: Path, server: Seaweed, bucket: str) -> Path:
+def config(tmp_path: Path, server: Seaweed, bucket: str, endpoint: str | None = None) -> Path:
     p = tmp_path / "evidock.toml"
     p.write_text("[station]\nid = 'st7'\n\n[[backup.targets]]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in {
-        "name": "bureau", "kind": "s3", "endpoint": server.endpoint, "bucket": bucket, "region": REGION,
+        "name": "bureau", "kind": "s3", "endpoint": endpoint or server.endpoint, "bucket": bucket, "region": REGION,
         "access_key_id": "evidocktestkey", "secret_file": str(server.secret_file())}.items()))
     return p
 
@@ -149,17 +151,75 @@ def test_a_copy_on_legal_hold_is_kept_past_its_lock_date_until_the_hold_is_lifte
     assert r.json()["deleted"] == [] and old in object_files(data_dir), r.out
     r = evidock("--config", cfg, "backup", "run", "--json")
     assert r.code == 0 and r.json()["targets"][0]["deleted"] == 0, r.out + r.err
+    assert r.json()["targets"][0]["held"] == 1  # evidock's hold, mirrored on the recorded version
     held = s3.list_object_versions(Bucket=bucket, Prefix=object_key(old)).get("Versions", [])
     assert [v["VersionId"] for v in held] == [version] and copies(data_dir)[old] == version
+    ref = {"Bucket": bucket, "Key": object_key(old), "VersionId": version}
+    assert s3.get_object_legal_hold(**ref)["LegalHold"]["Status"] == "ON"
+    with pytest.raises(ClientError) as e:
+        s3.delete_object(**ref)  # anyone with the bucket's credentials, past the lock date: refused
+    assert e.value.response["Error"]["Code"] == "AccessDenied"
+    marks = held_marks(data_dir)
+    assert marks[old] == 1 and sorted(marks.values()) == [0, 1]  # the other copy is not held
+    assert hold_audit(data_dir) == [(f"object:{old}", "bureau", version, "ON")]
 
     r = evidock("--config", cfg, "footage", "hold", str(fid), "--release", "--reason", "order lifted", "--json")
     assert r.code == 0 and r.json()[0]["state"] == "released", r.err
     r = evidock("--config", cfg, "retention", "apply", "--json")
     assert [d["sha256"] for d in r.json()["deleted"]] == [old], r.out
     r = evidock("--config", cfg, "backup", "run", "--json")
-    assert r.code == 0 and r.json()["targets"][0]["deleted"] == 1, r.out + r.err
+    # the first run after the release lifts the S3 hold, and then retention's deletion goes through
+    assert r.code == 0 and r.json()["targets"][0]["released"] == 1, r.out + r.err
+    assert r.json()["targets"][0]["deleted"] == 1
     assert s3.list_object_versions(Bucket=bucket, Prefix=object_key(old)).get("Versions", []) == []
     assert old not in copies(data_dir) and len(copies(data_dir)) == 1
+    assert hold_audit(data_dir) == [(f"object:{old}", "bureau", version, "ON"),
+                                    (f"object:{old}", "bureau", version, "OFF")]
+
+
+def test_a_copy_of_held_footage_is_written_with_its_legal_hold_and_later_runs_leave_it(
+        seaweed: Seaweed, tmp_path: Path, data_dir: Path, evidock) -> None:
+    from support.filing_helpers import footage_ids
+    from support.s3tap import S3Tap
+
+    bucket = seaweed.bucket(object_lock=True)
+    ingest_clips(data_dir, tmp_path / "a", {"held.mp4": NOW - timedelta(days=3), "free.mp4": NOW - timedelta(days=2)},
+                 officer="010777")
+    fid = footage_ids(data_dir)["held.mp4"]
+    assert evidock("footage", "hold", str(fid), "--reason", "court order 2026-119").code == 0
+    # through a tap that never acts: it counts the PUTs to objects/ (uploads and legal-hold changes)
+    with S3Tap(seaweed.ports["s3.port"], bucket, nth=10**9, action=lambda: None) as tap:
+        cfg = config(tmp_path, seaweed, bucket, endpoint=tap.endpoint)
+        r = evidock("--config", cfg, "backup", "run", "--json")
+        assert r.code == 0, r.out + r.err
+        assert (r.json()["targets"][0]["copied"], r.json()["targets"][0]["held"]) == (2, 0)  # at once, in the PUT
+        assert tap.seen == 2
+        with Catalog(data_dir) as c:
+            held, until = c.conn.execute("SELECT f.sha256, b.retain_until FROM footage f JOIN backup_copies b"
+                                         " ON b.sha256 = f.sha256 WHERE f.id = ?", (fid,)).fetchone()
+        version = copies(data_dir)[held]
+        s3 = seaweed.client()
+        h = s3.head_object(Bucket=bucket, Key=object_key(held), VersionId=version)
+        assert h["ObjectLockLegalHoldStatus"] == "ON" and until is None  # no date: the hold is what keeps it
+        with pytest.raises(ClientError):
+            s3.delete_object(Bucket=bucket, Key=object_key(held), VersionId=version)
+        assert [k for k, v in held_marks(data_dir).items() if v] == [held]
+        assert hold_audit(data_dir) == [(f"object:{held}", "bureau", version, "ON")]
+
+        r = evidock("--config", cfg, "backup", "run", "--json")  # nothing changed: nothing asked of the objects
+        assert r.code == 0 and (r.json()["targets"][0]["held"], r.json()["targets"][0]["released"]) == (0, 0)
+        assert tap.seen == 2 and len(hold_audit(data_dir)) == 1
+
+
+def held_marks(data_dir: Path) -> dict[str, int]:
+    with Catalog(data_dir) as c:
+        return dict(c.conn.execute("SELECT sha256, legal_hold FROM backup_copies WHERE target = 'bureau'").fetchall())
+
+
+def hold_audit(data_dir: Path) -> list[tuple[str, str, str, str]]:
+    with Catalog(data_dir) as c:
+        rows = c.conn.execute("SELECT subject, details FROM audit WHERE event = 'backup.legal_hold' ORDER BY id")
+        return [(s, d["target"], d["version"], d["status"]) for s, d in ((s, json.loads(d)) for s, d in rows)]
 
 
 def test_a_copy_written_without_a_lock_date_is_locked_once_retention_gives_one(seaweed: Seaweed, tmp_path: Path,
@@ -196,3 +256,34 @@ def test_a_copy_written_without_a_lock_date_is_locked_once_retention_gives_one(s
     with Catalog(data_dir) as c:
         row = c.conn.execute("SELECT retain_until FROM backup_copies WHERE sha256 = ?", (sha,)).fetchone()
     assert row[0] is not None and copies(data_dir)[sha] == version  # the same version, now locked
+
+
+def test_a_run_with_nothing_new_leaves_the_locks_alone(seaweed: Seaweed, tmp_path: Path, data_dir: Path,
+                                                       evidock) -> None:
+    """Unfiled footage is kept 184 days from its ingest time, which has a fraction of a second;
+    S3 and the catalog keep whole seconds. The lock is that date rounded up, and the next run finds
+    it as stored: it does not extend (GET + PUT ?retention) every such copy again, run after run."""
+    from support.s3tap import S3Tap
+
+    bucket = seaweed.bucket(object_lock=True)
+    ingest_clips(data_dir, tmp_path / "a", {"a.mp4": NOW - timedelta(days=3), "b.mp4": NOW - timedelta(days=2)},
+                 officer="010777")
+    with Catalog(data_dir) as c:
+        assert all("." in r[0] for r in c.conn.execute("SELECT ingested_at FROM footage"))  # the fraction
+    # through a tap that never acts: it counts the PUTs to objects/ (uploads, retention changes)
+    with S3Tap(seaweed.ports["s3.port"], bucket, nth=10**9, action=lambda: None) as tap:
+        cfg = config(tmp_path, seaweed, bucket, endpoint=tap.endpoint)
+        r = evidock("--config", cfg, "backup", "run", "--json")
+        assert r.code == 0 and r.json()["targets"][0]["copied"] == 2, r.out + r.err
+        assert tap.seen == 2  # the two uploads, each with its lock: no retention PUT after them
+        r = evidock("--config", cfg, "backup", "run", "--json")
+        assert r.code == 0 and r.json()["targets"][0]["copied"] == 0, r.out + r.err
+        assert tap.seen == 2
+    s3 = seaweed.client()
+    with Catalog(data_dir) as c:
+        rows = c.conn.execute("SELECT f.ingested_at, b.sha256, b.version_id, b.retain_until FROM footage f"
+                              " JOIN backup_copies b ON b.sha256 = f.sha256").fetchall()
+    for ingested, sha, version, until in rows:
+        lock = s3.get_object_retention(Bucket=bucket, Key=object_key(sha), VersionId=version)["Retention"]
+        assert lock["RetainUntilDate"] == datetime.fromisoformat(until)  # what the catalog says, to the second
+        assert datetime.fromisoformat(until) >= datetime.fromisoformat(ingested) + timedelta(days=184)  # never less

@@ -9,12 +9,14 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import time
 import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from botocore.exceptions import ClientError
 from support.seaweed import REGION, SECRET_KEY, Seaweed, free_ports, running, seaweed  # noqa: F401 (fixture)
 
 from daemon.backup.s3target import S3Target, b64
@@ -315,3 +317,46 @@ def test_an_object_already_in_the_bucket_is_taken_up_with_its_lock_extended(seaw
     # another station's copy of the same bytes (one bucket for the bureau) stays its own
     theirs = S3Target(entry(seaweed, t.bucket), "station-08")
     assert theirs.put(sha, src, 30_000, in_a_year()).version_id != first.version_id
+
+
+def test_a_version_on_legal_hold_cannot_be_deleted_past_its_lock_date(seaweed: Seaweed, tmp_path: Path) -> None:
+    """The server's part of evidock's legal hold: SeaweedFS (4.48) honours S3 Object Legal Hold.
+    ON, a version is refused deletion (AccessDenied) after its COMPLIANCE date has passed, and
+    without any retention at all; OFF, it can go. Written with the hold at once, it has it."""
+    t = target(seaweed)
+    src, sha = blob(tmp_path, "clip.mp4", 20_000)
+    expires = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=2)
+    copy = t.put(sha, src, src.stat().st_size, expires)
+    assert copy.legal_hold is False
+    assert t.set_legal_hold(copy, True) is True
+    s3 = seaweed.client()
+    ref = {"Bucket": t.bucket, "Key": object_key(sha), "VersionId": copy.version_id}
+    assert s3.get_object_legal_hold(**ref)["LegalHold"]["Status"] == "ON"
+    time.sleep(max(0.0, (expires - datetime.now(UTC)).total_seconds()) + 1.0)
+    assert s3.get_object_retention(**ref)["Retention"]["RetainUntilDate"] < datetime.now(UTC)  # the lock is over
+    with pytest.raises(ClientError) as e:
+        s3.delete_object(**ref)  # anyone with the bucket's credentials: refused while the hold is ON
+    assert e.value.response["Error"]["Code"] == "AccessDenied"
+    assert t.delete(copy) is False and t.verify(copy)
+    assert t.set_legal_hold(copy, False) is True
+    assert s3.get_object_legal_hold(**ref)["LegalHold"]["Status"] == "OFF"
+    assert t.delete(copy) is True and not t.has(sha)
+
+    # footage already on hold when copied: the PUT carries the hold, no retention date needed
+    other, other_sha = blob(tmp_path, "held.mp4", 20_000)
+    held = t.put(other_sha, other, other.stat().st_size, None, legal_hold=True)
+    assert held.legal_hold is True
+    h = s3.head_object(Bucket=t.bucket, Key=object_key(other_sha), VersionId=held.version_id)
+    assert h["ObjectLockLegalHoldStatus"] == "ON" and "ObjectLockMode" not in h
+    assert t.delete(held) is False and t.verify(held)
+    # taken up (a run killed before its row): the version already there gets the hold set
+    again = t.put(other_sha, other, other.stat().st_size, None, legal_hold=True)
+    assert (again.version_id, again.legal_hold) == (held.version_id, True)
+
+
+def test_a_bucket_without_object_lock_has_no_legal_hold(seaweed: Seaweed, tmp_path: Path) -> None:
+    t = target(seaweed, seaweed.bucket(object_lock=False), require_object_lock=False)
+    src, sha = blob(tmp_path, "clip.mp4", 10_000)
+    copy = t.put(sha, src, src.stat().st_size, None, legal_hold=True)
+    assert copy.legal_hold is False and t.verify(copy)  # stored; no hold claimed that the bucket cannot keep
+    assert t.set_legal_hold(copy, True) is False

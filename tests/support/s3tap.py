@@ -9,7 +9,8 @@ headers count) it stops forwarding, calls ``action`` — kill the server by its 
 speed. Afterwards it passes everything through.
 
 Use: ``with S3Tap(server.ports["s3.port"], bucket, nth=3, action=server.kill) as tap:`` and
-``tap.endpoint`` in the target's config; ``tap.tripped`` says whether the point was reached,
+``tap.endpoint`` in the target's config (``method="GET"``: the Nth read of an object instead);
+``tap.tripped`` says whether the point was reached, ``tap.seen`` how many such requests went by,
 ``tap.cut`` names the object whose PUT it cut.
 """
 
@@ -22,9 +23,17 @@ from support.holdproxy import HoldProxy
 
 
 class S3Tap(HoldProxy):
-    def __init__(self, upstream_port: int, bucket: str, *, nth: int, action: Callable[[], None], after: int = 0):
-        super().__init__(upstream_port, f"PUT /{bucket}/objects/".encode(), after, nth=nth, action=action,
+    def __init__(self, upstream_port: int, bucket: str, *, nth: int, action: Callable[[], None], after: int = 0,
+                 method: str = "PUT"):
+        # method="GET": the Nth read of an object (a verify) instead of its upload
+        super().__init__(upstream_port, f"{method} /{bucket}/objects/".encode(), after, nth=nth, action=action,
                          from_start=True)
+
+    @property
+    def seen(self) -> int:
+        """Requests seen that match (the object PUTs, with ``?retention`` and ``?legal-hold`` ones;
+        GETs with ``method="GET"``): with an ``nth`` never reached, a count of them."""
+        return self.matches
 
     @property
     def tripped(self) -> threading.Event:
