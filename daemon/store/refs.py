@@ -10,7 +10,9 @@ bucket. Which stations still need it is said by small keys beside it, one per st
   deleted when the hold is lifted. A key of its own rather than a flag in the ref: a hold is set
   and lifted by people, independently of the upload and of retention, and each of the two keys
   is then only ever put whole or deleted by one path (no read-modify-write of one object), and
-  ``holds/`` lists every held object of every station in one listing.
+  ``holds/`` lists every held object of every station in one listing. With the key, the object's
+  version gets an S3 Object Legal Hold (the key only stops `store gc`; held footage has no
+  retention date, so its lock runs out), lifted when the last station's hold key goes.
 
 The catalog's ``store_uploads.ref`` / ``hold_ref`` say what the bucket has; ``sync_refs`` (each
 pass of the upload queue) brings the bucket in line: a reference that could not be written or
@@ -139,10 +141,20 @@ def _delete(b: StoreBucket, key: str) -> None:
 
 
 def _hold(catalog: Catalog, b: StoreBucket, sha: str, on: bool) -> None:
+    """This station's hold key, and the S3 Object Legal Hold of the object's version with it: the
+    key only stops `store gc`, and a lock runs out (footage on hold has no retention date), so
+    without the legal hold anyone with the bucket's credentials could delete held evidence. It is
+    lifted only when no station holds the object any more (one flag a version, for all)."""
     key = hold_key(sha, b.station_id)
+    row = catalog.conn.execute("SELECT size, version_id FROM store_uploads WHERE sha256=?", (sha,)).fetchone()
+    copy = Copy(sha, int(row[0]), row[1], iso(now_utc())) if row and row[1] else None
     if on:
         b.put_small(key, _body(sha, b.station_id, hold=True))
+        if copy is not None:
+            b.set_legal_hold(copy, True)
     else:
+        if copy is not None and not [k for k in b.keys(f"holds/{sha}/") if k != key]:
+            b.set_legal_hold(copy, False)  # before the key goes: a failure leaves both for the next pass
         _delete(b, key)
     with catalog.transaction() as conn:
         conn.execute("UPDATE store_uploads SET hold_ref=? WHERE sha256=?", (1 if on else 0, sha))

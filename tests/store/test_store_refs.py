@@ -191,3 +191,50 @@ def test_an_object_docked_again_after_retention_removed_it_is_referenced_again(s
         assert (up.present, up.refs["written"], up.waiting) == (1, 1, 0), up.to_json()
     assert keys(seaweed, bucket, "refs/") == [ref_key(sha, "st-c")]
     assert events(data, "store.ref", "store.unref") == [("store.ref", sha), ("store.unref", sha), ("store.ref", sha)]
+
+
+def test_a_held_object_carries_an_s3_legal_hold_until_no_station_holds_it(seaweed: Seaweed, tmp_path: Path) -> None:
+    # a hold key only stops `store gc`; footage on hold has no retention date, so its lock runs
+    # out: the version itself must refuse deletion while any station holds it
+    bucket, same = seaweed.bucket(), os.urandom(30_000)
+    stations = {}
+    for name in ("st-a", "st-b"):
+        cfg = config(seaweed, bucket, name)
+        data_dir, sha, fid = dock(tmp_path, cfg, name, same)
+        stations[name] = (build_context(cfg, data_dir), fid)
+
+    def sync(name: str) -> None:
+        ctx, _ = stations[name]
+        with ctx.catalog() as cat:
+            rep = run_queue(ctx, cat)
+        assert not rep.later and rep.error is None, rep.to_json()
+
+    def hold(name: str, on: bool) -> None:
+        ctx, fid = stations[name]
+        with ctx.catalog() as cat:
+            (retention.set_hold if on else retention.release_hold)(cat, [fid], "case 2026-31")
+        sync(name)
+
+    def legal_hold() -> str:
+        version = versions_of(seaweed, bucket, sha)
+        assert len(version) == 1
+        try:
+            r = seaweed.client().get_object_legal_hold(Bucket=bucket, Key=object_key(sha), VersionId=version[0])
+        except seaweed.client().exceptions.ClientError:
+            return "none"
+        return r["LegalHold"]["Status"]
+
+    sync("st-a"), sync("st-b")
+    assert legal_hold() == "none"
+    hold("st-a", True)
+    assert legal_hold() == "ON"
+    hold("st-b", True)
+    hold("st-a", False)
+    assert legal_hold() == "ON"  # st-b still holds it
+    hold("st-b", False)
+    assert legal_hold() == "OFF" and keys(seaweed, bucket, "holds/") == []
+
+
+def versions_of(server: Seaweed, bucket: str, sha: str) -> list[str]:
+    listed = server.client().list_object_versions(Bucket=bucket, Prefix=object_key(sha))
+    return [v["VersionId"] for v in listed.get("Versions", []) if v["Key"] == object_key(sha)]
