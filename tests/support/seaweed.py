@@ -97,7 +97,9 @@ class Seaweed:
         self._wait_ready()
 
     def _wait_ready(self) -> None:
-        """Until the S3 API answers a signed request (its port opens a little before that)."""
+        """Until the S3 API answers a signed request (its port opens a little before that) and, on
+        a restart, serves an object it held: it answers listings before its volumes are back, and a
+        read in that moment is an InternalError (seen in a test that restarts it mid-run)."""
         deadline = time.monotonic() + START_TIMEOUT
         client = self.client()
         while True:
@@ -107,7 +109,11 @@ class Seaweed:
             try:
                 with closing(socket.create_connection(("127.0.0.1", self.ports["s3.port"]), timeout=1)):
                     pass
-                client.list_buckets()
+                for b in client.list_buckets().get("Buckets", []):
+                    held = client.list_object_versions(Bucket=b["Name"], MaxKeys=1).get("Versions", [])
+                    if held:
+                        client.get_object(Bucket=b["Name"], Key=held[0]["Key"], VersionId=held[0]["VersionId"])["Body"].read()
+                        break
                 return
             except Exception:
                 if time.monotonic() > deadline:
