@@ -84,6 +84,14 @@ def test_job_runs_incrementally_and_restore_is_bit_for_bit(tmp_path: Path, data_
     s = st.json()["targets"][0]
     assert (s["objects"], s["objects_total"], s["lag_s"]) == (3, 3, None)
     assert s["last_run"]["result"] == "ok"
+    sizes = sum(p.stat().st_size for p in object_files(data_dir).values())
+    assert s["bytes"] == s["bytes_total"] == sizes > 0  # the objects' own sizes, all of them backed up
+    before = s["last_verify"]
+    assert evidock("--config", cfg, "backup", "verify", "--all").code == 0
+    s = evidock("--config", cfg, "backup", "status", "--json").json()["targets"][0]
+    assert s["last_verify"]["result"] == "ok" and s["last_verify"]["kind"] == "verify"
+    assert before is None or s["last_verify"]["id"] > before["id"]  # this verify, not an earlier one
+    assert s["last_verify"]["ended_at"] >= s["last_run"]["ended_at"]
 
     listing = evidock("footage", "list", "--json").out
     originals = {sha: p.read_bytes() for sha, p in object_files(data_dir).items()}
