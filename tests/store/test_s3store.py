@@ -255,6 +255,10 @@ def test_an_unusable_bucket_is_said_and_offloads_still_go_to_local_staging(seawe
     r = run_evidock("--config", conf, "store", "status", "--json", data_dir=data)
     doc = r.json()
     assert r.code == 1 and doc["waiting"] == 1 and doc["stored"] == 0
+    assert doc["waiting_bytes"] == 50_000  # the clip's size
+    with sqlite3.connect(data / "catalog.sqlite") as db:
+        (queued,) = db.execute("SELECT queued_at FROM store_uploads").fetchone()
+    assert doc["oldest_waiting"] == queued and doc["oldest_age_s"] >= (1 if fault == "credentials" else 0)
     assert said in doc["alerts"][0]["message"]
     assert [a["kind"] for a in doc["alerts"]] == (["bucket", "lag"] if fault == "credentials" else ["bucket"])
     assert doc["lagging"] is (fault == "credentials")
