@@ -89,7 +89,8 @@ def test_a_recorder_is_wiped_only_once_its_files_are_stored_in_the_bucket(seawee
     data, vol = tmp_path / "data", card(tmp_path / "card", {"录像_0001.MP4": os.urandom(150_000),
                                                              "B.MP4": os.urandom(90_000)})
     station = build_context(cfg, data)
-    res = ingest(station, vol, device="S3-1", officer="010203", threaded=False)
+    # the recorder's clock 2 minutes fast: each file's corrected time differs from its own
+    res = ingest(station, vol, device="S3-1", officer="010203", clock_drift_s=120.0, threaded=False)
     assert res.counts()["stored"] == 2, res.to_json()
     with station.catalog() as cat, UmsDriver(vol) as driver:
         rep = wipe_stored(cat, station.store, driver, vol, "S3-1", in_bucket=True)
@@ -109,6 +110,10 @@ def test_a_recorder_is_wiped_only_once_its_files_are_stored_in_the_bucket(seawee
     assert meta["evidock-station"] == "st-a" and meta["recorder"] == "S3-1" and meta["officer"] == "010203"
     assert meta["path"] == "DCIM/录像_0001.MP4" and meta["sha256"] == sha
     assert {"first-read", "recorded-at"} <= set(meta)
+    with sqlite3.connect(data / "catalog.sqlite") as db:
+        recorded, corrected = db.execute("SELECT recorded_at, recorded_at_corrected FROM footage WHERE sha256 = ?",
+                                         (sha,)).fetchone()
+    assert (meta["recorded-at"], meta["recorded-at-corrected"]) == (recorded, corrected) and corrected != recorded
     assert head["ObjectLockMode"] == "COMPLIANCE"
 
 
