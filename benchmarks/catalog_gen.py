@@ -54,7 +54,9 @@ def build(data_dir: Path, rows: int, recorders: int = 25, per_dock: int = 50, si
     with Catalog(data_dir) as catalog:
         if not durable:
             catalog.conn.execute("PRAGMA synchronous = OFF")
-            catalog.conn.execute("PRAGMA cache_size = -262144")  # 256 MiB: millions of rows' indexes
+            # 1 GiB: the indexes on SHA-256 keys take inserts all over; with less, millions of rows
+            # spend their time re-reading index pages the cache just dropped
+            catalog.conn.execute("PRAGMA cache_size = -1048576")
         dock = catalog.conn.execute("SELECT COUNT(*) FROM sessions").fetchone()[0]  # a second call adds more
         # The last docking of this call is now: a call that adds to a catalog moves the whole
         # history back (it went on from the docks already there, into the future).

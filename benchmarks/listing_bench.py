@@ -143,6 +143,10 @@ def main() -> int:
     ap.add_argument("--dir", type=Path, default=None)
     ap.add_argument("--verify-only", action="store_true",
                     help="with --dir: only verify's cross-check of the catalog already there")
+    ap.add_argument("--build-only", action="store_true",
+                    help="with --dir: build the catalog (rows, cases, health) and stop; a later call with the "
+                         "same --dir measures it without building again (to build on a busy machine, measure on "
+                         "a quiet one)")
     a = ap.parse_args()
     if a.verify_only:
         verify_bench(a.dir / "data")
@@ -178,6 +182,8 @@ def main() -> int:
         print(f"catalog: {a.rows} footage rows ({have} there before), {a.officers} officers, built in {built:.0f} s "
               f"({(a.rows - have) / max(built, 1e-9):.0f} rows/s); {size / 1e6:.0f} MB on disk, {size / 1e6 / (a.rows / 1e6):.0f} MB "
               f"per million rows")
+        if a.build_only:
+            return 0
         rng = random.Random(7)
         times = []
         with Catalog(data) as catalog:
