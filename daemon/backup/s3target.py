@@ -120,6 +120,10 @@ class S3Target(S3Snapshots):
                             s3={"addressing_style": "path"} if self.endpoint else None,
                             request_checksum_calculation="when_required",
                             response_checksum_validation="when_required")
+            # Without keys in the config boto3 looks in the environment and its files, and last
+            # asks the EC2 metadata service at 169.254.169.254: a station is no EC2 instance, its
+            # unit does not let it reach that address, and asking costs a timeout on every run.
+            os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
             kw: dict[str, Any] = {}
             if self.access_key_id:
                 kw = {"aws_access_key_id": self.access_key_id, "aws_secret_access_key": self._secret()}

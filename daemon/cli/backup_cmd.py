@@ -114,7 +114,7 @@ def backup_status_cmd(st: Station, as_json: bool) -> int:
 @click.option("--target", "target", metavar="NAME", help="Only this target.")
 @click.option("--sample", type=click.IntRange(min=1), metavar="N", help="At most N copies per target, oldest verified first.")
 @click.option("--all", "all_", is_flag=True, help="Every copy (the default without --sample).")
-@click.option("--max-duration", type=click.FloatRange(min=0, min_open=True), metavar="S", help="Stop after S seconds; the next slice resumes.")
+@click.option("--max-duration", type=click.FloatRange(min=0, min_open=True), metavar="S", help="Stop after S seconds (one copy per target at least); the next slice resumes.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @pass_station
 def backup_verify(st: Station, target: str | None, sample: int | None, all_: bool, max_duration: float | None,

@@ -18,12 +18,11 @@ import json
 import os
 import signal
 import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import REPO, Run
+from conftest import finish, spawn_evidock
 from support.filing_helpers import BADGE
 from support.s3tap import S3Tap
 from support.seaweed import REGION, Seaweed, running, seaweed  # noqa: F401 (fixture)
@@ -175,21 +174,6 @@ def test_a_bucket_without_object_lock_fails_the_run_and_a_locked_one_catches_up(
             == "COMPLIANCE"
 
 
-def spawn_evidock(data_dir: Path, *args: str | os.PathLike[str], env: dict[str, str] | None = None) -> subprocess.Popen:
-    """``evidock ARGS`` as conftest's ``run_evidock`` runs it, but started, not waited for (its PID is needed)."""
-    full_env = {k: v for k, v in os.environ.items()
-                if not k.startswith("EVIDOCK_") and k not in ("LC_ALL", "LC_MESSAGES", "LANGUAGE")}
-    full_env.update(LANG="C.UTF-8", **(env or {}))
-    return subprocess.Popen([sys.executable, "-m", "daemon", "--data-dir", str(data_dir), *map(str, args)],
-                            cwd=REPO, env=full_env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-
-
-def finish(p: subprocess.Popen) -> Run:
-    out, err = p.communicate(timeout=300)
-    return Run(p.returncode, out, err)
-
-
 @pytest.mark.parametrize("point", ["mid-body", "backup-after-put:2"])
 def test_kill_9_mid_s3_upload_loses_and_double_marks_nothing(tmp_path: Path, data_dir: Path, point: str,
                                                             evidock) -> None:
@@ -204,7 +188,7 @@ def test_kill_9_mid_s3_upload_loses_and_double_marks_nothing(tmp_path: Path, dat
                    action=lambda: os.kill(procs[0].pid, signal.SIGKILL)) as tap:
             cfg = config(tmp_path, tap.endpoint if point == "mid-body" else server.endpoint, bucket,
                          server.secret_file())
-            procs.append(spawn_evidock(data_dir, "--config", cfg, "backup", "run",
+            procs.append(spawn_evidock("--config", cfg, "backup", "run", data_dir=data_dir,
                                        env={"EVIDOCK_CRASH_AT": point} if point != "mid-body" else None))
             r = finish(procs[0])
             assert r.code == -9, r.out + r.err
@@ -243,7 +227,7 @@ def test_ctrl_c_mid_run_or_verify_ends_its_row_as_failed(tmp_path: Path, data_di
                    method="PUT" if command == "run" else "GET",
                    action=lambda: os.kill(procs[0].pid, signal.SIGINT)) as tap:
             cfg = config(tmp_path, tap.endpoint, bucket, server.secret_file(), "tapped.toml")
-            procs.append(spawn_evidock(data_dir, "--config", cfg, "backup", command))
+            procs.append(spawn_evidock("--config", cfg, "backup", command, data_dir=data_dir))
             r = finish(procs[0])
             assert tap.tripped.is_set()
         assert r.code == 2 and "aborted" in r.err, r.out + r.err

@@ -166,7 +166,7 @@ def small_target(tmp_path: Path):
         subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
-def test_a_full_target_fails_the_run_naming_it_and_marks_nothing(tmp_path: Path, data_dir: Path, evidock,
+def test_a_full_target_fails_the_run_naming_it_marks_nothing_and_catches_up_given_room(tmp_path: Path, data_dir: Path, evidock,
                                                                   small_target: Path) -> None:
     from daemon.ingest.offload import ingest
 
@@ -184,6 +184,14 @@ def test_a_full_target_fails_the_run_naming_it_and_marks_nothing(tmp_path: Path,
     # the temp copy removed; the station's mark stays
     st = evidock("--config", cfg, "backup", "status", "--json").json()["targets"][0]
     assert any(a["kind"] == "run-failed" for a in st["alerts"])
+    # given room (the disk grown, as a NAS share's quota raised), the next run catches up
+    subprocess.run(["mount", "-o", "remount,size=8m", str(small_target)], check=True, capture_output=True)
+    r = evidock("--config", cfg, "backup", "run", "--json")
+    assert r.code == 0 and r.json()["targets"][0]["copied"] == 1, r.out + r.err
+    [(sha, _)] = copies(data_dir)
+    assert sha256_file(at_target(small_target)[sha]) == sha
+    st = evidock("--config", cfg, "backup", "status", "--json").json()["targets"][0]
+    assert st["alerts"] == [] and st["lag_s"] is None
 
 
 def test_secret_footage_stays_off_an_offsite_target_unless_it_includes_secret(tmp_path: Path, data_dir: Path,

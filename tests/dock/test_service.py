@@ -78,13 +78,29 @@ def test_install_into_a_root(tmp_path: Path) -> None:
     assert r.returncode == 0 and "用法:" in r.stdout and "执法记录仪采集工作站" in r.stdout, r.stdout + r.stderr
     # idempotent, and an edited config is never overwritten
     # ... and the udev rules come from the merged table: the config's own models too (issue 13)
-    (root / "etc/evidock/evidock.toml").write_text('[dock]\nmax_parallel_offloads = 9\n[[recorders]]\nvendor_id = "2e3c"\n'
-                                                   'product_id = "5740"\ndriver = "ums"\nmodel = "DSJ-A9"\nvendor = "X"\n')
+    # ... and the unit's drop-in lets the service reach the config's S3 target (issue 16)
+    (root / "etc/evidock/evidock.toml").write_text(
+        '[dock]\nmax_parallel_offloads = 9\n[[recorders]]\nvendor_id = "2e3c"\nproduct_id = "5740"\ndriver = "ums"\n'
+        'model = "DSJ-A9"\nvendor = "X"\n[[backup.targets]]\nname = "bureau"\nkind = "s3"\n'
+        'endpoint = "http://192.0.2.15:8333"\nbucket = "evidence"\nregion = "us-east-1"\n')
     p = subprocess.run(["bash", str(REPO / "scripts" / "install"), "--root", str(root)], capture_output=True, text=True,
                        timeout=600, cwd=REPO)
     assert p.returncode == 0 and "max_parallel_offloads = 9" in (root / "etc/evidock/evidock.toml").read_text()
     rules = (root / "etc/udev/rules.d/70-evidock.rules").read_text()
     assert 'ATTRS{idVendor}=="2e3c", ATTRS{idProduct}=="5740"' in rules and 'ATTRS{idVendor}=="1209"' in rules
+    dropin = root / "etc/systemd/system/evidock.service.d/backup.conf"
+    assert "IPAddressAllow=192.0.2.15" in dropin.read_text() and (dropin.stat().st_mode & 0o777) == 0o644
+    import tomllib
+
+    from daemon.backup.dropin import installed_state
+    from daemon.config import parse_config
+
+    data = tomllib.loads((root / "etc/evidock/evidock.toml").read_text())
+    installed = parse_config(data)
+    assert installed_state(installed, dropin) == "matches"  # what `config check` says of it
+    data["backup"]["targets"][0]["endpoint"] = "http://192.0.2.16:8333"  # the target moved, not installed again
+    assert installed_state(parse_config(data), dropin) == "differs"
+    assert installed_state(installed, root / "nothing.conf") == "missing"
 
 
 class Notify:

@@ -24,7 +24,7 @@ from typing import Any
 from urllib.parse import unquote
 
 import pytest
-from conftest import REPO, run_evidock
+from conftest import REPO, finish, run_evidock, spawn_evidock
 from support.docktools import SIM_PID, SIM_PRODUCT, SIM_VID, recorder, template_volume
 from support.holdproxy import hold_proxy
 from support.seaweed import ACCESS_KEY, REGION, Seaweed, running, seaweed  # noqa: F401 (fixture)
@@ -177,9 +177,7 @@ def test_kill_9_in_the_middle_of_a_put_loses_nothing_and_the_next_run_puts_it_on
     import hashlib
     import signal
     import subprocess
-    import sys
 
-    from conftest import REPO
     from support.s3tap import S3Tap
 
     bucket = seaweed.bucket()
@@ -195,11 +193,8 @@ def test_kill_9_in_the_middle_of_a_put_loses_nothing_and_the_next_run_puts_it_on
                action=lambda: os.kill(procs[0].pid, signal.SIGKILL)) as tap:
         via = tmp_path / "via-tap.toml"
         via.write_text(conf.read_text().replace(seaweed.endpoint, tap.endpoint))
-        env = {k: v for k, v in os.environ.items() if not k.startswith("EVIDOCK_")}
-        procs.append(subprocess.Popen([sys.executable, "-m", "daemon", "--config", str(via), "--data-dir", str(data),
-                                       "store", "upload"], cwd=REPO, env={**env, "LANG": "C.UTF-8"},
-                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
-        procs[0].communicate(timeout=120)
+        procs.append(spawn_evidock("--config", via, "store", "upload", data_dir=data))
+        finish(procs[0], timeout=120)
         assert procs[0].returncode == -9 and tap.tripped.is_set() and tap.cut == sha
     assert versions(seaweed, bucket, sha) == []  # half a PUT stores nothing
     assert uploads(data)[sha][0] == "uploading"  # the dead runner's claim, not counted stored
@@ -317,15 +312,6 @@ def test_store_upload_on_a_local_store_is_an_error_and_config_check_masks_the_ke
     conf.write_text('[store]\nbackend = "s3"\n[store.s3]\nbucket = "b"\naccess_key_id = "AKIASECRETKEYID"\n')
     r = run_evidock("--config", conf, "config", "check", "--json", data_dir=data)
     assert "AKIASECRETKEYID" not in r.out + r.err and "AKIA" in r.out, r.out + r.err
-
-
-def spawn_evidock(*args: str | os.PathLike[str], data_dir: Path) -> subprocess.Popen[str]:
-    """``evidock ARGS`` started, not waited for (``run_evidock``'s environment): a runner to overlap another."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("EVIDOCK_") and k not in ("LC_ALL", "LC_MESSAGES", "LANGUAGE")}
-    return subprocess.Popen([sys.executable, "-m", "daemon", "--data-dir", str(data_dir), *map(str, args)], cwd=REPO,
-                            env={**env, "LANG": "C.UTF-8"}, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
 
 
 def catalog_rows(data: Path, sql: str, *params: Any) -> list[tuple]:

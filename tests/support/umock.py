@@ -12,22 +12,44 @@ import os
 import pytest
 
 
-def fake_dock():
-    if "umockdev" not in os.environ.get("LD_PRELOAD", ""):
-        pytest.skip("needs umockdev-wrapper around pytest (scripts/test runs it so)")
-    try:
-        import gi
+def preloaded() -> bool:
+    """Whether this process runs under umockdev's preload (``umockdev-wrapper``)."""
+    return "umockdev" in os.environ.get("LD_PRELOAD", "")
 
-        gi.require_version("UMockdev", "1.0")
-        from gi.repository import UMockdev
-    except (ImportError, ValueError) as e:
-        pytest.skip(f"umockdev's GObject bindings are not importable: {e}")
+
+def testbed():
+    """The process's one test bed, made on first use (``None`` without the preload or the bindings).
+
+    conftest makes it when a test process starts, not when the first hotplug test runs: without a
+    test bed, umockdev 0.17's preload leaks a socket on every open of a node under /dev (it tries
+    ``(null)/ioctl/_default`` and never closes the socket when that fails). A test process opens
+    /dev/null for every subprocess it starts, so after a thousand or so its next file descriptors
+    are past what select() takes, and pyserial's reads on a recorder's pty fail ("filedescriptor
+    out of range in select()"). Made at the start, every test also sees the same environment,
+    whichever tests its worker ran before.
+    """
     global _TESTBED
-    if _TESTBED is None:
+    if _TESTBED is None and preloaded():
+        try:
+            import gi
+
+            gi.require_version("UMockdev", "1.0")
+            from gi.repository import UMockdev
+        except (ImportError, ValueError):
+            return None
         # One test bed per process: a second one's teardown would pull the environment that
         # umockdev's preload reads from under the first.
         _TESTBED = UMockdev.Testbed.new()
-    return FakeDock(_TESTBED)  # the caller closes it (removes its devices and /dev links)
+    return _TESTBED
+
+
+def fake_dock():
+    if not preloaded():
+        pytest.skip("needs umockdev-wrapper around pytest (scripts/test runs it so)")
+    tb = testbed()
+    if tb is None:
+        pytest.skip("umockdev's GObject bindings (gir1.2-umockdev-1.0) are not importable")
+    return FakeDock(tb)  # the caller closes it (removes its devices and /dev links)
 
 
 _TESTBED = None
